@@ -1,0 +1,239 @@
+//! The fixed-size frame header that prefixes every HardLight message.
+//!
+//! ```text
+//! offset size field
+//!      0    4 body_len  u32 LE, bytes of body after this header (compressed size if compressed)
+//!      4    1 kind      message kind, see [`Kind`]
+//!      5    1 flags     bit 0: body is zstd-compressed; other bits must be zero
+//!      6    2 aux       u16 LE, kind-specific (method index, error code, ...)
+//!      8    8 id        u64 LE, call id (calls, replies, cancels) or a count (lagged)
+//!     16    8 seq       u64 LE, state version (replies, state batches)
+//! ```
+//!
+//! Parsing is pure: [`FrameHeader::parse`] checks the size limit before anything
+//! is allocated for the body.
+
+use crate::error::ProtocolError;
+
+/// Size in bytes of every frame header.
+pub const HEADER_LEN: usize = 24;
+
+/// Flag bit: the body is zstd-compressed.
+pub const FLAG_COMPRESSED: u8 = 0b0000_0001;
+const KNOWN_FLAGS: u8 = FLAG_COMPRESSED;
+
+macro_rules! kinds {
+    ($($(#[$doc:meta])* $name:ident = $value:literal,)*) => {
+        /// The kind of a frame; decides how `aux`, `id`, `seq` and the body are read.
+        #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+        #[repr(u8)]
+        pub enum Kind {
+            $($(#[$doc])* $name = $value,)*
+        }
+
+        impl Kind {
+            /// Decodes a kind byte.
+            pub fn from_u8(value: u8) -> Option<Self> {
+                match value {
+                    $($value => Some(Self::$name),)*
+                    _ => None,
+                }
+            }
+        }
+    };
+}
+
+kinds! {
+    /// Client → server, first message: version, schema hash, compression offers, token.
+    Hello = 1,
+    /// Server → client: the handshake succeeded; carries the full state snapshot.
+    Welcome = 2,
+    /// Server → client: the handshake failed; `aux` is a [`crate::RejectCode`].
+    Reject = 3,
+    /// Client → server: a call; `aux` = method index, `id` = call id, body = arguments.
+    Call = 4,
+    /// Client → server: cancel call `id` (multiplexed transports only).
+    Cancel = 5,
+    /// Server → client: the call succeeded; body = return value, `seq` = state version.
+    ReplyOk = 6,
+    /// Server → client: the handler returned its own error; body = that error.
+    ReplyHandlerError = 7,
+    /// Server → client: the call failed; `aux` = [`crate::ErrorCode`], body = message.
+    ReplyFailure = 8,
+    /// Server → client: a state batch; `seq` = the version it brings the mirror to.
+    State = 9,
+    /// Server → client: an event on a topic.
+    Event = 10,
+    /// Server → client: `id` events were dropped for this connection.
+    Lagged = 11,
+    /// Server → client: the server is shutting down; make no new calls.
+    GoAway = 12,
+}
+
+/// A parsed frame header.
+///
+/// ```
+/// use hardlight_core::frame::{FrameHeader, Kind, HEADER_LEN};
+/// let header = FrameHeader::new(Kind::Call, 11).with_aux(2).with_id(7);
+/// let bytes = header.encode();
+/// assert_eq!(bytes.len(), HEADER_LEN);
+/// assert_eq!(FrameHeader::parse(&bytes, 1024).unwrap(), header);
+/// ```
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct FrameHeader {
+    /// Length of the body that follows, as sent (compressed length if compressed).
+    pub body_len: u32,
+    /// What the frame is.
+    pub kind: Kind,
+    /// Flag bits ([`FLAG_COMPRESSED`]).
+    pub flags: u8,
+    /// Kind-specific 16-bit field.
+    pub aux: u16,
+    /// Call id or count.
+    pub id: u64,
+    /// State version.
+    pub seq: u64,
+}
+
+impl FrameHeader {
+    /// A header of `kind` with a body of `body_len` bytes and every other field zero.
+    pub fn new(kind: Kind, body_len: u32) -> Self {
+        Self {
+            body_len,
+            kind,
+            flags: 0,
+            aux: 0,
+            id: 0,
+            seq: 0,
+        }
+    }
+
+    /// Sets `aux`.
+    pub fn with_aux(mut self, aux: u16) -> Self {
+        self.aux = aux;
+        self
+    }
+
+    /// Sets `id`.
+    pub fn with_id(mut self, id: u64) -> Self {
+        self.id = id;
+        self
+    }
+
+    /// Sets `seq`.
+    pub fn with_seq(mut self, seq: u64) -> Self {
+        self.seq = seq;
+        self
+    }
+
+    /// Sets `flags`.
+    pub fn with_flags(mut self, flags: u8) -> Self {
+        self.flags = flags;
+        self
+    }
+
+    /// Whether the body is compressed.
+    pub fn is_compressed(&self) -> bool {
+        self.flags & FLAG_COMPRESSED != 0
+    }
+
+    /// Serializes the header.
+    pub fn encode(&self) -> [u8; HEADER_LEN] {
+        let mut out = [0u8; HEADER_LEN];
+        out[0..4].copy_from_slice(&self.body_len.to_le_bytes());
+        out[4] = self.kind as u8;
+        out[5] = self.flags;
+        out[6..8].copy_from_slice(&self.aux.to_le_bytes());
+        out[8..16].copy_from_slice(&self.id.to_le_bytes());
+        out[16..24].copy_from_slice(&self.seq.to_le_bytes());
+        out
+    }
+
+    /// Parses and checks a header: known kind, known flags, body within `max_body`.
+    ///
+    /// ```
+    /// use hardlight_core::{frame::{FrameHeader, Kind}, ProtocolError};
+    /// let bytes = FrameHeader::new(Kind::Call, 4096).encode();
+    /// assert!(matches!(
+    ///     FrameHeader::parse(&bytes, 1024),
+    ///     Err(ProtocolError::FrameTooLarge { len: 4096, max: 1024 })
+    /// ));
+    /// ```
+    pub fn parse(bytes: &[u8; HEADER_LEN], max_body: u32) -> Result<Self, ProtocolError> {
+        let [l0, l1, l2, l3, kind, flags, a0, a1, rest @ ..] = *bytes;
+        let body_len = u32::from_le_bytes([l0, l1, l2, l3]);
+        let kind = Kind::from_u8(kind).ok_or(ProtocolError::UnknownKind(kind))?;
+        if flags & !KNOWN_FLAGS != 0 {
+            return Err(ProtocolError::UnknownFlags(flags));
+        }
+        if body_len > max_body {
+            return Err(ProtocolError::FrameTooLarge {
+                len: u64::from(body_len),
+                max: max_body,
+            });
+        }
+        let (id, seq) = rest.split_at(8);
+        Ok(Self {
+            body_len,
+            kind,
+            flags,
+            aux: u16::from_le_bytes([a0, a1]),
+            id: u64::from_le_bytes(id.try_into().map_err(|_| ProtocolError::Malformed)?),
+            seq: u64::from_le_bytes(seq.try_into().map_err(|_| ProtocolError::Malformed)?),
+        })
+    }
+
+    /// Parses the header at the start of `bytes`, for transports that deliver whole
+    /// messages (WebSocket). Returns the header and the body slice.
+    pub fn split(bytes: &[u8], max_body: u32) -> Result<(Self, &[u8]), ProtocolError> {
+        let (head, body) = bytes
+            .split_first_chunk::<HEADER_LEN>()
+            .ok_or(ProtocolError::Truncated {
+                expected: HEADER_LEN as u64,
+                got: bytes.len() as u64,
+            })?;
+        let header = Self::parse(head, max_body)?;
+        if body.len() as u64 != u64::from(header.body_len) {
+            return Err(ProtocolError::Truncated {
+                expected: u64::from(header.body_len),
+                got: body.len() as u64,
+            });
+        }
+        Ok((header, body))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn rejects_unknown_kind_and_flags() {
+        let mut bytes = FrameHeader::new(Kind::Call, 0).encode();
+        bytes[4] = 200;
+        assert_eq!(
+            FrameHeader::parse(&bytes, 10),
+            Err(ProtocolError::UnknownKind(200))
+        );
+        let mut bytes = FrameHeader::new(Kind::Call, 0).encode();
+        bytes[5] = 0x80;
+        assert_eq!(
+            FrameHeader::parse(&bytes, 10),
+            Err(ProtocolError::UnknownFlags(0x80))
+        );
+    }
+
+    #[test]
+    fn split_checks_body_length() {
+        let mut msg = FrameHeader::new(Kind::Call, 3).encode().to_vec();
+        msg.extend_from_slice(&[1, 2]);
+        assert!(matches!(
+            FrameHeader::split(&msg, 10),
+            Err(ProtocolError::Truncated { expected: 3, got: 2 })
+        ));
+        msg.push(3);
+        let (header, body) = FrameHeader::split(&msg, 10).unwrap();
+        assert_eq!(header.body_len, 3);
+        assert_eq!(body, &[1, 2, 3]);
+    }
+}

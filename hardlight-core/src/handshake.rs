@@ -1,0 +1,184 @@
+//! The handshake: `Hello` from the client, `Welcome` or `Reject` from the server.
+
+use std::fmt;
+
+use crate::{compression::Compression, state::StateBatch};
+
+/// The protocol version this build speaks.
+pub const PROTOCOL_VERSION: u16 = 1;
+
+/// The ALPN protocol id (QUIC) and WebSocket subprotocol for a protocol version.
+///
+/// ```
+/// assert_eq!(hardlight_core::handshake::alpn(1), b"hardlight/1".to_vec());
+/// ```
+pub fn alpn(version: u16) -> Vec<u8> {
+    format!("hardlight/{version}").into_bytes()
+}
+
+/// The client's first message.
+#[derive(Debug, Clone, PartialEq, rkyv::Archive, rkyv::Serialize, rkyv::Deserialize)]
+pub struct Hello {
+    /// Protocol version the client speaks.
+    pub version: u16,
+    /// Schema hash of the client's service (trait and state).
+    pub schema_hash: u64,
+    /// Name of the client's service, for error messages.
+    pub service: String,
+    /// Compression algorithm ids the client accepts, in preference order.
+    pub compression: Vec<u8>,
+    /// An optional authentication token.
+    pub token: Option<Vec<u8>>,
+}
+
+/// The server's answer to a valid `Hello`.
+#[derive(Debug, Clone, PartialEq, rkyv::Archive, rkyv::Serialize, rkyv::Deserialize)]
+pub struct Welcome {
+    /// Identifies this session.
+    pub session_id: [u8; 16],
+    /// The compression id both sides use (0: none).
+    pub compression: u8,
+    /// Largest message the server accepts.
+    pub max_message_size: u32,
+    /// Calls the server lets this connection have in flight.
+    pub max_concurrent_calls: u32,
+    /// The full connection state; the mirror starts from it.
+    pub state: StateBatch,
+    /// The state version `state` corresponds to.
+    pub state_version: u64,
+}
+
+/// Why the server refused a handshake, carried in a `Reject` frame's `aux`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+#[non_exhaustive]
+pub enum RejectCode {
+    /// The client speaks another protocol version.
+    VersionMismatch,
+    /// The client was built from another service definition.
+    SchemaMismatch,
+    /// Authentication failed.
+    Unauthorized,
+    /// The server is at capacity.
+    Overloaded,
+    /// The server is shutting down.
+    ShuttingDown,
+    /// The handshake bytes were invalid.
+    Malformed,
+    /// A code this version does not know.
+    Unknown(u16),
+}
+
+impl RejectCode {
+    /// The wire value.
+    pub fn to_u16(self) -> u16 {
+        match self {
+            Self::VersionMismatch => 1,
+            Self::SchemaMismatch => 2,
+            Self::Unauthorized => 3,
+            Self::Overloaded => 4,
+            Self::ShuttingDown => 5,
+            Self::Malformed => 6,
+            Self::Unknown(v) => v,
+        }
+    }
+
+    /// Decodes a wire value.
+    pub fn from_u16(value: u16) -> Self {
+        match value {
+            1 => Self::VersionMismatch,
+            2 => Self::SchemaMismatch,
+            3 => Self::Unauthorized,
+            4 => Self::Overloaded,
+            5 => Self::ShuttingDown,
+            6 => Self::Malformed,
+            v => Self::Unknown(v),
+        }
+    }
+}
+
+impl fmt::Display for RejectCode {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Self::VersionMismatch => f.write_str("protocol version mismatch"),
+            Self::SchemaMismatch => f.write_str("service schema mismatch"),
+            Self::Unauthorized => f.write_str("unauthorized"),
+            Self::Overloaded => f.write_str("server overloaded"),
+            Self::ShuttingDown => f.write_str("server shutting down"),
+            Self::Malformed => f.write_str("malformed handshake"),
+            Self::Unknown(v) => write!(f, "unknown reject code {v}"),
+        }
+    }
+}
+
+/// A refusal: code plus a human-readable reason.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Rejection {
+    /// Why.
+    pub code: RejectCode,
+    /// Details for the client's error message.
+    pub reason: String,
+}
+
+/// What the server settled on for a connection.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Negotiated {
+    /// Compression both sides use, or [`Compression::None`].
+    pub compression: Compression,
+}
+
+/// The server's check of a `Hello` (sans-IO): version, schema, compression.
+///
+/// ```
+/// use hardlight_core::{handshake::*, Compression};
+/// let hello = Hello { version: PROTOCOL_VERSION, schema_hash: 42, service: "Counter".into(),
+///                     compression: vec![], token: None };
+/// assert!(check_hello(&hello, "Counter", 42, Compression::default()).is_ok());
+/// let err = check_hello(&hello, "Counter", 43, Compression::default()).unwrap_err();
+/// assert_eq!(err.code, RejectCode::SchemaMismatch);
+/// ```
+pub fn check_hello(
+    hello: &Hello,
+    service: &str,
+    schema_hash: u64,
+    server_compression: Compression,
+) -> Result<Negotiated, Rejection> {
+    if hello.version != PROTOCOL_VERSION {
+        return Err(Rejection {
+            code: RejectCode::VersionMismatch,
+            reason: format!(
+                "client speaks protocol version {}, server speaks {PROTOCOL_VERSION}",
+                hello.version
+            ),
+        });
+    }
+    if hello.schema_hash != schema_hash {
+        return Err(Rejection {
+            code: RejectCode::SchemaMismatch,
+            reason: format!(
+                "client service `{}` (schema {:016x}) does not match server service `{service}` (schema {schema_hash:016x}); rebuild both from the same #[rpc] trait and #[connection_state]",
+                hello.service, hello.schema_hash
+            ),
+        });
+    }
+    let compression = if server_compression
+        .offers()
+        .iter()
+        .any(|id| hello.compression.contains(id))
+    {
+        server_compression
+    } else {
+        Compression::None
+    };
+    Ok(Negotiated { compression })
+}
+
+impl Welcome {
+    /// The compression the client uses for this connection, given what it asked for.
+    pub fn compression_for(&self, requested: Compression) -> Compression {
+        if self.compression != 0 && requested.offers().contains(&self.compression) {
+            requested
+        } else {
+            Compression::None
+        }
+    }
+}

@@ -1,0 +1,29 @@
+//! The HardLight protocol without I/O: frames, the rkyv codec, compression, the
+//! handshake, state batches, topics, limits and errors.
+//!
+//! Nothing here touches a socket or spawns a task; the server and client crates drive
+//! these pieces over QUIC or WebSocket. The wire format is specified in
+//! `docs/PROTOCOL.md`.
+
+pub mod codec;
+pub mod compression;
+pub mod error;
+pub mod frame;
+pub mod handler_error;
+pub mod handshake;
+pub mod limits;
+pub mod message;
+pub mod service;
+pub mod state;
+pub mod topic;
+
+pub use codec::Codable;
+pub use compression::Compression;
+pub use error::{ErrorCode, ProtocolError};
+pub use handler_error::{HandlerError, HandlerResult};
+pub use handshake::{RejectCode, PROTOCOL_VERSION};
+pub use limits::Limits;
+pub use service::{Outcome, Service};
+pub use state::ConnectionState;
+pub use topic::Topic;
+pub use rkyv;

@@ -1,0 +1,40 @@
+//! Limits that bound what a peer can make the other side do.
+
+use std::time::Duration;
+
+/// Limits enforced on every connection. Defaults are listed on each field.
+///
+/// ```
+/// use hardlight_core::Limits;
+/// let limits = Limits { max_message_size: 1 << 20, ..Limits::default() };
+/// assert_eq!(limits.max_concurrent_calls, 1024);
+/// ```
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Limits {
+    /// Largest frame body, compressed or not, and largest decompressed body. Default 16 MiB.
+    pub max_message_size: u32,
+    /// Calls one connection may have in flight; further calls wait for a slot. Default 1024.
+    pub max_concurrent_calls: u32,
+    /// Request bytes one connection may have buffered on the server across its calls.
+    /// Default 64 MiB; must be at least `max_message_size`.
+    pub max_inflight_bytes: u64,
+    /// Time allowed from connection accept to a completed HardLight handshake. Default 10 s.
+    pub handshake_timeout: Duration,
+    /// A connection with no traffic for this long is closed. Default 30 s.
+    pub idle_timeout: Duration,
+    /// Keep-alive interval that holds a quiet connection open. Default 10 s.
+    pub keep_alive: Duration,
+}
+
+impl Default for Limits {
+    fn default() -> Self {
+        Self {
+            max_message_size: 16 << 20,
+            max_concurrent_calls: 1024,
+            max_inflight_bytes: 64 << 20,
+            handshake_timeout: Duration::from_secs(10),
+            idle_timeout: Duration::from_secs(30),
+            keep_alive: Duration::from_secs(10),
+        }
+    }
+}

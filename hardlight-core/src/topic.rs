@@ -1,0 +1,78 @@
+//! Topics: the names events are published under.
+
+use std::fmt;
+
+/// The name of an event topic: arbitrary bytes, usually UTF-8.
+///
+/// ```
+/// use hardlight_core::Topic;
+/// let a = Topic::from("chat/general");
+/// let b = Topic::from(b"chat/general".to_vec());
+/// assert_eq!(a, b);
+/// assert_eq!(a.to_string(), "chat/general");
+/// assert_eq!(Topic::from(vec![0xff, 0x00]).to_string(), "0xff00");
+/// ```
+#[derive(
+    Debug,
+    Clone,
+    Default,
+    PartialEq,
+    Eq,
+    Hash,
+    PartialOrd,
+    Ord,
+    rkyv::Archive,
+    rkyv::Serialize,
+    rkyv::Deserialize,
+)]
+#[rkyv(derive(Debug))]
+pub struct Topic(Vec<u8>);
+
+impl Topic {
+    /// The topic's bytes.
+    pub fn as_bytes(&self) -> &[u8] {
+        &self.0
+    }
+
+    /// Whether the topic is empty (the default topic, which nothing is published on).
+    pub fn is_empty(&self) -> bool {
+        self.0.is_empty()
+    }
+}
+
+impl From<&str> for Topic {
+    fn from(value: &str) -> Self {
+        Self(value.as_bytes().to_vec())
+    }
+}
+
+impl From<String> for Topic {
+    fn from(value: String) -> Self {
+        Self(value.into_bytes())
+    }
+}
+
+impl From<Vec<u8>> for Topic {
+    fn from(value: Vec<u8>) -> Self {
+        Self(value)
+    }
+}
+
+impl From<&[u8]> for Topic {
+    fn from(value: &[u8]) -> Self {
+        Self(value.to_vec())
+    }
+}
+
+impl fmt::Display for Topic {
+    /// UTF-8 topics print as text; others as `0x` followed by hex.
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match std::str::from_utf8(&self.0) {
+            Ok(text) => f.write_str(text),
+            Err(_) => {
+                f.write_str("0x")?;
+                self.0.iter().try_for_each(|b| write!(f, "{b:02x}"))
+            }
+        }
+    }
+}
