@@ -32,6 +32,13 @@ macro_rules! kinds {
         }
 
         impl Kind {
+            /// The kind's name, for messages.
+            pub fn name(self) -> &'static str {
+                match self {
+                    $(Self::$name => stringify!($name),)*
+                }
+            }
+
             /// Decodes a kind byte.
             pub fn from_u8(value: u8) -> Option<Self> {
                 match value {

@@ -11,6 +11,8 @@ pub mod error;
 pub mod frame;
 pub mod handler_error;
 pub mod handshake;
+#[cfg(feature = "io")]
+pub mod io;
 pub mod limits;
 pub mod message;
 pub mod service;

@@ -22,6 +22,14 @@ pub trait Service: Send + Sync + 'static {
     const METHODS: &'static [&'static str];
     /// Hash of the trait's methods and signatures combined with the state's schema.
     const SCHEMA_HASH: u64;
+
+    /// The name of method `index`, or `"<unknown>"`.
+    fn method_name(index: u16) -> &'static str {
+        Self::METHODS
+            .get(usize::from(index))
+            .copied()
+            .unwrap_or("<unknown>")
+    }
 }
 
 /// FNV-1a over `bytes`, usable in constants.

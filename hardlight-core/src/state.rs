@@ -52,7 +52,8 @@ pub struct StateBatch {
 }
 
 impl StateBatch {
-    /// Applies every field to `state`, or none if any is invalid.
+    /// Applies every field to `state`. On error `state` may be partly updated: apply to
+    /// a copy and keep it only on success.
     ///
     /// ```
     /// use hardlight_core::state::{StateBatch, ConnectionState};
@@ -60,12 +61,9 @@ impl StateBatch {
     /// assert!(StateBatch::default().apply_to(&mut unit).is_ok());
     /// ```
     pub fn apply_to<S: ConnectionState>(&self, state: &mut S) -> Result<(), ProtocolError> {
-        let mut next = state.clone();
-        for field in &self.fields {
-            next.decode_field(field.index, &field.bytes)?;
-        }
-        *state = next;
-        Ok(())
+        self.fields
+            .iter()
+            .try_for_each(|field| state.decode_field(field.index, &field.bytes))
     }
 }
 

@@ -1,0 +1,202 @@
+//! The generic client that every generated `XClient` wraps.
+
+use std::{
+    fmt,
+    sync::{Arc, Mutex},
+    time::Duration,
+};
+
+use hardlight_core::{
+    codec::{encode, Codable},
+    Compression, Service,
+};
+use tokio::sync::watch;
+
+use crate::{
+    config::ClientConfig,
+    error::{CallError, ConnectError, RpcError, TransportError},
+    mirror::{Mirror, StateWatcher},
+    quic::QuicSession,
+    reply::decode_reply,
+};
+
+/// A client of service `S`: connects, makes typed calls, mirrors the connection state.
+///
+/// `#[rpc]` generates a wrapper (`CounterClient` for `trait Counter`) that derefs to this
+/// type and adds one async method per RPC method. Clones share the connection.
+pub struct Client<S: Service> {
+    inner: Arc<Inner<S>>,
+    call_timeout: Option<Duration>,
+}
+
+struct Inner<S: Service> {
+    config: ClientConfig,
+    session: Mutex<Option<Arc<QuicSession>>>,
+    mirror: Arc<watch::Sender<Mirror<S::State>>>,
+}
+
+impl<S: Service> Clone for Client<S> {
+    fn clone(&self) -> Self {
+        Self {
+            inner: Arc::clone(&self.inner),
+            call_timeout: self.call_timeout,
+        }
+    }
+}
+
+impl<S: Service> fmt::Debug for Client<S> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Client")
+            .field("service", &S::NAME)
+            .field("addr", &self.inner.config.addr)
+            .field("connected", &self.is_connected())
+            .finish()
+    }
+}
+
+impl<S: Service> Client<S> {
+    /// A client with this configuration; nothing happens until [`Client::connect`].
+    pub fn with_config(config: ClientConfig) -> Self {
+        let call_timeout = config.call_timeout;
+        Self {
+            inner: Arc::new(Inner {
+                config,
+                session: Mutex::new(None),
+                mirror: Arc::new(watch::Sender::new(Mirror::new())),
+            }),
+            call_timeout,
+        }
+    }
+
+    /// A client for `addr` verifying the server against the system roots.
+    pub fn new(addr: impl Into<String>) -> Self {
+        Self::with_config(ClientConfig::new(addr))
+    }
+
+    /// **Insecure, for development**: a client for `addr` that accepts any certificate,
+    /// as presented by `ServerConfig::new_self_signed`.
+    pub fn new_self_signed(addr: impl Into<String>, compression: Compression) -> Self {
+        Self::with_config(
+            ClientConfig::new(addr)
+                .insecure_accept_any_certificate()
+                .with_compression(compression),
+        )
+    }
+
+    /// Connects and runs the handshake. Afterwards [`Client::state`] holds the server's
+    /// state snapshot. Does nothing if already connected.
+    pub async fn connect(&self) -> Result<(), ConnectError> {
+        if self.live_session().is_some() {
+            return Ok(());
+        }
+        let config = &self.inner.config;
+        let generation = self.inner.mirror.borrow().generation + 1;
+        let connecting = QuicSession::connect::<S>(config, generation, Arc::clone(&self.inner.mirror));
+        let session = tokio::time::timeout(config.connect_timeout, connecting)
+            .await
+            .map_err(|_| ConnectError::Timeout(config.connect_timeout))??;
+        let previous = self.lock_session().replace(session);
+        if let Some(previous) = previous {
+            previous.close().await;
+        }
+        Ok(())
+    }
+
+    /// Closes the connection; in-flight calls fail with a transport error.
+    pub async fn disconnect(&self) {
+        let session = self.lock_session().take();
+        if let Some(session) = session {
+            session.close().await;
+            crate::mirror::mark_disconnected(&self.inner.mirror, session.generation);
+        }
+    }
+
+    /// Whether the client has a live connection.
+    pub fn is_connected(&self) -> bool {
+        self.live_session().is_some()
+    }
+
+    /// The mirrored connection state: a snapshot the server actually had, including every
+    /// write made by calls that have returned.
+    pub async fn state(&self) -> Result<Arc<S::State>, RpcError> {
+        let mirror = self.inner.mirror.borrow();
+        if mirror.generation == 0 {
+            return Err(RpcError::NotConnected);
+        }
+        Ok(Arc::clone(&mirror.state))
+    }
+
+    /// A live view of the mirrored state that wakes on every change.
+    pub fn watch_state(&self) -> StateWatcher<S::State> {
+        StateWatcher {
+            rx: self.inner.mirror.subscribe(),
+        }
+    }
+
+    /// A handle on the same connection whose calls time out after `timeout`
+    /// (`None`: no deadline). A timed-out call is cancelled on the server.
+    pub fn with_call_timeout(&self, timeout: Option<Duration>) -> Self {
+        Self {
+            inner: Arc::clone(&self.inner),
+            call_timeout: timeout,
+        }
+    }
+
+    /// Makes a call. Used by generated clients.
+    #[doc(hidden)]
+    pub async fn __call<A: Codable, T: Codable, E: Codable>(
+        &self,
+        method: u16,
+        args: A,
+    ) -> Result<T, RpcError<E>> {
+        let call = self.call(method, &args);
+        match self.call_timeout {
+            None => call.await,
+            Some(limit) => tokio::time::timeout(limit, call)
+                .await
+                .unwrap_or(Err(RpcError::Timeout(limit))),
+        }
+    }
+
+    async fn call<A: Codable, T: Codable, E: Codable>(
+        &self,
+        method: u16,
+        args: &A,
+    ) -> Result<T, RpcError<E>> {
+        let session = self.live_session().ok_or(RpcError::NotConnected)?;
+        let args = encode(args)?;
+        let (header, body) = session.call(method, &args).await?;
+        self.wait_for_version(session.generation, header.seq).await?;
+        decode_reply(&header, &body)
+    }
+
+    /// Read-your-writes: waits until the mirror shows state version `version`, which the
+    /// server sent on the push stream before the reply.
+    async fn wait_for_version(&self, generation: u64, version: u64) -> Result<(), CallError> {
+        let mut rx = self.inner.mirror.subscribe();
+        let mirror = rx
+            .wait_for(|m| m.generation != generation || !m.connected || m.version >= version)
+            .await
+            .map_err(|_| CallError::NotConnected)?;
+        if mirror.generation == generation && mirror.version >= version {
+            Ok(())
+        } else {
+            Err(CallError::Transport(TransportError::Closed(
+                "connection closed before the call's state changes arrived".into(),
+            )))
+        }
+    }
+
+    fn live_session(&self) -> Option<Arc<QuicSession>> {
+        let session = self.lock_session().clone()?;
+        let mirror = self.inner.mirror.borrow();
+        (mirror.generation == session.generation && mirror.connected).then_some(session)
+    }
+
+    fn lock_session(&self) -> std::sync::MutexGuard<'_, Option<Arc<QuicSession>>> {
+        self.inner
+            .session
+            .lock()
+            .unwrap_or_else(|poisoned| poisoned.into_inner())
+    }
+}

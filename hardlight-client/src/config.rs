@@ -1,0 +1,125 @@
+//! Client configuration: where to connect, whom to trust, compression and timeouts.
+
+use std::time::Duration;
+
+use hardlight_core::{Compression, Limits, PROTOCOL_VERSION};
+
+/// Which certificates the client accepts from the server.
+#[derive(Debug, Clone, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum Trust {
+    /// The operating system's root certificates (the default).
+    SystemRoots,
+    /// The CA certificates in this PEM bundle only.
+    CaPem(Vec<u8>),
+    /// **Insecure**: accept any certificate. For development against a self-signed
+    /// server only; anyone on the path can impersonate the server.
+    InsecureAcceptAny,
+}
+
+/// How a client connects.
+///
+/// ```
+/// use hardlight_client::ClientConfig;
+/// use std::time::Duration;
+/// let config = ClientConfig::new("example.com:443")
+///     .with_call_timeout(Some(Duration::from_secs(5)));
+/// assert_eq!(config.addr(), "example.com:443");
+/// ```
+#[derive(Debug, Clone)]
+pub struct ClientConfig {
+    pub(crate) addr: String,
+    pub(crate) server_name: Option<String>,
+    pub(crate) trust: Trust,
+    pub(crate) compression: Compression,
+    pub(crate) call_timeout: Option<Duration>,
+    pub(crate) connect_timeout: Duration,
+    pub(crate) limits: Limits,
+    pub(crate) protocol_version: u16,
+}
+
+impl ClientConfig {
+    /// Connect to `addr` (`host:port`), verifying the server against the system roots.
+    pub fn new(addr: impl Into<String>) -> Self {
+        Self {
+            addr: addr.into(),
+            server_name: None,
+            trust: Trust::SystemRoots,
+            compression: Compression::default(),
+            call_timeout: None,
+            connect_timeout: Duration::from_secs(10),
+            limits: Limits::default(),
+            protocol_version: PROTOCOL_VERSION,
+        }
+    }
+
+    /// Trust only the CA certificates in this PEM bundle.
+    pub fn with_ca_pem(mut self, pem: impl Into<Vec<u8>>) -> Self {
+        self.trust = Trust::CaPem(pem.into());
+        self
+    }
+
+    /// Sets which certificates to trust.
+    pub fn with_trust(mut self, trust: Trust) -> Self {
+        self.trust = trust;
+        self
+    }
+
+    /// **Insecure**: accept any server certificate (development with self-signed servers).
+    pub fn insecure_accept_any_certificate(self) -> Self {
+        self.with_trust(Trust::InsecureAcceptAny)
+    }
+
+    /// The name the certificate must be valid for; defaults to the host part of the address.
+    pub fn with_server_name(mut self, name: impl Into<String>) -> Self {
+        self.server_name = Some(name.into());
+        self
+    }
+
+    /// The compression to offer.
+    pub fn with_compression(mut self, compression: Compression) -> Self {
+        self.compression = compression;
+        self
+    }
+
+    /// A deadline for every call (`None`: calls wait as long as the connection lives).
+    pub fn with_call_timeout(mut self, timeout: Option<Duration>) -> Self {
+        self.call_timeout = timeout;
+        self
+    }
+
+    /// A deadline for `connect()`. Default 10 s.
+    pub fn with_connect_timeout(mut self, timeout: Duration) -> Self {
+        self.connect_timeout = timeout;
+        self
+    }
+
+    /// Limits on what the client accepts (reply size) and its keep-alive/idle timing.
+    pub fn with_limits(mut self, limits: Limits) -> Self {
+        self.limits = limits;
+        self
+    }
+
+    /// Speak another protocol version (only for testing version negotiation).
+    #[doc(hidden)]
+    pub fn with_protocol_version(mut self, version: u16) -> Self {
+        self.protocol_version = version;
+        self
+    }
+
+    /// The address to connect to.
+    pub fn addr(&self) -> &str {
+        &self.addr
+    }
+
+    /// The server name used for certificate verification.
+    pub fn server_name(&self) -> &str {
+        self.server_name.as_deref().unwrap_or_else(|| host_part(&self.addr))
+    }
+}
+
+/// `host` of `host:port`, without IPv6 brackets.
+pub(crate) fn host_part(addr: &str) -> &str {
+    let host = addr.rsplit_once(':').map_or(addr, |(host, _)| host);
+    host.trim_start_matches('[').trim_end_matches(']')
+}

@@ -1,0 +1,141 @@
+//! The errors a client reports: of a call, and of `connect()`.
+
+use std::time::Duration;
+
+use hardlight_core::{handshake::RejectCode, ErrorCode, HandlerError, ProtocolError};
+
+/// Why a call failed. `E` is the handler's own error type (`HandlerError` by default).
+///
+/// ```
+/// use hardlight_client::RpcError;
+/// use hardlight_core::HandlerError;
+/// let e: RpcError = RpcError::Handler(HandlerError::new("no such user"));
+/// assert_eq!(e.to_string(), "handler error: no such user");
+/// assert!(!e.is_retriable());
+/// ```
+#[derive(Debug, Clone, thiserror::Error)]
+#[non_exhaustive]
+pub enum RpcError<E = HandlerError> {
+    /// The handler ran and returned its own error.
+    #[error("handler error: {0}")]
+    Handler(E),
+    /// The server failed the call without (successfully) running the handler, or the
+    /// handler panicked.
+    #[error("server failed the call ({code}): {message}")]
+    Remote {
+        /// What went wrong.
+        code: ErrorCode,
+        /// Details from the server.
+        message: String,
+    },
+    /// The server's reply broke the protocol (e.g. it did not validate as the expected type).
+    #[error("protocol error: {0}")]
+    Protocol(#[from] ProtocolError),
+    /// The connection failed or was closed while the call was in flight.
+    #[error(transparent)]
+    Transport(#[from] TransportError),
+    /// The call's deadline passed; the call was cancelled on the server.
+    #[error("call timed out after {0:?}")]
+    Timeout(Duration),
+    /// The server ended the call without replying (e.g. it stopped at a shutdown deadline).
+    #[error("call cancelled by the server")]
+    Cancelled,
+    /// `connect()` has not succeeded, or the client was disconnected.
+    #[error("not connected: call connect() first")]
+    NotConnected,
+}
+
+impl<E> RpcError<E> {
+    /// Whether the same call may succeed if tried again (after reconnecting): true for
+    /// transport failures, timeouts, cancellations and a server shutting down.
+    pub fn is_retriable(&self) -> bool {
+        match self {
+            Self::Transport(_) | Self::Timeout(_) | Self::Cancelled | Self::NotConnected => true,
+            Self::Remote { code, .. } => *code == ErrorCode::ShuttingDown,
+            Self::Handler(_) | Self::Protocol(_) => false,
+        }
+    }
+}
+
+/// A transport-level failure.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[non_exhaustive]
+pub enum TransportError {
+    /// The connection was closed (by either side, or a timeout); the reason says which.
+    #[error("connection closed: {0}")]
+    Closed(String),
+    /// A stream failed while the connection was still up.
+    #[error("stream failed: {0}")]
+    Stream(String),
+}
+
+/// Why `connect()` failed.
+#[derive(Debug, Clone, thiserror::Error)]
+#[non_exhaustive]
+pub enum ConnectError {
+    /// The address could not be resolved.
+    #[error("cannot resolve `{addr}`: {reason}")]
+    Address {
+        /// The configured address.
+        addr: String,
+        /// What went wrong.
+        reason: String,
+    },
+    /// The TLS configuration could not be built (e.g. an unreadable CA PEM).
+    #[error("TLS configuration: {0}")]
+    Tls(String),
+    /// The connection could not be established (unreachable, certificate refused, ...).
+    #[error("cannot connect to {addr}: {reason}")]
+    Transport {
+        /// The address tried.
+        addr: String,
+        /// What the transport reported.
+        reason: String,
+    },
+    /// The server does not speak the client's protocol version.
+    #[error("the server does not speak {offered}; upgrade the older of client and server")]
+    VersionMismatch {
+        /// The protocol the client offered, e.g. `hardlight/2`.
+        offered: String,
+    },
+    /// The server refused the handshake (schema mismatch, auth, shutting down, ...).
+    #[error("server rejected the connection ({code}): {reason}")]
+    Rejected {
+        /// Why, as a code.
+        code: RejectCode,
+        /// Details from the server.
+        reason: String,
+    },
+    /// The server's handshake messages broke the protocol.
+    #[error("protocol error during handshake: {0}")]
+    Protocol(#[from] ProtocolError),
+    /// The connection or handshake took longer than the connect timeout.
+    #[error("connect timed out after {0:?}")]
+    Timeout(Duration),
+}
+
+/// A failed call before the reply is decoded, independent of the handler's error type.
+#[derive(Debug)]
+pub(crate) enum CallError {
+    Transport(TransportError),
+    Protocol(ProtocolError),
+    Cancelled,
+    NotConnected,
+}
+
+impl<E> From<CallError> for RpcError<E> {
+    fn from(error: CallError) -> Self {
+        match error {
+            CallError::Transport(e) => Self::Transport(e),
+            CallError::Protocol(e) => Self::Protocol(e),
+            CallError::Cancelled => Self::Cancelled,
+            CallError::NotConnected => Self::NotConnected,
+        }
+    }
+}
+
+impl From<ProtocolError> for CallError {
+    fn from(error: ProtocolError) -> Self {
+        Self::Protocol(error)
+    }
+}

@@ -1,0 +1,100 @@
+//! rustls client configuration: system roots, a CA bundle, or (explicitly) none.
+
+use std::sync::Arc;
+
+use rustls::{
+    client::danger::{HandshakeSignatureValid, ServerCertVerified, ServerCertVerifier},
+    crypto::{verify_tls12_signature, verify_tls13_signature, CryptoProvider},
+    pki_types::{pem::PemObject, CertificateDer, ServerName, UnixTime},
+    DigitallySignedStruct, RootCertStore, SignatureScheme,
+};
+
+use crate::{config::Trust, error::ConnectError};
+
+/// A TLS 1.3 client configuration offering ALPN `alpn`.
+pub(crate) fn client_config(trust: &Trust, alpn: Vec<u8>) -> Result<rustls::ClientConfig, ConnectError> {
+    let provider = Arc::new(rustls::crypto::ring::default_provider());
+    let builder = rustls::ClientConfig::builder_with_provider(Arc::clone(&provider))
+        .with_protocol_versions(&[&rustls::version::TLS13])
+        .map_err(|e| ConnectError::Tls(e.to_string()))?;
+    let mut config = match trust {
+        Trust::InsecureAcceptAny => builder
+            .dangerous()
+            .with_custom_certificate_verifier(Arc::new(AcceptAnyCertificate(provider)))
+            .with_no_client_auth(),
+        Trust::CaPem(pem) => builder
+            .with_root_certificates(ca_roots(pem)?)
+            .with_no_client_auth(),
+        Trust::SystemRoots => builder
+            .with_root_certificates(system_roots()?)
+            .with_no_client_auth(),
+    };
+    config.alpn_protocols = vec![alpn];
+    Ok(config)
+}
+
+fn ca_roots(pem: &[u8]) -> Result<RootCertStore, ConnectError> {
+    let mut roots = RootCertStore::empty();
+    for cert in CertificateDer::pem_slice_iter(pem) {
+        let cert = cert.map_err(|e| ConnectError::Tls(format!("CA PEM: {e}")))?;
+        roots
+            .add(cert)
+            .map_err(|e| ConnectError::Tls(format!("CA certificate: {e}")))?;
+    }
+    if roots.is_empty() {
+        return Err(ConnectError::Tls("CA PEM holds no CERTIFICATE block".into()));
+    }
+    Ok(roots)
+}
+
+fn system_roots() -> Result<RootCertStore, ConnectError> {
+    let found = rustls_native_certs::load_native_certs();
+    let mut roots = RootCertStore::empty();
+    let (added, _ignored) = roots.add_parsable_certificates(found.certs);
+    if added == 0 {
+        return Err(ConnectError::Tls(format!(
+            "no usable system root certificates ({} errors); install ca-certificates or configure a CA PEM",
+            found.errors.len()
+        )));
+    }
+    Ok(roots)
+}
+
+/// Accepts any certificate but still checks that the server holds its key.
+#[derive(Debug)]
+struct AcceptAnyCertificate(Arc<CryptoProvider>);
+
+impl ServerCertVerifier for AcceptAnyCertificate {
+    fn verify_server_cert(
+        &self,
+        _end_entity: &CertificateDer<'_>,
+        _intermediates: &[CertificateDer<'_>],
+        _server_name: &ServerName<'_>,
+        _ocsp_response: &[u8],
+        _now: UnixTime,
+    ) -> Result<ServerCertVerified, rustls::Error> {
+        Ok(ServerCertVerified::assertion())
+    }
+
+    fn verify_tls12_signature(
+        &self,
+        message: &[u8],
+        cert: &CertificateDer<'_>,
+        dss: &DigitallySignedStruct,
+    ) -> Result<HandshakeSignatureValid, rustls::Error> {
+        verify_tls12_signature(message, cert, dss, &self.0.signature_verification_algorithms)
+    }
+
+    fn verify_tls13_signature(
+        &self,
+        message: &[u8],
+        cert: &CertificateDer<'_>,
+        dss: &DigitallySignedStruct,
+    ) -> Result<HandshakeSignatureValid, rustls::Error> {
+        verify_tls13_signature(message, cert, dss, &self.0.signature_verification_algorithms)
+    }
+
+    fn supported_verify_schemes(&self) -> Vec<SignatureScheme> {
+        self.0.signature_verification_algorithms.supported_schemes()
+    }
+}

@@ -1,0 +1,132 @@
+//! Server configuration: address, TLS identity, limits and compression.
+
+use rustls::pki_types::{pem::PemObject, CertificateDer, PrivateKeyDer};
+
+use hardlight_core::{Compression, Limits};
+
+use crate::error::ServerError;
+
+/// How a server is set up.
+///
+/// ```
+/// use hardlight_server::ServerConfig;
+/// use hardlight_core::Limits;
+/// let config = ServerConfig::new_self_signed("localhost:8080")
+///     .with_limits(Limits { max_message_size: 1 << 20, ..Limits::default() });
+/// assert!(config.certificate_pem().unwrap().starts_with("-----BEGIN CERTIFICATE-----"));
+/// ```
+#[derive(Debug)]
+pub struct ServerConfig {
+    pub(crate) addr: String,
+    pub(crate) identity: Result<Identity, String>,
+    pub(crate) limits: Limits,
+    pub(crate) compression: Compression,
+}
+
+#[derive(Debug)]
+pub(crate) struct Identity {
+    pub(crate) chain: Vec<CertificateDer<'static>>,
+    pub(crate) key: PrivateKeyDer<'static>,
+}
+
+impl ServerConfig {
+    /// A server on `addr` with a freshly generated self-signed certificate for
+    /// `localhost`, `127.0.0.1`, `::1` and the host part of `addr`.
+    ///
+    /// For development: clients must opt into trusting it (`new_self_signed` on the client
+    /// skips verification; or pass [`ServerConfig::certificate_pem`] to the client as CA).
+    pub fn new_self_signed(addr: impl Into<String>) -> Self {
+        let addr = addr.into();
+        let mut names = vec!["localhost".to_owned(), "127.0.0.1".into(), "::1".into()];
+        if let Some(host) = host_part(&addr) {
+            if !names.iter().any(|n| n == host) {
+                names.push(host.to_owned());
+            }
+        }
+        let identity = rcgen::generate_simple_self_signed(names)
+            .map(|cert| Identity {
+                chain: vec![cert.cert.der().clone()],
+                key: PrivateKeyDer::Pkcs8(cert.key_pair.serialize_der().into()),
+            })
+            .map_err(|e| format!("cannot generate a self-signed certificate: {e}"));
+        Self::with_identity(addr, identity)
+    }
+
+    /// A server on `addr` presenting a PEM certificate chain (leaf first) and its PEM
+    /// private key (PKCS#8, PKCS#1 or SEC1).
+    pub fn from_pem(
+        addr: impl Into<String>,
+        cert_chain_pem: &[u8],
+        key_pem: &[u8],
+    ) -> Result<Self, ServerError> {
+        let chain = CertificateDer::pem_slice_iter(cert_chain_pem)
+            .collect::<Result<Vec<_>, _>>()
+            .map_err(|e| ServerError::Tls(format!("certificate chain PEM: {e}")))?;
+        if chain.is_empty() {
+            return Err(ServerError::Tls(
+                "certificate chain PEM holds no CERTIFICATE block".into(),
+            ));
+        }
+        let key = PrivateKeyDer::from_pem_slice(key_pem)
+            .map_err(|e| ServerError::Tls(format!("private key PEM: {e}")))?;
+        Ok(Self::with_identity(addr.into(), Ok(Identity { chain, key })))
+    }
+
+    fn with_identity(addr: String, identity: Result<Identity, String>) -> Self {
+        Self {
+            addr,
+            identity,
+            limits: Limits::default(),
+            compression: Compression::default(),
+        }
+    }
+
+    /// Replaces the limits.
+    pub fn with_limits(mut self, limits: Limits) -> Self {
+        self.limits = limits;
+        self
+    }
+
+    /// Sets what compression the server accepts ([`Compression::None`] refuses it).
+    pub fn with_compression(mut self, compression: Compression) -> Self {
+        self.compression = compression;
+        self
+    }
+
+    /// The limits in force.
+    pub fn limits(&self) -> &Limits {
+        &self.limits
+    }
+
+    /// The leaf certificate in PEM, e.g. to hand a self-signed certificate to clients
+    /// as their CA. `None` if the identity could not be created.
+    pub fn certificate_pem(&self) -> Option<String> {
+        let leaf = self.identity.as_ref().ok()?.chain.first()?;
+        Some(pem::encode(&pem::Pem::new("CERTIFICATE", leaf.to_vec())))
+    }
+}
+
+fn host_part(addr: &str) -> Option<&str> {
+    let host = addr.rsplit_once(':').map_or(addr, |(host, _)| host);
+    let host = host.trim_start_matches('[').trim_end_matches(']');
+    (!host.is_empty()).then_some(host)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn pem_round_trips_through_the_parser() {
+        let config = ServerConfig::new_self_signed("127.0.0.1:0");
+        let pem = config.certificate_pem().unwrap();
+        let parsed = CertificateDer::from_pem_slice(pem.as_bytes()).unwrap();
+        assert_eq!(&parsed, &config.identity.unwrap().chain[0]);
+    }
+
+    #[test]
+    fn host_part_handles_ipv6_and_names() {
+        assert_eq!(host_part("[::1]:80"), Some("::1"));
+        assert_eq!(host_part("example.com:443"), Some("example.com"));
+    }
+}

@@ -1,0 +1,47 @@
+//! The QUIC endpoint configuration built from a [`ServerConfig`].
+
+use std::{sync::Arc, time::Duration};
+
+use hardlight_core::{handshake::alpn, Limits, PROTOCOL_VERSION};
+use quinn::{crypto::rustls::QuicServerConfig, IdleTimeout, VarInt};
+
+use crate::{config::ServerConfig, error::ServerError};
+
+/// Per-stream receive window: large enough for multi-MiB payloads at loopback speed.
+const STREAM_WINDOW: u32 = 1 << 20;
+
+pub(crate) fn quinn_config(config: &ServerConfig) -> Result<quinn::ServerConfig, ServerError> {
+    let identity = config.identity.as_ref().map_err(|e| ServerError::Tls(e.clone()))?;
+    let provider = Arc::new(rustls::crypto::ring::default_provider());
+    let mut tls = rustls::ServerConfig::builder_with_provider(provider)
+        .with_protocol_versions(&[&rustls::version::TLS13])
+        .map_err(|e| ServerError::Tls(e.to_string()))?
+        .with_no_client_auth()
+        .with_single_cert(identity.chain.clone(), identity.key.clone_key())
+        .map_err(|e| ServerError::Tls(e.to_string()))?;
+    tls.alpn_protocols = vec![alpn(PROTOCOL_VERSION)];
+    tls.max_early_data_size = 0;
+    let crypto = QuicServerConfig::try_from(tls).map_err(|e| ServerError::Tls(e.to_string()))?;
+    let mut server = quinn::ServerConfig::with_crypto(Arc::new(crypto));
+    server.transport_config(Arc::new(transport(&config.limits)?));
+    Ok(server)
+}
+
+/// Stream limits chosen with memory in mind: calls are bidirectional streams, capped at
+/// `max_concurrent_calls`; clients open no unidirectional streams; the connection-wide
+/// receive window caps what one peer can make the server buffer in the transport.
+fn transport(limits: &Limits) -> Result<quinn::TransportConfig, ServerError> {
+    let mut transport = quinn::TransportConfig::default();
+    let idle = IdleTimeout::try_from(limits.idle_timeout)
+        .map_err(|_| ServerError::Config("idle_timeout is too large for QUIC".into()))?;
+    let receive_window = u64::from(STREAM_WINDOW).max(limits.max_inflight_bytes.min(16 << 20));
+    transport
+        .max_concurrent_bidi_streams(VarInt::from_u32(limits.max_concurrent_calls))
+        .max_concurrent_uni_streams(VarInt::from_u32(0))
+        .stream_receive_window(VarInt::from_u32(STREAM_WINDOW))
+        .receive_window(VarInt::from_u64(receive_window).unwrap_or(VarInt::MAX))
+        .send_window(receive_window)
+        .max_idle_timeout(Some(idle))
+        .keep_alive_interval(Some(limits.keep_alive.max(Duration::from_millis(100))));
+    Ok(transport)
+}
