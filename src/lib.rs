@@ -1,1 +1,56 @@
-//! stub
+#![doc = include_str!("../docs/crate.md")]
+
+pub use hardlight_core::{
+    Codable, Compression, ConnectionState, ErrorCode, HandlerError, HandlerResult, Limits,
+    ProtocolError, RejectCode, Service, Topic, PROTOCOL_VERSION,
+};
+pub use hardlight_macros::{codable, connection_state, factory, rpc, rpc_handler};
+
+#[cfg(feature = "client")]
+pub use hardlight_client::{
+    Client, ClientConfig, ConnectError, RpcError, StateWatcher, TransportError, Trust,
+};
+#[cfg(feature = "server")]
+pub use hardlight_server::{
+    Factory, Handler, HandlerContext, Server, ServerConfig, ServerError, ShutdownHandle,
+    StateHandle, StateWriteGuard,
+};
+
+/// The protocol building blocks (frames, codec, handshake), for tools and tests that
+/// speak the wire format directly.
+pub use hardlight_core as protocol;
+
+/// Items the macros' generated code refers to. Not part of the public API.
+#[doc(hidden)]
+pub mod __private {
+    pub use core::result::Result::{self, Err, Ok};
+    pub use hardlight_core::{
+        codec::{decode, encode, Bytes, Codable},
+        rkyv,
+        service::{combine, fnv1a, BoxFuture, Outcome, Service},
+        state::{unknown_field, ConnectionState},
+        Compression, HandlerError, ProtocolError,
+    };
+    #[cfg(feature = "client")]
+    pub use hardlight_client::{Client, ClientConfig, RpcError};
+    #[cfg(feature = "server")]
+    pub use hardlight_server::{Factory, Handler, HandlerContext, StateHandle};
+
+    pub use crate::__cfg_client as cfg_client;
+}
+
+/// Emits its input only when the `client` feature is on.
+#[doc(hidden)]
+#[cfg(feature = "client")]
+#[macro_export]
+macro_rules! __cfg_client {
+    ($($item:tt)*) => { $($item)* };
+}
+
+/// Emits its input only when the `client` feature is on.
+#[doc(hidden)]
+#[cfg(not(feature = "client"))]
+#[macro_export]
+macro_rules! __cfg_client {
+    ($($item:tt)*) => {};
+}

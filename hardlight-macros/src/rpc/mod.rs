@@ -1,0 +1,40 @@
+//! `#[rpc]`: parse the trait into a [`model::Service`], check it, generate the server trait,
+//! the service descriptor and the client.
+
+mod attr;
+mod client;
+mod model;
+mod server;
+
+use proc_macro2::TokenStream;
+
+use crate::errors::with_item;
+
+pub(crate) fn expand(args: TokenStream, input: TokenStream) -> TokenStream {
+    let item = match syn::parse2::<syn::ItemTrait>(input.clone()) {
+        Ok(item) => item,
+        Err(_) => {
+            let error = syn::Error::new_spanned(&input, "#[rpc] applies to a trait");
+            return with_item(error, input);
+        }
+    };
+    let attr = attr::parse(args);
+    let service = model::Service::parse(&item);
+    match (attr, service) {
+        (Ok(attr), Ok(service)) => {
+            let mut out = server::generate(&item, &attr, &service);
+            out.extend(client::generate(&item, &service));
+            out
+        }
+        (Err(mut a), Err(b)) => {
+            a.combine(b);
+            with_item(a, item)
+        }
+        (Err(e), _) | (_, Err(e)) => with_item(e, item),
+    }
+}
+
+/// The hidden descriptor type generated for trait `name`.
+pub(crate) fn service_ident(name: &syn::Ident) -> syn::Ident {
+    quote::format_ident!("__{}Service", name)
+}

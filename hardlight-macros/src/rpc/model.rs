@@ -1,0 +1,217 @@
+//! The checked model of an `#[rpc]` trait.
+
+use quote::ToTokens;
+use syn::spanned::Spanned;
+
+use crate::errors::Errors;
+
+/// Names the generated client and handler code defines or relies on; a method with one of
+/// these names would clash.
+const RESERVED: &[&str] = &[
+    "new",
+    "new_self_signed",
+    "with_config",
+    "with_call_timeout",
+    "connect",
+    "disconnect",
+    "is_connected",
+    "state",
+    "watch_state",
+    "subscribe",
+    "dispatch",
+    "clone",
+    "fmt",
+    "deref",
+];
+
+/// Largest number of arguments a method may take (rkyv tuple support).
+const MAX_ARGS: usize = 12;
+
+/// A checked service.
+pub(crate) struct Service {
+    pub(crate) methods: Vec<Method>,
+}
+
+/// A checked method.
+pub(crate) struct Method {
+    pub(crate) ident: syn::Ident,
+    pub(crate) attrs: Vec<syn::Attribute>,
+    pub(crate) args: Vec<Arg>,
+    /// The `Ok` type.
+    pub(crate) ok: syn::Type,
+    /// The error type, if the return type names one.
+    pub(crate) err: Option<syn::Type>,
+    /// The return type as written.
+    pub(crate) output: syn::Type,
+}
+
+/// A checked argument.
+pub(crate) struct Arg {
+    pub(crate) ident: syn::Ident,
+    pub(crate) ty: syn::Type,
+}
+
+impl Service {
+    /// Parses and checks the trait, reporting every problem at once.
+    pub(crate) fn parse(item: &syn::ItemTrait) -> Result<Self, syn::Error> {
+        let mut errors = Errors::default();
+        if !item.generics.params.is_empty() || item.generics.where_clause.is_some() {
+            errors.at(&item.generics, "an #[rpc] trait cannot be generic");
+        }
+        if let Some(unsafety) = &item.unsafety {
+            errors.at(unsafety, "an #[rpc] trait cannot be unsafe");
+        }
+        let mut methods = Vec::new();
+        for trait_item in &item.items {
+            match trait_item {
+                syn::TraitItem::Fn(f) => {
+                    if let Some(method) = Method::parse(f, &mut errors) {
+                        methods.push(method);
+                    }
+                }
+                other => errors.at(other, "an #[rpc] trait holds only `async fn` methods"),
+            }
+        }
+        if methods.len() > usize::from(u16::MAX) {
+            errors.at(&item.ident, "an #[rpc] trait has at most 65535 methods");
+        }
+        errors.finish().map(|()| Self { methods })
+    }
+
+    /// The canonical text the schema hash is computed from.
+    pub(crate) fn schema(&self, name: &syn::Ident) -> String {
+        let mut out = format!("{name}|");
+        for m in &self.methods {
+            let args: Vec<String> = m.args.iter().map(|a| a.ty.to_token_stream().to_string()).collect();
+            out.push_str(&format!(
+                "{}({})->{};",
+                m.ident,
+                args.join(","),
+                m.output.to_token_stream()
+            ));
+        }
+        out
+    }
+}
+
+impl Method {
+    fn parse(f: &syn::TraitItemFn, errors: &mut Errors) -> Option<Self> {
+        let sig = &f.sig;
+        let name = sig.ident.to_string();
+        if sig.asyncness.is_none() {
+            errors.at(sig.fn_token, format!("RPC method `{name}` must be `async fn`"));
+        }
+        if RESERVED.contains(&name.as_str()) || name.starts_with("__") {
+            errors.at(&sig.ident, format!(
+                "`{name}` is reserved by the generated client and handler; rename the method"
+            ));
+        }
+        if !sig.generics.params.is_empty() || sig.generics.where_clause.is_some() {
+            errors.at(&sig.generics, format!("RPC method `{name}` cannot be generic: its types must be known to encode them"));
+        }
+        if let Some(body) = &f.default {
+            errors.at(body, "RPC methods have no default body; implement them in #[rpc_handler]");
+        }
+        if let Some(constness) = &sig.constness {
+            errors.at(constness, "RPC methods cannot be const");
+        }
+        if let Some(unsafety) = &sig.unsafety {
+            errors.at(unsafety, "RPC methods cannot be unsafe");
+        }
+        if let Some(variadic) = &sig.variadic {
+            errors.at(variadic, "RPC methods cannot be variadic");
+        }
+        check_receiver(sig, errors);
+        let args = parse_args(sig, errors);
+        let output = match &sig.output {
+            syn::ReturnType::Type(_, ty) => (**ty).clone(),
+            syn::ReturnType::Default => {
+                errors.at(sig, format!("RPC method `{name}` must return HandlerResult<T>"));
+                return None;
+            }
+        };
+        let (ok, err) = match split_result(&output) {
+            Some(parts) => parts,
+            None => {
+                errors.at(&output, "RPC methods return `HandlerResult<T>`, `HandlerResult<T, E>` or `Result<T, E>`");
+                return None;
+            }
+        };
+        Some(Self {
+            ident: sig.ident.clone(),
+            attrs: f.attrs.clone(),
+            args,
+            ok,
+            err,
+            output,
+        })
+    }
+}
+
+fn check_receiver(sig: &syn::Signature, errors: &mut Errors) {
+    match sig.receiver() {
+        Some(r) if r.reference.is_some() && r.mutability.is_none() && r.colon_token.is_none() => {}
+        Some(r) => errors.at(r, "RPC methods take `&self` (handlers are shared by concurrent calls)"),
+        None => errors.push(syn::Error::new(
+            sig.paren_token.span.join(),
+            format!("RPC method `{}` must take `&self` first", sig.ident),
+        )),
+    }
+}
+
+fn parse_args(sig: &syn::Signature, errors: &mut Errors) -> Vec<Arg> {
+    let typed: Vec<&syn::PatType> = sig
+        .inputs
+        .iter()
+        .filter_map(|input| match input {
+            syn::FnArg::Typed(t) => Some(t),
+            syn::FnArg::Receiver(_) => None,
+        })
+        .collect();
+    if typed.len() > MAX_ARGS {
+        errors.at(&sig.inputs, format!("RPC methods take at most {MAX_ARGS} arguments; group them in a #[codable] struct"));
+    }
+    typed
+        .iter()
+        .enumerate()
+        .filter_map(|(i, t)| {
+            if let syn::Type::Reference(r) = &*t.ty {
+                errors.at(r, "RPC arguments travel over the network: take an owned type (e.g. String, not &str)");
+                return None;
+            }
+            if let syn::Type::ImplTrait(r) = &*t.ty {
+                errors.at(r, "RPC arguments need a concrete #[codable] type, not `impl Trait`");
+                return None;
+            }
+            let ident = match &*t.pat {
+                syn::Pat::Ident(p) if p.by_ref.is_none() && p.subpat.is_none() => p.ident.clone(),
+                syn::Pat::Wild(w) => syn::Ident::new(&format!("arg{i}"), w.span()),
+                other => {
+                    errors.at(other, "RPC arguments must be plain names (`amount: u32`)");
+                    return None;
+                }
+            };
+            Some(Arg {
+                ident,
+                ty: (*t.ty).clone(),
+            })
+        })
+        .collect()
+}
+
+/// `HandlerResult<T>` → (T, None); `HandlerResult<T, E>` or `Result<T, E>` → (T, Some(E)).
+fn split_result(ty: &syn::Type) -> Option<(syn::Type, Option<syn::Type>)> {
+    let syn::Type::Path(path) = ty else { return None };
+    let last = path.path.segments.last()?;
+    let syn::PathArguments::AngleBracketed(args) = &last.arguments else { return None };
+    let mut types = args.args.iter().filter_map(|a| match a {
+        syn::GenericArgument::Type(t) => Some(t.clone()),
+        _ => None,
+    });
+    let ok = types.next()?;
+    let err = types.next();
+    match (last.ident.to_string().as_str(), &err) {
+        ("HandlerResult", _) | ("Result", Some(_)) => Some((ok, err)),
+        _ => None,
+    }
+}

@@ -1,0 +1,103 @@
+//! The server side of `#[rpc]`: the handler trait with its dispatch, and the service
+//! descriptor.
+
+use proc_macro2::TokenStream;
+use quote::{quote, quote_spanned};
+use syn::spanned::Spanned;
+
+use super::{attr::Attr, model::Service, service_ident};
+
+pub(crate) fn generate(item: &syn::ItemTrait, attr: &Attr, service: &Service) -> TokenStream {
+    let p = quote!(::hardlight::__private);
+    let syn::ItemTrait {
+        attrs, vis, ident, ..
+    } = item;
+    let name = ident.to_string();
+    let descriptor = service_ident(ident);
+    let state = &attr.state;
+
+    let signatures = service.methods.iter().map(|m| {
+        let (attrs, method, output) = (&m.attrs, &m.ident, &m.output);
+        let args = m.args.iter().map(|a| {
+            let (arg, ty) = (&a.ident, &a.ty);
+            quote!(#arg: #ty)
+        });
+        quote! {
+            #(#attrs)*
+            fn #method(&self, #(#args),*)
+                -> impl ::core::future::Future<Output = #output> + ::core::marker::Send;
+        }
+    });
+    let assertions = service.methods.iter().flat_map(|m| {
+        m.args
+            .iter()
+            .map(|a| &a.ty)
+            .chain([&m.ok])
+            .chain(m.err.as_ref())
+            .map(|ty| quote_spanned! {ty.span()=> __assert_codable::<#ty>(); })
+    });
+    let arms = service.methods.iter().enumerate().map(|(i, m)| {
+        let index = i as u16;
+        let method = &m.ident;
+        let method_name = method.to_string();
+        let args: Vec<_> = m.args.iter().map(|a| &a.ident).collect();
+        let types = m.args.iter().map(|a| &a.ty);
+        quote! {
+            #index => {
+                let (#(#args,)*) = match #p::decode::<(#(#types,)*)>(&args) {
+                    #p::Ok(args) => args,
+                    #p::Err(error) => return #p::Outcome::invalid_arguments(#method_name, error),
+                };
+                #p::Outcome::from_result(self.#method(#(#args),*).await)
+            }
+        }
+    });
+    let method_names = service.methods.iter().map(|m| m.ident.to_string());
+    let schema = syn::LitByteStr::new(service.schema(ident).as_bytes(), ident.span());
+
+    quote! {
+        #(#attrs)*
+        #vis trait #ident: ::core::marker::Send + ::core::marker::Sync + 'static {
+            #(#signatures)*
+
+            /// Decodes a call's arguments, runs the method and encodes its result.
+            #[doc(hidden)]
+            fn __hardlight_dispatch(
+                self: ::std::sync::Arc<Self>,
+                method: u16,
+                args: #p::Bytes,
+            ) -> #p::BoxFuture<'static, #p::Outcome>
+            where
+                Self: ::core::marker::Sized,
+            {
+                ::std::boxed::Box::pin(async move {
+                    match method {
+                        #(#arms)*
+                        _ => #p::Outcome::unknown_method(#name, method),
+                    }
+                })
+            }
+        }
+
+        #[doc(hidden)]
+        #[allow(non_camel_case_types)]
+        #vis struct #descriptor;
+
+        impl #p::Service for #descriptor {
+            type State = #state;
+            const NAME: &'static str = #name;
+            const METHODS: &'static [&'static str] = &[#(#method_names),*];
+            const SCHEMA_HASH: u64 = #p::combine(
+                #p::fnv1a(#schema),
+                <#state as #p::ConnectionState>::SCHEMA_HASH,
+            );
+        }
+
+        const _: () = {
+            fn __assert_codable<T: #p::Codable>() {}
+            fn __assert_all() {
+                #(#assertions)*
+            }
+        };
+    }
+}
