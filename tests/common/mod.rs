@@ -1,0 +1,199 @@
+//! A service exercising every kind of type, and helpers to run it on loopback.
+#![allow(dead_code, unreachable_pub)]
+
+use std::{
+    collections::{BTreeMap, HashMap},
+    net::SocketAddr,
+    time::Duration,
+};
+
+use hardlight::*;
+
+pub mod probe;
+pub mod raw;
+
+#[codable]
+#[derive(Debug, Clone, PartialEq)]
+pub struct Point {
+    pub x: i64,
+    pub y: i64,
+    pub label: Option<String>,
+}
+
+#[codable]
+#[derive(Debug, Clone, PartialEq)]
+pub enum Shape {
+    Circle { center: Point, radius: f64 },
+    Polygon(Vec<Point>),
+    Empty,
+}
+
+#[codable]
+#[derive(Debug, Clone, PartialEq)]
+pub enum AppError {
+    NotFound { key: String },
+    Invalid(String),
+}
+
+impl std::fmt::Display for AppError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "{self:?}")
+    }
+}
+
+#[rpc]
+pub trait Kitchen {
+    async fn echo_bytes(&self, data: Vec<u8>) -> HandlerResult<Vec<u8>>;
+    async fn add(&self, a: i64, b: i64, c: i64) -> HandlerResult<i64>;
+    async fn describe(&self, shape: Shape, scale: Option<f64>) -> HandlerResult<String>;
+    async fn transform(
+        &self,
+        points: Vec<Point>,
+        tags: HashMap<String, u32>,
+    ) -> HandlerResult<(Vec<Point>, BTreeMap<u32, String>)>;
+    async fn maybe(&self, value: Option<Shape>) -> HandlerResult<Option<Shape>>;
+    async fn lookup(&self, key: String) -> HandlerResult<u32, AppError>;
+    async fn fail(&self, message: String) -> HandlerResult<()>;
+    async fn explode(&self) -> HandlerResult<u32>;
+    async fn increment(&self, amount: u32) -> HandlerResult<u32>;
+    async fn rename(&self, name: String) -> HandlerResult<()>;
+    async fn sleep(&self, millis: u64) -> HandlerResult<u64>;
+}
+
+#[connection_state]
+pub struct State {
+    pub counter: u32,
+    pub history: Vec<u32>,
+    pub name: String,
+}
+
+#[rpc_handler(pub)]
+impl Kitchen for Handler {
+    async fn echo_bytes(&self, data: Vec<u8>) -> HandlerResult<Vec<u8>> {
+        Ok(data)
+    }
+
+    async fn add(&self, a: i64, b: i64, c: i64) -> HandlerResult<i64> {
+        Ok(a + b + c)
+    }
+
+    async fn describe(&self, shape: Shape, scale: Option<f64>) -> HandlerResult<String> {
+        let scale = scale.unwrap_or(1.0);
+        Ok(match shape {
+            Shape::Circle { center, radius } => {
+                format!("circle at ({}, {}) r={}", center.x, center.y, radius * scale)
+            }
+            Shape::Polygon(points) => format!("polygon of {} points", points.len()),
+            Shape::Empty => "empty".into(),
+        })
+    }
+
+    async fn transform(
+        &self,
+        points: Vec<Point>,
+        tags: HashMap<String, u32>,
+    ) -> HandlerResult<(Vec<Point>, BTreeMap<u32, String>)> {
+        let moved = points
+            .into_iter()
+            .map(|p| Point {
+                x: p.x + 1,
+                y: p.y - 1,
+                label: p.label.map(|l| l.to_uppercase()),
+            })
+            .collect();
+        let inverted = tags.into_iter().map(|(k, v)| (v, k)).collect();
+        Ok((moved, inverted))
+    }
+
+    async fn maybe(&self, value: Option<Shape>) -> HandlerResult<Option<Shape>> {
+        Ok(value)
+    }
+
+    async fn lookup(&self, key: String) -> HandlerResult<u32, AppError> {
+        match key.as_str() {
+            "one" => Ok(1),
+            "" => Err(AppError::Invalid("empty key".into())),
+            _ => Err(AppError::NotFound { key }),
+        }
+    }
+
+    async fn fail(&self, message: String) -> HandlerResult<()> {
+        Err(HandlerError::new(message))
+    }
+
+    async fn explode(&self) -> HandlerResult<u32> {
+        panic!("handler exploded on purpose")
+    }
+
+    async fn increment(&self, amount: u32) -> HandlerResult<u32> {
+        let mut state = self.state.write().await;
+        state.counter += amount;
+        let counter = state.counter;
+        state.history.push(counter);
+        Ok(counter)
+    }
+
+    async fn rename(&self, name: String) -> HandlerResult<()> {
+        self.state.write().await.name = name;
+        Ok(())
+    }
+
+    async fn sleep(&self, millis: u64) -> HandlerResult<u64> {
+        tokio::time::sleep(Duration::from_millis(millis)).await;
+        Ok(millis)
+    }
+}
+
+/// Starts a `Probe` server; returns its address, shutdown handle and a connected client.
+pub async fn start_probe(
+    adjust: impl FnOnce(ServerConfig) -> ServerConfig,
+) -> (SocketAddr, ShutdownHandle, probe::ProbeClient) {
+    let mut server = Server::new(
+        adjust(ServerConfig::new_self_signed("127.0.0.1:0")),
+        factory!(probe::ProbeHandler),
+    );
+    let addr = server.bind().expect("bind");
+    let shutdown = server.shutdown_handle();
+    tokio::spawn(server.run());
+    let client = probe::ProbeClient::new_self_signed(addr.to_string(), Compression::default());
+    client.connect().await.expect("connect");
+    (addr, shutdown, client)
+}
+
+/// A running server for tests.
+pub struct TestServer {
+    pub addr: SocketAddr,
+    pub shutdown: ShutdownHandle,
+    pub certificate_pem: String,
+}
+
+impl TestServer {
+    /// Starts a `Kitchen` server on an ephemeral loopback port.
+    pub async fn start() -> Self {
+        Self::start_with(|config| config).await
+    }
+
+    /// Starts a `Kitchen` server with an adjusted configuration.
+    pub async fn start_with(adjust: impl FnOnce(ServerConfig) -> ServerConfig) -> Self {
+        let config = adjust(ServerConfig::new_self_signed("127.0.0.1:0"));
+        let certificate_pem = config.certificate_pem().expect("certificate");
+        let mut server = Server::new(config, factory!(Handler));
+        let addr = server.bind().expect("bind");
+        let shutdown = server.shutdown_handle();
+        tokio::spawn(server.run());
+        Self {
+            addr,
+            shutdown,
+            certificate_pem,
+        }
+    }
+
+    /// A connected client that trusts this server's certificate.
+    pub async fn client(&self) -> KitchenClient {
+        let client = KitchenClient::with_config(
+            ClientConfig::new(self.addr.to_string()).with_ca_pem(self.certificate_pem.clone()),
+        );
+        client.connect().await.expect("connect");
+        client
+    }
+}

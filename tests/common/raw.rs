@@ -1,0 +1,97 @@
+//! A raw QUIC peer that speaks HardLight frames by hand, to send what no client would.
+
+use std::{net::SocketAddr, sync::Arc};
+
+use hardlight::protocol::{
+    codec::{decode, encode},
+    frame::{FrameHeader, Kind},
+    handshake::{alpn, Hello, Welcome},
+    io::read_frame,
+    message::encode_frame,
+    Compression, ErrorCode, Service, PROTOCOL_VERSION,
+};
+use quinn::crypto::rustls::QuicClientConfig;
+use rustls::pki_types::{pem::PemObject, CertificateDer};
+
+use super::{TestServer, __KitchenService};
+
+/// A raw connection that has completed the HardLight handshake.
+pub struct RawPeer {
+    pub conn: quinn::Connection,
+    _endpoint: quinn::Endpoint,
+}
+
+/// A QUIC connection to `server` offering ALPN `protocol`, before any HardLight message.
+pub async fn quic_connect(server: &TestServer, protocol: Vec<u8>) -> (quinn::Endpoint, Result<quinn::Connection, quinn::ConnectionError>) {
+    let mut roots = rustls::RootCertStore::empty();
+    let cert = CertificateDer::from_pem_slice(server.certificate_pem.as_bytes()).expect("pem");
+    roots.add(cert).expect("root");
+    let provider = Arc::new(rustls::crypto::ring::default_provider());
+    let mut tls = rustls::ClientConfig::builder_with_provider(provider)
+        .with_protocol_versions(&[&rustls::version::TLS13])
+        .expect("tls13")
+        .with_root_certificates(roots)
+        .with_no_client_auth();
+    tls.alpn_protocols = vec![protocol];
+    let crypto = QuicClientConfig::try_from(tls).expect("quic tls");
+    let endpoint = quinn::Endpoint::client(SocketAddr::from(([127, 0, 0, 1], 0))).expect("endpoint");
+    let conn = endpoint
+        .connect_with(quinn::ClientConfig::new(Arc::new(crypto)), server.addr, "localhost")
+        .expect("connect")
+        .await;
+    (endpoint, conn)
+}
+
+/// Sends a `Hello` and returns the server's answer frame.
+pub async fn hello(conn: &quinn::Connection, hello: &Hello) -> (FrameHeader, Vec<u8>) {
+    let (mut send, mut recv) = conn.open_bi().await.expect("open handshake stream");
+    let frame = encode_frame(FrameHeader::new(Kind::Hello, 0), &encode(hello).expect("encode"), Compression::None).expect("frame");
+    send.write_all(&frame).await.expect("send hello");
+    send.finish().expect("finish");
+    let (header, body) = read_frame(&mut recv, 1 << 24).await.expect("handshake answer");
+    (header, body.to_vec())
+}
+
+/// A valid `Hello` for the test service.
+pub fn kitchen_hello(compression: Vec<u8>) -> Hello {
+    Hello {
+        version: PROTOCOL_VERSION,
+        schema_hash: <__KitchenService as Service>::SCHEMA_HASH,
+        service: "Kitchen".into(),
+        compression,
+        token: None,
+    }
+}
+
+impl RawPeer {
+    /// Connects and completes the handshake (offering zstd).
+    pub async fn connect(server: &TestServer) -> Self {
+        let (endpoint, conn) = quic_connect(server, alpn(PROTOCOL_VERSION)).await;
+        let conn = conn.expect("quic connect");
+        let (header, body) = hello(&conn, &kitchen_hello(Compression::default().offers())).await;
+        assert_eq!(header.kind, Kind::Welcome);
+        decode::<Welcome>(&body).expect("welcome");
+        // the push stream shows up with the first state change; these tests ignore it
+        Self {
+            conn,
+            _endpoint: endpoint,
+        }
+    }
+
+    /// Sends `bytes` on a new call stream (then finishes it) and returns the reply's
+    /// frame header and body.
+    pub async fn exchange(&self, bytes: &[u8]) -> (FrameHeader, Vec<u8>) {
+        let (mut send, mut recv) = self.conn.open_bi().await.expect("open call stream");
+        send.write_all(bytes).await.expect("write");
+        send.finish().expect("finish");
+        let (header, body) = read_frame(&mut recv, 1 << 24).await.expect("reply");
+        (header, body.to_vec())
+    }
+
+    /// Like [`RawPeer::exchange`], expecting a failure reply; returns its code and message.
+    pub async fn expect_failure(&self, bytes: &[u8]) -> (ErrorCode, String) {
+        let (header, body) = self.exchange(bytes).await;
+        assert_eq!(header.kind, Kind::ReplyFailure, "expected a failure reply");
+        (ErrorCode::from_u16(header.aux), decode::<String>(&body).expect("message"))
+    }
+}
