@@ -90,9 +90,15 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
     println!("connected; initial state: {:?}", client.state().await?);
 
     let value = client.increment(5).await?;
-    println!("increment(5) -> {value}; state: {:?}", client.state().await?);
+    println!(
+        "increment(5) -> {value}; state: {:?}",
+        client.state().await?
+    );
     let value = client.decrement(2).await?;
-    println!("decrement(2) -> {value}; state: {:?}", client.state().await?);
+    println!(
+        "decrement(2) -> {value}; state: {:?}",
+        client.state().await?
+    );
     match client.decrement(10).await {
         Err(RpcError::Handler(error)) => println!("decrement(10) -> handler error: {error}"),
         other => return Err(format!("expected a handler error, got {other:?}").into()),

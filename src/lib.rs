@@ -24,6 +24,8 @@ pub use hardlight_core as protocol;
 #[doc(hidden)]
 pub mod __private {
     pub use core::result::Result::{self, Err, Ok};
+    #[cfg(feature = "client")]
+    pub use hardlight_client::{Client, ClientConfig, RpcError};
     pub use hardlight_core::{
         codec::{decode, encode, Bytes, Codable},
         rkyv,
@@ -31,8 +33,6 @@ pub mod __private {
         state::{unknown_field, ConnectionState},
         Compression, HandlerError, ProtocolError,
     };
-    #[cfg(feature = "client")]
-    pub use hardlight_client::{Client, ClientConfig, RpcError};
     #[cfg(feature = "server")]
     pub use hardlight_server::{Factory, Handler, HandlerContext, StateHandle};
 

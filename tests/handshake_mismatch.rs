@@ -8,12 +8,7 @@ use common::{
     KitchenClient, TestServer,
 };
 use hardlight::{
-    protocol::{
-        codec::decode,
-        frame::Kind,
-        handshake::alpn,
-        PROTOCOL_VERSION,
-    },
+    protocol::{codec::decode, frame::Kind, handshake::alpn, PROTOCOL_VERSION},
     *,
 };
 
@@ -21,7 +16,7 @@ use hardlight::{
 mod other {
     use hardlight::*;
 
-    pub use super::common::State;
+    use super::common::State;
 
     #[rpc]
     pub trait Kitchen {
@@ -68,7 +63,10 @@ async fn a_hello_with_another_version_is_rejected() {
     hello_v2.version = 2;
     let (header, body) = hello(&conn, &hello_v2).await;
     assert_eq!(header.kind, Kind::Reject);
-    assert_eq!(RejectCode::from_u16(header.aux), RejectCode::VersionMismatch);
+    assert_eq!(
+        RejectCode::from_u16(header.aux),
+        RejectCode::VersionMismatch
+    );
     assert!(decode::<String>(&body).unwrap().contains("version 2"));
 }
 
@@ -80,7 +78,9 @@ async fn a_garbage_hello_is_rejected_as_malformed() {
     let (mut send, mut recv) = conn.open_bi().await.unwrap();
     send.write_all(&[0xde, 0xad, 0xbe, 0xef]).await.unwrap();
     send.finish().unwrap();
-    let (header, _) = hardlight::protocol::io::read_frame(&mut recv, 1 << 20).await.unwrap();
+    let (header, _) = hardlight::protocol::io::read_frame(&mut recv, 1 << 20)
+        .await
+        .unwrap();
     assert_eq!(header.kind, Kind::Reject);
     assert_eq!(RejectCode::from_u16(header.aux), RejectCode::Malformed);
     // and the server still serves everyone else
@@ -103,7 +103,9 @@ async fn the_server_certificate_is_verified() {
         other => panic!("expected a certificate failure, got {other:?}"),
     }
     // a CA that did not sign the server's certificate: refused
-    let stranger = ServerConfig::new_self_signed("127.0.0.1:0").certificate_pem().unwrap();
+    let stranger = ServerConfig::new_self_signed("127.0.0.1:0")
+        .certificate_pem()
+        .unwrap();
     let wrong_ca = KitchenClient::with_config(
         ClientConfig::new(server.addr.to_string()).with_ca_pem(stranger),
     );
@@ -119,7 +121,8 @@ async fn the_server_certificate_is_verified() {
 
 #[tokio::test]
 async fn a_bad_ca_pem_is_a_tls_error() {
-    let client = KitchenClient::with_config(ClientConfig::new("127.0.0.1:9").with_ca_pem("not a pem"));
+    let client =
+        KitchenClient::with_config(ClientConfig::new("127.0.0.1:9").with_ca_pem("not a pem"));
     assert!(matches!(client.connect().await, Err(ConnectError::Tls(_))));
 }
 
@@ -127,7 +130,8 @@ async fn a_bad_ca_pem_is_a_tls_error() {
 async fn a_server_from_pem_files_serves_clients_that_trust_its_ca() {
     let ca = rcgen::generate_simple_self_signed(vec!["localhost".to_owned()]).unwrap();
     let (cert_pem, key_pem) = (ca.cert.pem(), ca.key_pair.serialize_pem());
-    let config = ServerConfig::from_pem("127.0.0.1:0", cert_pem.as_bytes(), key_pem.as_bytes()).unwrap();
+    let config =
+        ServerConfig::from_pem("127.0.0.1:0", cert_pem.as_bytes(), key_pem.as_bytes()).unwrap();
     let mut server = Server::new(config, factory!(common::Handler));
     let addr = server.bind().unwrap();
     tokio::spawn(server.run());

@@ -27,7 +27,11 @@ async fn drains_in_flight_calls_then_refuses_connections() {
     };
     wait_until(|| count(&CALLS_STARTED) == 1).await;
     shutdown.shutdown(Duration::from_secs(10)).await;
-    assert_eq!(in_flight.await.unwrap().unwrap(), 300, "the in-flight call completed");
+    assert_eq!(
+        in_flight.await.unwrap().unwrap(),
+        300,
+        "the in-flight call completed"
+    );
     assert_eq!(count(&CALLS_CANCELLED), 0);
     wait_until(|| count(&HANDLERS_DROPPED) == 1).await;
     assert!(client.slow(1).await.is_err(), "no calls after shutdown");
@@ -35,7 +39,7 @@ async fn drains_in_flight_calls_then_refuses_connections() {
         hardlight::ClientConfig::new(addr.to_string())
             .insecure_accept_any_certificate()
             .with_compression(Compression::None)
-            .with_connect_timeout(Duration::from_secs(3)),
+            .with_connect_timeout(Duration::from_secs(1)),
     );
     assert!(matches!(
         late.connect().await,

@@ -52,5 +52,9 @@ async fn a_call_timeout_is_reported_as_such() {
         Err(RpcError::Timeout(limit)) => assert_eq!(limit, Duration::from_millis(50)),
         other => panic!("expected a timeout, got {other:?}"),
     }
-    assert_eq!(client.add(2, 2, 2).await.unwrap(), 6, "connection still usable");
+    assert_eq!(
+        client.add(2, 2, 2).await.unwrap(),
+        6,
+        "connection still usable"
+    );
 }

@@ -38,14 +38,21 @@ async fn a_panicking_handler_fails_only_its_call() {
         other => panic!("expected HandlerPanicked, got {other:?}"),
     }
     assert_eq!(slow.unwrap(), 50, "a concurrent call is unaffected");
-    assert_eq!(client.add(1, 1, 1).await.unwrap(), 3, "the connection lives on");
+    assert_eq!(
+        client.add(1, 1, 1).await.unwrap(),
+        3,
+        "the connection lives on"
+    );
     assert!(client.is_connected());
 }
 
 #[tokio::test]
 async fn calls_before_connect_fail_clearly() {
     let client = KitchenClient::new_self_signed("127.0.0.1:9", hardlight::Compression::None);
-    assert!(matches!(client.add(1, 2, 3).await, Err(RpcError::NotConnected)));
+    assert!(matches!(
+        client.add(1, 2, 3).await,
+        Err(RpcError::NotConnected)
+    ));
     assert!(matches!(client.state().await, Err(RpcError::NotConnected)));
 }
 

@@ -44,7 +44,10 @@ async fn structs_enums_vecs_options_and_maps() {
     let points = vec![point(0, 0, Some("origin")), point(-5, 7, None)];
     let tags = HashMap::from([("a".to_owned(), 1), ("b".to_owned(), 2)]);
     let (moved, inverted) = client.transform(points, tags).await.unwrap();
-    assert_eq!(moved, vec![point(1, -1, Some("ORIGIN")), point(-4, 6, None)]);
+    assert_eq!(
+        moved,
+        vec![point(1, -1, Some("ORIGIN")), point(-4, 6, None)]
+    );
     assert_eq!(
         inverted,
         BTreeMap::from([(1, "a".to_owned()), (2, "b".to_owned())])
@@ -55,7 +58,10 @@ async fn structs_enums_vecs_options_and_maps() {
         Some(polygon)
     );
     assert_eq!(client.maybe(None).await.unwrap(), None);
-    assert_eq!(client.echo_bytes(Vec::new()).await.unwrap(), Vec::<u8>::new());
+    assert_eq!(
+        client.echo_bytes(Vec::new()).await.unwrap(),
+        Vec::<u8>::new()
+    );
 }
 
 #[tokio::test]
@@ -67,7 +73,10 @@ async fn four_mib_payloads_round_trip_exactly() {
     assert_eq!(client.echo_bytes(random.clone()).await.unwrap(), random);
     // compressible: travels zstd-compressed both ways
     let patterned: Vec<u8> = (0..4u32 << 20).map(|i| (i % 251) as u8).collect();
-    assert_eq!(client.echo_bytes(patterned.clone()).await.unwrap(), patterned);
+    assert_eq!(
+        client.echo_bytes(patterned.clone()).await.unwrap(),
+        patterned
+    );
 }
 
 #[tokio::test]

@@ -91,7 +91,9 @@ async fn malformed_input_gets_typed_errors_and_harms_no_one() {
     let (code, message) = raw.expect_failure(&oversized).await;
     assert_eq!(code, ErrorCode::FrameTooLarge);
     assert!(message.contains("max_message_size"), "{message}");
-    let (code, _) = raw.expect_failure(&FrameHeader::new(Kind::Call, u32::MAX).encode()).await;
+    let (code, _) = raw
+        .expect_failure(&FrameHeader::new(Kind::Call, u32::MAX).encode())
+        .await;
     assert_eq!(code, ErrorCode::FrameTooLarge);
 
     // invalid rkyv bytes for `add(i64, i64, i64)` (method 1)
@@ -116,7 +118,10 @@ async fn malformed_input_gets_typed_errors_and_harms_no_one() {
     bad_flags[5] = 0x40;
     assert_eq!(raw.expect_failure(&bad_flags).await.0, ErrorCode::Malformed);
     let not_a_call = FrameHeader::new(Kind::ReplyOk, 0).encode();
-    assert_eq!(raw.expect_failure(&not_a_call).await.0, ErrorCode::Malformed);
+    assert_eq!(
+        raw.expect_failure(&not_a_call).await.0,
+        ErrorCode::Malformed
+    );
     assert_eq!(raw.expect_failure(&[]).await.0, ErrorCode::Malformed);
 
     // a zstd bomb: 64 MiB of zeros in a few KiB, declared content size
@@ -140,13 +145,18 @@ async fn malformed_input_gets_typed_errors_and_harms_no_one() {
     let greedy = encoder.finish().unwrap();
     let (code, message) = raw.expect_failure(&compressed_call(0, &greedy)).await;
     assert_eq!(code, ErrorCode::Compression);
-    assert!(message.contains("memory") || message.contains("window"), "{message}");
+    assert!(
+        message.contains("memory") || message.contains("window"),
+        "{message}"
+    );
     // garbage flagged as compressed
     let (code, _) = raw.expect_failure(&compressed_call(0, &[1, 2, 3, 4])).await;
     assert_eq!(code, ErrorCode::Compression);
 
     // the raw connection itself still works for a valid call
-    let (header, _) = raw.exchange(&call(1, &encode(&(1i64, 2i64, 3i64)).unwrap())).await;
+    let (header, _) = raw
+        .exchange(&call(1, &encode(&(1i64, 2i64, 3i64)).unwrap()))
+        .await;
     assert_eq!(header.kind, Kind::ReplyOk);
 
     stop.store(true, Ordering::SeqCst);

@@ -91,7 +91,8 @@ impl<S: Service> Client<S> {
         }
         let config = &self.inner.config;
         let generation = self.inner.mirror.borrow().generation + 1;
-        let connecting = QuicSession::connect::<S>(config, generation, Arc::clone(&self.inner.mirror));
+        let connecting =
+            QuicSession::connect::<S>(config, generation, Arc::clone(&self.inner.mirror));
         let session = tokio::time::timeout(config.connect_timeout, connecting)
             .await
             .map_err(|_| ConnectError::Timeout(config.connect_timeout))??;
@@ -166,7 +167,8 @@ impl<S: Service> Client<S> {
         let session = self.live_session().ok_or(RpcError::NotConnected)?;
         let args = encode(args)?;
         let (header, body) = session.call(method, &args).await?;
-        self.wait_for_version(session.generation, header.seq).await?;
+        self.wait_for_version(session.generation, header.seq)
+            .await?;
         decode_reply(&header, &body)
     }
 

@@ -114,7 +114,9 @@ impl ClientConfig {
 
     /// The server name used for certificate verification.
     pub fn server_name(&self) -> &str {
-        self.server_name.as_deref().unwrap_or_else(|| host_part(&self.addr))
+        self.server_name
+            .as_deref()
+            .unwrap_or_else(|| host_part(&self.addr))
     }
 }
 

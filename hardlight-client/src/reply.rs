@@ -18,7 +18,8 @@ pub(crate) fn decode_reply<T: Codable, E: Codable>(
         Kind::ReplyHandlerError => Err(RpcError::Handler(decode::<E>(body)?)),
         Kind::ReplyFailure => Err(RpcError::Remote {
             code: ErrorCode::from_u16(header.aux),
-            message: decode::<String>(body).unwrap_or_else(|e| format!("(unreadable message: {e})")),
+            message: decode::<String>(body)
+                .unwrap_or_else(|e| format!("(unreadable message: {e})")),
         }),
         other => Err(RpcError::Protocol(ProtocolError::UnexpectedKind {
             expected: "a reply",

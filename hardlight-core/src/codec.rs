@@ -29,10 +29,16 @@ pub type Bytes = AlignedVec<ALIGN>;
 /// let back: (u32, String) = decode(&bytes).unwrap();
 /// assert_eq!(back, (7, "seven".into()));
 /// ```
+#[diagnostic::on_unimplemented(
+    message = "`{Self}` cannot travel over HardLight",
+    label = "not codable",
+    note = "add `#[codable]` to the definition of `{Self}` (and of every type inside it)"
+)]
 pub trait Codable:
-    Archive<Archived: for<'a> CheckBytes<HighValidator<'a, rancor::Error>>
-                      + Deserialize<Self, HighDeserializer<rancor::Error>>>
-    + for<'a> Serialize<HighSerializer<AlignedVec, ArenaHandle<'a>, rancor::Error>>
+    Archive<
+        Archived: for<'a> CheckBytes<HighValidator<'a, rancor::Error>>
+                      + Deserialize<Self, HighDeserializer<rancor::Error>>,
+    > + for<'a> Serialize<HighSerializer<AlignedVec, ArenaHandle<'a>, rancor::Error>>
     + Sized
 {
 }

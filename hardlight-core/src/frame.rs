@@ -193,12 +193,13 @@ impl FrameHeader {
     /// Parses the header at the start of `bytes`, for transports that deliver whole
     /// messages (WebSocket). Returns the header and the body slice.
     pub fn split(bytes: &[u8], max_body: u32) -> Result<(Self, &[u8]), ProtocolError> {
-        let (head, body) = bytes
-            .split_first_chunk::<HEADER_LEN>()
-            .ok_or(ProtocolError::Truncated {
-                expected: HEADER_LEN as u64,
-                got: bytes.len() as u64,
-            })?;
+        let (head, body) =
+            bytes
+                .split_first_chunk::<HEADER_LEN>()
+                .ok_or(ProtocolError::Truncated {
+                    expected: HEADER_LEN as u64,
+                    got: bytes.len() as u64,
+                })?;
         let header = Self::parse(head, max_body)?;
         if body.len() as u64 != u64::from(header.body_len) {
             return Err(ProtocolError::Truncated {
@@ -236,7 +237,10 @@ mod tests {
         msg.extend_from_slice(&[1, 2]);
         assert!(matches!(
             FrameHeader::split(&msg, 10),
-            Err(ProtocolError::Truncated { expected: 3, got: 2 })
+            Err(ProtocolError::Truncated {
+                expected: 3,
+                got: 2
+            })
         ));
         msg.push(3);
         let (header, body) = FrameHeader::split(&msg, 10).unwrap();

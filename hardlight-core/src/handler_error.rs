@@ -21,9 +21,7 @@ pub type HandlerResult<T, E = HandlerError> = Result<T, E>;
 /// let e = HandlerError::new("counter is locked");
 /// assert_eq!(e.to_string(), "counter is locked");
 /// ```
-#[derive(
-    Debug, Clone, PartialEq, Eq, Hash, rkyv::Archive, rkyv::Serialize, rkyv::Deserialize,
-)]
+#[derive(Debug, Clone, PartialEq, Eq, Hash, rkyv::Archive, rkyv::Serialize, rkyv::Deserialize)]
 pub struct HandlerError {
     message: String,
 }

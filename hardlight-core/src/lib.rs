@@ -25,7 +25,7 @@ pub use error::{ErrorCode, ProtocolError};
 pub use handler_error::{HandlerError, HandlerResult};
 pub use handshake::{RejectCode, PROTOCOL_VERSION};
 pub use limits::Limits;
+pub use rkyv;
 pub use service::{Outcome, Service};
 pub use state::ConnectionState;
 pub use topic::Topic;
-pub use rkyv;

@@ -9,7 +9,8 @@ pub(crate) fn expand(args: TokenStream, input: TokenStream) -> TokenStream {
     let item = match syn::parse2::<syn::DeriveInput>(input.clone()) {
         Ok(item) => item,
         Err(_) => {
-            let error = syn::Error::new_spanned(&input, "#[codable] applies to a struct or an enum");
+            let error =
+                syn::Error::new_spanned(&input, "#[codable] applies to a struct or an enum");
             return with_item(error, input);
         }
     };

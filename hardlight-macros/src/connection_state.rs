@@ -6,8 +6,12 @@ use syn::spanned::Spanned;
 
 use crate::errors::{with_item, Errors};
 
-/// Derives the state needs and adds when the user did not.
-const NEEDED_DERIVES: [&str; 3] = ["Debug", "Clone", "Default"];
+/// Derives the state needs and adds when the user did not: (name, absolute path).
+const NEEDED_DERIVES: [(&str, &str); 3] = [
+    ("Debug", "::core::fmt::Debug"),
+    ("Clone", "::core::clone::Clone"),
+    ("Default", "::core::default::Default"),
+];
 
 pub(crate) fn expand(args: TokenStream, input: TokenStream) -> TokenStream {
     let item = match syn::parse2::<syn::ItemStruct>(input.clone()) {
@@ -59,10 +63,10 @@ fn check<'a>(args: &TokenStream, item: &'a syn::ItemStruct) -> Result<Vec<Field<
 fn generate(item: &syn::ItemStruct, fields: &[Field<'_>]) -> TokenStream {
     let name = &item.ident;
     let p = quote!(::hardlight::__private);
-    let missing: Vec<syn::Ident> = NEEDED_DERIVES
+    let missing: Vec<syn::Path> = NEEDED_DERIVES
         .iter()
-        .filter(|needed| !derives(item, needed))
-        .map(|needed| syn::Ident::new(needed, name.span()))
+        .filter(|(needed, _)| !derives(item, needed))
+        .filter_map(|(_, path)| syn::parse_str(path).ok())
         .collect();
     let derive = (!missing.is_empty()).then(|| quote!(#[derive(#(#missing),*)]));
     let names = fields.iter().map(|f| f.ident.to_string());

@@ -9,14 +9,20 @@ pub(crate) fn expand(args: TokenStream, input: TokenStream) -> TokenStream {
     let item = match syn::parse2::<syn::ItemImpl>(input.clone()) {
         Ok(item) => item,
         Err(_) => {
-            let error = syn::Error::new_spanned(&input, "#[rpc_handler] applies to `impl Service for Handler { … }`");
+            let error = syn::Error::new_spanned(
+                &input,
+                "#[rpc_handler] applies to `impl Service for Handler { … }`",
+            );
             return with_item(error, input);
         }
     };
     let vis = match syn::parse2::<syn::Visibility>(args) {
         Ok(vis) => vis,
         Err(error) => {
-            let error = syn::Error::new(error.span(), "#[rpc_handler] takes only a visibility, e.g. #[rpc_handler(pub)]");
+            let error = syn::Error::new(
+                error.span(),
+                "#[rpc_handler] takes only a visibility, e.g. #[rpc_handler(pub)]",
+            );
             return with_item(error, item);
         }
     };
@@ -34,7 +40,10 @@ fn parts(item: &syn::ItemImpl) -> Result<(&syn::Path, &syn::Ident), syn::Error> 
         ));
     };
     if !item.generics.params.is_empty() {
-        return Err(syn::Error::new_spanned(&item.generics, "a handler cannot be generic"));
+        return Err(syn::Error::new_spanned(
+            &item.generics,
+            "a handler cannot be generic",
+        ));
     }
     let handler = match &*item.self_ty {
         syn::Type::Path(p) if p.qself.is_none() => p.path.get_ident(),
@@ -49,7 +58,12 @@ fn parts(item: &syn::ItemImpl) -> Result<(&syn::Path, &syn::Ident), syn::Error> 
     Ok((trait_path, handler))
 }
 
-fn generate(item: &syn::ItemImpl, vis: &syn::Visibility, trait_path: &syn::Path, handler: &syn::Ident) -> TokenStream {
+fn generate(
+    item: &syn::ItemImpl,
+    vis: &syn::Visibility,
+    trait_path: &syn::Path,
+    handler: &syn::Ident,
+) -> TokenStream {
     let p = quote!(::hardlight::__private);
     let mut descriptor = trait_path.clone();
     if let Some(last) = descriptor.segments.last_mut() {

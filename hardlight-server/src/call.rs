@@ -1,9 +1,6 @@
 //! Serving one call: a bidirectional stream carrying one `Call` frame in and the reply out.
 
-use std::{
-    panic::AssertUnwindSafe,
-    sync::Arc,
-};
+use std::{panic::AssertUnwindSafe, sync::Arc};
 
 use futures_util::FutureExt;
 use hardlight_core::{
@@ -94,8 +91,16 @@ async fn read_call(session: &Session, recv: &mut RecvStream) -> Result<Call, Rea
 
 /// Runs the handler, catching a panic; `None` if the client cancelled (stopped the stream),
 /// in which case the handler future has been dropped.
-async fn run_handler<H: Handler>(handler: Arc<H>, call: Call, send: &SendStream) -> Option<Outcome> {
-    let Call { header, args, _budget } = call;
+async fn run_handler<H: Handler>(
+    handler: Arc<H>,
+    call: Call,
+    send: &SendStream,
+) -> Option<Outcome> {
+    let Call {
+        header,
+        args,
+        _budget,
+    } = call;
     let dispatch = AssertUnwindSafe(handler.dispatch(header.aux, args)).catch_unwind();
     tokio::select! {
         result = dispatch => Some(result.unwrap_or_else(|panic| {
@@ -144,5 +149,7 @@ fn failure_parts(code: ErrorCode, message: &str) -> (FrameHeader, hardlight_core
 
 /// A fresh per-connection byte budget.
 pub(crate) fn budget(bytes: u64) -> Arc<Semaphore> {
-    Arc::new(Semaphore::new(bytes.min(Semaphore::MAX_PERMITS as u64) as usize))
+    Arc::new(Semaphore::new(
+        bytes.min(Semaphore::MAX_PERMITS as u64) as usize
+    ))
 }

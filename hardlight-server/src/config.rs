@@ -69,7 +69,10 @@ impl ServerConfig {
         }
         let key = PrivateKeyDer::from_pem_slice(key_pem)
             .map_err(|e| ServerError::Tls(format!("private key PEM: {e}")))?;
-        Ok(Self::with_identity(addr.into(), Ok(Identity { chain, key })))
+        Ok(Self::with_identity(
+            addr.into(),
+            Ok(Identity { chain, key }),
+        ))
     }
 
     fn with_identity(addr: String, identity: Result<Identity, String>) -> Self {

@@ -128,7 +128,10 @@ async fn handshake<H: Handler>(
     let schema = <H::Service as Service>::SCHEMA_HASH;
     let negotiated = hello.and_then(|hello| {
         if shared.signals.deadline.borrow().is_some() {
-            return Err(rejection(RejectCode::ShuttingDown, "server is shutting down".into()));
+            return Err(rejection(
+                RejectCode::ShuttingDown,
+                "server is shutting down".into(),
+            ));
         }
         check_hello(&hello, service, schema, shared.compression)
     });
@@ -154,14 +157,23 @@ async fn handshake<H: Handler>(
     let (state_version, snapshot) = state.snapshot().await;
     let welcome = Welcome {
         session_id: rand::random(),
-        compression: negotiated.compression.offers().first().copied().unwrap_or(0),
+        compression: negotiated
+            .compression
+            .offers()
+            .first()
+            .copied()
+            .unwrap_or(0),
         max_message_size: shared.limits.max_message_size,
         max_concurrent_calls: shared.limits.max_concurrent_calls,
         state: snapshot,
         state_version,
     };
     let frame = encode(&welcome).and_then(|body| {
-        encode_frame(FrameHeader::new(Kind::Welcome, 0), &body, negotiated.compression)
+        encode_frame(
+            FrameHeader::new(Kind::Welcome, 0),
+            &body,
+            negotiated.compression,
+        )
     });
     let frame = match frame {
         Ok(frame) => frame,
@@ -212,7 +224,12 @@ async fn run_session<H: Handler>(conn: Connection, accepted: Accepted<H>, shared
     let mut tasks = JoinSet::new();
     match conn.open_uni().await {
         Ok(push) => {
-            tasks.spawn(push_loop(push, state.clone(), Arc::clone(&session), go_away_rx));
+            tasks.spawn(push_loop(
+                push,
+                state.clone(),
+                Arc::clone(&session),
+                go_away_rx,
+            ));
         }
         Err(error) => return debug!(%error, "cannot open the push stream"),
     }

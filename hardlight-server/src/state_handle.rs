@@ -87,7 +87,9 @@ impl<S: ConnectionState> StateHandle<S> {
 }
 
 fn lock(tracker: &Mutex<StateTracker>) -> MutexGuard<'_, StateTracker> {
-    tracker.lock().unwrap_or_else(|poisoned| poisoned.into_inner())
+    tracker
+        .lock()
+        .unwrap_or_else(|poisoned| poisoned.into_inner())
 }
 
 /// Write access to the connection state; derefs to the state.
@@ -117,7 +119,9 @@ impl<S: ConnectionState> Drop for StateWriteGuard<'_, S> {
         match lock(&self.shared.tracker).record(&*self.guard) {
             Ok(true) => self.shared.changed.notify_one(),
             Ok(false) => {}
-            Err(error) => tracing::error!(%error, "connection state field failed to serialize; change not synced"),
+            Err(error) => {
+                tracing::error!(%error, "connection state field failed to serialize; change not synced")
+            }
         }
     }
 }

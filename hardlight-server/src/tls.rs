@@ -11,7 +11,10 @@ use crate::{config::ServerConfig, error::ServerError};
 const STREAM_WINDOW: u32 = 1 << 20;
 
 pub(crate) fn quinn_config(config: &ServerConfig) -> Result<quinn::ServerConfig, ServerError> {
-    let identity = config.identity.as_ref().map_err(|e| ServerError::Tls(e.clone()))?;
+    let identity = config
+        .identity
+        .as_ref()
+        .map_err(|e| ServerError::Tls(e.clone()))?;
     let provider = Arc::new(rustls::crypto::ring::default_provider());
     let mut tls = rustls::ServerConfig::builder_with_provider(provider)
         .with_protocol_versions(&[&rustls::version::TLS13])

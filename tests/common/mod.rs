@@ -81,7 +81,12 @@ impl Kitchen for Handler {
         let scale = scale.unwrap_or(1.0);
         Ok(match shape {
             Shape::Circle { center, radius } => {
-                format!("circle at ({}, {}) r={}", center.x, center.y, radius * scale)
+                format!(
+                    "circle at ({}, {}) r={}",
+                    center.x,
+                    center.y,
+                    radius * scale
+                )
             }
             Shape::Polygon(points) => format!("polygon of {} points", points.len()),
             Shape::Empty => "empty".into(),

@@ -13,7 +13,7 @@ use hardlight::protocol::{
 use quinn::crypto::rustls::QuicClientConfig;
 use rustls::pki_types::{pem::PemObject, CertificateDer};
 
-use super::{TestServer, __KitchenService};
+use super::{__KitchenService, TestServer};
 
 /// A raw connection that has completed the HardLight handshake.
 pub struct RawPeer {
@@ -22,7 +22,13 @@ pub struct RawPeer {
 }
 
 /// A QUIC connection to `server` offering ALPN `protocol`, before any HardLight message.
-pub async fn quic_connect(server: &TestServer, protocol: Vec<u8>) -> (quinn::Endpoint, Result<quinn::Connection, quinn::ConnectionError>) {
+pub async fn quic_connect(
+    server: &TestServer,
+    protocol: Vec<u8>,
+) -> (
+    quinn::Endpoint,
+    Result<quinn::Connection, quinn::ConnectionError>,
+) {
     let mut roots = rustls::RootCertStore::empty();
     let cert = CertificateDer::from_pem_slice(server.certificate_pem.as_bytes()).expect("pem");
     roots.add(cert).expect("root");
@@ -34,9 +40,14 @@ pub async fn quic_connect(server: &TestServer, protocol: Vec<u8>) -> (quinn::End
         .with_no_client_auth();
     tls.alpn_protocols = vec![protocol];
     let crypto = QuicClientConfig::try_from(tls).expect("quic tls");
-    let endpoint = quinn::Endpoint::client(SocketAddr::from(([127, 0, 0, 1], 0))).expect("endpoint");
+    let endpoint =
+        quinn::Endpoint::client(SocketAddr::from(([127, 0, 0, 1], 0))).expect("endpoint");
     let conn = endpoint
-        .connect_with(quinn::ClientConfig::new(Arc::new(crypto)), server.addr, "localhost")
+        .connect_with(
+            quinn::ClientConfig::new(Arc::new(crypto)),
+            server.addr,
+            "localhost",
+        )
         .expect("connect")
         .await;
     (endpoint, conn)
@@ -45,10 +56,17 @@ pub async fn quic_connect(server: &TestServer, protocol: Vec<u8>) -> (quinn::End
 /// Sends a `Hello` and returns the server's answer frame.
 pub async fn hello(conn: &quinn::Connection, hello: &Hello) -> (FrameHeader, Vec<u8>) {
     let (mut send, mut recv) = conn.open_bi().await.expect("open handshake stream");
-    let frame = encode_frame(FrameHeader::new(Kind::Hello, 0), &encode(hello).expect("encode"), Compression::None).expect("frame");
+    let frame = encode_frame(
+        FrameHeader::new(Kind::Hello, 0),
+        &encode(hello).expect("encode"),
+        Compression::None,
+    )
+    .expect("frame");
     send.write_all(&frame).await.expect("send hello");
     send.finish().expect("finish");
-    let (header, body) = read_frame(&mut recv, 1 << 24).await.expect("handshake answer");
+    let (header, body) = read_frame(&mut recv, 1 << 24)
+        .await
+        .expect("handshake answer");
     (header, body.to_vec())
 }
 
@@ -92,6 +110,9 @@ impl RawPeer {
     pub async fn expect_failure(&self, bytes: &[u8]) -> (ErrorCode, String) {
         let (header, body) = self.exchange(bytes).await;
         assert_eq!(header.kind, Kind::ReplyFailure, "expected a failure reply");
-        (ErrorCode::from_u16(header.aux), decode::<String>(&body).expect("message"))
+        (
+            ErrorCode::from_u16(header.aux),
+            decode::<String>(&body).expect("message"),
+        )
     }
 }

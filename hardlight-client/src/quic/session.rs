@@ -68,7 +68,8 @@ impl QuicSession {
         let addr = resolve(&config.addr).await?;
         let offered = alpn(config.protocol_version);
         let tls = client_config(&config.trust, offered.clone())?;
-        let crypto = QuicClientConfig::try_from(tls).map_err(|e| ConnectError::Tls(e.to_string()))?;
+        let crypto =
+            QuicClientConfig::try_from(tls).map_err(|e| ConnectError::Tls(e.to_string()))?;
         let mut client = quinn::ClientConfig::new(Arc::new(crypto));
         client.transport_config(Arc::new(transport(config)?));
         let bind: SocketAddr = if addr.is_ipv6() {
@@ -76,7 +77,8 @@ impl QuicSession {
         } else {
             (std::net::Ipv4Addr::UNSPECIFIED, 0).into()
         };
-        let endpoint = quinn::Endpoint::client(bind).map_err(|e| transport_failure(&config.addr, e))?;
+        let endpoint =
+            quinn::Endpoint::client(bind).map_err(|e| transport_failure(&config.addr, e))?;
         let conn = endpoint
             .connect_with(client, addr, config.server_name())
             .map_err(|e| transport_failure(&config.addr, e))?
@@ -120,7 +122,11 @@ impl QuicSession {
 
     /// Sends a call on its own stream and reads its reply frame. Dropping the future
     /// stops the stream, which cancels the call on the server.
-    pub(crate) async fn call(&self, method: u16, args: &[u8]) -> Result<(FrameHeader, Bytes), CallError> {
+    pub(crate) async fn call(
+        &self,
+        method: u16,
+        args: &[u8],
+    ) -> Result<(FrameHeader, Bytes), CallError> {
         if self.draining.load(Ordering::Acquire) {
             return Err(CallError::Transport(TransportError::Closed(
                 "server is shutting down".into(),
@@ -137,7 +143,9 @@ impl QuicSession {
             }));
         }
         let (mut send, mut recv) = self.conn.open_bi().await.map_err(|e| self.lost(e))?;
-        send.write_all(&frame).await.map_err(|e| self.stream_failed(e))?;
+        send.write_all(&frame)
+            .await
+            .map_err(|e| self.stream_failed(e))?;
         let _ = send.finish();
         let (header, body) = match read_frame(&mut recv, self.reply_max).await {
             Ok(frame) => frame,
@@ -145,7 +153,12 @@ impl QuicSession {
             Err(ReadError::Protocol(e)) => return Err(CallError::Protocol(e)),
             Err(ReadError::Io(e)) => return Err(self.stream_failed(e)),
         };
-        let body = open_aligned_body(&header, body, self.compression != Compression::None, self.reply_max)?;
+        let body = open_aligned_body(
+            &header,
+            body,
+            self.compression != Compression::None,
+            self.reply_max,
+        )?;
         Ok((header, body))
     }
 
@@ -210,7 +223,11 @@ async fn handshake<S: Service>(
         reason: e.to_string(),
     };
     let (mut send, mut recv) = conn.open_bi().await.map_err(|e| closed(&e))?;
-    let frame = encode_frame(FrameHeader::new(Kind::Hello, 0), &encode(&hello)?, Compression::None)?;
+    let frame = encode_frame(
+        FrameHeader::new(Kind::Hello, 0),
+        &encode(&hello)?,
+        Compression::None,
+    )?;
     send.write_all(&frame).await.map_err(|e| closed(&e))?;
     let _ = send.finish();
     let max = config.limits.max_message_size;
@@ -284,7 +301,12 @@ async fn read_pushes<S: ConnectionState>(
         };
         let body = open_aligned_body(&header, body, compressed, max)?;
         match header.kind {
-            Kind::State => apply(mirror, generation, header.seq, &decode::<StateBatch>(&body)?)?,
+            Kind::State => apply(
+                mirror,
+                generation,
+                header.seq,
+                &decode::<StateBatch>(&body)?,
+            )?,
             Kind::GoAway => {
                 if let Some(session) = session.upgrade() {
                     session.go_away();

@@ -12,7 +12,10 @@ use rustls::{
 use crate::{config::Trust, error::ConnectError};
 
 /// A TLS 1.3 client configuration offering ALPN `alpn`.
-pub(crate) fn client_config(trust: &Trust, alpn: Vec<u8>) -> Result<rustls::ClientConfig, ConnectError> {
+pub(crate) fn client_config(
+    trust: &Trust,
+    alpn: Vec<u8>,
+) -> Result<rustls::ClientConfig, ConnectError> {
     let provider = Arc::new(rustls::crypto::ring::default_provider());
     let builder = rustls::ClientConfig::builder_with_provider(Arc::clone(&provider))
         .with_protocol_versions(&[&rustls::version::TLS13])
@@ -42,7 +45,9 @@ fn ca_roots(pem: &[u8]) -> Result<RootCertStore, ConnectError> {
             .map_err(|e| ConnectError::Tls(format!("CA certificate: {e}")))?;
     }
     if roots.is_empty() {
-        return Err(ConnectError::Tls("CA PEM holds no CERTIFICATE block".into()));
+        return Err(ConnectError::Tls(
+            "CA PEM holds no CERTIFICATE block".into(),
+        ));
     }
     Ok(roots)
 }
@@ -82,7 +87,12 @@ impl ServerCertVerifier for AcceptAnyCertificate {
         cert: &CertificateDer<'_>,
         dss: &DigitallySignedStruct,
     ) -> Result<HandshakeSignatureValid, rustls::Error> {
-        verify_tls12_signature(message, cert, dss, &self.0.signature_verification_algorithms)
+        verify_tls12_signature(
+            message,
+            cert,
+            dss,
+            &self.0.signature_verification_algorithms,
+        )
     }
 
     fn verify_tls13_signature(
@@ -91,7 +101,12 @@ impl ServerCertVerifier for AcceptAnyCertificate {
         cert: &CertificateDer<'_>,
         dss: &DigitallySignedStruct,
     ) -> Result<HandshakeSignatureValid, rustls::Error> {
-        verify_tls13_signature(message, cert, dss, &self.0.signature_verification_algorithms)
+        verify_tls13_signature(
+            message,
+            cert,
+            dss,
+            &self.0.signature_verification_algorithms,
+        )
     }
 
     fn supported_verify_schemes(&self) -> Vec<SignatureScheme> {

@@ -1,7 +1,7 @@
 //! The client side of `#[rpc]`: `<Trait>Client`.
 
 use proc_macro2::TokenStream;
-use quote::{format_ident, quote};
+use quote::{format_ident, quote, quote_spanned};
 
 use super::{model::Service, service_ident};
 
@@ -26,10 +26,14 @@ pub(crate) fn generate(item: &syn::ItemTrait, service: &Service) -> TokenStream 
             .map_or_else(|| quote!(#p::HandlerError), |e| quote!(#e));
         let args: Vec<_> = m.args.iter().map(|a| &a.ident).collect();
         let types: Vec<_> = m.args.iter().map(|a| &a.ty).collect();
+        // spanned at the user's method so a type error shows there, not at #[rpc]
+        let call = quote_spanned! {method.span()=>
+            self.0.__call::<(#(#types,)*), #ok, #err>(#index, (#(#args,)*)).await
+        };
         quote! {
             #(#docs)*
             #vis async fn #method(&self, #(#args: #types),*) -> #p::Result<#ok, #p::RpcError<#err>> {
-                self.0.__call::<(#(#types,)*), #ok, #err>(#index, (#(#args,)*)).await
+                #call
             }
         }
     });

@@ -82,7 +82,11 @@ impl Service {
     pub(crate) fn schema(&self, name: &syn::Ident) -> String {
         let mut out = format!("{name}|");
         for m in &self.methods {
-            let args: Vec<String> = m.args.iter().map(|a| a.ty.to_token_stream().to_string()).collect();
+            let args: Vec<String> = m
+                .args
+                .iter()
+                .map(|a| a.ty.to_token_stream().to_string())
+                .collect();
             out.push_str(&format!(
                 "{}({})->{};",
                 m.ident,
@@ -99,18 +103,32 @@ impl Method {
         let sig = &f.sig;
         let name = sig.ident.to_string();
         if sig.asyncness.is_none() {
-            errors.at(sig.fn_token, format!("RPC method `{name}` must be `async fn`"));
+            errors.at(
+                sig.fn_token,
+                format!("RPC method `{name}` must be `async fn`"),
+            );
         }
         if RESERVED.contains(&name.as_str()) || name.starts_with("__") {
-            errors.at(&sig.ident, format!(
-                "`{name}` is reserved by the generated client and handler; rename the method"
-            ));
+            errors.at(
+                &sig.ident,
+                format!(
+                    "`{name}` is reserved by the generated client and handler; rename the method"
+                ),
+            );
         }
         if !sig.generics.params.is_empty() || sig.generics.where_clause.is_some() {
-            errors.at(&sig.generics, format!("RPC method `{name}` cannot be generic: its types must be known to encode them"));
+            errors.at(
+                &sig.generics,
+                format!(
+                    "RPC method `{name}` cannot be generic: its types must be known to encode them"
+                ),
+            );
         }
         if let Some(body) = &f.default {
-            errors.at(body, "RPC methods have no default body; implement them in #[rpc_handler]");
+            errors.at(
+                body,
+                "RPC methods have no default body; implement them in #[rpc_handler]",
+            );
         }
         if let Some(constness) = &sig.constness {
             errors.at(constness, "RPC methods cannot be const");
@@ -126,7 +144,10 @@ impl Method {
         let output = match &sig.output {
             syn::ReturnType::Type(_, ty) => (**ty).clone(),
             syn::ReturnType::Default => {
-                errors.at(sig, format!("RPC method `{name}` must return HandlerResult<T>"));
+                errors.at(
+                    sig,
+                    format!("RPC method `{name}` must return HandlerResult<T>"),
+                );
                 return None;
             }
         };
@@ -151,7 +172,10 @@ impl Method {
 fn check_receiver(sig: &syn::Signature, errors: &mut Errors) {
     match sig.receiver() {
         Some(r) if r.reference.is_some() && r.mutability.is_none() && r.colon_token.is_none() => {}
-        Some(r) => errors.at(r, "RPC methods take `&self` (handlers are shared by concurrent calls)"),
+        Some(r) => errors.at(
+            r,
+            "RPC methods take `&self` (handlers are shared by concurrent calls)",
+        ),
         None => errors.push(syn::Error::new(
             sig.paren_token.span.join(),
             format!("RPC method `{}` must take `&self` first", sig.ident),
@@ -169,7 +193,12 @@ fn parse_args(sig: &syn::Signature, errors: &mut Errors) -> Vec<Arg> {
         })
         .collect();
     if typed.len() > MAX_ARGS {
-        errors.at(&sig.inputs, format!("RPC methods take at most {MAX_ARGS} arguments; group them in a #[codable] struct"));
+        errors.at(
+            &sig.inputs,
+            format!(
+                "RPC methods take at most {MAX_ARGS} arguments; group them in a #[codable] struct"
+            ),
+        );
     }
     typed
         .iter()
@@ -201,9 +230,13 @@ fn parse_args(sig: &syn::Signature, errors: &mut Errors) -> Vec<Arg> {
 
 /// `HandlerResult<T>` → (T, None); `HandlerResult<T, E>` or `Result<T, E>` → (T, Some(E)).
 fn split_result(ty: &syn::Type) -> Option<(syn::Type, Option<syn::Type>)> {
-    let syn::Type::Path(path) = ty else { return None };
+    let syn::Type::Path(path) = ty else {
+        return None;
+    };
     let last = path.path.segments.last()?;
-    let syn::PathArguments::AngleBracketed(args) = &last.arguments else { return None };
+    let syn::PathArguments::AngleBracketed(args) = &last.arguments else {
+        return None;
+    };
     let mut types = args.args.iter().filter_map(|a| match a {
         syn::GenericArgument::Type(t) => Some(t.clone()),
         _ => None,

@@ -42,13 +42,18 @@ pub(crate) fn generate(item: &syn::ItemTrait, attr: &Attr, service: &Service) ->
         let method_name = method.to_string();
         let args: Vec<_> = m.args.iter().map(|a| &a.ident).collect();
         let types = m.args.iter().map(|a| &a.ty);
+        // spanned at the user's method so a type error shows there, not at #[rpc]
+        let decode = quote_spanned! {method.span()=> #p::decode::<(#(#types,)*)>(&args) };
+        let run = quote_spanned! {m.output.span()=>
+            #p::Outcome::from_result(self.#method(#(#args),*).await)
+        };
         quote! {
             #index => {
-                let (#(#args,)*) = match #p::decode::<(#(#types,)*)>(&args) {
+                let (#(#args,)*) = match #decode {
                     #p::Ok(args) => args,
                     #p::Err(error) => return #p::Outcome::invalid_arguments(#method_name, error),
                 };
-                #p::Outcome::from_result(self.#method(#(#args),*).await)
+                #run
             }
         }
     });

@@ -1,0 +1,6 @@
+use hardlight::*;
+
+#[connection_state]
+struct State(u32, String);
+
+fn main() {}

@@ -1,0 +1,9 @@
+use hardlight::*;
+
+#[rpc]
+trait Api {
+    async fn plain(&self) -> u32;
+    async fn nothing(&self);
+}
+
+fn main() {}

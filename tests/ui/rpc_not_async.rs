@@ -1,0 +1,8 @@
+use hardlight::*;
+
+#[rpc]
+trait Api {
+    fn get(&self) -> HandlerResult<u32>;
+}
+
+fn main() {}
