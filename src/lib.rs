@@ -8,12 +8,14 @@ pub use hardlight_macros::{codable, connection_state, factory, rpc, rpc_handler}
 
 #[cfg(feature = "client")]
 pub use hardlight_client::{
-    Client, ClientConfig, ConnectError, RpcError, StateWatcher, TransportError, Trust,
+    Client, ClientConfig, ConnectError, Event, RecvError, RpcError, StateWatcher, Subscription,
+    TransportError, Trust,
 };
 #[cfg(feature = "server")]
 pub use hardlight_server::{
-    Factory, Handler, HandlerContext, Server, ServerConfig, ServerError, ShutdownHandle,
-    StateHandle, StateWriteGuard,
+    EventEmitter, Factory, Handler, HandlerContext, Server, ServerConfig, ServerError,
+    ShutdownHandle, SlowConsumerPolicy, StateHandle, StateWriteGuard, Subscriptions,
+    TopicNotification, TopicNotifier,
 };
 
 /// The protocol building blocks (frames, codec, handshake), for tools and tests that
@@ -34,7 +36,9 @@ pub mod __private {
         Compression, HandlerError, ProtocolError,
     };
     #[cfg(feature = "server")]
-    pub use hardlight_server::{Factory, Handler, HandlerContext, StateHandle};
+    pub use hardlight_server::{
+        EventEmitter, Factory, Handler, HandlerContext, StateHandle, Subscriptions,
+    };
 
     pub use crate::__cfg_client as cfg_client;
 }

@@ -10,11 +10,12 @@ use hardlight_core::{
     codec::{encode, Codable},
     Compression, Service,
 };
-use tokio::sync::watch;
+use tokio::sync::{broadcast, watch};
 
 use crate::{
     config::ClientConfig,
     error::{CallError, ConnectError, RpcError, TransportError},
+    events::{Pushed, Subscription},
     mirror::{Mirror, StateWatcher},
     quic::QuicSession,
     reply::decode_reply,
@@ -33,6 +34,7 @@ struct Inner<S: Service> {
     config: ClientConfig,
     session: Mutex<Option<Arc<QuicSession>>>,
     mirror: Arc<watch::Sender<Mirror<S::State>>>,
+    events: broadcast::Sender<Pushed<S::Event>>,
 }
 
 impl<S: Service> Clone for Client<S> {
@@ -60,9 +62,10 @@ impl<S: Service> Client<S> {
         let call_timeout = config.call_timeout;
         Self {
             inner: Arc::new(Inner {
-                config,
                 session: Mutex::new(None),
                 mirror: Arc::new(watch::Sender::new(Mirror::new())),
+                events: broadcast::Sender::new(config.event_buffer),
+                config,
             }),
             call_timeout,
         }
@@ -91,8 +94,12 @@ impl<S: Service> Client<S> {
         }
         let config = &self.inner.config;
         let generation = self.inner.mirror.borrow().generation + 1;
-        let connecting =
-            QuicSession::connect::<S>(config, generation, Arc::clone(&self.inner.mirror));
+        let connecting = QuicSession::connect::<S>(
+            config,
+            generation,
+            Arc::clone(&self.inner.mirror),
+            self.inner.events.clone(),
+        );
         let session = tokio::time::timeout(config.connect_timeout, connecting)
             .await
             .map_err(|_| ConnectError::Timeout(config.connect_timeout))??;
@@ -125,6 +132,19 @@ impl<S: Service> Client<S> {
             return Err(RpcError::NotConnected);
         }
         Ok(Arc::clone(&mirror.state))
+    }
+
+    /// A stream of the events of the topics the server's handler subscribed this
+    /// connection to (see [`Subscription`]). Create it before the calls whose events you
+    /// want: events received while no subscription exists are not kept.
+    pub async fn subscribe(&self) -> Result<Subscription<S::Event>, RpcError> {
+        if self.inner.mirror.borrow().generation == 0 {
+            return Err(RpcError::NotConnected);
+        }
+        Ok(Subscription {
+            rx: self.inner.events.subscribe(),
+            topic: None,
+        })
     }
 
     /// A live view of the mirrored state that wakes on every change.

@@ -36,6 +36,7 @@ pub struct ClientConfig {
     pub(crate) connect_timeout: Duration,
     pub(crate) limits: Limits,
     pub(crate) protocol_version: u16,
+    pub(crate) event_buffer: usize,
 }
 
 impl ClientConfig {
@@ -50,6 +51,7 @@ impl ClientConfig {
             connect_timeout: Duration::from_secs(10),
             limits: Limits::default(),
             protocol_version: PROTOCOL_VERSION,
+            event_buffer: 1024,
         }
     }
 
@@ -97,6 +99,12 @@ impl ClientConfig {
     /// Limits on what the client accepts (reply size) and its keep-alive/idle timing.
     pub fn with_limits(mut self, limits: Limits) -> Self {
         self.limits = limits;
+        self
+    }
+
+    /// Events buffered for each subscription before the slowest one lags. Default 1024.
+    pub fn with_event_buffer(mut self, events: usize) -> Self {
+        self.event_buffer = events.max(1);
         self
     }
 

@@ -8,6 +8,7 @@
 mod client;
 mod config;
 mod error;
+mod events;
 mod mirror;
 mod quic;
 mod reply;
@@ -15,4 +16,5 @@ mod reply;
 pub use client::Client;
 pub use config::{ClientConfig, Trust};
 pub use error::{ConnectError, RpcError, TransportError};
+pub use events::{Event, RecvError, Subscription};
 pub use mirror::StateWatcher;

@@ -24,6 +24,9 @@ pub struct Limits {
     pub idle_timeout: Duration,
     /// Keep-alive interval that holds a quiet connection open. Default 10 s.
     pub keep_alive: Duration,
+    /// Events queued for one connection before the slow-consumer policy applies.
+    /// Default 1024.
+    pub max_queued_events: usize,
 }
 
 impl Default for Limits {
@@ -35,6 +38,7 @@ impl Default for Limits {
             handshake_timeout: Duration::from_secs(10),
             idle_timeout: Duration::from_secs(30),
             keep_alive: Duration::from_secs(10),
+            max_queued_events: 1024,
         }
     }
 }

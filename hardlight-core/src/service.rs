@@ -16,6 +16,8 @@ pub type BoxFuture<'a, T> = Pin<Box<dyn Future<Output = T> + Send + 'a>>;
 pub trait Service: Send + Sync + 'static {
     /// The connection state the server owns and clients mirror.
     type State: ConnectionState;
+    /// The type of the events the service publishes on topics (`()` if it has none).
+    type Event: Codable + Clone + Send + Sync + 'static;
     /// The trait's name.
     const NAME: &'static str;
     /// Method names; a method's index on the wire is its position here.

@@ -30,7 +30,8 @@ pub fn codable(args: TokenStream, input: TokenStream) -> TokenStream {
 /// Defines a service from a trait of `async fn name(&self, args…) -> HandlerResult<T>`.
 ///
 /// Generates the server-side trait, a hidden service descriptor and `<Trait>Client`.
-/// Options: `#[rpc(state = MyState)]` (default: the type named `State` in scope).
+/// Options: `#[rpc(state = MyState)]` (default: the type named `State` in scope) and
+/// `#[rpc(events = MyEvent)]`, the type published on topics (default `()`).
 #[proc_macro_attribute]
 pub fn rpc(args: TokenStream, input: TokenStream) -> TokenStream {
     rpc::expand(args.into(), input.into()).into()

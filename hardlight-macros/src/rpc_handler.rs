@@ -75,13 +75,26 @@ fn generate(
         #vis struct #handler {
             /// The connection state, synced to the client on every write.
             #vis state: #p::StateHandle<<#descriptor as #p::Service>::State>,
+            /// The connection's topic subscriptions.
+            #vis subscriptions: #p::Subscriptions,
+            /// Publishes events to topics.
+            #vis events: #p::EventEmitter<<#descriptor as #p::Service>::Event>,
         }
 
         impl #p::Handler for #handler {
             type Service = #descriptor;
 
-            fn new(context: #p::HandlerContext<<#descriptor as #p::Service>::State>) -> Self {
-                Self { state: context.state }
+            fn new(
+                context: #p::HandlerContext<
+                    <#descriptor as #p::Service>::State,
+                    <#descriptor as #p::Service>::Event,
+                >,
+            ) -> Self {
+                Self {
+                    state: context.state,
+                    subscriptions: context.subscriptions,
+                    events: context.events,
+                }
             }
 
             fn dispatch(

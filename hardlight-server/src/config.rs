@@ -4,7 +4,7 @@ use rustls::pki_types::{pem::PemObject, CertificateDer, PrivateKeyDer};
 
 use hardlight_core::{Compression, Limits};
 
-use crate::error::ServerError;
+use crate::{error::ServerError, topics::SlowConsumerPolicy};
 
 /// How a server is set up.
 ///
@@ -21,6 +21,7 @@ pub struct ServerConfig {
     pub(crate) identity: Result<Identity, String>,
     pub(crate) limits: Limits,
     pub(crate) compression: Compression,
+    pub(crate) slow_consumer: SlowConsumerPolicy,
 }
 
 #[derive(Debug)]
@@ -81,6 +82,7 @@ impl ServerConfig {
             identity,
             limits: Limits::default(),
             compression: Compression::default(),
+            slow_consumer: SlowConsumerPolicy::default(),
         }
     }
 
@@ -93,6 +95,12 @@ impl ServerConfig {
     /// Sets what compression the server accepts ([`Compression::None`] refuses it).
     pub fn with_compression(mut self, compression: Compression) -> Self {
         self.compression = compression;
+        self
+    }
+
+    /// What to do with a client whose event queue (`Limits::max_queued_events`) is full.
+    pub fn with_slow_consumer_policy(mut self, policy: SlowConsumerPolicy) -> Self {
+        self.slow_consumer = policy;
         self
     }
 

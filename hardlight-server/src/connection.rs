@@ -24,6 +24,7 @@ use crate::{
     push::push_loop,
     shutdown::Signals,
     state_handle::StateHandle,
+    topics::{EventEmitter, Hub, Outbox, SlowConsumerPolicy, Subscriptions},
 };
 
 /// QUIC application close codes used by the server.
@@ -35,6 +36,8 @@ pub(crate) mod close {
     pub(crate) const SHUTDOWN: VarInt = VarInt::from_u32(0x11);
     /// The peer broke the protocol outside a call.
     pub(crate) const PROTOCOL: VarInt = VarInt::from_u32(0x12);
+    /// The client read events too slowly (slow-consumer policy `Disconnect`).
+    pub(crate) const SLOW_CONSUMER: VarInt = VarInt::from_u32(0x13);
 }
 
 /// Largest `Hello` the server reads: a handshake is small; this bounds pre-auth memory.
@@ -46,6 +49,8 @@ pub(crate) struct ServerShared {
     pub(crate) limits: Limits,
     pub(crate) compression: Compression,
     pub(crate) signals: Arc<Signals>,
+    pub(crate) hub: Arc<Hub>,
+    pub(crate) slow_consumer: SlowConsumerPolicy,
 }
 
 /// What a connection's calls share after the handshake.
@@ -106,6 +111,8 @@ struct Accepted<H: Handler> {
     handler: Arc<H>,
     state: StateHandle<StateOf<H>>,
     session: Arc<Session>,
+    outbox: Arc<Outbox>,
+    subscriptions: Subscriptions,
 }
 
 /// Reads `Hello`, answers `Welcome` (creating the handler) or `Reject`.
@@ -151,8 +158,16 @@ async fn handshake<H: Handler>(
             return None;
         }
     };
+    let outbox = Outbox::new(shared.limits.max_queued_events, shared.slow_consumer);
+    let subscriptions = Subscriptions::new(Arc::clone(&shared.hub), Arc::clone(&outbox));
     let handler = factory.create(HandlerContext {
         state: state.clone(),
+        subscriptions: subscriptions.clone(),
+        events: EventEmitter::new(
+            Arc::clone(&shared.hub),
+            shared.compression,
+            shared.limits.max_message_size,
+        ),
     });
     let (state_version, snapshot) = state.snapshot().await;
     let welcome = Welcome {
@@ -188,6 +203,8 @@ async fn handshake<H: Handler>(
     Some(Accepted {
         handler,
         state,
+        outbox,
+        subscriptions,
         session: Arc::new(Session {
             limits: shared.limits.clone(),
             compression: negotiated.compression,
@@ -218,6 +235,8 @@ async fn run_session<H: Handler>(conn: Connection, accepted: Accepted<H>, shared
         handler,
         state,
         session,
+        outbox,
+        subscriptions,
     } = accepted;
     let mut shutdown = shared.signals.deadline.subscribe();
     let (go_away, go_away_rx) = watch::channel(false);
@@ -226,12 +245,17 @@ async fn run_session<H: Handler>(conn: Connection, accepted: Accepted<H>, shared
         Ok(push) => {
             tasks.spawn(push_loop(
                 push,
+                conn.clone(),
                 state.clone(),
+                outbox,
                 Arc::clone(&session),
                 go_away_rx,
             ));
         }
-        Err(error) => return debug!(%error, "cannot open the push stream"),
+        Err(error) => {
+            subscriptions.close();
+            return debug!(%error, "cannot open the push stream");
+        }
     }
     let mut calls = JoinSet::new();
     let mut drain_deadline: Option<Instant> = None;
@@ -276,4 +300,5 @@ async fn run_session<H: Handler>(conn: Connection, accepted: Accepted<H>, shared
             Some(_) = calls.join_next() => {}
         }
     }
+    subscriptions.close();
 }

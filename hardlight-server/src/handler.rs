@@ -5,10 +5,16 @@ use std::{marker::PhantomData, sync::Arc};
 
 use hardlight_core::{codec::Bytes, service::BoxFuture, Outcome, Service};
 
-use crate::state_handle::StateHandle;
+use crate::{
+    state_handle::StateHandle,
+    topics::{EventEmitter, Subscriptions},
+};
 
 /// The state type of a handler's service.
 pub type StateOf<H> = <<H as Handler>::Service as Service>::State;
+
+/// The event type of a handler's service.
+pub type EventOf<H> = <<H as Handler>::Service as Service>::Event;
 
 /// A connection's handler: one is created per connection by the factory and dropped when
 /// the connection ends. Implemented by `#[rpc_handler]`.
@@ -17,7 +23,7 @@ pub trait Handler: Send + Sync + Sized + 'static {
     type Service: Service;
 
     /// Creates the handler for a new connection.
-    fn new(context: HandlerContext<StateOf<Self>>) -> Self;
+    fn new(context: HandlerContext<StateOf<Self>, EventOf<Self>>) -> Self;
 
     /// Decodes the arguments of method `method`, runs it and encodes its result.
     fn dispatch(self: Arc<Self>, method: u16, args: Bytes) -> BoxFuture<'static, Outcome>;
@@ -25,9 +31,13 @@ pub trait Handler: Send + Sync + Sized + 'static {
 
 /// What a new handler gets from its connection.
 #[non_exhaustive]
-pub struct HandlerContext<S> {
+pub struct HandlerContext<S, E> {
     /// The connection state, synced to the client.
     pub state: StateHandle<S>,
+    /// The connection's topic subscriptions.
+    pub subscriptions: Subscriptions,
+    /// Publishes events to topics.
+    pub events: EventEmitter<E>,
 }
 
 /// Creates handlers of type `H`; see the `factory!` macro.
@@ -43,7 +53,7 @@ impl<H: Handler> Factory<H> {
         }
     }
 
-    pub(crate) fn create(&self, context: HandlerContext<StateOf<H>>) -> Arc<H> {
+    pub(crate) fn create(&self, context: HandlerContext<StateOf<H>, EventOf<H>>) -> Arc<H> {
         Arc::new(H::new(context))
     }
 }

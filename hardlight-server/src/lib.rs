@@ -16,10 +16,14 @@ mod server;
 mod shutdown;
 mod state_handle;
 mod tls;
+mod topics;
 
 pub use config::ServerConfig;
 pub use error::ServerError;
-pub use handler::{Factory, Handler, HandlerContext, StateOf};
+pub use handler::{EventOf, Factory, Handler, HandlerContext, StateOf};
 pub use server::Server;
 pub use shutdown::ShutdownHandle;
 pub use state_handle::{StateHandle, StateWriteGuard};
+pub use topics::{
+    EventEmitter, SlowConsumerPolicy, Subscriptions, TopicNotification, TopicNotifier,
+};

@@ -1,52 +1,93 @@
-//! The server's push stream: state batches (and the shutdown notice), in order.
+//! The server's push stream: state batches, events, losses and the shutdown notice, in
+//! order.
 
 use std::sync::Arc;
 
+use bytes::Bytes;
 use hardlight_core::{
     codec::encode,
     frame::{FrameHeader, Kind},
     message::encode_frame,
-    ConnectionState,
+    state::StateBatch,
+    ConnectionState, ProtocolError,
 };
-use quinn::SendStream;
+use quinn::{Connection, SendStream};
 use tokio::sync::watch;
 use tracing::{debug, warn};
 
-use crate::{connection::Session, state_handle::StateHandle};
+use crate::{
+    connection::{close, Session},
+    state_handle::StateHandle,
+    topics::Outbox,
+};
 
-/// Writes coalesced state batches as they become pending, and `GoAway` once shutdown
-/// starts. Returns when the stream fails (the client went away).
+/// Events written per batch of the push stream.
+const EVENTS_PER_WRITE: usize = 64;
+
+/// Writes coalesced state batches as they become pending (first), queued events with any
+/// loss count before them, and `GoAway` once shutdown starts. Returns when the stream fails
+/// (the client went away) or the client overflowed its event queue under the `Disconnect`
+/// policy, in which case the connection is closed.
 ///
 /// Memory stays bounded while the client is slow to read: pending state holds at most one
-/// value per field, and only one frame is in the writer at a time.
+/// value per field, the outbox at most `max_queued_events`, and one batch is in the writer.
 pub(crate) async fn push_loop<S: ConnectionState>(
     mut push: SendStream,
+    conn: Connection,
     state: StateHandle<S>,
+    outbox: Arc<Outbox>,
     session: Arc<Session>,
     mut go_away: watch::Receiver<bool>,
 ) {
+    let compressed = session.compression_negotiated();
     let mut told = false;
     loop {
-        let frame = tokio::select! {
-            (version, batch) = state.next_batch() => {
-                let frame = encode(&batch).and_then(|body| {
-                    encode_frame(FrameHeader::new(Kind::State, 0).with_seq(version), &body, session.compression)
-                });
-                match frame {
-                    Ok(frame) => frame,
-                    Err(error) => {
-                        warn!(%error, "state batch not sent");
-                        continue;
-                    }
-                }
-            }
+        let mut frames: Vec<Bytes> = Vec::new();
+        tokio::select! {
+            biased;
+            (version, batch) = state.next_batch() => match state_frame(version, &batch, &session) {
+                Ok(frame) => frames.push(frame.into()),
+                Err(error) => warn!(%error, "state batch not sent"),
+            },
             Ok(_) = go_away.wait_for(|shutting_down| *shutting_down), if !told => {
                 told = true;
-                FrameHeader::new(Kind::GoAway, 0).encode().to_vec()
+                frames.push(Bytes::copy_from_slice(&FrameHeader::new(Kind::GoAway, 0).encode()));
             }
-        };
-        if let Err(error) = push.write_all(&frame).await {
-            return debug!(%error, "push stream closed");
+            taken = outbox.take(EVENTS_PER_WRITE) => {
+                if taken.overflowed {
+                    return disconnect_slow_consumer(&conn);
+                }
+                if taken.lost > 0 {
+                    let lagged = FrameHeader::new(Kind::Lagged, 0).with_id(taken.lost);
+                    frames.push(Bytes::copy_from_slice(&lagged.encode()));
+                }
+                frames.extend(taken.events.iter().map(|event| event.frame(compressed)));
+            }
+        }
+        // a client that stops reading blocks this write: the overflow must still be seen
+        tokio::select! {
+            written = push.write_all_chunks(&mut frames) => if let Err(error) = written {
+                return debug!(%error, "push stream closed");
+            },
+            () = outbox.overflowed() => return disconnect_slow_consumer(&conn),
         }
     }
+}
+
+fn disconnect_slow_consumer(conn: &Connection) {
+    debug!("event queue overflowed; disconnecting the slow client");
+    conn.close(close::SLOW_CONSUMER, b"event queue overflowed");
+}
+
+fn state_frame(
+    version: u64,
+    batch: &StateBatch,
+    session: &Session,
+) -> Result<Vec<u8>, ProtocolError> {
+    let body = encode(batch)?;
+    encode_frame(
+        FrameHeader::new(Kind::State, 0).with_seq(version),
+        &body,
+        session.compression,
+    )
 }

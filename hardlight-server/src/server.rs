@@ -13,9 +13,10 @@ use crate::{
     config::ServerConfig,
     connection::{serve_connection, ServerShared},
     error::ServerError,
-    handler::{Factory, Handler},
+    handler::{EventOf, Factory, Handler},
     shutdown::{ShutdownHandle, Signals},
     tls::quinn_config,
+    topics::{EventEmitter, Hub, TopicNotifier},
 };
 
 /// A HardLight server for handlers of type `H`.
@@ -36,6 +37,7 @@ pub struct Server<H: Handler> {
     factory: Factory<H>,
     endpoint: Option<quinn::Endpoint>,
     signals: Arc<Signals>,
+    hub: Arc<Hub>,
 }
 
 impl<H: Handler> Server<H> {
@@ -46,7 +48,24 @@ impl<H: Handler> Server<H> {
             factory,
             endpoint: None,
             signals: Signals::new(),
+            hub: Hub::new(),
         }
+    }
+
+    /// An emitter of events to this server's topics; call as often as needed.
+    pub fn get_event_emitter(&self) -> EventEmitter<EventOf<H>> {
+        EventEmitter::new(
+            Arc::clone(&self.hub),
+            self.config.compression,
+            self.config.limits.max_message_size,
+        )
+    }
+
+    /// Receives [`TopicNotification::Created`](crate::TopicNotification) when a topic
+    /// gains its first subscriber and `Removed` when it loses its last; call as often as
+    /// needed, each notifier receives every notification.
+    pub fn get_topic_notifier(&self) -> TopicNotifier {
+        self.hub.notifier()
     }
 
     /// Binds the UDP socket now (must be called within a tokio runtime) and returns the
@@ -89,6 +108,8 @@ impl<H: Handler> Server<H> {
             limits: self.config.limits.clone(),
             compression: self.config.compression,
             signals: Arc::clone(&self.signals),
+            hub: Arc::clone(&self.hub),
+            slow_consumer: self.config.slow_consumer,
         });
         let span = info_span!("server", %addr);
         async {

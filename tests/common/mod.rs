@@ -9,6 +9,7 @@ use std::{
 
 use hardlight::*;
 
+pub mod board;
 pub mod probe;
 pub mod raw;
 

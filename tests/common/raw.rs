@@ -29,8 +29,20 @@ pub async fn quic_connect(
     quinn::Endpoint,
     Result<quinn::Connection, quinn::ConnectionError>,
 ) {
+    quic_connect_to(server.addr, &server.certificate_pem, protocol).await
+}
+
+/// A QUIC connection to `addr`, trusting `certificate_pem`, offering ALPN `protocol`.
+pub async fn quic_connect_to(
+    addr: SocketAddr,
+    certificate_pem: &str,
+    protocol: Vec<u8>,
+) -> (
+    quinn::Endpoint,
+    Result<quinn::Connection, quinn::ConnectionError>,
+) {
     let mut roots = rustls::RootCertStore::empty();
-    let cert = CertificateDer::from_pem_slice(server.certificate_pem.as_bytes()).expect("pem");
+    let cert = CertificateDer::from_pem_slice(certificate_pem.as_bytes()).expect("pem");
     roots.add(cert).expect("root");
     let provider = Arc::new(rustls::crypto::ring::default_provider());
     let mut tls = rustls::ClientConfig::builder_with_provider(provider)
@@ -45,7 +57,7 @@ pub async fn quic_connect(
     let conn = endpoint
         .connect_with(
             quinn::ClientConfig::new(Arc::new(crypto)),
-            server.addr,
+            addr,
             "localhost",
         )
         .expect("connect")
@@ -72,21 +84,32 @@ pub async fn hello(conn: &quinn::Connection, hello: &Hello) -> (FrameHeader, Vec
 
 /// A valid `Hello` for the test service.
 pub fn kitchen_hello(compression: Vec<u8>) -> Hello {
+    hello_for::<__KitchenService>(compression)
+}
+
+/// A valid `Hello` for service `S`.
+pub fn hello_for<S: Service>(compression: Vec<u8>) -> Hello {
     Hello {
         version: PROTOCOL_VERSION,
-        schema_hash: <__KitchenService as Service>::SCHEMA_HASH,
-        service: "Kitchen".into(),
+        schema_hash: S::SCHEMA_HASH,
+        service: S::NAME.into(),
         compression,
         token: None,
     }
 }
 
 impl RawPeer {
-    /// Connects and completes the handshake (offering zstd).
+    /// Connects to the `Kitchen` test server and completes the handshake (offering zstd).
     pub async fn connect(server: &TestServer) -> Self {
-        let (endpoint, conn) = quic_connect(server, alpn(PROTOCOL_VERSION)).await;
+        let hello = kitchen_hello(Compression::default().offers());
+        Self::connect_to(server.addr, &server.certificate_pem, &hello).await
+    }
+
+    /// Connects to `addr` and completes the handshake with `hello`.
+    pub async fn connect_to(addr: SocketAddr, certificate_pem: &str, hello_msg: &Hello) -> Self {
+        let (endpoint, conn) = quic_connect_to(addr, certificate_pem, alpn(PROTOCOL_VERSION)).await;
         let conn = conn.expect("quic connect");
-        let (header, body) = hello(&conn, &kitchen_hello(Compression::default().offers())).await;
+        let (header, body) = hello(&conn, hello_msg).await;
         assert_eq!(header.kind, Kind::Welcome);
         decode::<Welcome>(&body).expect("welcome");
         // the push stream shows up with the first state change; these tests ignore it

@@ -16,16 +16,20 @@ use hardlight_core::{
     io::{read_frame, ReadError},
     message::{encode_frame, open_aligned_body},
     state::StateBatch,
-    Compression, ConnectionState, ProtocolError, Service,
+    Compression, ProtocolError, Service, Topic,
 };
 use quinn::{crypto::rustls::QuicClientConfig, ConnectionError, TransportErrorCode, VarInt};
-use tokio::{sync::watch, task::JoinHandle};
+use tokio::{
+    sync::{broadcast, watch},
+    task::JoinHandle,
+};
 use tracing::{debug, warn};
 
 use super::tls::client_config;
 use crate::{
     config::ClientConfig,
     error::{CallError, ConnectError, TransportError},
+    events::{Event, Pushed},
     mirror::{apply, mark_disconnected, Mirror},
 };
 
@@ -64,6 +68,7 @@ impl QuicSession {
         config: &ClientConfig,
         generation: u64,
         mirror: Arc<watch::Sender<Mirror<S::State>>>,
+        events: broadcast::Sender<Pushed<S::Event>>,
     ) -> Result<Arc<Self>, ConnectError> {
         let addr = resolve(&config.addr).await?;
         let offered = alpn(config.protocol_version);
@@ -98,12 +103,16 @@ impl QuicSession {
         });
         let compression = welcome.compression_for(config.compression);
         let session = Arc::new_cyclic(|weak: &std::sync::Weak<Self>| {
-            let push = tokio::spawn(push_reader::<S::State>(
+            let push = tokio::spawn(push_reader::<S>(
                 conn.clone(),
-                weak.clone(),
-                mirror,
-                compression != Compression::None,
-                config.limits.max_message_size,
+                Pushes {
+                    session: weak.clone(),
+                    mirror,
+                    events,
+                    generation,
+                    compressed: compression != Compression::None,
+                    max: config.limits.max_message_size,
+                },
             ));
             Self {
                 conn,
@@ -258,65 +267,70 @@ async fn handshake<S: Service>(
     }
 }
 
-/// Reads state batches and notices from the server's push stream until the connection
-/// ends, then marks the mirror disconnected.
-async fn push_reader<S: ConnectionState>(
-    conn: quinn::Connection,
-    session: std::sync::Weak<QuicSession>,
-    mirror: Arc<watch::Sender<Mirror<S>>>,
-    compressed: bool,
-    max: u32,
-) {
-    let generation = match session.upgrade() {
-        Some(session) => session.generation,
-        None => return,
-    };
-    if let Err(error) = read_pushes(&conn, &session, &mirror, generation, compressed, max).await {
+/// Reads the server's push stream until the connection ends, then marks the mirror
+/// disconnected. A protocol violation on it closes the connection.
+async fn push_reader<S: Service>(conn: quinn::Connection, pushes: Pushes<S>) {
+    if let Err(error) = pushes.read(&conn).await {
         warn!(%error, "server broke the protocol on the push stream; closing");
         conn.close(CLOSE_PROTOCOL, b"protocol error on push stream");
     }
     conn.closed().await;
-    mark_disconnected(&mirror, generation);
+    mark_disconnected(&pushes.mirror, pushes.generation);
 }
 
-async fn read_pushes<S: ConnectionState>(
-    conn: &quinn::Connection,
-    session: &std::sync::Weak<QuicSession>,
-    mirror: &watch::Sender<Mirror<S>>,
+/// Where the push-stream reader delivers what it reads.
+struct Pushes<S: Service> {
+    session: std::sync::Weak<QuicSession>,
+    mirror: Arc<watch::Sender<Mirror<S::State>>>,
+    events: broadcast::Sender<Pushed<S::Event>>,
     generation: u64,
     compressed: bool,
     max: u32,
-) -> Result<(), ProtocolError> {
-    let Ok(mut push) = conn.accept_uni().await else {
-        return Ok(());
-    };
-    loop {
-        let (header, body) = match read_frame(&mut push, max).await {
-            Ok(frame) => frame,
-            Err(ReadError::Protocol(e)) => return Err(e),
-            Err(error) => {
-                debug!(%error, "push stream ended");
-                return Ok(());
-            }
+}
+
+impl<S: Service> Pushes<S> {
+    async fn read(&self, conn: &quinn::Connection) -> Result<(), ProtocolError> {
+        let Ok(mut push) = conn.accept_uni().await else {
+            return Ok(());
         };
-        let body = open_aligned_body(&header, body, compressed, max)?;
-        match header.kind {
-            Kind::State => apply(
-                mirror,
-                generation,
-                header.seq,
-                &decode::<StateBatch>(&body)?,
-            )?,
-            Kind::GoAway => {
-                if let Some(session) = session.upgrade() {
-                    session.go_away();
+        loop {
+            let (header, body) = match read_frame(&mut push, self.max).await {
+                Ok(frame) => frame,
+                Err(ReadError::Protocol(e)) => return Err(e),
+                Err(error) => {
+                    debug!(%error, "push stream ended");
+                    return Ok(());
                 }
-            }
-            other => {
-                return Err(ProtocolError::UnexpectedKind {
-                    expected: "State or GoAway",
-                    got: other.name(),
-                })
+            };
+            let body = open_aligned_body(&header, body, self.compressed, self.max)?;
+            match header.kind {
+                Kind::State => apply(
+                    &self.mirror,
+                    self.generation,
+                    header.seq,
+                    &decode::<StateBatch>(&body)?,
+                )?,
+                Kind::Event => {
+                    let (topic, payload) = decode::<(Topic, S::Event)>(&body)?;
+                    // with no subscription there is nobody to deliver to or tell
+                    let _ = self
+                        .events
+                        .send(Pushed::Event(Arc::new(Event { topic, payload })));
+                }
+                Kind::Lagged => {
+                    let _ = self.events.send(Pushed::Lost(header.id));
+                }
+                Kind::GoAway => {
+                    if let Some(session) = self.session.upgrade() {
+                        session.go_away();
+                    }
+                }
+                other => {
+                    return Err(ProtocolError::UnexpectedKind {
+                        expected: "State, Event, Lagged or GoAway",
+                        got: other.name(),
+                    })
+                }
             }
         }
     }

@@ -2,7 +2,7 @@
 //! descriptor.
 
 use proc_macro2::TokenStream;
-use quote::{quote, quote_spanned};
+use quote::{quote, quote_spanned, ToTokens};
 use syn::spanned::Spanned;
 
 use super::{attr::Attr, model::Service, service_ident};
@@ -14,7 +14,7 @@ pub(crate) fn generate(item: &syn::ItemTrait, attr: &Attr, service: &Service) ->
     } = item;
     let name = ident.to_string();
     let descriptor = service_ident(ident);
-    let state = &attr.state;
+    let (state, events) = (&attr.state, &attr.events);
 
     let signatures = service.methods.iter().map(|m| {
         let (attrs, method, output) = (&m.attrs, &m.ident, &m.output);
@@ -58,7 +58,12 @@ pub(crate) fn generate(item: &syn::ItemTrait, attr: &Attr, service: &Service) ->
         }
     });
     let method_names = service.methods.iter().map(|m| m.ident.to_string());
-    let schema = syn::LitByteStr::new(service.schema(ident).as_bytes(), ident.span());
+    let schema = format!(
+        "{}events:{};",
+        service.schema(ident),
+        events.to_token_stream()
+    );
+    let schema = syn::LitByteStr::new(schema.as_bytes(), ident.span());
 
     quote! {
         #(#attrs)*
@@ -90,6 +95,7 @@ pub(crate) fn generate(item: &syn::ItemTrait, attr: &Attr, service: &Service) ->
 
         impl #p::Service for #descriptor {
             type State = #state;
+            type Event = #events;
             const NAME: &'static str = #name;
             const METHODS: &'static [&'static str] = &[#(#method_names),*];
             const SCHEMA_HASH: u64 = #p::combine(

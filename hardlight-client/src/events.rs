@@ -1,0 +1,83 @@
+//! Receiving events: the typed subscription stream.
+
+use std::sync::Arc;
+
+use hardlight_core::Topic;
+use tokio::sync::broadcast;
+
+/// An event received on a topic.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Event<E> {
+    /// The topic it was emitted on.
+    pub topic: Topic,
+    /// The event itself, of the service's event type.
+    pub payload: E,
+}
+
+/// What the push-stream reader hands to subscriptions.
+#[derive(Debug, Clone)]
+pub(crate) enum Pushed<E> {
+    Event(Arc<Event<E>>),
+    /// The server dropped this many events for this connection.
+    Lost(u64),
+}
+
+/// Why [`Subscription::recv`] returned no event.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum RecvError {
+    /// This many events were lost (the server's queue for this connection overflowed, or
+    /// this subscription fell behind the client's event buffer). The subscription
+    /// continues: call `recv` again.
+    #[error("{0} events were lost; the subscription continues")]
+    Lagged(u64),
+    /// The client was dropped; no more events will come.
+    #[error("the client is gone; no more events")]
+    Closed,
+}
+
+/// A stream of the events of the topics the server subscribed this connection to.
+///
+/// From `client.subscribe()`. Every subscription sees every event received after it was
+/// created, in the order the server emitted them; losses are reported, never skipped over.
+///
+/// ```no_run
+/// # async fn demo(mut events: hardlight_client::Subscription<String>) {
+/// use hardlight_client::RecvError;
+/// loop {
+///     match events.recv().await {
+///         Ok(event) => println!("{}: {}", event.topic, event.payload),
+///         Err(RecvError::Lagged(n)) => eprintln!("missed {n} events"),
+///         Err(RecvError::Closed) => break,
+///     }
+/// }
+/// # }
+/// ```
+#[derive(Debug)]
+pub struct Subscription<E> {
+    pub(crate) rx: broadcast::Receiver<Pushed<E>>,
+    pub(crate) topic: Option<Topic>,
+}
+
+impl<E: Clone> Subscription<E> {
+    /// Keeps only the events of `topic` (losses are still reported: they may concern it).
+    pub fn only(mut self, topic: impl Into<Topic>) -> Self {
+        self.topic = Some(topic.into());
+        self
+    }
+
+    /// The next event.
+    pub async fn recv(&mut self) -> Result<Event<E>, RecvError> {
+        loop {
+            match self.rx.recv().await {
+                Ok(Pushed::Event(event)) => {
+                    if self.topic.as_ref().is_none_or(|t| *t == event.topic) {
+                        return Ok(Arc::unwrap_or_clone(event));
+                    }
+                }
+                Ok(Pushed::Lost(n)) => return Err(RecvError::Lagged(n)),
+                Err(broadcast::error::RecvError::Lagged(n)) => return Err(RecvError::Lagged(n)),
+                Err(broadcast::error::RecvError::Closed) => return Err(RecvError::Closed),
+            }
+        }
+    }
+}

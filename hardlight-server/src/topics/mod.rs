@@ -1,0 +1,15 @@
+//! Topics and events: the hub that maps topics to subscribed connections, per-connection
+//! outboxes, emitters, handler subscriptions and topic notifications.
+
+mod emitter;
+mod hub;
+mod notifier;
+mod outbox;
+mod subscriptions;
+
+pub use emitter::EventEmitter;
+pub(crate) use hub::Hub;
+pub use notifier::{TopicNotification, TopicNotifier};
+pub(crate) use outbox::Outbox;
+pub use outbox::SlowConsumerPolicy;
+pub use subscriptions::Subscriptions;

@@ -1,0 +1,104 @@
+//! A pub/sub service: handlers subscribe their connection to topics and publish notes.
+
+use std::net::SocketAddr;
+
+use hardlight::*;
+
+#[codable]
+#[derive(Debug, Clone, PartialEq)]
+pub struct Note {
+    /// Which emitter sent it.
+    pub from: u32,
+    /// Position in that emitter's sequence.
+    pub seq: u64,
+    pub text: String,
+}
+
+#[rpc(state = BoardState, events = Note)]
+pub trait Board {
+    /// Subscribes this connection to `topic`.
+    async fn join(&self, topic: String) -> HandlerResult<bool>;
+    /// Unsubscribes this connection from `topic`.
+    async fn leave(&self, topic: String) -> HandlerResult<bool>;
+    /// Publishes `note` on `topic`; returns how many connections it was queued for.
+    async fn post(&self, topic: String, note: Note) -> HandlerResult<usize>;
+}
+
+#[connection_state]
+pub struct BoardState {
+    pub joined: Vec<String>,
+}
+
+#[rpc_handler(pub)]
+impl Board for BoardHandler {
+    async fn join(&self, topic: String) -> HandlerResult<bool> {
+        let added = self.subscriptions.add(&Topic::from(topic.as_str()));
+        if added {
+            self.state.write().await.joined.push(topic);
+        }
+        Ok(added)
+    }
+
+    async fn leave(&self, topic: String) -> HandlerResult<bool> {
+        let removed = self.subscriptions.remove(&Topic::from(topic.as_str()));
+        self.state.write().await.joined.retain(|t| *t != topic);
+        Ok(removed)
+    }
+
+    async fn post(&self, topic: String, note: Note) -> HandlerResult<usize> {
+        Ok(self.events.emit(&Topic::from(topic), note).await)
+    }
+}
+
+/// A running board server.
+pub struct BoardServer {
+    pub addr: SocketAddr,
+    pub certificate_pem: String,
+    pub shutdown: ShutdownHandle,
+    pub emitter: EventEmitter<Note>,
+    pub notifier: TopicNotifier,
+}
+
+impl BoardServer {
+    pub async fn start(adjust: impl FnOnce(ServerConfig) -> ServerConfig) -> Self {
+        let config = adjust(ServerConfig::new_self_signed("127.0.0.1:0"));
+        let certificate_pem = config.certificate_pem().expect("certificate");
+        let mut server = Server::new(config, factory!(BoardHandler));
+        let addr = server.bind().expect("bind");
+        let emitter = server.get_event_emitter();
+        let notifier = server.get_topic_notifier();
+        let shutdown = server.shutdown_handle();
+        tokio::spawn(server.run());
+        Self {
+            addr,
+            certificate_pem,
+            shutdown,
+            emitter,
+            notifier,
+        }
+    }
+
+    /// A connected client.
+    pub async fn client(&self) -> BoardClient {
+        let client = BoardClient::new_self_signed(self.addr.to_string(), Compression::default());
+        client.connect().await.expect("connect");
+        client
+    }
+
+    /// A connected client subscribed (by its handler) to `topic`, with its event stream.
+    pub async fn subscriber(&self, topic: &str) -> (BoardClient, Subscription<Note>) {
+        let client = self.client().await;
+        let events = client.subscribe().await.expect("subscribe");
+        assert!(client.join(topic.to_owned()).await.expect("join"));
+        (client, events)
+    }
+}
+
+/// A note from emitter `from` numbered `seq`.
+pub fn note(from: u32, seq: u64) -> Note {
+    Note {
+        from,
+        seq,
+        text: format!("note {seq} from {from}"),
+    }
+}

@@ -1,0 +1,48 @@
+//! Topic notifications: Created on the first subscriber, Removed on the last one leaving,
+//! by unsubscribing or by disconnecting.
+
+mod common;
+
+use std::time::Duration;
+
+use common::board::BoardServer;
+use hardlight::{Topic, TopicNotification};
+
+async fn next(server: &mut BoardServer) -> TopicNotification {
+    tokio::time::timeout(Duration::from_secs(10), server.notifier.recv())
+        .await
+        .expect("no notification")
+        .expect("notifier closed")
+}
+
+#[tokio::test]
+async fn created_and_removed_follow_the_first_and_last_subscriber() {
+    let mut server = BoardServer::start(|c| c).await;
+    let a = server.client().await;
+    let b = server.client().await;
+
+    a.join("x".into()).await.unwrap();
+    assert_eq!(
+        next(&mut server).await,
+        TopicNotification::Created(Topic::from("x"))
+    );
+    b.join("x".into()).await.unwrap(); // not the first: no notification
+    a.leave("x".into()).await.unwrap(); // not the last: no notification
+    b.join("y".into()).await.unwrap();
+    assert_eq!(
+        next(&mut server).await,
+        TopicNotification::Created(Topic::from("y"))
+    );
+    b.leave("x".into()).await.unwrap();
+    assert_eq!(
+        next(&mut server).await,
+        TopicNotification::Removed(Topic::from("x"))
+    );
+
+    // the last subscriber disconnecting removes the topic too
+    b.disconnect().await;
+    assert_eq!(
+        next(&mut server).await,
+        TopicNotification::Removed(Topic::from("y"))
+    );
+}
