@@ -1,4 +1,5 @@
 //! Events reach every subscriber, exactly once, in emission order.
+#![allow(clippy::unwrap_used, clippy::expect_used)]
 
 mod common;
 

@@ -1,5 +1,6 @@
 //! Topic notifications: Created on the first subscriber, Removed on the last one leaving,
 //! by unsubscribing or by disconnecting.
+#![allow(clippy::unwrap_used, clippy::expect_used)]
 
 mod common;
 

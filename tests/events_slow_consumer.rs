@@ -1,5 +1,6 @@
 //! A client that stops reading its push stream: bounded queue, losses reported or the
 //! client disconnected, and every other subscriber still gets every event.
+#![allow(clippy::unwrap_used, clippy::expect_used)]
 
 mod common;
 

@@ -13,7 +13,6 @@ use std::fmt;
 /// assert_eq!(Topic::from(vec![0xff, 0x00]).to_string(), "0xff00");
 /// ```
 #[derive(
-    Debug,
     Clone,
     Default,
     PartialEq,
@@ -61,6 +60,16 @@ impl From<Vec<u8>> for Topic {
 impl From<&[u8]> for Topic {
     fn from(value: &[u8]) -> Self {
         Self(value.to_vec())
+    }
+}
+
+impl fmt::Debug for Topic {
+    /// `Topic("text")` for UTF-8 topics, `Topic(0x…)` otherwise.
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match std::str::from_utf8(&self.0) {
+            Ok(text) => write!(f, "Topic({text:?})"),
+            Err(_) => write!(f, "Topic({self})"),
+        }
     }
 }
 

@@ -1,5 +1,5 @@
 //! A service exercising every kind of type, and helpers to run it on loopback.
-#![allow(dead_code, unreachable_pub)]
+#![allow(dead_code, unreachable_pub, clippy::unwrap_used, clippy::expect_used)]
 
 use std::{
     collections::{BTreeMap, HashMap},
