@@ -2,7 +2,7 @@
 
 use std::time::Duration;
 
-use hardlight_core::{Compression, Limits, PROTOCOL_VERSION};
+use hardlight_core::{addr::host_part, Compression, Limits, PROTOCOL_VERSION};
 
 /// Which certificates the client accepts from the server.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -124,12 +124,7 @@ impl ClientConfig {
     pub fn server_name(&self) -> &str {
         self.server_name
             .as_deref()
-            .unwrap_or_else(|| host_part(&self.addr))
+            .or_else(|| host_part(&self.addr))
+            .unwrap_or(&self.addr)
     }
-}
-
-/// `host` of `host:port`, without IPv6 brackets.
-pub(crate) fn host_part(addr: &str) -> &str {
-    let host = addr.rsplit_once(':').map_or(addr, |(host, _)| host);
-    host.trim_start_matches('[').trim_end_matches(']')
 }

@@ -5,6 +5,7 @@
 //! these pieces over QUIC or WebSocket. The wire format is specified in
 //! `docs/PROTOCOL.md`.
 
+pub mod addr;
 pub mod codec;
 pub mod compression;
 pub mod error;

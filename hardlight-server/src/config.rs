@@ -2,7 +2,7 @@
 
 use rustls::pki_types::{pem::PemObject, CertificateDer, PrivateKeyDer};
 
-use hardlight_core::{Compression, Limits};
+use hardlight_core::{addr::host_part, Compression, Limits};
 
 use crate::{error::ServerError, topics::SlowConsumerPolicy};
 
@@ -117,12 +117,6 @@ impl ServerConfig {
     }
 }
 
-fn host_part(addr: &str) -> Option<&str> {
-    let host = addr.rsplit_once(':').map_or(addr, |(host, _)| host);
-    let host = host.trim_start_matches('[').trim_end_matches(']');
-    (!host.is_empty()).then_some(host)
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -133,11 +127,5 @@ mod tests {
         let pem = config.certificate_pem().unwrap();
         let parsed = CertificateDer::from_pem_slice(pem.as_bytes()).unwrap();
         assert_eq!(&parsed, &config.identity.unwrap().chain[0]);
-    }
-
-    #[test]
-    fn host_part_handles_ipv6_and_names() {
-        assert_eq!(host_part("[::1]:80"), Some("::1"));
-        assert_eq!(host_part("example.com:443"), Some("example.com"));
     }
 }

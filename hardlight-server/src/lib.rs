@@ -15,6 +15,7 @@ mod push;
 mod server;
 mod shutdown;
 mod state_handle;
+mod sync;
 mod tls;
 mod topics;
 

@@ -11,6 +11,8 @@ use hardlight_core::{
 };
 use tokio::sync::{Notify, RwLock, RwLockReadGuard, RwLockWriteGuard};
 
+use crate::sync::lock;
+
 /// A handle to one connection's state, as `self.state` in handlers.
 ///
 /// Writes are synced to the client: when a [`StateWriteGuard`] is dropped, the fields
@@ -84,12 +86,6 @@ impl<S: ConnectionState> StateHandle<S> {
     fn tracker(&self) -> MutexGuard<'_, StateTracker> {
         lock(&self.shared.tracker)
     }
-}
-
-fn lock(tracker: &Mutex<StateTracker>) -> MutexGuard<'_, StateTracker> {
-    tracker
-        .lock()
-        .unwrap_or_else(|poisoned| poisoned.into_inner())
 }
 
 /// Write access to the connection state; derefs to the state.

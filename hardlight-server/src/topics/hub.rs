@@ -13,6 +13,7 @@ use super::{
     notifier::{TopicNotification, TopicNotifier},
     outbox::Outbox,
 };
+use crate::sync::{lock, read, write};
 
 const SHARDS: usize = 16;
 
@@ -46,13 +47,13 @@ impl Hub {
 
     /// The current subscribers of `topic`.
     pub(crate) fn subscribers(&self, topic: &Topic) -> Option<Subscribers> {
-        let shard = self.shard(topic).read().unwrap_or_else(|p| p.into_inner());
+        let shard = read(self.shard(topic));
         shard.get(topic).cloned()
     }
 
     /// Adds `outbox` to `topic` (the caller ensures it is not there yet).
     pub(crate) fn subscribe(&self, topic: &Topic, outbox: &Arc<Outbox>) {
-        let mut shard = self.shard(topic).write().unwrap_or_else(|p| p.into_inner());
+        let mut shard = write(self.shard(topic));
         let list = match shard.get(topic) {
             Some(list) => list.iter().cloned().chain([Arc::clone(outbox)]).collect(),
             None => {
@@ -65,7 +66,7 @@ impl Hub {
 
     /// Removes `outbox` from `topic`.
     pub(crate) fn unsubscribe(&self, topic: &Topic, outbox: &Arc<Outbox>) {
-        let mut shard = self.shard(topic).write().unwrap_or_else(|p| p.into_inner());
+        let mut shard = write(self.shard(topic));
         let Some(list) = shard.get(topic) else { return };
         let rest: Subscribers = list
             .iter()
@@ -89,10 +90,6 @@ impl Hub {
         let index = self.hasher.hash_one(topic) as usize % SHARDS;
         &self.shards[index]
     }
-}
-
-fn lock<T>(mutex: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
-    mutex.lock().unwrap_or_else(|p| p.into_inner())
 }
 
 #[cfg(test)]

@@ -8,6 +8,7 @@ use std::{
 use tokio::sync::Notify;
 
 use super::emitter::EncodedEvent;
+use crate::sync::lock;
 
 /// What happens when a client reads events slower than they are emitted and its queue
 /// (`ServerConfig::with_event_queue`) is full.
@@ -130,9 +131,7 @@ impl Outbox {
     }
 
     fn lock(&self) -> MutexGuard<'_, Queue> {
-        self.queue
-            .lock()
-            .unwrap_or_else(|poisoned| poisoned.into_inner())
+        lock(&self.queue)
     }
 }
 

@@ -8,6 +8,7 @@ use std::{
 use hardlight_core::Topic;
 
 use super::{hub::Hub, outbox::Outbox};
+use crate::sync::lock;
 
 /// The topics this connection receives events of. Cheap to clone.
 ///
@@ -86,6 +87,6 @@ impl Subscriptions {
     }
 
     fn lock(&self) -> MutexGuard<'_, Option<HashSet<Topic>>> {
-        self.inner.topics.lock().unwrap_or_else(|p| p.into_inner())
+        lock(&self.inner.topics)
     }
 }
