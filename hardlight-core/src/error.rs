@@ -133,4 +133,6 @@ codes! {
     ShuttingDown = 8 => "server shutting down",
     /// The server could not encode the reply.
     Internal = 9 => "internal server error",
+    /// The connection already has `max_concurrent_calls` calls in flight.
+    Overloaded = 10 => "too many calls in flight",
 }

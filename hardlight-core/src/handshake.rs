@@ -64,6 +64,8 @@ pub enum RejectCode {
     ShuttingDown,
     /// The handshake bytes were invalid.
     Malformed,
+    /// The server failed to set up the connection.
+    Internal,
     /// A code this version does not know.
     Unknown(u16),
 }
@@ -78,6 +80,7 @@ impl RejectCode {
             Self::Overloaded => 4,
             Self::ShuttingDown => 5,
             Self::Malformed => 6,
+            Self::Internal => 7,
             Self::Unknown(v) => v,
         }
     }
@@ -91,6 +94,7 @@ impl RejectCode {
             4 => Self::Overloaded,
             5 => Self::ShuttingDown,
             6 => Self::Malformed,
+            7 => Self::Internal,
             v => Self::Unknown(v),
         }
     }
@@ -105,6 +109,7 @@ impl fmt::Display for RejectCode {
             Self::Overloaded => f.write_str("server overloaded"),
             Self::ShuttingDown => f.write_str("server shutting down"),
             Self::Malformed => f.write_str("malformed handshake"),
+            Self::Internal => f.write_str("server error during handshake"),
             Self::Unknown(v) => write!(f, "unknown reject code {v}"),
         }
     }

@@ -22,6 +22,21 @@ pub struct ServerConfig {
     pub(crate) limits: Limits,
     pub(crate) compression: Compression,
     pub(crate) slow_consumer: SlowConsumerPolicy,
+    pub(crate) quic: bool,
+    pub(crate) websocket: WebSocketMode,
+}
+
+/// How the server serves WebSocket on TCP port P (beside QUIC on UDP port P).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum WebSocketMode {
+    /// WebSocket over TLS (`wss://`), with the server's certificate (the default).
+    #[default]
+    Tls,
+    /// Plain WebSocket (`ws://`), **only** for deployments where a proxy in front of the
+    /// server terminates TLS: the traffic between proxy and server is unencrypted.
+    PlainBehindTlsProxy,
+    /// No WebSocket listener.
+    Disabled,
 }
 
 #[derive(Debug)]
@@ -83,6 +98,8 @@ impl ServerConfig {
             limits: Limits::default(),
             compression: Compression::default(),
             slow_consumer: SlowConsumerPolicy::default(),
+            quic: true,
+            websocket: WebSocketMode::default(),
         }
     }
 
@@ -101,6 +118,18 @@ impl ServerConfig {
     /// What to do with a client whose event queue (`Limits::max_queued_events`) is full.
     pub fn with_slow_consumer_policy(mut self, policy: SlowConsumerPolicy) -> Self {
         self.slow_consumer = policy;
+        self
+    }
+
+    /// Serves no QUIC (WebSocket only), e.g. where UDP cannot be used.
+    pub fn without_quic(mut self) -> Self {
+        self.quic = false;
+        self
+    }
+
+    /// How to serve WebSocket on the TCP port of the same number.
+    pub fn with_websocket(mut self, mode: WebSocketMode) -> Self {
+        self.websocket = mode;
         self
     }
 

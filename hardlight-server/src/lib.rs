@@ -1,25 +1,24 @@
 //! The HardLight server runtime.
 //!
-//! A [`Server`] accepts QUIC connections (ALPN `hardlight/1`), runs the HardLight
-//! handshake, creates one [`Handler`] per connection through its [`Factory`], serves each
-//! call on its own bidirectional stream, and syncs the connection state to the client
-//! over a server-opened push stream. Users reach all of this through the `hardlight`
-//! crate and its macros.
+//! A [`Server`] listens for QUIC on UDP port P (ALPN `hardlight/1`) and for WebSocket on
+//! TCP port P (subprotocol `hardlight/1`), runs the HardLight handshake, creates one
+//! [`Handler`] per connection through its [`Factory`], serves calls (one QUIC stream each,
+//! or multiplexed by id over WebSocket), syncs the connection state and delivers topic
+//! events. Users reach all of this through the `hardlight` crate and its macros.
 
-mod call;
 mod config;
-mod connection;
 mod error;
 mod handler;
-mod push;
+mod quic;
 mod server;
+mod session;
 mod shutdown;
 mod state_handle;
 mod sync;
-mod tls;
 mod topics;
+mod ws;
 
-pub use config::ServerConfig;
+pub use config::{ServerConfig, WebSocketMode};
 pub use error::ServerError;
 pub use handler::{EventOf, Factory, Handler, HandlerContext, StateOf};
 pub use server::Server;

@@ -1,23 +1,29 @@
-//! The server: binds the QUIC endpoint and accepts connections until shut down.
+//! The server: binds QUIC on UDP port P and WebSocket on TCP port P, and accepts
+//! connections on both until shut down.
 
 use std::{
+    future::pending,
     net::{SocketAddr, ToSocketAddrs},
     sync::Arc,
     time::Duration,
 };
 
-use tokio::{task::JoinSet, time::timeout};
+use tokio::{net::TcpListener, task::JoinSet, time::timeout};
 use tracing::{info, info_span, Instrument};
 
 use crate::{
-    config::ServerConfig,
-    connection::{serve_connection, ServerShared},
+    config::{ServerConfig, WebSocketMode},
     error::ServerError,
     handler::{EventOf, Factory, Handler},
+    quic::{quinn_config, serve_connection},
+    session::ServerShared,
     shutdown::{ShutdownHandle, Signals},
-    tls::quinn_config,
     topics::{EventEmitter, Hub, TopicNotifier},
+    ws::{serve_tcp, tls_acceptor},
 };
+
+/// Attempts at finding a port number free on both UDP and TCP when binding port 0.
+const BIND_ATTEMPTS: usize = 16;
 
 /// A HardLight server for handlers of type `H`.
 ///
@@ -28,16 +34,22 @@ use crate::{
 /// let addr = server.bind()?;            // optional: learn an ephemeral port before running
 /// let shutdown = server.shutdown_handle();
 /// tokio::spawn(server.run());
-/// println!("listening on {addr}");
+/// println!("listening on {addr} (QUIC on UDP, WebSocket on TCP)");
 /// shutdown.shutdown(std::time::Duration::from_secs(5)).await;
 /// # Ok(()) }
 /// ```
 pub struct Server<H: Handler> {
     config: ServerConfig,
     factory: Factory<H>,
-    endpoint: Option<quinn::Endpoint>,
+    bound: Option<Bound>,
     signals: Arc<Signals>,
     hub: Arc<Hub>,
+}
+
+struct Bound {
+    addr: SocketAddr,
+    quic: Option<quinn::Endpoint>,
+    tcp: Option<TcpListener>,
 }
 
 impl<H: Handler> Server<H> {
@@ -46,7 +58,7 @@ impl<H: Handler> Server<H> {
         Self {
             config,
             factory,
-            endpoint: None,
+            bound: None,
             signals: Signals::new(),
             hub: Hub::new(),
         }
@@ -68,12 +80,12 @@ impl<H: Handler> Server<H> {
         self.hub.notifier()
     }
 
-    /// Binds the UDP socket now (must be called within a tokio runtime) and returns the
-    /// local address, e.g. to learn the port chosen for `:0`. `run()` binds if this was
-    /// not called.
+    /// Binds now (within a tokio runtime) and returns the local address: QUIC listens on
+    /// its UDP port and WebSocket on the TCP port of the same number. For port 0 a number
+    /// free on both is chosen. `run()` binds if this was not called.
     pub fn bind(&mut self) -> Result<SocketAddr, ServerError> {
-        if let Some(endpoint) = &self.endpoint {
-            return local_addr(endpoint);
+        if let Some(bound) = &self.bound {
+            return Ok(bound.addr);
         }
         let limits = &self.config.limits;
         if u64::from(limits.max_message_size) > limits.max_inflight_bytes {
@@ -82,12 +94,68 @@ impl<H: Handler> Server<H> {
                 limits.max_message_size, limits.max_inflight_bytes
             )));
         }
+        if !self.config.quic && self.config.websocket == WebSocketMode::Disabled {
+            return Err(ServerError::Config(
+                "both QUIC and WebSocket are disabled".into(),
+            ));
+        }
         let addr = resolve(&self.config.addr)?;
-        let endpoint = quinn::Endpoint::server(quinn_config(&self.config)?, addr)
-            .map_err(|source| ServerError::Bind { addr, source })?;
-        let bound = local_addr(&endpoint)?;
-        self.endpoint = Some(endpoint);
-        Ok(bound)
+        let mut attempts = 0;
+        let bound = loop {
+            attempts += 1;
+            match self.bind_once(addr) {
+                Err(ServerError::Bind { source, .. })
+                    if addr.port() == 0
+                        && attempts < BIND_ATTEMPTS
+                        && source.kind() == std::io::ErrorKind::AddrInUse => {}
+                other => break other?,
+            }
+        };
+        let local = bound.addr;
+        self.bound = Some(bound);
+        Ok(local)
+    }
+
+    fn bind_once(&self, addr: SocketAddr) -> Result<Bound, ServerError> {
+        let quic = if self.config.quic {
+            let endpoint = quinn::Endpoint::server(quinn_config(&self.config)?, addr)
+                .map_err(|source| ServerError::Bind { addr, source })?;
+            Some(endpoint)
+        } else {
+            None
+        };
+        let port = match &quic {
+            Some(endpoint) => endpoint
+                .local_addr()
+                .map_err(|source| ServerError::Bind { addr, source })?
+                .port(),
+            None => addr.port(),
+        };
+        let tcp = if self.config.websocket == WebSocketMode::Disabled {
+            None
+        } else {
+            let tcp_addr = SocketAddr::new(addr.ip(), port);
+            let listener = std::net::TcpListener::bind(tcp_addr)
+                .and_then(|l| l.set_nonblocking(true).map(|()| l))
+                .and_then(TcpListener::from_std)
+                .map_err(|source| ServerError::Bind {
+                    addr: tcp_addr,
+                    source,
+                })?;
+            Some(listener)
+        };
+        let port = match &tcp {
+            Some(listener) => listener
+                .local_addr()
+                .map_err(|source| ServerError::Bind { addr, source })?
+                .port(),
+            None => port,
+        };
+        Ok(Bound {
+            addr: SocketAddr::new(addr.ip(), port),
+            quic,
+            tcp,
+        })
     }
 
     /// A handle that shuts this server down gracefully.
@@ -100,10 +168,13 @@ impl<H: Handler> Server<H> {
     /// Serves until shut down through a [`ShutdownHandle`].
     pub async fn run(mut self) -> Result<(), ServerError> {
         self.bind()?;
-        let Some(endpoint) = self.endpoint.take() else {
-            return Err(ServerError::Config("endpoint missing after bind".into()));
+        let Some(Bound { addr, quic, tcp }) = self.bound.take() else {
+            return Err(ServerError::Config("not bound after bind()".into()));
         };
-        let addr = local_addr(&endpoint)?;
+        let tls = match self.config.websocket {
+            WebSocketMode::Tls => Some(tls_acceptor(&self.config)?),
+            WebSocketMode::PlainBehindTlsProxy | WebSocketMode::Disabled => None,
+        };
         let shared = Arc::new(ServerShared {
             limits: self.config.limits.clone(),
             compression: self.config.compression,
@@ -113,31 +184,58 @@ impl<H: Handler> Server<H> {
         });
         let span = info_span!("server", %addr);
         async {
-            info!("listening");
+            info!(quic = quic.is_some(), websocket = ?self.config.websocket, "listening");
             let mut connections = JoinSet::new();
             let mut shutdown = self.signals.deadline.subscribe();
             loop {
                 tokio::select! {
-                    incoming = endpoint.accept() => match incoming {
+                    incoming = accept_quic(quic.as_ref()) => match incoming {
                         Some(incoming) => {
                             connections.spawn(serve_connection(incoming, self.factory.clone(), Arc::clone(&shared)));
                         }
                         None => break,
+                    },
+                    accepted = accept_tcp(tcp.as_ref()) => match accepted {
+                        Ok((stream, remote)) => {
+                            connections.spawn(serve_tcp(stream, remote, tls.clone(), self.factory.clone(), Arc::clone(&shared)));
+                        }
+                        Err(error) => tracing::warn!(%error, "TCP accept failed"),
                     },
                     _ = shutdown.wait_for(Option::is_some) => break,
                     Some(_) = connections.join_next() => {}
                 }
             }
             info!(connections = connections.len(), "shutting down");
-            endpoint.set_server_config(None);
+            drop(tcp);
+            if let Some(endpoint) = &quic {
+                endpoint.set_server_config(None);
+            }
             while connections.join_next().await.is_some() {}
-            let _ = timeout(Duration::from_secs(1), endpoint.wait_idle()).await;
+            if let Some(endpoint) = &quic {
+                let _ = timeout(Duration::from_secs(1), endpoint.wait_idle()).await;
+            }
             info!("stopped");
         }
         .instrument(span)
         .await;
         self.signals.finished.send_replace(true);
         Ok(())
+    }
+}
+
+async fn accept_quic(endpoint: Option<&quinn::Endpoint>) -> Option<quinn::Incoming> {
+    match endpoint {
+        Some(endpoint) => endpoint.accept().await,
+        None => pending().await,
+    }
+}
+
+async fn accept_tcp(
+    listener: Option<&TcpListener>,
+) -> std::io::Result<(tokio::net::TcpStream, SocketAddr)> {
+    match listener {
+        Some(listener) => listener.accept().await,
+        None => pending().await,
     }
 }
 
@@ -152,10 +250,4 @@ fn resolve(addr: &str) -> Result<SocketAddr, ServerError> {
             addr: addr.to_owned(),
             reason: "resolves to no address".into(),
         })
-}
-
-fn local_addr(endpoint: &quinn::Endpoint) -> Result<SocketAddr, ServerError> {
-    endpoint
-        .local_addr()
-        .map_err(|e| ServerError::Config(format!("cannot read the bound address: {e}")))
 }

@@ -22,6 +22,14 @@ impl Signals {
     }
 }
 
+/// Waits until shutdown is requested and returns its deadline (`None` if the server is gone).
+pub(crate) async fn requested(rx: &mut watch::Receiver<Option<Instant>>) -> Option<Instant> {
+    rx.wait_for(Option::is_some)
+        .await
+        .ok()
+        .and_then(|deadline| *deadline)
+}
+
 /// Stops a running server; cheap to clone and send to other tasks.
 ///
 /// ```no_run

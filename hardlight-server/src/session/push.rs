@@ -1,7 +1,7 @@
-//! The server's push stream: state batches, events, losses and the shutdown notice, in
-//! order.
+//! The push stream: state batches, events, losses and the shutdown notice, in order, to
+//! whichever transport carries them.
 
-use std::sync::Arc;
+use std::{future::Future, sync::Arc};
 
 use bytes::Bytes;
 use hardlight_core::{
@@ -11,29 +11,31 @@ use hardlight_core::{
     state::StateBatch,
     ConnectionState, ProtocolError,
 };
-use quinn::{Connection, SendStream};
 use tokio::sync::watch;
 use tracing::{debug, warn};
 
-use crate::{
-    connection::{close, Session},
-    state_handle::StateHandle,
-    topics::Outbox,
-};
+use super::Session;
+use crate::{state_handle::StateHandle, topics::Outbox};
 
-/// Events written per batch of the push stream.
+/// Events written per batch.
 const EVENTS_PER_WRITE: usize = 64;
 
+/// Where push frames go: a QUIC unidirectional stream or the WebSocket writer.
+pub(crate) trait PushSink: Send {
+    /// Writes frames in order; `false` once the peer is gone.
+    fn write(&mut self, frames: Vec<Bytes>) -> impl Future<Output = bool> + Send;
+    /// Ends the connection of a client that overflowed its event queue.
+    fn disconnect_slow_consumer(&mut self);
+}
+
 /// Writes coalesced state batches as they become pending (first), queued events with any
-/// loss count before them, and `GoAway` once shutdown starts. Returns when the stream fails
-/// (the client went away) or the client overflowed its event queue under the `Disconnect`
-/// policy, in which case the connection is closed.
+/// loss count before them, and `GoAway` once shutdown starts. Returns when the sink fails
+/// or the client overflowed its event queue under the `Disconnect` policy.
 ///
 /// Memory stays bounded while the client is slow to read: pending state holds at most one
 /// value per field, the outbox at most `max_queued_events`, and one batch is in the writer.
-pub(crate) async fn push_loop<S: ConnectionState>(
-    mut push: SendStream,
-    conn: Connection,
+pub(crate) async fn push_loop<S: ConnectionState, P: PushSink>(
+    mut sink: P,
     state: StateHandle<S>,
     outbox: Arc<Outbox>,
     session: Arc<Session>,
@@ -55,7 +57,8 @@ pub(crate) async fn push_loop<S: ConnectionState>(
             }
             taken = outbox.take(EVENTS_PER_WRITE) => {
                 if taken.overflowed {
-                    return disconnect_slow_consumer(&conn);
+                    debug!("event queue overflowed; disconnecting the slow client");
+                    return sink.disconnect_slow_consumer();
                 }
                 if taken.lost > 0 {
                     let lagged = FrameHeader::new(Kind::Lagged, 0).with_id(taken.lost);
@@ -66,17 +69,15 @@ pub(crate) async fn push_loop<S: ConnectionState>(
         }
         // a client that stops reading blocks this write: the overflow must still be seen
         tokio::select! {
-            written = push.write_all_chunks(&mut frames) => if let Err(error) = written {
-                return debug!(%error, "push stream closed");
+            written = sink.write(frames) => if !written {
+                return debug!("push stream closed");
             },
-            () = outbox.overflowed() => return disconnect_slow_consumer(&conn),
+            () = outbox.overflowed() => {
+                debug!("event queue overflowed; disconnecting the slow client");
+                return sink.disconnect_slow_consumer();
+            }
         }
     }
-}
-
-fn disconnect_slow_consumer(conn: &Connection) {
-    debug!("event queue overflowed; disconnecting the slow client");
-    conn.close(close::SLOW_CONSUMER, b"event queue overflowed");
 }
 
 fn state_frame(

@@ -1,0 +1,137 @@
+//! Running one call: its arguments opened, the handler run (panics caught, cancellation
+//! honoured) and the outcome framed as a reply.
+
+use std::{future::Future, panic::AssertUnwindSafe, sync::Arc};
+
+use futures_util::FutureExt;
+use hardlight_core::{
+    codec::{encode, Bytes},
+    frame::{FrameHeader, Kind},
+    message::{encode_frame, open_aligned_body},
+    ErrorCode, Outcome, ProtocolError, Service,
+};
+use tokio::sync::OwnedSemaphorePermit;
+use tracing::{debug, Instrument};
+
+use super::Session;
+use crate::handler::Handler;
+
+/// A call ready to run: its header, its (decompressed, aligned) arguments, and the share
+/// of the connection's byte budget they hold until the handler finishes.
+pub(crate) struct Call {
+    pub(crate) header: FrameHeader,
+    args: Bytes,
+    _budget: OwnedSemaphorePermit,
+}
+
+/// Reserves `header.body_len` bytes of the connection's budget (waiting for earlier calls
+/// to release theirs if needed).
+pub(crate) async fn reserve(
+    session: &Session,
+    header: &FrameHeader,
+) -> Result<OwnedSemaphorePermit, ProtocolError> {
+    Arc::clone(&session.budget)
+        .acquire_many_owned(header.body_len)
+        .await
+        .map_err(|_| ProtocolError::Malformed)
+}
+
+impl Call {
+    /// Opens a received `Call` body (decompressing within the size limit).
+    pub(crate) fn open(
+        session: &Session,
+        header: FrameHeader,
+        raw: Bytes,
+        budget: OwnedSemaphorePermit,
+    ) -> Result<Self, ProtocolError> {
+        if header.kind != Kind::Call {
+            return Err(ProtocolError::UnexpectedKind {
+                expected: "Call",
+                got: header.kind.name(),
+            });
+        }
+        let args = open_aligned_body(
+            &header,
+            raw,
+            session.compression_negotiated(),
+            session.limits.max_message_size,
+        )?;
+        Ok(Self {
+            header,
+            args,
+            _budget: budget,
+        })
+    }
+
+    /// Runs the handler, catching a panic. Returns `None` if `cancelled` completes first,
+    /// in which case the handler future has been dropped.
+    pub(crate) async fn run<H: Handler>(
+        self,
+        handler: Arc<H>,
+        cancelled: impl Future,
+    ) -> Option<Outcome> {
+        let Self {
+            header,
+            args,
+            _budget,
+        } = self;
+        let span = tracing::debug_span!(
+            "call",
+            id = header.id,
+            method = <H::Service as Service>::method_name(header.aux)
+        );
+        let dispatch = AssertUnwindSafe(handler.dispatch(header.aux, args)).catch_unwind();
+        async {
+            tokio::select! {
+                result = dispatch => Some(result.unwrap_or_else(|panic| {
+                    let message = panic_message(panic.as_ref());
+                    tracing::warn!(%message, "handler panicked");
+                    Outcome::Failure(ErrorCode::HandlerPanicked, message)
+                })),
+                _ = cancelled => {
+                    debug!("call cancelled by the client");
+                    None
+                }
+            }
+        }
+        .instrument(span)
+        .await
+    }
+}
+
+fn panic_message(panic: &(dyn std::any::Any + Send)) -> String {
+    panic
+        .downcast_ref::<&str>()
+        .map(|s| (*s).to_owned())
+        .or_else(|| panic.downcast_ref::<String>().cloned())
+        .unwrap_or_else(|| "handler panicked".into())
+}
+
+/// Frames an outcome as the reply to call `id`, tagged with state version `seq`.
+pub(crate) fn reply_frame(id: u64, seq: u64, outcome: Outcome, session: &Session) -> Vec<u8> {
+    let (header, body) = match outcome {
+        Outcome::Ok(body) => (FrameHeader::new(Kind::ReplyOk, 0), body),
+        Outcome::HandlerError(body) => (FrameHeader::new(Kind::ReplyHandlerError, 0), body),
+        Outcome::Failure(code, message) => failure_parts(code, &message),
+    };
+    let header = header.with_id(id).with_seq(seq);
+    encode_frame(header, &body, session.compression).unwrap_or_else(|error| {
+        let (header, body) = failure_parts(ErrorCode::Internal, &error.to_string());
+        // a failure frame carries a short message: it always fits a frame
+        encode_frame(header.with_id(id).with_seq(seq), &body, session.compression)
+            .unwrap_or_default()
+    })
+}
+
+/// The outcome for a call refused because of `error` in its frame.
+pub(crate) fn refusal(error: &ProtocolError) -> Outcome {
+    Outcome::Failure(error.code(), error.to_string())
+}
+
+fn failure_parts(code: ErrorCode, message: &str) -> (FrameHeader, Bytes) {
+    let body = encode(&message.to_owned()).unwrap_or_default();
+    (
+        FrameHeader::new(Kind::ReplyFailure, 0).with_aux(code.to_u16()),
+        body,
+    )
+}

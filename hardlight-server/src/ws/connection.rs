@@ -1,0 +1,334 @@
+//! One WebSocket connection after the upgrade: handshake, then multiplexed calls and the
+//! push frames until it ends.
+
+use std::{collections::HashMap, sync::Arc};
+
+use bytes::Bytes;
+use futures_util::{stream::SplitSink, SinkExt, StreamExt};
+use hardlight_core::{
+    codec,
+    frame::{FrameHeader, Kind},
+    handshake::Rejection,
+    ErrorCode, Outcome, ProtocolError, RejectCode,
+};
+use tokio::{
+    io::{AsyncRead, AsyncWrite},
+    sync::{mpsc, watch, Notify},
+    task::{AbortHandle, JoinSet},
+    time::{sleep_until, timeout_at, Instant},
+};
+use tokio_tungstenite::{
+    tungstenite::{protocol::CloseFrame, Error as WsError, Message},
+    WebSocketStream,
+};
+use tracing::debug;
+
+use super::close;
+use crate::{
+    handler::{Factory, Handler, StateOf},
+    session::{
+        dispatch::{refusal, reply_frame, reserve, Call},
+        handshake::{accept, parse_hello, reject_frame, Accepted, MAX_HELLO},
+        push::{push_loop, PushSink},
+        ServerShared, Session,
+    },
+    shutdown::requested,
+    state_handle::StateHandle,
+};
+
+/// Writes queued ahead of a slow socket before senders wait.
+const OUTGOING_QUEUE: usize = 64;
+
+/// What the writer task sends.
+enum Outgoing {
+    Frames(Vec<Bytes>),
+    Close(u16, String),
+}
+
+/// Serves an upgraded connection: `Hello` first (before `deadline`), then calls.
+pub(crate) async fn serve_ws<H: Handler, S: AsyncRead + AsyncWrite + Unpin + Send + 'static>(
+    ws: WebSocketStream<S>,
+    deadline: Instant,
+    factory: Factory<H>,
+    shared: Arc<ServerShared>,
+) {
+    let (sink, mut source) = ws.split();
+    let (tx, rx) = mpsc::channel(OUTGOING_QUEUE);
+    let mut tasks = JoinSet::new();
+    tasks.spawn(write_loop(sink, rx));
+    let accepted = match timeout_at(deadline, source.next()).await {
+        Ok(Some(Ok(Message::Binary(data)))) => hello::<H>(&data, &factory, &shared).await,
+        Ok(Some(Ok(Message::Text(_)))) => {
+            Err(rejection("the HardLight handshake is a binary message"))
+        }
+        Ok(_) => return debug!("connection ended before the handshake"),
+        Err(_) => {
+            let _ = tx
+                .send(Outgoing::Close(close::POLICY, "handshake timed out".into()))
+                .await;
+            return debug!("HardLight handshake timed out");
+        }
+    };
+    match accepted {
+        Ok(accepted) => {
+            let welcome = Bytes::from(accepted.welcome.clone());
+            if tx.send(Outgoing::Frames(vec![welcome])).await.is_ok() {
+                debug!("connected");
+                run_session(source, tx, tasks, accepted, &shared).await;
+                debug!("disconnected");
+            }
+        }
+        Err(rejection) => {
+            debug!(code = %rejection.code, reason = %rejection.reason, "handshake rejected");
+            let frame = Bytes::from(reject_frame(&rejection));
+            let _ = tx.send(Outgoing::Frames(vec![frame])).await;
+            let _ = tx
+                .send(Outgoing::Close(close::POLICY, rejection.code.to_string()))
+                .await;
+            drop(tx);
+            while tasks.join_next().await.is_some() {}
+        }
+    }
+}
+
+fn rejection(reason: &str) -> Rejection {
+    Rejection {
+        code: RejectCode::Malformed,
+        reason: reason.into(),
+    }
+}
+
+async fn hello<H: Handler>(
+    data: &[u8],
+    factory: &Factory<H>,
+    shared: &ServerShared,
+) -> Result<Accepted<H>, Rejection> {
+    let (header, body) =
+        FrameHeader::split(data, MAX_HELLO).map_err(|e| rejection(&format!("handshake: {e}")))?;
+    let hello = parse_hello(&header, body)?;
+    accept(&hello, factory, shared).await
+}
+
+/// The push frames over WebSocket: queued for the writer task.
+struct WsPush {
+    tx: mpsc::Sender<Outgoing>,
+    kill: Arc<Notify>,
+}
+
+impl PushSink for WsPush {
+    async fn write(&mut self, frames: Vec<Bytes>) -> bool {
+        self.tx.send(Outgoing::Frames(frames)).await.is_ok()
+    }
+
+    fn disconnect_slow_consumer(&mut self) {
+        // the writer may be blocked on the socket: end the connection from the reader side
+        self.kill.notify_one();
+    }
+}
+
+/// What the reader loop needs to start calls.
+struct Calls<H: Handler> {
+    handler: Arc<H>,
+    state: StateHandle<StateOf<H>>,
+    session: Arc<Session>,
+    tx: mpsc::Sender<Outgoing>,
+    running: JoinSet<u64>,
+    by_id: HashMap<u64, AbortHandle>,
+}
+
+async fn run_session<H: Handler, S: AsyncRead + AsyncWrite + Unpin + Send + 'static>(
+    mut source: futures_util::stream::SplitStream<WebSocketStream<S>>,
+    tx: mpsc::Sender<Outgoing>,
+    mut tasks: JoinSet<()>,
+    accepted: Accepted<H>,
+    shared: &ServerShared,
+) {
+    let Accepted {
+        handler,
+        state,
+        session,
+        outbox,
+        subscriptions,
+        ..
+    } = accepted;
+    let kill = Arc::new(Notify::new());
+    let (go_away, go_away_rx) = watch::channel(false);
+    let sink = WsPush {
+        tx: tx.clone(),
+        kill: Arc::clone(&kill),
+    };
+    tasks.spawn(push_loop(
+        sink,
+        state.clone(),
+        outbox,
+        Arc::clone(&session),
+        go_away_rx,
+    ));
+    let mut calls = Calls {
+        handler,
+        state,
+        session,
+        tx,
+        running: JoinSet::new(),
+        by_id: HashMap::new(),
+    };
+    let mut shutdown = shared.signals.deadline.subscribe();
+    let mut drain_deadline: Option<Instant> = None;
+    loop {
+        tokio::select! {
+            message = source.next() => {
+                let verdict = match message {
+                    Some(Ok(Message::Binary(data))) => calls.receive(data, drain_deadline.is_some()).await,
+                    Some(Ok(Message::Text(_))) => Err((
+                        close::UNSUPPORTED_DATA,
+                        "text messages are not part of the HardLight protocol; send binary frames".into(),
+                    )),
+                    Some(Ok(Message::Close(_))) | None => break,
+                    Some(Ok(_)) => Ok(()), // ping/pong, answered by tungstenite
+                    Some(Err(WsError::Capacity(error))) => Err((close::TOO_BIG, format!("{error}; raise Limits::max_message_size on both peers if this is intended"))),
+                    Some(Err(error)) => {
+                        debug!(%error, "connection failed");
+                        break;
+                    }
+                };
+                if let Err((code, reason)) = verdict {
+                    debug!(code, %reason, "closing the connection");
+                    let _ = calls.tx.send(Outgoing::Close(code, reason)).await;
+                    break;
+                }
+            }
+            Some(deadline) = requested(&mut shutdown), if drain_deadline.is_none() => {
+                drain_deadline = Some(deadline);
+                let _ = go_away.send(true);
+            }
+            () = sleep_until(drain_deadline.unwrap_or_else(Instant::now)), if drain_deadline.is_some() => {
+                debug!(remaining = calls.running.len(), "shutdown deadline passed; cancelling calls");
+                let _ = calls.tx.send(Outgoing::Close(close::GOING_AWAY, "server shut down".into())).await;
+                break;
+            }
+            () = kill.notified() => break,
+            Some(done) = calls.running.join_next() => {
+                if let Ok(id) = done {
+                    calls.by_id.remove(&id);
+                }
+            }
+        }
+    }
+    subscriptions.close();
+    calls.running.abort_all();
+    drop(calls);
+    // let the writer deliver a final close frame, unless the peer is not reading
+    let _ = tokio::time::timeout(std::time::Duration::from_secs(1), async {
+        while tasks.join_next().await.is_some() {}
+    })
+    .await;
+}
+
+impl<H: Handler> Calls<H> {
+    /// Handles one binary message from the client. An error closes the connection with the
+    /// given code and reason: only for frames that cannot be attributed to a call.
+    async fn receive(&mut self, data: Bytes, draining: bool) -> Result<(), (u16, String)> {
+        let max = self.session.limits.max_message_size;
+        let (header, body) =
+            FrameHeader::split(&data, max).map_err(|e| (close::PROTOCOL, e.to_string()))?;
+        match header.kind {
+            Kind::Call => {
+                let outcome = if draining {
+                    Some(Outcome::Failure(
+                        ErrorCode::ShuttingDown,
+                        "server is shutting down; call not run".into(),
+                    ))
+                } else if self.by_id.contains_key(&header.id) {
+                    Some(Outcome::Failure(
+                        ErrorCode::Malformed,
+                        format!("call id {} is already in flight", header.id),
+                    ))
+                } else if self.by_id.len() >= self.session.limits.max_concurrent_calls as usize {
+                    Some(Outcome::Failure(
+                        ErrorCode::Overloaded,
+                        format!(
+                            "more than max_concurrent_calls ({}) in flight",
+                            self.session.limits.max_concurrent_calls
+                        ),
+                    ))
+                } else {
+                    self.start(header, body).await.err().map(|e| refusal(&e))
+                };
+                if let Some(outcome) = outcome {
+                    self.reply(header.id, outcome).await;
+                }
+                Ok(())
+            }
+            Kind::Cancel => {
+                if let Some(call) = self.by_id.remove(&header.id) {
+                    call.abort();
+                }
+                Ok(())
+            }
+            other => Err((
+                close::PROTOCOL,
+                format!("unexpected {} frame from a client", other.name()),
+            )),
+        }
+    }
+
+    async fn start(&mut self, header: FrameHeader, body: &[u8]) -> Result<(), ProtocolError> {
+        let budget = reserve(&self.session, &header).await?;
+        let call = Call::open(&self.session, header, codec::realign(body), budget)?;
+        let (handler, state, session, tx) = (
+            Arc::clone(&self.handler),
+            self.state.clone(),
+            Arc::clone(&self.session),
+            self.tx.clone(),
+        );
+        let id = header.id;
+        let abort = self.running.spawn(async move {
+            // cancellation is by abort: the task, and the handler future with it, is dropped
+            if let Some(outcome) = call.run(handler, std::future::pending::<()>()).await {
+                let frame = reply_frame(id, state.version(), outcome, &session);
+                let _ = tx.send(Outgoing::Frames(vec![frame.into()])).await;
+            }
+            id
+        });
+        self.by_id.insert(id, abort);
+        Ok(())
+    }
+
+    async fn reply(&self, id: u64, outcome: Outcome) {
+        let frame = reply_frame(id, self.state.version(), outcome, &self.session);
+        let _ = self.tx.send(Outgoing::Frames(vec![frame.into()])).await;
+    }
+}
+
+/// Sends queued messages, flushing once per batch.
+async fn write_loop<S: AsyncRead + AsyncWrite + Unpin>(
+    mut sink: SplitSink<WebSocketStream<S>, Message>,
+    mut rx: mpsc::Receiver<Outgoing>,
+) {
+    while let Some(first) = rx.recv().await {
+        let mut next = Some(first);
+        while let Some(out) = next.take() {
+            match out {
+                Outgoing::Frames(frames) => {
+                    for frame in frames {
+                        if sink.feed(Message::Binary(frame)).await.is_err() {
+                            return;
+                        }
+                    }
+                }
+                Outgoing::Close(code, reason) => {
+                    let frame = CloseFrame {
+                        code: code.into(),
+                        reason: reason.into(),
+                    };
+                    let _ = sink.send(Message::Close(Some(frame))).await;
+                    return;
+                }
+            }
+            next = rx.try_recv().ok();
+        }
+        if sink.flush().await.is_err() {
+            return;
+        }
+    }
+}

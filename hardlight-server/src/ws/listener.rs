@@ -1,0 +1,135 @@
+//! Accepting a TCP connection: TLS (unless plain WebSocket was configured), then the HTTP
+//! upgrade with subprotocol `hardlight/<version>`, bounded in size and time.
+
+use std::{net::SocketAddr, sync::Arc};
+
+use hardlight_core::{frame::HEADER_LEN, handshake::alpn, PROTOCOL_VERSION};
+use tokio::{
+    io::{AsyncRead, AsyncWrite},
+    net::TcpStream,
+    time::{timeout_at, Instant},
+};
+use tokio_rustls::TlsAcceptor;
+use tokio_tungstenite::tungstenite::{
+    handshake::server::{ErrorResponse, Request, Response},
+    http::{HeaderValue, StatusCode},
+    protocol::WebSocketConfig,
+};
+use tracing::{debug, info_span, Instrument};
+
+use super::{bounded::Bounded, connection::serve_ws};
+use crate::{
+    config::ServerConfig,
+    error::ServerError,
+    handler::{Factory, Handler},
+    session::ServerShared,
+};
+
+/// Largest HTTP upgrade request read before the connection is dropped.
+const MAX_UPGRADE_REQUEST: usize = 16 * 1024;
+
+/// A TLS acceptor for the WebSocket listener (ALPN `http/1.1`).
+pub(crate) fn tls_acceptor(config: &ServerConfig) -> Result<TlsAcceptor, ServerError> {
+    let identity = config
+        .identity
+        .as_ref()
+        .map_err(|e| ServerError::Tls(e.clone()))?;
+    let provider = Arc::new(rustls::crypto::ring::default_provider());
+    let mut tls = rustls::ServerConfig::builder_with_provider(provider)
+        .with_protocol_versions(&[&rustls::version::TLS13])
+        .map_err(|e| ServerError::Tls(e.to_string()))?
+        .with_no_client_auth()
+        .with_single_cert(identity.chain.clone(), identity.key.clone_key())
+        .map_err(|e| ServerError::Tls(e.to_string()))?;
+    tls.alpn_protocols = vec![b"http/1.1".to_vec()];
+    Ok(TlsAcceptor::from(Arc::new(tls)))
+}
+
+/// tungstenite's buffers, bounded: small eager read buffer, write buffer capped so a client
+/// that stops reading cannot grow it (tungstenite's default is unbounded).
+fn websocket_config(shared: &ServerShared) -> WebSocketConfig {
+    let max_message = shared.limits.max_message_size as usize + HEADER_LEN;
+    let mut config = WebSocketConfig::default();
+    config.read_buffer_size = 16 * 1024;
+    config.write_buffer_size = 16 * 1024;
+    config.max_write_buffer_size = max_message + 64 * 1024;
+    config.max_message_size = Some(max_message);
+    config.max_frame_size = Some(max_message);
+    config
+}
+
+/// Serves one TCP connection to its end.
+pub(crate) async fn serve_tcp<H: Handler>(
+    stream: TcpStream,
+    remote: SocketAddr,
+    tls: Option<TlsAcceptor>,
+    factory: Factory<H>,
+    shared: Arc<ServerShared>,
+) {
+    let span = info_span!("connection", transport = "websocket", %remote);
+    async move {
+        let _ = stream.set_nodelay(true);
+        let deadline = Instant::now() + shared.limits.handshake_timeout;
+        match tls {
+            Some(acceptor) => match timeout_at(deadline, acceptor.accept(stream)).await {
+                Ok(Ok(stream)) => upgrade(stream, deadline, factory, shared).await,
+                Ok(Err(error)) => debug!(%error, "TLS handshake failed"),
+                Err(_) => debug!("TLS handshake timed out"),
+            },
+            None => upgrade(stream, deadline, factory, shared).await,
+        }
+    }
+    .instrument(span)
+    .await
+}
+
+async fn upgrade<H: Handler, S: AsyncRead + AsyncWrite + Unpin + Send + 'static>(
+    stream: S,
+    deadline: Instant,
+    factory: Factory<H>,
+    shared: Arc<ServerShared>,
+) {
+    let (stream, budget) = Bounded::new(stream, MAX_UPGRADE_REQUEST);
+    let config = websocket_config(&shared);
+    let accepting =
+        tokio_tungstenite::accept_hdr_async_with_config(stream, select_subprotocol, Some(config));
+    match timeout_at(deadline, accepting).await {
+        Ok(Ok(ws)) => {
+            budget.lift();
+            serve_ws(ws, deadline, factory, shared).await;
+        }
+        Ok(Err(error)) => debug!(%error, "WebSocket upgrade failed"),
+        Err(_) => debug!("WebSocket upgrade timed out"),
+    }
+}
+
+/// Accepts the upgrade only for subprotocol `hardlight/<version>`, naming it in the answer.
+#[allow(clippy::result_large_err)] // the signature is tungstenite's callback
+fn select_subprotocol(
+    request: &Request,
+    mut response: Response,
+) -> Result<Response, ErrorResponse> {
+    let ours = alpn(PROTOCOL_VERSION);
+    let offered = request
+        .headers()
+        .get_all("sec-websocket-protocol")
+        .iter()
+        .filter_map(|v| v.to_str().ok())
+        .flat_map(|v| v.split(','))
+        .any(|p| p.trim().as_bytes() == ours.as_slice());
+    if offered {
+        if let Ok(value) = HeaderValue::from_bytes(&ours) {
+            response
+                .headers_mut()
+                .insert("sec-websocket-protocol", value);
+        }
+        return Ok(response);
+    }
+    let reason = format!(
+        "this server speaks WebSocket subprotocol {}; the request did not offer it",
+        String::from_utf8_lossy(&ours)
+    );
+    let mut refusal = ErrorResponse::new(Some(reason));
+    *refusal.status_mut() = StatusCode::BAD_REQUEST;
+    Err(refusal)
+}
