@@ -9,13 +9,13 @@ pub use hardlight_macros::{codable, connection_state, factory, rpc, rpc_handler}
 #[cfg(feature = "client")]
 pub use hardlight_client::{
     Client, ClientConfig, ConnectError, Event, RecvError, RpcError, StateWatcher, Subscription,
-    TransportError, Trust,
+    Transport, TransportError, TransportKind, Trust,
 };
 #[cfg(feature = "server")]
 pub use hardlight_server::{
     EventEmitter, Factory, Handler, HandlerContext, Server, ServerConfig, ServerError,
     ShutdownHandle, SlowConsumerPolicy, StateHandle, StateWriteGuard, Subscriptions,
-    TopicNotification, TopicNotifier,
+    TopicNotification, TopicNotifier, WebSocketMode,
 };
 
 /// The protocol building blocks (frames, codec, handshake), for tools and tests that

@@ -8,20 +8,24 @@ use std::{
 
 use hardlight_core::{
     codec::{encode, Codable},
-    Compression, Service,
+    Compression, ConnectionState, Service,
 };
 use tokio::sync::{broadcast, watch};
 
 use crate::{
-    config::ClientConfig,
+    config::{ClientConfig, TransportKind},
+    connect::connect,
     error::{CallError, ConnectError, RpcError, TransportError},
     events::{Pushed, Subscription},
-    mirror::{Mirror, StateWatcher},
-    quic::QuicSession,
+    mirror::{mark_disconnected, Mirror, StateWatcher},
+    pushes::Pushes,
     reply::decode_reply,
+    session::Session,
+    sync::lock,
 };
 
-/// A client of service `S`: connects, makes typed calls, mirrors the connection state.
+/// A client of service `S`: connects, makes typed calls, mirrors the connection state and
+/// receives events.
 ///
 /// `#[rpc]` generates a wrapper (`CounterClient` for `trait Counter`) that derefs to this
 /// type and adds one async method per RPC method. Clones share the connection.
@@ -32,7 +36,8 @@ pub struct Client<S: Service> {
 
 struct Inner<S: Service> {
     config: ClientConfig,
-    session: Mutex<Option<Arc<QuicSession>>>,
+    /// The live session and the mirror generation it feeds.
+    session: Mutex<Option<(u64, Session)>>,
     mirror: Arc<watch::Sender<Mirror<S::State>>>,
     events: broadcast::Sender<Pushed<S::Event>>,
 }
@@ -51,7 +56,7 @@ impl<S: Service> fmt::Debug for Client<S> {
         f.debug_struct("Client")
             .field("service", &S::NAME)
             .field("addr", &self.inner.config.addr)
-            .field("connected", &self.is_connected())
+            .field("transport", &self.transport())
             .finish()
     }
 }
@@ -86,25 +91,39 @@ impl<S: Service> Client<S> {
         )
     }
 
-    /// Connects and runs the handshake. Afterwards [`Client::state`] holds the server's
-    /// state snapshot. Does nothing if already connected.
+    /// Connects (over the configured [`Transport`](crate::Transport): by default QUIC
+    /// first, WebSocket as fallback) and runs the handshake. Afterwards [`Client::state`]
+    /// holds the server's state snapshot and [`Client::transport`] says which transport
+    /// won. Does nothing if already connected.
     pub async fn connect(&self) -> Result<(), ConnectError> {
         if self.live_session().is_some() {
             return Ok(());
         }
         let config = &self.inner.config;
-        let generation = self.inner.mirror.borrow().generation + 1;
-        let connecting = QuicSession::connect::<S>(
-            config,
+        let connected = connect::<S>(config).await?;
+        let mut state = S::State::default();
+        connected.welcome.state.apply_to(&mut state)?;
+        let mut generation = 0;
+        self.inner.mirror.send_modify(|m| {
+            generation = m.generation + 1;
+            *m = Mirror {
+                generation,
+                connected: true,
+                version: connected.welcome.state_version,
+                state: Arc::new(state),
+            };
+        });
+        let session = connected.session;
+        session.start(Pushes::<S> {
+            mirror: Arc::clone(&self.inner.mirror),
+            events: self.inner.events.clone(),
+            drain: session.drain(),
             generation,
-            Arc::clone(&self.inner.mirror),
-            self.inner.events.clone(),
-        );
-        let session = tokio::time::timeout(config.connect_timeout, connecting)
-            .await
-            .map_err(|_| ConnectError::Timeout(config.connect_timeout))??;
-        let previous = self.lock_session().replace(session);
-        if let Some(previous) = previous {
+            compressed: connected.welcome.compression_for(config.compression) != Compression::None,
+            max: config.limits.max_message_size,
+        });
+        let previous = lock(&self.inner.session).replace((generation, session));
+        if let Some((_, previous)) = previous {
             previous.close().await;
         }
         Ok(())
@@ -112,16 +131,21 @@ impl<S: Service> Client<S> {
 
     /// Closes the connection; in-flight calls fail with a transport error.
     pub async fn disconnect(&self) {
-        let session = self.lock_session().take();
-        if let Some(session) = session {
+        let session = lock(&self.inner.session).take();
+        if let Some((generation, session)) = session {
             session.close().await;
-            crate::mirror::mark_disconnected(&self.inner.mirror, session.generation);
+            mark_disconnected(&self.inner.mirror, generation);
         }
     }
 
     /// Whether the client has a live connection.
     pub fn is_connected(&self) -> bool {
         self.live_session().is_some()
+    }
+
+    /// The transport of the live connection, if any.
+    pub fn transport(&self) -> Option<TransportKind> {
+        self.live_session().map(|(_, session)| session.kind())
     }
 
     /// The mirrored connection state: a snapshot the server actually had, including every
@@ -132,6 +156,13 @@ impl<S: Service> Client<S> {
             return Err(RpcError::NotConnected);
         }
         Ok(Arc::clone(&mirror.state))
+    }
+
+    /// A live view of the mirrored state that wakes on every change.
+    pub fn watch_state(&self) -> StateWatcher<S::State> {
+        StateWatcher {
+            rx: self.inner.mirror.subscribe(),
+        }
     }
 
     /// A stream of the events of the topics the server's handler subscribed this
@@ -145,13 +176,6 @@ impl<S: Service> Client<S> {
             rx: self.inner.events.subscribe(),
             topic: None,
         })
-    }
-
-    /// A live view of the mirrored state that wakes on every change.
-    pub fn watch_state(&self) -> StateWatcher<S::State> {
-        StateWatcher {
-            rx: self.inner.mirror.subscribe(),
-        }
     }
 
     /// A handle on the same connection whose calls time out after `timeout`
@@ -184,41 +208,37 @@ impl<S: Service> Client<S> {
         method: u16,
         args: &A,
     ) -> Result<T, RpcError<E>> {
-        let session = self.live_session().ok_or(RpcError::NotConnected)?;
+        let (generation, session) = self.live_session().ok_or(RpcError::NotConnected)?;
         let args = encode(args)?;
         let (header, body) = session.call(method, &args).await?;
-        self.wait_for_version(session.generation, header.seq)
-            .await?;
+        wait_for_version(&self.inner.mirror, generation, header.seq).await?;
         decode_reply(&header, &body)
     }
 
-    /// Read-your-writes: waits until the mirror shows state version `version`, which the
-    /// server sent on the push stream before the reply.
-    async fn wait_for_version(&self, generation: u64, version: u64) -> Result<(), CallError> {
-        let mut rx = self.inner.mirror.subscribe();
-        let mirror = rx
-            .wait_for(|m| m.generation != generation || !m.connected || m.version >= version)
-            .await
-            .map_err(|_| CallError::NotConnected)?;
-        if mirror.generation == generation && mirror.version >= version {
-            Ok(())
-        } else {
-            Err(CallError::Transport(TransportError::Closed(
-                "connection closed before the call's state changes arrived".into(),
-            )))
-        }
-    }
-
-    fn live_session(&self) -> Option<Arc<QuicSession>> {
-        let session = self.lock_session().clone()?;
+    fn live_session(&self) -> Option<(u64, Session)> {
+        let (generation, session) = lock(&self.inner.session).clone()?;
         let mirror = self.inner.mirror.borrow();
-        (mirror.generation == session.generation && mirror.connected).then_some(session)
+        (mirror.generation == generation && mirror.connected).then_some((generation, session))
     }
+}
 
-    fn lock_session(&self) -> std::sync::MutexGuard<'_, Option<Arc<QuicSession>>> {
-        self.inner
-            .session
-            .lock()
-            .unwrap_or_else(|poisoned| poisoned.into_inner())
+/// Read-your-writes: waits until the mirror shows state `version`, which the server sent
+/// before the reply.
+async fn wait_for_version<S: ConnectionState>(
+    mirror: &watch::Sender<Mirror<S>>,
+    generation: u64,
+    version: u64,
+) -> Result<(), CallError> {
+    let mut rx = mirror.subscribe();
+    let mirror = rx
+        .wait_for(|m| m.generation != generation || !m.connected || m.version >= version)
+        .await
+        .map_err(|_| CallError::NotConnected)?;
+    if mirror.generation == generation && mirror.version >= version {
+        Ok(())
+    } else {
+        Err(CallError::Transport(TransportError::Closed(
+            "connection closed before the call's state changes arrived".into(),
+        )))
     }
 }

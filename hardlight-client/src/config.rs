@@ -17,6 +17,28 @@ pub enum Trust {
     InsecureAcceptAny,
 }
 
+/// Which transport `connect()` uses.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum Transport {
+    /// QUIC only.
+    Quic,
+    /// WebSocket only (TCP + TLS), e.g. where UDP is blocked.
+    WebSocket,
+    /// Both, racing: QUIC first, WebSocket after a head start for QUIC (see
+    /// [`ClientConfig::with_quic_head_start`]); the first to connect is kept (the default).
+    #[default]
+    Auto,
+}
+
+/// The transport a connected client uses; see `Client::transport`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum TransportKind {
+    /// QUIC over UDP.
+    Quic,
+    /// WebSocket over TCP.
+    WebSocket,
+}
+
 /// How a client connects.
 ///
 /// ```
@@ -37,6 +59,8 @@ pub struct ClientConfig {
     pub(crate) limits: Limits,
     pub(crate) protocol_version: u16,
     pub(crate) event_buffer: usize,
+    pub(crate) transport: Transport,
+    pub(crate) quic_head_start: Duration,
 }
 
 impl ClientConfig {
@@ -52,6 +76,8 @@ impl ClientConfig {
             limits: Limits::default(),
             protocol_version: PROTOCOL_VERSION,
             event_buffer: 1024,
+            transport: Transport::Auto,
+            quic_head_start: Duration::from_millis(250),
         }
     }
 
@@ -99,6 +125,19 @@ impl ClientConfig {
     /// Limits on what the client accepts (reply size) and its keep-alive/idle timing.
     pub fn with_limits(mut self, limits: Limits) -> Self {
         self.limits = limits;
+        self
+    }
+
+    /// Which transport to use. Default [`Transport::Auto`].
+    pub fn with_transport(mut self, transport: Transport) -> Self {
+        self.transport = transport;
+        self
+    }
+
+    /// With [`Transport::Auto`], how long QUIC may try alone before WebSocket starts
+    /// racing it. Default 250 ms.
+    pub fn with_quic_head_start(mut self, head_start: Duration) -> Self {
+        self.quic_head_start = head_start;
         self
     }
 

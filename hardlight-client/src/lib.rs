@@ -1,20 +1,28 @@
 //! The HardLight client runtime.
 //!
-//! [`Client`] connects to a HardLight server over QUIC, runs the handshake (protocol
-//! version, schema hash, compression), sends each call on its own stream and mirrors the
-//! connection state the server pushes. Generated clients (`#[rpc] trait Counter` gives
-//! `CounterClient`) deref to it.
+//! [`Client`] connects to a HardLight server over QUIC or WebSocket (racing them by
+//! default), runs the handshake (protocol version, schema hash, compression), makes typed
+//! calls, mirrors the connection state the server pushes and receives topic events.
+//! Generated clients (`#[rpc] trait Counter` gives `CounterClient`) deref to it.
 
 mod client;
 mod config;
+mod connect;
+mod drain;
 mod error;
 mod events;
+mod handshake;
 mod mirror;
+mod mux;
+mod pushes;
 mod quic;
 mod reply;
+mod session;
+mod sync;
+mod ws;
 
 pub use client::Client;
-pub use config::{ClientConfig, Trust};
+pub use config::{ClientConfig, Transport, TransportKind, Trust};
 pub use error::{ConnectError, RpcError, TransportError};
 pub use events::{Event, RecvError, Subscription};
 pub use mirror::StateWatcher;

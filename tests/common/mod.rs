@@ -194,12 +194,20 @@ impl TestServer {
         }
     }
 
-    /// A connected client that trusts this server's certificate.
+    /// A client over QUIC that trusts this server's certificate, connected.
     pub async fn client(&self) -> KitchenClient {
-        let client = KitchenClient::with_config(
-            ClientConfig::new(self.addr.to_string()).with_ca_pem(self.certificate_pem.clone()),
-        );
+        self.client_over(Transport::Quic).await
+    }
+
+    /// A client over `transport` that trusts this server's certificate, connected.
+    pub async fn client_over(&self, transport: Transport) -> KitchenClient {
+        let client = KitchenClient::with_config(self.config().with_transport(transport));
         client.connect().await.expect("connect");
         client
+    }
+
+    /// A client configuration trusting this server's certificate.
+    pub fn config(&self) -> ClientConfig {
+        ClientConfig::new(self.addr.to_string()).with_ca_pem(self.certificate_pem.clone())
     }
 }

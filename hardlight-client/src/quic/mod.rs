@@ -1,7 +1,7 @@
-//! The QUIC transport: one bidirectional stream per call, state on a server-opened
-//! unidirectional push stream.
+//! The QUIC transport: one bidirectional stream per call, state and events on a
+//! server-opened unidirectional push stream.
 
 mod session;
-mod tls;
+pub(crate) mod tls;
 
-pub(crate) use session::QuicSession;
+pub(crate) use session::{resolve, transport_failure, QuicSession};

@@ -1,36 +1,29 @@
-//! A QUIC connection to a HardLight server, after a successful handshake.
+//! A QUIC connection to a HardLight server: one bidirectional stream per call, pushes on
+//! the server's unidirectional stream.
 
-use std::{
-    net::SocketAddr,
-    sync::{
-        atomic::{AtomicBool, AtomicUsize, Ordering},
-        Arc,
-    },
-    time::Duration,
-};
+use std::{net::SocketAddr, sync::Arc, time::Duration};
 
 use hardlight_core::{
-    codec::{decode, encode, Bytes},
-    frame::{FrameHeader, Kind},
-    handshake::{alpn, Hello, RejectCode, Welcome},
+    codec::Bytes,
+    frame::{FrameHeader, Kind, HEADER_LEN},
+    handshake::alpn,
     io::{read_frame, ReadError},
     message::{encode_frame, open_aligned_body},
-    state::StateBatch,
-    Compression, ProtocolError, Service, Topic,
+    Compression, ProtocolError, Service,
 };
 use quinn::{crypto::rustls::QuicClientConfig, ConnectionError, TransportErrorCode, VarInt};
-use tokio::{
-    sync::{broadcast, watch},
-    task::JoinHandle,
-};
+use tokio::task::JoinHandle;
 use tracing::{debug, warn};
 
 use super::tls::client_config;
 use crate::{
     config::ClientConfig,
+    drain::Drain,
     error::{CallError, ConnectError, TransportError},
-    events::{Event, Pushed},
-    mirror::{apply, mark_disconnected, Mirror},
+    handshake::{hello_frame, welcome},
+    pushes::Pushes,
+    session::{Connected, Session},
+    sync::lock,
 };
 
 /// TLS alert `no_application_protocol` (120), as a QUIC crypto error code.
@@ -50,26 +43,23 @@ pub(crate) struct QuicSession {
     server_max: u32,
     /// Largest reply the client accepts.
     reply_max: u32,
-    pub(crate) generation: u64,
-    draining: AtomicBool,
-    in_flight: AtomicUsize,
-    push: JoinHandle<()>,
+    pub(crate) drain: Arc<Drain>,
+    push: std::sync::Mutex<Option<JoinHandle<()>>>,
 }
 
 impl Drop for QuicSession {
     fn drop(&mut self) {
-        self.push.abort();
+        if let Some(push) = lock(&self.push).take() {
+            push.abort();
+        }
     }
 }
 
 impl QuicSession {
-    /// Connects, runs the handshake and starts the push-stream reader.
+    /// Connects and runs the handshake.
     pub(crate) async fn connect<S: Service>(
         config: &ClientConfig,
-        generation: u64,
-        mirror: Arc<watch::Sender<Mirror<S::State>>>,
-        events: broadcast::Sender<Pushed<S::Event>>,
-    ) -> Result<Arc<Self>, ConnectError> {
+    ) -> Result<Connected, ConnectError> {
         let addr = resolve(&config.addr).await?;
         let offered = alpn(config.protocol_version);
         let tls = client_config(&config.trust, offered.clone())?;
@@ -90,43 +80,40 @@ impl QuicSession {
             .await
             .map_err(|e| connection_failure(&config.addr, &offered, e))?;
 
-        let (max_message_size, welcome) = handshake::<S>(&conn, config).await?;
-        let mut state = S::State::default();
-        welcome.state.apply_to(&mut state)?;
-        mirror.send_modify(|m| {
-            *m = Mirror {
-                generation,
-                connected: true,
-                version: welcome.state_version,
-                state: Arc::new(state),
-            }
-        });
-        let compression = welcome.compression_for(config.compression);
-        let session = Arc::new_cyclic(|weak: &std::sync::Weak<Self>| {
-            let push = tokio::spawn(push_reader::<S>(
-                conn.clone(),
-                Pushes {
-                    session: weak.clone(),
-                    mirror,
-                    events,
-                    generation,
-                    compressed: compression != Compression::None,
-                    max: config.limits.max_message_size,
-                },
-            ));
-            Self {
-                conn,
-                endpoint,
-                compression,
-                server_max: max_message_size,
-                reply_max: config.limits.max_message_size,
-                generation,
-                draining: AtomicBool::new(false),
-                in_flight: AtomicUsize::new(0),
-                push,
-            }
-        });
-        Ok(session)
+        let closed = |e: &dyn std::fmt::Display| transport_failure(&config.addr, e);
+        let (mut send, mut recv) = conn.open_bi().await.map_err(|e| closed(&e))?;
+        send.write_all(&hello_frame::<S>(config)?)
+            .await
+            .map_err(|e| closed(&e))?;
+        let _ = send.finish();
+        let (header, body) = match read_frame(&mut recv, config.limits.max_message_size).await {
+            Ok(frame) => frame,
+            Err(ReadError::Protocol(e)) => return Err(e.into()),
+            Err(e) => return Err(closed(&e)),
+        };
+        let welcome = welcome(config, &header, body).inspect_err(|_| {
+            conn.close(CLOSE_NORMAL, b"handshake refused");
+        })?;
+        let close_conn = conn.clone();
+        let session = Self {
+            compression: welcome.compression_for(config.compression),
+            server_max: welcome.max_message_size,
+            reply_max: config.limits.max_message_size,
+            drain: Drain::new(move || close_conn.close(CLOSE_NORMAL, b"server shutting down")),
+            conn,
+            endpoint,
+            push: std::sync::Mutex::new(None),
+        };
+        Ok(Connected {
+            session: Session::Quic(Arc::new(session)),
+            welcome,
+        })
+    }
+
+    /// Starts reading the push stream.
+    pub(crate) fn start<S: Service>(&self, pushes: Pushes<S>) {
+        let task = tokio::spawn(push_reader(self.conn.clone(), pushes));
+        *lock(&self.push) = Some(task);
     }
 
     /// Sends a call on its own stream and reads its reply frame. Dropping the future
@@ -136,15 +123,10 @@ impl QuicSession {
         method: u16,
         args: &[u8],
     ) -> Result<(FrameHeader, Bytes), CallError> {
-        if self.draining.load(Ordering::Acquire) {
-            return Err(CallError::Transport(TransportError::Closed(
-                "server is shutting down".into(),
-            )));
-        }
-        let _guard = InFlight::enter(self);
+        let _in_flight = self.drain.enter()?;
         let header = FrameHeader::new(Kind::Call, 0).with_aux(method);
         let frame = encode_frame(header, args, self.compression)?;
-        let body_len = frame.len() - hardlight_core::frame::HEADER_LEN;
+        let body_len = frame.len() - HEADER_LEN;
         if body_len > self.server_max as usize {
             return Err(CallError::Protocol(ProtocolError::FrameTooLarge {
                 len: body_len as u64,
@@ -187,151 +169,31 @@ impl QuicSession {
             None => CallError::Transport(TransportError::Stream(error.to_string())),
         }
     }
-
-    /// The server sent `GoAway`: make no new calls; close once in-flight calls are done.
-    fn go_away(&self) {
-        self.draining.store(true, Ordering::Release);
-        if self.in_flight.load(Ordering::Acquire) == 0 {
-            self.conn.close(CLOSE_NORMAL, b"server shutting down");
-        }
-    }
 }
 
-/// Counts a call as in flight for its lifetime.
-struct InFlight<'a>(&'a QuicSession);
-
-impl<'a> InFlight<'a> {
-    fn enter(session: &'a QuicSession) -> Self {
-        session.in_flight.fetch_add(1, Ordering::AcqRel);
-        Self(session)
-    }
-}
-
-impl Drop for InFlight<'_> {
-    fn drop(&mut self) {
-        let left = self.0.in_flight.fetch_sub(1, Ordering::AcqRel) - 1;
-        if left == 0 && self.0.draining.load(Ordering::Acquire) {
-            self.0.conn.close(CLOSE_NORMAL, b"server shutting down");
-        }
-    }
-}
-
-async fn handshake<S: Service>(
-    conn: &quinn::Connection,
-    config: &ClientConfig,
-) -> Result<(u32, Welcome), ConnectError> {
-    let hello = Hello {
-        version: config.protocol_version,
-        schema_hash: S::SCHEMA_HASH,
-        service: S::NAME.to_owned(),
-        compression: config.compression.offers(),
-        token: None,
-    };
-    let closed = |e: &dyn std::fmt::Display| ConnectError::Transport {
-        addr: config.addr.clone(),
-        reason: e.to_string(),
-    };
-    let (mut send, mut recv) = conn.open_bi().await.map_err(|e| closed(&e))?;
-    let frame = encode_frame(
-        FrameHeader::new(Kind::Hello, 0),
-        &encode(&hello)?,
-        Compression::None,
-    )?;
-    send.write_all(&frame).await.map_err(|e| closed(&e))?;
-    let _ = send.finish();
-    let max = config.limits.max_message_size;
-    let (header, body) = match read_frame(&mut recv, max).await {
-        Ok(frame) => frame,
-        Err(ReadError::Protocol(e)) => return Err(e.into()),
-        Err(e) => return Err(closed(&e)),
-    };
-    let body = open_aligned_body(&header, body, !config.compression.offers().is_empty(), max)?;
-    match header.kind {
-        Kind::Welcome => {
-            let welcome = decode::<Welcome>(&body)?;
-            Ok((welcome.max_message_size, welcome))
-        }
-        Kind::Reject => {
-            let reason = decode::<String>(&body).unwrap_or_default();
-            conn.close(CLOSE_NORMAL, b"rejected");
-            Err(ConnectError::Rejected {
-                code: RejectCode::from_u16(header.aux),
-                reason,
-            })
-        }
-        other => Err(ProtocolError::UnexpectedKind {
-            expected: "Welcome or Reject",
-            got: other.name(),
-        }
-        .into()),
-    }
-}
-
-/// Reads the server's push stream until the connection ends, then marks the mirror
+/// Reads the server's push stream until the connection ends, then marks the session
 /// disconnected. A protocol violation on it closes the connection.
 async fn push_reader<S: Service>(conn: quinn::Connection, pushes: Pushes<S>) {
-    if let Err(error) = pushes.read(&conn).await {
+    if let Err(error) = read_pushes(&conn, &pushes).await {
         warn!(%error, "server broke the protocol on the push stream; closing");
         conn.close(CLOSE_PROTOCOL, b"protocol error on push stream");
     }
     conn.closed().await;
-    mark_disconnected(&pushes.mirror, pushes.generation);
+    pushes.disconnected();
 }
 
-/// Where the push-stream reader delivers what it reads.
-struct Pushes<S: Service> {
-    session: std::sync::Weak<QuicSession>,
-    mirror: Arc<watch::Sender<Mirror<S::State>>>,
-    events: broadcast::Sender<Pushed<S::Event>>,
-    generation: u64,
-    compressed: bool,
-    max: u32,
-}
-
-impl<S: Service> Pushes<S> {
-    async fn read(&self, conn: &quinn::Connection) -> Result<(), ProtocolError> {
-        let Ok(mut push) = conn.accept_uni().await else {
-            return Ok(());
-        };
-        loop {
-            let (header, body) = match read_frame(&mut push, self.max).await {
-                Ok(frame) => frame,
-                Err(ReadError::Protocol(e)) => return Err(e),
-                Err(error) => {
-                    debug!(%error, "push stream ended");
-                    return Ok(());
-                }
-            };
-            let body = open_aligned_body(&header, body, self.compressed, self.max)?;
-            match header.kind {
-                Kind::State => apply(
-                    &self.mirror,
-                    self.generation,
-                    header.seq,
-                    &decode::<StateBatch>(&body)?,
-                )?,
-                Kind::Event => {
-                    let (topic, payload) = decode::<(Topic, S::Event)>(&body)?;
-                    // with no subscription there is nobody to deliver to or tell
-                    let _ = self
-                        .events
-                        .send(Pushed::Event(Arc::new(Event { topic, payload })));
-                }
-                Kind::Lagged => {
-                    let _ = self.events.send(Pushed::Lost(header.id));
-                }
-                Kind::GoAway => {
-                    if let Some(session) = self.session.upgrade() {
-                        session.go_away();
-                    }
-                }
-                other => {
-                    return Err(ProtocolError::UnexpectedKind {
-                        expected: "State, Event, Lagged or GoAway",
-                        got: other.name(),
-                    })
-                }
-            }
+async fn read_pushes<S: Service>(
+    conn: &quinn::Connection,
+    pushes: &Pushes<S>,
+) -> Result<(), ProtocolError> {
+    let Ok(mut push) = conn.accept_uni().await else {
+        return Ok(());
+    };
+    loop {
+        match read_frame(&mut push, pushes.max).await {
+            Ok((header, body)) => pushes.handle(&header, body)?,
+            Err(ReadError::Protocol(e)) => return Err(e),
+            Err(error) => return Ok(debug!(%error, "push stream ended")),
         }
     }
 }
@@ -350,7 +212,8 @@ fn transport(config: &ClientConfig) -> Result<quinn::TransportConfig, ConnectErr
     Ok(transport)
 }
 
-async fn resolve(addr: &str) -> Result<SocketAddr, ConnectError> {
+/// Resolves `host:port` to its first address.
+pub(crate) async fn resolve(addr: &str) -> Result<SocketAddr, ConnectError> {
     let failure = |reason: String| ConnectError::Address {
         addr: addr.to_owned(),
         reason,
@@ -362,7 +225,8 @@ async fn resolve(addr: &str) -> Result<SocketAddr, ConnectError> {
         .ok_or_else(|| failure("resolves to no address".into()))
 }
 
-fn transport_failure(addr: &str, error: impl std::fmt::Display) -> ConnectError {
+/// A connection failure at `addr`.
+pub(crate) fn transport_failure(addr: &str, error: impl std::fmt::Display) -> ConnectError {
     ConnectError::Transport {
         addr: addr.to_owned(),
         reason: error.to_string(),

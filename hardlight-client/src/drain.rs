@@ -1,0 +1,66 @@
+//! Counting a session's calls in flight, so that after the server's `GoAway` the client
+//! closes once its last call has its reply.
+
+use std::sync::{
+    atomic::{AtomicBool, AtomicUsize, Ordering},
+    Arc,
+};
+
+use crate::error::{CallError, TransportError};
+
+/// The drain state of one session; `close` ends the session's connection.
+pub(crate) struct Drain {
+    draining: AtomicBool,
+    in_flight: AtomicUsize,
+    close: Box<dyn Fn() + Send + Sync>,
+}
+
+impl std::fmt::Debug for Drain {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Drain")
+            .field("draining", &self.draining)
+            .field("in_flight", &self.in_flight)
+            .finish_non_exhaustive()
+    }
+}
+
+impl Drain {
+    pub(crate) fn new(close: impl Fn() + Send + Sync + 'static) -> Arc<Self> {
+        Arc::new(Self {
+            draining: AtomicBool::new(false),
+            in_flight: AtomicUsize::new(0),
+            close: Box::new(close),
+        })
+    }
+
+    /// Counts a call as in flight until the guard drops; refused once draining.
+    pub(crate) fn enter(self: &Arc<Self>) -> Result<InFlight, CallError> {
+        if self.draining.load(Ordering::Acquire) {
+            return Err(CallError::Transport(TransportError::Closed(
+                "server is shutting down".into(),
+            )));
+        }
+        self.in_flight.fetch_add(1, Ordering::AcqRel);
+        Ok(InFlight(Arc::clone(self)))
+    }
+
+    /// The server sent `GoAway`.
+    pub(crate) fn go_away(&self) {
+        self.draining.store(true, Ordering::Release);
+        if self.in_flight.load(Ordering::Acquire) == 0 {
+            (self.close)();
+        }
+    }
+}
+
+/// A call in flight.
+pub(crate) struct InFlight(Arc<Drain>);
+
+impl Drop for InFlight {
+    fn drop(&mut self) {
+        let left = self.0.in_flight.fetch_sub(1, Ordering::AcqRel) - 1;
+        if left == 0 && self.0.draining.load(Ordering::Acquire) {
+            (self.0.close)();
+        }
+    }
+}

@@ -1,0 +1,83 @@
+//! A connected session, whichever transport carries it.
+
+use std::sync::Arc;
+
+use hardlight_core::{codec::Bytes, frame::FrameHeader, handshake::Welcome, Service};
+
+use crate::{config::TransportKind, drain::Drain, error::CallError, pushes::Pushes};
+
+#[cfg(feature = "native")]
+use crate::{quic::QuicSession, ws::WsSession};
+
+/// A session whose handshake succeeded, not yet reading pushes.
+pub(crate) struct Connected {
+    pub(crate) session: Session,
+    pub(crate) welcome: Welcome,
+}
+
+/// One live connection.
+#[derive(Debug, Clone)]
+pub(crate) enum Session {
+    /// QUIC: a stream per call.
+    #[cfg(feature = "native")]
+    Quic(Arc<QuicSession>),
+    /// WebSocket: calls multiplexed by id.
+    #[cfg(feature = "native")]
+    WebSocket(Arc<WsSession>),
+}
+
+impl Session {
+    /// Which transport this is.
+    pub(crate) fn kind(&self) -> TransportKind {
+        match self {
+            #[cfg(feature = "native")]
+            Self::Quic(_) => TransportKind::Quic,
+            #[cfg(feature = "native")]
+            Self::WebSocket(_) => TransportKind::WebSocket,
+        }
+    }
+
+    /// The drain state (calls in flight, `GoAway`).
+    pub(crate) fn drain(&self) -> Arc<Drain> {
+        match self {
+            #[cfg(feature = "native")]
+            Self::Quic(s) => Arc::clone(&s.drain),
+            #[cfg(feature = "native")]
+            Self::WebSocket(s) => Arc::clone(&s.drain),
+        }
+    }
+
+    /// Starts delivering pushes (after the mirror holds the `Welcome` snapshot).
+    pub(crate) fn start<S: Service>(&self, pushes: Pushes<S>) {
+        match self {
+            #[cfg(feature = "native")]
+            Self::Quic(s) => s.start(pushes),
+            #[cfg(feature = "native")]
+            Self::WebSocket(s) => s.start(pushes),
+        }
+    }
+
+    /// Makes a call and returns its (opened) reply frame.
+    pub(crate) async fn call(
+        &self,
+        method: u16,
+        args: &[u8],
+    ) -> Result<(FrameHeader, Bytes), CallError> {
+        match self {
+            #[cfg(feature = "native")]
+            Self::Quic(s) => s.call(method, args).await,
+            #[cfg(feature = "native")]
+            Self::WebSocket(s) => s.call(method, args).await,
+        }
+    }
+
+    /// Closes the connection.
+    pub(crate) async fn close(&self) {
+        match self {
+            #[cfg(feature = "native")]
+            Self::Quic(s) => s.close().await,
+            #[cfg(feature = "native")]
+            Self::WebSocket(s) => s.close(),
+        }
+    }
+}

@@ -1,0 +1,263 @@
+//! WebSocket over TLS with tokio-tungstenite, for native clients.
+
+use std::sync::{Arc, Mutex};
+
+use futures_util::{
+    stream::{SplitSink, SplitStream},
+    SinkExt, StreamExt,
+};
+use hardlight_core::{
+    codec::{realign, Bytes},
+    frame::{FrameHeader, Kind},
+    handshake::alpn,
+    message::open_aligned_body,
+    Compression, ProtocolError, Service,
+};
+use tokio::{
+    net::TcpStream,
+    sync::{mpsc, oneshot},
+    task::JoinHandle,
+};
+use tokio_rustls::{client::TlsStream, TlsConnector};
+use tokio_tungstenite::{
+    tungstenite::{
+        client::IntoClientRequest, http::HeaderValue, protocol::WebSocketConfig, Message,
+    },
+    WebSocketStream,
+};
+use tracing::debug;
+
+use crate::{
+    config::ClientConfig,
+    drain::Drain,
+    error::{CallError, ConnectError},
+    handshake::{hello_frame, welcome},
+    mux::Mux,
+    pushes::Pushes,
+    quic::{resolve, tls::client_config, transport_failure},
+    session::{Connected, Session},
+    sync::lock,
+};
+
+type Ws = WebSocketStream<TlsStream<TcpStream>>;
+
+/// An established WebSocket session.
+#[derive(Debug)]
+pub(crate) struct WsSession {
+    mux: Arc<Mux>,
+    compression: Compression,
+    reply_max: u32,
+    pub(crate) drain: Arc<Drain>,
+    /// The receiving half, until `start` hands it to the reader task.
+    source: Mutex<Option<SplitStream<Ws>>>,
+    close: Mutex<Option<oneshot::Sender<()>>>,
+    tasks: Mutex<Vec<JoinHandle<()>>>,
+}
+
+impl Drop for WsSession {
+    fn drop(&mut self) {
+        for task in lock(&self.tasks).drain(..) {
+            task.abort();
+        }
+    }
+}
+
+impl WsSession {
+    /// Connects over TCP + TLS, upgrades with subprotocol `hardlight/<version>` and runs
+    /// the handshake.
+    pub(crate) async fn connect<S: Service>(
+        config: &ClientConfig,
+    ) -> Result<Connected, ConnectError> {
+        let failure = |e: &dyn std::fmt::Display| transport_failure(&config.addr, e);
+        let addr = resolve(&config.addr).await?;
+        let tcp = TcpStream::connect(addr).await.map_err(|e| failure(&e))?;
+        let _ = tcp.set_nodelay(true);
+        let tls = TlsConnector::from(Arc::new(client_config(
+            &config.trust,
+            b"http/1.1".to_vec(),
+        )?));
+        let name = rustls::pki_types::ServerName::try_from(config.server_name().to_owned())
+            .map_err(|e| ConnectError::Tls(format!("server name: {e}")))?;
+        let tls = tls.connect(name, tcp).await.map_err(|e| failure(&e))?;
+
+        let subprotocol = alpn(config.protocol_version);
+        let mut request = format!("wss://{}/", config.addr)
+            .into_client_request()
+            .map_err(|e| failure(&e))?;
+        let offered = HeaderValue::from_bytes(&subprotocol).map_err(|e| failure(&e))?;
+        request
+            .headers_mut()
+            .insert("sec-websocket-protocol", offered);
+        let ws_config = websocket_config(config);
+        let (ws, _response) =
+            tokio_tungstenite::client_async_with_config(request, tls, Some(ws_config))
+                .await
+                .map_err(|e| match e {
+                    tokio_tungstenite::tungstenite::Error::Http(response)
+                        if response.status() == 400 =>
+                    {
+                        ConnectError::VersionMismatch {
+                            offered: String::from_utf8_lossy(&subprotocol).into_owned(),
+                        }
+                    }
+                    other => failure(&other),
+                })?;
+
+        let (mut sink, mut source) = ws.split();
+        sink.send(Message::Binary(hello_frame::<S>(config)?.into()))
+            .await
+            .map_err(|e| failure(&e))?;
+        let answer = match source.next().await {
+            Some(Ok(Message::Binary(data))) => data,
+            Some(Ok(other)) => {
+                return Err(failure(&format!("unexpected handshake message {other:?}")))
+            }
+            Some(Err(e)) => return Err(failure(&e)),
+            None => return Err(failure(&"connection closed during the handshake")),
+        };
+        let (header, body) = FrameHeader::split(&answer, config.limits.max_message_size)?;
+        let welcome = welcome(config, &header, realign(body))?;
+
+        let (out, out_rx) = mpsc::unbounded_channel();
+        let (close, close_rx) = oneshot::channel();
+        let mux = Mux::new(welcome.max_concurrent_calls, out);
+        let writer = tokio::spawn(write_loop(sink, out_rx, close_rx));
+        let close_for_drain = Arc::clone(&mux);
+        let session = Self {
+            compression: welcome.compression_for(config.compression),
+            reply_max: config.limits.max_message_size,
+            drain: Drain::new(move || close_for_drain.close("server shut down".into())),
+            mux,
+            source: Mutex::new(Some(source)),
+            close: Mutex::new(Some(close)),
+            tasks: Mutex::new(vec![writer]),
+        };
+        Ok(Connected {
+            session: Session::WebSocket(Arc::new(session)),
+            welcome,
+        })
+    }
+
+    /// Starts reading replies and pushes.
+    pub(crate) fn start<S: Service>(&self, pushes: Pushes<S>) {
+        if let Some(source) = lock(&self.source).take() {
+            let reader = tokio::spawn(read_loop(
+                source,
+                Arc::clone(&self.mux),
+                pushes,
+                self.reply_max,
+            ));
+            lock(&self.tasks).push(reader);
+        }
+    }
+
+    /// Sends a call and waits for its reply; dropping the future sends `Cancel`.
+    pub(crate) async fn call(
+        &self,
+        method: u16,
+        args: &[u8],
+    ) -> Result<(FrameHeader, Bytes), CallError> {
+        let _in_flight = self.drain.enter()?;
+        let (header, body) = self.mux.call(method, args, self.compression).await?;
+        let body = open_aligned_body(
+            &header,
+            body,
+            self.compression != Compression::None,
+            self.reply_max,
+        )?;
+        Ok((header, body))
+    }
+
+    /// Sends a close frame and ends the session.
+    pub(crate) fn close(&self) {
+        if let Some(close) = lock(&self.close).take() {
+            let _ = close.send(());
+        }
+        self.mux.close("client disconnected".into());
+    }
+}
+
+fn websocket_config(config: &ClientConfig) -> WebSocketConfig {
+    let max = config.limits.max_message_size as usize + hardlight_core::frame::HEADER_LEN;
+    let mut ws = WebSocketConfig::default();
+    ws.read_buffer_size = 16 * 1024;
+    ws.write_buffer_size = 16 * 1024;
+    ws.max_write_buffer_size = max + 64 * 1024;
+    ws.max_message_size = Some(max);
+    ws.max_frame_size = Some(max);
+    ws
+}
+
+async fn write_loop(
+    mut sink: SplitSink<Ws, Message>,
+    mut frames: mpsc::UnboundedReceiver<Vec<u8>>,
+    mut close: oneshot::Receiver<()>,
+) {
+    loop {
+        tokio::select! {
+            frame = frames.recv() => {
+                let Some(frame) = frame else { break };
+                if sink.feed(Message::Binary(frame.into())).await.is_err() {
+                    return;
+                }
+                while let Ok(frame) = frames.try_recv() {
+                    if sink.feed(Message::Binary(frame.into())).await.is_err() {
+                        return;
+                    }
+                }
+                if sink.flush().await.is_err() {
+                    return;
+                }
+            }
+            _ = &mut close => break,
+        }
+    }
+    let _ = sink.send(Message::Close(None)).await;
+}
+
+async fn read_loop<S: Service>(
+    mut source: SplitStream<Ws>,
+    mux: Arc<Mux>,
+    pushes: Pushes<S>,
+    max: u32,
+) {
+    let reason = loop {
+        let data = match source.next().await {
+            Some(Ok(Message::Binary(data))) => data,
+            Some(Ok(Message::Close(frame))) => {
+                break match frame {
+                    Some(frame) => format!(
+                        "closed by the server ({}): {}",
+                        u16::from(frame.code),
+                        frame.reason
+                    ),
+                    None => "closed by the server".into(),
+                };
+            }
+            Some(Ok(_)) => continue,
+            Some(Err(error)) => break error.to_string(),
+            None => break "connection closed".into(),
+        };
+        if let Err(error) = route(&data, &mux, &pushes, max) {
+            debug!(%error, "server broke the protocol; closing");
+            break format!("protocol error from the server: {error}");
+        }
+    };
+    mux.close(reason);
+    pushes.disconnected();
+}
+
+fn route<S: Service>(
+    data: &[u8],
+    mux: &Mux,
+    pushes: &Pushes<S>,
+    max: u32,
+) -> Result<(), ProtocolError> {
+    let (header, body) = FrameHeader::split(data, max)?;
+    match header.kind {
+        Kind::ReplyOk | Kind::ReplyHandlerError | Kind::ReplyFailure => {
+            mux.deliver(header, realign(body))
+        }
+        _ => pushes.handle(&header, realign(body)),
+    }
+}
