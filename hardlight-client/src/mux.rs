@@ -20,6 +20,7 @@ use tokio::sync::{mpsc, oneshot, Semaphore};
 
 use crate::{
     error::{CallError, TransportError},
+    session::check_size,
     sync::lock,
 };
 
@@ -54,6 +55,7 @@ impl Mux {
         method: u16,
         args: &[u8],
         compression: Compression,
+        server_max: u32,
     ) -> Result<Reply, CallError> {
         let _slot = self.slots.acquire().await.map_err(|_| self.closed())?;
         let id = self.next_id.fetch_add(1, Ordering::Relaxed);
@@ -62,6 +64,7 @@ impl Mux {
             args,
             compression,
         )?;
+        check_size(&frame, server_max)?;
         let (tx, rx) = oneshot::channel();
         match lock(&self.pending).as_mut() {
             Some(pending) => pending.insert(id, tx),

@@ -2,12 +2,29 @@
 
 use std::sync::Arc;
 
-use hardlight_core::{codec::Bytes, frame::FrameHeader, handshake::Welcome, Service};
+use hardlight_core::{
+    codec::Bytes,
+    frame::{FrameHeader, HEADER_LEN},
+    handshake::Welcome,
+    ProtocolError, Service,
+};
 
 use crate::{config::TransportKind, drain::Drain, error::CallError, pushes::Pushes};
 
 #[cfg(feature = "native")]
 use crate::{quic::QuicSession, ws::WsSession};
+
+/// Refuses a call frame the server would refuse as too large, before sending it.
+pub(crate) fn check_size(frame: &[u8], server_max: u32) -> Result<(), CallError> {
+    let body_len = frame.len().saturating_sub(HEADER_LEN);
+    if body_len > server_max as usize {
+        return Err(CallError::Protocol(ProtocolError::FrameTooLarge {
+            len: body_len as u64,
+            max: server_max,
+        }));
+    }
+    Ok(())
+}
 
 /// A session whose handshake succeeded, not yet reading pushes.
 pub(crate) struct Connected {

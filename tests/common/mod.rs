@@ -12,6 +12,7 @@ use hardlight::*;
 pub mod board;
 pub mod probe;
 pub mod raw;
+pub mod raw_ws;
 
 #[codable]
 #[derive(Debug, Clone, PartialEq)]

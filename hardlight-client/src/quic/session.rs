@@ -5,7 +5,7 @@ use std::{net::SocketAddr, sync::Arc, time::Duration};
 
 use hardlight_core::{
     codec::Bytes,
-    frame::{FrameHeader, Kind, HEADER_LEN},
+    frame::{FrameHeader, Kind},
     handshake::alpn,
     io::{read_frame, ReadError},
     message::{encode_frame, open_aligned_body},
@@ -22,7 +22,7 @@ use crate::{
     error::{CallError, ConnectError, TransportError},
     handshake::{hello_frame, welcome},
     pushes::Pushes,
-    session::{Connected, Session},
+    session::{check_size, Connected, Session},
     sync::lock,
 };
 
@@ -126,13 +126,7 @@ impl QuicSession {
         let _in_flight = self.drain.enter()?;
         let header = FrameHeader::new(Kind::Call, 0).with_aux(method);
         let frame = encode_frame(header, args, self.compression)?;
-        let body_len = frame.len() - HEADER_LEN;
-        if body_len > self.server_max as usize {
-            return Err(CallError::Protocol(ProtocolError::FrameTooLarge {
-                len: body_len as u64,
-                max: self.server_max,
-            }));
-        }
+        check_size(&frame, self.server_max)?;
         let (mut send, mut recv) = self.conn.open_bi().await.map_err(|e| self.lost(e))?;
         send.write_all(&frame)
             .await
@@ -193,7 +187,10 @@ async fn read_pushes<S: Service>(
         match read_frame(&mut push, pushes.max).await {
             Ok((header, body)) => pushes.handle(&header, body)?,
             Err(ReadError::Protocol(e)) => return Err(e),
-            Err(error) => return Ok(debug!(%error, "push stream ended")),
+            Err(error) => {
+                debug!(%error, "push stream ended");
+                return Ok(());
+            }
         }
     }
 }

@@ -46,6 +46,7 @@ type Ws = WebSocketStream<TlsStream<TcpStream>>;
 pub(crate) struct WsSession {
     mux: Arc<Mux>,
     compression: Compression,
+    server_max: u32,
     reply_max: u32,
     pub(crate) drain: Arc<Drain>,
     /// The receiving half, until `start` hands it to the reader task.
@@ -125,6 +126,7 @@ impl WsSession {
         let close_for_drain = Arc::clone(&mux);
         let session = Self {
             compression: welcome.compression_for(config.compression),
+            server_max: welcome.max_message_size,
             reply_max: config.limits.max_message_size,
             drain: Drain::new(move || close_for_drain.close("server shut down".into())),
             mux,
@@ -158,7 +160,10 @@ impl WsSession {
         args: &[u8],
     ) -> Result<(FrameHeader, Bytes), CallError> {
         let _in_flight = self.drain.enter()?;
-        let (header, body) = self.mux.call(method, args, self.compression).await?;
+        let (header, body) = self
+            .mux
+            .call(method, args, self.compression, self.server_max)
+            .await?;
         let body = open_aligned_body(
             &header,
             body,

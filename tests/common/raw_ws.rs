@@ -1,0 +1,87 @@
+//! A raw WebSocket peer (TLS + tungstenite) that sends what no client would.
+
+use std::sync::Arc;
+
+use futures_util::{SinkExt, StreamExt};
+use hardlight::protocol::{
+    codec::encode,
+    frame::{FrameHeader, Kind},
+    message::encode_frame,
+    Compression,
+};
+use rustls::pki_types::{pem::PemObject, CertificateDer, ServerName};
+use tokio::net::TcpStream;
+use tokio_rustls::{client::TlsStream, TlsConnector};
+use tokio_tungstenite::{
+    tungstenite::{client::IntoClientRequest, http::HeaderValue, Message},
+    WebSocketStream,
+};
+
+use super::{raw::kitchen_hello, TestServer};
+
+pub type RawWs = WebSocketStream<TlsStream<TcpStream>>;
+
+/// A TLS connection to the server's TCP port, before any HTTP.
+pub async fn tls(server: &TestServer) -> TlsStream<TcpStream> {
+    let mut roots = rustls::RootCertStore::empty();
+    roots
+        .add(CertificateDer::from_pem_slice(server.certificate_pem.as_bytes()).unwrap())
+        .unwrap();
+    let provider = Arc::new(rustls::crypto::ring::default_provider());
+    let config = rustls::ClientConfig::builder_with_provider(provider)
+        .with_protocol_versions(&[&rustls::version::TLS13])
+        .unwrap()
+        .with_root_certificates(roots)
+        .with_no_client_auth();
+    let tcp = TcpStream::connect(server.addr).await.unwrap();
+    TlsConnector::from(Arc::new(config))
+        .connect(ServerName::try_from("localhost").unwrap(), tcp)
+        .await
+        .unwrap()
+}
+
+/// Upgrades offering `subprotocol`.
+pub async fn upgrade(
+    server: &TestServer,
+    subprotocol: &str,
+) -> Result<RawWs, tokio_tungstenite::tungstenite::Error> {
+    let mut request = format!("wss://localhost:{}/", server.addr.port())
+        .into_client_request()
+        .unwrap();
+    request.headers_mut().insert(
+        "sec-websocket-protocol",
+        HeaderValue::from_str(subprotocol).unwrap(),
+    );
+    tokio_tungstenite::client_async(request, tls(server).await)
+        .await
+        .map(|(ws, _)| ws)
+}
+
+/// Upgrades and completes the HardLight handshake.
+pub async fn handshaken(server: &TestServer) -> RawWs {
+    let mut ws = upgrade(server, "hardlight/1").await.unwrap();
+    let hello = encode_frame(
+        FrameHeader::new(Kind::Hello, 0),
+        &encode(&kitchen_hello(vec![])).unwrap(),
+        Compression::None,
+    )
+    .unwrap();
+    ws.send(Message::Binary(hello.into())).await.unwrap();
+    match ws.next().await {
+        Some(Ok(Message::Binary(welcome))) => assert_eq!(welcome[4], Kind::Welcome as u8),
+        other => panic!("expected Welcome, got {other:?}"),
+    }
+    ws
+}
+
+/// Reads until the server's close frame; returns its code.
+pub async fn close_code(ws: &mut RawWs) -> Option<u16> {
+    while let Some(message) = ws.next().await {
+        match message {
+            Ok(Message::Close(frame)) => return frame.map(|f| u16::from(f.code)),
+            Ok(_) => continue,
+            Err(_) => return None,
+        }
+    }
+    None
+}
