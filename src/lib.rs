@@ -6,7 +6,7 @@ pub use hardlight_core::{
 };
 pub use hardlight_macros::{codable, connection_state, factory, rpc, rpc_handler};
 
-#[cfg(feature = "client")]
+#[cfg(any(feature = "client", feature = "wasm"))]
 pub use hardlight_client::{
     Client, ClientConfig, ConnectError, Event, RecvError, RpcError, StateWatcher, Subscription,
     Transport, TransportError, TransportKind, Trust,
@@ -26,12 +26,12 @@ pub use hardlight_core as protocol;
 #[doc(hidden)]
 pub mod __private {
     pub use core::result::Result::{self, Err, Ok};
-    #[cfg(feature = "client")]
+    #[cfg(any(feature = "client", feature = "wasm"))]
     pub use hardlight_client::{Client, ClientConfig, RpcError};
     pub use hardlight_core::{
         codec::{decode, encode, Bytes, Codable},
         rkyv,
-        service::{combine, fnv1a, BoxFuture, Outcome, Service},
+        service::{combine, fnv1a, BoxFuture, Outcome, Service, ServiceOf},
         state::{unknown_field, ConnectionState},
         Compression, HandlerError, ProtocolError,
     };
@@ -43,17 +43,17 @@ pub mod __private {
     pub use crate::__cfg_client as cfg_client;
 }
 
-/// Emits its input only when the `client` feature is on.
+/// Emits its input only when a client feature (`client` or `wasm`) is on.
 #[doc(hidden)]
-#[cfg(feature = "client")]
+#[cfg(any(feature = "client", feature = "wasm"))]
 #[macro_export]
 macro_rules! __cfg_client {
     ($($item:tt)*) => { $($item)* };
 }
 
-/// Emits its input only when the `client` feature is on.
+/// Emits its input only when a client feature (`client` or `wasm`) is on.
 #[doc(hidden)]
-#[cfg(not(feature = "client"))]
+#[cfg(not(any(feature = "client", feature = "wasm")))]
 #[macro_export]
 macro_rules! __cfg_client {
     ($($item:tt)*) => {};

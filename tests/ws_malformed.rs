@@ -113,7 +113,7 @@ async fn bad_calls_get_typed_replies_and_the_connection_lives_on() {
 #[tokio::test]
 async fn a_binary_hello_is_required() {
     let server = server().await;
-    let mut ws = upgrade(&server, "hardlight/1").await.unwrap();
+    let mut ws = upgrade(&server, "hardlight.1").await.unwrap();
     ws.send(Message::Text("hi".into())).await.unwrap();
     assert_eq!(close_code(&mut ws).await, Some(1008));
 }
@@ -121,7 +121,7 @@ async fn a_binary_hello_is_required() {
 #[tokio::test]
 async fn another_subprotocol_is_refused_at_the_upgrade() {
     let server = server().await;
-    match upgrade(&server, "hardlight/9").await {
+    match upgrade(&server, "hardlight.9").await {
         Err(tokio_tungstenite::tungstenite::Error::Http(response)) => {
             assert_eq!(response.status(), 400)
         }
@@ -151,7 +151,7 @@ async fn trickle(server: &TestServer, request: &[u8], pause: Duration) -> usize 
 #[tokio::test]
 async fn a_trickled_upgrade_is_cut_off_by_the_handshake_timeout() {
     let server = server().await;
-    let request = b"GET / HTTP/1.1\r\nHost: localhost\r\nUpgrade: websocket\r\nConnection: Upgrade\r\nSec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\nSec-WebSocket-Version: 13\r\nSec-WebSocket-Protocol: hardlight/1\r\n\r\n";
+    let request = b"GET / HTTP/1.1\r\nHost: localhost\r\nUpgrade: websocket\r\nConnection: Upgrade\r\nSec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\nSec-WebSocket-Version: 13\r\nSec-WebSocket-Protocol: hardlight.1\r\n\r\n";
     let sent = trickle(&server, request, Duration::from_millis(50)).await;
     assert!(
         sent < request.len(),

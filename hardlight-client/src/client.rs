@@ -20,6 +20,7 @@ use crate::{
     mirror::{mark_disconnected, Mirror, StateWatcher},
     pushes::Pushes,
     reply::decode_reply,
+    rt,
     session::Session,
     sync::lock,
 };
@@ -197,7 +198,7 @@ impl<S: Service> Client<S> {
         let call = self.call(method, &args);
         match self.call_timeout {
             None => call.await,
-            Some(limit) => tokio::time::timeout(limit, call)
+            Some(limit) => rt::timeout(limit, call)
                 .await
                 .unwrap_or(Err(RpcError::Timeout(limit))),
         }

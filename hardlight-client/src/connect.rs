@@ -1,44 +1,47 @@
 //! Choosing a transport: QUIC, WebSocket, or both raced with a head start for QUIC.
 
-use std::{future::Future, pin::pin};
-
-use futures_util::future::{select, Either};
 use hardlight_core::Service;
 
-use crate::{
-    config::{ClientConfig, Transport},
-    error::ConnectError,
-    quic::QuicSession,
-    session::Connected,
-    ws::WsSession,
-};
+use crate::{config::ClientConfig, error::ConnectError, rt, session::Connected};
 
 /// Connects over the configured transport within the connect timeout.
 pub(crate) async fn connect<S: Service>(config: &ClientConfig) -> Result<Connected, ConnectError> {
-    let attempt = async {
-        match config.transport {
-            Transport::Quic => QuicSession::connect::<S>(config).await,
-            Transport::WebSocket => WsSession::connect::<S>(config).await,
-            Transport::Auto => {
-                let websocket = async {
-                    tokio::time::sleep(config.quic_head_start).await;
-                    WsSession::connect::<S>(config).await
-                };
-                race(QuicSession::connect::<S>(config), websocket).await
-            }
-        }
-    };
-    tokio::time::timeout(config.connect_timeout, attempt)
+    rt::timeout(config.connect_timeout, attempt::<S>(config))
         .await
         .map_err(|_| ConnectError::Timeout(config.connect_timeout))?
 }
 
+#[cfg(feature = "native")]
+async fn attempt<S: Service>(config: &ClientConfig) -> Result<Connected, ConnectError> {
+    use crate::{config::Transport, quic::QuicSession, ws::WsSession};
+    match config.transport {
+        Transport::Quic => QuicSession::connect::<S>(config).await,
+        Transport::WebSocket => WsSession::connect::<S>(config).await,
+        Transport::Auto => {
+            let websocket = async {
+                rt::sleep(config.quic_head_start).await;
+                WsSession::connect::<S>(config).await
+            };
+            race(QuicSession::connect::<S>(config), websocket).await
+        }
+    }
+}
+
+/// In the browser only WebSocket exists, whatever the configured transport.
+#[cfg(all(feature = "wasm", not(feature = "native")))]
+async fn attempt<S: Service>(config: &ClientConfig) -> Result<Connected, ConnectError> {
+    crate::ws::BrowserSession::connect::<S>(config).await
+}
+
 /// The first success of `a` and `b`; if both fail, the more telling error: a refusal by
 /// the server beats a transport failure, and otherwise `a`'s error is kept.
+#[cfg(feature = "native")]
 async fn race<T>(
-    a: impl Future<Output = Result<T, ConnectError>>,
-    b: impl Future<Output = Result<T, ConnectError>>,
+    a: impl std::future::Future<Output = Result<T, ConnectError>>,
+    b: impl std::future::Future<Output = Result<T, ConnectError>>,
 ) -> Result<T, ConnectError> {
+    use futures_util::future::{select, Either};
+    use std::pin::pin;
     match select(pin!(a), pin!(b)).await {
         Either::Left((Ok(won), _)) | Either::Right((Ok(won), _)) => Ok(won),
         Either::Left((Err(a_error), b)) => b.await.map_err(|b_error| telling(a_error, b_error)),
@@ -46,6 +49,7 @@ async fn race<T>(
     }
 }
 
+#[cfg(feature = "native")]
 fn telling(a: ConnectError, b: ConnectError) -> ConnectError {
     let answered = |e: &ConnectError| {
         matches!(

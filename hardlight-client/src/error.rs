@@ -119,6 +119,8 @@ pub enum ConnectError {
 pub(crate) enum CallError {
     Transport(TransportError),
     Protocol(ProtocolError),
+    /// The server ended the call without replying (QUIC: a finished stream).
+    #[cfg_attr(not(feature = "native"), allow(dead_code))]
     Cancelled,
     NotConnected,
 }

@@ -15,11 +15,18 @@ mod handshake;
 mod mirror;
 mod mux;
 mod pushes;
+#[cfg(feature = "native")]
 mod quic;
 mod reply;
+mod rt;
 mod session;
 mod sync;
 mod ws;
+
+#[cfg(not(any(feature = "native", feature = "wasm")))]
+compile_error!(
+    "hardlight-client needs the `native` feature (tokio) or the `wasm` feature (browser)"
+);
 
 pub use client::Client;
 pub use config::{ClientConfig, Transport, TransportKind, Trust};

@@ -11,6 +11,8 @@ use hardlight_core::{
 
 use crate::{config::TransportKind, drain::Drain, error::CallError, pushes::Pushes};
 
+#[cfg(all(feature = "wasm", not(feature = "native")))]
+use crate::ws::BrowserSession;
 #[cfg(feature = "native")]
 use crate::{quic::QuicSession, ws::WsSession};
 
@@ -41,6 +43,9 @@ pub(crate) enum Session {
     /// WebSocket: calls multiplexed by id.
     #[cfg(feature = "native")]
     WebSocket(Arc<WsSession>),
+    /// The browser's WebSocket.
+    #[cfg(all(feature = "wasm", not(feature = "native")))]
+    Browser(Arc<BrowserSession>),
 }
 
 impl Session {
@@ -51,6 +56,8 @@ impl Session {
             Self::Quic(_) => TransportKind::Quic,
             #[cfg(feature = "native")]
             Self::WebSocket(_) => TransportKind::WebSocket,
+            #[cfg(all(feature = "wasm", not(feature = "native")))]
+            Self::Browser(_) => TransportKind::WebSocket,
         }
     }
 
@@ -61,6 +68,8 @@ impl Session {
             Self::Quic(s) => Arc::clone(&s.drain),
             #[cfg(feature = "native")]
             Self::WebSocket(s) => Arc::clone(&s.drain),
+            #[cfg(all(feature = "wasm", not(feature = "native")))]
+            Self::Browser(s) => Arc::clone(&s.drain),
         }
     }
 
@@ -71,6 +80,8 @@ impl Session {
             Self::Quic(s) => s.start(pushes),
             #[cfg(feature = "native")]
             Self::WebSocket(s) => s.start(pushes),
+            #[cfg(all(feature = "wasm", not(feature = "native")))]
+            Self::Browser(s) => s.start(pushes),
         }
     }
 
@@ -85,6 +96,8 @@ impl Session {
             Self::Quic(s) => s.call(method, args).await,
             #[cfg(feature = "native")]
             Self::WebSocket(s) => s.call(method, args).await,
+            #[cfg(all(feature = "wasm", not(feature = "native")))]
+            Self::Browser(s) => s.call(method, args).await,
         }
     }
 
@@ -95,6 +108,8 @@ impl Session {
             Self::Quic(s) => s.close().await,
             #[cfg(feature = "native")]
             Self::WebSocket(s) => s.close(),
+            #[cfg(all(feature = "wasm", not(feature = "native")))]
+            Self::Browser(s) => s.close(),
         }
     }
 }

@@ -16,6 +16,18 @@ pub fn alpn(version: u16) -> Vec<u8> {
     format!("hardlight/{version}").into_bytes()
 }
 
+/// The WebSocket subprotocol for a protocol version: `hardlight.<version>`.
+///
+/// Not `hardlight/<version>` like the ALPN id: a subprotocol must be an HTTP token, which
+/// cannot contain `/`, and browsers refuse to open a WebSocket that offers one.
+///
+/// ```
+/// assert_eq!(hardlight_core::handshake::websocket_subprotocol(1), "hardlight.1");
+/// ```
+pub fn websocket_subprotocol(version: u16) -> String {
+    format!("hardlight.{version}")
+}
+
 /// The client's first message.
 #[derive(Debug, Clone, PartialEq, rkyv::Archive, rkyv::Serialize, rkyv::Deserialize)]
 pub struct Hello {

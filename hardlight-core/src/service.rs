@@ -34,6 +34,14 @@ pub trait Service: Send + Sync + 'static {
     }
 }
 
+/// Links an `#[rpc]` trait to its service: implemented by `#[rpc]` for `dyn Trait`, so that
+/// `#[rpc_handler]` finds the service through whatever path the trait was imported by.
+#[doc(hidden)]
+pub trait ServiceOf {
+    /// The service generated for the trait.
+    type Service: Service;
+}
+
 /// FNV-1a over `bytes`, usable in constants.
 ///
 /// ```

@@ -1,7 +1,7 @@
 //! The HardLight server runtime.
 //!
 //! A [`Server`] listens for QUIC on UDP port P (ALPN `hardlight/1`) and for WebSocket on
-//! TCP port P (subprotocol `hardlight/1`), runs the HardLight handshake, creates one
+//! TCP port P (subprotocol `hardlight.1`), runs the HardLight handshake, creates one
 //! [`Handler`] per connection through its [`Factory`], serves calls (one QUIC stream each,
 //! or multiplexed by id over WebSocket), syncs the connection state and delivers topic
 //! events. Users reach all of this through the `hardlight` crate and its macros.

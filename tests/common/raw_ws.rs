@@ -59,7 +59,7 @@ pub async fn upgrade(
 
 /// Upgrades and completes the HardLight handshake.
 pub async fn handshaken(server: &TestServer) -> RawWs {
-    let mut ws = upgrade(server, "hardlight/1").await.unwrap();
+    let mut ws = upgrade(server, "hardlight.1").await.unwrap();
     let hello = encode_frame(
         FrameHeader::new(Kind::Hello, 0),
         &encode(&kitchen_hello(vec![])).unwrap(),

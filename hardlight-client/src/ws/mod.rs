@@ -1,6 +1,36 @@
 //! The WebSocket transport: the same frames, one per binary message, calls multiplexed by
-//! id.
+//! id. Natively through tokio-tungstenite, in the browser through its `WebSocket`.
 
+#[cfg(all(feature = "wasm", not(feature = "native")))]
+mod browser;
+#[cfg(feature = "native")]
 mod native;
 
+#[cfg(all(feature = "wasm", not(feature = "native")))]
+pub(crate) use browser::BrowserSession;
+#[cfg(feature = "native")]
 pub(crate) use native::WsSession;
+
+use hardlight_core::{
+    codec::realign,
+    frame::{FrameHeader, Kind},
+    ProtocolError, Service,
+};
+
+use crate::{mux::Mux, pushes::Pushes};
+
+/// Routes one received message: replies to their calls, everything else to the pushes.
+fn route<S: Service>(
+    data: &[u8],
+    mux: &Mux,
+    pushes: &Pushes<S>,
+    max: u32,
+) -> Result<(), ProtocolError> {
+    let (header, body) = FrameHeader::split(data, max)?;
+    match header.kind {
+        Kind::ReplyOk | Kind::ReplyHandlerError | Kind::ReplyFailure => {
+            mux.deliver(header, realign(body))
+        }
+        _ => pushes.handle(&header, realign(body)),
+    }
+}

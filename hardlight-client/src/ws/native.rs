@@ -8,10 +8,10 @@ use futures_util::{
 };
 use hardlight_core::{
     codec::{realign, Bytes},
-    frame::{FrameHeader, Kind},
-    handshake::alpn,
+    frame::FrameHeader,
+    handshake::websocket_subprotocol,
     message::open_aligned_body,
-    Compression, ProtocolError, Service,
+    Compression, Service,
 };
 use tokio::{
     net::TcpStream,
@@ -64,7 +64,7 @@ impl Drop for WsSession {
 }
 
 impl WsSession {
-    /// Connects over TCP + TLS, upgrades with subprotocol `hardlight/<version>` and runs
+    /// Connects over TCP + TLS, upgrades with subprotocol `hardlight.<version>` and runs
     /// the handshake.
     pub(crate) async fn connect<S: Service>(
         config: &ClientConfig,
@@ -81,11 +81,11 @@ impl WsSession {
             .map_err(|e| ConnectError::Tls(format!("server name: {e}")))?;
         let tls = tls.connect(name, tcp).await.map_err(|e| failure(&e))?;
 
-        let subprotocol = alpn(config.protocol_version);
+        let subprotocol = websocket_subprotocol(config.protocol_version);
         let mut request = format!("wss://{}/", config.addr)
             .into_client_request()
             .map_err(|e| failure(&e))?;
-        let offered = HeaderValue::from_bytes(&subprotocol).map_err(|e| failure(&e))?;
+        let offered = HeaderValue::from_str(&subprotocol).map_err(|e| failure(&e))?;
         request
             .headers_mut()
             .insert("sec-websocket-protocol", offered);
@@ -98,7 +98,7 @@ impl WsSession {
                         if response.status() == 400 =>
                     {
                         ConnectError::VersionMismatch {
-                            offered: String::from_utf8_lossy(&subprotocol).into_owned(),
+                            offered: subprotocol.clone(),
                         }
                     }
                     other => failure(&other),
@@ -243,26 +243,11 @@ async fn read_loop<S: Service>(
             Some(Err(error)) => break error.to_string(),
             None => break "connection closed".into(),
         };
-        if let Err(error) = route(&data, &mux, &pushes, max) {
+        if let Err(error) = super::route(&data, &mux, &pushes, max) {
             debug!(%error, "server broke the protocol; closing");
             break format!("protocol error from the server: {error}");
         }
     };
     mux.close(reason);
     pushes.disconnected();
-}
-
-fn route<S: Service>(
-    data: &[u8],
-    mux: &Mux,
-    pushes: &Pushes<S>,
-    max: u32,
-) -> Result<(), ProtocolError> {
-    let (header, body) = FrameHeader::split(data, max)?;
-    match header.kind {
-        Kind::ReplyOk | Kind::ReplyHandlerError | Kind::ReplyFailure => {
-            mux.deliver(header, realign(body))
-        }
-        _ => pushes.handle(&header, realign(body)),
-    }
 }

@@ -25,7 +25,9 @@ pub(crate) fn generate(item: &syn::ItemTrait, attr: &Attr, service: &Service) ->
         quote! {
             #(#attrs)*
             fn #method(&self, #(#args),*)
-                -> impl ::core::future::Future<Output = #output> + ::core::marker::Send;
+                -> impl ::core::future::Future<Output = #output> + ::core::marker::Send
+            where
+                Self: ::core::marker::Sized;
         }
     });
     let assertions = service.methods.iter().flat_map(|m| {
@@ -92,6 +94,11 @@ pub(crate) fn generate(item: &syn::ItemTrait, attr: &Attr, service: &Service) ->
         #[doc(hidden)]
         #[allow(non_camel_case_types)]
         #vis struct #descriptor;
+
+        // methods are `where Self: Sized`, so `dyn Trait` exists and can name the service
+        impl #p::ServiceOf for dyn #ident {
+            type Service = #descriptor;
+        }
 
         impl #p::Service for #descriptor {
             type State = #state;

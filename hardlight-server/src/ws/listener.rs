@@ -1,9 +1,9 @@
 //! Accepting a TCP connection: TLS (unless plain WebSocket was configured), then the HTTP
-//! upgrade with subprotocol `hardlight/<version>`, bounded in size and time.
+//! upgrade with subprotocol `hardlight.<version>`, bounded in size and time.
 
 use std::{net::SocketAddr, sync::Arc};
 
-use hardlight_core::{frame::HEADER_LEN, handshake::alpn, PROTOCOL_VERSION};
+use hardlight_core::{frame::HEADER_LEN, handshake::websocket_subprotocol, PROTOCOL_VERSION};
 use tokio::{
     io::{AsyncRead, AsyncWrite},
     net::TcpStream,
@@ -109,26 +109,24 @@ fn select_subprotocol(
     request: &Request,
     mut response: Response,
 ) -> Result<Response, ErrorResponse> {
-    let ours = alpn(PROTOCOL_VERSION);
+    let ours = websocket_subprotocol(PROTOCOL_VERSION);
     let offered = request
         .headers()
         .get_all("sec-websocket-protocol")
         .iter()
         .filter_map(|v| v.to_str().ok())
         .flat_map(|v| v.split(','))
-        .any(|p| p.trim().as_bytes() == ours.as_slice());
+        .any(|p| p.trim() == ours);
     if offered {
-        if let Ok(value) = HeaderValue::from_bytes(&ours) {
+        if let Ok(value) = HeaderValue::from_str(&ours) {
             response
                 .headers_mut()
                 .insert("sec-websocket-protocol", value);
         }
         return Ok(response);
     }
-    let reason = format!(
-        "this server speaks WebSocket subprotocol {}; the request did not offer it",
-        String::from_utf8_lossy(&ours)
-    );
+    let reason =
+        format!("this server speaks WebSocket subprotocol {ours}; the request did not offer it");
     let mut refusal = ErrorResponse::new(Some(reason));
     *refusal.status_mut() = StatusCode::BAD_REQUEST;
     Err(refusal)

@@ -1,0 +1,264 @@
+//! WebSocket through the browser's `WebSocket` object, for the wasm client.
+
+use std::sync::{Arc, Mutex};
+
+use hardlight_core::{
+    codec::{realign, Bytes},
+    frame::FrameHeader,
+    handshake::websocket_subprotocol,
+    message::open_aligned_body,
+    Compression, Service,
+};
+use js_sys::{ArrayBuffer, Uint8Array};
+use tokio::sync::{mpsc, oneshot};
+use wasm_bindgen::{closure::Closure, JsCast};
+use web_sys::{BinaryType, CloseEvent, Event, MessageEvent, WebSocket};
+
+use crate::{
+    config::ClientConfig,
+    drain::Drain,
+    error::{CallError, ConnectError},
+    handshake::{hello_frame, welcome},
+    mux::Mux,
+    pushes::Pushes,
+    session::{Connected, Session},
+    sync::lock,
+};
+
+/// What the browser's callbacks report.
+enum Incoming {
+    Open,
+    Binary(Vec<u8>),
+    Text,
+    Closed(String),
+}
+
+/// An established browser WebSocket session. The `WebSocket` object and its callbacks
+/// live in the writer task; this holds only what calls need.
+#[derive(Debug)]
+pub(crate) struct BrowserSession {
+    mux: Arc<Mux>,
+    server_max: u32,
+    reply_max: u32,
+    pub(crate) drain: Arc<Drain>,
+    source: Mutex<Option<mpsc::UnboundedReceiver<Incoming>>>,
+    close: Mutex<Option<oneshot::Sender<()>>>,
+}
+
+impl std::fmt::Debug for Incoming {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("Incoming")
+    }
+}
+
+/// `wss://host:port/` for `host:port`; a `ws://` or `wss://` URL is used as given.
+fn url(addr: &str) -> String {
+    if addr.starts_with("ws://") || addr.starts_with("wss://") {
+        addr.to_owned()
+    } else {
+        format!("wss://{addr}/")
+    }
+}
+
+fn failure(config: &ClientConfig, reason: impl std::fmt::Display) -> ConnectError {
+    ConnectError::Transport {
+        addr: config.addr.clone(),
+        reason: reason.to_string(),
+    }
+}
+
+/// The browser's callbacks, kept alive as long as the socket is used.
+struct Callbacks {
+    ws: WebSocket,
+    _open: Closure<dyn FnMut(Event)>,
+    _message: Closure<dyn FnMut(MessageEvent)>,
+    _close: Closure<dyn FnMut(CloseEvent)>,
+    _error: Closure<dyn FnMut(Event)>,
+}
+
+impl Drop for Callbacks {
+    fn drop(&mut self) {
+        self.ws.set_onopen(None);
+        self.ws.set_onmessage(None);
+        self.ws.set_onclose(None);
+        self.ws.set_onerror(None);
+        let _ = self.ws.close();
+    }
+}
+
+fn open(
+    config: &ClientConfig,
+    tx: mpsc::UnboundedSender<Incoming>,
+) -> Result<Callbacks, ConnectError> {
+    let subprotocol = websocket_subprotocol(config.protocol_version);
+    let ws = WebSocket::new_with_str(&url(&config.addr), &subprotocol)
+        .map_err(|e| failure(config, format!("{e:?}")))?;
+    ws.set_binary_type(BinaryType::Arraybuffer);
+    let on_open = {
+        let tx = tx.clone();
+        Closure::<dyn FnMut(Event)>::new(move |_| {
+            let _ = tx.send(Incoming::Open);
+        })
+    };
+    let on_message = {
+        let tx = tx.clone();
+        Closure::<dyn FnMut(MessageEvent)>::new(move |event: MessageEvent| {
+            let incoming = match event.data().dyn_into::<ArrayBuffer>() {
+                Ok(buffer) => Incoming::Binary(Uint8Array::new(&buffer).to_vec()),
+                Err(_) => Incoming::Text,
+            };
+            let _ = tx.send(incoming);
+        })
+    };
+    let on_close = {
+        let tx = tx.clone();
+        Closure::<dyn FnMut(CloseEvent)>::new(move |event: CloseEvent| {
+            let _ = tx.send(Incoming::Closed(format!(
+                "closed ({}): {}",
+                event.code(),
+                event.reason()
+            )));
+        })
+    };
+    let on_error = Closure::<dyn FnMut(Event)>::new(move |_| {
+        let _ = tx.send(Incoming::Closed("WebSocket error".into()));
+    });
+    ws.set_onopen(Some(on_open.as_ref().unchecked_ref()));
+    ws.set_onmessage(Some(on_message.as_ref().unchecked_ref()));
+    ws.set_onclose(Some(on_close.as_ref().unchecked_ref()));
+    ws.set_onerror(Some(on_error.as_ref().unchecked_ref()));
+    Ok(Callbacks {
+        ws,
+        _open: on_open,
+        _message: on_message,
+        _close: on_close,
+        _error: on_error,
+    })
+}
+
+impl BrowserSession {
+    /// Opens the WebSocket (subprotocol `hardlight.<version>`) and runs the handshake.
+    pub(crate) async fn connect<S: Service>(
+        config: &ClientConfig,
+    ) -> Result<Connected, ConnectError> {
+        let (tx, mut rx) = mpsc::unbounded_channel();
+        let callbacks = open(config, tx)?;
+        match rx.recv().await {
+            Some(Incoming::Open) => {}
+            Some(Incoming::Closed(reason)) => return Err(failure(config, reason)),
+            _ => return Err(failure(config, "the WebSocket did not open")),
+        }
+        let offered = websocket_subprotocol(config.protocol_version);
+        if callbacks.ws.protocol() != offered {
+            return Err(ConnectError::VersionMismatch { offered });
+        }
+        callbacks
+            .ws
+            .send_with_u8_array(&hello_frame::<S>(config)?)
+            .map_err(|e| failure(config, format!("{e:?}")))?;
+        let answer = match rx.recv().await {
+            Some(Incoming::Binary(data)) => data,
+            Some(Incoming::Closed(reason)) => return Err(failure(config, reason)),
+            _ => return Err(failure(config, "unexpected handshake message")),
+        };
+        let (header, body) = FrameHeader::split(&answer, config.limits.max_message_size)?;
+        let welcome = welcome(config, &header, realign(body))?;
+
+        let (out, out_rx) = mpsc::unbounded_channel();
+        let (close, close_rx) = oneshot::channel();
+        let mux = Mux::new(welcome.max_concurrent_calls, out);
+        wasm_bindgen_futures::spawn_local(write_loop(callbacks, out_rx, close_rx));
+        let close_for_drain = Arc::clone(&mux);
+        let session = Self {
+            server_max: welcome.max_message_size,
+            reply_max: config.limits.max_message_size,
+            drain: Drain::new(move || close_for_drain.close("server shut down".into())),
+            mux,
+            source: Mutex::new(Some(rx)),
+            close: Mutex::new(Some(close)),
+        };
+        Ok(Connected {
+            session: Session::Browser(Arc::new(session)),
+            welcome,
+        })
+    }
+
+    /// Starts reading replies and pushes.
+    pub(crate) fn start<S: Service>(&self, pushes: Pushes<S>) {
+        if let Some(source) = lock(&self.source).take() {
+            wasm_bindgen_futures::spawn_local(read_loop(
+                source,
+                Arc::clone(&self.mux),
+                pushes,
+                self.reply_max,
+            ));
+        }
+    }
+
+    /// Sends a call and waits for its reply; dropping the future sends `Cancel`.
+    pub(crate) async fn call(
+        &self,
+        method: u16,
+        args: &[u8],
+    ) -> Result<(FrameHeader, Bytes), CallError> {
+        let _in_flight = self.drain.enter()?;
+        let (header, body) = self
+            .mux
+            .call(method, args, Compression::None, self.server_max)
+            .await?;
+        let body = open_aligned_body(&header, body, false, self.reply_max)?;
+        Ok((header, body))
+    }
+
+    /// Closes the WebSocket.
+    pub(crate) fn close(&self) {
+        if let Some(close) = lock(&self.close).take() {
+            let _ = close.send(());
+        }
+        self.mux.close("client disconnected".into());
+    }
+}
+
+async fn write_loop(
+    callbacks: Callbacks,
+    mut frames: mpsc::UnboundedReceiver<Vec<u8>>,
+    mut close: oneshot::Receiver<()>,
+) {
+    loop {
+        tokio::select! {
+            frame = frames.recv() => match frame {
+                Some(frame) => {
+                    if callbacks.ws.send_with_u8_array(&frame).is_err() {
+                        break;
+                    }
+                }
+                None => break,
+            },
+            _ = &mut close => break,
+        }
+    }
+    drop(callbacks);
+}
+
+async fn read_loop<S: Service>(
+    mut source: mpsc::UnboundedReceiver<Incoming>,
+    mux: Arc<Mux>,
+    pushes: Pushes<S>,
+    max: u32,
+) {
+    let reason = loop {
+        match source.recv().await {
+            Some(Incoming::Binary(data)) => {
+                if let Err(error) = super::route(&data, &mux, &pushes, max) {
+                    break format!("protocol error from the server: {error}");
+                }
+            }
+            Some(Incoming::Text) => break "the server sent a text message".into(),
+            Some(Incoming::Open) => {}
+            Some(Incoming::Closed(reason)) => break reason,
+            None => break "connection closed".into(),
+        }
+    };
+    mux.close(reason);
+    pushes.disconnected();
+}

@@ -1,0 +1,3 @@
+//! The service the browser test uses; the native side of the test serves it.
+
+pub mod service;

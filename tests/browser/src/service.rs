@@ -1,0 +1,46 @@
+//! A small service exercising calls, typed errors, state and events from the browser.
+//! Shared as source with the native test that serves it.
+
+use hardlight::*;
+
+/// What is published to a room.
+#[codable]
+#[derive(Debug, Clone, PartialEq)]
+pub enum Shout {
+    /// Someone said something.
+    Said { from: String, text: String },
+}
+
+/// The handler's own error.
+#[codable]
+#[derive(Debug, Clone, PartialEq)]
+pub enum BrowserError {
+    /// Shouts are limited in length.
+    TooLong { limit: u32 },
+}
+
+impl std::fmt::Display for BrowserError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Self::TooLong { limit } => write!(f, "shouts are at most {limit} characters"),
+        }
+    }
+}
+
+#[rpc(state = BrowserState, events = Shout)]
+pub trait Room {
+    /// Adds two numbers.
+    async fn add(&self, a: i32, b: i32) -> HandlerResult<i32>;
+    /// Joins `room` as `name` (subscribes this connection to the room's topic).
+    async fn join(&self, room: String, name: String) -> HandlerResult<()>;
+    /// Publishes `text` to the room; returns how many shouts this connection made.
+    async fn shout(&self, text: String) -> HandlerResult<u32, BrowserError>;
+}
+
+/// Per-connection state, mirrored in the browser.
+#[connection_state]
+pub struct BrowserState {
+    pub name: String,
+    pub room: String,
+    pub shouts: u32,
+}

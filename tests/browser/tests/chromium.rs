@@ -1,0 +1,61 @@
+//! Runs in headless Chromium (wasm-bindgen-test) against the native server that
+//! `tests/browser_chromium.rs` starts and names in `HARDLIGHT_BROWSER_SERVER`.
+
+use hardlight::*;
+use hardlight_browser_tests::service::{BrowserError, RoomClient, Shout};
+use wasm_bindgen_test::*;
+
+wasm_bindgen_test_configure!(run_in_browser);
+
+fn server() -> &'static str {
+    option_env!("HARDLIGHT_BROWSER_SERVER").expect(
+        "HARDLIGHT_BROWSER_SERVER names the server; run this through tests/browser_chromium.rs",
+    )
+}
+
+#[wasm_bindgen_test]
+async fn calls_state_errors_and_events_from_the_browser() {
+    let client = RoomClient::with_config(ClientConfig::new(format!("wss://{}/", server())));
+    client.connect().await.expect("connect from the browser");
+    assert_eq!(client.transport(), Some(TransportKind::WebSocket));
+
+    // typed calls
+    assert_eq!(client.add(40, 2).await.expect("add"), 42);
+
+    // state: the handler's writes are visible as soon as the call returns
+    let mut events = client.subscribe().await.expect("subscribe");
+    client
+        .join("lobby".into(), "chromium".into())
+        .await
+        .expect("join");
+    let state = client.state().await.expect("state");
+    assert_eq!(
+        (state.name.as_str(), state.room.as_str()),
+        ("chromium", "lobby")
+    );
+
+    // events of the room the handler subscribed us to
+    assert_eq!(
+        client.shout("hello from wasm".into()).await.expect("shout"),
+        1
+    );
+    assert_eq!(client.state().await.expect("state").shouts, 1);
+    let event = events.recv().await.expect("an event");
+    assert_eq!(event.topic, Topic::from("lobby"));
+    assert_eq!(
+        event.payload,
+        Shout::Said {
+            from: "chromium".into(),
+            text: "hello from wasm".into()
+        }
+    );
+
+    // the handler's own error, typed
+    match client.shout("x".repeat(500)).await {
+        Err(RpcError::Handler(BrowserError::TooLong { limit })) => assert_eq!(limit, 280),
+        other => panic!("expected TooLong, got {other:?}"),
+    }
+
+    client.disconnect().await;
+    assert!(!client.is_connected());
+}

@@ -1,0 +1,104 @@
+//! The wasm client in real headless Chromium against a real native server: typed calls,
+//! state updates, typed errors and events over the browser's WebSocket.
+//!
+//! Needs the `wasm32-unknown-unknown` target, `wasm-bindgen-test-runner` (wasm-bindgen-cli
+//! at the version in `tests/browser/Cargo.lock`), `chromium` and `chromedriver`; `.ci/run`
+//! installs them. Without them the test is skipped, except under CI, where it fails.
+#![allow(clippy::unwrap_used, clippy::expect_used, unreachable_pub)]
+
+#[path = "browser/src/service.rs"]
+mod service;
+
+use std::{path::PathBuf, process::Command};
+
+use hardlight::*;
+use service::{BrowserError, Room, Shout};
+
+#[rpc_handler]
+impl Room for Handler {
+    async fn add(&self, a: i32, b: i32) -> HandlerResult<i32> {
+        Ok(a + b)
+    }
+
+    async fn join(&self, room: String, name: String) -> HandlerResult<()> {
+        self.subscriptions.add(&Topic::from(room.as_str()));
+        let mut state = self.state.write().await;
+        state.room = room;
+        state.name = name;
+        Ok(())
+    }
+
+    async fn shout(&self, text: String) -> HandlerResult<u32, BrowserError> {
+        if text.chars().count() > 280 {
+            return Err(BrowserError::TooLong { limit: 280 });
+        }
+        let mut state = self.state.write().await;
+        state.shouts += 1;
+        let shout = Shout::Said {
+            from: state.name.clone(),
+            text,
+        };
+        self.events
+            .emit(&Topic::from(state.room.as_str()), shout)
+            .await;
+        Ok(state.shouts)
+    }
+}
+
+/// The path of `tool` on `PATH`.
+fn which(tool: &str) -> Option<PathBuf> {
+    std::env::var_os("PATH").and_then(|paths| {
+        std::env::split_paths(&paths)
+            .map(|dir| dir.join(tool))
+            .find(|candidate| candidate.is_file())
+    })
+}
+
+fn wasm_target_installed() -> bool {
+    Command::new("rustup")
+        .args(["target", "list", "--installed"])
+        .output()
+        .map(|out| String::from_utf8_lossy(&out.stdout).contains("wasm32-unknown-unknown"))
+        .unwrap_or(false)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_wasm_client_works_in_headless_chromium() {
+    let runner = which("wasm-bindgen-test-runner");
+    let chromedriver = which("chromedriver");
+    if runner.is_none() || chromedriver.is_none() || !wasm_target_installed() {
+        let missing =
+            "wasm-bindgen-test-runner, chromedriver/chromium or the wasm32-unknown-unknown target";
+        assert!(
+            std::env::var_os("CI").is_none(),
+            "browser test prerequisites missing: {missing}"
+        );
+        eprintln!("skipped: {missing} not installed (.ci/run installs them)");
+        return;
+    }
+    let mut server = Server::new(
+        ServerConfig::new_self_signed("127.0.0.1:0"),
+        factory!(Handler),
+    );
+    let addr = server.bind().unwrap();
+    tokio::spawn(server.run());
+
+    let root = PathBuf::from(env!("CARGO_MANIFEST_DIR"));
+    let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".into());
+    let browser = root.join("tests/browser");
+    let status = tokio::process::Command::new(cargo)
+        .current_dir(&browser)
+        .args(["test", "--target", "wasm32-unknown-unknown", "--target-dir"])
+        .arg(root.join("target/browser"))
+        .env("HARDLIGHT_BROWSER_SERVER", addr.to_string())
+        .env(
+            "CARGO_TARGET_WASM32_UNKNOWN_UNKNOWN_RUNNER",
+            runner.unwrap(),
+        )
+        .env("CHROMEDRIVER", chromedriver.unwrap())
+        .env("WASM_BINDGEN_TEST_TIMEOUT", "120")
+        .status()
+        .await
+        .expect("run the browser test");
+    assert!(status.success(), "the browser test failed");
+}
