@@ -1,0 +1,82 @@
+//! Runs in the page: connects with the wasm HardLight client, enters the lobby, shows the
+//! mirrored state and every event live.
+
+pub mod service;
+
+use hardlight::*;
+use service::LobbyClient;
+use wasm_bindgen::prelude::*;
+
+fn append(list: &str, text: &str) {
+    let Some(document) = web_sys::window().and_then(|w| w.document()) else {
+        return;
+    };
+    if let (Some(list), Ok(item)) = (
+        document.get_element_by_id(list),
+        document.create_element("li"),
+    ) {
+        item.set_text_content(Some(text));
+        let _ = list.append_child(&item);
+    }
+}
+
+fn show(id: &str, text: &str) {
+    if let Some(element) = web_sys::window()
+        .and_then(|w| w.document())
+        .and_then(|d| d.get_element_by_id(id))
+    {
+        element.set_text_content(Some(text));
+    }
+}
+
+/// Connects to the HardLight server at `url` (e.g. `ws://127.0.0.1:4433/`) and runs the page.
+#[wasm_bindgen]
+pub async fn run(url: String) -> Result<(), JsValue> {
+    let client = LobbyClient::with_config(ClientConfig::new(url));
+    client
+        .connect()
+        .await
+        .map_err(|e| JsValue::from_str(&e.to_string()))?;
+    show(
+        "status",
+        &format!("connected over {:?}", client.transport()),
+    );
+    let mut events = client
+        .subscribe()
+        .await
+        .map_err(|e| JsValue::from_str(&e.to_string()))?;
+    let visitors = client
+        .enter("browser".into())
+        .await
+        .map_err(|e| JsValue::from_str(&e.to_string()))?;
+    append(
+        "log",
+        &format!("entered the lobby; {visitors} visitor(s) so far"),
+    );
+    client
+        .say("hello from the wasm client".into())
+        .await
+        .map_err(|e| JsValue::from_str(&e.to_string()))?;
+    if let Ok(state) = client.state().await {
+        show("state", &format!("{state:?}"));
+    }
+    loop {
+        match events.recv().await {
+            Ok(event) => {
+                append(
+                    "log",
+                    &format!(
+                        "[{}] {}: {}",
+                        event.topic, event.payload.from, event.payload.text
+                    ),
+                );
+                if let Ok(state) = client.state().await {
+                    show("state", &format!("{state:?}"));
+                }
+            }
+            Err(RecvError::Lagged(n)) => append("log", &format!("(missed {n} events)")),
+            Err(RecvError::Closed) => break,
+        }
+    }
+    Ok(())
+}
