@@ -37,10 +37,12 @@ pub async fn run(url: String) -> Result<(), JsValue> {
         .connect()
         .await
         .map_err(|e| JsValue::from_str(&e.to_string()))?;
-    show(
-        "status",
-        &format!("connected over {:?}", client.transport()),
-    );
+    let transport = match client.transport() {
+        Some(TransportKind::Quic) => "QUIC",
+        Some(TransportKind::WebSocket) => "WebSocket",
+        None => "nothing",
+    };
+    show("status", &format!("connected over {transport}"));
     let mut events = client
         .subscribe()
         .await
