@@ -9,6 +9,8 @@
 //!
 //! `--once` serves for 20 seconds and exits (for a scripted check).
 
+// shared with the page's crate, where its items are public API
+#[allow(unreachable_pub)]
 #[path = "browser-app/src/service.rs"]
 mod service;
 

@@ -51,7 +51,9 @@ impl<E> RpcError<E> {
     pub fn is_retriable(&self) -> bool {
         match self {
             Self::Transport(_) | Self::Timeout(_) | Self::Cancelled | Self::NotConnected => true,
-            Self::Remote { code, .. } => *code == ErrorCode::ShuttingDown,
+            Self::Remote { code, .. } => {
+                matches!(code, ErrorCode::ShuttingDown | ErrorCode::Overloaded)
+            }
             Self::Handler(_) | Self::Protocol(_) => false,
         }
     }

@@ -13,12 +13,15 @@ use std::{
 use hardlight_core::{
     codec::Bytes,
     frame::{FrameHeader, Kind},
-    message::encode_frame,
+    handshake::Welcome,
+    message::{encode_frame, open_aligned_body},
     Compression, ProtocolError,
 };
 use tokio::sync::{mpsc, oneshot, Semaphore};
 
 use crate::{
+    config::ClientConfig,
+    drain::Drain,
     error::{CallError, TransportError},
     session::check_size,
     sync::lock,
@@ -131,5 +134,54 @@ impl Drop for Pending<'_> {
             let cancel = FrameHeader::new(Kind::Cancel, 0).with_id(self.id);
             let _ = self.mux.out.send(cancel.encode().to_vec());
         }
+    }
+}
+
+/// A multiplexed session's call side: the multiplexer plus what the handshake settled.
+#[derive(Debug)]
+pub(crate) struct Channel {
+    pub(crate) mux: Arc<Mux>,
+    pub(crate) drain: Arc<Drain>,
+    compression: Compression,
+    server_max: u32,
+    reply_max: u32,
+}
+
+impl Channel {
+    /// The call side of a session whose handshake returned `welcome`; frames to send go to
+    /// `out`. After `GoAway` and the last reply, the session's calls are failed.
+    pub(crate) fn new(
+        welcome: &Welcome,
+        config: &ClientConfig,
+        out: mpsc::UnboundedSender<Vec<u8>>,
+    ) -> Self {
+        let mux = Mux::new(welcome.max_concurrent_calls, out);
+        let on_drained = Arc::clone(&mux);
+        Self {
+            drain: Drain::new(move || on_drained.close("server shut down".into())),
+            mux,
+            compression: welcome.compression_for(config.compression),
+            server_max: welcome.max_message_size,
+            reply_max: config.limits.max_message_size,
+        }
+    }
+
+    /// Largest reply (and push) accepted.
+    pub(crate) fn reply_max(&self) -> u32 {
+        self.reply_max
+    }
+
+    /// Sends a call and waits for its reply; dropping the future sends `Cancel`.
+    pub(crate) async fn call(&self, method: u16, args: &[u8]) -> Result<Reply, CallError> {
+        let _in_flight = self.drain.enter()?;
+        let (header, body) = self
+            .mux
+            .call(method, args, self.compression, self.server_max)
+            .await?;
+        let compressed = self.compression != Compression::None;
+        Ok((
+            header,
+            open_aligned_body(&header, body, compressed, self.reply_max)?,
+        ))
     }
 }

@@ -67,9 +67,9 @@ impl Session {
             #[cfg(feature = "native")]
             Self::Quic(s) => Arc::clone(&s.drain),
             #[cfg(feature = "native")]
-            Self::WebSocket(s) => Arc::clone(&s.drain),
+            Self::WebSocket(s) => Arc::clone(&s.channel.drain),
             #[cfg(all(feature = "wasm", not(feature = "native")))]
-            Self::Browser(s) => Arc::clone(&s.drain),
+            Self::Browser(s) => Arc::clone(&s.channel.drain),
         }
     }
 

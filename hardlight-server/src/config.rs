@@ -138,6 +138,23 @@ impl ServerConfig {
         &self.limits
     }
 
+    /// A TLS 1.3 rustls configuration with this identity, offering ALPN `alpn`.
+    pub(crate) fn rustls(&self, alpn: Vec<u8>) -> Result<rustls::ServerConfig, ServerError> {
+        let identity = self
+            .identity
+            .as_ref()
+            .map_err(|e| ServerError::Tls(e.clone()))?;
+        let provider = std::sync::Arc::new(rustls::crypto::ring::default_provider());
+        let mut tls = rustls::ServerConfig::builder_with_provider(provider)
+            .with_protocol_versions(&[&rustls::version::TLS13])
+            .map_err(|e| ServerError::Tls(e.to_string()))?
+            .with_no_client_auth()
+            .with_single_cert(identity.chain.clone(), identity.key.clone_key())
+            .map_err(|e| ServerError::Tls(e.to_string()))?;
+        tls.alpn_protocols = vec![alpn];
+        Ok(tls)
+    }
+
     /// The leaf certificate in PEM, e.g. to hand a self-signed certificate to clients
     /// as their CA. `None` if the identity could not be created.
     pub fn certificate_pem(&self) -> Option<String> {

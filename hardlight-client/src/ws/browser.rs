@@ -6,8 +6,7 @@ use hardlight_core::{
     codec::{realign, Bytes},
     frame::FrameHeader,
     handshake::websocket_subprotocol,
-    message::open_aligned_body,
-    Compression, Service,
+    Service,
 };
 use js_sys::{ArrayBuffer, Uint8Array};
 use tokio::sync::{mpsc, oneshot};
@@ -16,10 +15,9 @@ use web_sys::{BinaryType, CloseEvent, Event, MessageEvent, WebSocket};
 
 use crate::{
     config::ClientConfig,
-    drain::Drain,
     error::{CallError, ConnectError},
     handshake::{hello_frame, welcome},
-    mux::Mux,
+    mux::{Channel, Mux},
     pushes::Pushes,
     session::{Connected, Session},
     sync::lock,
@@ -37,10 +35,7 @@ enum Incoming {
 /// live in the writer task; this holds only what calls need.
 #[derive(Debug)]
 pub(crate) struct BrowserSession {
-    mux: Arc<Mux>,
-    server_max: u32,
-    reply_max: u32,
-    pub(crate) drain: Arc<Drain>,
+    pub(crate) channel: Channel,
     source: Mutex<Option<mpsc::UnboundedReceiver<Incoming>>>,
     close: Mutex<Option<oneshot::Sender<()>>>,
 }
@@ -166,14 +161,10 @@ impl BrowserSession {
 
         let (out, out_rx) = mpsc::unbounded_channel();
         let (close, close_rx) = oneshot::channel();
-        let mux = Mux::new(welcome.max_concurrent_calls, out);
+        let channel = Channel::new(&welcome, config, out);
         wasm_bindgen_futures::spawn_local(write_loop(callbacks, out_rx, close_rx));
-        let close_for_drain = Arc::clone(&mux);
         let session = Self {
-            server_max: welcome.max_message_size,
-            reply_max: config.limits.max_message_size,
-            drain: Drain::new(move || close_for_drain.close("server shut down".into())),
-            mux,
+            channel,
             source: Mutex::new(Some(rx)),
             close: Mutex::new(Some(close)),
         };
@@ -188,9 +179,9 @@ impl BrowserSession {
         if let Some(source) = lock(&self.source).take() {
             wasm_bindgen_futures::spawn_local(read_loop(
                 source,
-                Arc::clone(&self.mux),
+                Arc::clone(&self.channel.mux),
                 pushes,
-                self.reply_max,
+                self.channel.reply_max(),
             ));
         }
     }
@@ -201,13 +192,7 @@ impl BrowserSession {
         method: u16,
         args: &[u8],
     ) -> Result<(FrameHeader, Bytes), CallError> {
-        let _in_flight = self.drain.enter()?;
-        let (header, body) = self
-            .mux
-            .call(method, args, Compression::None, self.server_max)
-            .await?;
-        let body = open_aligned_body(&header, body, false, self.reply_max)?;
-        Ok((header, body))
+        self.channel.call(method, args).await
     }
 
     /// Closes the WebSocket.
@@ -215,7 +200,7 @@ impl BrowserSession {
         if let Some(close) = lock(&self.close).take() {
             let _ = close.send(());
         }
-        self.mux.close("client disconnected".into());
+        self.channel.mux.close("client disconnected".into());
     }
 }
 

@@ -10,8 +10,7 @@ use hardlight_core::{
     codec::{realign, Bytes},
     frame::FrameHeader,
     handshake::websocket_subprotocol,
-    message::open_aligned_body,
-    Compression, Service,
+    Service,
 };
 use tokio::{
     net::TcpStream,
@@ -29,10 +28,9 @@ use tracing::debug;
 
 use crate::{
     config::ClientConfig,
-    drain::Drain,
     error::{CallError, ConnectError},
     handshake::{hello_frame, welcome},
-    mux::Mux,
+    mux::{Channel, Mux},
     pushes::Pushes,
     quic::{resolve, tls::client_config, transport_failure},
     session::{Connected, Session},
@@ -44,11 +42,7 @@ type Ws = WebSocketStream<TlsStream<TcpStream>>;
 /// An established WebSocket session.
 #[derive(Debug)]
 pub(crate) struct WsSession {
-    mux: Arc<Mux>,
-    compression: Compression,
-    server_max: u32,
-    reply_max: u32,
-    pub(crate) drain: Arc<Drain>,
+    pub(crate) channel: Channel,
     /// The receiving half, until `start` hands it to the reader task.
     source: Mutex<Option<SplitStream<Ws>>>,
     close: Mutex<Option<oneshot::Sender<()>>>,
@@ -121,15 +115,10 @@ impl WsSession {
 
         let (out, out_rx) = mpsc::unbounded_channel();
         let (close, close_rx) = oneshot::channel();
-        let mux = Mux::new(welcome.max_concurrent_calls, out);
+        let channel = Channel::new(&welcome, config, out);
         let writer = tokio::spawn(write_loop(sink, out_rx, close_rx));
-        let close_for_drain = Arc::clone(&mux);
         let session = Self {
-            compression: welcome.compression_for(config.compression),
-            server_max: welcome.max_message_size,
-            reply_max: config.limits.max_message_size,
-            drain: Drain::new(move || close_for_drain.close("server shut down".into())),
-            mux,
+            channel,
             source: Mutex::new(Some(source)),
             close: Mutex::new(Some(close)),
             tasks: Mutex::new(vec![writer]),
@@ -145,9 +134,9 @@ impl WsSession {
         if let Some(source) = lock(&self.source).take() {
             let reader = tokio::spawn(read_loop(
                 source,
-                Arc::clone(&self.mux),
+                Arc::clone(&self.channel.mux),
                 pushes,
-                self.reply_max,
+                self.channel.reply_max(),
             ));
             lock(&self.tasks).push(reader);
         }
@@ -159,18 +148,7 @@ impl WsSession {
         method: u16,
         args: &[u8],
     ) -> Result<(FrameHeader, Bytes), CallError> {
-        let _in_flight = self.drain.enter()?;
-        let (header, body) = self
-            .mux
-            .call(method, args, self.compression, self.server_max)
-            .await?;
-        let body = open_aligned_body(
-            &header,
-            body,
-            self.compression != Compression::None,
-            self.reply_max,
-        )?;
-        Ok((header, body))
+        self.channel.call(method, args).await
     }
 
     /// Sends a close frame and ends the session.
@@ -178,7 +156,7 @@ impl WsSession {
         if let Some(close) = lock(&self.close).take() {
             let _ = close.send(());
         }
-        self.mux.close("client disconnected".into());
+        self.channel.mux.close("client disconnected".into());
     }
 }
 

@@ -11,18 +11,7 @@ use crate::{config::ServerConfig, error::ServerError};
 const STREAM_WINDOW: u32 = 1 << 20;
 
 pub(crate) fn quinn_config(config: &ServerConfig) -> Result<quinn::ServerConfig, ServerError> {
-    let identity = config
-        .identity
-        .as_ref()
-        .map_err(|e| ServerError::Tls(e.clone()))?;
-    let provider = Arc::new(rustls::crypto::ring::default_provider());
-    let mut tls = rustls::ServerConfig::builder_with_provider(provider)
-        .with_protocol_versions(&[&rustls::version::TLS13])
-        .map_err(|e| ServerError::Tls(e.to_string()))?
-        .with_no_client_auth()
-        .with_single_cert(identity.chain.clone(), identity.key.clone_key())
-        .map_err(|e| ServerError::Tls(e.to_string()))?;
-    tls.alpn_protocols = vec![alpn(PROTOCOL_VERSION)];
+    let mut tls = config.rustls(alpn(PROTOCOL_VERSION))?;
     tls.max_early_data_size = 0;
     let crypto = QuicServerConfig::try_from(tls).map_err(|e| ServerError::Tls(e.to_string()))?;
     let mut server = quinn::ServerConfig::with_crypto(Arc::new(crypto));

@@ -30,18 +30,7 @@ const MAX_UPGRADE_REQUEST: usize = 16 * 1024;
 
 /// A TLS acceptor for the WebSocket listener (ALPN `http/1.1`).
 pub(crate) fn tls_acceptor(config: &ServerConfig) -> Result<TlsAcceptor, ServerError> {
-    let identity = config
-        .identity
-        .as_ref()
-        .map_err(|e| ServerError::Tls(e.clone()))?;
-    let provider = Arc::new(rustls::crypto::ring::default_provider());
-    let mut tls = rustls::ServerConfig::builder_with_provider(provider)
-        .with_protocol_versions(&[&rustls::version::TLS13])
-        .map_err(|e| ServerError::Tls(e.to_string()))?
-        .with_no_client_auth()
-        .with_single_cert(identity.chain.clone(), identity.key.clone_key())
-        .map_err(|e| ServerError::Tls(e.to_string()))?;
-    tls.alpn_protocols = vec![b"http/1.1".to_vec()];
+    let tls = config.rustls(b"http/1.1".to_vec())?;
     Ok(TlsAcceptor::from(Arc::new(tls)))
 }
 
