@@ -186,7 +186,14 @@ async fn auto_falls_back_to_websocket_when_quic_is_unavailable() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn auto_prefers_quic_when_both_work() {
     let server = TestServer::start().await;
-    let client = hardlight_client_auto(&server);
+    // a head start longer than any handshake here: the preference is tested, not speed
+    let client = common::KitchenClient::with_config(
+        server
+            .config()
+            .with_transport(Transport::Auto)
+            .with_quic_head_start(Duration::from_secs(10))
+            .with_connect_timeout(Duration::from_secs(20)),
+    );
     client.connect().await.unwrap();
     assert_eq!(client.transport(), Some(TransportKind::Quic));
 }
