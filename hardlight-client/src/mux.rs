@@ -145,6 +145,8 @@ pub(crate) struct Channel {
     compression: Compression,
     server_max: u32,
     reply_max: u32,
+    /// Tells the transport's writer to send a close frame and stop.
+    close: Mutex<Option<oneshot::Sender<()>>>,
 }
 
 impl Channel {
@@ -154,6 +156,7 @@ impl Channel {
         welcome: &Welcome,
         config: &ClientConfig,
         out: mpsc::UnboundedSender<Vec<u8>>,
+        close: oneshot::Sender<()>,
     ) -> Self {
         let mux = Mux::new(welcome.max_concurrent_calls, out);
         let on_drained = Arc::clone(&mux);
@@ -163,7 +166,16 @@ impl Channel {
             compression: welcome.compression_for(config.compression),
             server_max: welcome.max_message_size,
             reply_max: config.limits.max_message_size,
+            close: Mutex::new(Some(close)),
         }
+    }
+
+    /// Closes the connection; calls in flight fail.
+    pub(crate) fn close(&self) {
+        if let Some(close) = lock(&self.close).take() {
+            let _ = close.send(());
+        }
+        self.mux.close("client disconnected".into());
     }
 
     /// Largest reply (and push) accepted.

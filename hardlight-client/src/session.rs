@@ -95,9 +95,9 @@ impl Session {
             #[cfg(feature = "native")]
             Self::Quic(s) => s.call(method, args).await,
             #[cfg(feature = "native")]
-            Self::WebSocket(s) => s.call(method, args).await,
+            Self::WebSocket(s) => s.channel.call(method, args).await,
             #[cfg(all(feature = "wasm", not(feature = "native")))]
-            Self::Browser(s) => s.call(method, args).await,
+            Self::Browser(s) => s.channel.call(method, args).await,
         }
     }
 
@@ -107,9 +107,9 @@ impl Session {
             #[cfg(feature = "native")]
             Self::Quic(s) => s.close().await,
             #[cfg(feature = "native")]
-            Self::WebSocket(s) => s.close(),
+            Self::WebSocket(s) => s.channel.close(),
             #[cfg(all(feature = "wasm", not(feature = "native")))]
-            Self::Browser(s) => s.close(),
+            Self::Browser(s) => s.channel.close(),
         }
     }
 }

@@ -3,10 +3,7 @@
 use std::sync::{Arc, Mutex};
 
 use hardlight_core::{
-    codec::{realign, Bytes},
-    frame::FrameHeader,
-    handshake::websocket_subprotocol,
-    Service,
+    codec::realign, frame::FrameHeader, handshake::websocket_subprotocol, Service,
 };
 use js_sys::{ArrayBuffer, Uint8Array};
 use tokio::sync::{mpsc, oneshot};
@@ -15,7 +12,7 @@ use web_sys::{BinaryType, CloseEvent, Event, MessageEvent, WebSocket};
 
 use crate::{
     config::ClientConfig,
-    error::{CallError, ConnectError},
+    error::ConnectError,
     handshake::{hello_frame, welcome},
     mux::{Channel, Mux},
     pushes::Pushes,
@@ -37,7 +34,6 @@ enum Incoming {
 pub(crate) struct BrowserSession {
     pub(crate) channel: Channel,
     source: Mutex<Option<mpsc::UnboundedReceiver<Incoming>>>,
-    close: Mutex<Option<oneshot::Sender<()>>>,
 }
 
 impl std::fmt::Debug for Incoming {
@@ -161,12 +157,11 @@ impl BrowserSession {
 
         let (out, out_rx) = mpsc::unbounded_channel();
         let (close, close_rx) = oneshot::channel();
-        let channel = Channel::new(&welcome, config, out);
+        let channel = Channel::new(&welcome, config, out, close);
         wasm_bindgen_futures::spawn_local(write_loop(callbacks, out_rx, close_rx));
         let session = Self {
             channel,
             source: Mutex::new(Some(rx)),
-            close: Mutex::new(Some(close)),
         };
         Ok(Connected {
             session: Session::Browser(Arc::new(session)),
@@ -184,23 +179,6 @@ impl BrowserSession {
                 self.channel.reply_max(),
             ));
         }
-    }
-
-    /// Sends a call and waits for its reply; dropping the future sends `Cancel`.
-    pub(crate) async fn call(
-        &self,
-        method: u16,
-        args: &[u8],
-    ) -> Result<(FrameHeader, Bytes), CallError> {
-        self.channel.call(method, args).await
-    }
-
-    /// Closes the WebSocket.
-    pub(crate) fn close(&self) {
-        if let Some(close) = lock(&self.close).take() {
-            let _ = close.send(());
-        }
-        self.channel.mux.close("client disconnected".into());
     }
 }
 

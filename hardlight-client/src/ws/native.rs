@@ -7,10 +7,7 @@ use futures_util::{
     SinkExt, StreamExt,
 };
 use hardlight_core::{
-    codec::{realign, Bytes},
-    frame::FrameHeader,
-    handshake::websocket_subprotocol,
-    Service,
+    codec::realign, frame::FrameHeader, handshake::websocket_subprotocol, Service,
 };
 use tokio::{
     net::TcpStream,
@@ -28,7 +25,7 @@ use tracing::debug;
 
 use crate::{
     config::ClientConfig,
-    error::{CallError, ConnectError},
+    error::ConnectError,
     handshake::{hello_frame, welcome},
     mux::{Channel, Mux},
     pushes::Pushes,
@@ -45,7 +42,6 @@ pub(crate) struct WsSession {
     pub(crate) channel: Channel,
     /// The receiving half, until `start` hands it to the reader task.
     source: Mutex<Option<SplitStream<Ws>>>,
-    close: Mutex<Option<oneshot::Sender<()>>>,
     tasks: Mutex<Vec<JoinHandle<()>>>,
 }
 
@@ -115,12 +111,11 @@ impl WsSession {
 
         let (out, out_rx) = mpsc::unbounded_channel();
         let (close, close_rx) = oneshot::channel();
-        let channel = Channel::new(&welcome, config, out);
+        let channel = Channel::new(&welcome, config, out, close);
         let writer = tokio::spawn(write_loop(sink, out_rx, close_rx));
         let session = Self {
             channel,
             source: Mutex::new(Some(source)),
-            close: Mutex::new(Some(close)),
             tasks: Mutex::new(vec![writer]),
         };
         Ok(Connected {
@@ -140,23 +135,6 @@ impl WsSession {
             ));
             lock(&self.tasks).push(reader);
         }
-    }
-
-    /// Sends a call and waits for its reply; dropping the future sends `Cancel`.
-    pub(crate) async fn call(
-        &self,
-        method: u16,
-        args: &[u8],
-    ) -> Result<(FrameHeader, Bytes), CallError> {
-        self.channel.call(method, args).await
-    }
-
-    /// Sends a close frame and ends the session.
-    pub(crate) fn close(&self) {
-        if let Some(close) = lock(&self.close).take() {
-            let _ = close.send(());
-        }
-        self.channel.mux.close("client disconnected".into());
     }
 }
 
