@@ -44,13 +44,16 @@ pub fn connection_state(args: TokenStream, input: TokenStream) -> TokenStream {
 }
 
 /// Implements a service: on `impl Trait for Handler { … }`, generates `struct Handler`
-/// (with `state`) and its dispatch. `#[rpc_handler(pub)]` makes the struct public.
+/// (with `state`, `subscriptions`, `events`) and its dispatch. `#[rpc_handler(pub)]` makes
+/// the struct public; `#[rpc_handler(app = AppState)]` adds `app: Arc<AppState>`, shared by
+/// every connection's handler and given with `factory!(Handler, app_state)`.
 #[proc_macro_attribute]
 pub fn rpc_handler(args: TokenStream, input: TokenStream) -> TokenStream {
     rpc_handler::expand(args.into(), input.into()).into()
 }
 
-/// The handler factory a `Server` takes: `factory!(Handler)`.
+/// The handler factory a `Server` takes: `factory!(Handler)`, or
+/// `factory!(Handler, app_state)` for a handler declared with `#[rpc_handler(app = …)]`.
 #[proc_macro]
 pub fn factory(input: TokenStream) -> TokenStream {
     factory::expand(input.into()).into()
