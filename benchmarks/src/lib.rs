@@ -38,6 +38,18 @@ impl ChildServer {
     }
 }
 
+impl ChildServer {
+    /// The child's resident set size in KiB (Linux `/proc`).
+    pub fn rss_kib(&self) -> std::io::Result<u64> {
+        let status = std::fs::read_to_string(format!("/proc/{}/status", self.child.id()))?;
+        status
+            .lines()
+            .find_map(|line| line.strip_prefix("VmRSS:"))
+            .and_then(|v| v.trim().trim_end_matches("kB").trim().parse().ok())
+            .ok_or_else(|| std::io::Error::other("no VmRSS in /proc status"))
+    }
+}
+
 impl Drop for ChildServer {
     fn drop(&mut self) {
         let _ = self.child.kill();

@@ -34,6 +34,9 @@ fn transport(limits: &Limits) -> Result<quinn::TransportConfig, ServerError> {
         .receive_window(VarInt::from_u64(receive_window).unwrap_or(VarInt::MAX))
         .send_window(receive_window)
         .max_idle_timeout(Some(idle))
-        .keep_alive_interval(Some(limits.keep_alive.max(Duration::from_millis(100))));
+        .keep_alive_interval(Some(limits.keep_alive.max(Duration::from_millis(100))))
+        // HardLight sends no unreliable datagrams: reserve no buffers for them
+        .datagram_receive_buffer_size(None)
+        .datagram_send_buffer_size(0);
     Ok(transport)
 }
