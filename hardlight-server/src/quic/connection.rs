@@ -6,7 +6,6 @@ use bytes::Bytes;
 use hardlight_core::{io::read_frame, ErrorCode, Outcome};
 use quinn::{Connection, Incoming, SendStream};
 use tokio::{
-    sync::watch,
     task::JoinSet,
     time::{sleep_until, timeout, timeout_at, Instant},
 };
@@ -18,7 +17,7 @@ use crate::{
     session::{
         dispatch::reply_frame,
         handshake::{accept, parse_hello, reject_frame, Accepted, MAX_HELLO},
-        push::{push_loop, PushSink},
+        push::PushSink,
         ServerShared,
     },
     shutdown::requested,
@@ -116,36 +115,21 @@ impl PushSink for QuicPush {
 
 /// Serves calls until the connection ends or a shutdown's deadline passes.
 async fn run_session<H: Handler>(conn: Connection, accepted: Accepted<H>, shared: &ServerShared) {
-    let Accepted {
-        handler,
-        state,
-        session,
-        outbox,
-        subscriptions,
-        ..
-    } = accepted;
     let mut shutdown = shared.signals.deadline.subscribe();
-    let (go_away, go_away_rx) = watch::channel(false);
     let mut tasks = JoinSet::new();
-    match conn.open_uni().await {
+    let live = match conn.open_uni().await {
         Ok(stream) => {
             let sink = QuicPush {
                 stream,
                 conn: conn.clone(),
             };
-            tasks.spawn(push_loop(
-                sink,
-                state.clone(),
-                outbox,
-                Arc::clone(&session),
-                go_away_rx,
-            ));
+            accepted.go_live(sink, &mut tasks)
         }
         Err(error) => {
-            subscriptions.close();
+            accepted.abandon();
             return debug!(%error, "cannot open the push stream");
         }
-    }
+    };
     let mut calls = JoinSet::new();
     let mut drain_deadline: Option<Instant> = None;
     loop {
@@ -153,9 +137,9 @@ async fn run_session<H: Handler>(conn: Connection, accepted: Accepted<H>, shared
             stream = conn.accept_bi() => match stream {
                 Ok((send, recv)) if drain_deadline.is_none() => {
                     calls.spawn(serve_call(
-                        Arc::clone(&handler),
-                        state.clone(),
-                        Arc::clone(&session),
+                        Arc::clone(&live.handler),
+                        live.state.clone(),
+                        Arc::clone(&live.session),
                         send,
                         recv,
                     ));
@@ -165,7 +149,7 @@ async fn run_session<H: Handler>(conn: Connection, accepted: Accepted<H>, shared
                         ErrorCode::ShuttingDown,
                         "server is shutting down; call not run".into(),
                     );
-                    let frame = reply_frame(0, state.version(), refusal, &session);
+                    let frame = reply_frame(0, live.state.version(), refusal, &live.session);
                     tasks.spawn(async move {
                         if send.write_all(&frame).await.is_ok() {
                             let _ = send.finish();
@@ -179,7 +163,7 @@ async fn run_session<H: Handler>(conn: Connection, accepted: Accepted<H>, shared
             },
             Some(deadline) = requested(&mut shutdown), if drain_deadline.is_none() => {
                 drain_deadline = Some(deadline);
-                let _ = go_away.send(true);
+                live.go_away();
             }
             () = sleep_until(drain_deadline.unwrap_or_else(Instant::now)), if drain_deadline.is_some() => {
                 debug!(remaining = calls.len(), "shutdown deadline passed; cancelling calls");
@@ -189,5 +173,4 @@ async fn run_session<H: Handler>(conn: Connection, accepted: Accepted<H>, shared
             Some(_) = calls.join_next() => {}
         }
     }
-    subscriptions.close();
 }

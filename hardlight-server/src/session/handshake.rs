@@ -11,7 +11,12 @@ use hardlight_core::{
     Compression, Service,
 };
 
-use super::{ServerShared, Session};
+use tokio::{sync::watch, task::JoinSet};
+
+use super::{
+    push::{push_loop, PushSink},
+    ServerShared, Session,
+};
 use crate::{
     handler::{Factory, Handler, HandlerContext, StateOf},
     state_handle::StateHandle,
@@ -36,6 +41,63 @@ fn rejection(code: RejectCode, reason: impl Into<String>) -> Rejection {
     Rejection {
         code,
         reason: reason.into(),
+    }
+}
+
+/// A connection being served: what its calls need, and the switch that sends `GoAway`.
+/// Dropping it ends the connection's subscriptions, whatever path the connection left by.
+pub(crate) struct Live<H: Handler> {
+    pub(crate) handler: Arc<H>,
+    pub(crate) state: StateHandle<StateOf<H>>,
+    pub(crate) session: Arc<Session>,
+    subscriptions: Subscriptions,
+    go_away: watch::Sender<bool>,
+}
+
+impl<H: Handler> Accepted<H> {
+    /// Starts the push stream on `sink` (as a task in `tasks`) and returns the live
+    /// connection.
+    pub(crate) fn go_live<P: PushSink + 'static>(
+        self,
+        sink: P,
+        tasks: &mut JoinSet<()>,
+    ) -> Live<H> {
+        let (go_away, go_away_rx) = watch::channel(false);
+        tasks.spawn(push_loop(
+            sink,
+            self.state.clone(),
+            self.outbox,
+            Arc::clone(&self.session),
+            go_away_rx,
+        ));
+        Live {
+            handler: self.handler,
+            state: self.state,
+            session: self.session,
+            subscriptions: self.subscriptions,
+            go_away,
+        }
+    }
+}
+
+impl<H: Handler> Accepted<H> {
+    /// Gives up on a connection that could not start: ends any subscriptions the new
+    /// handler made.
+    pub(crate) fn abandon(self) {
+        self.subscriptions.close();
+    }
+}
+
+impl<H: Handler> Live<H> {
+    /// Tells the client the server is shutting down (`GoAway` on the push stream).
+    pub(crate) fn go_away(&self) {
+        let _ = self.go_away.send(true);
+    }
+}
+
+impl<H: Handler> Drop for Live<H> {
+    fn drop(&mut self) {
+        self.subscriptions.close();
     }
 }
 

@@ -13,7 +13,7 @@ use hardlight_core::{
 };
 use tokio::{
     io::{AsyncRead, AsyncWrite},
-    sync::{mpsc, watch, Notify},
+    sync::{mpsc, Notify},
     task::{AbortHandle, JoinSet},
     time::{sleep_until, timeout_at, Instant},
 };
@@ -25,15 +25,14 @@ use tracing::debug;
 
 use super::close;
 use crate::{
-    handler::{Factory, Handler, StateOf},
+    handler::{Factory, Handler},
     session::{
         dispatch::{refusal, reply_frame, reserve, Call},
-        handshake::{accept, parse_hello, reject_frame, Accepted, MAX_HELLO},
-        push::{push_loop, PushSink},
-        ServerShared, Session,
+        handshake::{accept, parse_hello, reject_frame, Accepted, Live, MAX_HELLO},
+        push::PushSink,
+        ServerShared,
     },
     shutdown::requested,
-    state_handle::StateHandle,
 };
 
 /// Writes queued ahead of a slow socket before senders wait.
@@ -128,9 +127,7 @@ impl PushSink for WsPush {
 
 /// What the reader loop needs to start calls.
 struct Calls<H: Handler> {
-    handler: Arc<H>,
-    state: StateHandle<StateOf<H>>,
-    session: Arc<Session>,
+    live: Live<H>,
     tx: mpsc::Sender<Outgoing>,
     running: JoinSet<u64>,
     by_id: HashMap<u64, AbortHandle>,
@@ -143,31 +140,13 @@ async fn run_session<H: Handler, S: AsyncRead + AsyncWrite + Unpin + Send + 'sta
     accepted: Accepted<H>,
     shared: &ServerShared,
 ) {
-    let Accepted {
-        handler,
-        state,
-        session,
-        outbox,
-        subscriptions,
-        ..
-    } = accepted;
     let kill = Arc::new(Notify::new());
-    let (go_away, go_away_rx) = watch::channel(false);
     let sink = WsPush {
         tx: tx.clone(),
         kill: Arc::clone(&kill),
     };
-    tasks.spawn(push_loop(
-        sink,
-        state.clone(),
-        outbox,
-        Arc::clone(&session),
-        go_away_rx,
-    ));
     let mut calls = Calls {
-        handler,
-        state,
-        session,
+        live: accepted.go_live(sink, &mut tasks),
         tx,
         running: JoinSet::new(),
         by_id: HashMap::new(),
@@ -199,7 +178,7 @@ async fn run_session<H: Handler, S: AsyncRead + AsyncWrite + Unpin + Send + 'sta
             }
             Some(deadline) = requested(&mut shutdown), if drain_deadline.is_none() => {
                 drain_deadline = Some(deadline);
-                let _ = go_away.send(true);
+                calls.live.go_away();
             }
             () = sleep_until(drain_deadline.unwrap_or_else(Instant::now)), if drain_deadline.is_some() => {
                 debug!(remaining = calls.running.len(), "shutdown deadline passed; cancelling calls");
@@ -214,7 +193,6 @@ async fn run_session<H: Handler, S: AsyncRead + AsyncWrite + Unpin + Send + 'sta
             }
         }
     }
-    subscriptions.close();
     calls.running.abort_all();
     drop(calls);
     // let the writer deliver a final close frame, unless the peer is not reading
@@ -228,7 +206,7 @@ impl<H: Handler> Calls<H> {
     /// Handles one binary message from the client. An error closes the connection with the
     /// given code and reason: only for frames that cannot be attributed to a call.
     async fn receive(&mut self, data: Bytes, draining: bool) -> Result<(), (u16, String)> {
-        let max = self.session.limits.max_message_size;
+        let max = self.live.session.limits.max_message_size;
         let (header, body) =
             FrameHeader::split(&data, max).map_err(|e| (close::PROTOCOL, e.to_string()))?;
         match header.kind {
@@ -243,12 +221,13 @@ impl<H: Handler> Calls<H> {
                         ErrorCode::Malformed,
                         format!("call id {} is already in flight", header.id),
                     ))
-                } else if self.by_id.len() >= self.session.limits.max_concurrent_calls as usize {
+                } else if self.by_id.len() >= self.live.session.limits.max_concurrent_calls as usize
+                {
                     Some(Outcome::Failure(
                         ErrorCode::Overloaded,
                         format!(
                             "more than max_concurrent_calls ({}) in flight",
-                            self.session.limits.max_concurrent_calls
+                            self.live.session.limits.max_concurrent_calls
                         ),
                     ))
                 } else {
@@ -273,12 +252,12 @@ impl<H: Handler> Calls<H> {
     }
 
     async fn start(&mut self, header: FrameHeader, body: &[u8]) -> Result<(), ProtocolError> {
-        let budget = reserve(&self.session, &header).await?;
-        let call = Call::open(&self.session, header, codec::realign(body), budget)?;
+        let budget = reserve(&self.live.session, &header).await?;
+        let call = Call::open(&self.live.session, header, codec::realign(body), budget)?;
         let (handler, state, session, tx) = (
-            Arc::clone(&self.handler),
-            self.state.clone(),
-            Arc::clone(&self.session),
+            Arc::clone(&self.live.handler),
+            self.live.state.clone(),
+            Arc::clone(&self.live.session),
             self.tx.clone(),
         );
         let id = header.id;
@@ -295,7 +274,7 @@ impl<H: Handler> Calls<H> {
     }
 
     async fn reply(&self, id: u64, outcome: Outcome) {
-        let frame = reply_frame(id, self.state.version(), outcome, &self.session);
+        let frame = reply_frame(id, self.live.state.version(), outcome, &self.live.session);
         let _ = self.tx.send(Outgoing::Frames(vec![frame.into()])).await;
     }
 }
