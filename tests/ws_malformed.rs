@@ -174,3 +174,27 @@ async fn an_oversized_upgrade_request_is_cut_off() {
     assert!(read.is_ok(), "the server did not hang up");
     assert!(rest.is_empty() || !rest.starts_with(b"HTTP/1.1 101"));
 }
+
+#[tokio::test]
+async fn a_large_message_before_the_handshake_is_refused() {
+    // the session would accept 64 KiB messages, but before the handshake only a Hello's
+    // worth (64 KiB plus framing) is read: an unauthenticated peer cannot make it buffer more
+    let server = TestServer::start_with(|c| {
+        c.with_limits(Limits {
+            max_message_size: 1 << 20,
+            ..Limits::default()
+        })
+    })
+    .await;
+    let mut ws = upgrade(&server, "hardlight.1").await.unwrap();
+    let _ = ws.send(Message::Binary(vec![0u8; 512 * 1024].into())).await;
+    let ended = tokio::time::timeout(Duration::from_secs(10), close_code(&mut ws)).await;
+    // cut off mid-message (no close frame), not read whole and then rejected (1008)
+    assert_eq!(
+        ended.ok(),
+        Some(None),
+        "the server read a huge pre-handshake message"
+    );
+    let client = server.client_over(Transport::WebSocket).await;
+    assert_eq!(client.add(1, 2, 3).await.unwrap(), 6);
+}

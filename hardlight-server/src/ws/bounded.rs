@@ -1,4 +1,5 @@
-//! A byte budget on what the HTTP upgrade may read, which tungstenite does not bound.
+//! A byte budget on what a peer may make the server read before it is known: the HTTP
+//! upgrade (which tungstenite does not bound) and then the `Hello`.
 
 use std::{
     io,
@@ -25,6 +26,11 @@ pub(crate) struct Bounded<S> {
 pub(crate) struct Budget(Arc<AtomicUsize>);
 
 impl Budget {
+    /// Allows `bytes` more to be read from now on.
+    pub(crate) fn reset(&self, bytes: usize) {
+        self.0.store(bytes, Ordering::Release);
+    }
+
     /// Removes the limit.
     pub(crate) fn lift(&self) {
         self.0.store(usize::MAX, Ordering::Release);

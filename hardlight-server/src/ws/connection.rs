@@ -23,7 +23,7 @@ use tokio_tungstenite::{
 };
 use tracing::debug;
 
-use super::close;
+use super::{bounded::Budget, close};
 use crate::{
     handler::{Factory, Handler},
     session::{
@@ -34,6 +34,9 @@ use crate::{
     },
     shutdown::requested,
 };
+
+/// WebSocket framing and read-ahead allowed beyond the `Hello` itself.
+const HELLO_SLACK: usize = 16 * 1024;
 
 /// Writes queued ahead of a slow socket before senders wait.
 const OUTGOING_QUEUE: usize = 64;
@@ -47,10 +50,14 @@ enum Outgoing {
 /// Serves an upgraded connection: `Hello` first (before `deadline`), then calls.
 pub(crate) async fn serve_ws<H: Handler, S: AsyncRead + AsyncWrite + Unpin + Send + 'static>(
     ws: WebSocketStream<S>,
+    budget: Budget,
     deadline: Instant,
     factory: Factory<H>,
     shared: Arc<ServerShared>,
 ) {
+    // before the handshake a peer gets no more than a `Hello`'s worth of reading, as over
+    // QUIC, whatever message size the session will allow
+    budget.reset(MAX_HELLO as usize + HELLO_SLACK);
     let (sink, mut source) = ws.split();
     let (tx, rx) = mpsc::channel(OUTGOING_QUEUE);
     let mut tasks = JoinSet::new();
@@ -70,6 +77,7 @@ pub(crate) async fn serve_ws<H: Handler, S: AsyncRead + AsyncWrite + Unpin + Sen
     };
     match accepted {
         Ok(accepted) => {
+            budget.lift();
             let welcome = Bytes::from(accepted.welcome.clone());
             if tx.send(Outgoing::Frames(vec![welcome])).await.is_ok() {
                 debug!("connected");

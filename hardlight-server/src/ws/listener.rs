@@ -84,8 +84,7 @@ async fn upgrade<H: Handler, S: AsyncRead + AsyncWrite + Unpin + Send + 'static>
         tokio_tungstenite::accept_hdr_async_with_config(stream, select_subprotocol, Some(config));
     match timeout_at(deadline, accepting).await {
         Ok(Ok(ws)) => {
-            budget.lift();
-            serve_ws(ws, deadline, factory, shared).await;
+            serve_ws(ws, budget, deadline, factory, shared).await;
         }
         Ok(Err(error)) => debug!(%error, "WebSocket upgrade failed"),
         Err(_) => debug!("WebSocket upgrade timed out"),
