@@ -7,13 +7,18 @@ use std::time::Duration;
 /// ```
 /// use hardlight_core::Limits;
 /// let limits = Limits { max_message_size: 1 << 20, ..Limits::default() };
-/// assert_eq!(limits.max_concurrent_calls, 1024);
+/// assert_eq!(limits.max_concurrent_calls, 128);
 /// ```
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Limits {
     /// Largest frame body, compressed or not, and largest decompressed body. Default 16 MiB.
     pub max_message_size: u32,
-    /// Calls one connection may have in flight; further calls wait for a slot. Default 1024.
+    /// Calls one connection may have in flight; further calls wait for a slot. Default 128.
+    ///
+    /// Over QUIC this is the connection's bidirectional stream window, and quinn keeps a
+    /// slot for every stream the window allows: an idle QUIC connection costs the server
+    /// about 44 KiB at 128 and 118 KiB at 1024 (`BENCHMARKS.md`). Raise it only for
+    /// connections that really keep that many calls in flight.
     pub max_concurrent_calls: u32,
     /// Request bytes one connection may have buffered on the server across its calls.
     /// Default 64 MiB; must be at least `max_message_size`.
@@ -33,7 +38,7 @@ impl Default for Limits {
     fn default() -> Self {
         Self {
             max_message_size: 16 << 20,
-            max_concurrent_calls: 1024,
+            max_concurrent_calls: 128,
             max_inflight_bytes: 64 << 20,
             handshake_timeout: Duration::from_secs(10),
             idle_timeout: Duration::from_secs(30),

@@ -1,0 +1,415 @@
+//! HardLight's benchmark suite in one command.
+//!
+//! ```text
+//! cargo run --release -p hardlight-benchmarks --features peers --bin bench -- [--quick]
+//!     [--rounds N] [--systems quinn,tls,hardlight-quic,...] [--only rpc,fanout,idle]
+//!     [--json PATH] [--no-pin]
+//! ```
+//!
+//! Every server runs in its own child process (`bench serve <system> <cert-dir>`); the
+//! clients run here. Client and servers each use a current-thread tokio runtime; the client
+//! is pinned to the first core and the servers to the last (`--no-pin` turns that off). Systems are
+//! interleaved within each round (A B C … A B C …); tables give the median across rounds
+//! and the spread, plus ratios to the transport floor and to the peers.
+
+#![allow(clippy::expect_used, clippy::unwrap_used)]
+
+use std::{collections::BTreeMap, path::Path, path::PathBuf, time::Duration};
+
+use hardlight::Transport;
+use hardlight_benchmarks::{
+    child::{self, ChildServer},
+    report::{Run, Table},
+    systems::{serve_fanout, Connection, System},
+    tls::Certificate,
+    workloads::{closed_loop, fanout, handshakes, idle, open_loop},
+};
+
+/// How much work each measurement does.
+#[derive(Debug, Clone)]
+struct Plan {
+    quick: bool,
+    rounds: usize,
+    sequential_calls: usize,
+    throughput_calls: usize,
+    /// (size, calls) per payload measurement.
+    payloads: Vec<(usize, usize)>,
+    open_loop_rate: f64,
+    open_loop_duration: Duration,
+    handshakes: usize,
+    fanout_deliveries: u64,
+    idle_counts: Vec<usize>,
+}
+
+impl Plan {
+    fn new(quick: bool) -> Self {
+        if quick {
+            Self {
+                quick,
+                rounds: 3,
+                sequential_calls: 1_000,
+                throughput_calls: 4_096,
+                payloads: vec![(4 << 10, 1_000), (256 << 10, 40), (4 << 20, 4)],
+                open_loop_rate: 5_000.0,
+                open_loop_duration: Duration::from_millis(800),
+                handshakes: 64,
+                fanout_deliveries: 200_000,
+                idle_counts: vec![1_000],
+            }
+        } else {
+            Self {
+                quick,
+                rounds: 5,
+                sequential_calls: 5_000,
+                throughput_calls: 20_480,
+                payloads: vec![(4 << 10, 5_000), (256 << 10, 200), (4 << 20, 16)],
+                open_loop_rate: 10_000.0,
+                open_loop_duration: Duration::from_secs(2),
+                handshakes: 300,
+                fanout_deliveries: 1_000_000,
+                idle_counts: vec![1_000, 10_000],
+            }
+        }
+    }
+}
+
+struct Args {
+    plan: Plan,
+    systems: Vec<System>,
+    only: Vec<String>,
+    json: PathBuf,
+}
+
+fn parse_args() -> Args {
+    let args: Vec<String> = std::env::args().skip(1).collect();
+    let value = |name: &str| {
+        args.iter()
+            .position(|a| a == name)
+            .and_then(|i| args.get(i + 1))
+            .cloned()
+    };
+    let mut plan = Plan::new(args.iter().any(|a| a == "--quick"));
+    if let Some(rounds) = value("--rounds").and_then(|r| r.parse().ok()) {
+        plan.rounds = rounds;
+    }
+    let systems = match value("--systems") {
+        Some(list) => list
+            .split(',')
+            .map(|key| System::from_key(key).unwrap_or_else(|| panic!("unknown system {key:?}")))
+            .collect(),
+        None => System::available(),
+    };
+    let only = value("--only")
+        .map(|list| list.split(',').map(str::to_owned).collect())
+        .unwrap_or_else(|| vec!["rpc".into(), "fanout".into(), "idle".into()]);
+    let json = value("--json")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| PathBuf::from("target/bench.json"));
+    Args {
+        plan,
+        systems,
+        only,
+        json,
+    }
+}
+
+fn main() {
+    let argv: Vec<String> = std::env::args().collect();
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .expect("runtime");
+    let pinned = !argv.iter().any(|a| a == "--no-pin");
+    if argv.get(1).map(String::as_str) == Some("serve") {
+        if pinned {
+            child::pin(true);
+        }
+        child::exit_with_parent();
+        runtime.block_on(serve(&argv[2..]));
+        return;
+    }
+    // 10,000 connections need more file descriptors than the usual soft limit.
+    let _ = rlimit::increase_nofile_limit(u64::MAX);
+    if pinned {
+        child::pin(false);
+    }
+    let args = parse_args();
+    let cert = Certificate::generate();
+    let dir = cert.write();
+    let mut tables = Vec::new();
+    runtime.block_on(async {
+        let wants = |what: &str| args.only.iter().any(|o| o == what);
+        if wants("rpc") {
+            tables.extend(rpc(&args, &cert, &dir).await);
+        }
+        if wants("fanout") {
+            tables.push(fanout_table(&args.plan, &cert, &dir).await);
+        }
+        if wants("idle") {
+            tables.push(idle_table(&args, &cert, &dir).await);
+        }
+    });
+    let _ = std::fs::remove_dir_all(&dir);
+    for table in &tables {
+        println!("{}", table.markdown());
+    }
+    let mode = if args.plan.quick { "quick" } else { "full" };
+    let run = Run {
+        settings: BTreeMap::from([
+            ("mode", mode.to_owned()),
+            ("plan", format!("{:?}", args.plan)),
+            ("systems", format!("{:?}", args.systems)),
+        ]),
+        tables: tables.iter().map(Table::json).collect(),
+    };
+    if let Some(parent) = args.json.parent() {
+        let _ = std::fs::create_dir_all(parent);
+    }
+    std::fs::write(
+        &args.json,
+        serde_json::to_string_pretty(&run).expect("JSON"),
+    )
+    .expect("write the JSON results");
+    println!("JSON: {}", args.json.display());
+}
+
+/// The child process: `serve <system> <cert-dir> [event-queue]`.
+async fn serve(args: &[String]) {
+    let system = args.first().expect("system");
+    let cert = Certificate::read(Path::new(args.get(1).expect("cert dir")));
+    match system.as_str() {
+        "hardlight-fanout" => {
+            let queue = args.get(2).and_then(|q| q.parse().ok()).unwrap_or(1 << 20);
+            serve_fanout(cert, queue).await;
+        }
+        key => {
+            System::from_key(key)
+                .unwrap_or_else(|| panic!("unknown system {key:?}"))
+                .serve(cert)
+                .await
+        }
+    }
+}
+
+fn spawn(system: &str, dir: &Path, extra: &[&str]) -> ChildServer {
+    let dir = dir.to_str().expect("UTF-8 temp dir");
+    let mut args = vec!["serve", system, dir];
+    args.extend_from_slice(extra);
+    if std::env::args().any(|a| a == "--no-pin") {
+        args.push("--no-pin");
+    }
+    ChildServer::spawn(&args)
+}
+
+fn progress(message: &str) {
+    eprintln!("[bench] {message}");
+}
+
+/// One system's server and connections for the request/response workloads.
+struct Connected {
+    system: System,
+    server: ChildServer,
+    main: Connection,
+    eight: Vec<Connection>,
+}
+
+impl Connected {
+    fn name(&self) -> &'static str {
+        self.system.name()
+    }
+
+    fn floor(&self) -> Option<&'static str> {
+        Some(self.system.floor().name())
+    }
+}
+
+const QUANTILES: [f64; 3] = [0.5, 0.99, 0.999];
+
+/// The request/response workloads, every system, interleaved round by round.
+async fn rpc(args: &Args, cert: &Certificate, dir: &Path) -> Vec<Table> {
+    let plan = &args.plan;
+    let mut systems = Vec::new();
+    for &system in &args.systems {
+        progress(&format!("starting {}", system.name()));
+        let server = spawn(system.key(), dir, &[]);
+        let main = system.connect(server.addr, cert).await;
+        let mut eight = Vec::new();
+        for _ in 0..8 {
+            eight.push(system.connect(server.addr, cert).await);
+        }
+        closed_loop::warm_up(&main).await;
+        systems.push(Connected {
+            system,
+            server,
+            main,
+            eight,
+        });
+    }
+    let mut latency = Table::new(
+        "unary_latency",
+        "Unary 64 B echo, sequential: latency",
+        "µs",
+        false,
+        &["p50", "p99", "p99.9"],
+    );
+    let mut rate = Table::new(
+        "unary_throughput",
+        "Unary 64 B echo, closed loop: calls/s",
+        "calls/s",
+        true,
+        &[
+            "1 in flight",
+            "64 in flight",
+            "256 in flight",
+            "8 conns × 32",
+        ],
+    )
+    .with_headline(1);
+    let sizes: Vec<String> = plan
+        .payloads
+        .iter()
+        .map(|(size, _)| match *size {
+            s if s >= 1 << 20 => format!("{} MiB", s >> 20),
+            s => format!("{} KiB", s >> 10),
+        })
+        .collect();
+    let size_names: Vec<&str> = sizes.iter().map(String::as_str).collect();
+    let mut payload = Table::new(
+        "payload_throughput",
+        "Large payloads, 8 in flight: request MB/s echoed",
+        "MB/s",
+        true,
+        &size_names,
+    );
+    let mut open = Table::new(
+        "open_loop_latency",
+        format!(
+            "Unary 64 B echo, open loop at {:.0} calls/s: latency from scheduled send",
+            plan.open_loop_rate
+        ),
+        "µs",
+        false,
+        &["p50", "p99", "p99.9"],
+    );
+    let mut connect = Table::new(
+        "handshakes",
+        "Connections established and used once, 8 at a time",
+        "connections/s",
+        true,
+        &["connections/s"],
+    );
+    for round in 0..plan.rounds {
+        progress(&format!("rpc round {}/{}", round + 1, plan.rounds));
+        for s in &systems {
+            let l = closed_loop::sequential(&s.main, 64, plan.sequential_calls).await;
+            for (i, q) in QUANTILES.into_iter().enumerate() {
+                latency.record(s.name(), s.floor(), i, l.quantile_us(q));
+            }
+        }
+        for (i, in_flight) in [1usize, 64, 256].into_iter().enumerate() {
+            let calls = match in_flight {
+                1 => plan.sequential_calls,
+                _ => plan.throughput_calls,
+            };
+            for s in &systems {
+                let conns = std::slice::from_ref(&s.main);
+                let r = closed_loop::calls_per_second(conns, 64, in_flight, calls).await;
+                rate.record(s.name(), s.floor(), i, r);
+            }
+        }
+        for s in &systems {
+            let r = closed_loop::calls_per_second(&s.eight, 64, 32, plan.throughput_calls).await;
+            rate.record(s.name(), s.floor(), 3, r);
+        }
+        for (i, (size, calls)) in plan.payloads.iter().enumerate() {
+            for s in &systems {
+                let r = closed_loop::megabytes_per_second(&s.main, *size, 8, *calls).await;
+                payload.record(s.name(), s.floor(), i, r);
+            }
+        }
+        for s in &systems {
+            let (rate, duration) = (plan.open_loop_rate, plan.open_loop_duration);
+            let l = open_loop::run(&s.main, 64, rate, duration).await;
+            for (i, q) in QUANTILES.into_iter().enumerate() {
+                open.record(s.name(), s.floor(), i, l.quantile_us(q));
+            }
+        }
+        for s in &systems {
+            let r = handshakes::per_second(s.system, s.server.addr, cert, plan.handshakes, 8).await;
+            connect.record(s.name(), s.floor(), 0, r);
+        }
+    }
+    vec![latency, rate, payload, open, connect]
+}
+
+/// Event fan-out over both HardLight transports against the in-process broadcast floor.
+async fn fanout_table(plan: &Plan, cert: &Certificate, dir: &Path) -> Table {
+    const FLOOR: &str = "tokio broadcast (in-process floor)";
+    let counts = [1usize, 100, 1_000];
+    let metrics: Vec<String> = counts.iter().map(|s| format!("1 → {s}")).collect();
+    let metric_names: Vec<&str> = metrics.iter().map(String::as_str).collect();
+    let mut table = Table::new(
+        "fanout",
+        format!(
+            "Event fan-out, 64 B events, ~{} deliveries per round: events/s delivered",
+            plan.fanout_deliveries
+        ),
+        "events/s",
+        true,
+        &metric_names,
+    );
+    for (i, subscribers) in counts.into_iter().enumerate() {
+        let events = (plan.fanout_deliveries / subscribers as u64).max(1);
+        let server = spawn("hardlight-fanout", dir, &[&(events + 16).to_string()]);
+        for round in 0..plan.rounds {
+            progress(&format!(
+                "fan-out 1 → {subscribers}, round {}/{}",
+                round + 1,
+                plan.rounds
+            ));
+            for (system, transport) in [
+                (System::HardLightQuic, Transport::Quic),
+                (System::HardLightWebSocket, Transport::WebSocket),
+            ] {
+                let r =
+                    fanout::hardlight(server.addr, cert, transport, subscribers, events, 64).await;
+                table.record(system.name(), Some(FLOOR), i, r);
+            }
+            let r = fanout::broadcast(subscribers, events, 64).await;
+            table.record(FLOOR, None, i, r);
+        }
+    }
+    table
+}
+
+/// Server RSS per idle connection, for each connection count.
+async fn idle_table(args: &Args, cert: &Certificate, dir: &Path) -> Table {
+    let metrics: Vec<String> = args
+        .plan
+        .idle_counts
+        .iter()
+        .map(|n| format!("{n} connections"))
+        .collect();
+    let metric_names: Vec<&str> = metrics.iter().map(String::as_str).collect();
+    let mut table = Table::new(
+        "idle_rss",
+        "Server resident memory per idle connection (each made one call)",
+        "KiB",
+        false,
+        &metric_names,
+    );
+    for (i, count) in args.plan.idle_counts.iter().enumerate() {
+        for &system in &args.systems {
+            progress(&format!("idle: {count} connections to {}", system.name()));
+            let server = spawn(system.key(), dir, &[]);
+            let cost = idle::measure(system, &server, cert, *count).await;
+            progress(&format!(
+                "  RSS {} KiB → {} KiB",
+                cost.before_kib, cost.after_kib
+            ));
+            let floor = Some(system.floor().name());
+            table.record(system.name(), floor, i, cost.per_connection_kib);
+        }
+    }
+    table
+}

@@ -1,0 +1,70 @@
+//! The QUIC floor: raw quinn, one bidirectional stream per request, echoing the bytes.
+
+use std::{net::SocketAddr, sync::Arc};
+
+use futures_util::{future::BoxFuture, FutureExt};
+
+use super::{Connection, Target, MAX_MESSAGE};
+use crate::{child::announce, tls::Certificate};
+
+const ALPN: &[u8] = b"echo";
+
+pub(super) async fn serve(cert: Certificate) {
+    let crypto = quinn::crypto::rustls::QuicServerConfig::try_from(cert.server_config(ALPN))
+        .expect("QUIC TLS");
+    let mut config = quinn::ServerConfig::with_crypto(Arc::new(crypto));
+    let mut transport = quinn::TransportConfig::default();
+    transport.max_concurrent_bidi_streams(128u32.into());
+    config.transport_config(Arc::new(transport));
+    let endpoint =
+        quinn::Endpoint::server(config, SocketAddr::from(([127, 0, 0, 1], 0))).expect("bind");
+    announce(endpoint.local_addr().expect("address"));
+    while let Some(incoming) = endpoint.accept().await {
+        tokio::spawn(async move {
+            let Ok(conn) = incoming.await else { return };
+            while let Ok((mut send, mut recv)) = conn.accept_bi().await {
+                tokio::spawn(async move {
+                    if let Ok(data) = recv.read_to_end(MAX_MESSAGE).await {
+                        let _ = send.write_all(&data).await;
+                        let _ = send.finish();
+                    }
+                });
+            }
+        });
+    }
+}
+
+pub(super) async fn connect(addr: SocketAddr, cert: &Certificate) -> Connection {
+    let crypto = quinn::crypto::rustls::QuicClientConfig::try_from(cert.client_config(ALPN))
+        .expect("QUIC TLS");
+    let mut endpoint =
+        quinn::Endpoint::client(SocketAddr::from(([127, 0, 0, 1], 0))).expect("endpoint");
+    endpoint.set_default_client_config(quinn::ClientConfig::new(Arc::new(crypto)));
+    let conn = endpoint
+        .connect(addr, "localhost")
+        .expect("connect")
+        .await
+        .expect("handshake");
+    Arc::new(QuinnTarget {
+        conn,
+        _endpoint: endpoint,
+    })
+}
+
+struct QuinnTarget {
+    conn: quinn::Connection,
+    _endpoint: quinn::Endpoint,
+}
+
+impl Target for QuinnTarget {
+    fn call(&self, data: Vec<u8>) -> BoxFuture<'static, Vec<u8>> {
+        let conn = self.conn.clone();
+        async move {
+            let (mut send, mut recv) = conn.open_bi().await.expect("open a stream");
+            send.write_all(&data).await.expect("write");
+            send.finish().expect("finish");
+            recv.read_to_end(MAX_MESSAGE).await.expect("read")
+        }
+        .boxed()
+    }
+}

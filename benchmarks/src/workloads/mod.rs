@@ -1,0 +1,7 @@
+//! The workloads. Each takes connected systems and returns one round's figures.
+
+pub mod closed_loop;
+pub mod fanout;
+pub mod handshakes;
+pub mod idle;
+pub mod open_loop;
