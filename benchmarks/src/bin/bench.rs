@@ -3,7 +3,7 @@
 //! ```text
 //! cargo run --release -p hardlight-benchmarks --features peers --bin bench -- [--quick]
 //!     [--rounds N] [--systems quinn,tls,hardlight-quic,...] [--only rpc,fanout,idle]
-//!     [--json PATH] [--no-pin]
+//!     [--idle 1000,10000] [--json PATH] [--no-pin]
 //! ```
 //!
 //! Every server runs in its own child process (`bench serve <system> <cert-dir>`); the
@@ -92,6 +92,15 @@ fn parse_args() -> Args {
     if let Some(rounds) = value("--rounds").and_then(|r| r.parse().ok()) {
         plan.rounds = rounds;
     }
+    if let Some(counts) = value("--idle") {
+        plan.idle_counts = counts
+            .split(',')
+            .map(|n| {
+                n.parse()
+                    .expect("--idle takes connection counts, e.g. 1000,10000")
+            })
+            .collect();
+    }
     let systems = match value("--systems") {
         Some(list) => list
             .split(',')
@@ -130,6 +139,13 @@ fn main() {
     }
     // 10,000 connections need more file descriptors than the usual soft limit.
     let _ = rlimit::increase_nofile_limit(u64::MAX);
+    if argv.get(1).map(String::as_str) == Some("idle-client") {
+        if pinned {
+            child::pin(false);
+        }
+        runtime.block_on(idle_client(&argv[2..]));
+        return;
+    }
     if pinned {
         child::pin(false);
     }
@@ -146,7 +162,7 @@ fn main() {
             tables.push(fanout_table(&args.plan, &cert, &dir).await);
         }
         if wants("idle") {
-            tables.push(idle_table(&args, &cert, &dir).await);
+            tables.push(idle_table(&args, &dir).await);
         }
     });
     let _ = std::fs::remove_dir_all(&dir);
@@ -382,8 +398,9 @@ async fn fanout_table(plan: &Plan, cert: &Certificate, dir: &Path) -> Table {
     table
 }
 
-/// Server RSS per idle connection, for each connection count.
-async fn idle_table(args: &Args, cert: &Certificate, dir: &Path) -> Table {
+/// Server RSS per idle connection, for each connection count. Each measurement runs its
+/// clients in a fresh process, so that no earlier workload's memory or sockets linger.
+async fn idle_table(args: &Args, dir: &Path) -> Table {
     let metrics: Vec<String> = args
         .plan
         .idle_counts
@@ -398,18 +415,48 @@ async fn idle_table(args: &Args, cert: &Certificate, dir: &Path) -> Table {
         false,
         &metric_names,
     );
+    let exe = std::env::current_exe().expect("own executable");
     for (i, count) in args.plan.idle_counts.iter().enumerate() {
         for &system in &args.systems {
             progress(&format!("idle: {count} connections to {}", system.name()));
-            let server = spawn(system.key(), dir, &[]);
-            let cost = idle::measure(system, &server, cert, *count).await;
-            progress(&format!(
-                "  RSS {} KiB → {} KiB",
-                cost.before_kib, cost.after_kib
-            ));
-            let floor = Some(system.floor().name());
-            table.record(system.name(), floor, i, cost.per_connection_kib);
+            let mut command = std::process::Command::new(&exe);
+            command.args(["idle-client", system.key(), &count.to_string()]);
+            command.arg(dir);
+            if std::env::args().any(|a| a == "--no-pin") {
+                command.arg("--no-pin");
+            }
+            let output = command.output().expect("run the idle client");
+            let line = String::from_utf8_lossy(&output.stdout);
+            let per_connection: f64 = line.trim().parse().unwrap_or_else(|_| {
+                panic!(
+                    "idle client failed: {}{}",
+                    line,
+                    String::from_utf8_lossy(&output.stderr)
+                )
+            });
+            table.record(
+                system.name(),
+                Some(system.floor().name()),
+                i,
+                per_connection,
+            );
         }
     }
     table
+}
+
+/// The idle-client process: `idle-client <system> <count> <cert-dir>`; prints KiB per
+/// connection.
+async fn idle_client(args: &[String]) {
+    let system = System::from_key(args.first().expect("system")).expect("known system");
+    let count: usize = args.get(1).and_then(|c| c.parse().ok()).expect("count");
+    let dir = Path::new(args.get(2).expect("cert dir"));
+    let cert = Certificate::read(dir);
+    let server = spawn(system.key(), dir, &[]);
+    let cost = idle::measure(system, &server, &cert, count).await;
+    progress(&format!(
+        "  server RSS {} KiB → {} KiB",
+        cost.before_kib, cost.after_kib
+    ));
+    println!("{}", cost.per_connection_kib);
 }
