@@ -2,7 +2,7 @@
 
 pub use hardlight_core::{
     Codable, Compression, ConnectionState, ErrorCode, HandlerError, HandlerResult, Limits,
-    ProtocolError, RejectCode, Service, Topic, PROTOCOL_VERSION,
+    ProtocolError, RateLimit, RejectCode, Service, Topic, PROTOCOL_VERSION,
 };
 pub use hardlight_macros::{codable, connection_state, factory, rpc, rpc_handler};
 
@@ -13,9 +13,10 @@ pub use hardlight_client::{
 };
 #[cfg(feature = "server")]
 pub use hardlight_server::{
-    EventEmitter, Factory, Handler, HandlerContext, Server, ServerConfig, ServerError,
-    ShutdownHandle, SlowConsumerPolicy, StateHandle, StateWriteGuard, Subscriptions,
-    TopicNotification, TopicNotifier, WebSocketMode,
+    AuthError, AuthRequest, Authenticator, ConnectionInfo, ConnectionStats, EventEmitter, Factory,
+    Handler, HandlerContext, Identity, Server, ServerConfig, ServerError, ServerStats,
+    ShutdownHandle, SlowConsumerPolicy, StateHandle, StateWriteGuard, StatsHandle,
+    SubscriptionLimit, Subscriptions, TopicNotification, TopicNotifier, WebSocketMode,
 };
 
 /// The protocol building blocks (frames, codec, handshake), for tools and tests that
@@ -37,7 +38,7 @@ pub mod __private {
     };
     #[cfg(feature = "server")]
     pub use hardlight_server::{
-        EventEmitter, Factory, Handler, HandlerContext, StateHandle, Subscriptions,
+        ConnectionInfo, EventEmitter, Factory, Handler, HandlerContext, StateHandle, Subscriptions,
     };
 
     pub use crate::__cfg_client as cfg_client;

@@ -7,7 +7,7 @@ use std::time::Duration;
 
 use common::board::{note, BoardServer, Note};
 use futures_util::{future::join_all, stream, StreamExt};
-use hardlight::{RecvError, Subscription, Topic};
+use hardlight::{Limits, RecvError, Subscription, Topic};
 
 /// Receives `count` events, failing on any loss.
 async fn receive(events: &mut Subscription<Note>, count: usize) -> Vec<Note> {
@@ -26,7 +26,14 @@ async fn receive(events: &mut Subscription<Note>, count: usize) -> Vec<Note> {
 async fn a_thousand_subscribers_each_get_every_event_in_order() {
     const SUBSCRIBERS: usize = 1000;
     const EVENTS: u64 = 20;
-    let server = BoardServer::start(|c| c).await;
+    // every subscriber comes from 127.0.0.1: lift the per-address cap (256 by default)
+    let server = BoardServer::start(|c| {
+        c.with_limits(Limits {
+            max_connections_per_ip: 2_000,
+            ..Limits::default()
+        })
+    })
+    .await;
     let subscribers: Vec<_> = stream::iter((0..SUBSCRIBERS).map(|_| server.subscriber("fanout")))
         .buffer_unordered(64)
         .collect()

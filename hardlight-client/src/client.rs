@@ -2,26 +2,33 @@
 
 use std::{
     fmt,
-    sync::{Arc, Mutex},
+    sync::{
+        atomic::{AtomicBool, AtomicU64, Ordering},
+        Arc, Mutex, Weak,
+    },
     time::Duration,
 };
 
 use hardlight_core::{
     codec::{encode, Codable},
-    Compression, ConnectionState, Service,
+    frame::HEADER_LEN,
+    handshake::Resume,
+    Compression, ConnectionState, RejectCode, Service,
 };
 use tokio::sync::{broadcast, watch};
 
 use crate::{
-    config::{ClientConfig, TransportKind},
+    config::{ClientConfig, Reconnect, TransportKind},
     connect::connect,
     error::{CallError, ConnectError, RpcError, TransportError},
     events::{Pushed, Subscription},
     mirror::{mark_disconnected, Mirror, StateWatcher},
     pushes::Pushes,
     reply::decode_reply,
-    rt,
+    rt::{self, OnEnd},
     session::Session,
+    stats::{ClientStats, Counters},
+    status::{ConnectionStatus, StatusWatcher},
     sync::lock,
 };
 
@@ -41,6 +48,22 @@ struct Inner<S: Service> {
     session: Mutex<Option<(u64, Session)>>,
     mirror: Arc<watch::Sender<Mirror<S::State>>>,
     events: broadcast::Sender<Pushed<S::Event>>,
+    status: watch::Sender<ConnectionStatus>,
+    /// The server session to resume after a lost connection.
+    lineage: Mutex<Option<Lineage>>,
+    /// Whether the application wants to be connected (`connect` until `disconnect`).
+    wanted: AtomicBool,
+    /// One connection attempt at a time (the application's and the reconnect loop's).
+    connecting: tokio::sync::Mutex<()>,
+    counters: Counters,
+}
+
+/// The server session this client holds, across reconnections.
+#[derive(Debug, Clone)]
+struct Lineage {
+    session_id: [u8; 16],
+    /// `Event` and `Lagged` frames received in the session.
+    received: Arc<AtomicU64>,
 }
 
 impl<S: Service> Clone for Client<S> {
@@ -71,6 +94,11 @@ impl<S: Service> Client<S> {
                 session: Mutex::new(None),
                 mirror: Arc::new(watch::Sender::new(Mirror::new())),
                 events: broadcast::Sender::new(config.event_buffer),
+                status: watch::Sender::new(ConnectionStatus::Disconnected { error: None }),
+                lineage: Mutex::new(None),
+                wanted: AtomicBool::new(false),
+                connecting: tokio::sync::Mutex::new(()),
+                counters: Counters::default(),
                 config,
             }),
             call_timeout,
@@ -96,47 +124,36 @@ impl<S: Service> Client<S> {
     /// first, WebSocket as fallback) and runs the handshake. Afterwards [`Client::state`]
     /// holds the server's state snapshot and [`Client::transport`] says which transport
     /// won. Does nothing if already connected.
+    ///
+    /// If the connection is lost later, the client reconnects on its own (see
+    /// [`ClientConfig::with_reconnect`]) and resumes its session when the server still
+    /// has it; [`Client::watch_status`] follows this.
     pub async fn connect(&self) -> Result<(), ConnectError> {
-        if self.live_session().is_some() {
-            return Ok(());
+        self.inner.wanted.store(true, Ordering::SeqCst);
+        let result = Inner::establish(&self.inner).await;
+        if let Err(error) = &result {
+            self.inner
+                .status
+                .send_replace(ConnectionStatus::Disconnected {
+                    error: Some(error.to_string()),
+                });
         }
-        let config = &self.inner.config;
-        let connected = connect::<S>(config).await?;
-        let mut state = S::State::default();
-        connected.welcome.state.apply_to(&mut state)?;
-        let mut generation = 0;
-        self.inner.mirror.send_modify(|m| {
-            generation = m.generation + 1;
-            *m = Mirror {
-                generation,
-                connected: true,
-                version: connected.welcome.state_version,
-                state: Arc::new(state),
-            };
-        });
-        let session = connected.session;
-        session.start(Pushes::<S> {
-            mirror: Arc::clone(&self.inner.mirror),
-            events: self.inner.events.clone(),
-            drain: session.drain(),
-            generation,
-            compressed: connected.welcome.compression_for(config.compression) != Compression::None,
-            max: config.limits.max_message_size,
-        });
-        let previous = lock(&self.inner.session).replace((generation, session));
-        if let Some((_, previous)) = previous {
-            previous.close().await;
-        }
-        Ok(())
+        result
     }
 
-    /// Closes the connection; in-flight calls fail with a transport error.
+    /// Closes the connection and stops reconnecting; in-flight calls fail with a
+    /// transport error.
     pub async fn disconnect(&self) {
+        self.inner.wanted.store(false, Ordering::SeqCst);
         let session = lock(&self.inner.session).take();
         if let Some((generation, session)) = session {
             session.close().await;
             mark_disconnected(&self.inner.mirror, generation);
         }
+        *lock(&self.inner.lineage) = None;
+        self.inner
+            .status
+            .send_replace(ConnectionStatus::Disconnected { error: None });
     }
 
     /// Whether the client has a live connection.
@@ -147,6 +164,25 @@ impl<S: Service> Client<S> {
     /// The transport of the live connection, if any.
     pub fn transport(&self) -> Option<TransportKind> {
         self.live_session().map(|(_, session)| session.kind())
+    }
+
+    /// The connection's status now.
+    pub fn status(&self) -> ConnectionStatus {
+        self.inner.status.borrow().clone()
+    }
+
+    /// Follows the connection's status: connected, lost and reconnecting, resumed or new
+    /// session, given up.
+    pub fn watch_status(&self) -> StatusWatcher {
+        StatusWatcher {
+            rx: self.inner.status.subscribe(),
+        }
+    }
+
+    /// The client's counters now, and the connection's round-trip time (QUIC only).
+    pub fn stats(&self) -> ClientStats {
+        let rtt = self.live_session().and_then(|(_, session)| session.rtt());
+        self.inner.counters.snapshot(rtt)
     }
 
     /// The mirrored connection state: a snapshot the server actually had, including every
@@ -168,7 +204,8 @@ impl<S: Service> Client<S> {
 
     /// A stream of the events of the topics the server's handler subscribed this
     /// connection to (see [`Subscription`]). Create it before the calls whose events you
-    /// want: events received while no subscription exists are not kept.
+    /// want: events received while no subscription exists are not kept. It survives
+    /// reconnections.
     pub async fn subscribe(&self) -> Result<Subscription<S::Event>, RpcError> {
         if self.inner.mirror.borrow().generation == 0 {
             return Err(RpcError::NotConnected);
@@ -195,13 +232,20 @@ impl<S: Service> Client<S> {
         method: u16,
         args: A,
     ) -> Result<T, RpcError<E>> {
+        let counters = &self.inner.counters;
+        counters.calls.fetch_add(1, Ordering::Relaxed);
         let call = self.call(method, &args);
-        match self.call_timeout {
+        let result = match self.call_timeout {
             None => call.await,
             Some(limit) => rt::timeout(limit, call)
                 .await
                 .unwrap_or(Err(RpcError::Timeout(limit))),
+        };
+        counters.finished.fetch_add(1, Ordering::Relaxed);
+        if matches!(&result, Err(e) if !matches!(e, RpcError::Handler(_))) {
+            counters.failed.fetch_add(1, Ordering::Relaxed);
         }
+        result
     }
 
     async fn call<A: Codable, T: Codable, E: Codable>(
@@ -211,15 +255,182 @@ impl<S: Service> Client<S> {
     ) -> Result<T, RpcError<E>> {
         let (generation, session) = self.live_session().ok_or(RpcError::NotConnected)?;
         let args = encode(args)?;
+        let counters = &self.inner.counters;
+        counters
+            .bytes_sent
+            .fetch_add((HEADER_LEN + args.len()) as u64, Ordering::Relaxed);
         let (header, body) = session.call(method, &args).await?;
+        counters
+            .bytes_received
+            .fetch_add((HEADER_LEN + body.len()) as u64, Ordering::Relaxed);
         wait_for_version(&self.inner.mirror, generation, header.seq).await?;
         decode_reply(&header, &body)
     }
 
     fn live_session(&self) -> Option<(u64, Session)> {
-        let (generation, session) = lock(&self.inner.session).clone()?;
-        let mirror = self.inner.mirror.borrow();
+        self.inner.live_session()
+    }
+}
+
+impl<S: Service> Inner<S> {
+    fn live_session(&self) -> Option<(u64, Session)> {
+        let (generation, session) = lock(&self.session).clone()?;
+        let mirror = self.mirror.borrow();
         (mirror.generation == generation && mirror.connected).then_some((generation, session))
+    }
+
+    /// Connects unless connected, resuming the previous session if there is one.
+    async fn establish(inner: &Arc<Self>) -> Result<(), ConnectError> {
+        let _one_at_a_time = inner.connecting.lock().await;
+        if inner.live_session().is_some() {
+            return Ok(());
+        }
+        let lineage = lock(&inner.lineage).clone();
+        let mut config = inner.config.clone();
+        config.resume = lineage.as_ref().map(|l| Resume {
+            session_id: l.session_id,
+            events_received: l.received.load(Ordering::SeqCst),
+        });
+        let connected = connect::<S>(&config).await?;
+        let welcome = &connected.welcome;
+        let mut state = S::State::default();
+        welcome.state.apply_to(&mut state)?;
+        let resumed = welcome.resumed;
+        let received = match (&lineage, resumed) {
+            (Some(lineage), true) => Arc::clone(&lineage.received),
+            _ => Arc::new(AtomicU64::new(0)),
+        };
+        if lineage.is_some() {
+            inner.counters.reconnects.fetch_add(1, Ordering::Relaxed);
+            if !resumed {
+                // the server's subscriptions and queued events went with the old session
+                let _ = inner.events.send(Pushed::Reset);
+            }
+        }
+        *lock(&inner.lineage) = Some(Lineage {
+            session_id: welcome.session_id,
+            received: Arc::clone(&received),
+        });
+        let mut generation = 0;
+        inner.mirror.send_modify(|m| {
+            generation = m.generation + 1;
+            *m = Mirror {
+                generation,
+                connected: true,
+                version: welcome.state_version,
+                state: Arc::new(state),
+            };
+        });
+        let weak = Arc::downgrade(inner);
+        let on_end: OnEnd = Arc::new(move |reason: String| {
+            if let Some(inner) = weak.upgrade() {
+                Inner::lost(&inner, generation, reason);
+            }
+        });
+        let session = connected.session;
+        let transport = session.kind();
+        session.start(Pushes::<S> {
+            mirror: Arc::clone(&inner.mirror),
+            events: inner.events.clone(),
+            drain: session.drain(),
+            generation,
+            compressed: welcome.compression_for(config.compression) != Compression::None,
+            max: config.limits.max_message_size,
+            received,
+            on_end,
+        });
+        let previous = lock(&inner.session).replace((generation, session));
+        inner
+            .status
+            .send_replace(ConnectionStatus::Connected { transport, resumed });
+        if let Some((_, previous)) = previous {
+            previous.close().await;
+        }
+        Ok(())
+    }
+
+    /// Session `generation` ended: unless it was closed on purpose (or replaced), start
+    /// reconnecting.
+    fn lost(inner: &Arc<Self>, generation: u64, reason: String) {
+        {
+            let mut session = lock(&inner.session);
+            let current = session.as_ref().is_some_and(|(g, _)| *g == generation);
+            if !current || !inner.wanted.load(Ordering::SeqCst) {
+                return;
+            }
+            *session = None;
+        }
+        tracing::debug!(%reason, "connection lost");
+        match inner.config.reconnect {
+            Some(policy) => rt::spawn(reconnect(Arc::downgrade(inner), policy, reason)),
+            None => {
+                inner.status.send_replace(ConnectionStatus::Disconnected {
+                    error: Some(reason),
+                });
+            }
+        }
+    }
+}
+
+/// Reconnects with jittered exponential backoff until connected, told to stop, refused
+/// for a reason retrying cannot fix, or out of attempts.
+async fn reconnect<S: Service>(inner: Weak<Inner<S>>, policy: Reconnect, mut error: String) {
+    let mut attempt = 0u32;
+    loop {
+        attempt += 1;
+        let Some(strong) = inner.upgrade() else {
+            return;
+        };
+        if !strong.wanted.load(Ordering::SeqCst) {
+            return;
+        }
+        if policy.max_attempts.is_some_and(|max| attempt > max) {
+            strong.status.send_replace(ConnectionStatus::Disconnected {
+                error: Some(format!(
+                    "gave up reconnecting after {} attempts: {error}",
+                    attempt - 1
+                )),
+            });
+            return;
+        }
+        strong.status.send_replace(ConnectionStatus::Reconnecting {
+            attempt,
+            error: error.clone(),
+        });
+        drop(strong);
+        rt::sleep(policy.delay(attempt, rt::random())).await;
+        let Some(strong) = inner.upgrade() else {
+            return;
+        };
+        if !strong.wanted.load(Ordering::SeqCst) {
+            return;
+        }
+        match Inner::establish(&strong).await {
+            Ok(()) => return,
+            Err(e) if !retriable(&e) => {
+                strong.status.send_replace(ConnectionStatus::Disconnected {
+                    error: Some(e.to_string()),
+                });
+                return;
+            }
+            Err(e) => error = e.to_string(),
+        }
+    }
+}
+
+/// Whether another connection attempt can succeed where this one failed.
+fn retriable(error: &ConnectError) -> bool {
+    match error {
+        ConnectError::Rejected { code, .. } => {
+            matches!(
+                code,
+                RejectCode::Overloaded | RejectCode::ShuttingDown | RejectCode::Internal
+            )
+        }
+        ConnectError::VersionMismatch { .. } | ConnectError::Tls(_) | ConnectError::Protocol(_) => {
+            false
+        }
+        _ => true,
     }
 }
 

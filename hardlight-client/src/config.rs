@@ -61,6 +61,65 @@ pub struct ClientConfig {
     pub(crate) event_buffer: usize,
     pub(crate) transport: Transport,
     pub(crate) quic_head_start: Duration,
+    pub(crate) token: Option<Vec<u8>>,
+    pub(crate) reconnect: Option<Reconnect>,
+    /// Set per attempt by the reconnect loop, never by users.
+    pub(crate) resume: Option<hardlight_core::handshake::Resume>,
+}
+
+/// How a client reconnects after losing its connection: jittered exponential backoff.
+/// The default retries forever, starting at 100 ms and doubling up to 10 s; each wait is
+/// drawn uniformly from its upper half, so that many clients do not reconnect in step.
+///
+/// ```
+/// use hardlight_client::{ClientConfig, Reconnect};
+/// use std::time::Duration;
+/// let config = ClientConfig::new("example.com:443").with_reconnect(Some(Reconnect {
+///     max_attempts: Some(20),
+///     ..Reconnect::default()
+/// }));
+/// # let _ = config;
+/// ```
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Reconnect {
+    /// The first wait.
+    pub initial_delay: Duration,
+    /// The longest wait.
+    pub max_delay: Duration,
+    /// Attempts before giving up (`None`: never give up).
+    pub max_attempts: Option<u32>,
+}
+
+impl Default for Reconnect {
+    fn default() -> Self {
+        Self {
+            initial_delay: Duration::from_millis(100),
+            max_delay: Duration::from_secs(10),
+            max_attempts: None,
+        }
+    }
+}
+
+impl Reconnect {
+    /// The wait before attempt `attempt` (1-based), given a uniform `random` in [0, 1).
+    ///
+    /// ```
+    /// use hardlight_client::Reconnect;
+    /// use std::time::Duration;
+    /// let policy = Reconnect::default();
+    /// assert_eq!(policy.delay(1, 0.0), Duration::from_millis(50));
+    /// assert!(policy.delay(3, 0.999) > Duration::from_millis(399));
+    /// assert!(policy.delay(3, 0.999) <= Duration::from_millis(400));
+    /// assert!(policy.delay(40, 0.999) <= Duration::from_secs(10));
+    /// ```
+    pub fn delay(&self, attempt: u32, random: f64) -> Duration {
+        let exponent = attempt.saturating_sub(1).min(30);
+        let ceiling = self
+            .initial_delay
+            .saturating_mul(1 << exponent)
+            .min(self.max_delay);
+        ceiling.mul_f64(0.5 + random.clamp(0.0, 1.0) / 2.0)
+    }
 }
 
 impl ClientConfig {
@@ -78,7 +137,22 @@ impl ClientConfig {
             event_buffer: 1024,
             transport: Transport::Auto,
             quic_head_start: Duration::from_millis(250),
+            token: None,
+            reconnect: Some(Reconnect::default()),
+            resume: None,
         }
+    }
+
+    /// Sends `token` in the handshake, for the server's authenticator.
+    pub fn with_token(mut self, token: impl Into<Vec<u8>>) -> Self {
+        self.token = Some(token.into());
+        self
+    }
+
+    /// How to reconnect after a lost connection; `None` to stay disconnected.
+    pub fn with_reconnect(mut self, reconnect: Option<Reconnect>) -> Self {
+        self.reconnect = reconnect;
+        self
     }
 
     /// Trust only the CA certificates in this PEM bundle.

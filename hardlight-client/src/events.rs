@@ -20,6 +20,8 @@ pub(crate) enum Pushed<E> {
     Event(Arc<Event<E>>),
     /// The server dropped this many events for this connection.
     Lost(u64),
+    /// A reconnection started a new server session: the old one's subscriptions are gone.
+    Reset,
 }
 
 /// Why [`Subscription::recv`] returned no event.
@@ -33,6 +35,13 @@ pub enum RecvError {
     /// The client was dropped; no more events will come.
     #[error("the client is gone; no more events")]
     Closed,
+    /// The client reconnected but the server no longer had its session (it restarted, or
+    /// the gap outlasted its grace period): the topics the old session was subscribed to,
+    /// and events sent meanwhile, are gone. Subscribe again (the stream itself goes on).
+    #[error(
+        "the connection was re-established as a new session; its topic subscriptions were lost"
+    )]
+    SessionReset,
 }
 
 /// A stream of the events of the topics the server subscribed this connection to.
@@ -47,6 +56,7 @@ pub enum RecvError {
 ///     match events.recv().await {
 ///         Ok(event) => println!("{}: {}", event.topic, event.payload),
 ///         Err(RecvError::Lagged(n)) => eprintln!("missed {n} events"),
+///         Err(RecvError::SessionReset) => eprintln!("new session: join the topics again"),
 ///         Err(RecvError::Closed) => break,
 ///     }
 /// }
@@ -75,6 +85,7 @@ impl<E: Clone> Subscription<E> {
                     }
                 }
                 Ok(Pushed::Lost(n)) => return Err(RecvError::Lagged(n)),
+                Ok(Pushed::Reset) => return Err(RecvError::SessionReset),
                 Err(broadcast::error::RecvError::Lagged(n)) => return Err(RecvError::Lagged(n)),
                 Err(broadcast::error::RecvError::Closed) => return Err(RecvError::Closed),
             }

@@ -17,7 +17,8 @@ pub(crate) fn hello_frame<S: Service>(config: &ClientConfig) -> Result<Vec<u8>, 
         schema_hash: S::SCHEMA_HASH,
         service: S::NAME.to_owned(),
         compression: config.compression.offers(),
-        token: None,
+        token: config.token.clone(),
+        resume: config.resume,
     };
     Ok(encode_frame(
         FrameHeader::new(Kind::Hello, 0),

@@ -20,6 +20,8 @@ mod quic;
 mod reply;
 mod rt;
 mod session;
+mod stats;
+mod status;
 mod sync;
 mod ws;
 
@@ -29,7 +31,9 @@ compile_error!(
 );
 
 pub use client::Client;
-pub use config::{ClientConfig, Transport, TransportKind, Trust};
+pub use config::{ClientConfig, Reconnect, Transport, TransportKind, Trust};
 pub use error::{ConnectError, RpcError, TransportError};
 pub use events::{Event, RecvError, Subscription};
 pub use mirror::StateWatcher;
+pub use stats::ClientStats;
+pub use status::{ConnectionStatus, StatusWatcher};

@@ -1,7 +1,10 @@
 //! What the server pushes — state batches, events, losses, `GoAway` — delivered to the
 //! mirror and the subscriptions, whatever the transport.
 
-use std::sync::Arc;
+use std::sync::{
+    atomic::{AtomicU64, Ordering},
+    Arc,
+};
 
 use hardlight_core::{
     codec::{decode, Bytes},
@@ -16,6 +19,7 @@ use crate::{
     drain::Drain,
     events::{Event, Pushed},
     mirror::{apply, mark_disconnected, Mirror},
+    rt::OnEnd,
 };
 
 /// Where one session's push frames go.
@@ -26,6 +30,10 @@ pub(crate) struct Pushes<S: Service> {
     pub(crate) generation: u64,
     pub(crate) compressed: bool,
     pub(crate) max: u32,
+    /// `Event` and `Lagged` frames received in the session (for resuming it).
+    pub(crate) received: Arc<AtomicU64>,
+    /// Told when the session ends.
+    pub(crate) on_end: OnEnd,
 }
 
 impl<S: Service> Pushes<S> {
@@ -40,6 +48,7 @@ impl<S: Service> Pushes<S> {
                 &decode::<StateBatch>(&body)?,
             ),
             Kind::Event => {
+                self.received.fetch_add(1, Ordering::SeqCst);
                 let (topic, payload) = decode::<(Topic, S::Event)>(&body)?;
                 // with no subscription there is nobody to deliver to or tell
                 let _ = self
@@ -48,6 +57,7 @@ impl<S: Service> Pushes<S> {
                 Ok(())
             }
             Kind::Lagged => {
+                self.received.fetch_add(1, Ordering::SeqCst);
                 let _ = self.events.send(Pushed::Lost(header.id));
                 Ok(())
             }
@@ -62,8 +72,10 @@ impl<S: Service> Pushes<S> {
         }
     }
 
-    /// The session ended: wake calls waiting for its state.
-    pub(crate) fn disconnected(&self) {
+    /// The session ended (`reason` says how): wake calls waiting for its state, and let
+    /// the client reconnect.
+    pub(crate) fn disconnected(&self, reason: impl std::fmt::Display) {
         mark_disconnected(&self.mirror, self.generation);
+        (self.on_end)(reason.to_string());
     }
 }

@@ -37,3 +37,43 @@ pub(crate) async fn sleep(duration: Duration) {
     let millis = u32::try_from(duration.as_millis()).unwrap_or(u32::MAX);
     gloo_timers::future::TimeoutFuture::new(millis).await;
 }
+
+/// Runs `future` in the background.
+#[cfg(feature = "native")]
+pub(crate) fn spawn(future: impl Future<Output = ()> + Send + 'static) {
+    tokio::spawn(future);
+}
+
+/// Runs `future` in the background.
+#[cfg(all(feature = "wasm", not(feature = "native")))]
+pub(crate) fn spawn(future: impl Future<Output = ()> + 'static) {
+    wasm_bindgen_futures::spawn_local(future);
+}
+
+/// A number in [0, 1) that differs between calls and between processes (for backoff
+/// jitter; not for cryptography).
+#[cfg(feature = "native")]
+pub(crate) fn random() -> f64 {
+    use std::hash::{BuildHasher, Hasher};
+    let mut hasher = std::hash::RandomState::new().build_hasher();
+    hasher.write_u128(
+        std::time::SystemTime::UNIX_EPOCH
+            .elapsed()
+            .map_or(0, |d| d.as_nanos()),
+    );
+    (hasher.finish() >> 11) as f64 / (1u64 << 53) as f64
+}
+
+/// A number in [0, 1) that differs between calls (for backoff jitter).
+#[cfg(all(feature = "wasm", not(feature = "native")))]
+pub(crate) fn random() -> f64 {
+    js_sys::Math::random()
+}
+
+/// What a session calls when it ends.
+#[cfg(feature = "native")]
+pub(crate) type OnEnd = std::sync::Arc<dyn Fn(String) + Send + Sync>;
+
+/// What a session calls when it ends.
+#[cfg(all(feature = "wasm", not(feature = "native")))]
+pub(crate) type OnEnd = std::sync::Arc<dyn Fn(String)>;

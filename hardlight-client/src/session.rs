@@ -61,6 +61,18 @@ impl Session {
         }
     }
 
+    /// The smoothed round-trip time, where the transport measures it (QUIC).
+    pub(crate) fn rtt(&self) -> Option<std::time::Duration> {
+        match self {
+            #[cfg(feature = "native")]
+            Self::Quic(s) => Some(s.conn.rtt()),
+            #[cfg(feature = "native")]
+            Self::WebSocket(_) => None,
+            #[cfg(all(feature = "wasm", not(feature = "native")))]
+            Self::Browser(_) => None,
+        }
+    }
+
     /// The drain state (calls in flight, `GoAway`).
     pub(crate) fn drain(&self) -> Arc<Drain> {
         match self {

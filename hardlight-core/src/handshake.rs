@@ -41,6 +41,18 @@ pub struct Hello {
     pub compression: Vec<u8>,
     /// An optional authentication token.
     pub token: Option<Vec<u8>>,
+    /// The session to resume after a lost connection, if any.
+    pub resume: Option<Resume>,
+}
+
+/// A reconnecting client's request to get its session back.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, rkyv::Archive, rkyv::Serialize, rkyv::Deserialize)]
+pub struct Resume {
+    /// The `session_id` of the session's `Welcome` (a secret: it is sent only over TLS).
+    pub session_id: [u8; 16],
+    /// How many `Event` and `Lagged` frames the client received in this session, so the
+    /// server can replay the rest.
+    pub events_received: u64,
 }
 
 /// The server's answer to a valid `Hello`.
@@ -58,6 +70,9 @@ pub struct Welcome {
     pub state: StateBatch,
     /// The state version `state` corresponds to.
     pub state_version: u64,
+    /// Whether this connection resumed the session the client asked for (same handler,
+    /// state and subscriptions); `false` for a new session.
+    pub resumed: bool,
 }
 
 /// Why the server refused a handshake, carried in a `Reject` frame's `aux`.
@@ -148,7 +163,7 @@ pub struct Negotiated {
 /// ```
 /// use hardlight_core::{handshake::*, Compression};
 /// let hello = Hello { version: PROTOCOL_VERSION, schema_hash: 42, service: "Counter".into(),
-///                     compression: vec![], token: None };
+///                     compression: vec![], token: None, resume: None };
 /// assert!(check_hello(&hello, "Counter", 42, Compression::default()).is_ok());
 /// let err = check_hello(&hello, "Counter", 43, Compression::default()).unwrap_err();
 /// assert_eq!(err.code, RejectCode::SchemaMismatch);

@@ -25,7 +25,7 @@ pub use compression::Compression;
 pub use error::{ErrorCode, ProtocolError};
 pub use handler_error::{HandlerError, HandlerResult};
 pub use handshake::{RejectCode, PROTOCOL_VERSION};
-pub use limits::Limits;
+pub use limits::{Limits, RateLimit};
 pub use rkyv;
 pub use service::{Outcome, Service};
 pub use state::ConnectionState;

@@ -32,6 +32,37 @@ pub struct Limits {
     /// Events queued for one connection before the slow-consumer policy applies.
     /// Default 1024.
     pub max_queued_events: usize,
+    /// Topics one connection may be subscribed to at once. Default 1024.
+    pub max_subscriptions: usize,
+    /// Connections a server holds at once, counted from accept. Default 10,000.
+    pub max_connections: u32,
+    /// Connections one IP address may hold at once. Default 256.
+    pub max_connections_per_ip: u32,
+    /// Calls one connection may start per second (a token bucket); `None`, the default,
+    /// for no limit. Calls over it fail with `ErrorCode::RateLimited`.
+    pub call_rate: Option<RateLimit>,
+    /// How long the server keeps a session (handler, state, subscriptions, queued events)
+    /// after its connection is lost, for the client to resume. Default 30 s; zero turns
+    /// resumption off.
+    pub resume_grace: Duration,
+    /// Events already written to a connection that the server keeps for replay when the
+    /// client resumes, in case they were lost with the connection. Default 256.
+    pub max_replay_events: usize,
+}
+
+/// A token-bucket rate: `per_second` sustained, up to `burst` at once.
+///
+/// ```
+/// use hardlight_core::{Limits, RateLimit};
+/// let limits = Limits { call_rate: Some(RateLimit { per_second: 100, burst: 20 }), ..Limits::default() };
+/// assert_eq!(limits.call_rate.map(|r| r.burst), Some(20));
+/// ```
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct RateLimit {
+    /// Tokens added per second.
+    pub per_second: u32,
+    /// Most tokens held (calls allowed back to back).
+    pub burst: u32,
 }
 
 impl Default for Limits {
@@ -44,6 +75,12 @@ impl Default for Limits {
             idle_timeout: Duration::from_secs(30),
             keep_alive: Duration::from_secs(10),
             max_queued_events: 1024,
+            max_subscriptions: 1024,
+            max_connections: 10_000,
+            max_connections_per_ip: 256,
+            call_rate: None,
+            resume_grace: Duration::from_secs(30),
+            max_replay_events: 256,
         }
     }
 }

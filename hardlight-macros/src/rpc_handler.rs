@@ -135,6 +135,9 @@ fn generate(
             #vis subscriptions: #p::Subscriptions,
             /// Publishes events to topics.
             #vis events: #p::EventEmitter<<#descriptor as #p::Service>::Event>,
+            /// Who is connected (the authenticator's identity), from where, and the
+            /// connection's counters.
+            #vis connection: #p::ConnectionInfo,
             #app_field
         }
 
@@ -153,6 +156,7 @@ fn generate(
                     state: context.state,
                     subscriptions: context.subscriptions,
                     events: context.events,
+                    connection: context.connection,
                     #app_init
                 }
             }

@@ -4,7 +4,9 @@ use rustls::pki_types::{pem::PemObject, CertificateDer, PrivateKeyDer};
 
 use hardlight_core::{addr::host_part, Compression, Limits};
 
-use crate::{error::ServerError, topics::SlowConsumerPolicy};
+use std::sync::Arc;
+
+use crate::{auth::Authenticator, error::ServerError, topics::SlowConsumerPolicy};
 
 /// How a server is set up.
 ///
@@ -24,6 +26,7 @@ pub struct ServerConfig {
     pub(crate) slow_consumer: SlowConsumerPolicy,
     pub(crate) quic: bool,
     pub(crate) websocket: WebSocketMode,
+    pub(crate) authenticator: Option<Arc<dyn Authenticator>>,
 }
 
 /// How the server serves WebSocket on TCP port P (beside QUIC on UDP port P).
@@ -100,7 +103,17 @@ impl ServerConfig {
             slow_consumer: SlowConsumerPolicy::default(),
             quic: true,
             websocket: WebSocketMode::default(),
+            authenticator: None,
         }
+    }
+
+    /// Authenticates every connection with `authenticator` during the handshake (see
+    /// [`Authenticator`]); without one every connection is [`Identity::anonymous`].
+    ///
+    /// [`Identity::anonymous`]: crate::Identity::anonymous
+    pub fn with_authenticator(mut self, authenticator: impl Authenticator) -> Self {
+        self.authenticator = Some(Arc::new(authenticator));
+        self
     }
 
     /// Replaces the limits.

@@ -6,6 +6,7 @@ use std::sync::Arc;
 use hardlight_core::{codec::Bytes, service::BoxFuture, Outcome, Service};
 
 use crate::{
+    auth::ConnectionInfo,
     state_handle::StateHandle,
     topics::{EventEmitter, Subscriptions},
 };
@@ -42,6 +43,8 @@ pub struct HandlerContext<S, E> {
     pub subscriptions: Subscriptions,
     /// Publishes events to topics.
     pub events: EventEmitter<E>,
+    /// Who is connected (the authenticator's identity), from where, and the counters.
+    pub connection: ConnectionInfo,
 }
 
 /// Creates handlers of type `H`, one per connection, handing each the shared application

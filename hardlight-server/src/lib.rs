@@ -6,24 +6,31 @@
 //! or multiplexed by id over WebSocket), syncs the connection state and delivers topic
 //! events. Users reach all of this through the `hardlight` crate and its macros.
 
+mod admission;
+mod auth;
 mod config;
 mod error;
 mod handler;
 mod quic;
+mod rate;
 mod server;
 mod session;
 mod shutdown;
 mod state_handle;
+mod stats;
 mod sync;
 mod topics;
 mod ws;
 
+pub use auth::{AuthError, AuthRequest, Authenticator, ConnectionInfo, Identity, Transport};
 pub use config::{ServerConfig, WebSocketMode};
 pub use error::ServerError;
 pub use handler::{EventOf, Factory, Handler, HandlerContext, StateOf};
 pub use server::Server;
 pub use shutdown::ShutdownHandle;
 pub use state_handle::{StateHandle, StateWriteGuard};
+pub use stats::{ConnectionStats, ServerStats, StatsHandle};
 pub use topics::{
-    EventEmitter, SlowConsumerPolicy, Subscriptions, TopicNotification, TopicNotifier,
+    EventEmitter, SlowConsumerPolicy, SubscriptionLimit, Subscriptions, TopicNotification,
+    TopicNotifier,
 };

@@ -9,15 +9,18 @@ use std::{
 };
 
 use tokio::{net::TcpListener, task::JoinSet, time::timeout};
-use tracing::{info, info_span, Instrument};
+use tracing::{debug, info, info_span, Instrument};
 
 use crate::{
+    admission::{Admission, Connected, Refused},
+    auth::Transport,
     config::{ServerConfig, WebSocketMode},
     error::ServerError,
     handler::{EventOf, Factory, Handler},
     quic::{quinn_config, serve_connection},
-    session::ServerShared,
+    session::{resume::Sessions, ServerShared},
     shutdown::{ShutdownHandle, Signals},
+    stats::{ServerCounters, ServerStats, StatsHandle},
     topics::{EventEmitter, Hub, TopicNotifier},
     ws::{serve_tcp, tls_acceptor},
 };
@@ -44,6 +47,7 @@ pub struct Server<H: Handler> {
     bound: Option<Bound>,
     signals: Arc<Signals>,
     hub: Arc<Hub>,
+    counters: Arc<ServerCounters>,
 }
 
 struct Bound {
@@ -61,6 +65,19 @@ impl<H: Handler> Server<H> {
             bound: None,
             signals: Signals::new(),
             hub: Hub::new(),
+            counters: Arc::default(),
+        }
+    }
+
+    /// The server's counters now.
+    pub fn stats(&self) -> ServerStats {
+        self.counters.snapshot()
+    }
+
+    /// Reads the server's counters while it runs (`run` consumes the server).
+    pub fn stats_handle(&self) -> StatsHandle {
+        StatsHandle {
+            counters: Arc::clone(&self.counters),
         }
     }
 
@@ -175,13 +192,22 @@ impl<H: Handler> Server<H> {
             WebSocketMode::Tls => Some(tls_acceptor(&self.config)?),
             WebSocketMode::PlainBehindTlsProxy | WebSocketMode::Disabled => None,
         };
+        let limits = &self.config.limits;
         let shared = Arc::new(ServerShared {
-            limits: self.config.limits.clone(),
+            limits: limits.clone(),
             compression: self.config.compression,
             signals: Arc::clone(&self.signals),
             hub: Arc::clone(&self.hub),
             slow_consumer: self.config.slow_consumer,
+            authenticator: self.config.authenticator.clone(),
+            admission: Admission::new(limits.max_connections, limits.max_connections_per_ip),
+            counters: Arc::clone(&self.counters),
         });
+        let sessions = Sessions::new(
+            self.factory.clone(),
+            limits.resume_grace,
+            Arc::clone(&self.counters),
+        );
         let span = info_span!("server", %addr);
         async {
             info!(quic = quic.is_some(), websocket = ?self.config.websocket, "listening");
@@ -190,15 +216,18 @@ impl<H: Handler> Server<H> {
             loop {
                 tokio::select! {
                     incoming = accept_quic(quic.as_ref()) => match incoming {
-                        Some(incoming) => {
-                            connections.spawn(serve_connection(incoming, self.factory.clone(), Arc::clone(&shared)));
-                        }
+                        Some(incoming) => match admit(&shared, incoming.remote_address(), Transport::Quic) {
+                            Some(slot) => {
+                                connections.spawn(serve_connection(incoming, slot, Arc::clone(&sessions), Arc::clone(&shared)));
+                            }
+                            None => incoming.refuse(),
+                        },
                         None => break,
                     },
                     accepted = accept_tcp(tcp.as_ref()) => match accepted {
-                        Ok((stream, remote)) => {
-                            connections.spawn(serve_tcp(stream, remote, tls.clone(), self.factory.clone(), Arc::clone(&shared)));
-                        }
+                        Ok((stream, remote)) => if let Some(slot) = admit(&shared, remote, Transport::WebSocket) {
+                            connections.spawn(serve_tcp(stream, remote, slot, tls.clone(), Arc::clone(&sessions), Arc::clone(&shared)));
+                        },
                         Err(error) => tracing::warn!(%error, "TCP accept failed"),
                     },
                     _ = shutdown.wait_for(Option::is_some) => break,
@@ -211,6 +240,7 @@ impl<H: Handler> Server<H> {
                 endpoint.set_server_config(None);
             }
             while connections.join_next().await.is_some() {}
+            sessions.close_all();
             if let Some(endpoint) = &quic {
                 let _ = timeout(Duration::from_secs(1), endpoint.wait_idle()).await;
             }
@@ -220,6 +250,30 @@ impl<H: Handler> Server<H> {
         .await;
         self.signals.finished.send_replace(true);
         Ok(())
+    }
+}
+
+/// A place for a new connection from `remote`, or `None` (counted and logged) when the
+/// server or that address is at its connection limit.
+fn admit(shared: &ServerShared, remote: SocketAddr, transport: Transport) -> Option<Connected> {
+    match shared.admission.admit(remote.ip()) {
+        Ok(slot) => Some(Connected::new(
+            slot,
+            transport,
+            Arc::clone(&shared.counters),
+        )),
+        Err(refused) => {
+            let (reason, limit) = match refused {
+                Refused::Server => ("max_connections", shared.limits.max_connections),
+                Refused::Address => (
+                    "max_connections_per_ip",
+                    shared.limits.max_connections_per_ip,
+                ),
+            };
+            debug!(%remote, ?transport, limit, "connection refused: Limits::{reason} reached");
+            shared.counters.connection_refused(reason);
+            None
+        }
     }
 }
 

@@ -95,6 +95,7 @@ pub fn hello_for<S: Service>(compression: Vec<u8>) -> Hello {
         service: S::NAME.into(),
         compression,
         token: None,
+        resume: None,
     }
 }
 

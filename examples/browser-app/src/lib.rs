@@ -77,6 +77,7 @@ pub async fn run(url: String) -> Result<(), JsValue> {
                 }
             }
             Err(RecvError::Lagged(n)) => append("log", &format!("(missed {n} events)")),
+            Err(RecvError::SessionReset) => append("log", "(reconnected as a new session)"),
             Err(RecvError::Closed) => break,
         }
     }

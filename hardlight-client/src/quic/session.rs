@@ -36,7 +36,7 @@ const CLOSE_PROTOCOL: VarInt = VarInt::from_u32(0x12);
 /// An established QUIC session.
 #[derive(Debug)]
 pub(crate) struct QuicSession {
-    conn: quinn::Connection,
+    pub(crate) conn: quinn::Connection,
     endpoint: quinn::Endpoint,
     compression: Compression,
     /// Largest call the server accepts.
@@ -172,8 +172,8 @@ async fn push_reader<S: Service>(conn: quinn::Connection, pushes: Pushes<S>) {
         warn!(%error, "server broke the protocol on the push stream; closing");
         conn.close(CLOSE_PROTOCOL, b"protocol error on push stream");
     }
-    conn.closed().await;
-    pushes.disconnected();
+    let reason = conn.closed().await;
+    pushes.disconnected(reason);
 }
 
 async fn read_pushes<S: Service>(
@@ -237,6 +237,14 @@ fn connection_failure(addr: &str, offered: &[u8], error: ConnectionError) -> Con
         {
             ConnectError::VersionMismatch {
                 offered: String::from_utf8_lossy(offered).into_owned(),
+            }
+        }
+        ConnectionError::ConnectionClosed(close)
+            if close.error_code == TransportErrorCode::CONNECTION_REFUSED =>
+        {
+            ConnectError::Rejected {
+                code: hardlight_core::RejectCode::Overloaded,
+                reason: "the server refused the connection: it is at its connection limit (in total or for this address)".into(),
             }
         }
         ConnectionError::TimedOut => transport_failure(

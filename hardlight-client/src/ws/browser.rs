@@ -222,6 +222,6 @@ async fn read_loop<S: Service>(
             None => break "connection closed".into(),
         }
     };
-    mux.close(reason);
-    pushes.disconnected();
+    mux.close(reason.clone());
+    pushes.disconnected(reason);
 }

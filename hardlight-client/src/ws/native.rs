@@ -204,6 +204,6 @@ async fn read_loop<S: Service>(
             break format!("protocol error from the server: {error}");
         }
     };
-    mux.close(reason);
-    pushes.disconnected();
+    mux.close(reason.clone());
+    pushes.disconnected(reason);
 }

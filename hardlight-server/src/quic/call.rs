@@ -30,7 +30,7 @@ pub(crate) async fn serve_call<H: Handler>(
     let (id, outcome) = match read_call(&session, &mut recv).await {
         Ok(call) => {
             let id = call.header.id;
-            match call.run(handler, send.stopped()).await {
+            match call.run(handler, &session, send.stopped()).await {
                 Some(outcome) => (id, outcome),
                 None => return,
             }

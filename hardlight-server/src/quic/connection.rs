@@ -4,7 +4,7 @@ use std::sync::Arc;
 
 use bytes::Bytes;
 use hardlight_core::{io::read_frame, ErrorCode, Outcome};
-use quinn::{Connection, Incoming, SendStream};
+use quinn::{Connection, ConnectionError, Incoming, SendStream};
 use tokio::{
     task::JoinSet,
     time::{sleep_until, timeout, timeout_at, Instant},
@@ -13,11 +13,14 @@ use tracing::{debug, info_span, Instrument};
 
 use super::{call::serve_call, close};
 use crate::{
-    handler::{Factory, Handler},
+    admission::Connected,
+    auth::Transport,
+    handler::Handler,
     session::{
         dispatch::reply_frame,
-        handshake::{accept, parse_hello, reject_frame, Accepted, MAX_HELLO},
+        handshake::{accept, parse_hello, reject_frame, Accepted, Peer, MAX_HELLO},
         push::PushSink,
+        resume::Sessions,
         ServerShared,
     },
     shutdown::requested,
@@ -27,7 +30,8 @@ use crate::{
 /// returns, and the handler is dropped with the last call task.
 pub(crate) async fn serve_connection<H: Handler>(
     incoming: Incoming,
-    factory: Factory<H>,
+    _admitted: Connected,
+    sessions: Arc<Sessions<H>>,
     shared: Arc<ServerShared>,
 ) {
     let remote = incoming.remote_address();
@@ -43,7 +47,7 @@ pub(crate) async fn serve_connection<H: Handler>(
             Ok(Err(error)) => return debug!(%error, "QUIC handshake failed"),
             Err(_) => return debug!("QUIC handshake timed out"),
         };
-        match timeout_at(deadline, handshake(&conn, &factory, &shared)).await {
+        match timeout_at(deadline, handshake(&conn, &sessions, &shared, remote)).await {
             Ok(Some(accepted)) => {
                 debug!("connected");
                 run_session(conn, accepted, &shared).await;
@@ -63,8 +67,9 @@ pub(crate) async fn serve_connection<H: Handler>(
 /// Reads `Hello` on the first stream, answers `Welcome` (creating the handler) or `Reject`.
 async fn handshake<H: Handler>(
     conn: &Connection,
-    factory: &Factory<H>,
+    sessions: &Arc<Sessions<H>>,
     shared: &ServerShared,
+    remote: std::net::SocketAddr,
 ) -> Option<Accepted<H>> {
     let (mut send, mut recv) = conn.accept_bi().await.ok()?;
     let hello = match read_frame(&mut recv, MAX_HELLO).await {
@@ -75,7 +80,14 @@ async fn handshake<H: Handler>(
         }),
     };
     let accepted = match hello {
-        Ok(hello) => accept(&hello, factory, shared).await,
+        Ok(hello) => {
+            let peer = Peer {
+                remote,
+                transport: Transport::Quic,
+                headers: Vec::new(),
+            };
+            accept(&hello, sessions, shared, peer).await
+        }
         Err(rejection) => Err(rejection),
     };
     match accepted {
@@ -132,6 +144,7 @@ async fn run_session<H: Handler>(conn: Connection, accepted: Accepted<H>, shared
     };
     let mut calls = JoinSet::new();
     let mut drain_deadline: Option<Instant> = None;
+    let mut lost = false;
     loop {
         tokio::select! {
             stream = conn.accept_bi() => match stream {
@@ -158,9 +171,16 @@ async fn run_session<H: Handler>(conn: Connection, accepted: Accepted<H>, shared
                 }
                 Err(error) => {
                     debug!(%error, "connection ended");
+                    lost = is_lost(&error);
                     break;
                 }
             },
+            () = live.kick.notified() => {
+                debug!("session taken over by a resuming connection");
+                conn.close(close::TAKEN_OVER, b"session resumed on another connection");
+                lost = true;
+                break;
+            }
             Some(deadline) = requested(&mut shutdown), if drain_deadline.is_none() => {
                 drain_deadline = Some(deadline);
                 live.go_away();
@@ -173,4 +193,15 @@ async fn run_session<H: Handler>(conn: Connection, accepted: Accepted<H>, shared
             Some(_) = calls.join_next() => {}
         }
     }
+    calls.abort_all();
+    live.end(lost);
+}
+
+/// Whether a connection that failed with `error` was lost (so its session is kept for
+/// resumption) rather than closed on purpose by either side.
+fn is_lost(error: &ConnectionError) -> bool {
+    !matches!(
+        error,
+        ConnectionError::ApplicationClosed(_) | ConnectionError::LocallyClosed
+    )
 }

@@ -19,4 +19,6 @@ pub(crate) mod close {
     pub(crate) const PROTOCOL: VarInt = VarInt::from_u32(0x12);
     /// The client read events too slowly (slow-consumer policy `Disconnect`).
     pub(crate) const SLOW_CONSUMER: VarInt = VarInt::from_u32(0x13);
+    /// A reconnecting client resumed this connection's session elsewhere.
+    pub(crate) const TAKEN_OVER: VarInt = VarInt::from_u32(0x14);
 }

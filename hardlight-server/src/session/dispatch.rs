@@ -6,7 +6,7 @@ use std::{future::Future, panic::AssertUnwindSafe, sync::Arc};
 use futures_util::FutureExt;
 use hardlight_core::{
     codec::{encode, Bytes},
-    frame::{FrameHeader, Kind},
+    frame::{FrameHeader, Kind, HEADER_LEN},
     message::{encode_frame, open_aligned_body},
     ErrorCode, Outcome, ProtocolError, Service,
 };
@@ -30,6 +30,9 @@ pub(crate) async fn reserve(
     session: &Session,
     header: &FrameHeader,
 ) -> Result<OwnedSemaphorePermit, ProtocolError> {
+    session
+        .meter
+        .received(HEADER_LEN + header.body_len as usize);
     Arc::clone(&session.budget)
         .acquire_many_owned(header.body_len)
         .await
@@ -63,11 +66,13 @@ impl Call {
         })
     }
 
-    /// Runs the handler, catching a panic. Returns `None` if `cancelled` completes first,
-    /// in which case the handler future has been dropped.
+    /// Runs the handler (if the rate limit admits the call), catching a panic. Returns
+    /// `None` if `cancelled` completes first, in which case the handler future has been
+    /// dropped.
     pub(crate) async fn run<H: Handler>(
         self,
         handler: Arc<H>,
+        session: &Session,
         cancelled: impl Future,
     ) -> Option<Outcome> {
         let Self {
@@ -75,13 +80,17 @@ impl Call {
             args,
             _budget,
         } = self;
+        if let Err(refused) = session.admit_call() {
+            return Some(refused);
+        }
         let span = tracing::debug_span!(
             "call",
             id = header.id,
             method = <H::Service as Service>::method_name(header.aux)
         );
+        session.meter.call_started();
         let dispatch = AssertUnwindSafe(handler.dispatch(header.aux, args)).catch_unwind();
-        async {
+        let outcome = async {
             tokio::select! {
                 result = dispatch => Some(result.unwrap_or_else(|panic| {
                     let message = panic_message(panic.as_ref());
@@ -95,7 +104,10 @@ impl Call {
             }
         }
         .instrument(span)
-        .await
+        .await;
+        let failed = matches!(outcome, Some(Outcome::Failure(..)));
+        session.meter.call_finished(failed);
+        outcome
     }
 }
 
@@ -115,12 +127,14 @@ pub(crate) fn reply_frame(id: u64, seq: u64, outcome: Outcome, session: &Session
         Outcome::Failure(code, message) => failure_parts(code, &message),
     };
     let header = header.with_id(id).with_seq(seq);
-    encode_frame(header, &body, session.compression).unwrap_or_else(|error| {
+    let frame = encode_frame(header, &body, session.compression).unwrap_or_else(|error| {
         let (header, body) = failure_parts(ErrorCode::Internal, &error.to_string());
         // a failure frame carries a short message: it always fits a frame
         encode_frame(header.with_id(id).with_seq(seq), &body, session.compression)
             .unwrap_or_default()
-    })
+    });
+    session.meter.sent(frame.len());
+    frame
 }
 
 /// The outcome for a call refused because of `error` in its frame.

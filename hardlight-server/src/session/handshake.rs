@@ -11,28 +11,41 @@ use hardlight_core::{
     Compression, Service,
 };
 
-use tokio::{sync::watch, task::JoinSet};
+use tokio::{
+    sync::{watch, Notify},
+    task::JoinSet,
+};
 
 use super::{
     push::{push_loop, PushSink},
+    resume::{Parts, Sessions},
     ServerShared, Session,
 };
 use crate::{
-    handler::{Factory, Handler, HandlerContext, StateOf},
+    auth::{AuthRequest, ConnectionInfo, Identity, Transport},
+    handler::{Handler, HandlerContext, StateOf},
     state_handle::StateHandle,
+    stats::Meter,
     topics::{EventEmitter, Outbox, Subscriptions},
 };
+
+/// Who is connecting, as the transport knows it.
+#[derive(Debug, Clone)]
+pub(crate) struct Peer {
+    pub(crate) remote: std::net::SocketAddr,
+    pub(crate) transport: Transport,
+    /// The WebSocket upgrade request's headers (empty over QUIC).
+    pub(crate) headers: Vec<(String, String)>,
+}
 
 /// Largest `Hello` the server reads: a handshake is small; this bounds pre-auth memory.
 pub(crate) const MAX_HELLO: u32 = 64 * 1024;
 
 /// A connection whose handshake succeeded.
 pub(crate) struct Accepted<H: Handler> {
-    pub(crate) handler: Arc<H>,
-    pub(crate) state: StateHandle<StateOf<H>>,
+    parts: Parts<H>,
+    sessions: Arc<Sessions<H>>,
     pub(crate) session: Arc<Session>,
-    pub(crate) outbox: Arc<Outbox>,
-    pub(crate) subscriptions: Subscriptions,
     /// The `Welcome` frame to send.
     pub(crate) welcome: Vec<u8>,
 }
@@ -45,12 +58,15 @@ fn rejection(code: RejectCode, reason: impl Into<String>) -> Rejection {
 }
 
 /// A connection being served: what its calls need, and the switch that sends `GoAway`.
-/// Dropping it ends the connection's subscriptions, whatever path the connection left by.
+/// [`Live::end`] parks or closes the session; dropping it without `end` closes it.
 pub(crate) struct Live<H: Handler> {
     pub(crate) handler: Arc<H>,
     pub(crate) state: StateHandle<StateOf<H>>,
     pub(crate) session: Arc<Session>,
-    subscriptions: Subscriptions,
+    /// Notified when a resuming client takes this session over.
+    pub(crate) kick: Arc<Notify>,
+    parts: Option<Parts<H>>,
+    sessions: Arc<Sessions<H>>,
     go_away: watch::Sender<bool>,
 }
 
@@ -63,28 +79,31 @@ impl<H: Handler> Accepted<H> {
         tasks: &mut JoinSet<()>,
     ) -> Live<H> {
         let (go_away, go_away_rx) = watch::channel(false);
+        let parts = self.parts;
         tasks.spawn(push_loop(
             sink,
-            self.state.clone(),
-            self.outbox,
+            parts.state.clone(),
+            Arc::clone(&parts.outbox),
             Arc::clone(&self.session),
             go_away_rx,
         ));
+        let kick = Arc::new(Notify::new());
+        self.sessions.attach(parts.id, Arc::clone(&kick));
         Live {
-            handler: self.handler,
-            state: self.state,
+            handler: Arc::clone(&parts.handler),
+            state: parts.state.clone(),
             session: self.session,
-            subscriptions: self.subscriptions,
+            kick,
+            parts: Some(parts),
+            sessions: self.sessions,
             go_away,
         }
     }
-}
 
-impl<H: Handler> Accepted<H> {
-    /// Gives up on a connection that could not start: ends any subscriptions the new
-    /// handler made.
+    /// Gives up on a connection that could not start after its `Welcome` was sent: the
+    /// session is parked, so the client may still resume it.
     pub(crate) fn abandon(self) {
-        self.subscriptions.close();
+        self.sessions.detach(self.parts, true);
     }
 }
 
@@ -93,11 +112,22 @@ impl<H: Handler> Live<H> {
     pub(crate) fn go_away(&self) {
         let _ = self.go_away.send(true);
     }
+
+    /// The connection ended: `lost` (dropped by the network or taken over, not closed by
+    /// either side) parks the session for resumption; otherwise it closes.
+    pub(crate) fn end(mut self, lost: bool) {
+        if let Some(parts) = self.parts.take() {
+            let shutting_down = *self.go_away.borrow();
+            self.sessions.detach(parts, lost && !shutting_down);
+        }
+    }
 }
 
 impl<H: Handler> Drop for Live<H> {
     fn drop(&mut self) {
-        self.subscriptions.close();
+        if let Some(parts) = self.parts.take() {
+            self.sessions.detach(parts, false);
+        }
     }
 }
 
@@ -113,12 +143,29 @@ pub(crate) fn parse_hello(header: &FrameHeader, body: &[u8]) -> Result<Hello, Re
         .map_err(|e| rejection(RejectCode::Malformed, format!("invalid Hello: {e}")))
 }
 
-/// Accepts `hello` for service `H`: on success the handler exists and the `Welcome`
-/// (with the full state snapshot) is ready to send.
+/// Accepts `hello` for service `H` from `peer`: checks version, schema and compression,
+/// authenticates, then resumes the requested session or creates a new one. On success the
+/// `Welcome` (with the full state snapshot) is ready to send.
 pub(crate) async fn accept<H: Handler>(
     hello: &Hello,
-    factory: &Factory<H>,
+    sessions: &Arc<Sessions<H>>,
     shared: &ServerShared,
+    peer: Peer,
+) -> Result<Accepted<H>, Rejection> {
+    let result = admit(hello, sessions, shared, peer).await;
+    if let Err(rejection) = &result {
+        shared
+            .counters
+            .handshake_rejected(reject_label(rejection.code));
+    }
+    result
+}
+
+async fn admit<H: Handler>(
+    hello: &Hello,
+    sessions: &Arc<Sessions<H>>,
+    shared: &ServerShared,
+    peer: Peer,
 ) -> Result<Accepted<H>, Rejection> {
     if shared.signals.deadline.borrow().is_some() {
         return Err(rejection(
@@ -129,22 +176,37 @@ pub(crate) async fn accept<H: Handler>(
     let service = <H::Service as Service>::NAME;
     let schema = <H::Service as Service>::SCHEMA_HASH;
     let negotiated = check_hello(hello, service, schema, shared.compression)?;
-    let internal = |e: &dyn std::fmt::Display| rejection(RejectCode::Internal, e.to_string());
-    let state = StateHandle::new(StateOf::<H>::default()).map_err(|e| internal(&e))?;
-    let outbox = Outbox::new(shared.limits.max_queued_events, shared.slow_consumer);
-    let subscriptions = Subscriptions::new(Arc::clone(&shared.hub), Arc::clone(&outbox));
-    let handler = factory.create(HandlerContext {
-        state: state.clone(),
-        subscriptions: subscriptions.clone(),
-        events: EventEmitter::new(
-            Arc::clone(&shared.hub),
-            shared.compression,
-            shared.limits.max_message_size,
-        ),
-    });
-    let (state_version, snapshot) = state.snapshot().await;
+    let identity = match &shared.authenticator {
+        Some(authenticator) => {
+            let request = AuthRequest {
+                token: hello.token.clone(),
+                remote: peer.remote,
+                transport: peer.transport,
+                headers: peer.headers,
+            };
+            authenticator
+                .authenticate(request)
+                .await
+                .map_err(|e| rejection(RejectCode::Unauthorized, e.reason))?
+        }
+        None => Identity::anonymous(),
+    };
+    let resumed = match hello.resume {
+        Some(resume) => sessions
+            .resume(resume.session_id)
+            .await
+            .inspect(|parts| parts.outbox.rewind(resume.events_received)),
+        None => None,
+    };
+    let is_resumed = resumed.is_some();
+    let connection = ConnectionInfo::new(identity, peer.remote, peer.transport);
+    let parts = match resumed {
+        Some(parts) => parts,
+        None => new_session(sessions, shared, connection)?,
+    };
+    let (state_version, snapshot) = parts.state.snapshot().await;
     let welcome = Welcome {
-        session_id: rand::random(),
+        session_id: parts.id,
         compression: negotiated
             .compression
             .offers()
@@ -155,24 +217,86 @@ pub(crate) async fn accept<H: Handler>(
         max_concurrent_calls: shared.limits.max_concurrent_calls,
         state: snapshot,
         state_version,
+        resumed: is_resumed,
     };
-    let welcome = encode(&welcome)
-        .and_then(|body| {
-            encode_frame(
-                FrameHeader::new(Kind::Welcome, 0),
-                &body,
-                negotiated.compression,
-            )
-        })
-        .map_err(|e| internal(&e))?;
-    Ok(Accepted {
+    let session = Arc::new(Session::new(
+        &shared.limits,
+        negotiated.compression,
+        parts.meter.clone(),
+    ));
+    let welcome = encode(&welcome).and_then(|body| {
+        encode_frame(
+            FrameHeader::new(Kind::Welcome, 0),
+            &body,
+            negotiated.compression,
+        )
+    });
+    match welcome {
+        Ok(welcome) => Ok(Accepted {
+            parts,
+            sessions: Arc::clone(sessions),
+            session,
+            welcome,
+        }),
+        Err(error) => {
+            sessions.detach(parts, is_resumed);
+            Err(rejection(RejectCode::Internal, error.to_string()))
+        }
+    }
+}
+
+/// A new session: its state, event queue, subscriptions and handler.
+fn new_session<H: Handler>(
+    sessions: &Sessions<H>,
+    shared: &ServerShared,
+    connection: ConnectionInfo,
+) -> Result<Parts<H>, Rejection> {
+    let state = StateHandle::new(StateOf::<H>::default())
+        .map_err(|e| rejection(RejectCode::Internal, e.to_string()))?;
+    let meter = Meter::new(Arc::clone(&shared.counters));
+    let outbox = Outbox::new(
+        shared.limits.max_queued_events,
+        shared.limits.max_replay_events,
+        shared.slow_consumer,
+        meter.clone(),
+    );
+    let subscriptions = Subscriptions::new(
+        Arc::clone(&shared.hub),
+        Arc::clone(&outbox),
+        shared.limits.max_subscriptions,
+    );
+    let connection = connection.with_meter(meter.clone());
+    let handler = sessions.factory.create(HandlerContext {
+        state: state.clone(),
+        subscriptions: subscriptions.clone(),
+        events: EventEmitter::new(
+            Arc::clone(&shared.hub),
+            shared.compression,
+            shared.limits.max_message_size,
+        ),
+        connection,
+    });
+    Ok(Parts {
+        id: rand::random(),
         handler,
         state,
-        session: Arc::new(Session::new(&shared.limits, negotiated.compression)),
         outbox,
         subscriptions,
-        welcome,
+        meter,
     })
+}
+
+fn reject_label(code: RejectCode) -> &'static str {
+    match code {
+        RejectCode::VersionMismatch => "version_mismatch",
+        RejectCode::SchemaMismatch => "schema_mismatch",
+        RejectCode::Unauthorized => "unauthorized",
+        RejectCode::Overloaded => "overloaded",
+        RejectCode::ShuttingDown => "shutting_down",
+        RejectCode::Malformed => "malformed",
+        RejectCode::Internal => "internal",
+        _ => "other",
+    }
 }
 
 /// The `Reject` frame for a refusal.

@@ -4,14 +4,22 @@
 pub(crate) mod dispatch;
 pub(crate) mod handshake;
 pub(crate) mod push;
+pub(crate) mod resume;
 
 use std::sync::Arc;
 
-use hardlight_core::{Compression, Limits};
+use std::{sync::Mutex, time::Instant};
+
+use hardlight_core::{Compression, ErrorCode, Limits, Outcome};
 use tokio::sync::Semaphore;
 
 use crate::{
+    admission::Admission,
+    auth::Authenticator,
+    rate::TokenBucket,
     shutdown::Signals,
+    stats::{Meter, ServerCounters},
+    sync::lock,
     topics::{Hub, SlowConsumerPolicy},
 };
 
@@ -23,6 +31,9 @@ pub(crate) struct ServerShared {
     pub(crate) signals: Arc<Signals>,
     pub(crate) hub: Arc<Hub>,
     pub(crate) slow_consumer: SlowConsumerPolicy,
+    pub(crate) authenticator: Option<Arc<dyn Authenticator>>,
+    pub(crate) admission: Arc<Admission>,
+    pub(crate) counters: Arc<ServerCounters>,
 }
 
 /// What a connection's calls share after the handshake.
@@ -33,17 +44,47 @@ pub(crate) struct Session {
     pub(crate) compression: Compression,
     /// Request bytes the connection may have buffered at once.
     pub(crate) budget: Arc<Semaphore>,
+    /// Where the connection's activity is counted.
+    pub(crate) meter: Meter,
+    /// The call rate limit, if any.
+    rate: Option<Mutex<TokenBucket>>,
 }
 
 impl Session {
-    pub(crate) fn new(limits: &Limits, compression: Compression) -> Self {
+    pub(crate) fn new(limits: &Limits, compression: Compression, meter: Meter) -> Self {
         Self {
             limits: limits.clone(),
             compression,
             budget: Arc::new(Semaphore::new(
                 limits.max_inflight_bytes.min(Semaphore::MAX_PERMITS as u64) as usize,
             )),
+            meter,
+            rate: limits
+                .call_rate
+                .map(|rate| Mutex::new(TokenBucket::new(rate))),
         }
+    }
+
+    /// Admits one call under the rate limit, or gives the failure to reply with.
+    pub(crate) fn admit_call(&self) -> Result<(), Outcome> {
+        let Some(bucket) = &self.rate else {
+            return Ok(());
+        };
+        if lock(bucket).take(Instant::now()) {
+            return Ok(());
+        }
+        self.meter.call_rate_limited();
+        let rate = self.limits.call_rate.unwrap_or(hardlight_core::RateLimit {
+            per_second: 0,
+            burst: 0,
+        });
+        Err(Outcome::Failure(
+            ErrorCode::RateLimited,
+            format!(
+                "call rate limit exceeded ({} calls/s, burst {}); retry later or raise Limits::call_rate",
+                rate.per_second, rate.burst
+            ),
+        ))
     }
 
     pub(crate) fn compression_negotiated(&self) -> bool {

@@ -67,6 +67,7 @@ pub(crate) async fn push_loop<S: ConnectionState, P: PushSink>(
                 frames.extend(taken.events.iter().map(|event| event.frame(compressed)));
             }
         }
+        session.meter.sent(frames.iter().map(Bytes::len).sum());
         // a client that stops reading blocks this write: the overflow must still be seen
         tokio::select! {
             written = sink.write(frames) => if !written {

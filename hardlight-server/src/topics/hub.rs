@@ -102,8 +102,18 @@ mod tests {
         let hub = Hub::new();
         let (mut first, mut second) = (hub.notifier(), hub.notifier());
         let (a, b) = (
-            Outbox::new(4, SlowConsumerPolicy::DropOldest),
-            Outbox::new(4, SlowConsumerPolicy::DropOldest),
+            Outbox::new(
+                4,
+                0,
+                SlowConsumerPolicy::DropOldest,
+                crate::stats::Meter::new(Arc::default()),
+            ),
+            Outbox::new(
+                4,
+                0,
+                SlowConsumerPolicy::DropOldest,
+                crate::stats::Meter::new(Arc::default()),
+            ),
         );
         let topic = Topic::from("t");
         hub.subscribe(&topic, &a);

@@ -12,4 +12,4 @@ pub(crate) use hub::Hub;
 pub use notifier::{TopicNotification, TopicNotifier};
 pub(crate) use outbox::Outbox;
 pub use outbox::SlowConsumerPolicy;
-pub use subscriptions::Subscriptions;
+pub use subscriptions::{SubscriptionLimit, Subscriptions};

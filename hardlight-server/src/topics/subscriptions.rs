@@ -10,6 +10,14 @@ use hardlight_core::Topic;
 use super::{hub::Hub, outbox::Outbox};
 use crate::sync::lock;
 
+/// A connection already holds `Limits::max_subscriptions` topics.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
+#[error("the connection already holds {max} subscriptions (Limits::max_subscriptions); remove one first or raise the limit")]
+pub struct SubscriptionLimit {
+    /// The limit.
+    pub max: usize,
+}
+
 /// The topics this connection receives events of. Cheap to clone.
 ///
 /// Subscriptions end with the connection: when the client disconnects, every topic it was
@@ -23,33 +31,51 @@ pub struct Subscriptions {
 struct Inner {
     hub: Arc<Hub>,
     outbox: Arc<Outbox>,
+    max: usize,
     /// `None` once the connection has ended.
     topics: Mutex<Option<HashSet<Topic>>>,
 }
 
 impl Subscriptions {
-    pub(crate) fn new(hub: Arc<Hub>, outbox: Arc<Outbox>) -> Self {
+    pub(crate) fn new(hub: Arc<Hub>, outbox: Arc<Outbox>, max: usize) -> Self {
         Self {
             inner: Arc::new(Inner {
                 hub,
                 outbox,
+                max,
                 topics: Mutex::new(Some(HashSet::new())),
             }),
         }
     }
 
-    /// Subscribes the connection to `topic`; returns `false` if it already was (or the
-    /// connection has ended).
+    /// Subscribes the connection to `topic`; returns `false` if it already was, if the
+    /// connection has ended, or if it holds `Limits::max_subscriptions` topics already
+    /// (logged; [`Subscriptions::try_add`] reports that as an error).
     pub fn add(&self, topic: &Topic) -> bool {
+        self.try_add(topic).unwrap_or_else(|error| {
+            tracing::warn!(%topic, %error, "subscription refused");
+            false
+        })
+    }
+
+    /// Subscribes the connection to `topic`: `Ok(false)` if it already was (or the
+    /// connection has ended), an error if it holds `Limits::max_subscriptions` topics.
+    pub fn try_add(&self, topic: &Topic) -> Result<bool, SubscriptionLimit> {
         let mut topics = self.lock();
         let Some(topics) = topics.as_mut() else {
-            return false;
+            return Ok(false);
         };
-        let added = topics.insert(topic.clone());
-        if added {
-            self.inner.hub.subscribe(topic, &self.inner.outbox);
+        if topics.contains(topic) {
+            return Ok(false);
         }
-        added
+        if topics.len() >= self.inner.max {
+            return Err(SubscriptionLimit {
+                max: self.inner.max,
+            });
+        }
+        topics.insert(topic.clone());
+        self.inner.hub.subscribe(topic, &self.inner.outbox);
+        Ok(true)
     }
 
     /// Unsubscribes the connection from `topic`; returns `false` if it was not subscribed.

@@ -25,11 +25,12 @@ use tracing::debug;
 
 use super::{bounded::Budget, close};
 use crate::{
-    handler::{Factory, Handler},
+    handler::Handler,
     session::{
         dispatch::{refusal, reply_frame, reserve, Call},
-        handshake::{accept, parse_hello, reject_frame, Accepted, Live, MAX_HELLO},
+        handshake::{accept, parse_hello, reject_frame, Accepted, Live, Peer, MAX_HELLO},
         push::PushSink,
+        resume::Sessions,
         ServerShared,
     },
     shutdown::requested,
@@ -52,8 +53,9 @@ pub(crate) async fn serve_ws<H: Handler, S: AsyncRead + AsyncWrite + Unpin + Sen
     ws: WebSocketStream<S>,
     budget: Budget,
     deadline: Instant,
-    factory: Factory<H>,
+    sessions: Arc<Sessions<H>>,
     shared: Arc<ServerShared>,
+    peer: Peer,
 ) {
     // before the handshake a peer gets no more than a `Hello`'s worth of reading, as over
     // QUIC, whatever message size the session will allow
@@ -63,7 +65,15 @@ pub(crate) async fn serve_ws<H: Handler, S: AsyncRead + AsyncWrite + Unpin + Sen
     let mut tasks = JoinSet::new();
     tasks.spawn(write_loop(sink, rx));
     let accepted = match timeout_at(deadline, source.next()).await {
-        Ok(Some(Ok(Message::Binary(data)))) => hello::<H>(&data, &factory, &shared).await,
+        Ok(Some(Ok(Message::Binary(data)))) => {
+            match timeout_at(deadline, hello::<H>(&data, &sessions, &shared, peer)).await {
+                Ok(accepted) => accepted,
+                Err(_) => Err(Rejection {
+                    code: RejectCode::Internal,
+                    reason: "handshake timed out (authentication took too long)".into(),
+                }),
+            }
+        }
         Ok(Some(Ok(Message::Text(_)))) => {
             Err(rejection("the HardLight handshake is a binary message"))
         }
@@ -107,13 +117,14 @@ fn rejection(reason: &str) -> Rejection {
 
 async fn hello<H: Handler>(
     data: &[u8],
-    factory: &Factory<H>,
+    sessions: &Arc<Sessions<H>>,
     shared: &ServerShared,
+    peer: Peer,
 ) -> Result<Accepted<H>, Rejection> {
     let (header, body) =
         FrameHeader::split(data, MAX_HELLO).map_err(|e| rejection(&format!("handshake: {e}")))?;
     let hello = parse_hello(&header, body)?;
-    accept(&hello, factory, shared).await
+    accept(&hello, sessions, shared, peer).await
 }
 
 /// The push frames over WebSocket: queued for the writer task.
@@ -161,6 +172,9 @@ async fn run_session<H: Handler, S: AsyncRead + AsyncWrite + Unpin + Send + 'sta
     };
     let mut shutdown = shared.signals.deadline.subscribe();
     let mut drain_deadline: Option<Instant> = None;
+    // whether the connection was lost rather than closed (keeps the session to resume)
+    let mut lost = false;
+    let kick = Arc::clone(&calls.live.kick);
     loop {
         tokio::select! {
             message = source.next() => {
@@ -170,11 +184,16 @@ async fn run_session<H: Handler, S: AsyncRead + AsyncWrite + Unpin + Send + 'sta
                         close::UNSUPPORTED_DATA,
                         "text messages are not part of the HardLight protocol; send binary frames".into(),
                     )),
-                    Some(Ok(Message::Close(_))) | None => break,
+                    Some(Ok(Message::Close(_))) => break,
+                    None => {
+                        lost = true;
+                        break;
+                    }
                     Some(Ok(_)) => Ok(()), // ping/pong, answered by tungstenite
                     Some(Err(WsError::Capacity(error))) => Err((close::TOO_BIG, format!("{error}; raise Limits::max_message_size on both peers if this is intended"))),
                     Some(Err(error)) => {
                         debug!(%error, "connection failed");
+                        lost = true;
                         break;
                     }
                 };
@@ -194,6 +213,12 @@ async fn run_session<H: Handler, S: AsyncRead + AsyncWrite + Unpin + Send + 'sta
                 break;
             }
             () = kill.notified() => break,
+            () = kick.notified() => {
+                debug!("session taken over by a resuming connection");
+                let _ = calls.tx.send(Outgoing::Close(close::GOING_AWAY, "session resumed on another connection".into())).await;
+                lost = true;
+                break;
+            }
             Some(done) = calls.running.join_next() => {
                 if let Ok(id) = done {
                     calls.by_id.remove(&id);
@@ -202,7 +227,8 @@ async fn run_session<H: Handler, S: AsyncRead + AsyncWrite + Unpin + Send + 'sta
         }
     }
     calls.running.abort_all();
-    drop(calls);
+    let Calls { live, .. } = calls;
+    live.end(lost);
     // let the writer deliver a final close frame, unless the peer is not reading
     let _ = tokio::time::timeout(std::time::Duration::from_secs(1), async {
         while tasks.join_next().await.is_some() {}
@@ -271,7 +297,10 @@ impl<H: Handler> Calls<H> {
         let id = header.id;
         let abort = self.running.spawn(async move {
             // cancellation is by abort: the task, and the handler future with it, is dropped
-            if let Some(outcome) = call.run(handler, std::future::pending::<()>()).await {
+            if let Some(outcome) = call
+                .run(handler, &session, std::future::pending::<()>())
+                .await
+            {
                 let frame = reply_frame(id, state.version(), outcome, &session);
                 let _ = tx.send(Outgoing::Frames(vec![frame.into()])).await;
             }

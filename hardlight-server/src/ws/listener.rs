@@ -19,10 +19,12 @@ use tracing::{debug, info_span, Instrument};
 
 use super::{bounded::Bounded, connection::serve_ws};
 use crate::{
+    admission::Connected,
+    auth::Transport,
     config::ServerConfig,
     error::ServerError,
-    handler::{Factory, Handler},
-    session::ServerShared,
+    handler::Handler,
+    session::{handshake::Peer, resume::Sessions, ServerShared},
 };
 
 /// Largest HTTP upgrade request read before the connection is dropped.
@@ -51,8 +53,9 @@ fn websocket_config(shared: &ServerShared) -> WebSocketConfig {
 pub(crate) async fn serve_tcp<H: Handler>(
     stream: TcpStream,
     remote: SocketAddr,
+    _admitted: Connected,
     tls: Option<TlsAcceptor>,
-    factory: Factory<H>,
+    sessions: Arc<Sessions<H>>,
     shared: Arc<ServerShared>,
 ) {
     let span = info_span!("connection", transport = "websocket", %remote);
@@ -61,11 +64,11 @@ pub(crate) async fn serve_tcp<H: Handler>(
         let deadline = Instant::now() + shared.limits.handshake_timeout;
         match tls {
             Some(acceptor) => match timeout_at(deadline, acceptor.accept(stream)).await {
-                Ok(Ok(stream)) => upgrade(stream, deadline, factory, shared).await,
+                Ok(Ok(stream)) => upgrade(stream, remote, deadline, sessions, shared).await,
                 Ok(Err(error)) => debug!(%error, "TLS handshake failed"),
                 Err(_) => debug!("TLS handshake timed out"),
             },
-            None => upgrade(stream, deadline, factory, shared).await,
+            None => upgrade(stream, remote, deadline, sessions, shared).await,
         }
     }
     .instrument(span)
@@ -74,17 +77,34 @@ pub(crate) async fn serve_tcp<H: Handler>(
 
 async fn upgrade<H: Handler, S: AsyncRead + AsyncWrite + Unpin + Send + 'static>(
     stream: S,
+    remote: SocketAddr,
     deadline: Instant,
-    factory: Factory<H>,
+    sessions: Arc<Sessions<H>>,
     shared: Arc<ServerShared>,
 ) {
     let (stream, budget) = Bounded::new(stream, MAX_UPGRADE_REQUEST);
     let config = websocket_config(&shared);
-    let accepting =
-        tokio_tungstenite::accept_hdr_async_with_config(stream, select_subprotocol, Some(config));
+    let mut headers = Vec::new();
+    #[allow(clippy::result_large_err)] // the signature is tungstenite's callback
+    let callback = |request: &Request, response: Response| {
+        headers = request
+            .headers()
+            .iter()
+            .filter_map(|(name, value)| {
+                Some((name.as_str().to_owned(), value.to_str().ok()?.to_owned()))
+            })
+            .collect();
+        select_subprotocol(request, response)
+    };
+    let accepting = tokio_tungstenite::accept_hdr_async_with_config(stream, callback, Some(config));
     match timeout_at(deadline, accepting).await {
         Ok(Ok(ws)) => {
-            serve_ws(ws, budget, deadline, factory, shared).await;
+            let peer = Peer {
+                remote,
+                transport: Transport::WebSocket,
+                headers,
+            };
+            serve_ws(ws, budget, deadline, sessions, shared, peer).await;
         }
         Ok(Err(error)) => debug!(%error, "WebSocket upgrade failed"),
         Err(_) => debug!("WebSocket upgrade timed out"),

@@ -1,0 +1,59 @@
+//! The client's counters.
+
+use std::{
+    sync::atomic::{AtomicU64, Ordering::Relaxed},
+    time::Duration,
+};
+
+/// A snapshot of a client's counters (`client.stats()`).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+#[non_exhaustive]
+pub struct ClientStats {
+    /// Calls made.
+    pub calls: u64,
+    /// Calls not yet finished.
+    pub calls_in_flight: u64,
+    /// Calls that failed other than with the handler's own error.
+    pub calls_failed: u64,
+    /// Frame bytes of calls sent (before compression).
+    pub bytes_sent: u64,
+    /// Frame bytes of replies received.
+    pub bytes_received: u64,
+    /// Events received.
+    pub events_received: u64,
+    /// Events the server reported lost (slow reading, or gone before a resumption).
+    pub events_lost: u64,
+    /// Reconnections made after a lost connection.
+    pub reconnects: u64,
+    /// The current connection's smoothed round-trip time (QUIC only).
+    pub rtt: Option<Duration>,
+}
+
+#[derive(Debug, Default)]
+pub(crate) struct Counters {
+    pub(crate) calls: AtomicU64,
+    pub(crate) finished: AtomicU64,
+    pub(crate) failed: AtomicU64,
+    pub(crate) bytes_sent: AtomicU64,
+    pub(crate) bytes_received: AtomicU64,
+    pub(crate) events_received: AtomicU64,
+    pub(crate) events_lost: AtomicU64,
+    pub(crate) reconnects: AtomicU64,
+}
+
+impl Counters {
+    pub(crate) fn snapshot(&self, rtt: Option<Duration>) -> ClientStats {
+        let calls = self.calls.load(Relaxed);
+        ClientStats {
+            calls,
+            calls_in_flight: calls.saturating_sub(self.finished.load(Relaxed)),
+            calls_failed: self.failed.load(Relaxed),
+            bytes_sent: self.bytes_sent.load(Relaxed),
+            bytes_received: self.bytes_received.load(Relaxed),
+            events_received: self.events_received.load(Relaxed),
+            events_lost: self.events_lost.load(Relaxed),
+            reconnects: self.reconnects.load(Relaxed),
+            rtt,
+        }
+    }
+}

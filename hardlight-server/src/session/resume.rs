@@ -1,0 +1,154 @@
+//! Sessions outliving their connection: when a connection is lost (not closed by the
+//! client or the server), its session — handler, state, subscriptions, queued events — is
+//! parked for `Limits::resume_grace`; a client presenting the session id in its next
+//! `Hello` gets it back. A session still attached to a connection the server has not yet
+//! seen die is taken from it.
+
+use std::{
+    collections::HashMap,
+    sync::{Arc, Mutex},
+    time::Duration,
+};
+
+use tokio::{
+    sync::Notify,
+    task::AbortHandle,
+    time::{timeout_at, Instant},
+};
+use tracing::debug;
+
+use crate::{
+    handler::{Factory, Handler, StateOf},
+    state_handle::StateHandle,
+    stats::{Meter, ServerCounters},
+    sync::lock,
+    topics::{Outbox, Subscriptions},
+};
+
+/// How long a resuming client waits for its session to come off a connection the server
+/// still thinks is alive.
+const TAKEOVER_WAIT: Duration = Duration::from_secs(2);
+
+/// Everything a session is, apart from its connection.
+pub(crate) struct Parts<H: Handler> {
+    pub(crate) id: [u8; 16],
+    pub(crate) handler: Arc<H>,
+    pub(crate) state: StateHandle<StateOf<H>>,
+    pub(crate) outbox: Arc<Outbox>,
+    pub(crate) subscriptions: Subscriptions,
+    pub(crate) meter: Meter,
+}
+
+impl<H: Handler> Parts<H> {
+    /// Ends the session for good: its subscriptions close (firing `Removed` for topics
+    /// left without subscribers) and the handler is dropped with the last reference.
+    pub(crate) fn close(self) {
+        self.subscriptions.close();
+    }
+}
+
+enum Entry<H: Handler> {
+    /// On a connection; notifying `kick` makes the connection let go of it.
+    Live(Arc<Notify>),
+    /// Waiting for its client; `expiry` closes it when the grace period ends.
+    Parked(Parts<H>, AbortHandle),
+}
+
+/// The server's sessions, for resumption, and the factory for new ones.
+pub(crate) struct Sessions<H: Handler> {
+    pub(crate) factory: Factory<H>,
+    grace: Duration,
+    entries: Mutex<HashMap<[u8; 16], Entry<H>>>,
+    parked: Notify,
+    counters: Arc<ServerCounters>,
+}
+
+impl<H: Handler> Sessions<H> {
+    pub(crate) fn new(
+        factory: Factory<H>,
+        grace: Duration,
+        counters: Arc<ServerCounters>,
+    ) -> Arc<Self> {
+        Arc::new(Self {
+            factory,
+            grace,
+            entries: Mutex::new(HashMap::new()),
+            parked: Notify::new(),
+            counters,
+        })
+    }
+
+    /// Registers a session that just went live; `kick` ends its connection if a resuming
+    /// client claims the session.
+    pub(crate) fn attach(&self, id: [u8; 16], kick: Arc<Notify>) {
+        if !self.grace.is_zero() {
+            lock(&self.entries).insert(id, Entry::Live(kick));
+        }
+    }
+
+    /// The connection of session `parts` ended. A lost connection parks the session
+    /// (when resumption is on); otherwise the session closes.
+    pub(crate) fn detach(self: &Arc<Self>, parts: Parts<H>, lost: bool) {
+        let id = parts.id;
+        if !lost || self.grace.is_zero() {
+            lock(&self.entries).remove(&id);
+            return parts.close();
+        }
+        let sessions = Arc::clone(self);
+        let expiry = tokio::spawn(async move {
+            tokio::time::sleep(sessions.grace).await;
+            sessions.expire(id);
+        });
+        lock(&self.entries).insert(id, Entry::Parked(parts, expiry.abort_handle()));
+        self.counters.session_parked();
+        debug!("session parked for resumption");
+        self.parked.notify_waiters();
+    }
+
+    fn expire(&self, id: [u8; 16]) {
+        let entry = lock(&self.entries).remove(&id);
+        if let Some(Entry::Parked(parts, _)) = entry {
+            debug!("parked session expired");
+            self.counters.session_unparked(false);
+            parts.close();
+        }
+    }
+
+    /// Takes session `id` for a resuming client: a parked one at once, a live one after
+    /// its connection lets go of it (within a short wait). `None` if there is no such
+    /// session (expired, closed, or never existed).
+    pub(crate) async fn resume(&self, id: [u8; 16]) -> Option<Parts<H>> {
+        let deadline = Instant::now() + TAKEOVER_WAIT;
+        loop {
+            let parked = self.parked.notified();
+            {
+                let mut entries = lock(&self.entries);
+                match entries.remove(&id) {
+                    Some(Entry::Parked(parts, expiry)) => {
+                        expiry.abort();
+                        self.counters.session_unparked(true);
+                        return Some(parts);
+                    }
+                    Some(Entry::Live(kick)) => {
+                        kick.notify_one();
+                        entries.insert(id, Entry::Live(kick));
+                    }
+                    None => return None,
+                }
+            }
+            timeout_at(deadline, parked).await.ok()?;
+        }
+    }
+
+    /// Closes every parked session (at shutdown).
+    pub(crate) fn close_all(&self) {
+        let entries: Vec<_> = lock(&self.entries).drain().collect();
+        for (_, entry) in entries {
+            if let Entry::Parked(parts, expiry) = entry {
+                expiry.abort();
+                self.counters.session_unparked(false);
+                parts.close();
+            }
+        }
+    }
+}

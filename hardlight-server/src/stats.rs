@@ -1,0 +1,245 @@
+//! Counters for the server and each connection, read as snapshots and reported through
+//! the `metrics` facade (names `hardlight_*`; install any recorder, e.g. the Prometheus
+//! exporter behind the `prometheus` feature).
+
+use std::sync::{
+    atomic::{AtomicU64, Ordering::Relaxed},
+    Arc,
+};
+
+use crate::auth::Transport;
+
+/// A snapshot of a server's counters, from [`Server::stats`](crate::Server::stats) or a
+/// [`StatsHandle`].
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+#[non_exhaustive]
+pub struct ServerStats {
+    /// Connections open now (from accept, including those still in their handshake).
+    pub connections_open: u64,
+    /// Connections accepted since start.
+    pub connections_accepted: u64,
+    /// Connections refused at accept by `max_connections` or `max_connections_per_ip`.
+    pub connections_refused: u64,
+    /// Handshakes rejected (version, schema, authentication, shutdown, malformed).
+    pub handshakes_rejected: u64,
+    /// Sessions kept after their connection was lost, waiting to be resumed.
+    pub sessions_parked: u64,
+    /// Sessions resumed by a reconnecting client.
+    pub sessions_resumed: u64,
+    /// Calls started.
+    pub calls: u64,
+    /// Calls running now.
+    pub calls_in_flight: u64,
+    /// Calls that ended in a failure (not a handler's own error).
+    pub calls_failed: u64,
+    /// Calls refused by `Limits::call_rate`.
+    pub calls_rate_limited: u64,
+    /// HardLight frame bytes received (call frames).
+    pub bytes_received: u64,
+    /// HardLight frame bytes sent (replies, state, events).
+    pub bytes_sent: u64,
+    /// Events dropped from slow clients' queues.
+    pub events_dropped: u64,
+}
+
+/// A snapshot of one connection's counters, from `self.connection.stats()` in a handler.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+#[non_exhaustive]
+pub struct ConnectionStats {
+    /// Calls started.
+    pub calls: u64,
+    /// Calls running now.
+    pub calls_in_flight: u64,
+    /// Calls that ended in a failure.
+    pub calls_failed: u64,
+    /// Calls refused by the rate limit.
+    pub calls_rate_limited: u64,
+    /// Frame bytes received.
+    pub bytes_received: u64,
+    /// Frame bytes sent.
+    pub bytes_sent: u64,
+    /// Events dropped from this connection's queue.
+    pub events_dropped: u64,
+}
+
+#[derive(Debug, Default)]
+struct Calls {
+    started: AtomicU64,
+    finished: AtomicU64,
+    failed: AtomicU64,
+    rate_limited: AtomicU64,
+    bytes_received: AtomicU64,
+    bytes_sent: AtomicU64,
+    events_dropped: AtomicU64,
+}
+
+/// The server-wide counters.
+#[derive(Debug, Default)]
+pub(crate) struct ServerCounters {
+    calls: Calls,
+    open: AtomicU64,
+    accepted: AtomicU64,
+    refused: AtomicU64,
+    rejected: AtomicU64,
+    parked: AtomicU64,
+    resumed: AtomicU64,
+}
+
+/// Where one connection's activity is counted: its own counters and the server's.
+#[derive(Debug, Clone)]
+pub(crate) struct Meter {
+    server: Arc<ServerCounters>,
+    connection: Arc<ConnectionCounters>,
+}
+
+/// One connection's counters.
+#[derive(Debug, Default)]
+pub(crate) struct ConnectionCounters {
+    calls: Calls,
+}
+
+fn add(counter: &AtomicU64, n: u64) {
+    counter.fetch_add(n, Relaxed);
+}
+
+impl ServerCounters {
+    pub(crate) fn connection_opened(&self, transport: Transport) {
+        add(&self.open, 1);
+        add(&self.accepted, 1);
+        metrics::gauge!("hardlight_connections_open").increment(1.0);
+        metrics::counter!("hardlight_connections_total", "transport" => transport_label(transport))
+            .increment(1);
+    }
+
+    pub(crate) fn connection_closed(&self) {
+        self.open.fetch_sub(1, Relaxed);
+        metrics::gauge!("hardlight_connections_open").decrement(1.0);
+    }
+
+    pub(crate) fn connection_refused(&self, reason: &'static str) {
+        add(&self.refused, 1);
+        metrics::counter!("hardlight_connections_refused_total", "reason" => reason).increment(1);
+    }
+
+    pub(crate) fn handshake_rejected(&self, code: &'static str) {
+        add(&self.rejected, 1);
+        metrics::counter!("hardlight_handshakes_rejected_total", "code" => code).increment(1);
+    }
+
+    pub(crate) fn session_parked(&self) {
+        add(&self.parked, 1);
+        metrics::gauge!("hardlight_sessions_parked").increment(1.0);
+    }
+
+    pub(crate) fn session_unparked(&self, resumed: bool) {
+        self.parked.fetch_sub(1, Relaxed);
+        metrics::gauge!("hardlight_sessions_parked").decrement(1.0);
+        if resumed {
+            add(&self.resumed, 1);
+            metrics::counter!("hardlight_sessions_resumed_total").increment(1);
+        }
+    }
+
+    pub(crate) fn snapshot(&self) -> ServerStats {
+        let calls = &self.calls;
+        let started = calls.started.load(Relaxed);
+        ServerStats {
+            connections_open: self.open.load(Relaxed),
+            connections_accepted: self.accepted.load(Relaxed),
+            connections_refused: self.refused.load(Relaxed),
+            handshakes_rejected: self.rejected.load(Relaxed),
+            sessions_parked: self.parked.load(Relaxed),
+            sessions_resumed: self.resumed.load(Relaxed),
+            calls: started,
+            calls_in_flight: started.saturating_sub(calls.finished.load(Relaxed)),
+            calls_failed: calls.failed.load(Relaxed),
+            calls_rate_limited: calls.rate_limited.load(Relaxed),
+            bytes_received: calls.bytes_received.load(Relaxed),
+            bytes_sent: calls.bytes_sent.load(Relaxed),
+            events_dropped: calls.events_dropped.load(Relaxed),
+        }
+    }
+}
+
+fn transport_label(transport: Transport) -> &'static str {
+    match transport {
+        Transport::Quic => "quic",
+        Transport::WebSocket => "websocket",
+    }
+}
+
+impl Meter {
+    pub(crate) fn new(server: Arc<ServerCounters>) -> Self {
+        Self {
+            server,
+            connection: Arc::default(),
+        }
+    }
+
+    fn both(&self, f: impl Fn(&Calls)) {
+        f(&self.server.calls);
+        f(&self.connection.calls);
+    }
+
+    pub(crate) fn call_started(&self) {
+        self.both(|c| add(&c.started, 1));
+        metrics::counter!("hardlight_calls_total").increment(1);
+        metrics::gauge!("hardlight_calls_in_flight").increment(1.0);
+    }
+
+    pub(crate) fn call_finished(&self, failed: bool) {
+        self.both(|c| add(&c.finished, 1));
+        metrics::gauge!("hardlight_calls_in_flight").decrement(1.0);
+        if failed {
+            self.both(|c| add(&c.failed, 1));
+            metrics::counter!("hardlight_calls_failed_total").increment(1);
+        }
+    }
+
+    pub(crate) fn call_rate_limited(&self) {
+        self.both(|c| add(&c.rate_limited, 1));
+        metrics::counter!("hardlight_calls_rate_limited_total").increment(1);
+    }
+
+    pub(crate) fn received(&self, bytes: usize) {
+        self.both(|c| add(&c.bytes_received, bytes as u64));
+        metrics::counter!("hardlight_bytes_received_total").increment(bytes as u64);
+    }
+
+    pub(crate) fn sent(&self, bytes: usize) {
+        self.both(|c| add(&c.bytes_sent, bytes as u64));
+        metrics::counter!("hardlight_bytes_sent_total").increment(bytes as u64);
+    }
+
+    pub(crate) fn events_dropped(&self, n: u64) {
+        self.both(|c| add(&c.events_dropped, n));
+        metrics::counter!("hardlight_events_dropped_total").increment(n);
+    }
+
+    pub(crate) fn connection(&self) -> ConnectionStats {
+        let calls = &self.connection.calls;
+        let started = calls.started.load(Relaxed);
+        ConnectionStats {
+            calls: started,
+            calls_in_flight: started.saturating_sub(calls.finished.load(Relaxed)),
+            calls_failed: calls.failed.load(Relaxed),
+            calls_rate_limited: calls.rate_limited.load(Relaxed),
+            bytes_received: calls.bytes_received.load(Relaxed),
+            bytes_sent: calls.bytes_sent.load(Relaxed),
+            events_dropped: calls.events_dropped.load(Relaxed),
+        }
+    }
+}
+
+/// Reads a server's [`ServerStats`] while it runs (`Server::stats_handle`).
+#[derive(Debug, Clone)]
+pub struct StatsHandle {
+    pub(crate) counters: Arc<ServerCounters>,
+}
+
+impl StatsHandle {
+    /// The counters now.
+    pub fn snapshot(&self) -> ServerStats {
+        self.counters.snapshot()
+    }
+}
