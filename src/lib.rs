@@ -2,14 +2,14 @@
 
 pub use hardlight_core::{
     Codable, Compression, ConnectionState, ErrorCode, HandlerError, HandlerResult, Limits,
-    ProtocolError, RateLimit, RejectCode, Service, Topic, PROTOCOL_VERSION,
+    ProtocolError, RateLimit, RejectCode, Service, Topic, TransportKind, PROTOCOL_VERSION,
 };
 pub use hardlight_macros::{codable, connection_state, factory, rpc, rpc_handler};
 
 #[cfg(any(feature = "client", feature = "wasm"))]
 pub use hardlight_client::{
-    Client, ClientConfig, ConnectError, Event, RecvError, RpcError, StateWatcher, Subscription,
-    Transport, TransportError, TransportKind, Trust,
+    Client, ClientConfig, ClientStats, ConnectError, ConnectionStatus, Event, Reconnect, RecvError,
+    RpcError, StateWatcher, StatusWatcher, Subscription, Transport, TransportError, Trust,
 };
 #[cfg(feature = "server")]
 pub use hardlight_server::{

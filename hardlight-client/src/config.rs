@@ -30,14 +30,7 @@ pub enum Transport {
     Auto,
 }
 
-/// The transport a connected client uses; see `Client::transport`.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
-pub enum TransportKind {
-    /// QUIC over UDP.
-    Quic,
-    /// WebSocket over TCP.
-    WebSocket,
-}
+pub use hardlight_core::TransportKind;
 
 /// How a client connects.
 ///

@@ -46,13 +46,17 @@ pub enum RpcError<E = HandlerError> {
 }
 
 impl<E> RpcError<E> {
-    /// Whether the same call may succeed if tried again (after reconnecting): true for
-    /// transport failures, timeouts, cancellations and a server shutting down.
+    /// Whether the same call may succeed if tried again (after reconnecting, or later):
+    /// true for transport failures, timeouts, cancellations, a server shutting down or
+    /// overloaded, and the call rate limit. HardLight never retries a call by itself.
     pub fn is_retriable(&self) -> bool {
         match self {
             Self::Transport(_) | Self::Timeout(_) | Self::Cancelled | Self::NotConnected => true,
             Self::Remote { code, .. } => {
-                matches!(code, ErrorCode::ShuttingDown | ErrorCode::Overloaded)
+                matches!(
+                    code,
+                    ErrorCode::ShuttingDown | ErrorCode::Overloaded | ErrorCode::RateLimited
+                )
             }
             Self::Handler(_) | Self::Protocol(_) => false,
         }

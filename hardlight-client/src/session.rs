@@ -119,7 +119,7 @@ impl Session {
             #[cfg(feature = "native")]
             Self::Quic(s) => s.close().await,
             #[cfg(feature = "native")]
-            Self::WebSocket(s) => s.channel.close(),
+            Self::WebSocket(s) => s.close().await,
             #[cfg(all(feature = "wasm", not(feature = "native")))]
             Self::Browser(s) => s.channel.close(),
         }

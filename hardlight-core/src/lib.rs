@@ -30,3 +30,13 @@ pub use rkyv;
 pub use service::{Outcome, Service};
 pub use state::ConnectionState;
 pub use topic::Topic;
+
+/// The transport a connection uses: `Client::transport` on the client, the
+/// authenticator's request and `ConnectionInfo::transport` on the server.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum TransportKind {
+    /// QUIC over UDP.
+    Quic,
+    /// WebSocket over TCP.
+    WebSocket,
+}

@@ -2,13 +2,14 @@
 //! `Limits::max_connections_per_ip` per client address, counted from accept (so peers
 //! stuck in a handshake count too) until the connection ends.
 
+use hardlight_core::TransportKind as Transport;
 use std::{
     collections::HashMap,
     net::IpAddr,
     sync::{Arc, Mutex},
 };
 
-use crate::{auth::Transport, stats::ServerCounters, sync::lock};
+use crate::{stats::ServerCounters, sync::lock};
 
 /// Open connections, in total and per address.
 #[derive(Debug)]

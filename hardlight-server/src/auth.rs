@@ -3,23 +3,14 @@
 
 use std::{any::Any, fmt, future::Future, net::SocketAddr, sync::Arc};
 
-use hardlight_core::service::BoxFuture;
+use hardlight_core::{service::BoxFuture, TransportKind as Transport};
 
 use crate::stats::{ConnectionStats, Meter};
-
-/// The transport a connection arrived on.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
-pub enum Transport {
-    /// QUIC on the UDP port.
-    Quic,
-    /// WebSocket on the TCP port.
-    WebSocket,
-}
 
 /// What the server knows about a connecting client when it authenticates it.
 ///
 /// ```
-/// # use hardlight_server::{AuthRequest, Transport};
+/// # use hardlight_server::AuthRequest;
 /// fn describe(request: &AuthRequest) -> String {
 ///     let origin = request.header("origin").unwrap_or("-");
 ///     format!("{} over {:?}, origin {origin}", request.remote, request.transport)

@@ -22,7 +22,7 @@ mod sync;
 mod topics;
 mod ws;
 
-pub use auth::{AuthError, AuthRequest, Authenticator, ConnectionInfo, Identity, Transport};
+pub use auth::{AuthError, AuthRequest, Authenticator, ConnectionInfo, Identity};
 pub use config::{ServerConfig, WebSocketMode};
 pub use error::ServerError;
 pub use handler::{EventOf, Factory, Handler, HandlerContext, StateOf};

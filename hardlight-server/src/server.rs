@@ -1,6 +1,7 @@
 //! The server: binds QUIC on UDP port P and WebSocket on TCP port P, and accepts
 //! connections on both until shut down.
 
+use hardlight_core::TransportKind as Transport;
 use std::{
     future::pending,
     net::{SocketAddr, ToSocketAddrs},
@@ -13,7 +14,6 @@ use tracing::{debug, info, info_span, Instrument};
 
 use crate::{
     admission::{Admission, Connected, Refused},
-    auth::Transport,
     config::{ServerConfig, WebSocketMode},
     error::ServerError,
     handler::{EventOf, Factory, Handler},

@@ -7,7 +7,7 @@ use std::sync::{
     Arc,
 };
 
-use crate::auth::Transport;
+use hardlight_core::TransportKind as Transport;
 
 /// A snapshot of a server's counters, from [`Server::stats`](crate::Server::stats) or a
 /// [`StatsHandle`].

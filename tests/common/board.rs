@@ -57,6 +57,7 @@ pub struct BoardServer {
     pub shutdown: ShutdownHandle,
     pub emitter: EventEmitter<Note>,
     pub notifier: TopicNotifier,
+    pub stats: StatsHandle,
 }
 
 impl BoardServer {
@@ -68,6 +69,7 @@ impl BoardServer {
         let emitter = server.get_event_emitter();
         let notifier = server.get_topic_notifier();
         let shutdown = server.shutdown_handle();
+        let stats = server.stats_handle();
         tokio::spawn(server.run());
         Self {
             addr,
@@ -75,7 +77,16 @@ impl BoardServer {
             shutdown,
             emitter,
             notifier,
+            stats,
         }
+    }
+
+    /// A client configuration for reaching this server at `addr` (e.g. through a proxy).
+    pub fn config_via(&self, addr: SocketAddr, transport: Transport) -> ClientConfig {
+        ClientConfig::new(addr.to_string())
+            .with_ca_pem(self.certificate_pem.clone())
+            .with_server_name("localhost")
+            .with_transport(transport)
     }
 
     /// A connected client.

@@ -13,6 +13,19 @@ pub mod board;
 pub mod probe;
 pub mod raw;
 pub mod raw_ws;
+pub mod tcp_proxy;
+pub mod udp_proxy;
+
+/// Waits until `condition` holds, checking every 10 ms; panics after 20 s as a safety net.
+pub async fn eventually(what: &str, condition: impl Fn() -> bool) {
+    for _ in 0..2000 {
+        if condition() {
+            return;
+        }
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+    panic!("{what} never happened");
+}
 
 #[codable]
 #[derive(Debug, Clone, PartialEq)]
@@ -60,6 +73,12 @@ pub trait Kitchen {
     async fn increment(&self, amount: u32) -> HandlerResult<u32>;
     async fn rename(&self, name: String) -> HandlerResult<()>;
     async fn sleep(&self, millis: u64) -> HandlerResult<u64>;
+    /// The subject of the connection's identity.
+    async fn whoami(&self) -> HandlerResult<String>;
+    /// Subscribes to each topic; fails past `Limits::max_subscriptions`.
+    async fn subscribe_to(&self, topics: Vec<String>) -> HandlerResult<u32>;
+    /// Calls this connection has started, by the server's count.
+    async fn calls_seen(&self) -> HandlerResult<u64>;
 }
 
 #[connection_state]
@@ -149,6 +168,28 @@ impl Kitchen for Handler {
         tokio::time::sleep(Duration::from_millis(millis)).await;
         Ok(millis)
     }
+
+    async fn whoami(&self) -> HandlerResult<String> {
+        Ok(self.connection.identity().subject().to_owned())
+    }
+
+    async fn subscribe_to(&self, topics: Vec<String>) -> HandlerResult<u32> {
+        let mut added = 0;
+        for topic in topics {
+            if self
+                .subscriptions
+                .try_add(&Topic::from(topic))
+                .map_err(|e| HandlerError::new(e.to_string()))?
+            {
+                added += 1;
+            }
+        }
+        Ok(added)
+    }
+
+    async fn calls_seen(&self) -> HandlerResult<u64> {
+        Ok(self.connection.stats().calls)
+    }
 }
 
 /// Starts a `Probe` server; returns its address, shutdown handle and a connected client.
@@ -172,6 +213,7 @@ pub struct TestServer {
     pub addr: SocketAddr,
     pub shutdown: ShutdownHandle,
     pub certificate_pem: String,
+    pub stats: StatsHandle,
 }
 
 impl TestServer {
@@ -187,11 +229,13 @@ impl TestServer {
         let mut server = Server::new(config, factory!(Handler));
         let addr = server.bind().expect("bind");
         let shutdown = server.shutdown_handle();
+        let stats = server.stats_handle();
         tokio::spawn(server.run());
         Self {
             addr,
             shutdown,
             certificate_pem,
+            stats,
         }
     }
 
@@ -210,5 +254,14 @@ impl TestServer {
     /// A client configuration trusting this server's certificate.
     pub fn config(&self) -> ClientConfig {
         ClientConfig::new(self.addr.to_string()).with_ca_pem(self.certificate_pem.clone())
+    }
+
+    /// A client configuration for reaching this server at `addr` (e.g. a proxy) over
+    /// `transport`.
+    pub fn config_via(&self, addr: SocketAddr, transport: Transport) -> ClientConfig {
+        ClientConfig::new(addr.to_string())
+            .with_ca_pem(self.certificate_pem.clone())
+            .with_server_name("localhost")
+            .with_transport(transport)
     }
 }

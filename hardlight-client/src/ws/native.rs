@@ -43,6 +43,8 @@ pub(crate) struct WsSession {
     /// The receiving half, until `start` hands it to the reader task.
     source: Mutex<Option<SplitStream<Ws>>>,
     tasks: Mutex<Vec<JoinHandle<()>>>,
+    /// With nothing from the server for this long (it pings), the connection is lost.
+    idle_timeout: std::time::Duration,
 }
 
 impl Drop for WsSession {
@@ -117,11 +119,32 @@ impl WsSession {
             channel,
             source: Mutex::new(Some(source)),
             tasks: Mutex::new(vec![writer]),
+            idle_timeout: config.limits.idle_timeout,
         };
         Ok(Connected {
             session: Session::WebSocket(Arc::new(session)),
             welcome,
         })
+    }
+
+    /// Closes the connection with a WebSocket close frame, waiting briefly for the writer
+    /// to send it (so the server sees a clean close, not a lost connection).
+    pub(crate) async fn close(&self) {
+        self.channel.close();
+        // the writer is the first task; it ends after sending the close frame
+        let writer = {
+            let mut tasks = lock(&self.tasks);
+            (!tasks.is_empty()).then(|| tasks.remove(0))
+        };
+        if let Some(writer) = writer {
+            let abort = writer.abort_handle();
+            if tokio::time::timeout(std::time::Duration::from_secs(1), writer)
+                .await
+                .is_err()
+            {
+                abort.abort();
+            }
+        }
     }
 
     /// Starts reading replies and pushes.
@@ -132,6 +155,7 @@ impl WsSession {
                 Arc::clone(&self.channel.mux),
                 pushes,
                 self.channel.reply_max(),
+                self.idle_timeout,
             ));
             lock(&self.tasks).push(reader);
         }
@@ -181,9 +205,15 @@ async fn read_loop<S: Service>(
     mux: Arc<Mux>,
     pushes: Pushes<S>,
     max: u32,
+    idle_timeout: std::time::Duration,
 ) {
     let reason = loop {
-        let data = match source.next().await {
+        let Ok(next) = tokio::time::timeout(idle_timeout, source.next()).await else {
+            break format!(
+                "nothing from the server for {idle_timeout:?} (Limits::idle_timeout); connection lost"
+            );
+        };
+        let data = match next {
             Some(Ok(Message::Binary(data))) => data,
             Some(Ok(Message::Close(frame))) => {
                 break match frame {

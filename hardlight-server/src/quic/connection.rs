@@ -1,5 +1,6 @@
 //! One QUIC connection: handshake, then calls and the push stream until it ends.
 
+use hardlight_core::TransportKind as Transport;
 use std::sync::Arc;
 
 use bytes::Bytes;
@@ -14,7 +15,6 @@ use tracing::{debug, info_span, Instrument};
 use super::{call::serve_call, close};
 use crate::{
     admission::Connected,
-    auth::Transport,
     handler::Handler,
     session::{
         dispatch::reply_frame,
@@ -135,7 +135,7 @@ async fn run_session<H: Handler>(conn: Connection, accepted: Accepted<H>, shared
                 stream,
                 conn: conn.clone(),
             };
-            accepted.go_live(sink, &mut tasks)
+            accepted.go_live(sink)
         }
         Err(error) => {
             accepted.abandon();
@@ -194,7 +194,7 @@ async fn run_session<H: Handler>(conn: Connection, accepted: Accepted<H>, shared
         }
     }
     calls.abort_all();
-    live.end(lost);
+    live.end(lost).await;
 }
 
 /// Whether a connection that failed with `error` was lost (so its session is kept for

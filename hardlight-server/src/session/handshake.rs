@@ -1,6 +1,7 @@
 //! Accepting a `Hello`: version, schema and compression checks, then the connection's
 //! handler, state, event queue and subscriptions, and the `Welcome` to send.
 
+use hardlight_core::TransportKind as Transport;
 use std::sync::Arc;
 
 use hardlight_core::{
@@ -13,7 +14,7 @@ use hardlight_core::{
 
 use tokio::{
     sync::{watch, Notify},
-    task::JoinSet,
+    task::JoinHandle,
 };
 
 use super::{
@@ -22,7 +23,7 @@ use super::{
     ServerShared, Session,
 };
 use crate::{
-    auth::{AuthRequest, ConnectionInfo, Identity, Transport},
+    auth::{AuthRequest, ConnectionInfo, Identity},
     handler::{Handler, HandlerContext, StateOf},
     state_handle::StateHandle,
     stats::Meter,
@@ -68,19 +69,16 @@ pub(crate) struct Live<H: Handler> {
     parts: Option<Parts<H>>,
     sessions: Arc<Sessions<H>>,
     go_away: watch::Sender<bool>,
+    /// The push loop, which must stop before the session moves on.
+    push: JoinHandle<()>,
 }
 
 impl<H: Handler> Accepted<H> {
-    /// Starts the push stream on `sink` (as a task in `tasks`) and returns the live
-    /// connection.
-    pub(crate) fn go_live<P: PushSink + 'static>(
-        self,
-        sink: P,
-        tasks: &mut JoinSet<()>,
-    ) -> Live<H> {
+    /// Starts the push stream on `sink` and returns the live connection.
+    pub(crate) fn go_live<P: PushSink + 'static>(self, sink: P) -> Live<H> {
         let (go_away, go_away_rx) = watch::channel(false);
         let parts = self.parts;
-        tasks.spawn(push_loop(
+        let push = tokio::spawn(push_loop(
             sink,
             parts.state.clone(),
             Arc::clone(&parts.outbox),
@@ -97,6 +95,7 @@ impl<H: Handler> Accepted<H> {
             parts: Some(parts),
             sessions: self.sessions,
             go_away,
+            push,
         }
     }
 
@@ -114,8 +113,12 @@ impl<H: Handler> Live<H> {
     }
 
     /// The connection ended: `lost` (dropped by the network or taken over, not closed by
-    /// either side) parks the session for resumption; otherwise it closes.
-    pub(crate) fn end(mut self, lost: bool) {
+    /// either side) parks the session for resumption; otherwise it closes. The push loop
+    /// is stopped first, so that nothing takes the session's events for a dead connection
+    /// once a resumed one may be reading them.
+    pub(crate) async fn end(mut self, lost: bool) {
+        self.push.abort();
+        let _ = (&mut self.push).await;
         if let Some(parts) = self.parts.take() {
             let shutting_down = *self.go_away.borrow();
             self.sessions.detach(parts, lost && !shutting_down);
@@ -125,6 +128,7 @@ impl<H: Handler> Live<H> {
 
 impl<H: Handler> Drop for Live<H> {
     fn drop(&mut self) {
+        self.push.abort();
         if let Some(parts) = self.parts.take() {
             self.sessions.detach(parts, false);
         }

@@ -45,6 +45,8 @@ const OUTGOING_QUEUE: usize = 64;
 /// What the writer task sends.
 enum Outgoing {
     Frames(Vec<Bytes>),
+    /// A keep-alive; the client (or browser) answers with a pong.
+    Ping,
     Close(u16, String),
 }
 
@@ -165,7 +167,7 @@ async fn run_session<H: Handler, S: AsyncRead + AsyncWrite + Unpin + Send + 'sta
         kill: Arc::clone(&kill),
     };
     let mut calls = Calls {
-        live: accepted.go_live(sink, &mut tasks),
+        live: accepted.go_live(sink),
         tx,
         running: JoinSet::new(),
         by_id: HashMap::new(),
@@ -175,9 +177,14 @@ async fn run_session<H: Handler, S: AsyncRead + AsyncWrite + Unpin + Send + 'sta
     // whether the connection was lost rather than closed (keeps the session to resume)
     let mut lost = false;
     let kick = Arc::clone(&calls.live.kick);
+    let limits = &shared.limits;
+    let mut keep_alive = tokio::time::interval(limits.keep_alive);
+    keep_alive.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    let mut heard = Instant::now();
     loop {
         tokio::select! {
             message = source.next() => {
+                heard = Instant::now();
                 let verdict = match message {
                     Some(Ok(Message::Binary(data))) => calls.receive(data, drain_deadline.is_some()).await,
                     Some(Ok(Message::Text(_))) => Err((
@@ -213,6 +220,16 @@ async fn run_session<H: Handler, S: AsyncRead + AsyncWrite + Unpin + Send + 'sta
                 break;
             }
             () = kill.notified() => break,
+            _ = keep_alive.tick() => {
+                if calls.tx.try_send(Outgoing::Ping).is_err() {
+                    debug!("writer backed up; keep-alive skipped");
+                }
+            }
+            () = sleep_until(heard + limits.idle_timeout) => {
+                debug!(idle = ?limits.idle_timeout, "nothing from the client within the idle timeout; connection lost");
+                lost = true;
+                break;
+            }
             () = kick.notified() => {
                 debug!("session taken over by a resuming connection");
                 let _ = calls.tx.send(Outgoing::Close(close::GOING_AWAY, "session resumed on another connection".into())).await;
@@ -228,7 +245,7 @@ async fn run_session<H: Handler, S: AsyncRead + AsyncWrite + Unpin + Send + 'sta
     }
     calls.running.abort_all();
     let Calls { live, .. } = calls;
-    live.end(lost);
+    live.end(lost).await;
     // let the writer deliver a final close frame, unless the peer is not reading
     let _ = tokio::time::timeout(std::time::Duration::from_secs(1), async {
         while tasks.join_next().await.is_some() {}
@@ -330,6 +347,11 @@ async fn write_loop<S: AsyncRead + AsyncWrite + Unpin>(
                         if sink.feed(Message::Binary(frame)).await.is_err() {
                             return;
                         }
+                    }
+                }
+                Outgoing::Ping => {
+                    if sink.feed(Message::Ping(Bytes::new())).await.is_err() {
+                        return;
                     }
                 }
                 Outgoing::Close(code, reason) => {

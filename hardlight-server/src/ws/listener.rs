@@ -1,6 +1,7 @@
 //! Accepting a TCP connection: TLS (unless plain WebSocket was configured), then the HTTP
 //! upgrade with subprotocol `hardlight.<version>`, bounded in size and time.
 
+use hardlight_core::TransportKind as Transport;
 use std::{net::SocketAddr, sync::Arc};
 
 use hardlight_core::{frame::HEADER_LEN, handshake::websocket_subprotocol, PROTOCOL_VERSION};
@@ -20,7 +21,6 @@ use tracing::{debug, info_span, Instrument};
 use super::{bounded::Bounded, connection::serve_ws};
 use crate::{
     admission::Connected,
-    auth::Transport,
     config::ServerConfig,
     error::ServerError,
     handler::Handler,

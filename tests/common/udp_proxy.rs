@@ -1,0 +1,153 @@
+//! A UDP proxy between QUIC clients and a server that can lose, duplicate and reorder
+//! packets (from a fixed seed, so runs repeat), stop forwarding entirely, or forward only
+//! a client's first packets.
+
+use std::{
+    collections::HashMap,
+    net::SocketAddr,
+    sync::{Arc, Mutex},
+};
+
+use rand::{rngs::StdRng, Rng, SeedableRng};
+use tokio::{net::UdpSocket, task::JoinHandle};
+
+/// What the proxy does to packets, in both directions.
+#[derive(Debug, Clone, Default)]
+pub struct Faults {
+    /// Drop everything.
+    pub blackhole: bool,
+    /// Probability of dropping a packet.
+    pub drop: f64,
+    /// Probability of sending a packet twice.
+    pub duplicate: f64,
+    /// Probability of holding a packet back until after the next one.
+    pub reorder: f64,
+    /// Forward only this many packets from each client (then drop the rest).
+    pub client_packets: Option<usize>,
+}
+
+struct State {
+    faults: Faults,
+    rng: StdRng,
+    /// A packet held back for reordering, per direction and client.
+    held: HashMap<(SocketAddr, bool), Vec<u8>>,
+    sent_by_client: HashMap<SocketAddr, usize>,
+}
+
+/// A running proxy; stops on drop.
+pub struct UdpProxy {
+    pub addr: SocketAddr,
+    state: Arc<Mutex<State>>,
+    task: JoinHandle<()>,
+}
+
+impl UdpProxy {
+    /// Proxies to `server`, with `seed` for the random faults.
+    pub async fn start(server: SocketAddr, seed: u64) -> Self {
+        let socket = Arc::new(UdpSocket::bind("127.0.0.1:0").await.unwrap());
+        let addr = socket.local_addr().unwrap();
+        let state = Arc::new(Mutex::new(State {
+            faults: Faults::default(),
+            rng: StdRng::seed_from_u64(seed),
+            held: HashMap::new(),
+            sent_by_client: HashMap::new(),
+        }));
+        let task = tokio::spawn(run(socket, server, Arc::clone(&state)));
+        Self { addr, state, task }
+    }
+
+    /// Applies `faults` from now on.
+    pub fn set(&self, faults: Faults) {
+        self.state.lock().unwrap().faults = faults;
+    }
+}
+
+impl Drop for UdpProxy {
+    fn drop(&mut self) {
+        self.task.abort();
+    }
+}
+
+/// What to send for one packet: nothing, once, twice, or with a held-back one after it.
+fn decide(state: &mut State, client: SocketAddr, to_server: bool, packet: Vec<u8>) -> Vec<Vec<u8>> {
+    let faults = state.faults.clone();
+    if faults.blackhole {
+        return Vec::new();
+    }
+    if to_server {
+        let sent = state.sent_by_client.entry(client).or_default();
+        *sent += 1;
+        if faults.client_packets.is_some_and(|limit| *sent > limit) {
+            return Vec::new();
+        }
+    }
+    if state.rng.random_bool(faults.drop.clamp(0.0, 1.0)) {
+        return Vec::new();
+    }
+    let key = (client, to_server);
+    if state.rng.random_bool(faults.reorder.clamp(0.0, 1.0)) && !state.held.contains_key(&key) {
+        state.held.insert(key, packet);
+        return Vec::new();
+    }
+    let mut out = vec![packet.clone()];
+    if state.rng.random_bool(faults.duplicate.clamp(0.0, 1.0)) {
+        out.push(packet);
+    }
+    if let Some(held) = state.held.remove(&key) {
+        out.push(held);
+    }
+    out
+}
+
+async fn run(socket: Arc<UdpSocket>, server: SocketAddr, state: Arc<Mutex<State>>) {
+    let mut upstreams: HashMap<SocketAddr, Arc<UdpSocket>> = HashMap::new();
+    // dropped (and so aborted) with this task
+    let mut tasks = tokio::task::JoinSet::new();
+    let mut buf = vec![0u8; 65536];
+    while let Ok((len, client)) = socket.recv_from(&mut buf).await {
+        let upstream = match upstreams.get(&client) {
+            Some(upstream) => Arc::clone(upstream),
+            None => {
+                let upstream = Arc::new(UdpSocket::bind("127.0.0.1:0").await.unwrap());
+                upstream.connect(server).await.unwrap();
+                upstreams.insert(client, Arc::clone(&upstream));
+                tasks.spawn(replies(
+                    Arc::clone(&upstream),
+                    Arc::clone(&socket),
+                    client,
+                    Arc::clone(&state),
+                ));
+                upstream
+            }
+        };
+        let packets = decide(
+            &mut state.lock().unwrap(),
+            client,
+            true,
+            buf[..len].to_vec(),
+        );
+        for packet in packets {
+            let _ = upstream.send(&packet).await;
+        }
+    }
+}
+
+async fn replies(
+    upstream: Arc<UdpSocket>,
+    socket: Arc<UdpSocket>,
+    client: SocketAddr,
+    state: Arc<Mutex<State>>,
+) {
+    let mut buf = vec![0u8; 65536];
+    while let Ok(len) = upstream.recv(&mut buf).await {
+        let packets = decide(
+            &mut state.lock().unwrap(),
+            client,
+            false,
+            buf[..len].to_vec(),
+        );
+        for packet in packets {
+            let _ = socket.send_to(&packet, client).await;
+        }
+    }
+}

@@ -1,0 +1,313 @@
+//! Losing the connection: the client reconnects with backoff and resumes its session
+//! (state, subscriptions, events missed meanwhile); in-flight calls fail retriably and are
+//! never replayed; a restarted server means a new session; a vanished client's session
+//! ends after the grace period.
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
+mod common;
+
+use std::time::Duration;
+
+use common::{
+    board::{note, BoardClient, BoardServer},
+    eventually,
+    tcp_proxy::TcpProxy,
+    udp_proxy::{Faults, UdpProxy},
+    KitchenClient,
+};
+use hardlight::*;
+
+/// Short timeouts so that losses are noticed quickly on both sides.
+fn quick_limits() -> Limits {
+    Limits {
+        idle_timeout: Duration::from_millis(600),
+        keep_alive: Duration::from_millis(100),
+        ..Limits::default()
+    }
+}
+
+fn quick_reconnect() -> Option<Reconnect> {
+    Some(Reconnect {
+        initial_delay: Duration::from_millis(20),
+        max_delay: Duration::from_millis(200),
+        max_attempts: None,
+    })
+}
+
+async fn board() -> BoardServer {
+    BoardServer::start(|c| c.with_limits(quick_limits())).await
+}
+
+fn client_via(
+    server: &BoardServer,
+    addr: std::net::SocketAddr,
+    transport: Transport,
+) -> BoardClient {
+    BoardClient::with_config(
+        server
+            .config_via(addr, transport)
+            .with_limits(quick_limits())
+            .with_reconnect(quick_reconnect()),
+    )
+}
+
+/// Emits notes `range` on `topic`.
+async fn emit(server: &BoardServer, topic: &str, range: std::ops::Range<u64>) {
+    for seq in range {
+        server.emitter.emit(&Topic::from(topic), note(0, seq)).await;
+    }
+}
+
+async fn expect_notes(events: &mut Subscription<common::board::Note>, range: std::ops::Range<u64>) {
+    for seq in range {
+        let event = events.recv().await.expect("no loss");
+        assert_eq!(event.payload.seq, seq);
+    }
+}
+
+/// The session survives the loss: same state, same subscriptions, the gap's events
+/// delivered in order.
+async fn resume_after(
+    server: &BoardServer,
+    client: &BoardClient,
+    cut: impl FnOnce(),
+    heal: impl FnOnce(),
+) {
+    client.connect().await.unwrap();
+    let mut status = client.watch_status();
+    let mut events = client.subscribe().await.unwrap();
+    assert!(client.join("news".into()).await.unwrap());
+    emit(server, "news", 0..5).await;
+    expect_notes(&mut events, 0..5).await;
+
+    cut();
+    status
+        .wait_for(|s| matches!(s, ConnectionStatus::Reconnecting { .. }))
+        .await
+        .unwrap();
+    // events emitted while the client is away wait in the session's queue
+    emit(server, "news", 5..10).await;
+    heal();
+    let resumed = status
+        .wait_for(ConnectionStatus::is_connected)
+        .await
+        .unwrap();
+    assert!(
+        matches!(resumed, ConnectionStatus::Connected { resumed: true, .. }),
+        "{resumed:?}"
+    );
+    expect_notes(&mut events, 5..10).await;
+    assert_eq!(
+        client.state().await.unwrap().joined,
+        vec!["news".to_owned()],
+        "state resynced"
+    );
+    emit(server, "news", 10..11).await;
+    expect_notes(&mut events, 10..11).await;
+    assert!(client.stats().reconnects >= 1);
+    assert_eq!(server.stats.snapshot().sessions_resumed, 1);
+}
+
+#[tokio::test]
+async fn a_lost_quic_connection_resumes_its_session() {
+    let server = board().await;
+    let proxy = UdpProxy::start(server.addr, 3).await;
+    let client = client_via(&server, proxy.addr, Transport::Quic);
+    let blackhole = Faults {
+        blackhole: true,
+        ..Faults::default()
+    };
+    resume_after(
+        &server,
+        &client,
+        || proxy.set(blackhole),
+        || proxy.set(Faults::default()),
+    )
+    .await;
+}
+
+#[tokio::test]
+async fn a_lost_websocket_connection_resumes_its_session() {
+    let server = board().await;
+    let proxy = TcpProxy::start(server.addr).await;
+    let client = client_via(&server, proxy.addr, Transport::WebSocket);
+    resume_after(&server, &client, || proxy.cut(), || proxy.heal()).await;
+}
+
+#[tokio::test]
+async fn in_flight_calls_fail_retriably_and_are_not_replayed() {
+    let server = common::TestServer::start_with(|c| c.with_limits(quick_limits())).await;
+    let proxy = TcpProxy::start(server.addr).await;
+    let client = KitchenClient::with_config(
+        server
+            .config_via(proxy.addr, Transport::WebSocket)
+            .with_limits(quick_limits())
+            .with_reconnect(quick_reconnect()),
+    );
+    client.connect().await.unwrap();
+    assert_eq!(client.increment(1).await.unwrap(), 1);
+    let slow = {
+        let client = client.clone();
+        tokio::spawn(async move { client.sleep(60_000).await })
+    };
+    let pending = tokio::spawn({
+        let client = client.clone();
+        async move { client.increment(0).await }
+    });
+    // let both calls reach the server, then cut the connection under them
+    eventually("the calls reaching the server", || {
+        server.stats.snapshot().calls_in_flight == 1
+    })
+    .await;
+    let _ = pending.await;
+    proxy.cut();
+    let error = slow.await.unwrap().expect_err("the call was cut off");
+    assert!(error.is_retriable(), "{error}");
+    proxy.heal();
+    let mut status = client.watch_status();
+    status
+        .wait_for(ConnectionStatus::is_connected)
+        .await
+        .unwrap();
+    assert_eq!(
+        client.state().await.unwrap().counter,
+        1,
+        "the session resumed with its state"
+    );
+    assert_eq!(
+        server.stats.snapshot().calls,
+        3,
+        "nothing was replayed after the reconnection"
+    );
+}
+
+/// A server in its own runtime, so that it can be killed without a goodbye.
+struct Killable {
+    runtime: tokio::runtime::Runtime,
+    addr: std::net::SocketAddr,
+}
+
+fn identity() -> (String, String) {
+    let cert = rcgen::generate_simple_self_signed(vec!["localhost".to_owned()]).unwrap();
+    (cert.cert.pem(), cert.key_pair.serialize_pem())
+}
+
+impl Killable {
+    async fn start(addr: std::net::SocketAddr, (cert, key): &(String, String)) -> Self {
+        let runtime = tokio::runtime::Builder::new_multi_thread()
+            .worker_threads(1)
+            .enable_all()
+            .build()
+            .unwrap();
+        let config = ServerConfig::from_pem(addr.to_string(), cert.as_bytes(), key.as_bytes())
+            .unwrap()
+            .with_limits(quick_limits());
+        let (tx, rx) = tokio::sync::oneshot::channel();
+        runtime.spawn(async move {
+            let mut server = Server::new(config, factory!(common::board::BoardHandler));
+            let _ = tx.send(server.bind());
+            let _ = server.run().await;
+        });
+        let addr = rx.await.unwrap().expect("bind");
+        Self { runtime, addr }
+    }
+
+    /// Stops the server's runtime, dropping every task and socket: no `GoAway`, no
+    /// drain, no goodbyes.
+    async fn kill(self) {
+        let runtime = self.runtime;
+        tokio::task::spawn_blocking(move || runtime.shutdown_timeout(Duration::from_secs(5)))
+            .await
+            .unwrap();
+    }
+}
+
+#[tokio::test]
+async fn a_killed_server_fails_calls_and_a_restarted_one_gets_a_new_session() {
+    let identity = identity();
+    for transport in [Transport::Quic, Transport::WebSocket] {
+        let server = Killable::start("127.0.0.1:0".parse().unwrap(), &identity).await;
+        let addr = server.addr;
+        let client = BoardClient::with_config(
+            ClientConfig::new(addr.to_string())
+                .with_ca_pem(identity.0.clone())
+                .with_server_name("localhost")
+                .with_transport(transport)
+                .with_limits(quick_limits())
+                .with_reconnect(quick_reconnect()),
+        );
+        client.connect().await.unwrap();
+        let mut events = client.subscribe().await.unwrap();
+        assert!(client.join("news".into()).await.unwrap());
+        server.kill().await;
+        // a call on the dead connection fails (after the idle timeout over QUIC), never hangs
+        let failed = client.join("more".into()).await;
+        assert!(
+            matches!(&failed, Err(e) if e.is_retriable()),
+            "{transport:?}: {failed:?}"
+        );
+        let mut status = client.watch_status();
+        status
+            .wait_for(|s| matches!(s, ConnectionStatus::Reconnecting { .. }))
+            .await
+            .unwrap();
+        let restarted = Killable::start(addr, &identity).await;
+        let back = status
+            .wait_for(ConnectionStatus::is_connected)
+            .await
+            .unwrap();
+        assert!(
+            matches!(back, ConnectionStatus::Connected { resumed: false, .. }),
+            "{transport:?}: a restarted server has no sessions: {back:?}"
+        );
+        assert_eq!(
+            events.recv().await.unwrap_err(),
+            RecvError::SessionReset,
+            "{transport:?}: subscribers learn their subscriptions are gone"
+        );
+        assert!(client.state().await.unwrap().joined.is_empty());
+        assert!(client.join("news".into()).await.unwrap(), "usable again");
+        client.disconnect().await;
+        restarted.kill().await;
+    }
+}
+
+#[tokio::test]
+async fn a_vanished_clients_session_ends_after_the_grace_period() {
+    let mut server = BoardServer::start(|c| {
+        c.with_limits(Limits {
+            resume_grace: Duration::from_millis(300),
+            ..quick_limits()
+        })
+    })
+    .await;
+    let proxy = UdpProxy::start(server.addr, 4).await;
+    let client = BoardClient::with_config(
+        server
+            .config_via(proxy.addr, Transport::Quic)
+            .with_limits(quick_limits())
+            .with_reconnect(None),
+    );
+    client.connect().await.unwrap();
+    assert!(client.join("room".into()).await.unwrap());
+    assert_eq!(
+        server.notifier.recv().await.unwrap(),
+        TopicNotification::Created(Topic::from("room"))
+    );
+    proxy.set(Faults {
+        blackhole: true,
+        ..Faults::default()
+    });
+    eventually("the session being parked", || {
+        server.stats.snapshot().sessions_parked == 1
+    })
+    .await;
+    assert_eq!(
+        server.notifier.recv().await.unwrap(),
+        TopicNotification::Removed(Topic::from("room")),
+        "Removed fires once the grace period ends"
+    );
+    let stats = server.stats.snapshot();
+    assert_eq!((stats.sessions_parked, stats.connections_open), (0, 0));
+    drop(client);
+}

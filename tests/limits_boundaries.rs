@@ -1,0 +1,196 @@
+//! Every limit at its boundary: just under passes, just over fails with a typed error.
+//! (Message and decompressed sizes: `wire_malformed` and `transport_suite`; concurrent
+//! calls: `rpc_concurrency`; the WebSocket upgrade and handshake timeouts: `ws_malformed`
+//! and `auth_handshake`; the QUIC handshake timeout: `fault_network`.)
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
+mod common;
+
+use std::time::Duration;
+
+use common::{KitchenClient, TestServer};
+use hardlight::{
+    protocol::codec::encode, ConnectError, ErrorCode, Limits, ProtocolError, RateLimit, RejectCode,
+    RpcError, Transport,
+};
+
+fn limits(adjust: impl FnOnce(&mut Limits)) -> Limits {
+    let mut limits = Limits::default();
+    adjust(&mut limits);
+    limits
+}
+
+async fn connect(server: &TestServer, transport: Transport) -> Result<KitchenClient, ConnectError> {
+    let client = KitchenClient::with_config(server.config().with_transport(transport));
+    client.connect().await.map(|()| client)
+}
+
+#[tokio::test]
+async fn max_connections_admits_up_to_the_limit_and_frees_slots() {
+    let server = TestServer::start_with(|c| c.with_limits(limits(|l| l.max_connections = 3))).await;
+    let mut held = Vec::new();
+    for _ in 0..3 {
+        held.push(
+            connect(&server, Transport::Quic)
+                .await
+                .expect("under the limit"),
+        );
+    }
+    match connect(&server, Transport::Quic).await {
+        Err(ConnectError::Rejected { code, reason }) => {
+            assert_eq!(code, RejectCode::Overloaded);
+            assert!(reason.contains("connection limit"), "{reason}");
+        }
+        other => panic!("expected Overloaded, got {other:?}"),
+    }
+    assert!(
+        connect(&server, Transport::WebSocket).await.is_err(),
+        "the cap covers both transports"
+    );
+    held.pop().unwrap().disconnect().await;
+    // the slot comes back once the server has seen the close
+    let mut again = None;
+    for _ in 0..100 {
+        if let Ok(client) = connect(&server, Transport::Quic).await {
+            again = Some(client);
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    assert!(again.is_some(), "a freed slot admits a new connection");
+}
+
+#[tokio::test]
+async fn max_connections_per_ip_caps_one_address() {
+    let server =
+        TestServer::start_with(|c| c.with_limits(limits(|l| l.max_connections_per_ip = 2))).await;
+    let _a = connect(&server, Transport::Quic).await.expect("first");
+    let _b = connect(&server, Transport::WebSocket)
+        .await
+        .expect("second");
+    match connect(&server, Transport::Quic).await {
+        Err(ConnectError::Rejected { code, .. }) => assert_eq!(code, RejectCode::Overloaded),
+        other => panic!("expected Overloaded, got {other:?}"),
+    }
+}
+
+#[tokio::test]
+async fn the_call_rate_limit_allows_the_burst_then_refuses() {
+    let server = TestServer::start_with(|c| {
+        c.with_limits(limits(|l| {
+            l.call_rate = Some(RateLimit {
+                per_second: 1,
+                burst: 5,
+            })
+        }))
+    })
+    .await;
+    for transport in [Transport::Quic, Transport::WebSocket] {
+        let client = server.client_over(transport).await;
+        for i in 0..5 {
+            assert_eq!(client.add(i, 0, 0).await.unwrap(), i, "within the burst");
+        }
+        match client.add(1, 1, 1).await {
+            Err(
+                error @ RpcError::Remote {
+                    code: ErrorCode::RateLimited,
+                    ..
+                },
+            ) => {
+                assert!(error.is_retriable());
+                assert!(error.to_string().contains("Limits::call_rate"), "{error}");
+            }
+            other => panic!("{transport:?}: expected RateLimited, got {other:?}"),
+        }
+        assert_eq!(client.calls_seen().await.ok(), None, "still limited");
+    }
+}
+
+#[tokio::test]
+async fn max_subscriptions_is_enforced_per_connection() {
+    let server =
+        TestServer::start_with(|c| c.with_limits(limits(|l| l.max_subscriptions = 4))).await;
+    let client = server.client().await;
+    let topics = |range: std::ops::Range<u32>| range.map(|i| format!("t{i}")).collect();
+    assert_eq!(client.subscribe_to(topics(0..4)).await.unwrap(), 4);
+    assert_eq!(
+        client.subscribe_to(topics(0..4)).await.unwrap(),
+        0,
+        "already subscribed: no new slot needed"
+    );
+    match client.subscribe_to(topics(4..5)).await {
+        Err(RpcError::Handler(error)) => {
+            assert!(error.to_string().contains("max_subscriptions"), "{error}")
+        }
+        other => panic!("expected the subscription limit, got {other:?}"),
+    }
+    let other = server.client().await;
+    assert_eq!(
+        other.subscribe_to(topics(0..4)).await.unwrap(),
+        4,
+        "the limit is per connection"
+    );
+}
+
+/// The largest `echo_bytes` payload whose call body fits in `max`.
+fn largest_payload(max: u32) -> usize {
+    let mut n = max as usize;
+    while encode(&(vec![0u8; n],)).unwrap().len() > max as usize {
+        n -= 1;
+    }
+    n
+}
+
+#[tokio::test]
+async fn max_message_size_passes_at_the_limit_and_refuses_one_byte_over() {
+    const MAX: u32 = 64 * 1024;
+    let server =
+        TestServer::start_with(|c| c.with_limits(limits(|l| l.max_message_size = MAX))).await;
+    let n = largest_payload(MAX);
+    for transport in [Transport::Quic, Transport::WebSocket] {
+        let client = KitchenClient::with_config(
+            server
+                .config()
+                .with_transport(transport)
+                .with_compression(hardlight::Compression::None)
+                .with_limits(limits(|l| l.max_message_size = 1 << 20)),
+        );
+        client.connect().await.unwrap();
+        // a reply of the same payload is the same size as the call: both fit
+        assert_eq!(client.echo_bytes(vec![1; n]).await.unwrap().len(), n);
+        match client.echo_bytes(vec![1; n + 8]).await {
+            Err(RpcError::Protocol(ProtocolError::FrameTooLarge { max, .. })) => {
+                assert_eq!(max, MAX)
+            }
+            other => panic!("{transport:?}: expected FrameTooLarge, got {other:?}"),
+        }
+    }
+}
+
+#[tokio::test]
+async fn keep_alives_hold_a_quiet_connection_past_the_idle_timeout() {
+    // (a peer that goes silent is closed by the idle timeout: `fault_network`)
+    let short = || Limits {
+        idle_timeout: Duration::from_millis(600),
+        keep_alive: Duration::from_millis(150),
+        ..Limits::default()
+    };
+    let server = TestServer::start_with(|c| c.with_limits(short())).await;
+    for transport in [Transport::Quic, Transport::WebSocket] {
+        let client = KitchenClient::with_config(
+            server
+                .config()
+                .with_transport(transport)
+                .with_limits(short())
+                .with_reconnect(None),
+        );
+        client.connect().await.unwrap();
+        tokio::time::sleep(Duration::from_millis(1500)).await;
+        assert_eq!(
+            client.add(1, 2, 3).await.unwrap(),
+            6,
+            "{transport:?}: kept alive"
+        );
+        assert_eq!(client.stats().reconnects, 0, "{transport:?}: never lost");
+    }
+}
