@@ -19,6 +19,9 @@ pub use hardlight_server::{
     SubscriptionLimit, Subscriptions, TopicNotification, TopicNotifier, WebSocketMode,
 };
 
+#[cfg(feature = "prometheus")]
+pub use hardlight_server::prometheus;
+
 /// The protocol building blocks (frames, codec, handshake), for tools and tests that
 /// speak the wire format directly.
 pub use hardlight_core as protocol;

@@ -8,7 +8,7 @@ mod common;
 
 use std::time::Duration;
 
-use common::{KitchenClient, TestServer};
+use common::{eventually, KitchenClient, TestServer};
 use hardlight::{
     protocol::codec::encode, ConnectError, ErrorCode, Limits, ProtocolError, RateLimit, RejectCode,
     RpcError, Transport,
@@ -192,5 +192,77 @@ async fn keep_alives_hold_a_quiet_connection_past_the_idle_timeout() {
             "{transport:?}: kept alive"
         );
         assert_eq!(client.stats().reconnects, 0, "{transport:?}: never lost");
+    }
+}
+
+#[tokio::test]
+async fn the_in_flight_byte_budget_makes_calls_wait_instead_of_failing() {
+    let server = TestServer::start_with(|c| {
+        c.with_limits(limits(|l| {
+            l.max_message_size = 64 * 1024;
+            l.max_inflight_bytes = 100 * 1024;
+        }))
+    })
+    .await;
+    let client = KitchenClient::with_config(
+        server
+            .config()
+            .with_compression(hardlight::Compression::None),
+    );
+    client.connect().await.unwrap();
+    let (done_tx, mut done) = tokio::sync::mpsc::unbounded_channel();
+    let call = |name: &'static str, size: usize, millis: u64| {
+        let (client, done_tx) = (client.clone(), done_tx.clone());
+        tokio::spawn(async move {
+            let held = client.hold(vec![0; size], millis).await.unwrap();
+            assert_eq!(held, size);
+            done_tx.send(name).unwrap();
+        })
+    };
+    // the first call holds 60 KiB of the 100 KiB budget for a while
+    let first = call("first", 60 * 1024, 500);
+    eventually("the first call running", || {
+        server.stats.snapshot().calls_in_flight == 1
+    })
+    .await;
+    // 30 KiB more fits under the budget and runs at once
+    call("fits", 30 * 1024, 0).await.unwrap();
+    assert_eq!(done.recv().await, Some("fits"));
+    // another 60 KiB does not fit: it waits for the first call, then runs (no error)
+    let waits = call("waits", 60 * 1024, 0);
+    first.await.unwrap();
+    waits.await.unwrap();
+    assert_eq!(done.recv().await, Some("first"));
+    assert_eq!(done.recv().await, Some("waits"));
+}
+
+#[tokio::test]
+async fn a_hello_up_to_64_kib_is_read_and_a_larger_one_refused() {
+    use hardlight::protocol::{
+        codec::encode,
+        frame::{FrameHeader, Kind},
+    };
+    let server = TestServer::start().await;
+    for (token_len, accepted) in [(60 * 1024, true), (64 * 1024, false)] {
+        let mut hello = common::raw::kitchen_hello(vec![]);
+        hello.token = Some(vec![7; token_len]);
+        let body = encode(&hello).unwrap();
+        let (_endpoint, conn) = common::raw::quic_connect(&server, b"hardlight/1".to_vec()).await;
+        let conn = conn.unwrap();
+        let (mut send, mut recv) = conn.open_bi().await.unwrap();
+        let mut frame = FrameHeader::new(Kind::Hello, body.len() as u32)
+            .encode()
+            .to_vec();
+        frame.extend_from_slice(&body);
+        send.write_all(&frame).await.unwrap();
+        send.finish().unwrap();
+        let reply = recv.read_to_end(1 << 20).await.unwrap();
+        let (header, _) = FrameHeader::split(&reply, 1 << 20).unwrap();
+        if accepted {
+            assert_eq!(header.kind, Kind::Welcome, "{} B token", token_len);
+        } else {
+            assert_eq!(header.kind, Kind::Reject, "{} B token", token_len);
+            assert_eq!(RejectCode::from_u16(header.aux), RejectCode::Malformed);
+        }
     }
 }

@@ -11,6 +11,8 @@ mod auth;
 mod config;
 mod error;
 mod handler;
+#[cfg(feature = "prometheus")]
+pub mod prometheus;
 mod quic;
 mod rate;
 mod server;

@@ -18,7 +18,13 @@ pub mod udp_proxy;
 
 /// Waits until `condition` holds, checking every 10 ms; panics after 20 s as a safety net.
 pub async fn eventually(what: &str, condition: impl Fn() -> bool) {
-    for _ in 0..2000 {
+    eventually_within(what, Duration::from_secs(20), condition).await;
+}
+
+/// Waits until `condition` holds, checking every 10 ms; panics after `limit`.
+pub async fn eventually_within(what: &str, limit: Duration, condition: impl Fn() -> bool) {
+    let deadline = tokio::time::Instant::now() + limit;
+    while tokio::time::Instant::now() < deadline {
         if condition() {
             return;
         }
@@ -79,6 +85,8 @@ pub trait Kitchen {
     async fn subscribe_to(&self, topics: Vec<String>) -> HandlerResult<u32>;
     /// Calls this connection has started, by the server's count.
     async fn calls_seen(&self) -> HandlerResult<u64>;
+    /// Holds `data` (and so its share of the connection's byte budget) for `millis`.
+    async fn hold(&self, data: Vec<u8>, millis: u64) -> HandlerResult<usize>;
 }
 
 #[connection_state]
@@ -189,6 +197,11 @@ impl Kitchen for Handler {
 
     async fn calls_seen(&self) -> HandlerResult<u64> {
         Ok(self.connection.stats().calls)
+    }
+
+    async fn hold(&self, data: Vec<u8>, millis: u64) -> HandlerResult<usize> {
+        tokio::time::sleep(Duration::from_millis(millis)).await;
+        Ok(data.len())
     }
 }
 

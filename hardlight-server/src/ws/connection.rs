@@ -39,6 +39,9 @@ use crate::{
 /// WebSocket framing and read-ahead allowed beyond the `Hello` itself.
 const HELLO_SLACK: usize = 16 * 1024;
 
+/// How long a closing connection waits for the client to take its close frame.
+const CLOSE_LINGER: std::time::Duration = std::time::Duration::from_secs(1);
+
 /// Writes queued ahead of a slow socket before senders wait.
 const OUTGOING_QUEUE: usize = 64;
 
@@ -176,6 +179,8 @@ async fn run_session<H: Handler, S: AsyncRead + AsyncWrite + Unpin + Send + 'sta
     let mut drain_deadline: Option<Instant> = None;
     // whether the connection was lost rather than closed (keeps the session to resume)
     let mut lost = false;
+    // whether the server sent a close frame (and so should let the client read it)
+    let mut closed_by_us = true;
     let kick = Arc::clone(&calls.live.kick);
     let limits = &shared.limits;
     let mut keep_alive = tokio::time::interval(limits.keep_alive);
@@ -191,7 +196,10 @@ async fn run_session<H: Handler, S: AsyncRead + AsyncWrite + Unpin + Send + 'sta
                         close::UNSUPPORTED_DATA,
                         "text messages are not part of the HardLight protocol; send binary frames".into(),
                     )),
-                    Some(Ok(Message::Close(_))) => break,
+                    Some(Ok(Message::Close(_))) => {
+                        closed_by_us = false;
+                        break;
+                    }
                     None => {
                         lost = true;
                         break;
@@ -244,13 +252,27 @@ async fn run_session<H: Handler, S: AsyncRead + AsyncWrite + Unpin + Send + 'sta
         }
     }
     calls.running.abort_all();
-    let Calls { live, .. } = calls;
+    let Calls { live, tx, .. } = calls;
     live.end(lost).await;
-    // let the writer deliver a final close frame, unless the peer is not reading
-    let _ = tokio::time::timeout(std::time::Duration::from_secs(1), async {
+    drop(tx);
+    // let the writer deliver a final close frame, and the client read it before the socket
+    // closes (closing with unread input would reset the connection and lose the frame);
+    // a peer that neither reads nor closes is dropped after the linger
+    let linger = async {
         while tasks.join_next().await.is_some() {}
-    })
-    .await;
+        if closed_by_us && !lost {
+            // until the client answers with its close; if the stream cannot tell (it
+            // failed on the message that made us close), wait out the linger
+            loop {
+                match source.next().await {
+                    Some(Ok(Message::Close(_))) => break,
+                    Some(Ok(_)) => {}
+                    Some(Err(_)) | None => std::future::pending::<()>().await,
+                }
+            }
+        }
+    };
+    let _ = tokio::time::timeout(CLOSE_LINGER, linger).await;
 }
 
 impl<H: Handler> Calls<H> {

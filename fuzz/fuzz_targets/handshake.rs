@@ -1,0 +1,23 @@
+//! The handshake: `Hello` (what an unauthenticated client sends first), `Welcome` and
+//! `Reject` bodies, validated archives only.
+#![no_main]
+
+use hardlight::{
+    protocol::{
+        codec::{decode, realign},
+        handshake::{check_hello, Hello, Welcome},
+    },
+    Compression,
+};
+use libfuzzer_sys::fuzz_target;
+
+fuzz_target!(|data: &[u8]| {
+    let aligned = realign(data);
+    if let Ok(hello) = decode::<Hello>(&aligned) {
+        let _ = check_hello(&hello, "Counter", 42, Compression::default());
+    }
+    if let Ok(welcome) = decode::<Welcome>(&aligned) {
+        let _ = welcome.compression_for(Compression::default());
+    }
+    let _ = decode::<String>(&aligned);
+});

@@ -1,0 +1,24 @@
+#!/usr/bin/env bash
+# Runs every fuzz target for a bounded time (default 60 s each):
+#   fuzz/run.sh [seconds-per-target] [target...]
+# Crashes are written to fuzz/artifacts/<target>/; add each as a regression test.
+# cargo-fuzz passes unstable compiler flags; RUSTC_BOOTSTRAP=1 lets the stable toolchain
+# accept them. Targets run without a sanitizer (`-s none`): HardLight forbids `unsafe`,
+# and panics, aborts and timeouts are what the targets look for.
+set -euo pipefail
+cd "$(dirname "$0")"
+seconds="${1:-60}"
+shift || true
+command -v cargo-fuzz >/dev/null || cargo install cargo-fuzz --locked
+export RUSTC_BOOTSTRAP=1
+targets=("$@")
+if [ ${#targets[@]} -eq 0 ]; then
+  mapfile -t targets < <(cargo fuzz list)
+fi
+for target in "${targets[@]}"; do
+  mkdir -p "corpus/$target"
+  echo "== $target: ${seconds}s"
+  cargo fuzz run -s none "$target" "corpus/$target" -- \
+    -max_total_time="$seconds" -max_len=65536 -rss_limit_mb=2048 -timeout=10 2>&1 |
+    grep -E "^(#[0-9]+ +DONE|Done|==|SUMMARY|INFO: Loaded)|panicked|ERROR" || true
+done
