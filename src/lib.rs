@@ -13,10 +13,10 @@ pub use hardlight_client::{
 };
 #[cfg(feature = "server")]
 pub use hardlight_server::{
-    AuthError, AuthRequest, Authenticator, ConnectionInfo, ConnectionStats, EventEmitter, Factory,
-    Handler, HandlerContext, Identity, Server, ServerConfig, ServerError, ServerStats,
-    ShutdownHandle, SlowConsumerPolicy, StateHandle, StateWriteGuard, StatsHandle,
-    SubscriptionLimit, Subscriptions, TopicNotification, TopicNotifier, WebSocketMode,
+    AuthError, AuthRequest, Authenticator, ConnectionInfo, EventEmitter, Factory, Handler,
+    HandlerContext, Identity, Server, ServerConfig, ServerError, ServerStats, ShutdownHandle,
+    SlowConsumerPolicy, StateHandle, StateWriteGuard, StatsHandle, SubscriptionLimit,
+    Subscriptions, TopicNotification, TopicNotifier, TrafficStats, WebSocketMode,
 };
 
 #[cfg(feature = "prometheus")]

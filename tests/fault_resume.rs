@@ -156,7 +156,7 @@ async fn in_flight_calls_fail_retriably_and_are_not_replayed() {
     });
     // let both calls reach the server, then cut the connection under them
     eventually("the calls reaching the server", || {
-        server.stats.snapshot().calls_in_flight == 1
+        server.stats.snapshot().traffic.calls_in_flight == 1
     })
     .await;
     let _ = pending.await;
@@ -175,7 +175,7 @@ async fn in_flight_calls_fail_retriably_and_are_not_replayed() {
         "the session resumed with its state"
     );
     assert_eq!(
-        server.stats.snapshot().calls,
+        server.stats.snapshot().traffic.calls,
         3,
         "nothing was replayed after the reconnection"
     );

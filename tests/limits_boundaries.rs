@@ -222,7 +222,7 @@ async fn the_in_flight_byte_budget_makes_calls_wait_instead_of_failing() {
     // the first call holds 60 KiB of the 100 KiB budget for a while
     let first = call("first", 60 * 1024, 500);
     eventually("the first call running", || {
-        server.stats.snapshot().calls_in_flight == 1
+        server.stats.snapshot().traffic.calls_in_flight == 1
     })
     .await;
     // 30 KiB more fits under the budget and runs at once

@@ -32,8 +32,8 @@ async fn counters_for_server_connection_and_client() {
         assert_eq!(stats.rtt.is_some(), transport == Transport::Quic);
         let server_stats = server.stats.snapshot();
         assert_eq!(server_stats.connections_open, n as u64 + 1);
-        assert_eq!(server_stats.calls, 5 * (n as u64 + 1));
-        assert!(server_stats.bytes_received > 0 && server_stats.bytes_sent > 0);
+        assert_eq!(server_stats.traffic.calls, 5 * (n as u64 + 1));
+        assert!(server_stats.traffic.bytes_received > 0 && server_stats.traffic.bytes_sent > 0);
         clients.push(client);
     }
 }

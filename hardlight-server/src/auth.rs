@@ -5,7 +5,7 @@ use std::{any::Any, fmt, future::Future, net::SocketAddr, sync::Arc};
 
 use hardlight_core::{service::BoxFuture, TransportKind as Transport};
 
-use crate::stats::{ConnectionStats, Meter};
+use crate::stats::{Meter, TrafficStats};
 
 /// What the server knows about a connecting client when it authenticates it.
 ///
@@ -189,7 +189,7 @@ impl ConnectionInfo {
     }
 
     /// This connection's counters (calls, bytes, dropped events), across resumptions.
-    pub fn stats(&self) -> ConnectionStats {
+    pub fn stats(&self) -> TrafficStats {
         self.meter
             .as_ref()
             .map(Meter::connection)

@@ -31,7 +31,7 @@ pub use handler::{EventOf, Factory, Handler, HandlerContext, StateOf};
 pub use server::Server;
 pub use shutdown::ShutdownHandle;
 pub use state_handle::{StateHandle, StateWriteGuard};
-pub use stats::{ConnectionStats, ServerStats, StatsHandle};
+pub use stats::{ServerStats, StatsHandle, TrafficStats};
 pub use topics::{
     EventEmitter, SlowConsumerPolicy, SubscriptionLimit, Subscriptions, TopicNotification,
     TopicNotifier,

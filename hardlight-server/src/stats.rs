@@ -26,6 +26,15 @@ pub struct ServerStats {
     pub sessions_parked: u64,
     /// Sessions resumed by a reconnecting client.
     pub sessions_resumed: u64,
+    /// Calls, bytes and dropped events of all connections.
+    pub traffic: TrafficStats,
+}
+
+/// Calls, bytes and dropped events: of a whole server ([`ServerStats::traffic`]) or of one
+/// connection (`self.connection.stats()` in a handler, across resumptions).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+#[non_exhaustive]
+pub struct TrafficStats {
     /// Calls started.
     pub calls: u64,
     /// Calls running now.
@@ -42,26 +51,6 @@ pub struct ServerStats {
     pub events_dropped: u64,
 }
 
-/// A snapshot of one connection's counters, from `self.connection.stats()` in a handler.
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
-#[non_exhaustive]
-pub struct ConnectionStats {
-    /// Calls started.
-    pub calls: u64,
-    /// Calls running now.
-    pub calls_in_flight: u64,
-    /// Calls that ended in a failure.
-    pub calls_failed: u64,
-    /// Calls refused by the rate limit.
-    pub calls_rate_limited: u64,
-    /// Frame bytes received.
-    pub bytes_received: u64,
-    /// Frame bytes sent.
-    pub bytes_sent: u64,
-    /// Events dropped from this connection's queue.
-    pub events_dropped: u64,
-}
-
 #[derive(Debug, Default)]
 struct Calls {
     started: AtomicU64,
@@ -71,6 +60,21 @@ struct Calls {
     bytes_received: AtomicU64,
     bytes_sent: AtomicU64,
     events_dropped: AtomicU64,
+}
+
+impl Calls {
+    fn snapshot(&self) -> TrafficStats {
+        let started = self.started.load(Relaxed);
+        TrafficStats {
+            calls: started,
+            calls_in_flight: started.saturating_sub(self.finished.load(Relaxed)),
+            calls_failed: self.failed.load(Relaxed),
+            calls_rate_limited: self.rate_limited.load(Relaxed),
+            bytes_received: self.bytes_received.load(Relaxed),
+            bytes_sent: self.bytes_sent.load(Relaxed),
+            events_dropped: self.events_dropped.load(Relaxed),
+        }
+    }
 }
 
 /// The server-wide counters.
@@ -141,8 +145,6 @@ impl ServerCounters {
     }
 
     pub(crate) fn snapshot(&self) -> ServerStats {
-        let calls = &self.calls;
-        let started = calls.started.load(Relaxed);
         ServerStats {
             connections_open: self.open.load(Relaxed),
             connections_accepted: self.accepted.load(Relaxed),
@@ -150,13 +152,7 @@ impl ServerCounters {
             handshakes_rejected: self.rejected.load(Relaxed),
             sessions_parked: self.parked.load(Relaxed),
             sessions_resumed: self.resumed.load(Relaxed),
-            calls: started,
-            calls_in_flight: started.saturating_sub(calls.finished.load(Relaxed)),
-            calls_failed: calls.failed.load(Relaxed),
-            calls_rate_limited: calls.rate_limited.load(Relaxed),
-            bytes_received: calls.bytes_received.load(Relaxed),
-            bytes_sent: calls.bytes_sent.load(Relaxed),
-            events_dropped: calls.events_dropped.load(Relaxed),
+            traffic: self.calls.snapshot(),
         }
     }
 }
@@ -216,18 +212,8 @@ impl Meter {
         metrics::counter!("hardlight_events_dropped_total").increment(n);
     }
 
-    pub(crate) fn connection(&self) -> ConnectionStats {
-        let calls = &self.connection.calls;
-        let started = calls.started.load(Relaxed);
-        ConnectionStats {
-            calls: started,
-            calls_in_flight: started.saturating_sub(calls.finished.load(Relaxed)),
-            calls_failed: calls.failed.load(Relaxed),
-            calls_rate_limited: calls.rate_limited.load(Relaxed),
-            bytes_received: calls.bytes_received.load(Relaxed),
-            bytes_sent: calls.bytes_sent.load(Relaxed),
-            events_dropped: calls.events_dropped.load(Relaxed),
-        }
+    pub(crate) fn connection(&self) -> TrafficStats {
+        self.connection.calls.snapshot()
     }
 }
 
