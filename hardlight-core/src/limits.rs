@@ -17,7 +17,7 @@ pub struct Limits {
     ///
     /// Over QUIC this is the connection's bidirectional stream window, and quinn keeps a
     /// slot for every stream the window allows: an idle QUIC connection costs the server
-    /// about 44 KiB at 128 and 118 KiB at 1024 (`BENCHMARKS.md`). Raise it only for
+    /// about 45 KiB at 128 and 118 KiB at 1024 (`BENCHMARKS.md`). Raise it only for
     /// connections that really keep that many calls in flight.
     pub max_concurrent_calls: u32,
     /// Request bytes one connection may have buffered on the server across its calls.
