@@ -229,10 +229,7 @@ async fn a_killed_server_fails_calls_and_a_restarted_one_gets_a_new_session() {
         let server = Killable::start("127.0.0.1:0".parse().unwrap(), &identity).await;
         let addr = server.addr;
         let client = BoardClient::with_config(
-            ClientConfig::new(addr.to_string())
-                .with_ca_pem(identity.0.clone())
-                .with_server_name("localhost")
-                .with_transport(transport)
+            common::config_via(addr, &identity.0, transport)
                 .with_limits(quick_limits())
                 .with_reconnect(quick_reconnect()),
         );
@@ -310,4 +307,53 @@ async fn a_vanished_clients_session_ends_after_the_grace_period() {
     let stats = server.stats.snapshot();
     assert_eq!((stats.sessions_parked, stats.connections_open), (0, 0));
     drop(client);
+}
+
+#[tokio::test]
+async fn parked_sessions_are_capped_at_max_connections() {
+    let mut server = BoardServer::start(|c| {
+        c.with_limits(Limits {
+            max_connections: 1,
+            resume_grace: Duration::from_secs(3600),
+            ..quick_limits()
+        })
+    })
+    .await;
+    let vanish = |proxy: &UdpProxy| {
+        proxy.set(Faults {
+            blackhole: true,
+            ..Faults::default()
+        })
+    };
+    // the first vanished client's session is kept ...
+    let first_proxy = UdpProxy::start(server.addr, 5).await;
+    let first = client_via(&server, first_proxy.addr, Transport::Quic);
+    first.connect().await.unwrap();
+    assert!(first.join("first".into()).await.unwrap());
+    vanish(&first_proxy);
+    eventually("the first session parked", || {
+        let stats = server.stats.snapshot();
+        stats.sessions_parked == 1 && stats.connections_open == 0
+    })
+    .await;
+    // ... the second one's is not: the server holds at most max_connections of them
+    let second_proxy = UdpProxy::start(server.addr, 6).await;
+    let second = client_via(&server, second_proxy.addr, Transport::Quic);
+    second.connect().await.unwrap();
+    assert!(second.join("second".into()).await.unwrap());
+    vanish(&second_proxy);
+    let mut seen = Vec::new();
+    while seen.len() < 3 {
+        seen.push(server.notifier.recv().await.unwrap());
+    }
+    assert_eq!(
+        seen,
+        vec![
+            TopicNotification::Created(Topic::from("first")),
+            TopicNotification::Created(Topic::from("second")),
+            TopicNotification::Removed(Topic::from("second")),
+        ],
+        "the second session ends as soon as its connection is lost"
+    );
+    assert_eq!(server.stats.snapshot().sessions_parked, 1);
 }

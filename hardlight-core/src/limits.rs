@@ -43,7 +43,8 @@ pub struct Limits {
     pub call_rate: Option<RateLimit>,
     /// How long the server keeps a session (handler, state, subscriptions, queued events)
     /// after its connection is lost, for the client to resume. Default 30 s; zero turns
-    /// resumption off.
+    /// resumption off. At most `max_connections` sessions are kept at once; beyond that a
+    /// lost session ends at once.
     pub resume_grace: Duration,
     /// Events already written to a connection that the server keeps for replay when the
     /// client resumes, in case they were lost with the connection. Default 256.

@@ -23,6 +23,11 @@ impl TokenBucket {
         }
     }
 
+    /// The rate it enforces.
+    pub(crate) fn limit(&self) -> RateLimit {
+        self.limit
+    }
+
     /// Takes a token for one call at `now`; `false` when the bucket is empty.
     pub(crate) fn take(&mut self, now: Instant) -> bool {
         let elapsed = now.saturating_duration_since(self.refilled).as_secs_f64();

@@ -206,6 +206,7 @@ impl<H: Handler> Server<H> {
         let sessions = Sessions::new(
             self.factory.clone(),
             limits.resume_grace,
+            limits.max_connections,
             Arc::clone(&self.counters),
         );
         let span = info_span!("server", %addr);

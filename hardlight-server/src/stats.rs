@@ -130,6 +130,11 @@ impl ServerCounters {
         metrics::counter!("hardlight_handshakes_rejected_total", "code" => code).increment(1);
     }
 
+    /// Sessions parked now.
+    pub(crate) fn parked(&self) -> u64 {
+        self.parked.load(Relaxed)
+    }
+
     pub(crate) fn session_parked(&self) {
         add(&self.parked, 1);
         metrics::gauge!("hardlight_sessions_parked").increment(1.0);

@@ -83,10 +83,7 @@ impl BoardServer {
 
     /// A client configuration for reaching this server at `addr` (e.g. through a proxy).
     pub fn config_via(&self, addr: SocketAddr, transport: Transport) -> ClientConfig {
-        ClientConfig::new(addr.to_string())
-            .with_ca_pem(self.certificate_pem.clone())
-            .with_server_name("localhost")
-            .with_transport(transport)
+        super::config_via(addr, &self.certificate_pem, transport)
     }
 
     /// A connected client.

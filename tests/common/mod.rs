@@ -221,6 +221,15 @@ pub async fn start_probe(
     (addr, shutdown, client)
 }
 
+/// A client configuration for a server with certificate `certificate_pem` (for
+/// `localhost`) reached at `addr`, e.g. through a proxy, over `transport`.
+pub fn config_via(addr: SocketAddr, certificate_pem: &str, transport: Transport) -> ClientConfig {
+    ClientConfig::new(addr.to_string())
+        .with_ca_pem(certificate_pem.to_owned())
+        .with_server_name("localhost")
+        .with_transport(transport)
+}
+
 /// A running server for tests.
 pub struct TestServer {
     pub addr: SocketAddr,
@@ -272,9 +281,6 @@ impl TestServer {
     /// A client configuration for reaching this server at `addr` (e.g. a proxy) over
     /// `transport`.
     pub fn config_via(&self, addr: SocketAddr, transport: Transport) -> ClientConfig {
-        ClientConfig::new(addr.to_string())
-            .with_ca_pem(self.certificate_pem.clone())
-            .with_server_name("localhost")
-            .with_transport(transport)
+        config_via(addr, &self.certificate_pem, transport)
     }
 }

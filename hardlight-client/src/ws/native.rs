@@ -42,15 +42,19 @@ pub(crate) struct WsSession {
     pub(crate) channel: Channel,
     /// The receiving half, until `start` hands it to the reader task.
     source: Mutex<Option<SplitStream<Ws>>>,
-    tasks: Mutex<Vec<JoinHandle<()>>>,
+    /// Sends queued frames; after `channel.close()`, the close frame, then it ends.
+    writer: Mutex<Option<JoinHandle<()>>>,
+    reader: Mutex<Option<JoinHandle<()>>>,
     /// With nothing from the server for this long (it pings), the connection is lost.
     idle_timeout: std::time::Duration,
 }
 
 impl Drop for WsSession {
     fn drop(&mut self) {
-        for task in lock(&self.tasks).drain(..) {
-            task.abort();
+        for task in [&self.writer, &self.reader] {
+            if let Some(task) = lock(task).take() {
+                task.abort();
+            }
         }
     }
 }
@@ -118,7 +122,8 @@ impl WsSession {
         let session = Self {
             channel,
             source: Mutex::new(Some(source)),
-            tasks: Mutex::new(vec![writer]),
+            writer: Mutex::new(Some(writer)),
+            reader: Mutex::new(None),
             idle_timeout: config.limits.idle_timeout,
         };
         Ok(Connected {
@@ -131,11 +136,7 @@ impl WsSession {
     /// to send it (so the server sees a clean close, not a lost connection).
     pub(crate) async fn close(&self) {
         self.channel.close();
-        // the writer is the first task; it ends after sending the close frame
-        let writer = {
-            let mut tasks = lock(&self.tasks);
-            (!tasks.is_empty()).then(|| tasks.remove(0))
-        };
+        let writer = lock(&self.writer).take();
         if let Some(writer) = writer {
             let abort = writer.abort_handle();
             if tokio::time::timeout(std::time::Duration::from_secs(1), writer)
@@ -157,7 +158,7 @@ impl WsSession {
                 self.channel.reply_max(),
                 self.idle_timeout,
             ));
-            lock(&self.tasks).push(reader);
+            *lock(&self.reader) = Some(reader);
         }
     }
 }

@@ -70,14 +70,13 @@ impl Session {
         let Some(bucket) = &self.rate else {
             return Ok(());
         };
-        if lock(bucket).take(Instant::now()) {
+        let mut bucket = lock(bucket);
+        if bucket.take(Instant::now()) {
             return Ok(());
         }
+        let rate = bucket.limit();
+        drop(bucket);
         self.meter.call_rate_limited();
-        let rate = self.limits.call_rate.unwrap_or(hardlight_core::RateLimit {
-            per_second: 0,
-            burst: 0,
-        });
         Err(Outcome::Failure(
             ErrorCode::RateLimited,
             format!(

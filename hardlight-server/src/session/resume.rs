@@ -58,6 +58,9 @@ enum Entry<H: Handler> {
 pub(crate) struct Sessions<H: Handler> {
     pub(crate) factory: Factory<H>,
     grace: Duration,
+    /// Most sessions parked at once: a peer that connects and vanishes over and over
+    /// cannot make the server hold more (beyond it, lost sessions close at once).
+    max_parked: u64,
     entries: Mutex<HashMap<[u8; 16], Entry<H>>>,
     parked: Notify,
     counters: Arc<ServerCounters>,
@@ -67,11 +70,13 @@ impl<H: Handler> Sessions<H> {
     pub(crate) fn new(
         factory: Factory<H>,
         grace: Duration,
+        max_parked: u32,
         counters: Arc<ServerCounters>,
     ) -> Arc<Self> {
         Arc::new(Self {
             factory,
             grace,
+            max_parked: u64::from(max_parked),
             entries: Mutex::new(HashMap::new()),
             parked: Notify::new(),
             counters,
@@ -87,10 +92,18 @@ impl<H: Handler> Sessions<H> {
     }
 
     /// The connection of session `parts` ended. A lost connection parks the session
-    /// (when resumption is on); otherwise the session closes.
+    /// (when resumption is on and fewer than `max_parked` are parked); otherwise the
+    /// session closes.
     pub(crate) fn detach(self: &Arc<Self>, parts: Parts<H>, lost: bool) {
         let id = parts.id;
-        if !lost || self.grace.is_zero() {
+        let full = self.counters.parked() >= self.max_parked;
+        if full && lost && !self.grace.is_zero() {
+            debug!(
+                max = self.max_parked,
+                "too many parked sessions; closing this one"
+            );
+        }
+        if !lost || self.grace.is_zero() || full {
             lock(&self.entries).remove(&id);
             return parts.close();
         }
