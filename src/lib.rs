@@ -13,8 +13,8 @@ pub use hardlight_client::{
 };
 #[cfg(feature = "server")]
 pub use hardlight_server::{
-    AuthError, AuthRequest, Authenticator, ConnectionInfo, EventEmitter, Factory, Handler,
-    HandlerContext, Identity, Server, ServerConfig, ServerError, ServerStats, ShutdownHandle,
+    AuthError, AuthRequest, Authenticator, ConnectionInfo, EventEmitter, Factory, HandlerContext,
+    Identity, RpcHandler, Server, ServerConfig, ServerError, ServerStats, ShutdownHandle,
     SlowConsumerPolicy, StateHandle, StateWriteGuard, StatsHandle, SubscriptionLimit,
     Subscriptions, TopicNotification, TopicNotifier, TrafficStats, WebSocketMode,
 };
@@ -41,7 +41,8 @@ pub mod __private {
     };
     #[cfg(feature = "server")]
     pub use hardlight_server::{
-        ConnectionInfo, EventEmitter, Factory, Handler, HandlerContext, StateHandle, Subscriptions,
+        ConnectionInfo, EventEmitter, Factory, HandlerContext, RpcHandler, StateHandle,
+        Subscriptions,
     };
 
     pub use crate::__cfg_client as cfg_client;

@@ -10,7 +10,7 @@ use common::board::BoardServer;
 use hardlight::{Topic, TopicNotification};
 
 async fn next(server: &mut BoardServer) -> TopicNotification {
-    tokio::time::timeout(Duration::from_secs(10), server.notifier.recv())
+    tokio::time::timeout(Duration::from_secs(60), server.notifier.recv())
         .await
         .expect("no notification")
         .expect("notifier closed")

@@ -95,7 +95,7 @@ async fn drop_oldest_bounds_the_queue_and_reports_every_loss() {
     let (mut received, mut lost, mut last_seq) = (0u64, 0u64, None);
     while received + lost < EVENTS {
         let (header, body) =
-            tokio::time::timeout(Duration::from_secs(5), read_frame(&mut push, 1 << 24))
+            tokio::time::timeout(Duration::from_secs(60), read_frame(&mut push, 1 << 24))
                 .await
                 .unwrap_or_else(|_| {
                     panic!(

@@ -17,11 +17,14 @@ use common::{
 };
 use hardlight::*;
 
-/// Short timeouts so that losses are noticed quickly on both sides.
+/// Timeouts short enough that a blackholed QUIC connection is noticed within seconds on
+/// both sides, with fifteen keep-alives per idle timeout so that a live connection is never
+/// mistaken for a lost one, however loaded the machine. (A cut TCP connection is noticed
+/// at once.)
 fn quick_limits() -> Limits {
     Limits {
-        idle_timeout: Duration::from_millis(600),
-        keep_alive: Duration::from_millis(100),
+        idle_timeout: Duration::from_secs(3),
+        keep_alive: Duration::from_millis(200),
         ..Limits::default()
     }
 }
@@ -222,14 +225,46 @@ impl Killable {
     }
 }
 
+/// A proxy in front of a killable server, for either transport: the client keeps the
+/// proxy's address while the server behind it is killed and started again on a fresh port
+/// (a fixed port could be taken by another test in the meantime).
+enum Front {
+    Quic(UdpProxy),
+    WebSocket(TcpProxy),
+}
+
+impl Front {
+    async fn start(transport: Transport, server: std::net::SocketAddr) -> Self {
+        match transport {
+            Transport::WebSocket => Self::WebSocket(TcpProxy::start(server).await),
+            _ => Self::Quic(UdpProxy::start(server, 8).await),
+        }
+    }
+
+    fn addr(&self) -> std::net::SocketAddr {
+        match self {
+            Self::Quic(proxy) => proxy.addr,
+            Self::WebSocket(proxy) => proxy.addr,
+        }
+    }
+
+    fn retarget(&self, server: std::net::SocketAddr) {
+        match self {
+            Self::Quic(proxy) => proxy.retarget(server),
+            Self::WebSocket(proxy) => proxy.retarget(server),
+        }
+    }
+}
+
 #[tokio::test]
 async fn a_killed_server_fails_calls_and_a_restarted_one_gets_a_new_session() {
     let identity = identity();
+    let any_port: std::net::SocketAddr = "127.0.0.1:0".parse().unwrap();
     for transport in [Transport::Quic, Transport::WebSocket] {
-        let server = Killable::start("127.0.0.1:0".parse().unwrap(), &identity).await;
-        let addr = server.addr;
+        let server = Killable::start(any_port, &identity).await;
+        let front = Front::start(transport, server.addr).await;
         let client = BoardClient::with_config(
-            common::config_via(addr, &identity.0, transport)
+            common::config_via(front.addr(), &identity.0, transport)
                 .with_limits(quick_limits())
                 .with_reconnect(quick_reconnect()),
         );
@@ -248,7 +283,8 @@ async fn a_killed_server_fails_calls_and_a_restarted_one_gets_a_new_session() {
             .wait_for(|s| matches!(s, ConnectionStatus::Reconnecting { .. }))
             .await
             .unwrap();
-        let restarted = Killable::start(addr, &identity).await;
+        let restarted = Killable::start(any_port, &identity).await;
+        front.retarget(restarted.addr);
         let back = status
             .wait_for(ConnectionStatus::is_connected)
             .await
@@ -295,17 +331,21 @@ async fn a_vanished_clients_session_ends_after_the_grace_period() {
         blackhole: true,
         ..Faults::default()
     });
-    eventually("the session being parked", || {
-        server.stats.snapshot().sessions_parked == 1
-    })
-    .await;
     assert_eq!(
         server.notifier.recv().await.unwrap(),
         TopicNotification::Removed(Topic::from("room")),
         "Removed fires once the grace period ends"
     );
     let stats = server.stats.snapshot();
-    assert_eq!((stats.sessions_parked, stats.connections_open), (0, 0));
+    assert_eq!(
+        (
+            stats.sessions_expired,
+            stats.sessions_parked,
+            stats.connections_open
+        ),
+        (1, 0, 0),
+        "the session was parked, then expired"
+    );
     drop(client);
 }
 
@@ -356,4 +396,43 @@ async fn parked_sessions_are_capped_at_max_connections() {
         "the second session ends as soon as its connection is lost"
     );
     assert_eq!(server.stats.snapshot().sessions_parked, 1);
+}
+
+#[tokio::test]
+async fn events_lost_while_parked_are_reported_and_counted() {
+    let server = BoardServer::start(|c| {
+        c.with_limits(Limits {
+            max_queued_events: 2,
+            ..Limits::default()
+        })
+    })
+    .await;
+    let proxy = TcpProxy::start(server.addr).await;
+    let client = BoardClient::with_config(
+        server
+            .config_via(proxy.addr, Transport::WebSocket)
+            .with_reconnect(quick_reconnect()),
+    );
+    client.connect().await.unwrap();
+    let mut events = client.subscribe().await.unwrap();
+    assert!(client.join("news".into()).await.unwrap());
+    // one at a time: the queue of 2 never overflows while the client reads
+    for seq in 0..5 {
+        emit(&server, "news", seq..seq + 1).await;
+        expect_notes(&mut events, seq..seq + 1).await;
+    }
+
+    proxy.cut();
+    // the server sees the TCP connection end and parks the session: from now on its
+    // events wait in a queue of 2, so of the next 5 the oldest 3 are dropped
+    eventually("session parked", || {
+        server.stats.snapshot().sessions_parked == 1
+    })
+    .await;
+    emit(&server, "news", 5..10).await;
+    proxy.heal();
+    assert_eq!(events.recv().await, Err(RecvError::Lagged(3)));
+    expect_notes(&mut events, 8..10).await;
+    let stats = client.stats();
+    assert_eq!((stats.events_received, stats.events_lost), (7, 3));
 }

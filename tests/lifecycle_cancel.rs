@@ -24,8 +24,8 @@ async fn dropped_and_timed_out_calls_drop_the_handler_future() {
     call.abort();
     wait_until(|| count(&CALLS_CANCELLED) == 1).await;
 
-    // a per-call timeout does the same
-    let impatient = client.with_call_timeout(Some(Duration::from_millis(100)));
+    // a per-call timeout does the same (long enough for the server to have started the call)
+    let impatient = client.with_call_timeout(Some(Duration::from_secs(3)));
     assert!(matches!(impatient.hold().await, Err(RpcError::Timeout(_))));
     wait_until(|| count(&CALLS_CANCELLED) == 2).await;
     assert_eq!(count(&CALLS_STARTED), 2);

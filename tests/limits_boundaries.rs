@@ -49,15 +49,13 @@ async fn max_connections_admits_up_to_the_limit_and_frees_slots() {
     );
     held.pop().unwrap().disconnect().await;
     // the slot comes back once the server has seen the close
-    let mut again = None;
-    for _ in 0..100 {
-        if let Ok(client) = connect(&server, Transport::Quic).await {
-            again = Some(client);
-            break;
-        }
-        tokio::time::sleep(Duration::from_millis(20)).await;
-    }
-    assert!(again.is_some(), "a freed slot admits a new connection");
+    eventually("the slot freed", || {
+        server.stats.snapshot().connections_open == 2
+    })
+    .await;
+    connect(&server, Transport::Quic)
+        .await
+        .expect("a freed slot admits a new connection");
 }
 
 #[tokio::test]
@@ -78,8 +76,9 @@ async fn max_connections_per_ip_caps_one_address() {
 async fn the_call_rate_limit_allows_the_burst_then_refuses() {
     let server = TestServer::start_with(|c| {
         c.with_limits(limits(|l| {
+            // no refill: the verdict cannot depend on how fast the calls are made
             l.call_rate = Some(RateLimit {
-                per_second: 1,
+                per_second: 0,
                 burst: 5,
             })
         }))
@@ -170,29 +169,34 @@ async fn max_message_size_passes_at_the_limit_and_refuses_one_byte_over() {
 #[tokio::test]
 async fn keep_alives_hold_a_quiet_connection_past_the_idle_timeout() {
     // (a peer that goes silent is closed by the idle timeout: `fault_network`)
+    // sixteen keep-alives per idle timeout: only a pause of several seconds could lose one
     let short = || Limits {
-        idle_timeout: Duration::from_millis(600),
-        keep_alive: Duration::from_millis(150),
+        idle_timeout: Duration::from_secs(4),
+        keep_alive: Duration::from_millis(250),
         ..Limits::default()
     };
     let server = TestServer::start_with(|c| c.with_limits(short())).await;
-    for transport in [Transport::Quic, Transport::WebSocket] {
-        let client = KitchenClient::with_config(
-            server
-                .config()
-                .with_transport(transport)
-                .with_limits(short())
-                .with_reconnect(None),
-        );
-        client.connect().await.unwrap();
-        tokio::time::sleep(Duration::from_millis(1500)).await;
-        assert_eq!(
-            client.add(1, 2, 3).await.unwrap(),
-            6,
-            "{transport:?}: kept alive"
-        );
-        assert_eq!(client.stats().reconnects, 0, "{transport:?}: never lost");
-    }
+    let quiet = |transport: Transport| {
+        let server = &server;
+        async move {
+            let client = KitchenClient::with_config(
+                server
+                    .config()
+                    .with_transport(transport)
+                    .with_limits(short())
+                    .with_reconnect(None),
+            );
+            client.connect().await.unwrap();
+            tokio::time::sleep(Duration::from_secs(9)).await;
+            assert_eq!(
+                client.add(1, 2, 3).await.unwrap(),
+                6,
+                "{transport:?}: kept alive"
+            );
+            assert_eq!(client.stats().reconnects, 0, "{transport:?}: never lost");
+        }
+    };
+    tokio::join!(quiet(Transport::Quic), quiet(Transport::WebSocket));
 }
 
 #[tokio::test]
@@ -207,6 +211,7 @@ async fn the_in_flight_byte_budget_makes_calls_wait_instead_of_failing() {
     let client = KitchenClient::with_config(
         server
             .config()
+            .with_transport(Transport::Quic)
             .with_compression(hardlight::Compression::None),
     );
     client.connect().await.unwrap();
@@ -219,8 +224,8 @@ async fn the_in_flight_byte_budget_makes_calls_wait_instead_of_failing() {
             done_tx.send(name).unwrap();
         })
     };
-    // the first call holds 60 KiB of the 100 KiB budget for a while
-    let first = call("first", 60 * 1024, 500);
+    // the first call holds 60 KiB of the 100 KiB budget until it is cancelled
+    let first = call("first", 60 * 1024, 3_600_000);
     eventually("the first call running", || {
         server.stats.snapshot().traffic.calls_in_flight == 1
     })
@@ -228,11 +233,22 @@ async fn the_in_flight_byte_budget_makes_calls_wait_instead_of_failing() {
     // 30 KiB more fits under the budget and runs at once
     call("fits", 30 * 1024, 0).await.unwrap();
     assert_eq!(done.recv().await, Some("fits"));
-    // another 60 KiB does not fit: it waits for the first call, then runs (no error)
+    // another 60 KiB does not fit: once the server has its header, it waits for budget
+    let before = server.stats.snapshot().traffic.bytes_received;
     let waits = call("waits", 60 * 1024, 0);
-    first.await.unwrap();
+    eventually("the third call announced", || {
+        server.stats.snapshot().traffic.bytes_received >= before + 60 * 1024
+    })
+    .await;
+    assert_eq!(
+        server.stats.snapshot().traffic.calls_in_flight,
+        1,
+        "the third call waits for budget instead of running"
+    );
+    assert!(!waits.is_finished());
+    // cancelling the first call gives its budget back: the third runs, without an error
+    first.abort();
     waits.await.unwrap();
-    assert_eq!(done.recv().await, Some("first"));
     assert_eq!(done.recv().await, Some("waits"));
 }
 

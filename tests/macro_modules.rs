@@ -57,7 +57,7 @@ mod beta {
     }
 }
 
-async fn serve<H: Handler>(factory: Factory<H>) -> String {
+async fn serve<H: RpcHandler>(factory: Factory<H>) -> String {
     let mut server = Server::new(ServerConfig::new_self_signed("127.0.0.1:0"), factory);
     let addr = server.bind().unwrap();
     tokio::spawn(server.run());

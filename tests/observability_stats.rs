@@ -3,8 +3,11 @@
 
 mod common;
 
-use common::TestServer;
-use hardlight::Transport;
+use common::{
+    board::{note, BoardClient, BoardServer},
+    TestServer,
+};
+use hardlight::{Topic, Transport};
 
 #[tokio::test]
 async fn counters_for_server_connection_and_client() {
@@ -35,5 +38,31 @@ async fn counters_for_server_connection_and_client() {
         assert_eq!(server_stats.traffic.calls, 5 * (n as u64 + 1));
         assert!(server_stats.traffic.bytes_received > 0 && server_stats.traffic.bytes_sent > 0);
         clients.push(client);
+    }
+}
+
+#[tokio::test]
+async fn the_client_counts_the_events_it_receives() {
+    let server = BoardServer::start(|c| c).await;
+    for transport in [Transport::Quic, Transport::WebSocket] {
+        let client = BoardClient::with_config(server.config_via(server.addr, transport));
+        client.connect().await.unwrap();
+        let mut events = client.subscribe().await.unwrap();
+        assert!(client.join("news".into()).await.unwrap());
+        for seq in 0..10 {
+            server
+                .emitter
+                .emit(&Topic::from("news"), note(0, seq))
+                .await;
+        }
+        for seq in 0..10 {
+            assert_eq!(events.recv().await.unwrap().payload.seq, seq);
+        }
+        let stats = client.stats();
+        assert_eq!(
+            (stats.events_received, stats.events_lost),
+            (10, 0),
+            "{transport:?}"
+        );
     }
 }

@@ -7,7 +7,7 @@ mod common;
 use std::time::Duration;
 
 use common::{
-    raw_ws::{close_code, handshaken, tls, upgrade},
+    raw_ws::{close_code, handshaken, tls, upgrade, RawWs},
     TestServer,
 };
 use futures_util::SinkExt;
@@ -23,15 +23,31 @@ use hardlight::{
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio_tungstenite::tungstenite::Message;
 
+/// Only a hang reaches this.
+const SAFETY_NET: Duration = Duration::from_secs(60);
+
 async fn server() -> TestServer {
     TestServer::start_with(|c| {
         c.with_limits(Limits {
             max_message_size: 64 * 1024,
-            handshake_timeout: Duration::from_millis(500),
             ..Limits::default()
         })
     })
     .await
+}
+
+/// The next binary message; panics if the connection ends first.
+async fn next_binary(ws: &mut RawWs) -> Vec<u8> {
+    loop {
+        let message = tokio::time::timeout(SAFETY_NET, futures_util::StreamExt::next(ws))
+            .await
+            .expect("no message from the server");
+        match message {
+            Some(Ok(Message::Binary(data))) => return data.to_vec(),
+            Some(Ok(_)) => {}
+            other => panic!("the connection ended: {other:?}"),
+        }
+    }
 }
 
 #[tokio::test]
@@ -75,12 +91,11 @@ async fn bad_calls_get_typed_replies_and_the_connection_lives_on() {
     }
     let mut codes = Vec::new();
     while codes.len() < 2 {
-        if let Some(Ok(Message::Binary(reply))) = futures_util::StreamExt::next(&mut ws).await {
-            let (header, body) = FrameHeader::split(&reply, 1 << 20).unwrap();
-            if header.kind == Kind::ReplyFailure {
-                decode::<String>(body).unwrap();
-                codes.push((header.id, ErrorCode::from_u16(header.aux)));
-            }
+        let reply = next_binary(&mut ws).await;
+        let (header, body) = FrameHeader::split(&reply, 1 << 20).unwrap();
+        if header.kind == Kind::ReplyFailure {
+            decode::<String>(body).unwrap();
+            codes.push((header.id, ErrorCode::from_u16(header.aux)));
         }
     }
     codes.sort_by_key(|(id, _)| *id);
@@ -100,12 +115,11 @@ async fn bad_calls_get_typed_replies_and_the_connection_lives_on() {
     .await
     .unwrap();
     loop {
-        if let Some(Ok(Message::Binary(reply))) = futures_util::StreamExt::next(&mut ws).await {
-            let (header, body) = FrameHeader::split(&reply, 1 << 20).unwrap();
-            if header.kind == Kind::ReplyOk {
-                assert_eq!((header.id, decode::<i64>(body).unwrap()), (9, 6));
-                break;
-            }
+        let reply = next_binary(&mut ws).await;
+        let (header, body) = FrameHeader::split(&reply, 1 << 20).unwrap();
+        if header.kind == Kind::ReplyOk {
+            assert_eq!((header.id, decode::<i64>(body).unwrap()), (9, 6));
+            break;
         }
     }
 }
@@ -129,12 +143,14 @@ async fn another_subprotocol_is_refused_at_the_upgrade() {
     }
 }
 
-/// Writes `request` byte by byte with a pause after each, until the server hangs up.
-async fn trickle(server: &TestServer, request: &[u8], pause: Duration) -> usize {
+/// Writes an upgrade request that never ends, a byte at a time with a pause after each,
+/// until the server hangs up.
+async fn trickle(server: &TestServer, pause: Duration) {
     let mut stream = tls(server).await;
-    for (sent, byte) in request.iter().enumerate() {
+    let start = b"GET / HTTP/1.1\r\nHost: localhost\r\nUpgrade: websocket\r\nX-Padding: ";
+    for byte in start.iter().chain(std::iter::repeat(&b'a')) {
         if stream.write_all(&[*byte]).await.is_err() || stream.flush().await.is_err() {
-            return sent;
+            return;
         }
         tokio::time::sleep(pause).await;
         // the server closing shows up as end of stream
@@ -142,21 +158,25 @@ async fn trickle(server: &TestServer, request: &[u8], pause: Duration) -> usize 
         if let Ok(Ok(0) | Err(_)) =
             tokio::time::timeout(Duration::from_millis(1), stream.read(&mut probe)).await
         {
-            return sent;
+            return;
         }
     }
-    request.len()
 }
 
 #[tokio::test]
 async fn a_trickled_upgrade_is_cut_off_by_the_handshake_timeout() {
-    let server = server().await;
-    let request = b"GET / HTTP/1.1\r\nHost: localhost\r\nUpgrade: websocket\r\nConnection: Upgrade\r\nSec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\nSec-WebSocket-Version: 13\r\nSec-WebSocket-Protocol: hardlight.1\r\n\r\n";
-    let sent = trickle(&server, request, Duration::from_millis(50)).await;
-    assert!(
-        sent < request.len(),
-        "the server kept waiting for a trickled upgrade"
-    );
+    // at 20 bytes a second the 16 KiB upgrade limit would take 800 s: only the handshake
+    // timeout ends this
+    let server = TestServer::start_with(|c| {
+        c.with_limits(Limits {
+            handshake_timeout: Duration::from_secs(2),
+            ..Limits::default()
+        })
+    })
+    .await;
+    tokio::time::timeout(SAFETY_NET, trickle(&server, Duration::from_millis(50)))
+        .await
+        .expect("the server kept waiting for a trickled upgrade");
     // and it still serves a well-behaved client
     let client = server.client_over(Transport::WebSocket).await;
     assert_eq!(client.add(1, 2, 3).await.unwrap(), 6);
@@ -170,7 +190,7 @@ async fn an_oversized_upgrade_request_is_cut_off() {
     request.extend(std::iter::repeat_n(b'a', 64 * 1024));
     let _ = stream.write_all(&request).await;
     let mut rest = Vec::new();
-    let read = tokio::time::timeout(Duration::from_secs(5), stream.read_to_end(&mut rest)).await;
+    let read = tokio::time::timeout(SAFETY_NET, stream.read_to_end(&mut rest)).await;
     assert!(read.is_ok(), "the server did not hang up");
     assert!(rest.is_empty() || !rest.starts_with(b"HTTP/1.1 101"));
 }
@@ -188,7 +208,7 @@ async fn a_large_message_before_the_handshake_is_refused() {
     .await;
     let mut ws = upgrade(&server, "hardlight.1").await.unwrap();
     let _ = ws.send(Message::Binary(vec![0u8; 512 * 1024].into())).await;
-    let ended = tokio::time::timeout(Duration::from_secs(10), close_code(&mut ws)).await;
+    let ended = tokio::time::timeout(SAFETY_NET, close_code(&mut ws)).await;
     // cut off mid-message (no close frame), not read whole and then rejected (1008)
     assert_eq!(
         ended.ok(),

@@ -55,7 +55,7 @@ struct Inner<S: Service> {
     wanted: AtomicBool,
     /// One connection attempt at a time (the application's and the reconnect loop's).
     connecting: tokio::sync::Mutex<()>,
-    counters: Counters,
+    counters: Arc<Counters>,
 }
 
 /// The server session this client holds, across reconnections.
@@ -98,7 +98,7 @@ impl<S: Service> Client<S> {
                 lineage: Mutex::new(None),
                 wanted: AtomicBool::new(false),
                 connecting: tokio::sync::Mutex::new(()),
-                counters: Counters::default(),
+                counters: Arc::default(),
                 config,
             }),
             call_timeout,
@@ -337,6 +337,7 @@ impl<S: Service> Inner<S> {
             compressed: welcome.compression_for(config.compression) != Compression::None,
             max: config.limits.max_message_size,
             received,
+            counters: Arc::clone(&inner.counters),
             on_end,
         });
         let previous = lock(&inner.session).replace((generation, session));

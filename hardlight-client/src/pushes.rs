@@ -20,6 +20,7 @@ use crate::{
     events::{Event, Pushed},
     mirror::{apply, mark_disconnected, Mirror},
     rt::OnEnd,
+    stats::Counters,
 };
 
 /// Where one session's push frames go.
@@ -32,6 +33,8 @@ pub(crate) struct Pushes<S: Service> {
     pub(crate) max: u32,
     /// `Event` and `Lagged` frames received in the session (for resuming it).
     pub(crate) received: Arc<AtomicU64>,
+    /// The client's counters (events received and lost).
+    pub(crate) counters: Arc<Counters>,
     /// Told when the session ends.
     pub(crate) on_end: OnEnd,
 }
@@ -50,6 +53,9 @@ impl<S: Service> Pushes<S> {
             Kind::Event => {
                 self.received.fetch_add(1, Ordering::SeqCst);
                 let (topic, payload) = decode::<(Topic, S::Event)>(&body)?;
+                self.counters
+                    .events_received
+                    .fetch_add(1, Ordering::Relaxed);
                 // with no subscription there is nobody to deliver to or tell
                 let _ = self
                     .events
@@ -58,6 +64,9 @@ impl<S: Service> Pushes<S> {
             }
             Kind::Lagged => {
                 self.received.fetch_add(1, Ordering::SeqCst);
+                self.counters
+                    .events_lost
+                    .fetch_add(header.id, Ordering::Relaxed);
                 let _ = self.events.send(Pushed::Lost(header.id));
                 Ok(())
             }

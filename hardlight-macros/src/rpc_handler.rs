@@ -1,4 +1,4 @@
-//! `#[rpc_handler]`: the handler struct and its `Handler` implementation.
+//! `#[rpc_handler]`: the handler struct and its `RpcHandler` implementation.
 
 use proc_macro2::TokenStream;
 use quote::quote;
@@ -141,7 +141,7 @@ fn generate(
             #app_field
         }
 
-        impl #p::Handler for #handler {
+        impl #p::RpcHandler for #handler {
             type Service = #descriptor;
             type App = #app_type;
 

@@ -2,7 +2,7 @@
 //!
 //! A [`Server`] listens for QUIC on UDP port P (ALPN `hardlight/1`) and for WebSocket on
 //! TCP port P (subprotocol `hardlight.1`), runs the HardLight handshake, creates one
-//! [`Handler`] per connection through its [`Factory`], serves calls (one QUIC stream each,
+//! [`RpcHandler`] per connection through its [`Factory`], serves calls (one QUIC stream each,
 //! or multiplexed by id over WebSocket), syncs the connection state and delivers topic
 //! events. Users reach all of this through the `hardlight` crate and its macros.
 
@@ -27,7 +27,7 @@ mod ws;
 pub use auth::{AuthError, AuthRequest, Authenticator, ConnectionInfo, Identity};
 pub use config::{ServerConfig, WebSocketMode};
 pub use error::ServerError;
-pub use handler::{EventOf, Factory, Handler, HandlerContext, StateOf};
+pub use handler::{EventOf, Factory, HandlerContext, RpcHandler, StateOf};
 pub use server::Server;
 pub use shutdown::ShutdownHandle;
 pub use state_handle::{StateHandle, StateWriteGuard};

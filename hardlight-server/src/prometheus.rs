@@ -43,14 +43,19 @@ mod tests {
 
     #[test]
     fn the_server_metrics_reach_prometheus() {
-        let handle = super::recorder().unwrap();
-        let counters = Arc::new(ServerCounters::default());
-        counters.connection_opened(TransportKind::Quic);
-        let meter = Meter::new(Arc::clone(&counters));
-        meter.call_started();
-        meter.call_finished(true);
-        meter.events_dropped(3);
-        counters.connection_refused("max_connections_per_ip");
+        // a recorder of this test's own, for this thread only: other tests in this
+        // binary report metrics concurrently and must not be counted
+        let recorder = metrics_exporter_prometheus::PrometheusBuilder::new().build_recorder();
+        let handle = recorder.handle();
+        metrics::with_local_recorder(&recorder, || {
+            let counters = Arc::new(ServerCounters::default());
+            counters.connection_opened(TransportKind::Quic);
+            let meter = Meter::new(Arc::clone(&counters));
+            meter.call_started();
+            meter.call_finished(true);
+            meter.events_dropped(3);
+            counters.connection_refused("max_connections_per_ip");
+        });
         let text = handle.render();
         for expected in [
             "hardlight_connections_open 1",

@@ -16,7 +16,7 @@ use crate::{
     admission::{Admission, Connected, Refused},
     config::{ServerConfig, WebSocketMode},
     error::ServerError,
-    handler::{EventOf, Factory, Handler},
+    handler::{EventOf, Factory, RpcHandler},
     quic::{quinn_config, serve_connection},
     session::{resume::Sessions, ServerShared},
     shutdown::{ShutdownHandle, Signals},
@@ -31,8 +31,8 @@ const BIND_ATTEMPTS: usize = 16;
 /// A HardLight server for handlers of type `H`.
 ///
 /// ```no_run
-/// # use hardlight_server::{Server, ServerConfig, Factory, Handler};
-/// # async fn demo<H: Handler>(factory: Factory<H>) -> Result<(), hardlight_server::ServerError> {
+/// # use hardlight_server::{Server, ServerConfig, Factory, RpcHandler};
+/// # async fn demo<H: RpcHandler>(factory: Factory<H>) -> Result<(), hardlight_server::ServerError> {
 /// let mut server = Server::new(ServerConfig::new_self_signed("127.0.0.1:0"), factory);
 /// let addr = server.bind()?;            // optional: learn an ephemeral port before running
 /// let shutdown = server.shutdown_handle();
@@ -41,7 +41,7 @@ const BIND_ATTEMPTS: usize = 16;
 /// shutdown.shutdown(std::time::Duration::from_secs(5)).await;
 /// # Ok(()) }
 /// ```
-pub struct Server<H: Handler> {
+pub struct Server<H: RpcHandler> {
     config: ServerConfig,
     factory: Factory<H>,
     bound: Option<Bound>,
@@ -56,7 +56,7 @@ struct Bound {
     tcp: Option<TcpListener>,
 }
 
-impl<H: Handler> Server<H> {
+impl<H: RpcHandler> Server<H> {
     /// A server that will serve `factory`'s handlers with `config`; nothing is bound yet.
     pub fn new(config: ServerConfig, factory: Factory<H>) -> Self {
         Self {

@@ -26,6 +26,9 @@ pub struct ServerStats {
     pub sessions_parked: u64,
     /// Sessions resumed by a reconnecting client.
     pub sessions_resumed: u64,
+    /// Parked sessions whose grace period (`Limits::resume_grace`) ended without a
+    /// resumption.
+    pub sessions_expired: u64,
     /// Calls, bytes and dropped events of all connections.
     pub traffic: TrafficStats,
 }
@@ -87,6 +90,18 @@ pub(crate) struct ServerCounters {
     rejected: AtomicU64,
     parked: AtomicU64,
     resumed: AtomicU64,
+    expired: AtomicU64,
+}
+
+/// How a parked session left the parked set.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Unparked {
+    /// A reconnecting client took it back.
+    Resumed,
+    /// Its grace period ended.
+    Expired,
+    /// The server shut down.
+    ShutDown,
 }
 
 /// Where one connection's activity is counted: its own counters and the server's.
@@ -140,12 +155,19 @@ impl ServerCounters {
         metrics::gauge!("hardlight_sessions_parked").increment(1.0);
     }
 
-    pub(crate) fn session_unparked(&self, resumed: bool) {
+    pub(crate) fn session_unparked(&self, how: Unparked) {
         self.parked.fetch_sub(1, Relaxed);
         metrics::gauge!("hardlight_sessions_parked").decrement(1.0);
-        if resumed {
-            add(&self.resumed, 1);
-            metrics::counter!("hardlight_sessions_resumed_total").increment(1);
+        match how {
+            Unparked::Resumed => {
+                add(&self.resumed, 1);
+                metrics::counter!("hardlight_sessions_resumed_total").increment(1);
+            }
+            Unparked::Expired => {
+                add(&self.expired, 1);
+                metrics::counter!("hardlight_sessions_expired_total").increment(1);
+            }
+            Unparked::ShutDown => {}
         }
     }
 
@@ -157,6 +179,7 @@ impl ServerCounters {
             handshakes_rejected: self.rejected.load(Relaxed),
             sessions_parked: self.parked.load(Relaxed),
             sessions_resumed: self.resumed.load(Relaxed),
+            sessions_expired: self.expired.load(Relaxed),
             traffic: self.calls.snapshot(),
         }
     }

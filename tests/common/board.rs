@@ -86,9 +86,12 @@ impl BoardServer {
         super::config_via(addr, &self.certificate_pem, transport)
     }
 
-    /// A connected client.
+    /// A connected client over QUIC, patient enough for a loaded machine.
     pub async fn client(&self) -> BoardClient {
-        let client = BoardClient::new_self_signed(self.addr.to_string(), Compression::default());
+        let config = self
+            .config_via(self.addr, Transport::Quic)
+            .with_connect_timeout(std::time::Duration::from_secs(60));
+        let client = BoardClient::with_config(config);
         client.connect().await.expect("connect");
         client
     }

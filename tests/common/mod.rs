@@ -16,9 +16,9 @@ pub mod raw_ws;
 pub mod tcp_proxy;
 pub mod udp_proxy;
 
-/// Waits until `condition` holds, checking every 10 ms; panics after 20 s as a safety net.
+/// Waits until `condition` holds, checking every 10 ms; panics after 60 s as a safety net (only a hang reaches it).
 pub async fn eventually(what: &str, condition: impl Fn() -> bool) {
-    eventually_within(what, Duration::from_secs(20), condition).await;
+    eventually_within(what, Duration::from_secs(60), condition).await;
 }
 
 /// Waits until `condition` holds, checking every 10 ms; panics after `limit`.

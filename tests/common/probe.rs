@@ -23,7 +23,7 @@ pub fn count(counter: &AtomicUsize) -> usize {
     counter.load(Ordering::SeqCst)
 }
 
-/// Waits until `condition` holds (a counter moved); panics after 10 s as a safety net.
+/// Waits until `condition` holds (a counter moved); panics after 60 s as a safety net.
 pub async fn wait_until(condition: impl Fn() -> bool) {
     let wait = async {
         loop {
@@ -34,7 +34,7 @@ pub async fn wait_until(condition: impl Fn() -> bool) {
             changed.await;
         }
     };
-    tokio::time::timeout(Duration::from_secs(10), wait)
+    tokio::time::timeout(Duration::from_secs(60), wait)
         .await
         .expect("condition never became true");
 }

@@ -19,6 +19,7 @@ pub struct TcpProxy {
     pub addr: SocketAddr,
     pipes: Arc<Mutex<Vec<AbortHandle>>>,
     down: Arc<AtomicBool>,
+    server: Arc<Mutex<SocketAddr>>,
     task: JoinHandle<()>,
 }
 
@@ -31,11 +32,14 @@ impl TcpProxy {
         let registry = Arc::clone(&pipes);
         let down = Arc::new(AtomicBool::new(false));
         let refusing = Arc::clone(&down);
+        let server = Arc::new(Mutex::new(server));
+        let upstream_addr = Arc::clone(&server);
         let task = tokio::spawn(async move {
             while let Ok((mut client, _)) = listener.accept().await {
                 if refusing.load(Ordering::SeqCst) {
                     continue; // dropped: the network is down
                 }
+                let server = *upstream_addr.lock().unwrap();
                 let pipe = tokio::spawn(async move {
                     if let Ok(mut upstream) = TcpStream::connect(server).await {
                         let _ = tokio::io::copy_bidirectional(&mut client, &mut upstream).await;
@@ -48,8 +52,15 @@ impl TcpProxy {
             addr,
             pipes,
             down,
+            server,
             task,
         }
+    }
+
+    /// Connects new connections to `server` from now on, as if the old server's host had
+    /// come back under a new port (clients keep the proxy's address).
+    pub fn retarget(&self, server: SocketAddr) {
+        *self.server.lock().unwrap() = server;
     }
 
     /// Cuts every connection open now and refuses new ones until [`TcpProxy::heal`].

@@ -28,6 +28,9 @@ pub struct Faults {
 
 struct State {
     faults: Faults,
+    /// Where packets go, and how many times that changed.
+    server: SocketAddr,
+    generation: u64,
     rng: StdRng,
     /// A packet held back for reordering, per direction and client.
     held: HashMap<(SocketAddr, bool), Vec<u8>>,
@@ -48,17 +51,27 @@ impl UdpProxy {
         let addr = socket.local_addr().unwrap();
         let state = Arc::new(Mutex::new(State {
             faults: Faults::default(),
+            server,
+            generation: 0,
             rng: StdRng::seed_from_u64(seed),
             held: HashMap::new(),
             sent_by_client: HashMap::new(),
         }));
-        let task = tokio::spawn(run(socket, server, Arc::clone(&state)));
+        let task = tokio::spawn(run(socket, Arc::clone(&state)));
         Self { addr, state, task }
     }
 
     /// Applies `faults` from now on.
     pub fn set(&self, faults: Faults) {
         self.state.lock().unwrap().faults = faults;
+    }
+
+    /// Sends every packet to `server` from now on, as if the old server's host had come
+    /// back under a new port (clients keep the proxy's address).
+    pub fn retarget(&self, server: SocketAddr) {
+        let mut state = self.state.lock().unwrap();
+        state.server = server;
+        state.generation += 1;
     }
 }
 
@@ -99,18 +112,22 @@ fn decide(state: &mut State, client: SocketAddr, to_server: bool, packet: Vec<u8
     out
 }
 
-async fn run(socket: Arc<UdpSocket>, server: SocketAddr, state: Arc<Mutex<State>>) {
-    let mut upstreams: HashMap<SocketAddr, Arc<UdpSocket>> = HashMap::new();
+async fn run(socket: Arc<UdpSocket>, state: Arc<Mutex<State>>) {
+    let mut upstreams: HashMap<SocketAddr, (u64, Arc<UdpSocket>)> = HashMap::new();
     // dropped (and so aborted) with this task
     let mut tasks = tokio::task::JoinSet::new();
     let mut buf = vec![0u8; 65536];
     while let Ok((len, client)) = socket.recv_from(&mut buf).await {
+        let (server, generation) = {
+            let state = state.lock().unwrap();
+            (state.server, state.generation)
+        };
         let upstream = match upstreams.get(&client) {
-            Some(upstream) => Arc::clone(upstream),
-            None => {
+            Some((made_for, upstream)) if *made_for == generation => Arc::clone(upstream),
+            _ => {
                 let upstream = Arc::new(UdpSocket::bind("127.0.0.1:0").await.unwrap());
                 upstream.connect(server).await.unwrap();
-                upstreams.insert(client, Arc::clone(&upstream));
+                upstreams.insert(client, (generation, Arc::clone(&upstream)));
                 tasks.spawn(replies(
                     Arc::clone(&upstream),
                     Arc::clone(&socket),

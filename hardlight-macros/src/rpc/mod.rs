@@ -4,6 +4,7 @@
 mod attr;
 mod client;
 mod model;
+mod reserved;
 mod server;
 
 use proc_macro2::TokenStream;

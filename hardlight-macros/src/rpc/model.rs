@@ -5,25 +5,6 @@ use syn::spanned::Spanned;
 
 use crate::errors::Errors;
 
-/// Names the generated client and handler code defines or relies on; a method with one of
-/// these names would clash.
-const RESERVED: &[&str] = &[
-    "new",
-    "new_self_signed",
-    "with_config",
-    "with_call_timeout",
-    "connect",
-    "disconnect",
-    "is_connected",
-    "state",
-    "watch_state",
-    "subscribe",
-    "dispatch",
-    "clone",
-    "fmt",
-    "deref",
-];
-
 /// Largest number of arguments a method may take (rkyv tuple support).
 const MAX_ARGS: usize = 12;
 
@@ -108,7 +89,7 @@ impl Method {
                 format!("RPC method `{name}` must be `async fn`"),
             );
         }
-        if RESERVED.contains(&name.as_str()) || name.starts_with("__") {
+        if super::reserved::is_reserved(&name) {
             errors.at(
                 &sig.ident,
                 format!(

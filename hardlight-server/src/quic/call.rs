@@ -10,7 +10,7 @@ use quinn::{RecvStream, SendStream};
 use tracing::debug;
 
 use crate::{
-    handler::{Handler, StateOf},
+    handler::{RpcHandler, StateOf},
     session::{
         dispatch::{refusal, reply_frame, reserve, Call},
         Session,
@@ -20,7 +20,7 @@ use crate::{
 
 /// Serves one call stream to completion. Never panics on peer input: every failure becomes
 /// a `ReplyFailure` frame, except a reset by the peer, which ends the call silently.
-pub(crate) async fn serve_call<H: Handler>(
+pub(crate) async fn serve_call<H: RpcHandler>(
     handler: Arc<H>,
     state: StateHandle<StateOf<H>>,
     session: Arc<Session>,

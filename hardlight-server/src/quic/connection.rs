@@ -15,7 +15,7 @@ use tracing::{debug, info_span, Instrument};
 use super::{call::serve_call, close};
 use crate::{
     admission::Connected,
-    handler::Handler,
+    handler::RpcHandler,
     session::{
         dispatch::reply_frame,
         handshake::{accept, parse_hello, reject_frame, Accepted, Peer, MAX_HELLO},
@@ -28,7 +28,7 @@ use crate::{
 
 /// Drives one incoming connection to its end. Everything it spawned is aborted when it
 /// returns, and the handler is dropped with the last call task.
-pub(crate) async fn serve_connection<H: Handler>(
+pub(crate) async fn serve_connection<H: RpcHandler>(
     incoming: Incoming,
     _admitted: Connected,
     sessions: Arc<Sessions<H>>,
@@ -65,7 +65,7 @@ pub(crate) async fn serve_connection<H: Handler>(
 }
 
 /// Reads `Hello` on the first stream, answers `Welcome` (creating the handler) or `Reject`.
-async fn handshake<H: Handler>(
+async fn handshake<H: RpcHandler>(
     conn: &Connection,
     sessions: &Arc<Sessions<H>>,
     shared: &ServerShared,
@@ -126,7 +126,11 @@ impl PushSink for QuicPush {
 }
 
 /// Serves calls until the connection ends or a shutdown's deadline passes.
-async fn run_session<H: Handler>(conn: Connection, accepted: Accepted<H>, shared: &ServerShared) {
+async fn run_session<H: RpcHandler>(
+    conn: Connection,
+    accepted: Accepted<H>,
+    shared: &ServerShared,
+) {
     let mut shutdown = shared.signals.deadline.subscribe();
     let mut tasks = JoinSet::new();
     let live = match conn.open_uni().await {

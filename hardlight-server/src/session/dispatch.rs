@@ -14,7 +14,7 @@ use tokio::sync::OwnedSemaphorePermit;
 use tracing::{debug, Instrument};
 
 use super::Session;
-use crate::handler::Handler;
+use crate::handler::RpcHandler;
 
 /// A call ready to run: its header, its (decompressed, aligned) arguments, and the share
 /// of the connection's byte budget they hold until the handler finishes.
@@ -69,7 +69,7 @@ impl Call {
     /// Runs the handler (if the rate limit admits the call), catching a panic. Returns
     /// `None` if `cancelled` completes first, in which case the handler future has been
     /// dropped.
-    pub(crate) async fn run<H: Handler>(
+    pub(crate) async fn run<H: RpcHandler>(
         self,
         handler: Arc<H>,
         session: &Session,
@@ -88,7 +88,7 @@ impl Call {
             id = header.id,
             method = <H::Service as Service>::method_name(header.aux)
         );
-        session.meter.call_started();
+        let mut running = Running::start(session);
         let dispatch = AssertUnwindSafe(handler.dispatch(header.aux, args)).catch_unwind();
         let outcome = async {
             tokio::select! {
@@ -105,9 +105,31 @@ impl Call {
         }
         .instrument(span)
         .await;
-        let failed = matches!(outcome, Some(Outcome::Failure(..)));
-        session.meter.call_finished(failed);
+        running.failed = matches!(outcome, Some(Outcome::Failure(..)));
         outcome
+    }
+}
+
+/// A call counted as running until dropped: also when its task is aborted (cancelled by
+/// the client, or at a shutdown deadline) before the handler returns.
+struct Running<'a> {
+    session: &'a Session,
+    failed: bool,
+}
+
+impl<'a> Running<'a> {
+    fn start(session: &'a Session) -> Self {
+        session.meter.call_started();
+        Self {
+            session,
+            failed: false,
+        }
+    }
+}
+
+impl Drop for Running<'_> {
+    fn drop(&mut self) {
+        self.session.meter.call_finished(self.failed);
     }
 }
 

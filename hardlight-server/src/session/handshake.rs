@@ -24,7 +24,7 @@ use super::{
 };
 use crate::{
     auth::{AuthRequest, ConnectionInfo, Identity},
-    handler::{Handler, HandlerContext, StateOf},
+    handler::{HandlerContext, RpcHandler, StateOf},
     state_handle::StateHandle,
     stats::Meter,
     topics::{EventEmitter, Outbox, Subscriptions},
@@ -43,7 +43,7 @@ pub(crate) struct Peer {
 pub(crate) const MAX_HELLO: u32 = 64 * 1024;
 
 /// A connection whose handshake succeeded.
-pub(crate) struct Accepted<H: Handler> {
+pub(crate) struct Accepted<H: RpcHandler> {
     parts: Parts<H>,
     sessions: Arc<Sessions<H>>,
     pub(crate) session: Arc<Session>,
@@ -60,7 +60,7 @@ fn rejection(code: RejectCode, reason: impl Into<String>) -> Rejection {
 
 /// A connection being served: what its calls need, and the switch that sends `GoAway`.
 /// [`Live::end`] parks or closes the session; dropping it without `end` closes it.
-pub(crate) struct Live<H: Handler> {
+pub(crate) struct Live<H: RpcHandler> {
     pub(crate) handler: Arc<H>,
     pub(crate) state: StateHandle<StateOf<H>>,
     pub(crate) session: Arc<Session>,
@@ -73,7 +73,7 @@ pub(crate) struct Live<H: Handler> {
     push: JoinHandle<()>,
 }
 
-impl<H: Handler> Accepted<H> {
+impl<H: RpcHandler> Accepted<H> {
     /// Starts the push stream on `sink` and returns the live connection.
     pub(crate) fn go_live<P: PushSink + 'static>(self, sink: P) -> Live<H> {
         let (go_away, go_away_rx) = watch::channel(false);
@@ -106,7 +106,7 @@ impl<H: Handler> Accepted<H> {
     }
 }
 
-impl<H: Handler> Live<H> {
+impl<H: RpcHandler> Live<H> {
     /// Tells the client the server is shutting down (`GoAway` on the push stream).
     pub(crate) fn go_away(&self) {
         let _ = self.go_away.send(true);
@@ -126,7 +126,7 @@ impl<H: Handler> Live<H> {
     }
 }
 
-impl<H: Handler> Drop for Live<H> {
+impl<H: RpcHandler> Drop for Live<H> {
     fn drop(&mut self) {
         self.push.abort();
         if let Some(parts) = self.parts.take() {
@@ -150,7 +150,7 @@ pub(crate) fn parse_hello(header: &FrameHeader, body: &[u8]) -> Result<Hello, Re
 /// Accepts `hello` for service `H` from `peer`: checks version, schema and compression,
 /// authenticates, then resumes the requested session or creates a new one. On success the
 /// `Welcome` (with the full state snapshot) is ready to send.
-pub(crate) async fn accept<H: Handler>(
+pub(crate) async fn accept<H: RpcHandler>(
     hello: &Hello,
     sessions: &Arc<Sessions<H>>,
     shared: &ServerShared,
@@ -165,7 +165,7 @@ pub(crate) async fn accept<H: Handler>(
     result
 }
 
-async fn admit<H: Handler>(
+async fn admit<H: RpcHandler>(
     hello: &Hello,
     sessions: &Arc<Sessions<H>>,
     shared: &ServerShared,
@@ -250,7 +250,7 @@ async fn admit<H: Handler>(
 }
 
 /// A new session: its state, event queue, subscriptions and handler.
-fn new_session<H: Handler>(
+fn new_session<H: RpcHandler>(
     sessions: &Sessions<H>,
     shared: &ServerShared,
     connection: ConnectionInfo,

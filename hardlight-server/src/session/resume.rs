@@ -18,9 +18,9 @@ use tokio::{
 use tracing::debug;
 
 use crate::{
-    handler::{Factory, Handler, StateOf},
+    handler::{Factory, RpcHandler, StateOf},
     state_handle::StateHandle,
-    stats::{Meter, ServerCounters},
+    stats::{Meter, ServerCounters, Unparked},
     sync::lock,
     topics::{Outbox, Subscriptions},
 };
@@ -30,7 +30,7 @@ use crate::{
 const TAKEOVER_WAIT: Duration = Duration::from_secs(2);
 
 /// Everything a session is, apart from its connection.
-pub(crate) struct Parts<H: Handler> {
+pub(crate) struct Parts<H: RpcHandler> {
     pub(crate) id: [u8; 16],
     pub(crate) handler: Arc<H>,
     pub(crate) state: StateHandle<StateOf<H>>,
@@ -39,7 +39,7 @@ pub(crate) struct Parts<H: Handler> {
     pub(crate) meter: Meter,
 }
 
-impl<H: Handler> Parts<H> {
+impl<H: RpcHandler> Parts<H> {
     /// Ends the session for good: its subscriptions close (firing `Removed` for topics
     /// left without subscribers) and the handler is dropped with the last reference.
     pub(crate) fn close(self) {
@@ -47,7 +47,7 @@ impl<H: Handler> Parts<H> {
     }
 }
 
-enum Entry<H: Handler> {
+enum Entry<H: RpcHandler> {
     /// On a connection; notifying `kick` makes the connection let go of it.
     Live(Arc<Notify>),
     /// Waiting for its client; `expiry` closes it when the grace period ends.
@@ -55,7 +55,7 @@ enum Entry<H: Handler> {
 }
 
 /// The server's sessions, for resumption, and the factory for new ones.
-pub(crate) struct Sessions<H: Handler> {
+pub(crate) struct Sessions<H: RpcHandler> {
     pub(crate) factory: Factory<H>,
     grace: Duration,
     /// Most sessions parked at once: a peer that connects and vanishes over and over
@@ -66,7 +66,7 @@ pub(crate) struct Sessions<H: Handler> {
     counters: Arc<ServerCounters>,
 }
 
-impl<H: Handler> Sessions<H> {
+impl<H: RpcHandler> Sessions<H> {
     pub(crate) fn new(
         factory: Factory<H>,
         grace: Duration,
@@ -122,7 +122,7 @@ impl<H: Handler> Sessions<H> {
         let entry = lock(&self.entries).remove(&id);
         if let Some(Entry::Parked(parts, _)) = entry {
             debug!("parked session expired");
-            self.counters.session_unparked(false);
+            self.counters.session_unparked(Unparked::Expired);
             parts.close();
         }
     }
@@ -139,7 +139,7 @@ impl<H: Handler> Sessions<H> {
                 match entries.remove(&id) {
                     Some(Entry::Parked(parts, expiry)) => {
                         expiry.abort();
-                        self.counters.session_unparked(true);
+                        self.counters.session_unparked(Unparked::Resumed);
                         return Some(parts);
                     }
                     Some(Entry::Live(kick)) => {
@@ -159,7 +159,7 @@ impl<H: Handler> Sessions<H> {
         for (_, entry) in entries {
             if let Entry::Parked(parts, expiry) = entry {
                 expiry.abort();
-                self.counters.session_unparked(false);
+                self.counters.session_unparked(Unparked::ShutDown);
                 parts.close();
             }
         }

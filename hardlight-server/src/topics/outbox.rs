@@ -11,7 +11,7 @@ use super::emitter::EncodedEvent;
 use crate::{stats::Meter, sync::lock};
 
 /// What happens when a client reads events slower than they are emitted and its queue
-/// (`ServerConfig::with_event_queue`) is full.
+/// (`Limits::max_queued_events`) is full.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
 pub enum SlowConsumerPolicy {
     /// Drop the oldest queued event; the client receives the number lost (`Lagged`)
@@ -136,8 +136,6 @@ impl Outbox {
         }
     }
 
-    /// Completes once the queue has overflowed under [`SlowConsumerPolicy::Disconnect`],
-    /// even while the push stream is blocked writing to a client that stopped reading.
     /// Records the frames of `taken` (a `Lagged` first if anything was lost) for replay.
     fn remember(&self, queue: &mut Queue, taken: &Taken) {
         let lagged = (taken.lost > 0).then_some(Sent::Lost(taken.lost));
@@ -179,6 +177,8 @@ impl Outbox {
         self.ready.notify_one();
     }
 
+    /// Completes once the queue has overflowed under [`SlowConsumerPolicy::Disconnect`],
+    /// even while the push stream is blocked writing to a client that stopped reading.
     pub(crate) async fn overflowed(&self) {
         loop {
             let overflow = self.overflow.notified();

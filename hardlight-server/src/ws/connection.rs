@@ -1,7 +1,10 @@
 //! One WebSocket connection after the upgrade: handshake, then multiplexed calls and the
 //! push frames until it ends.
 
-use std::{collections::HashMap, sync::Arc};
+use std::{
+    collections::HashMap,
+    sync::{Arc, Mutex},
+};
 
 use bytes::Bytes;
 use futures_util::{stream::SplitSink, SinkExt, StreamExt};
@@ -25,7 +28,7 @@ use tracing::debug;
 
 use super::{bounded::Budget, close};
 use crate::{
-    handler::Handler,
+    handler::RpcHandler,
     session::{
         dispatch::{refusal, reply_frame, reserve, Call},
         handshake::{accept, parse_hello, reject_frame, Accepted, Live, Peer, MAX_HELLO},
@@ -34,6 +37,7 @@ use crate::{
         ServerShared,
     },
     shutdown::requested,
+    sync::lock,
 };
 
 /// WebSocket framing and read-ahead allowed beyond the `Hello` itself.
@@ -54,7 +58,7 @@ enum Outgoing {
 }
 
 /// Serves an upgraded connection: `Hello` first (before `deadline`), then calls.
-pub(crate) async fn serve_ws<H: Handler, S: AsyncRead + AsyncWrite + Unpin + Send + 'static>(
+pub(crate) async fn serve_ws<H: RpcHandler, S: AsyncRead + AsyncWrite + Unpin + Send + 'static>(
     ws: WebSocketStream<S>,
     budget: Budget,
     deadline: Instant,
@@ -120,7 +124,7 @@ fn rejection(reason: &str) -> Rejection {
     }
 }
 
-async fn hello<H: Handler>(
+async fn hello<H: RpcHandler>(
     data: &[u8],
     sessions: &Arc<Sessions<H>>,
     shared: &ServerShared,
@@ -150,14 +154,16 @@ impl PushSink for WsPush {
 }
 
 /// What the reader loop needs to start calls.
-struct Calls<H: Handler> {
+struct Calls<H: RpcHandler> {
     live: Live<H>,
     tx: mpsc::Sender<Outgoing>,
-    running: JoinSet<u64>,
-    by_id: HashMap<u64, AbortHandle>,
+    running: JoinSet<()>,
+    /// The calls in flight: each task removes its own entry before it queues its reply, so
+    /// the count and the duplicate-id check never depend on when the task is reaped.
+    by_id: Arc<Mutex<HashMap<u64, AbortHandle>>>,
 }
 
-async fn run_session<H: Handler, S: AsyncRead + AsyncWrite + Unpin + Send + 'static>(
+async fn run_session<H: RpcHandler, S: AsyncRead + AsyncWrite + Unpin + Send + 'static>(
     mut source: futures_util::stream::SplitStream<WebSocketStream<S>>,
     tx: mpsc::Sender<Outgoing>,
     mut tasks: JoinSet<()>,
@@ -173,7 +179,7 @@ async fn run_session<H: Handler, S: AsyncRead + AsyncWrite + Unpin + Send + 'sta
         live: accepted.go_live(sink),
         tx,
         running: JoinSet::new(),
-        by_id: HashMap::new(),
+        by_id: Arc::default(),
     };
     let mut shutdown = shared.signals.deadline.subscribe();
     let mut drain_deadline: Option<Instant> = None;
@@ -244,11 +250,7 @@ async fn run_session<H: Handler, S: AsyncRead + AsyncWrite + Unpin + Send + 'sta
                 lost = true;
                 break;
             }
-            Some(done) = calls.running.join_next() => {
-                if let Ok(id) = done {
-                    calls.by_id.remove(&id);
-                }
-            }
+            Some(_) = calls.running.join_next() => {}
         }
     }
     calls.running.abort_all();
@@ -275,7 +277,7 @@ async fn run_session<H: Handler, S: AsyncRead + AsyncWrite + Unpin + Send + 'sta
     let _ = tokio::time::timeout(CLOSE_LINGER, linger).await;
 }
 
-impl<H: Handler> Calls<H> {
+impl<H: RpcHandler> Calls<H> {
     /// Handles one binary message from the client. An error closes the connection with the
     /// given code and reason: only for frames that cannot be attributed to a call.
     async fn receive(&mut self, data: Bytes, draining: bool) -> Result<(), (u16, String)> {
@@ -289,12 +291,13 @@ impl<H: Handler> Calls<H> {
                         ErrorCode::ShuttingDown,
                         "server is shutting down; call not run".into(),
                     ))
-                } else if self.by_id.contains_key(&header.id) {
+                } else if lock(&self.by_id).contains_key(&header.id) {
                     Some(Outcome::Failure(
                         ErrorCode::Malformed,
                         format!("call id {} is already in flight", header.id),
                     ))
-                } else if self.by_id.len() >= self.live.session.limits.max_concurrent_calls as usize
+                } else if lock(&self.by_id).len()
+                    >= self.live.session.limits.max_concurrent_calls as usize
                 {
                     Some(Outcome::Failure(
                         ErrorCode::Overloaded,
@@ -312,7 +315,7 @@ impl<H: Handler> Calls<H> {
                 Ok(())
             }
             Kind::Cancel => {
-                if let Some(call) = self.by_id.remove(&header.id) {
+                if let Some(call) = lock(&self.by_id).remove(&header.id) {
                     call.abort();
                 }
                 Ok(())
@@ -334,18 +337,29 @@ impl<H: Handler> Calls<H> {
             self.tx.clone(),
         );
         let id = header.id;
+        let by_id = Arc::clone(&self.by_id);
+        // the entry is in the map before the task can remove it
+        let mut in_flight = lock(&self.by_id);
         let abort = self.running.spawn(async move {
             // cancellation is by abort: the task, and the handler future with it, is dropped
-            if let Some(outcome) = call
+            let outcome = call
                 .run(handler, &session, std::future::pending::<()>())
-                .await
+                .await;
             {
+                let mut in_flight = lock(&by_id);
+                if in_flight
+                    .get(&id)
+                    .is_some_and(|call| call.id() == tokio::task::id())
+                {
+                    in_flight.remove(&id);
+                }
+            }
+            if let Some(outcome) = outcome {
                 let frame = reply_frame(id, state.version(), outcome, &session);
                 let _ = tx.send(Outgoing::Frames(vec![frame.into()])).await;
             }
-            id
         });
-        self.by_id.insert(id, abort);
+        in_flight.insert(id, abort);
         Ok(())
     }
 

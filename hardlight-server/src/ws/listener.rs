@@ -1,5 +1,5 @@
 //! Accepting a TCP connection: TLS (unless plain WebSocket was configured), then the HTTP
-//! upgrade with subprotocol `hardlight.<version>`, bounded in size and time.
+//! upgrade with subprotocol `hardlight.<version>` (`hardlight.1`), bounded in size and time.
 
 use hardlight_core::TransportKind as Transport;
 use std::{net::SocketAddr, sync::Arc};
@@ -23,7 +23,7 @@ use crate::{
     admission::Connected,
     config::ServerConfig,
     error::ServerError,
-    handler::Handler,
+    handler::RpcHandler,
     session::{handshake::Peer, resume::Sessions, ServerShared},
 };
 
@@ -50,7 +50,7 @@ fn websocket_config(shared: &ServerShared) -> WebSocketConfig {
 }
 
 /// Serves one TCP connection to its end.
-pub(crate) async fn serve_tcp<H: Handler>(
+pub(crate) async fn serve_tcp<H: RpcHandler>(
     stream: TcpStream,
     remote: SocketAddr,
     _admitted: Connected,
@@ -75,7 +75,7 @@ pub(crate) async fn serve_tcp<H: Handler>(
     .await
 }
 
-async fn upgrade<H: Handler, S: AsyncRead + AsyncWrite + Unpin + Send + 'static>(
+async fn upgrade<H: RpcHandler, S: AsyncRead + AsyncWrite + Unpin + Send + 'static>(
     stream: S,
     remote: SocketAddr,
     deadline: Instant,
@@ -111,7 +111,7 @@ async fn upgrade<H: Handler, S: AsyncRead + AsyncWrite + Unpin + Send + 'static>
     }
 }
 
-/// Accepts the upgrade only for subprotocol `hardlight/<version>`, naming it in the answer.
+/// Accepts the upgrade only for subprotocol `hardlight.<version>`, naming it in the answer.
 #[allow(clippy::result_large_err)] // the signature is tungstenite's callback
 fn select_subprotocol(
     request: &Request,

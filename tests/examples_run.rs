@@ -1,0 +1,52 @@
+//! The examples run to completion and show what they are there to show. (`cargo test`
+//! builds the examples next to the test binaries.)
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
+use std::{path::PathBuf, process::Command};
+
+/// Runs example `name` built by this `cargo test` and returns its standard output.
+fn run_example(name: &str) -> String {
+    let exe = std::env::current_exe().unwrap();
+    // target/<profile>/deps/<this test> → target/<profile>/examples/<name>
+    let example: PathBuf = exe
+        .parent()
+        .and_then(|deps| deps.parent())
+        .map(|profile| profile.join("examples").join(name))
+        .unwrap();
+    let output = Command::new(&example)
+        .output()
+        .unwrap_or_else(|e| panic!("run {}: {e}", example.display()));
+    let stdout = String::from_utf8_lossy(&output.stdout).into_owned();
+    assert!(
+        output.status.success(),
+        "{name} failed:\n{stdout}\n{}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+    stdout
+}
+
+#[test]
+fn the_counter_example_shows_calls_state_errors_events_and_topics() {
+    let out = run_example("counter");
+    for shown in [
+        "increment(5) -> 5",
+        "my state: State { name: \"alice\", last_op: \"+5\" }",
+        "handler error: cannot subtract 10 from 3",
+        "[bob] event on `counter`: Changed { by: \"alice\", value: 5 }",
+        "[bob] event on `counter`: Changed { by: \"the server\", value: 3 }",
+        "[server] Some(Created(Topic(\"counter\")))",
+        "[server] Some(Removed(Topic(\"counter\")))",
+        "done",
+    ] {
+        assert!(
+            out.contains(shown),
+            "the counter example did not show `{shown}`:\n{out}"
+        );
+    }
+}
+
+#[test]
+fn the_chat_example_delivers_every_message() {
+    let out = run_example("chat");
+    assert!(out.contains("[ada] said hello to 3 members"), "{out}");
+}
