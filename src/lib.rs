@@ -16,7 +16,7 @@ pub use hardlight_server::{
     AuthError, AuthRequest, Authenticator, ConnectionInfo, EventEmitter, Factory, HandlerContext,
     Identity, RpcHandler, Server, ServerConfig, ServerError, ServerStats, ShutdownHandle,
     SlowConsumerPolicy, StateHandle, StateWriteGuard, StatsHandle, SubscriptionLimit,
-    Subscriptions, TopicNotification, TopicNotifier, TrafficStats, WebSocketMode,
+    Subscriptions, TlsError, TopicNotification, TopicNotifier, TrafficStats, WebSocketMode,
 };
 
 #[cfg(feature = "prometheus")]
@@ -35,7 +35,8 @@ pub mod __private {
     pub use hardlight_core::{
         codec::{decode, encode, Bytes, Codable},
         rkyv,
-        service::{combine, fnv1a, BoxFuture, Outcome, Service, ServiceOf},
+        schema::{Layout, Schema, ServiceSchema},
+        service::{BoxFuture, Outcome, Service, ServiceOf},
         state::{unknown_field, ConnectionState},
         Compression, HandlerError, ProtocolError,
     };

@@ -142,7 +142,12 @@ async fn the_disconnect_policy_closes_only_the_slow_client() {
         .expect("the slow client was not disconnected");
     match reason {
         quinn::ConnectionError::ApplicationClosed(close) => {
-            assert_eq!(close.error_code, quinn::VarInt::from_u32(0x13))
+            assert_eq!(
+                close.error_code,
+                quinn::VarInt::from_u32(
+                    hardlight::protocol::close::Close::SlowConsumer.quic_code()
+                )
+            )
         }
         other => panic!("unexpected close: {other:?}"),
     }

@@ -58,6 +58,9 @@ pub struct ClientConfig {
     pub(crate) reconnect: Option<Reconnect>,
     /// Set per attempt by the reconnect loop, never by users.
     pub(crate) resume: Option<hardlight_core::handshake::Resume>,
+    /// In-process instead of over the network.
+    #[cfg(feature = "native")]
+    pub(crate) memory: Option<hardlight_core::memory::InMemory>,
 }
 
 /// How a client reconnects after losing its connection: jittered exponential backoff.
@@ -133,6 +136,26 @@ impl ClientConfig {
             token: None,
             reconnect: Some(Reconnect::default()),
             resume: None,
+            #[cfg(feature = "native")]
+            memory: None,
+        }
+    }
+
+    /// Connect in-process, over memory, to the server `memory` came from
+    /// (`Server::in_memory`): the same protocol, handshake, limits and lifecycle as over
+    /// the network, with no socket. For tests of applications.
+    ///
+    /// ```no_run
+    /// # fn demo(memory: hardlight_core::memory::InMemory) {
+    /// let config = hardlight_client::ClientConfig::in_memory(memory);
+    /// # let _ = config;
+    /// # }
+    /// ```
+    #[cfg(feature = "native")]
+    pub fn in_memory(memory: hardlight_core::memory::InMemory) -> Self {
+        Self {
+            memory: Some(memory),
+            ..Self::new("memory")
         }
     }
 

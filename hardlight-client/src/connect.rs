@@ -14,6 +14,9 @@ pub(crate) async fn connect<S: Service>(config: &ClientConfig) -> Result<Connect
 #[cfg(feature = "native")]
 async fn attempt<S: Service>(config: &ClientConfig) -> Result<Connected, ConnectError> {
     use crate::{config::Transport, quic::QuicSession, ws::WsSession};
+    if let Some(memory) = &config.memory {
+        return WsSession::connect_in_memory::<S>(memory, config).await;
+    }
     match config.transport {
         Transport::Quic => QuicSession::connect::<S>(config).await,
         Transport::WebSocket => WsSession::connect::<S>(config).await,

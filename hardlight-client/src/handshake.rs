@@ -14,11 +14,9 @@ use crate::{config::ClientConfig, error::ConnectError};
 pub(crate) fn hello_frame<S: Service>(config: &ClientConfig) -> Result<Vec<u8>, ConnectError> {
     let hello = Hello {
         version: config.protocol_version,
-        schema_hash: S::SCHEMA_HASH,
-        service: S::NAME.to_owned(),
-        compression: config.compression.offers(),
         token: config.token.clone(),
         resume: config.resume,
+        ..Hello::new(S::NAME, S::schema(), config.compression)
     };
     Ok(encode_frame(
         FrameHeader::new(Kind::Hello, 0),

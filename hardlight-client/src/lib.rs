@@ -5,6 +5,7 @@
 //! calls, mirrors the connection state the server pushes and receives topic events.
 //! Generated clients (`#[rpc] trait Counter` gives `CounterClient`) deref to it.
 
+mod calls;
 mod client;
 mod config;
 mod connect;

@@ -14,16 +14,15 @@ use hardlight_core::{
     codec::Bytes,
     frame::{FrameHeader, Kind},
     handshake::Welcome,
-    message::{encode_frame, open_aligned_body},
-    Compression, ProtocolError,
+    ProtocolError,
 };
 use tokio::sync::{mpsc, oneshot, Semaphore};
 
 use crate::{
+    calls::{Calls, Exchange},
     config::ClientConfig,
     drain::Drain,
     error::{CallError, TransportError},
-    session::check_size,
     sync::lock,
 };
 
@@ -49,39 +48,6 @@ impl Mux {
             out,
             closed_reason: Mutex::new(None),
         })
-    }
-
-    /// Sends a call and waits for its reply. Waits for a slot past the in-flight limit.
-    /// Dropping the future sends `Cancel`.
-    pub(crate) async fn call(
-        self: &Arc<Self>,
-        method: u16,
-        args: &[u8],
-        compression: Compression,
-        server_max: u32,
-    ) -> Result<Reply, CallError> {
-        let _slot = self.slots.acquire().await.map_err(|_| self.closed())?;
-        let id = self.next_id.fetch_add(1, Ordering::Relaxed);
-        let frame = encode_frame(
-            FrameHeader::new(Kind::Call, 0).with_aux(method).with_id(id),
-            args,
-            compression,
-        )?;
-        check_size(&frame, server_max)?;
-        let (tx, rx) = oneshot::channel();
-        match lock(&self.pending).as_mut() {
-            Some(pending) => pending.insert(id, tx),
-            None => return Err(self.closed()),
-        };
-        let mut guard = Pending {
-            mux: self,
-            id,
-            answered: false,
-        };
-        self.out.send(frame).map_err(|_| self.closed())?;
-        let reply = rx.await.map_err(|_| self.closed())?;
-        guard.answered = true;
-        Ok(reply)
     }
 
     /// Routes a reply frame to its call; `Err` for an id no call is waiting on.
@@ -115,6 +81,34 @@ impl Mux {
     }
 }
 
+impl Exchange for Arc<Mux> {
+    /// Gives the call an id, sends it and waits for its reply; waits for a slot past the
+    /// in-flight limit. Dropping the future sends `Cancel`.
+    async fn exchange(
+        &self,
+        mut frame: Vec<u8>,
+        _reply_max: u32,
+    ) -> Result<(FrameHeader, Bytes), CallError> {
+        let _slot = self.slots.acquire().await.map_err(|_| self.closed())?;
+        let id = self.next_id.fetch_add(1, Ordering::Relaxed);
+        FrameHeader::set_id(&mut frame, id);
+        let (tx, rx) = oneshot::channel();
+        match lock(&self.pending).as_mut() {
+            Some(pending) => pending.insert(id, tx),
+            None => return Err(self.closed()),
+        };
+        let mut guard = Pending {
+            mux: self,
+            id,
+            answered: false,
+        };
+        self.out.send(frame).map_err(|_| self.closed())?;
+        let reply = rx.await.map_err(|_| self.closed())?;
+        guard.answered = true;
+        Ok(reply)
+    }
+}
+
 /// A call awaiting its reply: dropped before the reply came, it cancels the call.
 struct Pending<'a> {
     mux: &'a Mux,
@@ -137,21 +131,17 @@ impl Drop for Pending<'_> {
     }
 }
 
-/// A multiplexed session's call side: the multiplexer plus what the handshake settled.
+/// A multiplexed connection's calls, and the switch that closes it.
 #[derive(Debug)]
 pub(crate) struct Channel {
-    pub(crate) mux: Arc<Mux>,
-    pub(crate) drain: Arc<Drain>,
-    compression: Compression,
-    server_max: u32,
-    reply_max: u32,
+    pub(crate) calls: Calls<Arc<Mux>>,
     /// Tells the transport's writer to send a close frame and stop.
     close: Mutex<Option<oneshot::Sender<()>>>,
 }
 
 impl Channel {
-    /// The call side of a session whose handshake returned `welcome`; frames to send go to
-    /// `out`. After `GoAway` and the last reply, the session's calls are failed.
+    /// The calls of a connection whose handshake returned `welcome`; frames to send go to
+    /// `out`. After `GoAway` and the last reply, the connection's calls are failed.
     pub(crate) fn new(
         welcome: &Welcome,
         config: &ClientConfig,
@@ -160,14 +150,16 @@ impl Channel {
     ) -> Self {
         let mux = Mux::new(welcome.max_concurrent_calls, out);
         let on_drained = Arc::clone(&mux);
+        let drain = Drain::new(move || on_drained.close("server shut down".into()));
         Self {
-            drain: Drain::new(move || on_drained.close("server shut down".into())),
-            mux,
-            compression: welcome.compression_for(config.compression),
-            server_max: welcome.max_message_size,
-            reply_max: config.limits.max_message_size,
+            calls: Calls::new(mux, drain, welcome, config),
             close: Mutex::new(Some(close)),
         }
+    }
+
+    /// The multiplexer the transport's reader delivers replies to.
+    pub(crate) fn mux(&self) -> &Arc<Mux> {
+        &self.calls.transport
     }
 
     /// Closes the connection; calls in flight fail.
@@ -175,25 +167,6 @@ impl Channel {
         if let Some(close) = lock(&self.close).take() {
             let _ = close.send(());
         }
-        self.mux.close("client disconnected".into());
-    }
-
-    /// Largest reply (and push) accepted.
-    pub(crate) fn reply_max(&self) -> u32 {
-        self.reply_max
-    }
-
-    /// Sends a call and waits for its reply; dropping the future sends `Cancel`.
-    pub(crate) async fn call(&self, method: u16, args: &[u8]) -> Result<Reply, CallError> {
-        let _in_flight = self.drain.enter()?;
-        let (header, body) = self
-            .mux
-            .call(method, args, self.compression, self.server_max)
-            .await?;
-        let compressed = self.compression != Compression::None;
-        Ok((
-            header,
-            open_aligned_body(&header, body, compressed, self.reply_max)?,
-        ))
+        self.calls.transport.close("client disconnected".into());
     }
 }

@@ -2,12 +2,7 @@
 
 use std::sync::Arc;
 
-use hardlight_core::{
-    codec::Bytes,
-    frame::{FrameHeader, HEADER_LEN},
-    handshake::Welcome,
-    ProtocolError, Service,
-};
+use hardlight_core::{codec::Bytes, frame::FrameHeader, handshake::Welcome, Service};
 
 use crate::{config::TransportKind, drain::Drain, error::CallError, pushes::Pushes};
 
@@ -15,18 +10,6 @@ use crate::{config::TransportKind, drain::Drain, error::CallError, pushes::Pushe
 use crate::ws::BrowserSession;
 #[cfg(feature = "native")]
 use crate::{quic::QuicSession, ws::WsSession};
-
-/// Refuses a call frame the server would refuse as too large, before sending it.
-pub(crate) fn check_size(frame: &[u8], server_max: u32) -> Result<(), CallError> {
-    let body_len = frame.len().saturating_sub(HEADER_LEN);
-    if body_len > server_max as usize {
-        return Err(CallError::Protocol(ProtocolError::FrameTooLarge {
-            len: body_len as u64,
-            max: server_max,
-        }));
-    }
-    Ok(())
-}
 
 /// A session whose handshake succeeded, not yet reading pushes.
 pub(crate) struct Connected {
@@ -55,7 +38,7 @@ impl Session {
             #[cfg(feature = "native")]
             Self::Quic(_) => TransportKind::Quic,
             #[cfg(feature = "native")]
-            Self::WebSocket(_) => TransportKind::WebSocket,
+            Self::WebSocket(s) => s.kind,
             #[cfg(all(feature = "wasm", not(feature = "native")))]
             Self::Browser(_) => TransportKind::WebSocket,
         }
@@ -77,11 +60,11 @@ impl Session {
     pub(crate) fn drain(&self) -> Arc<Drain> {
         match self {
             #[cfg(feature = "native")]
-            Self::Quic(s) => Arc::clone(&s.drain),
+            Self::Quic(s) => Arc::clone(&s.calls.drain),
             #[cfg(feature = "native")]
-            Self::WebSocket(s) => Arc::clone(&s.channel.drain),
+            Self::WebSocket(s) => Arc::clone(&s.channel.calls.drain),
             #[cfg(all(feature = "wasm", not(feature = "native")))]
-            Self::Browser(s) => Arc::clone(&s.channel.drain),
+            Self::Browser(s) => Arc::clone(&s.channel.calls.drain),
         }
     }
 
@@ -105,11 +88,11 @@ impl Session {
     ) -> Result<(FrameHeader, Bytes), CallError> {
         match self {
             #[cfg(feature = "native")]
-            Self::Quic(s) => s.call(method, args).await,
+            Self::Quic(s) => s.calls.call(method, args).await,
             #[cfg(feature = "native")]
-            Self::WebSocket(s) => s.channel.call(method, args).await,
+            Self::WebSocket(s) => s.channel.calls.call(method, args).await,
             #[cfg(all(feature = "wasm", not(feature = "native")))]
-            Self::Browser(s) => s.channel.call(method, args).await,
+            Self::Browser(s) => s.channel.calls.call(method, args).await,
         }
     }
 

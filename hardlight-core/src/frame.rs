@@ -190,6 +190,21 @@ impl FrameHeader {
         })
     }
 
+    /// Sets the `id` of the encoded frame `frame` in place (a frame too short to hold a
+    /// header is left alone).
+    ///
+    /// ```
+    /// use hardlight_core::frame::{FrameHeader, Kind};
+    /// let mut frame = FrameHeader::new(Kind::Call, 0).encode().to_vec();
+    /// FrameHeader::set_id(&mut frame, 9);
+    /// assert_eq!(FrameHeader::split(&frame, 0).unwrap().0.id, 9);
+    /// ```
+    pub fn set_id(frame: &mut [u8], id: u64) {
+        if let Some(field) = frame.get_mut(8..16) {
+            field.copy_from_slice(&id.to_le_bytes());
+        }
+    }
+
     /// Parses the header at the start of `bytes`, for transports that deliver whole
     /// messages (WebSocket). Returns the header and the body slice.
     pub fn split(bytes: &[u8], max_body: u32) -> Result<(Self, &[u8]), ProtocolError> {

@@ -26,6 +26,14 @@ pub struct HandlerError {
     message: String,
 }
 
+impl crate::schema::Schema for HandlerError {
+    fn describe(layout: &mut crate::schema::Layout) {
+        layout.named::<Self>("HandlerError", |l| {
+            l.structure(&[("message", <String as crate::schema::Schema>::describe)])
+        });
+    }
+}
+
 impl HandlerError {
     /// An error with this message.
     pub fn new(message: impl Into<String>) -> Self {

@@ -2,10 +2,21 @@
 
 use std::fmt;
 
-use crate::{compression::Compression, state::StateBatch};
+use crate::{
+    compression::Compression,
+    schema::{SchemaItem, ServiceSchema},
+    state::StateBatch,
+};
 
 /// The protocol version this build speaks.
-pub const PROTOCOL_VERSION: u16 = 1;
+pub const PROTOCOL_VERSION: u16 = 2;
+
+/// Most schema parts a `Hello` carries (the hash covers every part; these only name the
+/// first that differs).
+pub const MAX_SCHEMA_ITEMS: usize = 256;
+
+/// Longest part name a `Hello` carries, in bytes.
+pub const MAX_SCHEMA_ITEM_NAME: usize = 128;
 
 /// The ALPN protocol id (QUIC) and WebSocket subprotocol for a protocol version.
 ///
@@ -33,8 +44,12 @@ pub fn websocket_subprotocol(version: u16) -> String {
 pub struct Hello {
     /// Protocol version the client speaks.
     pub version: u16,
-    /// Schema hash of the client's service (trait and state).
+    /// Schema hash of the client's service: every method, the state and the events, through
+    /// the layout of every type they reach.
     pub schema_hash: u64,
+    /// The fingerprints of the service's parts, so that the server can name the first one
+    /// that differs (at most [`MAX_SCHEMA_ITEMS`]).
+    pub schema_items: Vec<SchemaItem>,
     /// Name of the client's service, for error messages.
     pub service: String,
     /// Compression algorithm ids the client accepts, in preference order.
@@ -162,16 +177,18 @@ pub struct Negotiated {
 ///
 /// ```
 /// use hardlight_core::{handshake::*, Compression};
-/// let hello = Hello { version: PROTOCOL_VERSION, schema_hash: 42, service: "Counter".into(),
-///                     compression: vec![], token: None, resume: None };
-/// assert!(check_hello(&hello, "Counter", 42, Compression::default()).is_ok());
-/// let err = check_hello(&hello, "Counter", 43, Compression::default()).unwrap_err();
+/// use hardlight_core::schema::ServiceSchema;
+/// let schema = ServiceSchema { hash: 42, items: vec![] };
+/// let hello = Hello::new("Counter", &schema, Compression::default());
+/// assert!(check_hello(&hello, "Counter", &schema, Compression::default()).is_ok());
+/// let other = ServiceSchema { hash: 43, items: vec![] };
+/// let err = check_hello(&hello, "Counter", &other, Compression::default()).unwrap_err();
 /// assert_eq!(err.code, RejectCode::SchemaMismatch);
 /// ```
 pub fn check_hello(
     hello: &Hello,
     service: &str,
-    schema_hash: u64,
+    schema: &ServiceSchema,
     server_compression: Compression,
 ) -> Result<Negotiated, Rejection> {
     if hello.version != PROTOCOL_VERSION {
@@ -183,12 +200,16 @@ pub fn check_hello(
             ),
         });
     }
-    if hello.schema_hash != schema_hash {
+    if hello.schema_hash != schema.hash {
+        let difference = match schema.first_difference(&hello.schema_items) {
+            Some(item) => format!("; the first part that differs is `{}`", item.name),
+            None => String::new(),
+        };
         return Err(Rejection {
             code: RejectCode::SchemaMismatch,
             reason: format!(
-                "client service `{}` (schema {:016x}) does not match server service `{service}` (schema {schema_hash:016x}); rebuild both from the same #[rpc] trait and #[connection_state]",
-                hello.service, hello.schema_hash
+                "client service `{}` (schema {:016x}) does not match server service `{service}` (schema {:016x}){difference}; build both from the same #[rpc] trait, #[connection_state] and #[codable] types",
+                hello.service, hello.schema_hash, schema.hash
             ),
         });
     }
@@ -202,6 +223,40 @@ pub fn check_hello(
         Compression::None
     };
     Ok(Negotiated { compression })
+}
+
+impl Hello {
+    /// A `Hello` for service `service` with `schema`, offering `compression`; no token,
+    /// no session to resume.
+    pub fn new(service: &str, schema: &ServiceSchema, compression: Compression) -> Self {
+        let schema_items = schema
+            .items
+            .iter()
+            .take(MAX_SCHEMA_ITEMS)
+            .map(|item| SchemaItem {
+                name: truncated(&item.name, MAX_SCHEMA_ITEM_NAME).to_owned(),
+                fingerprint: item.fingerprint,
+            })
+            .collect();
+        Self {
+            version: PROTOCOL_VERSION,
+            schema_hash: schema.hash,
+            schema_items,
+            service: service.to_owned(),
+            compression: compression.offers(),
+            token: None,
+            resume: None,
+        }
+    }
+}
+
+/// `text` cut to at most `max` bytes, at a character boundary.
+fn truncated(text: &str, max: usize) -> &str {
+    let mut end = text.len().min(max);
+    while !text.is_char_boundary(end) {
+        end -= 1;
+    }
+    &text[..end]
 }
 
 impl Welcome {

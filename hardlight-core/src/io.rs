@@ -1,13 +1,15 @@
 //! Reading whole frames from an async byte stream (a QUIC stream, a TCP socket).
 //!
 //! This opens no socket and spawns no task: it only pulls bytes from whatever
-//! `AsyncRead` the runtime crates hand it, checking the size limit before the body
-//! buffer is allocated.
+//! `AsyncRead` the runtime crates hand it into a [`FrameDecoder`], which checks the size
+//! limit before anything is allocated for the body and grows the body with the bytes that
+//! arrive.
 
 use tokio::io::{AsyncRead, AsyncReadExt};
 
 use crate::{
     codec::Bytes,
+    decoder::FrameDecoder,
     error::ProtocolError,
     frame::{FrameHeader, HEADER_LEN},
 };
@@ -46,59 +48,61 @@ pub async fn read_frame<R: AsyncRead + Unpin + ?Sized>(
     reader: &mut R,
     max_body: u32,
 ) -> Result<(FrameHeader, Bytes), ReadError> {
-    let header = read_header(reader, max_body).await?;
-    let body = read_body(reader, &header).await?;
-    Ok((header, body))
+    let mut decoder = FrameDecoder::new(max_body);
+    read_header(reader, &mut decoder).await?;
+    read_rest(reader, &mut decoder).await
 }
 
-/// Reads and checks one frame header; nothing is allocated for the body yet.
+/// Reads into `decoder` until its frame's header is whole and checked, and returns it;
+/// nothing is allocated for the body yet.
 pub async fn read_header<R: AsyncRead + Unpin + ?Sized>(
     reader: &mut R,
-    max_body: u32,
+    decoder: &mut FrameDecoder,
 ) -> Result<FrameHeader, ReadError> {
-    let mut head = [0u8; HEADER_LEN];
-    match fill(reader, &mut head).await? {
-        0 => Err(ReadError::Finished),
-        HEADER_LEN => Ok(FrameHeader::parse(&head, max_body)?),
-        got => Err(truncated(HEADER_LEN, got)),
+    loop {
+        if let Some(header) = decoder.header() {
+            return Ok(*header);
+        }
+        read_some(reader, decoder).await?;
     }
 }
 
-/// Reads exactly the body announced by `header` (already checked by [`read_header`]).
-pub async fn read_body<R: AsyncRead + Unpin + ?Sized>(
+/// Reads into `decoder` until its frame is whole.
+pub async fn read_rest<R: AsyncRead + Unpin + ?Sized>(
     reader: &mut R,
-    header: &FrameHeader,
-) -> Result<Bytes, ReadError> {
-    let len = header.body_len as usize;
-    let mut body = Bytes::with_capacity(len);
-    body.resize(len, 0);
-    let got = fill(reader, &mut body[..]).await?;
-    if got < len {
-        return Err(truncated(HEADER_LEN + len, HEADER_LEN + got));
+    decoder: &mut FrameDecoder,
+) -> Result<(FrameHeader, Bytes), ReadError> {
+    loop {
+        if let Some(frame) = decoder.take() {
+            return Ok(frame);
+        }
+        read_some(reader, decoder).await?;
     }
-    Ok(body)
 }
 
-fn truncated(expected: usize, got: usize) -> ReadError {
+/// One read into the decoder's buffer.
+async fn read_some<R: AsyncRead + Unpin + ?Sized>(
+    reader: &mut R,
+    decoder: &mut FrameDecoder,
+) -> Result<(), ReadError> {
+    let n = reader.read(decoder.buffer()).await?;
+    if n == 0 {
+        return Err(match decoder.received() {
+            0 => ReadError::Finished,
+            got => truncated(decoder, got),
+        });
+    }
+    Ok(decoder.filled(n)?)
+}
+
+fn truncated(decoder: &FrameDecoder, got: usize) -> ReadError {
+    let expected = decoder
+        .header()
+        .map_or(HEADER_LEN, |h| HEADER_LEN + h.body_len as usize);
     ReadError::Protocol(ProtocolError::Truncated {
         expected: expected as u64,
         got: got as u64,
     })
-}
-
-/// Reads until `buf` is full or the stream ends; returns how much was read.
-async fn fill<R: AsyncRead + Unpin + ?Sized>(
-    reader: &mut R,
-    buf: &mut [u8],
-) -> Result<usize, std::io::Error> {
-    let mut filled = 0;
-    while filled < buf.len() {
-        match reader.read(&mut buf[filled..]).await? {
-            0 => break,
-            n => filled += n,
-        }
-    }
-    Ok(filled)
 }
 
 #[cfg(test)]

@@ -6,8 +6,10 @@
 //! `docs/PROTOCOL.md`.
 
 pub mod addr;
+pub mod close;
 pub mod codec;
 pub mod compression;
+pub mod decoder;
 pub mod error;
 pub mod frame;
 pub mod handler_error;
@@ -15,7 +17,10 @@ pub mod handshake;
 #[cfg(feature = "io")]
 pub mod io;
 pub mod limits;
+#[cfg(feature = "io")]
+pub mod memory;
 pub mod message;
+pub mod schema;
 pub mod service;
 pub mod state;
 pub mod topic;
@@ -27,6 +32,7 @@ pub use handler_error::{HandlerError, HandlerResult};
 pub use handshake::{RejectCode, PROTOCOL_VERSION};
 pub use limits::{Limits, RateLimit};
 pub use rkyv;
+pub use schema::Schema;
 pub use service::{Outcome, Service};
 pub use state::ConnectionState;
 pub use topic::Topic;
@@ -34,9 +40,27 @@ pub use topic::Topic;
 /// The transport a connection uses: `Client::transport` on the client, the
 /// authenticator's request and `ConnectionInfo::transport` on the server.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+#[non_exhaustive]
 pub enum TransportKind {
     /// QUIC over UDP.
     Quic,
     /// WebSocket over TCP.
     WebSocket,
+    /// In-process, over memory ([`memory::InMemory`]).
+    Memory,
+}
+
+impl TransportKind {
+    /// A short lowercase name, for logs and metric labels.
+    ///
+    /// ```
+    /// assert_eq!(hardlight_core::TransportKind::WebSocket.name(), "websocket");
+    /// ```
+    pub const fn name(self) -> &'static str {
+        match self {
+            Self::Quic => "quic",
+            Self::WebSocket => "websocket",
+            Self::Memory => "memory",
+        }
+    }
 }

@@ -29,6 +29,9 @@ pub struct Limits {
     pub idle_timeout: Duration,
     /// Keep-alive interval that holds a quiet connection open. Default 10 s.
     pub keep_alive: Duration,
+    /// Longest a write to a peer may take (a push batch, a reply, a close): a peer that
+    /// takes nothing for this long has stopped reading and is disconnected. Default 30 s.
+    pub send_timeout: Duration,
     /// Events queued for one connection before the slow-consumer policy applies.
     /// Default 1024.
     pub max_queued_events: usize,
@@ -75,6 +78,7 @@ impl Default for Limits {
             handshake_timeout: Duration::from_secs(10),
             idle_timeout: Duration::from_secs(30),
             keep_alive: Duration::from_secs(10),
+            send_timeout: Duration::from_secs(30),
             max_queued_events: 1024,
             max_subscriptions: 1024,
             max_connections: 10_000,

@@ -6,6 +6,7 @@ use std::{future::Future, pin::Pin};
 use crate::{
     codec::{encode, Bytes, Codable},
     error::{ErrorCode, ProtocolError},
+    schema::{Schema, ServiceSchema},
     state::ConnectionState,
 };
 
@@ -17,13 +18,14 @@ pub trait Service: Send + Sync + 'static {
     /// The connection state the server owns and clients mirror.
     type State: ConnectionState;
     /// The type of the events the service publishes on topics (`()` if it has none).
-    type Event: Codable + Clone + Send + Sync + 'static;
+    type Event: Codable + Schema + Clone + Send + Sync + 'static;
     /// The trait's name.
     const NAME: &'static str;
     /// Method names; a method's index on the wire is its position here.
     const METHODS: &'static [&'static str];
-    /// Hash of the trait's methods and signatures combined with the state's schema.
-    const SCHEMA_HASH: u64;
+    /// The service's schema: every method's signature, the state and the events, through
+    /// the full layout of every type they reach (computed once).
+    fn schema() -> &'static ServiceSchema;
 
     /// The name of method `index`, or `"<unknown>"`.
     fn method_name(index: u16) -> &'static str {
@@ -40,27 +42,6 @@ pub trait Service: Send + Sync + 'static {
 pub trait ServiceOf {
     /// The service generated for the trait.
     type Service: Service;
-}
-
-/// FNV-1a over `bytes`, usable in constants.
-///
-/// ```
-/// assert_ne!(hardlight_core::service::fnv1a(b"a"), hardlight_core::service::fnv1a(b"b"));
-/// ```
-pub const fn fnv1a(bytes: &[u8]) -> u64 {
-    let mut hash = 0xcbf2_9ce4_8422_2325u64;
-    let mut i = 0;
-    while i < bytes.len() {
-        hash ^= bytes[i] as u64;
-        hash = hash.wrapping_mul(0x0000_0100_0000_01b3);
-        i += 1;
-    }
-    hash
-}
-
-/// Combines two hashes (order matters), usable in constants.
-pub const fn combine(a: u64, b: u64) -> u64 {
-    (a ^ b.rotate_left(29)).wrapping_mul(0x9e37_79b9_7f4a_7c15)
 }
 
 /// What a dispatched call produced, ready to be framed as a reply.

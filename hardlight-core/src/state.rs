@@ -3,16 +3,15 @@
 
 use std::collections::BTreeMap;
 
-use crate::{codec::Bytes, error::ProtocolError};
+use crate::{codec::Bytes, error::ProtocolError, schema::Schema};
 
 /// A connection-state struct whose fields are synced from server to client.
 ///
-/// Implemented by `#[connection_state]`; `()` is the state of services without one.
-pub trait ConnectionState: Default + Clone + Send + Sync + 'static {
+/// Implemented by `#[connection_state]`; `()` is the state of services without one. Its
+/// [`Schema`] (field names and types) is part of the service's schema hash.
+pub trait ConnectionState: Schema + Default + Clone + Send + Sync + 'static {
     /// Field names, in declaration order; a field's index is its position here.
     const FIELDS: &'static [&'static str];
-    /// Hash of the field names and types, part of the service's schema hash.
-    const SCHEMA_HASH: u64;
     /// Serializes field `index`.
     fn encode_field(&self, index: u16) -> Result<Bytes, ProtocolError>;
     /// Validates `bytes` as field `index` and stores it.
@@ -21,7 +20,6 @@ pub trait ConnectionState: Default + Clone + Send + Sync + 'static {
 
 impl ConnectionState for () {
     const FIELDS: &'static [&'static str] = &[];
-    const SCHEMA_HASH: u64 = 0;
     fn encode_field(&self, index: u16) -> Result<Bytes, ProtocolError> {
         Err(unknown_field(index))
     }

@@ -27,6 +27,14 @@ use std::fmt;
 #[rkyv(derive(Debug))]
 pub struct Topic(Vec<u8>);
 
+impl crate::schema::Schema for Topic {
+    fn describe(layout: &mut crate::schema::Layout) {
+        layout.named::<Self>("Topic", |l| {
+            l.structure(&[("0", <Vec<u8> as crate::schema::Schema>::describe)])
+        });
+    }
+}
+
 impl Topic {
     /// The topic's bytes.
     pub fn as_bytes(&self) -> &[u8] {

@@ -1,7 +1,8 @@
-//! `#[codable]`: rkyv derives through the re-exported crate path.
+//! `#[codable]`: rkyv derives through the re-exported crate path, and the type's schema
+//! fingerprint (its layout, for the handshake's schema hash).
 
 use proc_macro2::TokenStream;
-use quote::quote;
+use quote::{quote, ToTokens};
 
 use crate::errors::with_item;
 
@@ -22,6 +23,7 @@ pub(crate) fn expand(args: TokenStream, input: TokenStream) -> TokenStream {
         let error = syn::Error::new_spanned(data.union_token, "#[codable] does not support unions");
         return with_item(error, item);
     }
+    let schema = schema_impl(&item);
     quote! {
         #[derive(
             ::hardlight::__private::rkyv::Archive,
@@ -30,5 +32,80 @@ pub(crate) fn expand(args: TokenStream, input: TokenStream) -> TokenStream {
         )]
         #[rkyv(crate = ::hardlight::__private::rkyv)]
         #item
+
+        #schema
     }
+}
+
+/// `impl Schema`: the struct's fields or the enum's variants, each field by name (or
+/// position) and type, in declaration order.
+pub(crate) fn schema_impl(item: &syn::DeriveInput) -> TokenStream {
+    let p = quote!(::hardlight::__private);
+    let name = &item.ident;
+    let name_text = name.to_string();
+    let body = match &item.data {
+        syn::Data::Struct(data) => {
+            let fields = fields(&data.fields);
+            quote!(l.structure(&[#(#fields),*]))
+        }
+        syn::Data::Enum(data) => {
+            let variants = data.variants.iter().map(|v| {
+                let variant = v.ident.to_string();
+                let fields = fields(&v.fields);
+                quote!((#variant, &[#(#fields),*]))
+            });
+            quote!(l.variants(&[#(#variants),*]))
+        }
+        syn::Data::Union(_) => return TokenStream::new(),
+    };
+    let mut generics = item.generics.clone();
+    for param in generics.type_params_mut() {
+        param.bounds.push(syn::parse_quote!(#p::Schema));
+    }
+    let (impl_generics, ty_generics, where_clause) = generics.split_for_impl();
+    quote! {
+        impl #impl_generics #p::Schema for #name #ty_generics #where_clause {
+            fn describe(layout: &mut #p::Layout) {
+                layout.named::<Self>(#name_text, |l| #body);
+            }
+        }
+    }
+}
+
+/// Each field as `(name, describe)`: named fields by name, tuple fields by position; a
+/// field archived through an rkyv wrapper (`#[rkyv(with = …)]`) by the wrapper and its
+/// type as written.
+fn fields(fields: &syn::Fields) -> Vec<TokenStream> {
+    let p = quote!(::hardlight::__private);
+    fields
+        .iter()
+        .enumerate()
+        .map(|(i, field)| {
+            let name = field
+                .ident
+                .as_ref()
+                .map_or_else(|| i.to_string(), ToString::to_string);
+            let ty = &field.ty;
+            let modifiers: Vec<String> = field
+                .attrs
+                .iter()
+                .filter(|attr| attr.path().is_ident("rkyv"))
+                .map(|attr| attr.meta.to_token_stream().to_string())
+                .filter(|text| !text.contains("omit_bounds"))
+                .collect();
+            if modifiers.is_empty() {
+                quote!((#name, <#ty as #p::Schema>::describe))
+            } else {
+                // the wrapper decides the archived layout: the field's own type need not be
+                // codable, so it is taken as written
+                let ty = ty.to_token_stream().to_string();
+                quote! {
+                    (#name, |l: &mut #p::Layout| {
+                        #(l.modifier(#modifiers);)*
+                        l.modifier(#ty);
+                    })
+                }
+            }
+        })
+        .collect()
 }

@@ -1,7 +1,7 @@
-//! `#[connection_state]`: per-field codec and schema hash for a state struct.
+//! `#[connection_state]`: per-field codec and schema fingerprint for a state struct.
 
 use proc_macro2::TokenStream;
-use quote::{quote, quote_spanned, ToTokens};
+use quote::{quote, quote_spanned};
 use syn::spanned::Spanned;
 
 use crate::errors::{with_item, Errors};
@@ -70,11 +70,7 @@ fn generate(item: &syn::ItemStruct, fields: &[Field<'_>]) -> TokenStream {
         .collect();
     let derive = (!missing.is_empty()).then(|| quote!(#[derive(#(#missing),*)]));
     let names = fields.iter().map(|f| f.ident.to_string());
-    let schema = fields.iter().fold(format!("{name}{{"), |mut s, f| {
-        s.push_str(&format!("{}:{};", f.ident, f.ty.to_token_stream()));
-        s
-    }) + "}";
-    let schema = syn::LitByteStr::new(schema.as_bytes(), name.span());
+    let schema = crate::codable::schema_impl(&syn::DeriveInput::from(item.clone()));
     let encode_arms = fields.iter().enumerate().map(|(i, f)| {
         let (index, ident) = (i as u16, f.ident);
         quote_spanned! {f.ty.span()=> #index => #p::encode(&self.#ident), }
@@ -92,9 +88,10 @@ fn generate(item: &syn::ItemStruct, fields: &[Field<'_>]) -> TokenStream {
         #derive
         #item
 
+        #schema
+
         impl #p::ConnectionState for #name {
             const FIELDS: &'static [&'static str] = &[#(#names),*];
-            const SCHEMA_HASH: u64 = #p::fnv1a(#schema);
 
             fn encode_field(&self, index: u16) -> #p::Result<#p::Bytes, #p::ProtocolError> {
                 match index {

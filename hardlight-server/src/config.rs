@@ -6,7 +6,11 @@ use hardlight_core::{addr::host_part, Compression, Limits};
 
 use std::sync::Arc;
 
-use crate::{auth::Authenticator, error::ServerError, topics::SlowConsumerPolicy};
+use crate::{
+    auth::Authenticator,
+    error::{ServerError, TlsError},
+    topics::SlowConsumerPolicy,
+};
 
 /// How a server is set up.
 ///
@@ -20,7 +24,7 @@ use crate::{auth::Authenticator, error::ServerError, topics::SlowConsumerPolicy}
 #[derive(Debug)]
 pub struct ServerConfig {
     pub(crate) addr: String,
-    pub(crate) identity: Result<Identity, String>,
+    pub(crate) identity: Result<Identity, Arc<TlsError>>,
     pub(crate) limits: Limits,
     pub(crate) compression: Compression,
     pub(crate) slow_consumer: SlowConsumerPolicy,
@@ -67,7 +71,7 @@ impl ServerConfig {
                 chain: vec![cert.cert.der().clone()],
                 key: PrivateKeyDer::Pkcs8(cert.key_pair.serialize_der().into()),
             })
-            .map_err(|e| format!("cannot generate a self-signed certificate: {e}"));
+            .map_err(|e| Arc::new(TlsError::SelfSigned(e)));
         Self::with_identity(addr, identity)
     }
 
@@ -80,21 +84,18 @@ impl ServerConfig {
     ) -> Result<Self, ServerError> {
         let chain = CertificateDer::pem_slice_iter(cert_chain_pem)
             .collect::<Result<Vec<_>, _>>()
-            .map_err(|e| ServerError::Tls(format!("certificate chain PEM: {e}")))?;
+            .map_err(TlsError::CertificatePem)?;
         if chain.is_empty() {
-            return Err(ServerError::Tls(
-                "certificate chain PEM holds no CERTIFICATE block".into(),
-            ));
+            return Err(TlsError::NoCertificate.into());
         }
-        let key = PrivateKeyDer::from_pem_slice(key_pem)
-            .map_err(|e| ServerError::Tls(format!("private key PEM: {e}")))?;
+        let key = PrivateKeyDer::from_pem_slice(key_pem).map_err(TlsError::KeyPem)?;
         Ok(Self::with_identity(
             addr.into(),
             Ok(Identity { chain, key }),
         ))
     }
 
-    fn with_identity(addr: String, identity: Result<Identity, String>) -> Self {
+    fn with_identity(addr: String, identity: Result<Identity, Arc<TlsError>>) -> Self {
         Self {
             addr,
             identity,
@@ -156,14 +157,14 @@ impl ServerConfig {
         let identity = self
             .identity
             .as_ref()
-            .map_err(|e| ServerError::Tls(e.clone()))?;
+            .map_err(|e| ServerError::Tls(Arc::clone(e)))?;
         let provider = std::sync::Arc::new(rustls::crypto::ring::default_provider());
         let mut tls = rustls::ServerConfig::builder_with_provider(provider)
             .with_protocol_versions(&[&rustls::version::TLS13])
-            .map_err(|e| ServerError::Tls(e.to_string()))?
+            .map_err(TlsError::Rustls)?
             .with_no_client_auth()
             .with_single_cert(identity.chain.clone(), identity.key.clone_key())
-            .map_err(|e| ServerError::Tls(e.to_string()))?;
+            .map_err(TlsError::Rustls)?;
         tls.alpn_protocols = vec![alpn];
         Ok(tls)
     }

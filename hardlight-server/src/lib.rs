@@ -1,7 +1,7 @@
 //! The HardLight server runtime.
 //!
-//! A [`Server`] listens for QUIC on UDP port P (ALPN `hardlight/1`) and for WebSocket on
-//! TCP port P (subprotocol `hardlight.1`), runs the HardLight handshake, creates one
+//! A [`Server`] listens for QUIC on UDP port P (ALPN `hardlight/2`) and for WebSocket on
+//! TCP port P (subprotocol `hardlight.2`), runs the HardLight handshake, creates one
 //! [`RpcHandler`] per connection through its [`Factory`], serves calls (one QUIC stream each,
 //! or multiplexed by id over WebSocket), syncs the connection state and delivers topic
 //! events. Users reach all of this through the `hardlight` crate and its macros.
@@ -9,6 +9,7 @@
 mod admission;
 mod auth;
 mod config;
+mod connection;
 mod error;
 mod handler;
 #[cfg(feature = "prometheus")]
@@ -26,7 +27,7 @@ mod ws;
 
 pub use auth::{AuthError, AuthRequest, Authenticator, ConnectionInfo, Identity};
 pub use config::{ServerConfig, WebSocketMode};
-pub use error::ServerError;
+pub use error::{ServerError, TlsError};
 pub use handler::{EventOf, Factory, HandlerContext, RpcHandler, StateOf};
 pub use server::Server;
 pub use shutdown::ShutdownHandle;

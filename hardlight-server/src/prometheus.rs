@@ -22,7 +22,7 @@ pub fn serve(addr: SocketAddr) -> Result<(), ServerError> {
     PrometheusBuilder::new()
         .with_http_listener(addr)
         .install()
-        .map_err(|e| ServerError::Config(format!("cannot install the Prometheus exporter: {e}")))
+        .map_err(|e| ServerError::Metrics(Box::new(e)))
 }
 
 /// Installs the recorder without a listener; render the text format with
@@ -30,7 +30,7 @@ pub fn serve(addr: SocketAddr) -> Result<(), ServerError> {
 pub fn recorder() -> Result<PrometheusHandle, ServerError> {
     PrometheusBuilder::new()
         .install_recorder()
-        .map_err(|e| ServerError::Config(format!("cannot install the Prometheus recorder: {e}")))
+        .map_err(|e| ServerError::Metrics(Box::new(e)))
 }
 
 #[cfg(test)]

@@ -1,7 +1,10 @@
 //! The server: binds QUIC on UDP port P and WebSocket on TCP port P, and accepts
 //! connections on both until shut down.
 
-use hardlight_core::TransportKind as Transport;
+use hardlight_core::{
+    memory::{InMemory, MemoryIncoming},
+    TransportKind as Transport,
+};
 use std::{
     future::pending,
     net::{SocketAddr, ToSocketAddrs},
@@ -9,7 +12,7 @@ use std::{
     time::Duration,
 };
 
-use tokio::{net::TcpListener, task::JoinSet, time::timeout};
+use tokio::{io::DuplexStream, net::TcpListener, task::JoinSet, time::timeout};
 use tracing::{debug, info, info_span, Instrument};
 
 use crate::{
@@ -22,7 +25,7 @@ use crate::{
     shutdown::{ShutdownHandle, Signals},
     stats::{ServerCounters, ServerStats, StatsHandle},
     topics::{EventEmitter, Hub, TopicNotifier},
-    ws::{serve_tcp, tls_acceptor},
+    ws::{serve_memory, serve_tcp, tls_acceptor, MEMORY_PEER},
 };
 
 /// Attempts at finding a port number free on both UDP and TCP when binding port 0.
@@ -48,6 +51,8 @@ pub struct Server<H: RpcHandler> {
     signals: Arc<Signals>,
     hub: Arc<Hub>,
     counters: Arc<ServerCounters>,
+    /// The in-process way in, once asked for.
+    memory: Option<(InMemory, MemoryIncoming)>,
 }
 
 struct Bound {
@@ -66,7 +71,17 @@ impl<H: RpcHandler> Server<H> {
             signals: Signals::new(),
             hub: Hub::new(),
             counters: Arc::default(),
+            memory: None,
         }
+    }
+
+    /// An in-process way to this server, for clients built with
+    /// `ClientConfig::in_memory`: connections over memory, with the same handshake,
+    /// limits and lifecycle as over the network and no socket. Call before `run()`; every
+    /// call returns a handle on the same way in.
+    pub fn in_memory(&mut self) -> InMemory {
+        let (way_in, _) = self.memory.get_or_insert_with(InMemory::pair);
+        way_in.clone()
     }
 
     /// The server's counters now.
@@ -106,15 +121,16 @@ impl<H: RpcHandler> Server<H> {
         }
         let limits = &self.config.limits;
         if u64::from(limits.max_message_size) > limits.max_inflight_bytes {
-            return Err(ServerError::Config(format!(
-                "max_message_size ({}) exceeds max_inflight_bytes ({}); a call of the maximum size could never be read",
-                limits.max_message_size, limits.max_inflight_bytes
-            )));
+            return Err(ServerError::MessageAboveBudget {
+                max_message_size: limits.max_message_size,
+                max_inflight_bytes: limits.max_inflight_bytes,
+            });
         }
-        if !self.config.quic && self.config.websocket == WebSocketMode::Disabled {
-            return Err(ServerError::Config(
-                "both QUIC and WebSocket are disabled".into(),
-            ));
+        if !self.config.quic
+            && self.config.websocket == WebSocketMode::Disabled
+            && self.memory.is_none()
+        {
+            return Err(ServerError::NoTransport);
         }
         let addr = resolve(&self.config.addr)?;
         let mut attempts = 0;
@@ -186,7 +202,7 @@ impl<H: RpcHandler> Server<H> {
     pub async fn run(mut self) -> Result<(), ServerError> {
         self.bind()?;
         let Some(Bound { addr, quic, tcp }) = self.bound.take() else {
-            return Err(ServerError::Config("not bound after bind()".into()));
+            unreachable!("bind() either binds or returns its error")
         };
         let tls = match self.config.websocket {
             WebSocketMode::Tls => Some(tls_acceptor(&self.config)?),
@@ -209,6 +225,7 @@ impl<H: RpcHandler> Server<H> {
             limits.max_connections,
             Arc::clone(&self.counters),
         );
+        let memory = self.memory.take().map(|(_, incoming)| incoming);
         let span = info_span!("server", %addr);
         async {
             info!(quic = quic.is_some(), websocket = ?self.config.websocket, "listening");
@@ -231,12 +248,18 @@ impl<H: RpcHandler> Server<H> {
                         },
                         Err(error) => tracing::warn!(%error, "TCP accept failed"),
                     },
+                    Some(stream) = accept_memory(memory.as_ref()) => {
+                        if let Some(slot) = admit(&shared, MEMORY_PEER, Transport::Memory) {
+                            connections.spawn(serve_memory(stream, slot, Arc::clone(&sessions), Arc::clone(&shared)));
+                        }
+                    }
                     _ = shutdown.wait_for(Option::is_some) => break,
                     Some(_) = connections.join_next() => {}
                 }
             }
             info!(connections = connections.len(), "shutting down");
             drop(tcp);
+            drop(memory);
             if let Some(endpoint) = &quic {
                 endpoint.set_server_config(None);
             }
@@ -285,6 +308,13 @@ async fn accept_quic(endpoint: Option<&quinn::Endpoint>) -> Option<quinn::Incomi
     }
 }
 
+async fn accept_memory(incoming: Option<&MemoryIncoming>) -> Option<DuplexStream> {
+    match incoming {
+        Some(incoming) => incoming.accept().await,
+        None => pending().await,
+    }
+}
+
 async fn accept_tcp(
     listener: Option<&TcpListener>,
 ) -> std::io::Result<(tokio::net::TcpStream, SocketAddr)> {
@@ -295,14 +325,17 @@ async fn accept_tcp(
 }
 
 fn resolve(addr: &str) -> Result<SocketAddr, ServerError> {
+    let failed = |source| ServerError::Address {
+        addr: addr.to_owned(),
+        source,
+    };
     addr.to_socket_addrs()
-        .map_err(|e| ServerError::Address {
-            addr: addr.to_owned(),
-            reason: e.to_string(),
-        })?
+        .map_err(failed)?
         .next()
-        .ok_or_else(|| ServerError::Address {
-            addr: addr.to_owned(),
-            reason: "resolves to no address".into(),
+        .ok_or_else(|| {
+            failed(std::io::Error::new(
+                std::io::ErrorKind::NotFound,
+                "resolves to no address",
+            ))
         })
 }

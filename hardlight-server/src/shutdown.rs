@@ -30,6 +30,15 @@ pub(crate) async fn requested(rx: &mut watch::Receiver<Option<Instant>>) -> Opti
         .and_then(|deadline| *deadline)
 }
 
+/// Completes once shutdown was requested and its deadline has passed; never if the server
+/// is gone without one.
+pub(crate) async fn deadline_passed(rx: &mut watch::Receiver<Option<Instant>>) {
+    match requested(rx).await {
+        Some(deadline) => tokio::time::sleep_until(deadline).await,
+        None => std::future::pending().await,
+    }
+}
+
 /// Stops a running server; cheap to clone and send to other tasks.
 ///
 /// ```no_run

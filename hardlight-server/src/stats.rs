@@ -126,7 +126,7 @@ impl ServerCounters {
         add(&self.open, 1);
         add(&self.accepted, 1);
         metrics::gauge!("hardlight_connections_open").increment(1.0);
-        metrics::counter!("hardlight_connections_total", "transport" => transport_label(transport))
+        metrics::counter!("hardlight_connections_total", "transport" => transport.name())
             .increment(1);
     }
 
@@ -182,13 +182,6 @@ impl ServerCounters {
             sessions_expired: self.expired.load(Relaxed),
             traffic: self.calls.snapshot(),
         }
-    }
-}
-
-fn transport_label(transport: Transport) -> &'static str {
-    match transport {
-        Transport::Quic => "quic",
-        Transport::WebSocket => "websocket",
     }
 }
 

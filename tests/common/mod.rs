@@ -236,6 +236,16 @@ pub struct TestServer {
     pub shutdown: ShutdownHandle,
     pub certificate_pem: String,
     pub stats: StatsHandle,
+    /// The in-process way to the server.
+    pub memory: protocol::memory::InMemory,
+}
+
+/// A way to reach a test server: over one of the network transports, or in-process.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Via {
+    Quic,
+    WebSocket,
+    Memory,
 }
 
 impl TestServer {
@@ -252,13 +262,31 @@ impl TestServer {
         let addr = server.bind().expect("bind");
         let shutdown = server.shutdown_handle();
         let stats = server.stats_handle();
+        let memory = server.in_memory();
         tokio::spawn(server.run());
         Self {
             addr,
             shutdown,
             certificate_pem,
             stats,
+            memory,
         }
+    }
+
+    /// A client configuration reaching this server `via` a transport.
+    pub fn config_for(&self, via: Via) -> ClientConfig {
+        match via {
+            Via::Quic => self.config().with_transport(Transport::Quic),
+            Via::WebSocket => self.config().with_transport(Transport::WebSocket),
+            Via::Memory => ClientConfig::in_memory(self.memory.clone()),
+        }
+    }
+
+    /// A client reaching this server `via` a transport, connected.
+    pub async fn client_for(&self, via: Via) -> KitchenClient {
+        let client = KitchenClient::with_config(self.config_for(via));
+        client.connect().await.expect("connect");
+        client
     }
 
     /// A client over QUIC that trusts this server's certificate, connected.

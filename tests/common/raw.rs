@@ -41,6 +41,26 @@ pub async fn quic_connect_to(
     quinn::Endpoint,
     Result<quinn::Connection, quinn::ConnectionError>,
 ) {
+    quic_connect_with(
+        addr,
+        certificate_pem,
+        protocol,
+        quinn::TransportConfig::default(),
+    )
+    .await
+}
+
+/// Like [`quic_connect_to`], with the client's own transport settings (stream limits,
+/// windows).
+pub async fn quic_connect_with(
+    addr: SocketAddr,
+    certificate_pem: &str,
+    protocol: Vec<u8>,
+    transport: quinn::TransportConfig,
+) -> (
+    quinn::Endpoint,
+    Result<quinn::Connection, quinn::ConnectionError>,
+) {
     let mut roots = rustls::RootCertStore::empty();
     let cert = CertificateDer::from_pem_slice(certificate_pem.as_bytes()).expect("pem");
     roots.add(cert).expect("root");
@@ -52,14 +72,12 @@ pub async fn quic_connect_to(
         .with_no_client_auth();
     tls.alpn_protocols = vec![protocol];
     let crypto = QuicClientConfig::try_from(tls).expect("quic tls");
+    let mut client = quinn::ClientConfig::new(Arc::new(crypto));
+    client.transport_config(Arc::new(transport));
     let endpoint =
         quinn::Endpoint::client(SocketAddr::from(([127, 0, 0, 1], 0))).expect("endpoint");
     let conn = endpoint
-        .connect_with(
-            quinn::ClientConfig::new(Arc::new(crypto)),
-            addr,
-            "localhost",
-        )
+        .connect_with(client, addr, "localhost")
         .expect("connect")
         .await;
     (endpoint, conn)
@@ -90,12 +108,8 @@ pub fn kitchen_hello(compression: Vec<u8>) -> Hello {
 /// A valid `Hello` for service `S`.
 pub fn hello_for<S: Service>(compression: Vec<u8>) -> Hello {
     Hello {
-        version: PROTOCOL_VERSION,
-        schema_hash: S::SCHEMA_HASH,
-        service: S::NAME.into(),
         compression,
-        token: None,
-        resume: None,
+        ..Hello::new(S::NAME, S::schema(), Compression::None)
     }
 }
 

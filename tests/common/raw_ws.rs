@@ -23,9 +23,14 @@ pub type RawWs = WebSocketStream<TlsStream<TcpStream>>;
 
 /// A TLS connection to the server's TCP port, before any HTTP.
 pub async fn tls(server: &TestServer) -> TlsStream<TcpStream> {
+    tls_to(server.addr, &server.certificate_pem).await
+}
+
+/// A TLS connection to `addr`'s TCP port trusting `certificate_pem`, before any HTTP.
+pub async fn tls_to(addr: std::net::SocketAddr, certificate_pem: &str) -> TlsStream<TcpStream> {
     let mut roots = rustls::RootCertStore::empty();
     roots
-        .add(CertificateDer::from_pem_slice(server.certificate_pem.as_bytes()).unwrap())
+        .add(CertificateDer::from_pem_slice(certificate_pem.as_bytes()).unwrap())
         .unwrap();
     let provider = Arc::new(rustls::crypto::ring::default_provider());
     let config = rustls::ClientConfig::builder_with_provider(provider)
@@ -33,7 +38,7 @@ pub async fn tls(server: &TestServer) -> TlsStream<TcpStream> {
         .unwrap()
         .with_root_certificates(roots)
         .with_no_client_auth();
-    let tcp = TcpStream::connect(server.addr).await.unwrap();
+    let tcp = TcpStream::connect(addr).await.unwrap();
     TlsConnector::from(Arc::new(config))
         .connect(ServerName::try_from("localhost").unwrap(), tcp)
         .await
@@ -45,24 +50,47 @@ pub async fn upgrade(
     server: &TestServer,
     subprotocol: &str,
 ) -> Result<RawWs, tokio_tungstenite::tungstenite::Error> {
-    let mut request = format!("wss://localhost:{}/", server.addr.port())
+    upgrade_to(server.addr, &server.certificate_pem, subprotocol).await
+}
+
+/// Upgrades a connection to `addr` offering `subprotocol`.
+pub async fn upgrade_to(
+    addr: std::net::SocketAddr,
+    certificate_pem: &str,
+    subprotocol: &str,
+) -> Result<RawWs, tokio_tungstenite::tungstenite::Error> {
+    let mut request = format!("wss://localhost:{}/", addr.port())
         .into_client_request()
         .unwrap();
     request.headers_mut().insert(
         "sec-websocket-protocol",
         HeaderValue::from_str(subprotocol).unwrap(),
     );
-    tokio_tungstenite::client_async(request, tls(server).await)
+    tokio_tungstenite::client_async(request, tls_to(addr, certificate_pem).await)
         .await
         .map(|(ws, _)| ws)
 }
 
 /// Upgrades and completes the HardLight handshake.
 pub async fn handshaken(server: &TestServer) -> RawWs {
-    let mut ws = upgrade(server, "hardlight.1").await.unwrap();
+    handshaken_to(server.addr, &server.certificate_pem, &kitchen_hello(vec![])).await
+}
+
+/// Upgrades a connection to `addr` and completes the HardLight handshake with `hello`.
+pub async fn handshaken_to(
+    addr: std::net::SocketAddr,
+    certificate_pem: &str,
+    hello: &hardlight::protocol::handshake::Hello,
+) -> RawWs {
+    let subprotocol = hardlight::protocol::handshake::websocket_subprotocol(
+        hardlight::protocol::PROTOCOL_VERSION,
+    );
+    let mut ws = upgrade_to(addr, certificate_pem, &subprotocol)
+        .await
+        .unwrap();
     let hello = encode_frame(
         FrameHeader::new(Kind::Hello, 0),
-        &encode(&kitchen_hello(vec![])).unwrap(),
+        &encode(hello).unwrap(),
         Compression::None,
     )
     .unwrap();

@@ -4,12 +4,12 @@
 use std::{net::SocketAddr, sync::Arc, time::Duration};
 
 use hardlight_core::{
+    close::Close,
     codec::Bytes,
-    frame::{FrameHeader, Kind},
+    frame::FrameHeader,
     handshake::alpn,
     io::{read_frame, ReadError},
-    message::{encode_frame, open_aligned_body},
-    Compression, ProtocolError, Service,
+    ProtocolError, Service,
 };
 use quinn::{crypto::rustls::QuicClientConfig, ConnectionError, TransportErrorCode, VarInt};
 use tokio::task::JoinHandle;
@@ -17,34 +17,36 @@ use tracing::{debug, warn};
 
 use super::tls::client_config;
 use crate::{
+    calls::{Calls, Exchange},
     config::ClientConfig,
     drain::Drain,
     error::{CallError, ConnectError, TransportError},
     handshake::{hello_frame, welcome},
     pushes::Pushes,
-    session::{check_size, Connected, Session},
+    session::{Connected, Session},
     sync::lock,
 };
 
 /// TLS alert `no_application_protocol` (120), as a QUIC crypto error code.
 const NO_APPLICATION_PROTOCOL: u8 = 120;
 /// Close code the client uses for a normal close.
-const CLOSE_NORMAL: VarInt = VarInt::from_u32(0);
+const CLOSE_NORMAL: VarInt = VarInt::from_u32(Close::Normal.quic_code());
 /// Close code the client uses when the server broke the protocol.
-const CLOSE_PROTOCOL: VarInt = VarInt::from_u32(0x12);
+const CLOSE_PROTOCOL: VarInt = VarInt::from_u32(Close::Protocol.quic_code());
 
 /// An established QUIC session.
 #[derive(Debug)]
 pub(crate) struct QuicSession {
     pub(crate) conn: quinn::Connection,
     endpoint: quinn::Endpoint,
-    compression: Compression,
-    /// Largest call the server accepts.
-    server_max: u32,
-    /// Largest reply the client accepts.
-    reply_max: u32,
-    pub(crate) drain: Arc<Drain>,
+    pub(crate) calls: Calls<Streams>,
     push: std::sync::Mutex<Option<JoinHandle<()>>>,
+}
+
+/// Calls over QUIC: a bidirectional stream each.
+#[derive(Debug)]
+pub(crate) struct Streams {
+    conn: quinn::Connection,
 }
 
 impl Drop for QuicSession {
@@ -95,11 +97,10 @@ impl QuicSession {
             conn.close(CLOSE_NORMAL, b"handshake refused");
         })?;
         let close_conn = conn.clone();
+        let drain = Drain::new(move || close_conn.close(CLOSE_NORMAL, b"server shutting down"));
+        let streams = Streams { conn: conn.clone() };
         let session = Self {
-            compression: welcome.compression_for(config.compression),
-            server_max: welcome.max_message_size,
-            reply_max: config.limits.max_message_size,
-            drain: Drain::new(move || close_conn.close(CLOSE_NORMAL, b"server shutting down")),
+            calls: Calls::new(streams, drain, &welcome, config),
             conn,
             endpoint,
             push: std::sync::Mutex::new(None),
@@ -116,43 +117,36 @@ impl QuicSession {
         *lock(&self.push) = Some(task);
     }
 
-    /// Sends a call on its own stream and reads its reply frame. Dropping the future
-    /// stops the stream, which cancels the call on the server.
-    pub(crate) async fn call(
-        &self,
-        method: u16,
-        args: &[u8],
-    ) -> Result<(FrameHeader, Bytes), CallError> {
-        let _in_flight = self.drain.enter()?;
-        let header = FrameHeader::new(Kind::Call, 0).with_aux(method);
-        let frame = encode_frame(header, args, self.compression)?;
-        check_size(&frame, self.server_max)?;
-        let (mut send, mut recv) = self.conn.open_bi().await.map_err(|e| self.lost(e))?;
-        send.write_all(&frame)
-            .await
-            .map_err(|e| self.stream_failed(e))?;
-        let _ = send.finish();
-        let (header, body) = match read_frame(&mut recv, self.reply_max).await {
-            Ok(frame) => frame,
-            Err(ReadError::Finished) => return Err(CallError::Cancelled),
-            Err(ReadError::Protocol(e)) => return Err(CallError::Protocol(e)),
-            Err(ReadError::Io(e)) => return Err(self.stream_failed(e)),
-        };
-        let body = open_aligned_body(
-            &header,
-            body,
-            self.compression != Compression::None,
-            self.reply_max,
-        )?;
-        Ok((header, body))
-    }
-
     /// Closes the connection and waits briefly for the close to reach the server.
     pub(crate) async fn close(&self) {
         self.conn.close(CLOSE_NORMAL, b"client disconnected");
         let _ = tokio::time::timeout(Duration::from_secs(1), self.endpoint.wait_idle()).await;
     }
+}
 
+impl Exchange for Streams {
+    /// Sends the call on its own stream and reads its reply frame. Dropping the future
+    /// stops the stream, which cancels the call on the server.
+    async fn exchange(
+        &self,
+        frame: Vec<u8>,
+        reply_max: u32,
+    ) -> Result<(FrameHeader, Bytes), CallError> {
+        let (mut send, mut recv) = self.conn.open_bi().await.map_err(|e| self.lost(e))?;
+        send.write_all(&frame)
+            .await
+            .map_err(|e| self.stream_failed(e))?;
+        let _ = send.finish();
+        match read_frame(&mut recv, reply_max).await {
+            Ok(frame) => Ok(frame),
+            Err(ReadError::Finished) => Err(CallError::Cancelled),
+            Err(ReadError::Protocol(e)) => Err(CallError::Protocol(e)),
+            Err(ReadError::Io(e)) => Err(self.stream_failed(e)),
+        }
+    }
+}
+
+impl Streams {
     fn lost(&self, error: ConnectionError) -> CallError {
         CallError::Transport(TransportError::Closed(error.to_string()))
     }

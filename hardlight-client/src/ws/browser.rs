@@ -174,9 +174,9 @@ impl BrowserSession {
         if let Some(source) = lock(&self.source).take() {
             wasm_bindgen_futures::spawn_local(read_loop(
                 source,
-                Arc::clone(&self.channel.mux),
+                Arc::clone(self.channel.mux()),
                 pushes,
-                self.channel.reply_max(),
+                self.channel.calls.reply_max,
             ));
         }
     }

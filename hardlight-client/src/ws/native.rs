@@ -7,17 +7,22 @@ use futures_util::{
     SinkExt, StreamExt,
 };
 use hardlight_core::{
-    codec::realign, frame::FrameHeader, handshake::websocket_subprotocol, Service,
+    codec::realign, frame::FrameHeader, handshake::websocket_subprotocol, memory::InMemory,
+    Service, TransportKind,
 };
 use tokio::{
+    io::{AsyncRead, AsyncWrite},
     net::TcpStream,
     sync::{mpsc, oneshot},
     task::JoinHandle,
 };
-use tokio_rustls::{client::TlsStream, TlsConnector};
+use tokio_rustls::TlsConnector;
 use tokio_tungstenite::{
     tungstenite::{
-        client::IntoClientRequest, http::HeaderValue, protocol::WebSocketConfig, Message,
+        client::IntoClientRequest,
+        http::HeaderValue,
+        protocol::{Role, WebSocketConfig},
+        Message,
     },
     WebSocketStream,
 };
@@ -34,7 +39,11 @@ use crate::{
     sync::lock,
 };
 
-type Ws = WebSocketStream<TlsStream<TcpStream>>;
+/// A byte stream a WebSocket runs over: TLS over TCP, or memory.
+trait Carrier: AsyncRead + AsyncWrite + Send + Unpin + std::fmt::Debug {}
+impl<T: AsyncRead + AsyncWrite + Send + Unpin + std::fmt::Debug> Carrier for T {}
+
+type Ws = WebSocketStream<Box<dyn Carrier>>;
 
 /// An established WebSocket session.
 #[derive(Debug)]
@@ -47,6 +56,8 @@ pub(crate) struct WsSession {
     reader: Mutex<Option<JoinHandle<()>>>,
     /// With nothing from the server for this long (it pings), the connection is lost.
     idle_timeout: std::time::Duration,
+    /// WebSocket over TCP, or in-process.
+    pub(crate) kind: TransportKind,
 }
 
 impl Drop for WsSession {
@@ -86,6 +97,7 @@ impl WsSession {
             .headers_mut()
             .insert("sec-websocket-protocol", offered);
         let ws_config = websocket_config(config);
+        let tls: Box<dyn Carrier> = Box::new(tls);
         let (ws, _response) =
             tokio_tungstenite::client_async_with_config(request, tls, Some(ws_config))
                 .await
@@ -99,7 +111,32 @@ impl WsSession {
                     }
                     other => failure(&other),
                 })?;
+        Self::handshake::<S>(ws, config, TransportKind::WebSocket).await
+    }
 
+    /// Connects in-process to the server `memory` leads to and runs the handshake.
+    pub(crate) async fn connect_in_memory<S: Service>(
+        memory: &InMemory,
+        config: &ClientConfig,
+    ) -> Result<Connected, ConnectError> {
+        let stream: Box<dyn Carrier> = Box::new(
+            memory
+                .connect()
+                .ok_or_else(|| transport_failure(&config.addr, "the in-process server is gone"))?,
+        );
+        let ws =
+            WebSocketStream::from_raw_socket(stream, Role::Client, Some(websocket_config(config)))
+                .await;
+        Self::handshake::<S>(ws, config, TransportKind::Memory).await
+    }
+
+    /// Runs the HardLight handshake over an open WebSocket.
+    async fn handshake<S: Service>(
+        ws: Ws,
+        config: &ClientConfig,
+        kind: TransportKind,
+    ) -> Result<Connected, ConnectError> {
+        let failure = |e: &dyn std::fmt::Display| transport_failure(&config.addr, e);
         let (mut sink, mut source) = ws.split();
         sink.send(Message::Binary(hello_frame::<S>(config)?.into()))
             .await
@@ -125,6 +162,7 @@ impl WsSession {
             writer: Mutex::new(Some(writer)),
             reader: Mutex::new(None),
             idle_timeout: config.limits.idle_timeout,
+            kind,
         };
         Ok(Connected {
             session: Session::WebSocket(Arc::new(session)),
@@ -153,9 +191,9 @@ impl WsSession {
         if let Some(source) = lock(&self.source).take() {
             let reader = tokio::spawn(read_loop(
                 source,
-                Arc::clone(&self.channel.mux),
+                Arc::clone(self.channel.mux()),
                 pushes,
-                self.channel.reply_max(),
+                self.channel.calls.reply_max,
                 self.idle_timeout,
             ));
             *lock(&self.reader) = Some(reader);

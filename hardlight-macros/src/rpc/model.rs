@@ -1,6 +1,5 @@
 //! The checked model of an `#[rpc]` trait.
 
-use quote::ToTokens;
 use syn::spanned::Spanned;
 
 use crate::errors::Errors;
@@ -57,25 +56,6 @@ impl Service {
             errors.at(&item.ident, "an #[rpc] trait has at most 65535 methods");
         }
         errors.finish().map(|()| Self { methods })
-    }
-
-    /// The canonical text the schema hash is computed from.
-    pub(crate) fn schema(&self, name: &syn::Ident) -> String {
-        let mut out = format!("{name}|");
-        for m in &self.methods {
-            let args: Vec<String> = m
-                .args
-                .iter()
-                .map(|a| a.ty.to_token_stream().to_string())
-                .collect();
-            out.push_str(&format!(
-                "{}({})->{};",
-                m.ident,
-                args.join(","),
-                m.output.to_token_stream()
-            ));
-        }
-        out
     }
 }
 

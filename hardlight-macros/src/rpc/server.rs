@@ -60,12 +60,23 @@ pub(crate) fn generate(item: &syn::ItemTrait, attr: &Attr, service: &Service) ->
         }
     });
     let method_names = service.methods.iter().map(|m| m.ident.to_string());
-    let schema = format!(
-        "{}events:{};",
-        service.schema(ident),
-        events.to_token_stream()
-    );
-    let schema = syn::LitByteStr::new(schema.as_bytes(), ident.span());
+    let schema_methods = service.methods.iter().map(|m| {
+        let method = m.ident.to_string();
+        let types = m.args.iter().map(|a| &a.ty);
+        let ok = &m.ok;
+        let err = m
+            .err
+            .as_ref()
+            .map_or_else(|| quote!(#p::HandlerError), ToTokens::to_token_stream);
+        quote_spanned! {m.output.span()=>
+            layout.method(
+                #method,
+                &[#(<#types as #p::Schema>::describe),*],
+                <#ok as #p::Schema>::describe,
+                <#err as #p::Schema>::describe,
+            );
+        }
+    });
 
     quote! {
         #(#attrs)*
@@ -105,14 +116,28 @@ pub(crate) fn generate(item: &syn::ItemTrait, attr: &Attr, service: &Service) ->
             type Event = #events;
             const NAME: &'static str = #name;
             const METHODS: &'static [&'static str] = &[#(#method_names),*];
-            const SCHEMA_HASH: u64 = #p::combine(
-                #p::fnv1a(#schema),
-                <#state as #p::ConnectionState>::SCHEMA_HASH,
-            );
+
+            fn schema() -> &'static #p::ServiceSchema {
+                static SCHEMA: ::std::sync::OnceLock<#p::ServiceSchema> =
+                    ::std::sync::OnceLock::new();
+                SCHEMA.get_or_init(|| {
+                    let mut layout = #p::Layout::new();
+                    #(#schema_methods)*
+                    layout.part(
+                        ::std::borrow::ToOwned::to_owned("state"),
+                        <#state as #p::Schema>::describe,
+                    );
+                    layout.part(
+                        ::std::borrow::ToOwned::to_owned("events"),
+                        <#events as #p::Schema>::describe,
+                    );
+                    layout.into_service()
+                })
+            }
         }
 
         const _: () = {
-            fn __assert_codable<T: #p::Codable>() {}
+            fn __assert_codable<T: #p::Codable + #p::Schema>() {}
             fn __assert_all() {
                 #(#assertions)*
             }

@@ -5,7 +5,10 @@ use std::{sync::Arc, time::Duration};
 use hardlight_core::{handshake::alpn, Limits, PROTOCOL_VERSION};
 use quinn::{crypto::rustls::QuicServerConfig, IdleTimeout, VarInt};
 
-use crate::{config::ServerConfig, error::ServerError};
+use crate::{
+    config::ServerConfig,
+    error::{ServerError, TlsError},
+};
 
 /// Per-stream receive window: large enough for multi-MiB payloads at loopback speed.
 const STREAM_WINDOW: u32 = 1 << 20;
@@ -13,7 +16,7 @@ const STREAM_WINDOW: u32 = 1 << 20;
 pub(crate) fn quinn_config(config: &ServerConfig) -> Result<quinn::ServerConfig, ServerError> {
     let mut tls = config.rustls(alpn(PROTOCOL_VERSION))?;
     tls.max_early_data_size = 0;
-    let crypto = QuicServerConfig::try_from(tls).map_err(|e| ServerError::Tls(e.to_string()))?;
+    let crypto = QuicServerConfig::try_from(tls).map_err(TlsError::Quic)?;
     let mut server = quinn::ServerConfig::with_crypto(Arc::new(crypto));
     server.transport_config(Arc::new(transport(&config.limits)?));
     Ok(server)
@@ -25,7 +28,7 @@ pub(crate) fn quinn_config(config: &ServerConfig) -> Result<quinn::ServerConfig,
 fn transport(limits: &Limits) -> Result<quinn::TransportConfig, ServerError> {
     let mut transport = quinn::TransportConfig::default();
     let idle = IdleTimeout::try_from(limits.idle_timeout)
-        .map_err(|_| ServerError::Config("idle_timeout is too large for QUIC".into()))?;
+        .map_err(|_| ServerError::IdleTimeoutTooLarge(limits.idle_timeout))?;
     let receive_window = u64::from(STREAM_WINDOW).max(limits.max_inflight_bytes.min(16 << 20));
     transport
         .max_concurrent_bidi_streams(VarInt::from_u32(limits.max_concurrent_calls))

@@ -6,14 +6,14 @@ use std::{future::Future, panic::AssertUnwindSafe, sync::Arc};
 use futures_util::FutureExt;
 use hardlight_core::{
     codec::{encode, Bytes},
-    frame::{FrameHeader, Kind, HEADER_LEN},
+    frame::{FrameHeader, Kind},
     message::{encode_frame, open_aligned_body},
     ErrorCode, Outcome, ProtocolError, Service,
 };
 use tokio::sync::OwnedSemaphorePermit;
 use tracing::{debug, Instrument};
 
-use super::Session;
+use super::CallContext;
 use crate::handler::RpcHandler;
 
 /// A call ready to run: its header, its (decompressed, aligned) arguments, and the share
@@ -24,16 +24,14 @@ pub(crate) struct Call {
     _budget: OwnedSemaphorePermit,
 }
 
-/// Reserves `header.body_len` bytes of the connection's budget (waiting for earlier calls
-/// to release theirs if needed).
+/// Reserves `header.body_len` bytes of the connection's budget for a call (waiting for
+/// earlier calls to release theirs if needed). Cancel-safe: dropped before it completes,
+/// it holds nothing.
 pub(crate) async fn reserve(
-    session: &Session,
+    context: &CallContext,
     header: &FrameHeader,
 ) -> Result<OwnedSemaphorePermit, ProtocolError> {
-    session
-        .meter
-        .received(HEADER_LEN + header.body_len as usize);
-    Arc::clone(&session.budget)
+    Arc::clone(&context.budget)
         .acquire_many_owned(header.body_len)
         .await
         .map_err(|_| ProtocolError::Malformed)
@@ -42,7 +40,7 @@ pub(crate) async fn reserve(
 impl Call {
     /// Opens a received `Call` body (decompressing within the size limit).
     pub(crate) fn open(
-        session: &Session,
+        context: &CallContext,
         header: FrameHeader,
         raw: Bytes,
         budget: OwnedSemaphorePermit,
@@ -56,8 +54,8 @@ impl Call {
         let args = open_aligned_body(
             &header,
             raw,
-            session.compression_negotiated(),
-            session.limits.max_message_size,
+            context.compression_negotiated(),
+            context.limits.max_message_size,
         )?;
         Ok(Self {
             header,
@@ -72,7 +70,7 @@ impl Call {
     pub(crate) async fn run<H: RpcHandler>(
         self,
         handler: Arc<H>,
-        session: &Session,
+        context: &CallContext,
         cancelled: impl Future,
     ) -> Option<Outcome> {
         let Self {
@@ -80,7 +78,7 @@ impl Call {
             args,
             _budget,
         } = self;
-        if let Err(refused) = session.admit_call() {
+        if let Err(refused) = context.admit_call() {
             return Some(refused);
         }
         let span = tracing::debug_span!(
@@ -88,7 +86,7 @@ impl Call {
             id = header.id,
             method = <H::Service as Service>::method_name(header.aux)
         );
-        let mut running = Running::start(session);
+        let mut running = Running::start(context);
         let dispatch = AssertUnwindSafe(handler.dispatch(header.aux, args)).catch_unwind();
         let outcome = async {
             tokio::select! {
@@ -113,15 +111,15 @@ impl Call {
 /// A call counted as running until dropped: also when its task is aborted (cancelled by
 /// the client, or at a shutdown deadline) before the handler returns.
 struct Running<'a> {
-    session: &'a Session,
+    context: &'a CallContext,
     failed: bool,
 }
 
 impl<'a> Running<'a> {
-    fn start(session: &'a Session) -> Self {
-        session.meter.call_started();
+    fn start(context: &'a CallContext) -> Self {
+        context.meter.call_started();
         Self {
-            session,
+            context,
             failed: false,
         }
     }
@@ -129,7 +127,7 @@ impl<'a> Running<'a> {
 
 impl Drop for Running<'_> {
     fn drop(&mut self) {
-        self.session.meter.call_finished(self.failed);
+        self.context.meter.call_finished(self.failed);
     }
 }
 
@@ -142,20 +140,20 @@ fn panic_message(panic: &(dyn std::any::Any + Send)) -> String {
 }
 
 /// Frames an outcome as the reply to call `id`, tagged with state version `seq`.
-pub(crate) fn reply_frame(id: u64, seq: u64, outcome: Outcome, session: &Session) -> Vec<u8> {
+pub(crate) fn reply_frame(id: u64, seq: u64, outcome: Outcome, context: &CallContext) -> Vec<u8> {
     let (header, body) = match outcome {
         Outcome::Ok(body) => (FrameHeader::new(Kind::ReplyOk, 0), body),
         Outcome::HandlerError(body) => (FrameHeader::new(Kind::ReplyHandlerError, 0), body),
         Outcome::Failure(code, message) => failure_parts(code, &message),
     };
     let header = header.with_id(id).with_seq(seq);
-    let frame = encode_frame(header, &body, session.compression).unwrap_or_else(|error| {
+    let frame = encode_frame(header, &body, context.compression).unwrap_or_else(|error| {
         let (header, body) = failure_parts(ErrorCode::Internal, &error.to_string());
         // a failure frame carries a short message: it always fits a frame
-        encode_frame(header.with_id(id).with_seq(seq), &body, session.compression)
+        encode_frame(header.with_id(id).with_seq(seq), &body, context.compression)
             .unwrap_or_default()
     });
-    session.meter.sent(frame.len());
+    context.meter.sent(frame.len());
     frame
 }
 

@@ -18,9 +18,9 @@ use tokio::{
 };
 
 use super::{
-    push::{push_loop, PushSink},
-    resume::{Parts, Sessions},
-    ServerShared, Session,
+    push::{push_loop, PushEnd, PushSink},
+    resume::{Session, Sessions},
+    CallContext, ServerShared,
 };
 use crate::{
     auth::{AuthRequest, ConnectionInfo, Identity},
@@ -42,11 +42,11 @@ pub(crate) struct Peer {
 /// Largest `Hello` the server reads: a handshake is small; this bounds pre-auth memory.
 pub(crate) const MAX_HELLO: u32 = 64 * 1024;
 
-/// A connection whose handshake succeeded.
+/// A connection whose handshake succeeded. Dropped before it goes live, its session ends.
 pub(crate) struct Accepted<H: RpcHandler> {
-    parts: Parts<H>,
+    session: Option<Session<H>>,
     sessions: Arc<Sessions<H>>,
-    pub(crate) session: Arc<Session>,
+    pub(crate) context: Arc<CallContext>,
     /// The `Welcome` frame to send.
     pub(crate) welcome: Vec<u8>,
 }
@@ -63,46 +63,58 @@ fn rejection(code: RejectCode, reason: impl Into<String>) -> Rejection {
 pub(crate) struct Live<H: RpcHandler> {
     pub(crate) handler: Arc<H>,
     pub(crate) state: StateHandle<StateOf<H>>,
-    pub(crate) session: Arc<Session>,
+    pub(crate) context: Arc<CallContext>,
     /// Notified when a resuming client takes this session over.
     pub(crate) kick: Arc<Notify>,
-    parts: Option<Parts<H>>,
+    session: Option<Session<H>>,
     sessions: Arc<Sessions<H>>,
     go_away: watch::Sender<bool>,
-    /// The push loop, which must stop before the session moves on.
-    push: JoinHandle<()>,
+    /// The push loop, which must stop before the session moves on; `None` once it ended.
+    push: Option<JoinHandle<PushEnd>>,
 }
 
 impl<H: RpcHandler> Accepted<H> {
     /// Starts the push stream on `sink` and returns the live connection.
-    pub(crate) fn go_live<P: PushSink + 'static>(self, sink: P) -> Live<H> {
+    pub(crate) fn go_live<P: PushSink + 'static>(mut self, sink: P) -> Live<H> {
         let (go_away, go_away_rx) = watch::channel(false);
-        let parts = self.parts;
+        let Some(session) = self.session.take() else {
+            unreachable!("an Accepted always holds its session until it goes live or is dropped")
+        };
         let push = tokio::spawn(push_loop(
             sink,
-            parts.state.clone(),
-            Arc::clone(&parts.outbox),
-            Arc::clone(&self.session),
+            session.state.clone(),
+            Arc::clone(&session.outbox),
+            Arc::clone(&self.context),
             go_away_rx,
         ));
         let kick = Arc::new(Notify::new());
-        self.sessions.attach(parts.id, Arc::clone(&kick));
+        self.sessions.attach(session.id, Arc::clone(&kick));
         Live {
-            handler: Arc::clone(&parts.handler),
-            state: parts.state.clone(),
-            session: self.session,
+            handler: Arc::clone(&session.handler),
+            state: session.state.clone(),
+            context: Arc::clone(&self.context),
             kick,
-            parts: Some(parts),
-            sessions: self.sessions,
+            session: Some(session),
+            sessions: Arc::clone(&self.sessions),
             go_away,
-            push,
+            push: Some(push),
         }
     }
 
-    /// Gives up on a connection that could not start after its `Welcome` was sent: the
-    /// session is parked, so the client may still resume it.
-    pub(crate) fn abandon(self) {
-        self.sessions.detach(self.parts, true);
+    /// Gives up on a connection that could not start after its `Welcome` was prepared:
+    /// the session is parked, so the client may still resume it.
+    pub(crate) fn abandon(mut self) {
+        if let Some(session) = self.session.take() {
+            self.sessions.detach(session, true);
+        }
+    }
+}
+
+impl<H: RpcHandler> Drop for Accepted<H> {
+    fn drop(&mut self) {
+        if let Some(session) = self.session.take() {
+            self.sessions.detach(session, false);
+        }
     }
 }
 
@@ -112,25 +124,38 @@ impl<H: RpcHandler> Live<H> {
         let _ = self.go_away.send(true);
     }
 
+    /// Completes when the push loop ends, with why; then never again (`None` at once if it
+    /// already ended). Cancel-safe.
+    pub(crate) async fn push_ended(&mut self) -> Option<PushEnd> {
+        let push = self.push.as_mut()?;
+        let end = push.await.unwrap_or(PushEnd::Gone);
+        self.push = None;
+        Some(end)
+    }
+
     /// The connection ended: `lost` (dropped by the network or taken over, not closed by
     /// either side) parks the session for resumption; otherwise it closes. The push loop
     /// is stopped first, so that nothing takes the session's events for a dead connection
     /// once a resumed one may be reading them.
     pub(crate) async fn end(mut self, lost: bool) {
-        self.push.abort();
-        let _ = (&mut self.push).await;
-        if let Some(parts) = self.parts.take() {
+        if let Some(push) = self.push.take() {
+            push.abort();
+            let _ = push.await;
+        }
+        if let Some(session) = self.session.take() {
             let shutting_down = *self.go_away.borrow();
-            self.sessions.detach(parts, lost && !shutting_down);
+            self.sessions.detach(session, lost && !shutting_down);
         }
     }
 }
 
 impl<H: RpcHandler> Drop for Live<H> {
     fn drop(&mut self) {
-        self.push.abort();
-        if let Some(parts) = self.parts.take() {
-            self.sessions.detach(parts, false);
+        if let Some(push) = &self.push {
+            push.abort();
+        }
+        if let Some(session) = self.session.take() {
+            self.sessions.detach(session, false);
         }
     }
 }
@@ -178,7 +203,7 @@ async fn admit<H: RpcHandler>(
         ));
     }
     let service = <H::Service as Service>::NAME;
-    let schema = <H::Service as Service>::SCHEMA_HASH;
+    let schema = <H::Service as Service>::schema();
     let negotiated = check_hello(hello, service, schema, shared.compression)?;
     let identity = match &shared.authenticator {
         Some(authenticator) => {
@@ -199,18 +224,18 @@ async fn admit<H: RpcHandler>(
         Some(resume) => sessions
             .resume(resume.session_id)
             .await
-            .inspect(|parts| parts.outbox.rewind(resume.events_received)),
+            .inspect(|session| session.outbox.rewind(resume.events_received)),
         None => None,
     };
     let is_resumed = resumed.is_some();
     let connection = ConnectionInfo::new(identity, peer.remote, peer.transport);
-    let parts = match resumed {
-        Some(parts) => parts,
+    let session = match resumed {
+        Some(session) => session,
         None => new_session(sessions, shared, connection)?,
     };
-    let (state_version, snapshot) = parts.state.snapshot().await;
+    let (state_version, snapshot) = session.state.snapshot().await;
     let welcome = Welcome {
-        session_id: parts.id,
+        session_id: session.id,
         compression: negotiated
             .compression
             .offers()
@@ -223,10 +248,10 @@ async fn admit<H: RpcHandler>(
         state_version,
         resumed: is_resumed,
     };
-    let session = Arc::new(Session::new(
+    let context = Arc::new(CallContext::new(
         &shared.limits,
         negotiated.compression,
-        parts.meter.clone(),
+        session.meter.clone(),
     ));
     let welcome = encode(&welcome).and_then(|body| {
         encode_frame(
@@ -237,13 +262,13 @@ async fn admit<H: RpcHandler>(
     });
     match welcome {
         Ok(welcome) => Ok(Accepted {
-            parts,
+            session: Some(session),
             sessions: Arc::clone(sessions),
-            session,
+            context,
             welcome,
         }),
         Err(error) => {
-            sessions.detach(parts, is_resumed);
+            sessions.detach(session, is_resumed);
             Err(rejection(RejectCode::Internal, error.to_string()))
         }
     }
@@ -254,7 +279,7 @@ fn new_session<H: RpcHandler>(
     sessions: &Sessions<H>,
     shared: &ServerShared,
     connection: ConnectionInfo,
-) -> Result<Parts<H>, Rejection> {
+) -> Result<Session<H>, Rejection> {
     let state = StateHandle::new(StateOf::<H>::default())
         .map_err(|e| rejection(RejectCode::Internal, e.to_string()))?;
     let meter = Meter::new(Arc::clone(&shared.counters));
@@ -280,7 +305,7 @@ fn new_session<H: RpcHandler>(
         ),
         connection,
     });
-    Ok(Parts {
+    Ok(Session {
         id: rand::random(),
         handler,
         state,

@@ -1,5 +1,6 @@
-//! What a connection is after its handshake, independent of the transport: the shared
-//! settings, accepting the `Hello`, running calls and the push stream.
+//! Sessions, independent of the transport: the settings a server's connections share,
+//! accepting the `Hello` (a new session or a resumed one), what a connection's calls
+//! share, running a call, and the push stream.
 
 pub(crate) mod dispatch;
 pub(crate) mod handshake;
@@ -38,7 +39,7 @@ pub(crate) struct ServerShared {
 
 /// What a connection's calls share after the handshake.
 #[derive(Debug)]
-pub(crate) struct Session {
+pub(crate) struct CallContext {
     pub(crate) limits: Limits,
     /// The compression negotiated for this connection.
     pub(crate) compression: Compression,
@@ -50,7 +51,7 @@ pub(crate) struct Session {
     rate: Option<Mutex<TokenBucket>>,
 }
 
-impl Session {
+impl CallContext {
     pub(crate) fn new(limits: &Limits, compression: Compression, meter: Meter) -> Self {
         Self {
             limits: limits.clone(),

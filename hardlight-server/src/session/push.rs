@@ -14,7 +14,7 @@ use hardlight_core::{
 use tokio::sync::watch;
 use tracing::{debug, warn};
 
-use super::Session;
+use super::CallContext;
 use crate::{state_handle::StateHandle, topics::Outbox};
 
 /// Events written per batch.
@@ -24,13 +24,25 @@ const EVENTS_PER_WRITE: usize = 64;
 pub(crate) trait PushSink: Send {
     /// Writes frames in order; `false` once the peer is gone.
     fn write(&mut self, frames: Vec<Bytes>) -> impl Future<Output = bool> + Send;
-    /// Ends the connection of a client that overflowed its event queue.
-    fn disconnect_slow_consumer(&mut self);
+}
+
+/// Why the push loop ended.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum PushEnd {
+    /// The connection is gone.
+    Gone,
+    /// The client's event queue overflowed under [`SlowConsumerPolicy::Disconnect`].
+    ///
+    /// [`SlowConsumerPolicy::Disconnect`]: crate::SlowConsumerPolicy::Disconnect
+    SlowConsumer,
+    /// A write took longer than `Limits::send_timeout`: the client stopped reading.
+    Stalled,
 }
 
 /// Writes coalesced state batches as they become pending (first), queued events with any
-/// loss count before them, and `GoAway` once shutdown starts. Returns when the sink fails
-/// or the client overflowed its event queue under the `Disconnect` policy.
+/// loss count before them, and `GoAway` once shutdown starts, until the sink fails, a
+/// write stalls past `Limits::send_timeout`, or the client overflows its event queue
+/// under the `Disconnect` policy.
 ///
 /// Memory stays bounded while the client is slow to read: pending state holds at most one
 /// value per field, the outbox at most `max_queued_events`, and one batch is in the writer.
@@ -38,16 +50,17 @@ pub(crate) async fn push_loop<S: ConnectionState, P: PushSink>(
     mut sink: P,
     state: StateHandle<S>,
     outbox: Arc<Outbox>,
-    session: Arc<Session>,
+    context: Arc<CallContext>,
     mut go_away: watch::Receiver<bool>,
-) {
-    let compressed = session.compression_negotiated();
+) -> PushEnd {
+    let compressed = context.compression_negotiated();
+    let send_timeout = context.limits.send_timeout;
     let mut told = false;
     loop {
         let mut frames: Vec<Bytes> = Vec::new();
         tokio::select! {
             biased;
-            (version, batch) = state.next_batch() => match state_frame(version, &batch, &session) {
+            (version, batch) = state.next_batch() => match state_frame(version, &batch, &context) {
                 Ok(frame) => frames.push(frame.into()),
                 Err(error) => warn!(%error, "state batch not sent"),
             },
@@ -57,8 +70,7 @@ pub(crate) async fn push_loop<S: ConnectionState, P: PushSink>(
             }
             taken = outbox.take(EVENTS_PER_WRITE) => {
                 if taken.overflowed {
-                    debug!("event queue overflowed; disconnecting the slow client");
-                    return sink.disconnect_slow_consumer();
+                    return PushEnd::SlowConsumer;
                 }
                 if taken.lost > 0 {
                     let lagged = FrameHeader::new(Kind::Lagged, 0).with_id(taken.lost);
@@ -67,16 +79,18 @@ pub(crate) async fn push_loop<S: ConnectionState, P: PushSink>(
                 frames.extend(taken.events.iter().map(|event| event.frame(compressed)));
             }
         }
-        session.meter.sent(frames.iter().map(Bytes::len).sum());
+        context.meter.sent(frames.iter().map(Bytes::len).sum());
         // a client that stops reading blocks this write: the overflow must still be seen
         tokio::select! {
-            written = sink.write(frames) => if !written {
-                return debug!("push stream closed");
+            written = tokio::time::timeout(send_timeout, sink.write(frames)) => match written {
+                Ok(true) => {}
+                Ok(false) => {
+                    debug!("push stream closed");
+                    return PushEnd::Gone;
+                }
+                Err(_) => return PushEnd::Stalled,
             },
-            () = outbox.overflowed() => {
-                debug!("event queue overflowed; disconnecting the slow client");
-                return sink.disconnect_slow_consumer();
-            }
+            () = outbox.overflowed() => return PushEnd::SlowConsumer,
         }
     }
 }
@@ -84,12 +98,12 @@ pub(crate) async fn push_loop<S: ConnectionState, P: PushSink>(
 fn state_frame(
     version: u64,
     batch: &StateBatch,
-    session: &Session,
+    context: &CallContext,
 ) -> Result<Vec<u8>, ProtocolError> {
     let body = encode(batch)?;
     encode_frame(
         FrameHeader::new(Kind::State, 0).with_seq(version),
         &body,
-        session.compression,
+        context.compression,
     )
 }

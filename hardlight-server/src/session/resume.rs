@@ -30,7 +30,7 @@ use crate::{
 const TAKEOVER_WAIT: Duration = Duration::from_secs(2);
 
 /// Everything a session is, apart from its connection.
-pub(crate) struct Parts<H: RpcHandler> {
+pub(crate) struct Session<H: RpcHandler> {
     pub(crate) id: [u8; 16],
     pub(crate) handler: Arc<H>,
     pub(crate) state: StateHandle<StateOf<H>>,
@@ -39,7 +39,7 @@ pub(crate) struct Parts<H: RpcHandler> {
     pub(crate) meter: Meter,
 }
 
-impl<H: RpcHandler> Parts<H> {
+impl<H: RpcHandler> Session<H> {
     /// Ends the session for good: its subscriptions close (firing `Removed` for topics
     /// left without subscribers) and the handler is dropped with the last reference.
     pub(crate) fn close(self) {
@@ -51,7 +51,7 @@ enum Entry<H: RpcHandler> {
     /// On a connection; notifying `kick` makes the connection let go of it.
     Live(Arc<Notify>),
     /// Waiting for its client; `expiry` closes it when the grace period ends.
-    Parked(Parts<H>, AbortHandle),
+    Parked(Session<H>, AbortHandle),
 }
 
 /// The server's sessions, for resumption, and the factory for new ones.
@@ -91,11 +91,11 @@ impl<H: RpcHandler> Sessions<H> {
         }
     }
 
-    /// The connection of session `parts` ended. A lost connection parks the session
+    /// The connection of session `session` ended. A lost connection parks the session
     /// (when resumption is on and fewer than `max_parked` are parked); otherwise the
     /// session closes.
-    pub(crate) fn detach(self: &Arc<Self>, parts: Parts<H>, lost: bool) {
-        let id = parts.id;
+    pub(crate) fn detach(self: &Arc<Self>, session: Session<H>, lost: bool) {
+        let id = session.id;
         let full = self.counters.parked() >= self.max_parked;
         if full && lost && !self.grace.is_zero() {
             debug!(
@@ -105,14 +105,14 @@ impl<H: RpcHandler> Sessions<H> {
         }
         if !lost || self.grace.is_zero() || full {
             lock(&self.entries).remove(&id);
-            return parts.close();
+            return session.close();
         }
         let sessions = Arc::clone(self);
         let expiry = tokio::spawn(async move {
             tokio::time::sleep(sessions.grace).await;
             sessions.expire(id);
         });
-        lock(&self.entries).insert(id, Entry::Parked(parts, expiry.abort_handle()));
+        lock(&self.entries).insert(id, Entry::Parked(session, expiry.abort_handle()));
         self.counters.session_parked();
         debug!("session parked for resumption");
         self.parked.notify_waiters();
@@ -120,27 +120,27 @@ impl<H: RpcHandler> Sessions<H> {
 
     fn expire(&self, id: [u8; 16]) {
         let entry = lock(&self.entries).remove(&id);
-        if let Some(Entry::Parked(parts, _)) = entry {
+        if let Some(Entry::Parked(session, _)) = entry {
             debug!("parked session expired");
             self.counters.session_unparked(Unparked::Expired);
-            parts.close();
+            session.close();
         }
     }
 
     /// Takes session `id` for a resuming client: a parked one at once, a live one after
     /// its connection lets go of it (within a short wait). `None` if there is no such
     /// session (expired, closed, or never existed).
-    pub(crate) async fn resume(&self, id: [u8; 16]) -> Option<Parts<H>> {
+    pub(crate) async fn resume(&self, id: [u8; 16]) -> Option<Session<H>> {
         let deadline = Instant::now() + TAKEOVER_WAIT;
         loop {
             let parked = self.parked.notified();
             {
                 let mut entries = lock(&self.entries);
                 match entries.remove(&id) {
-                    Some(Entry::Parked(parts, expiry)) => {
+                    Some(Entry::Parked(session, expiry)) => {
                         expiry.abort();
                         self.counters.session_unparked(Unparked::Resumed);
-                        return Some(parts);
+                        return Some(session);
                     }
                     Some(Entry::Live(kick)) => {
                         kick.notify_one();
@@ -157,10 +157,10 @@ impl<H: RpcHandler> Sessions<H> {
     pub(crate) fn close_all(&self) {
         let entries: Vec<_> = lock(&self.entries).drain().collect();
         for (_, entry) in entries {
-            if let Entry::Parked(parts, expiry) = entry {
+            if let Entry::Parked(session, expiry) = entry {
                 expiry.abort();
                 self.counters.session_unparked(Unparked::ShutDown);
-                parts.close();
+                session.close();
             }
         }
     }

@@ -1,31 +1,39 @@
 //! Accepting a TCP connection: TLS (unless plain WebSocket was configured), then the HTTP
-//! upgrade with subprotocol `hardlight.<version>` (`hardlight.1`), bounded in size and time.
+//! upgrade with subprotocol `hardlight.<version>` (`hardlight.2`), bounded in size and time.
 
 use hardlight_core::TransportKind as Transport;
 use std::{net::SocketAddr, sync::Arc};
 
 use hardlight_core::{frame::HEADER_LEN, handshake::websocket_subprotocol, PROTOCOL_VERSION};
 use tokio::{
-    io::{AsyncRead, AsyncWrite},
+    io::{AsyncRead, AsyncWrite, DuplexStream},
     net::TcpStream,
     time::{timeout_at, Instant},
 };
 use tokio_rustls::TlsAcceptor;
-use tokio_tungstenite::tungstenite::{
-    handshake::server::{ErrorResponse, Request, Response},
-    http::{HeaderValue, StatusCode},
-    protocol::WebSocketConfig,
+use tokio_tungstenite::{
+    tungstenite::{
+        handshake::server::{ErrorResponse, Request, Response},
+        http::{HeaderValue, StatusCode},
+        protocol::{Role, WebSocketConfig},
+    },
+    WebSocketStream,
 };
 use tracing::{debug, info_span, Instrument};
 
-use super::{bounded::Bounded, connection::serve_ws};
+use super::{bounded::Bounded, link::WsLink};
 use crate::{
     admission::Connected,
     config::ServerConfig,
+    connection,
     error::ServerError,
     handler::RpcHandler,
     session::{handshake::Peer, resume::Sessions, ServerShared},
 };
+
+/// The address an in-process peer is counted under (`Limits::max_connections_per_ip`).
+pub(crate) const MEMORY_PEER: SocketAddr =
+    SocketAddr::new(std::net::IpAddr::V4(std::net::Ipv4Addr::UNSPECIFIED), 0);
 
 /// Largest HTTP upgrade request read before the connection is dropped.
 const MAX_UPGRADE_REQUEST: usize = 16 * 1024;
@@ -104,11 +112,38 @@ async fn upgrade<H: RpcHandler, S: AsyncRead + AsyncWrite + Unpin + Send + 'stat
                 transport: Transport::WebSocket,
                 headers,
             };
-            serve_ws(ws, budget, deadline, sessions, shared, peer).await;
+            let link = WsLink::new(ws, budget, &shared.limits);
+            connection::serve(link, peer, deadline, sessions, shared).await;
         }
         Ok(Err(error)) => debug!(%error, "WebSocket upgrade failed"),
         Err(_) => debug!("WebSocket upgrade timed out"),
     }
+}
+
+/// Serves one in-process connection to its end: the WebSocket framing over memory, with
+/// no TLS and no HTTP upgrade, then the same lifecycle as any other connection.
+pub(crate) async fn serve_memory<H: RpcHandler>(
+    stream: DuplexStream,
+    _admitted: Connected,
+    sessions: Arc<Sessions<H>>,
+    shared: Arc<ServerShared>,
+) {
+    let span = info_span!("connection", transport = "memory");
+    async move {
+        let deadline = Instant::now() + shared.limits.handshake_timeout;
+        let (stream, budget) = Bounded::new(stream, MAX_UPGRADE_REQUEST);
+        let config = websocket_config(&shared);
+        let ws = WebSocketStream::from_raw_socket(stream, Role::Server, Some(config)).await;
+        let peer = Peer {
+            remote: MEMORY_PEER,
+            transport: Transport::Memory,
+            headers: Vec::new(),
+        };
+        let link = WsLink::new(ws, budget, &shared.limits);
+        connection::serve(link, peer, deadline, sessions, shared).await;
+    }
+    .instrument(span)
+    .await
 }
 
 /// Accepts the upgrade only for subprotocol `hardlight.<version>`, naming it in the answer.

@@ -1,0 +1,88 @@
+//! Why a connection was closed, and the code that says so on each transport
+//! (`docs/PROTOCOL.md` §9 Close codes).
+
+use std::fmt;
+
+/// Why a connection was closed.
+///
+/// ```
+/// use hardlight_core::close::Close;
+/// assert_eq!(Close::SlowConsumer.quic_code(), 0x13);
+/// assert_eq!(Close::from_quic_code(0x13), Some(Close::SlowConsumer));
+/// assert_eq!(Close::Shutdown.websocket_code(), 1001);
+/// ```
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+#[non_exhaustive]
+pub enum Close {
+    /// A normal close by either side (the client disconnecting).
+    Normal,
+    /// The server rejected the handshake; the reason was sent in a `Reject` frame.
+    Rejected,
+    /// The server shut down.
+    Shutdown,
+    /// The peer broke the protocol outside a call.
+    Protocol,
+    /// The client read too slowly: its event queue overflowed under the `Disconnect`
+    /// policy, or it took nothing the server wrote for `Limits::send_timeout`.
+    SlowConsumer,
+    /// A reconnecting client resumed this connection's session on another connection.
+    TakenOver,
+    /// A message above the size limit (WebSocket; over QUIC a call's own reply says so).
+    TooBig,
+    /// A text message (WebSocket): HardLight speaks binary only.
+    UnsupportedData,
+}
+
+impl Close {
+    /// The QUIC application error code.
+    pub const fn quic_code(self) -> u32 {
+        match self {
+            Self::Normal => 0x00,
+            Self::Rejected => 0x10,
+            Self::Shutdown => 0x11,
+            Self::Protocol | Self::TooBig | Self::UnsupportedData => 0x12,
+            Self::SlowConsumer => 0x13,
+            Self::TakenOver => 0x14,
+        }
+    }
+
+    /// The reason a QUIC application error code stands for, if it is one of HardLight's.
+    pub const fn from_quic_code(code: u64) -> Option<Self> {
+        Some(match code {
+            0x00 => Self::Normal,
+            0x10 => Self::Rejected,
+            0x11 => Self::Shutdown,
+            0x12 => Self::Protocol,
+            0x13 => Self::SlowConsumer,
+            0x14 => Self::TakenOver,
+            _ => return None,
+        })
+    }
+
+    /// The WebSocket close code (RFC 6455, section 7.4.1).
+    pub const fn websocket_code(self) -> u16 {
+        match self {
+            Self::Normal => 1000,
+            Self::Shutdown | Self::TakenOver => 1001,
+            Self::Protocol => 1002,
+            Self::UnsupportedData => 1003,
+            Self::Rejected | Self::SlowConsumer => 1008,
+            Self::TooBig => 1009,
+        }
+    }
+}
+
+impl fmt::Display for Close {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(match self {
+            Self::Normal => "closed normally",
+            Self::Rejected => "handshake rejected",
+            Self::Shutdown => "server shut down",
+            Self::Protocol => "protocol violation",
+            Self::SlowConsumer => "the client read too slowly",
+            Self::TakenOver => "session resumed on another connection",
+            Self::TooBig => "message too big",
+            Self::UnsupportedData => "text messages are not part of the protocol",
+        })
+    }
+}

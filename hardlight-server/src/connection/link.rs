@@ -1,0 +1,98 @@
+//! What a transport gives the connection driver: a [`Link`] for the connection and a
+//! [`CallIo`] for each call. QUIC and WebSocket implement them; everything they share —
+//! the lifecycle, shutdown, takeover, slow consumers, the call table — is the driver's.
+
+use std::future::Future;
+
+use hardlight_core::{close::Close, codec::Bytes, frame::FrameHeader, io::ReadError};
+
+use crate::session::{dispatch::Call, push::PushSink, CallContext};
+
+/// How a connection ended.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Ended {
+    /// Closed on purpose, by either side: the session ends with it.
+    Closed,
+    /// Lost (the network, an idle timeout, a takeover): the session is kept for the client
+    /// to resume.
+    Lost,
+}
+
+/// What a peer did next.
+pub(crate) enum Incoming<C> {
+    /// A call to serve, on its own task.
+    Call(C),
+    /// The peer cancelled call `id` (multiplexed transports; over QUIC a cancelled call's
+    /// stream is stopped instead).
+    Cancel(u64),
+    /// The peer broke the protocol outside any call: close with this code and reason.
+    Violation(Close, String),
+    /// The connection ended.
+    Ended(Ended),
+}
+
+/// Why no `Hello` could be read.
+pub(crate) enum NoHello {
+    /// The connection ended before it: there is nobody to answer.
+    Gone,
+    /// The first message was not a frame: reject it with this reason.
+    Invalid(String),
+}
+
+/// One connection, as the driver sees it.
+///
+/// Every method that waits on the peer is cancel-safe and bounded: the driver polls its
+/// control arms (shutdown, takeover, the push stream's end) beside [`Link::next`], and
+/// nothing here waits on a peer that stopped reading for longer than
+/// `Limits::send_timeout`.
+pub(crate) trait Link: Send + Sized + 'static {
+    /// One call's stream (QUIC) or frame (WebSocket).
+    type Call: CallIo;
+    /// Where the push loop writes.
+    type Push: PushSink + 'static;
+
+    /// Reads the client's first frame, of at most `max` body bytes.
+    fn hello(
+        &mut self,
+        max: u32,
+    ) -> impl Future<Output = Result<(FrameHeader, Bytes), NoHello>> + Send;
+
+    /// Sends the `Welcome` frame; `false` if the peer is gone.
+    fn welcome(&mut self, frame: Vec<u8>) -> impl Future<Output = bool> + Send;
+
+    /// Sends the `Reject` frame, gives the peer a moment to read it, and closes.
+    fn reject(&mut self, frame: Vec<u8>, reason: &str) -> impl Future<Output = ()> + Send;
+
+    /// Starts the push stream after the `Welcome`.
+    fn open_push(&mut self) -> impl Future<Output = Option<Self::Push>> + Send;
+
+    /// The next call, cancellation or end; keeps the connection alive and notices a silent
+    /// peer where the transport does not do so itself.
+    fn next(&mut self, context: &CallContext) -> impl Future<Output = Incoming<Self::Call>> + Send;
+
+    /// Starts closing the connection with `close`, without waiting on the peer.
+    fn close(&mut self, close: Close, reason: &str);
+
+    /// After the end: gives the peer a bounded time to take a close the server sent, then
+    /// lets go of the connection.
+    fn finish(self, ended: Ended) -> impl Future<Output = ()> + Send;
+}
+
+/// One call on its transport.
+pub(crate) trait CallIo: Send + 'static {
+    /// The call's id, where the transport multiplexes calls by id.
+    fn id(&self) -> Option<u64>;
+
+    /// Reads the call: its header, its share of the connection's byte budget, its body.
+    fn read(
+        &mut self,
+        context: &CallContext,
+    ) -> impl Future<Output = Result<Call, ReadError>> + Send;
+
+    /// Completes if the client gives up on the call before its reply (over QUIC: the
+    /// stream is stopped; multiplexed calls are cancelled by `Cancel` instead).
+    fn abandoned(&mut self) -> impl Future<Output = ()> + Send;
+
+    /// Writes the reply frame, within `Limits::send_timeout`.
+    fn reply(self, frame: Vec<u8>) -> impl Future<Output = ()> + Send;
+}

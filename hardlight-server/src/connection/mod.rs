@@ -1,0 +1,211 @@
+//! One connection's lifecycle, whatever transport carries it: the HardLight handshake,
+//! then calls and the push stream while live, then drain and end. Each transport
+//! implements [`Link`]; the handshake deadline, shutdown and its deadline, takeover by a
+//! resuming client, the slow-consumer close, the call table and whether the connection was
+//! lost or closed are decided here, once.
+
+mod calls;
+mod link;
+
+pub(crate) use link::{CallIo, Ended, Incoming, Link, NoHello};
+
+use std::sync::Arc;
+
+use hardlight_core::{
+    close::Close,
+    handshake::{RejectCode, Rejection},
+};
+use tokio::time::{sleep_until, timeout_at, Instant};
+use tracing::debug;
+
+use self::calls::{Calls, Serving};
+use crate::{
+    handler::RpcHandler,
+    session::{
+        handshake::{accept, parse_hello, reject_frame, Accepted, Live, Peer, MAX_HELLO},
+        push::PushEnd,
+        resume::Sessions,
+        ServerShared,
+    },
+    shutdown::{deadline_passed, requested},
+};
+
+/// Serves one connection to its end. The handshake (from the transport's accept, at
+/// `deadline`) must complete in time; afterwards the connection lives until the peer
+/// leaves, the server shuts down, a resuming client takes its session, or the client
+/// reads too slowly.
+pub(crate) async fn serve<H: RpcHandler, L: Link>(
+    mut link: L,
+    peer: Peer,
+    deadline: Instant,
+    sessions: Arc<Sessions<H>>,
+    shared: Arc<ServerShared>,
+) {
+    let mut shutdown = shared.signals.deadline.subscribe();
+    let starting = start(&mut link, peer, deadline, &sessions, &shared);
+    // a peer that stalls its handshake or its push stream does not hold up the shutdown
+    let started = tokio::select! {
+        started = starting => started,
+        () = deadline_passed(&mut shutdown) => {
+            link.close(Close::Shutdown, "server shut down");
+            return link.finish(Ended::Closed).await;
+        }
+    };
+    let (accepted, push) = match started {
+        Start::Live(accepted, push) => (accepted, push),
+        Start::Ended(ended) => return link.finish(ended).await,
+    };
+    debug!("connected");
+    let mut live = accepted.go_live(push);
+    let ended = drive(&mut link, &mut live, &shared).await;
+    debug!(?ended, "disconnected");
+    live.end(ended == Ended::Lost).await;
+    link.finish(ended).await;
+}
+
+/// How a connection's start went.
+enum Start<H: RpcHandler, P> {
+    /// Handshake done and push stream open.
+    Live(Accepted<H>, P),
+    /// It ended before going live.
+    Ended(Ended),
+}
+
+/// The handshake, then the push stream, both by `deadline`.
+async fn start<H: RpcHandler, L: Link>(
+    link: &mut L,
+    peer: Peer,
+    deadline: Instant,
+    sessions: &Arc<Sessions<H>>,
+    shared: &ServerShared,
+) -> Start<H, L::Push> {
+    let accepted = match timeout_at(deadline, handshake(link, peer, sessions, shared)).await {
+        Ok(Some(accepted)) => accepted,
+        Ok(None) => return Start::Ended(Ended::Closed),
+        Err(_) => {
+            debug!("HardLight handshake timed out");
+            link.close(Close::Protocol, "handshake timed out");
+            return Start::Ended(Ended::Closed);
+        }
+    };
+    match timeout_at(deadline, link.open_push()).await {
+        Ok(Some(push)) => Start::Live(accepted, push),
+        _ => {
+            debug!("cannot open the push stream");
+            // the client has its Welcome: keep the session for it to resume
+            accepted.abandon();
+            link.close(Close::Protocol, "no push stream");
+            Start::Ended(Ended::Lost)
+        }
+    }
+}
+
+/// Reads the `Hello` and answers it: `Welcome` (the handler is created or the session
+/// resumed) or `Reject`.
+async fn handshake<H: RpcHandler, L: Link>(
+    link: &mut L,
+    peer: Peer,
+    sessions: &Arc<Sessions<H>>,
+    shared: &ServerShared,
+) -> Option<Accepted<H>> {
+    let hello = match link.hello(MAX_HELLO).await {
+        Ok((header, body)) => parse_hello(&header, &body),
+        Err(NoHello::Gone) => {
+            debug!("connection ended before the handshake");
+            return None;
+        }
+        Err(NoHello::Invalid(reason)) => Err(Rejection {
+            code: RejectCode::Malformed,
+            reason,
+        }),
+    };
+    let accepted = match hello {
+        Ok(hello) => accept(&hello, sessions, shared, peer).await,
+        Err(rejection) => Err(rejection),
+    };
+    match accepted {
+        Ok(accepted) => {
+            if link.welcome(accepted.welcome.clone()).await {
+                Some(accepted)
+            } else {
+                debug!("the Welcome could not be sent");
+                accepted.abandon();
+                None
+            }
+        }
+        Err(rejection) => {
+            debug!(code = %rejection.code, reason = %rejection.reason, "handshake rejected");
+            link.reject(reject_frame(&rejection), &rejection.code.to_string())
+                .await;
+            None
+        }
+    }
+}
+
+/// Serves calls until the connection ends; returns how it ended. The control arms are
+/// polled beside the transport at all times: nothing a peer does or fails to do delays
+/// the shutdown deadline, a takeover or the slow-consumer close.
+async fn drive<H: RpcHandler, L: Link>(
+    link: &mut L,
+    live: &mut Live<H>,
+    shared: &ServerShared,
+) -> Ended {
+    let serving = Serving {
+        handler: Arc::clone(&live.handler),
+        state: live.state.clone(),
+        context: Arc::clone(&live.context),
+    };
+    let mut calls = Calls::new(shared.limits.max_concurrent_calls);
+    let mut shutdown = shared.signals.deadline.subscribe();
+    let mut drain_deadline: Option<Instant> = None;
+    let kick = Arc::clone(&live.kick);
+    loop {
+        tokio::select! {
+            incoming = link.next(&serving.context) => match incoming {
+                Incoming::Call(io) => {
+                    if let Err(reason) = calls.start(io, &serving, drain_deadline.is_some()) {
+                        debug!(%reason, "closing the connection");
+                        link.close(Close::Protocol, &reason);
+                        return Ended::Closed;
+                    }
+                }
+                Incoming::Cancel(id) => calls.cancel(id),
+                Incoming::Violation(close, reason) => {
+                    debug!(%close, %reason, "closing the connection");
+                    link.close(close, &reason);
+                    return Ended::Closed;
+                }
+                Incoming::Ended(ended) => return ended,
+            },
+            Some(deadline) = requested(&mut shutdown), if drain_deadline.is_none() => {
+                drain_deadline = Some(deadline);
+                live.go_away();
+            }
+            () = sleep_until(drain_deadline.unwrap_or_else(Instant::now)), if drain_deadline.is_some() => {
+                debug!(remaining = calls.len(), "shutdown deadline passed; cancelling calls");
+                link.close(Close::Shutdown, "server shut down");
+                return Ended::Closed;
+            }
+            () = kick.notified() => {
+                debug!("session taken over by a resuming connection");
+                link.close(Close::TakenOver, "session resumed on another connection");
+                return Ended::Lost;
+            }
+            Some(end) = live.push_ended() => match end {
+                PushEnd::SlowConsumer => {
+                    debug!("event queue overflowed; disconnecting the slow client");
+                    link.close(Close::SlowConsumer, "event queue overflowed");
+                    return Ended::Closed;
+                }
+                PushEnd::Stalled => {
+                    debug!("the client took no push frame within send_timeout; disconnecting");
+                    link.close(Close::SlowConsumer, "the client stopped reading");
+                    return Ended::Closed;
+                }
+                // the transport reports the end
+                PushEnd::Gone => {}
+            },
+            Some(()) = calls.reap() => {}
+        }
+    }
+}
