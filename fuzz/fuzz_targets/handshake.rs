@@ -6,6 +6,7 @@ use hardlight::{
     protocol::{
         codec::{decode, realign},
         handshake::{check_hello, Hello, Welcome},
+        schema::{SchemaItem, ServiceSchema},
     },
     Compression,
 };
@@ -14,7 +15,14 @@ use libfuzzer_sys::fuzz_target;
 fuzz_target!(|data: &[u8]| {
     let aligned = realign(data);
     if let Ok(hello) = decode::<Hello>(&aligned) {
-        let _ = check_hello(&hello, "Counter", 42, Compression::default());
+        let schema = ServiceSchema {
+            hash: 42,
+            items: vec![SchemaItem {
+                name: "method add".into(),
+                fingerprint: 7,
+            }],
+        };
+        let _ = check_hello(&hello, "Counter", &schema, Compression::default());
     }
     if let Ok(welcome) = decode::<Welcome>(&aligned) {
         let _ = welcome.compression_for(Compression::default());
