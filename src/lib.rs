@@ -2,7 +2,7 @@
 
 pub use hardlight_core::{
     Codable, Compression, ConnectionState, ErrorCode, HandlerError, HandlerResult, Limits,
-    ProtocolError, RateLimit, RejectCode, Service, Topic, TransportKind, PROTOCOL_VERSION,
+    ProtocolError, RejectCode, Service, Topic, TransportKind, PROTOCOL_VERSION,
 };
 pub use hardlight_macros::{codable, connection_state, factory, rpc, rpc_handler};
 
@@ -14,9 +14,10 @@ pub use hardlight_client::{
 #[cfg(feature = "server")]
 pub use hardlight_server::{
     AuthError, AuthRequest, Authenticator, ConnectionInfo, EventEmitter, Factory, HandlerContext,
-    Identity, RpcHandler, Server, ServerConfig, ServerError, ServerStats, ShutdownHandle,
-    SlowConsumerPolicy, StateHandle, StateWriteGuard, StatsHandle, SubscriptionLimit,
-    Subscriptions, TlsError, TopicNotification, TopicNotifier, TrafficStats, WebSocketMode,
+    Identity, RateLimit, RpcHandler, Server, ServerConfig, ServerError, ServerLimits, ServerStats,
+    ShutdownHandle, SlowConsumerPolicy, StateHandle, StateWriteGuard, StatsHandle,
+    SubscriptionLimit, Subscriptions, TlsError, TopicNotification, TopicNotifier, TrafficStats,
+    WebSocketMode,
 };
 
 #[cfg(feature = "prometheus")]

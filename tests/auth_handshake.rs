@@ -18,8 +18,8 @@ use hardlight::{
         frame::{FrameHeader, Kind},
         message::encode_frame,
     },
-    AuthError, AuthRequest, Compression, ConnectError, Identity, Limits, RejectCode, Transport,
-    TransportKind,
+    AuthError, AuthRequest, Compression, ConnectError, Identity, RejectCode, ServerLimits,
+    Transport, TransportKind,
 };
 use tokio_tungstenite::tungstenite::{client::IntoClientRequest, http::HeaderValue, Message};
 
@@ -166,10 +166,9 @@ async fn the_authenticator_sees_the_peer_and_transport() {
 #[tokio::test]
 async fn a_slow_authenticator_is_cut_off_by_the_handshake_timeout() {
     let server = TestServer::start_with(|c| {
-        c.with_limits(Limits {
-            handshake_timeout: Duration::from_millis(300),
-            ..Limits::default()
-        })
+        c.with_server_limits(
+            ServerLimits::default().with_handshake_timeout(Duration::from_millis(300)),
+        )
         .with_authenticator(|_: AuthRequest| async {
             tokio::time::sleep(Duration::from_secs(3600)).await;
             Ok(Identity::anonymous())

@@ -46,7 +46,7 @@ fn prose(file: &Path) -> Vec<(usize, String)> {
 /// Occurrences of `` `Type::name `` in `line`, for each configuration type.
 fn settings_named(line: &str) -> Vec<(&'static str, String)> {
     let mut found = Vec::new();
-    for ty in ["ServerConfig", "ClientConfig", "Limits"] {
+    for ty in ["ServerConfig", "ClientConfig", "ServerLimits", "Limits"] {
         let pattern = format!("`{ty}::");
         let mut rest = line;
         while let Some(at) = rest.find(&pattern) {
@@ -69,6 +69,7 @@ fn definition(ty: &str) -> String {
         "ServerConfig" => "hardlight-server/src/config.rs",
         "ClientConfig" => "hardlight-client/src/config.rs",
         "Limits" => "hardlight-core/src/limits.rs",
+        "ServerLimits" => "hardlight-server/src/limits.rs",
         other => panic!("no definition known for {other}"),
     };
     fs::read_to_string(root().join(file)).unwrap()

@@ -7,7 +7,7 @@ use std::time::Duration;
 
 use common::board::{note, BoardServer, Note};
 use futures_util::{future::join_all, stream, StreamExt};
-use hardlight::{Limits, RecvError, Subscription, Topic};
+use hardlight::{RecvError, ServerLimits, Subscription, Topic};
 
 /// Receives `count` events, failing on any loss.
 async fn receive(events: &mut Subscription<Note>, count: usize) -> Vec<Note> {
@@ -29,11 +29,11 @@ async fn a_thousand_subscribers_each_get_every_event_in_order() {
     // every subscriber comes from 127.0.0.1: lift the per-address cap (256 by default);
     // a thousand handshakes on a loaded machine may take longer than the default timeout
     let server = BoardServer::start(|c| {
-        c.with_limits(Limits {
-            max_connections_per_ip: 2_000,
-            handshake_timeout: Duration::from_secs(60),
-            ..Limits::default()
-        })
+        c.with_server_limits(
+            ServerLimits::default()
+                .with_max_connections_per_ip(2_000)
+                .with_handshake_timeout(Duration::from_secs(60)),
+        )
     })
     .await;
     let subscribers: Vec<_> = stream::iter((0..SUBSCRIBERS).map(|_| server.subscriber("fanout")))

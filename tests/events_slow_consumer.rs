@@ -17,7 +17,7 @@ use hardlight::{
         io::read_frame,
         message::encode_frame,
     },
-    Compression, Limits, SlowConsumerPolicy, Subscription, Topic,
+    Compression, ServerLimits, SlowConsumerPolicy, Subscription, Topic,
 };
 
 const QUEUE: usize = 16;
@@ -28,10 +28,7 @@ async fn server(policy: SlowConsumerPolicy) -> BoardServer {
     BoardServer::start(|c| {
         c.with_compression(Compression::None)
             .with_slow_consumer_policy(policy)
-            .with_limits(Limits {
-                max_queued_events: QUEUE,
-                ..Limits::default()
-            })
+            .with_server_limits(ServerLimits::default().with_max_queued_events(QUEUE))
     })
     .await
 }

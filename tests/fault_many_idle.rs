@@ -15,7 +15,7 @@ use std::time::Duration;
 
 use common::{eventually_within, KitchenClient, TestServer};
 use futures_util::{future::join_all, stream, StreamExt};
-use hardlight::{ConnectError, Limits, Transport};
+use hardlight::{ConnectError, Limits, ServerLimits, Transport};
 
 /// Connections held at once: one in ten over WebSocket.
 const COUNT: usize = 1_000;
@@ -29,11 +29,9 @@ const KEEP_ALIVE: Duration = Duration::from_secs(5);
 const SAFETY_NET: Duration = Duration::from_secs(600);
 
 fn limits() -> Limits {
-    Limits {
-        idle_timeout: IDLE,
-        keep_alive: KEEP_ALIVE,
-        ..Limits::default()
-    }
+    Limits::default()
+        .with_idle_timeout(IDLE)
+        .with_keep_alive(KEEP_ALIVE)
 }
 
 /// Connects like any client would under load: a handshake lost or delayed past the connect
@@ -53,12 +51,12 @@ async fn a_thousand_idle_connections_are_held_then_freed() {
     // each QUIC client has its own UDP socket
     let _ = rlimit::increase_nofile_limit(u64::MAX);
     let server = TestServer::start_with(|c| {
-        c.with_limits(Limits {
-            max_connections: 2 * COUNT as u32,
-            max_connections_per_ip: 2 * COUNT as u32,
-            resume_grace: Duration::ZERO,
-            ..limits()
-        })
+        c.with_limits(limits()).with_server_limits(
+            ServerLimits::default()
+                .with_max_connections(2 * COUNT as u32)
+                .with_max_connections_per_ip(2 * COUNT as u32)
+                .with_resume_grace(Duration::ZERO),
+        )
     })
     .await;
     let clients: Vec<KitchenClient> = stream::iter(0..COUNT)

@@ -14,7 +14,7 @@ use common::{
     KitchenClient, TestServer,
 };
 use futures_util::future::join_all;
-use hardlight::{Limits, Topic, Transport};
+use hardlight::{Limits, ServerLimits, Topic, Transport};
 
 #[tokio::test]
 async fn calls_and_events_complete_over_a_lossy_reordering_duplicating_network() {
@@ -56,10 +56,9 @@ async fn calls_and_events_complete_over_a_lossy_reordering_duplicating_network()
 #[tokio::test]
 async fn a_quic_handshake_that_never_finishes_is_cut_off() {
     let server = TestServer::start_with(|c| {
-        c.with_limits(Limits {
-            handshake_timeout: Duration::from_millis(300),
-            ..Limits::default()
-        })
+        c.with_server_limits(
+            ServerLimits::default().with_handshake_timeout(Duration::from_millis(300)),
+        )
     })
     .await;
     let proxy = UdpProxy::start(server.addr, 1).await;
@@ -89,14 +88,14 @@ async fn a_quic_handshake_that_never_finishes_is_cut_off() {
 #[tokio::test]
 async fn a_peer_that_vanishes_is_closed_by_the_idle_timeout() {
     let server = TestServer::start_with(|c| {
-        c.with_limits(Limits {
-            // fifteen keep-alives per idle timeout: a live connection is never mistaken
-            // for a silent one, however loaded the machine
-            idle_timeout: Duration::from_secs(3),
-            keep_alive: Duration::from_millis(200),
-            resume_grace: Duration::ZERO,
-            ..Limits::default()
-        })
+        // fifteen keep-alives per idle timeout: a live connection is never mistaken for a
+        // silent one, however loaded the machine
+        c.with_limits(
+            Limits::default()
+                .with_idle_timeout(Duration::from_secs(3))
+                .with_keep_alive(Duration::from_millis(200)),
+        )
+        .with_server_limits(ServerLimits::default().with_resume_grace(Duration::ZERO))
     })
     .await;
     let proxy = UdpProxy::start(server.addr, 2).await;

@@ -22,11 +22,9 @@ use hardlight::*;
 /// mistaken for a lost one, however loaded the machine. (A cut TCP connection is noticed
 /// at once.)
 fn quick_limits() -> Limits {
-    Limits {
-        idle_timeout: Duration::from_secs(3),
-        keep_alive: Duration::from_millis(200),
-        ..Limits::default()
-    }
+    Limits::default()
+        .with_idle_timeout(Duration::from_secs(3))
+        .with_keep_alive(Duration::from_millis(200))
 }
 
 fn quick_reconnect() -> Option<Reconnect> {
@@ -308,10 +306,9 @@ async fn a_killed_server_fails_calls_and_a_restarted_one_gets_a_new_session() {
 #[tokio::test]
 async fn a_vanished_clients_session_ends_after_the_grace_period() {
     let mut server = BoardServer::start(|c| {
-        c.with_limits(Limits {
-            resume_grace: Duration::from_millis(300),
-            ..quick_limits()
-        })
+        c.with_limits(quick_limits()).with_server_limits(
+            ServerLimits::default().with_resume_grace(Duration::from_millis(300)),
+        )
     })
     .await;
     let proxy = UdpProxy::start(server.addr, 4).await;
@@ -352,11 +349,11 @@ async fn a_vanished_clients_session_ends_after_the_grace_period() {
 #[tokio::test]
 async fn parked_sessions_are_capped_at_max_connections() {
     let mut server = BoardServer::start(|c| {
-        c.with_limits(Limits {
-            max_connections: 1,
-            resume_grace: Duration::from_secs(3600),
-            ..quick_limits()
-        })
+        c.with_limits(quick_limits()).with_server_limits(
+            ServerLimits::default()
+                .with_max_connections(1)
+                .with_resume_grace(Duration::from_secs(3600)),
+        )
     })
     .await;
     let vanish = |proxy: &UdpProxy| {
@@ -401,10 +398,7 @@ async fn parked_sessions_are_capped_at_max_connections() {
 #[tokio::test]
 async fn events_lost_while_parked_are_reported_and_counted() {
     let server = BoardServer::start(|c| {
-        c.with_limits(Limits {
-            max_queued_events: 2,
-            ..Limits::default()
-        })
+        c.with_server_limits(ServerLimits::default().with_max_queued_events(2))
     })
     .await;
     let proxy = TcpProxy::start(server.addr).await;

@@ -24,7 +24,7 @@ use hardlight::{
         message::encode_frame,
         PROTOCOL_VERSION,
     },
-    Compression, Limits, SlowConsumerPolicy, Topic,
+    Compression, Limits, ServerLimits, SlowConsumerPolicy, Topic,
 };
 use tokio::time::timeout;
 use tokio_tungstenite::tungstenite::Message;
@@ -130,11 +130,8 @@ async fn websocket_a_peer_that_stops_reading_does_not_hold_up_shutdown() {
 #[tokio::test]
 async fn websocket_a_peer_that_stops_reading_and_falls_silent_is_closed_by_the_idle_timeout() {
     let server = TestServer::start_with(|c| {
-        c.with_limits(Limits {
-            idle_timeout: Duration::from_secs(2),
-            resume_grace: Duration::ZERO,
-            ..Limits::default()
-        })
+        c.with_limits(Limits::default().with_idle_timeout(Duration::from_secs(2)))
+            .with_server_limits(ServerLimits::default().with_resume_grace(Duration::ZERO))
     })
     .await;
     let mut ws = handshaken(&server).await;
@@ -151,11 +148,11 @@ async fn websocket_a_peer_that_stops_reading_is_closed_as_a_slow_consumer() {
     let server = BoardServer::start(|c| {
         c.with_slow_consumer_policy(SlowConsumerPolicy::Disconnect)
             .with_compression(Compression::None)
-            .with_limits(Limits {
-                max_queued_events: 16,
-                resume_grace: Duration::ZERO,
-                ..Limits::default()
-            })
+            .with_server_limits(
+                ServerLimits::default()
+                    .with_max_queued_events(16)
+                    .with_resume_grace(Duration::ZERO),
+            )
     })
     .await;
     let hello = hello_for::<__BoardService>(vec![]);

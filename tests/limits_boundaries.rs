@@ -11,14 +11,8 @@ use std::time::Duration;
 use common::{eventually, KitchenClient, TestServer};
 use hardlight::{
     protocol::codec::encode, ConnectError, ErrorCode, Limits, ProtocolError, RateLimit, RejectCode,
-    RpcError, Transport,
+    RpcError, ServerLimits, Transport,
 };
-
-fn limits(adjust: impl FnOnce(&mut Limits)) -> Limits {
-    let mut limits = Limits::default();
-    adjust(&mut limits);
-    limits
-}
 
 async fn connect(server: &TestServer, transport: Transport) -> Result<KitchenClient, ConnectError> {
     let client = KitchenClient::with_config(server.config().with_transport(transport));
@@ -27,7 +21,10 @@ async fn connect(server: &TestServer, transport: Transport) -> Result<KitchenCli
 
 #[tokio::test]
 async fn max_connections_admits_up_to_the_limit_and_frees_slots() {
-    let server = TestServer::start_with(|c| c.with_limits(limits(|l| l.max_connections = 3))).await;
+    let server = TestServer::start_with(|c| {
+        c.with_server_limits(ServerLimits::default().with_max_connections(3))
+    })
+    .await;
     let mut held = Vec::new();
     for _ in 0..3 {
         held.push(
@@ -60,8 +57,10 @@ async fn max_connections_admits_up_to_the_limit_and_frees_slots() {
 
 #[tokio::test]
 async fn max_connections_per_ip_caps_one_address() {
-    let server =
-        TestServer::start_with(|c| c.with_limits(limits(|l| l.max_connections_per_ip = 2))).await;
+    let server = TestServer::start_with(|c| {
+        c.with_server_limits(ServerLimits::default().with_max_connections_per_ip(2))
+    })
+    .await;
     let _a = connect(&server, Transport::Quic).await.expect("first");
     let _b = connect(&server, Transport::WebSocket)
         .await
@@ -75,13 +74,11 @@ async fn max_connections_per_ip_caps_one_address() {
 #[tokio::test]
 async fn the_call_rate_limit_allows_the_burst_then_refuses() {
     let server = TestServer::start_with(|c| {
-        c.with_limits(limits(|l| {
-            // no refill: the verdict cannot depend on how fast the calls are made
-            l.call_rate = Some(RateLimit {
-                per_second: 0,
-                burst: 5,
-            })
-        }))
+        // no refill: the verdict cannot depend on how fast the calls are made
+        c.with_server_limits(ServerLimits::default().with_call_rate(Some(RateLimit {
+            per_second: 0,
+            burst: 5,
+        })))
     })
     .await;
     for transport in [Transport::Quic, Transport::WebSocket] {
@@ -97,7 +94,10 @@ async fn the_call_rate_limit_allows_the_burst_then_refuses() {
                 },
             ) => {
                 assert!(error.is_retriable());
-                assert!(error.to_string().contains("Limits::call_rate"), "{error}");
+                assert!(
+                    error.to_string().contains("ServerLimits::call_rate"),
+                    "{error}"
+                );
             }
             other => panic!("{transport:?}: expected RateLimited, got {other:?}"),
         }
@@ -107,8 +107,10 @@ async fn the_call_rate_limit_allows_the_burst_then_refuses() {
 
 #[tokio::test]
 async fn max_subscriptions_is_enforced_per_connection() {
-    let server =
-        TestServer::start_with(|c| c.with_limits(limits(|l| l.max_subscriptions = 4))).await;
+    let server = TestServer::start_with(|c| {
+        c.with_server_limits(ServerLimits::default().with_max_subscriptions(4))
+    })
+    .await;
     let client = server.client().await;
     let topics = |range: std::ops::Range<u32>| range.map(|i| format!("t{i}")).collect();
     assert_eq!(client.subscribe_to(topics(0..4)).await.unwrap(), 4);
@@ -144,7 +146,8 @@ fn largest_payload(max: u32) -> usize {
 async fn max_message_size_passes_at_the_limit_and_refuses_one_byte_over() {
     const MAX: u32 = 64 * 1024;
     let server =
-        TestServer::start_with(|c| c.with_limits(limits(|l| l.max_message_size = MAX))).await;
+        TestServer::start_with(|c| c.with_limits(Limits::default().with_max_message_size(MAX)))
+            .await;
     let n = largest_payload(MAX);
     for transport in [Transport::Quic, Transport::WebSocket] {
         let client = KitchenClient::with_config(
@@ -152,7 +155,7 @@ async fn max_message_size_passes_at_the_limit_and_refuses_one_byte_over() {
                 .config()
                 .with_transport(transport)
                 .with_compression(hardlight::Compression::None)
-                .with_limits(limits(|l| l.max_message_size = 1 << 20)),
+                .with_limits(Limits::default().with_max_message_size(1 << 20)),
         );
         client.connect().await.unwrap();
         // a reply of the same payload is the same size as the call: both fit
@@ -170,10 +173,10 @@ async fn max_message_size_passes_at_the_limit_and_refuses_one_byte_over() {
 async fn keep_alives_hold_a_quiet_connection_past_the_idle_timeout() {
     // (a peer that goes silent is closed by the idle timeout: `fault_network`)
     // sixteen keep-alives per idle timeout: only a pause of several seconds could lose one
-    let short = || Limits {
-        idle_timeout: Duration::from_secs(4),
-        keep_alive: Duration::from_millis(250),
-        ..Limits::default()
+    let short = || {
+        Limits::default()
+            .with_idle_timeout(Duration::from_secs(4))
+            .with_keep_alive(Duration::from_millis(250))
     };
     let server = TestServer::start_with(|c| c.with_limits(short())).await;
     let quiet = |transport: Transport| {
@@ -202,10 +205,8 @@ async fn keep_alives_hold_a_quiet_connection_past_the_idle_timeout() {
 #[tokio::test]
 async fn the_in_flight_byte_budget_makes_calls_wait_instead_of_failing() {
     let server = TestServer::start_with(|c| {
-        c.with_limits(limits(|l| {
-            l.max_message_size = 64 * 1024;
-            l.max_inflight_bytes = 100 * 1024;
-        }))
+        c.with_limits(Limits::default().with_max_message_size(64 * 1024))
+            .with_server_limits(ServerLimits::default().with_max_inflight_bytes(100 * 1024))
     })
     .await;
     let client = KitchenClient::with_config(

@@ -7,7 +7,7 @@ use std::time::Duration;
 
 use common::TestServer;
 use futures_util::future::join_all;
-use hardlight::RpcError;
+use hardlight::{RpcError, ServerLimits};
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_thousand_concurrent_calls_on_one_connection() {
@@ -27,10 +27,7 @@ async fn a_thousand_concurrent_calls_on_one_connection() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn calls_past_the_stream_limit_wait_for_a_slot() {
     let server = TestServer::start_with(|c| {
-        c.with_limits(hardlight::Limits {
-            max_concurrent_calls: 8,
-            ..hardlight::Limits::default()
-        })
+        c.with_server_limits(ServerLimits::default().with_max_concurrent_calls(8))
     })
     .await;
     let client = server.client().await;

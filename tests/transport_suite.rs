@@ -144,10 +144,8 @@ async fn call_timeouts_cancel(transport: Transport) {
 
 async fn oversized_calls_are_refused(transport: Transport) {
     let server = TestServer::start_with(|c| {
-        c.with_compression(Compression::None).with_limits(Limits {
-            max_message_size: 64 * 1024,
-            ..Limits::default()
-        })
+        c.with_compression(Compression::None)
+            .with_limits(Limits::default().with_max_message_size(64 * 1024))
     })
     .await;
     let client = server.client_over(transport).await;

@@ -53,13 +53,9 @@ fn compressed_call(method: u16, packed: &[u8]) -> Vec<u8> {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn malformed_input_gets_typed_errors_and_harms_no_one() {
     count_panics();
-    let server = TestServer::start_with(|c| {
-        c.with_limits(Limits {
-            max_message_size: MAX,
-            ..Limits::default()
-        })
-    })
-    .await;
+    let server =
+        TestServer::start_with(|c| c.with_limits(Limits::default().with_max_message_size(MAX)))
+            .await;
     let good = server.client().await;
     let stop = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
     let background = {

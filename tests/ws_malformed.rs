@@ -18,7 +18,7 @@ use hardlight::{
         message::encode_frame,
         Compression, ErrorCode,
     },
-    Limits, Transport,
+    Limits, ServerLimits, Transport,
 };
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio_tungstenite::tungstenite::Message;
@@ -27,13 +27,8 @@ use tokio_tungstenite::tungstenite::Message;
 const SAFETY_NET: Duration = Duration::from_secs(60);
 
 async fn server() -> TestServer {
-    TestServer::start_with(|c| {
-        c.with_limits(Limits {
-            max_message_size: 64 * 1024,
-            ..Limits::default()
-        })
-    })
-    .await
+    TestServer::start_with(|c| c.with_limits(Limits::default().with_max_message_size(64 * 1024)))
+        .await
 }
 
 /// The next binary message; panics if the connection ends first.
@@ -168,10 +163,7 @@ async fn a_trickled_upgrade_is_cut_off_by_the_handshake_timeout() {
     // at 20 bytes a second the 16 KiB upgrade limit would take 800 s: only the handshake
     // timeout ends this
     let server = TestServer::start_with(|c| {
-        c.with_limits(Limits {
-            handshake_timeout: Duration::from_secs(2),
-            ..Limits::default()
-        })
+        c.with_server_limits(ServerLimits::default().with_handshake_timeout(Duration::from_secs(2)))
     })
     .await;
     tokio::time::timeout(SAFETY_NET, trickle(&server, Duration::from_millis(50)))
@@ -199,13 +191,9 @@ async fn an_oversized_upgrade_request_is_cut_off() {
 async fn a_large_message_before_the_handshake_is_refused() {
     // the session would accept 64 KiB messages, but before the handshake only a Hello's
     // worth (64 KiB plus framing) is read: an unauthenticated peer cannot make it buffer more
-    let server = TestServer::start_with(|c| {
-        c.with_limits(Limits {
-            max_message_size: 1 << 20,
-            ..Limits::default()
-        })
-    })
-    .await;
+    let server =
+        TestServer::start_with(|c| c.with_limits(Limits::default().with_max_message_size(1 << 20)))
+            .await;
     let mut ws = upgrade(&server, "hardlight.2").await.unwrap();
     let _ = ws.send(Message::Binary(vec![0u8; 512 * 1024].into())).await;
     let ended = tokio::time::timeout(SAFETY_NET, close_code(&mut ws)).await;

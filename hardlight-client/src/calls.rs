@@ -50,7 +50,7 @@ impl<T: Exchange> Calls<T> {
             drain,
             compression: welcome.compression_for(config.compression),
             server_max: welcome.max_message_size,
-            reply_max: config.limits.max_message_size,
+            reply_max: config.limits.max_message_size(),
         }
     }
 

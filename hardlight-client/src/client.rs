@@ -335,7 +335,7 @@ impl<S: Service> Inner<S> {
             drain: session.drain(),
             generation,
             compressed: welcome.compression_for(config.compression) != Compression::None,
-            max: config.limits.max_message_size,
+            max: config.limits.max_message_size(),
             received,
             counters: Arc::clone(&inner.counters),
             on_end,

@@ -31,7 +31,7 @@ pub(crate) fn welcome(
     header: &FrameHeader,
     body: Bytes,
 ) -> Result<Welcome, ConnectError> {
-    let max = config.limits.max_message_size;
+    let max = config.limits.max_message_size();
     let body = open_aligned_body(header, body, !config.compression.offers().is_empty(), max)?;
     match header.kind {
         Kind::Welcome => Ok(decode::<Welcome>(&body)?),

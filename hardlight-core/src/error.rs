@@ -135,6 +135,6 @@ codes! {
     Internal = 9 => "internal server error",
     /// The connection already has `max_concurrent_calls` calls in flight.
     Overloaded = 10 => "too many calls in flight",
-    /// The connection exceeded its call rate limit (`Limits::call_rate`); retry later.
+    /// The connection exceeded its call rate limit (`ServerLimits::call_rate`); retry later.
     RateLimited = 11 => "call rate limit exceeded",
 }

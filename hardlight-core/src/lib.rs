@@ -30,7 +30,7 @@ pub use compression::Compression;
 pub use error::{ErrorCode, ProtocolError};
 pub use handler_error::{HandlerError, HandlerResult};
 pub use handshake::{RejectCode, PROTOCOL_VERSION};
-pub use limits::{Limits, RateLimit};
+pub use limits::Limits;
 pub use rkyv;
 pub use schema::Schema;
 pub use service::{Outcome, Service};

@@ -1,5 +1,5 @@
-//! Connection caps: at most `Limits::max_connections` per server and
-//! `Limits::max_connections_per_ip` per client address, counted from accept (so peers
+//! Connection caps: at most `ServerLimits::max_connections` per server and
+//! `ServerLimits::max_connections_per_ip` per client address, counted from accept (so peers
 //! stuck in a handshake count too) until the connection ends.
 
 use hardlight_core::TransportKind as Transport;

@@ -123,7 +123,7 @@ impl AuthError {
 
 /// Decides whether a connection may proceed, after the version and schema checks and
 /// before the connection's handler is created. It runs within
-/// `Limits::handshake_timeout`.
+/// `ServerLimits::handshake_timeout`.
 ///
 /// Any `Fn(AuthRequest) -> impl Future<Output = Result<Identity, AuthError>>` is one:
 ///

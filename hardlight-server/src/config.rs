@@ -9,16 +9,18 @@ use std::sync::Arc;
 use crate::{
     auth::Authenticator,
     error::{ServerError, TlsError},
+    limits::ServerLimits,
     topics::SlowConsumerPolicy,
 };
 
 /// How a server is set up.
 ///
 /// ```
-/// use hardlight_server::ServerConfig;
+/// use hardlight_server::{ServerConfig, ServerLimits};
 /// use hardlight_core::Limits;
 /// let config = ServerConfig::new_self_signed("localhost:8080")
-///     .with_limits(Limits { max_message_size: 1 << 20, ..Limits::default() });
+///     .with_limits(Limits::default().with_max_message_size(1 << 20))
+///     .with_server_limits(ServerLimits::default().with_max_connections_per_ip(16));
 /// assert!(config.certificate_pem().unwrap().starts_with("-----BEGIN CERTIFICATE-----"));
 /// ```
 #[derive(Debug)]
@@ -26,6 +28,7 @@ pub struct ServerConfig {
     pub(crate) addr: String,
     pub(crate) identity: Result<Identity, Arc<TlsError>>,
     pub(crate) limits: Limits,
+    pub(crate) server_limits: ServerLimits,
     pub(crate) compression: Compression,
     pub(crate) slow_consumer: SlowConsumerPolicy,
     pub(crate) quic: bool,
@@ -100,6 +103,7 @@ impl ServerConfig {
             addr,
             identity,
             limits: Limits::default(),
+            server_limits: ServerLimits::default(),
             compression: Compression::default(),
             slow_consumer: SlowConsumerPolicy::default(),
             quic: true,
@@ -117,9 +121,17 @@ impl ServerConfig {
         self
     }
 
-    /// Replaces the limits.
+    /// Replaces the limits both peers of a connection hold to (message size, liveness,
+    /// write deadline).
     pub fn with_limits(mut self, limits: Limits) -> Self {
         self.limits = limits;
+        self
+    }
+
+    /// Replaces what the server admits and holds per peer (connections, calls, bytes,
+    /// subscriptions, events, parked sessions, the handshake deadline).
+    pub fn with_server_limits(mut self, limits: ServerLimits) -> Self {
+        self.server_limits = limits;
         self
     }
 
@@ -129,7 +141,8 @@ impl ServerConfig {
         self
     }
 
-    /// What to do with a client whose event queue (`Limits::max_queued_events`) is full.
+    /// What to do with a client whose event queue (`ServerLimits::max_queued_events`) is
+    /// full.
     pub fn with_slow_consumer_policy(mut self, policy: SlowConsumerPolicy) -> Self {
         self.slow_consumer = policy;
         self
@@ -147,9 +160,14 @@ impl ServerConfig {
         self
     }
 
-    /// The limits in force.
+    /// The limits both peers hold to.
     pub fn limits(&self) -> &Limits {
         &self.limits
+    }
+
+    /// What the server admits and holds per peer.
+    pub fn server_limits(&self) -> &ServerLimits {
+        &self.server_limits
     }
 
     /// A TLS 1.3 rustls configuration with this identity, offering ALPN `alpn`.

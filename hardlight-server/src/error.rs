@@ -26,9 +26,9 @@ pub enum ServerError {
         source: std::io::Error,
     },
     /// A call of the largest allowed size could never be read: raise
-    /// `Limits::max_inflight_bytes` or lower `Limits::max_message_size`.
+    /// `ServerLimits::max_inflight_bytes` or lower `Limits::max_message_size`.
     #[error(
-        "Limits::max_message_size ({max_message_size}) exceeds Limits::max_inflight_bytes \
+        "Limits::max_message_size ({max_message_size}) exceeds ServerLimits::max_inflight_bytes \
          ({max_inflight_bytes}): a call of the maximum size could never be read"
     )]
     MessageAboveBudget {

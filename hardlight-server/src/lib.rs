@@ -12,6 +12,7 @@ mod config;
 mod connection;
 mod error;
 mod handler;
+mod limits;
 #[cfg(feature = "prometheus")]
 pub mod prometheus;
 mod quic;
@@ -29,6 +30,7 @@ pub use auth::{AuthError, AuthRequest, Authenticator, ConnectionInfo, Identity};
 pub use config::{ServerConfig, WebSocketMode};
 pub use error::{ServerError, TlsError};
 pub use handler::{EventOf, Factory, HandlerContext, RpcHandler, StateOf};
+pub use limits::{RateLimit, ServerLimits};
 pub use server::Server;
 pub use shutdown::ShutdownHandle;
 pub use state_handle::{StateHandle, StateWriteGuard};

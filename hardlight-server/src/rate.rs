@@ -3,7 +3,7 @@
 
 use std::time::Instant;
 
-use hardlight_core::RateLimit;
+use crate::limits::RateLimit;
 
 /// One connection's bucket.
 #[derive(Debug)]

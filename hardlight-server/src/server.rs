@@ -101,7 +101,7 @@ impl<H: RpcHandler> Server<H> {
         EventEmitter::new(
             Arc::clone(&self.hub),
             self.config.compression,
-            self.config.limits.max_message_size,
+            self.config.limits.max_message_size(),
         )
     }
 
@@ -119,11 +119,14 @@ impl<H: RpcHandler> Server<H> {
         if let Some(bound) = &self.bound {
             return Ok(bound.addr);
         }
-        let limits = &self.config.limits;
-        if u64::from(limits.max_message_size) > limits.max_inflight_bytes {
+        let (max_message_size, max_inflight_bytes) = (
+            self.config.limits.max_message_size(),
+            self.config.server_limits.max_inflight_bytes(),
+        );
+        if u64::from(max_message_size) > max_inflight_bytes {
             return Err(ServerError::MessageAboveBudget {
-                max_message_size: limits.max_message_size,
-                max_inflight_bytes: limits.max_inflight_bytes,
+                max_message_size,
+                max_inflight_bytes,
             });
         }
         if !self.config.quic
@@ -208,21 +211,25 @@ impl<H: RpcHandler> Server<H> {
             WebSocketMode::Tls => Some(tls_acceptor(&self.config)?),
             WebSocketMode::PlainBehindTlsProxy | WebSocketMode::Disabled => None,
         };
-        let limits = &self.config.limits;
+        let server_limits = &self.config.server_limits;
         let shared = Arc::new(ServerShared {
-            limits: limits.clone(),
+            limits: self.config.limits.clone(),
+            server_limits: server_limits.clone(),
             compression: self.config.compression,
             signals: Arc::clone(&self.signals),
             hub: Arc::clone(&self.hub),
             slow_consumer: self.config.slow_consumer,
             authenticator: self.config.authenticator.clone(),
-            admission: Admission::new(limits.max_connections, limits.max_connections_per_ip),
+            admission: Admission::new(
+                server_limits.max_connections(),
+                server_limits.max_connections_per_ip(),
+            ),
             counters: Arc::clone(&self.counters),
         });
         let sessions = Sessions::new(
             self.factory.clone(),
-            limits.resume_grace,
-            limits.max_connections,
+            server_limits.resume_grace(),
+            server_limits.max_connections(),
             Arc::clone(&self.counters),
         );
         let memory = self.memory.take().map(|(_, incoming)| incoming);
@@ -288,10 +295,10 @@ fn admit(shared: &ServerShared, remote: SocketAddr, transport: Transport) -> Opt
         )),
         Err(refused) => {
             let (reason, limit) = match refused {
-                Refused::Server => ("max_connections", shared.limits.max_connections),
+                Refused::Server => ("max_connections", shared.server_limits.max_connections()),
                 Refused::Address => (
                     "max_connections_per_ip",
-                    shared.limits.max_connections_per_ip,
+                    shared.server_limits.max_connections_per_ip(),
                 ),
             };
             debug!(%remote, ?transport, limit, "connection refused: Limits::{reason} reached");

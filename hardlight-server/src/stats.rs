@@ -26,7 +26,7 @@ pub struct ServerStats {
     pub sessions_parked: u64,
     /// Sessions resumed by a reconnecting client.
     pub sessions_resumed: u64,
-    /// Parked sessions whose grace period (`Limits::resume_grace`) ended without a
+    /// Parked sessions whose grace period (`ServerLimits::resume_grace`) ended without a
     /// resumption.
     pub sessions_expired: u64,
     /// Calls, bytes and dropped events of all connections.
@@ -44,7 +44,7 @@ pub struct TrafficStats {
     pub calls_in_flight: u64,
     /// Calls that ended in a failure (not a handler's own error).
     pub calls_failed: u64,
-    /// Calls refused by `Limits::call_rate`.
+    /// Calls refused by `ServerLimits::call_rate`.
     pub calls_rate_limited: u64,
     /// HardLight frame bytes received (call frames).
     pub bytes_received: u64,

@@ -81,7 +81,7 @@ pub trait Kitchen {
     async fn sleep(&self, millis: u64) -> HandlerResult<u64>;
     /// The subject of the connection's identity.
     async fn whoami(&self) -> HandlerResult<String>;
-    /// Subscribes to each topic; fails past `Limits::max_subscriptions`.
+    /// Subscribes to each topic; fails past `ServerLimits::max_subscriptions`.
     async fn subscribe_to(&self, topics: Vec<String>) -> HandlerResult<u32>;
     /// Calls this connection has started, by the server's count.
     async fn calls_seen(&self) -> HandlerResult<u64>;

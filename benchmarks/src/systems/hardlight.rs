@@ -58,13 +58,11 @@ impl Bench for Handler {
 /// workload holds 10,000 connections — or with an event queue of `queue` events for the
 /// fan-out workload.
 pub(super) async fn serve(cert: Certificate, queue: Option<usize>) {
-    let mut limits = Limits {
-        max_connections: 100_000,
-        max_connections_per_ip: 100_000,
-        ..Limits::default()
-    };
+    let mut limits = ServerLimits::default()
+        .with_max_connections(100_000)
+        .with_max_connections_per_ip(100_000);
     if let Some(queue) = queue {
-        limits.max_queued_events = queue;
+        limits = limits.with_max_queued_events(queue);
     }
     let config = ServerConfig::from_pem(
         "127.0.0.1:0",
@@ -73,7 +71,7 @@ pub(super) async fn serve(cert: Certificate, queue: Option<usize>) {
     )
     .expect("server identity")
     .with_compression(Compression::None)
-    .with_limits(limits);
+    .with_server_limits(limits);
     let mut server = Server::new(config, factory!(Handler));
     announce(server.bind().expect("bind"));
     server.run().await.expect("serve");

@@ -88,7 +88,7 @@ impl QuicSession {
             .await
             .map_err(|e| closed(&e))?;
         let _ = send.finish();
-        let (header, body) = match read_frame(&mut recv, config.limits.max_message_size).await {
+        let (header, body) = match read_frame(&mut recv, config.limits.max_message_size()).await {
             Ok(frame) => frame,
             Err(ReadError::Protocol(e)) => return Err(e.into()),
             Err(e) => return Err(closed(&e)),
@@ -191,7 +191,7 @@ async fn read_pushes<S: Service>(
 
 fn transport(config: &ClientConfig) -> Result<quinn::TransportConfig, ConnectError> {
     let mut transport = quinn::TransportConfig::default();
-    let idle = quinn::IdleTimeout::try_from(config.limits.idle_timeout)
+    let idle = quinn::IdleTimeout::try_from(config.limits.idle_timeout())
         .map_err(|_| ConnectError::Tls("idle_timeout is too large for QUIC".into()))?;
     transport
         .max_concurrent_uni_streams(VarInt::from_u32(4))
@@ -199,7 +199,7 @@ fn transport(config: &ClientConfig) -> Result<quinn::TransportConfig, ConnectErr
         .stream_receive_window(VarInt::from_u32(1 << 20))
         .receive_window(VarInt::from_u32(16 << 20))
         .max_idle_timeout(Some(idle))
-        .keep_alive_interval(Some(config.limits.keep_alive));
+        .keep_alive_interval(Some(config.limits.keep_alive()));
     Ok(transport)
 }
 

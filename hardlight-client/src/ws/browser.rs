@@ -152,7 +152,7 @@ impl BrowserSession {
             Some(Incoming::Closed(reason)) => return Err(failure(config, reason)),
             _ => return Err(failure(config, "unexpected handshake message")),
         };
-        let (header, body) = FrameHeader::split(&answer, config.limits.max_message_size)?;
+        let (header, body) = FrameHeader::split(&answer, config.limits.max_message_size())?;
         let welcome = welcome(config, &header, realign(body))?;
 
         let (out, out_rx) = mpsc::unbounded_channel();

@@ -149,19 +149,24 @@ impl WsSession {
             Some(Err(e)) => return Err(failure(&e)),
             None => return Err(failure(&"connection closed during the handshake")),
         };
-        let (header, body) = FrameHeader::split(&answer, config.limits.max_message_size)?;
+        let (header, body) = FrameHeader::split(&answer, config.limits.max_message_size())?;
         let welcome = welcome(config, &header, realign(body))?;
 
         let (out, out_rx) = mpsc::unbounded_channel();
         let (close, close_rx) = oneshot::channel();
         let channel = Channel::new(&welcome, config, out, close);
-        let writer = tokio::spawn(write_loop(sink, out_rx, close_rx));
+        let writer = tokio::spawn(write_loop(
+            sink,
+            out_rx,
+            close_rx,
+            config.limits.send_timeout(),
+        ));
         let session = Self {
             channel,
             source: Mutex::new(Some(source)),
             writer: Mutex::new(Some(writer)),
             reader: Mutex::new(None),
-            idle_timeout: config.limits.idle_timeout,
+            idle_timeout: config.limits.idle_timeout(),
             kind,
         };
         Ok(Connected {
@@ -202,7 +207,7 @@ impl WsSession {
 }
 
 fn websocket_config(config: &ClientConfig) -> WebSocketConfig {
-    let max = config.limits.max_message_size as usize + hardlight_core::frame::HEADER_LEN;
+    let max = config.limits.max_message_size() as usize + hardlight_core::frame::HEADER_LEN;
     let mut ws = WebSocketConfig::default();
     ws.read_buffer_size = 16 * 1024;
     ws.write_buffer_size = 16 * 1024;
@@ -212,31 +217,35 @@ fn websocket_config(config: &ClientConfig) -> WebSocketConfig {
     ws
 }
 
+/// Sends queued frames, flushing once per batch; a write that takes longer than
+/// `send_timeout` (a server that stopped reading) ends the writer.
 async fn write_loop(
     mut sink: SplitSink<Ws, Message>,
     mut frames: mpsc::UnboundedReceiver<Vec<u8>>,
     mut close: oneshot::Receiver<()>,
+    send_timeout: std::time::Duration,
 ) {
+    let timely = |written: Result<Result<(), _>, _>| matches!(written, Ok(Ok(())));
     loop {
         tokio::select! {
             frame = frames.recv() => {
                 let Some(frame) = frame else { break };
-                if sink.feed(Message::Binary(frame.into())).await.is_err() {
+                if !timely(tokio::time::timeout(send_timeout, sink.feed(Message::Binary(frame.into()))).await) {
                     return;
                 }
                 while let Ok(frame) = frames.try_recv() {
-                    if sink.feed(Message::Binary(frame.into())).await.is_err() {
+                    if !timely(tokio::time::timeout(send_timeout, sink.feed(Message::Binary(frame.into()))).await) {
                         return;
                     }
                 }
-                if sink.flush().await.is_err() {
+                if !timely(tokio::time::timeout(send_timeout, sink.flush()).await) {
                     return;
                 }
             }
             _ = &mut close => break,
         }
     }
-    let _ = sink.send(Message::Close(None)).await;
+    let _ = tokio::time::timeout(send_timeout, sink.send(Message::Close(None))).await;
 }
 
 async fn read_loop<S: Service>(

@@ -1,6 +1,6 @@
 //! A connection's calls in flight: each on its own task, counted until its reply is
 //! ready, found by id for cancellation, refused when the connection is draining, already
-//! has the id, or is at `Limits::max_concurrent_calls`.
+//! has the id, or is at `ServerLimits::max_concurrent_calls`.
 
 use std::{
     collections::HashMap,

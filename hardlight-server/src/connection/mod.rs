@@ -155,7 +155,7 @@ async fn drive<H: RpcHandler, L: Link>(
         state: live.state.clone(),
         context: Arc::clone(&live.context),
     };
-    let mut calls = Calls::new(shared.limits.max_concurrent_calls);
+    let mut calls = Calls::new(shared.server_limits.max_concurrent_calls());
     let mut shutdown = shared.signals.deadline.subscribe();
     let mut drain_deadline: Option<Instant> = None;
     let kick = Arc::clone(&live.kick);

@@ -27,7 +27,7 @@ pub(crate) async fn serve_connection<H: RpcHandler>(
     let remote = incoming.remote_address();
     let span = info_span!("connection", transport = "quic", %remote);
     async move {
-        let deadline = Instant::now() + shared.limits.handshake_timeout;
+        let deadline = Instant::now() + shared.server_limits.handshake_timeout();
         let connecting = match incoming.accept() {
             Ok(connecting) => connecting,
             Err(error) => return debug!(%error, "incoming connection failed"),
@@ -42,7 +42,7 @@ pub(crate) async fn serve_connection<H: RpcHandler>(
             transport: Transport::Quic,
             headers: Vec::new(),
         };
-        let link = QuicLink::new(conn, shared.limits.send_timeout);
+        let link = QuicLink::new(conn, shared.limits.send_timeout());
         connection::serve(link, peer, deadline, sessions, shared).await;
     }
     .instrument(span)

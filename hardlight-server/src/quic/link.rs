@@ -133,7 +133,7 @@ impl CallIo for QuicCall {
     }
 
     async fn read(&mut self, context: &CallContext) -> Result<Call, ReadError> {
-        let mut decoder = FrameDecoder::new(context.limits.max_message_size);
+        let mut decoder = FrameDecoder::new(context.limits.max_message_size());
         let header = read_header(&mut self.recv, &mut decoder).await?;
         context
             .meter

@@ -55,7 +55,7 @@ impl Call {
             &header,
             raw,
             context.compression_negotiated(),
-            context.limits.max_message_size,
+            context.limits.max_message_size(),
         )?;
         Ok(Self {
             header,

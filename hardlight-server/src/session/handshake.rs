@@ -242,14 +242,14 @@ async fn admit<H: RpcHandler>(
             .first()
             .copied()
             .unwrap_or(0),
-        max_message_size: shared.limits.max_message_size,
-        max_concurrent_calls: shared.limits.max_concurrent_calls,
+        max_message_size: shared.limits.max_message_size(),
+        max_concurrent_calls: shared.server_limits.max_concurrent_calls(),
         state: snapshot,
         state_version,
         resumed: is_resumed,
     };
     let context = Arc::new(CallContext::new(
-        &shared.limits,
+        shared,
         negotiated.compression,
         session.meter.clone(),
     ));
@@ -284,15 +284,15 @@ fn new_session<H: RpcHandler>(
         .map_err(|e| rejection(RejectCode::Internal, e.to_string()))?;
     let meter = Meter::new(Arc::clone(&shared.counters));
     let outbox = Outbox::new(
-        shared.limits.max_queued_events,
-        shared.limits.max_replay_events,
+        shared.server_limits.max_queued_events(),
+        shared.server_limits.max_replay_events(),
         shared.slow_consumer,
         meter.clone(),
     );
     let subscriptions = Subscriptions::new(
         Arc::clone(&shared.hub),
         Arc::clone(&outbox),
-        shared.limits.max_subscriptions,
+        shared.server_limits.max_subscriptions(),
     );
     let connection = connection.with_meter(meter.clone());
     let handler = sessions.factory.create(HandlerContext {
@@ -301,7 +301,7 @@ fn new_session<H: RpcHandler>(
         events: EventEmitter::new(
             Arc::clone(&shared.hub),
             shared.compression,
-            shared.limits.max_message_size,
+            shared.limits.max_message_size(),
         ),
         connection,
     });

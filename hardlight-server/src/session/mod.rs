@@ -12,6 +12,8 @@ use std::sync::Arc;
 use std::{sync::Mutex, time::Instant};
 
 use hardlight_core::{Compression, ErrorCode, Limits, Outcome};
+
+use crate::limits::ServerLimits;
 use tokio::sync::Semaphore;
 
 use crate::{
@@ -28,6 +30,7 @@ use crate::{
 #[derive(Debug)]
 pub(crate) struct ServerShared {
     pub(crate) limits: Limits,
+    pub(crate) server_limits: ServerLimits,
     pub(crate) compression: Compression,
     pub(crate) signals: Arc<Signals>,
     pub(crate) hub: Arc<Hub>,
@@ -52,16 +55,18 @@ pub(crate) struct CallContext {
 }
 
 impl CallContext {
-    pub(crate) fn new(limits: &Limits, compression: Compression, meter: Meter) -> Self {
+    pub(crate) fn new(shared: &ServerShared, compression: Compression, meter: Meter) -> Self {
+        let budget = shared.server_limits.max_inflight_bytes();
         Self {
-            limits: limits.clone(),
+            limits: shared.limits.clone(),
             compression,
             budget: Arc::new(Semaphore::new(
-                limits.max_inflight_bytes.min(Semaphore::MAX_PERMITS as u64) as usize,
+                budget.min(Semaphore::MAX_PERMITS as u64) as usize
             )),
             meter,
-            rate: limits
-                .call_rate
+            rate: shared
+                .server_limits
+                .call_rate()
                 .map(|rate| Mutex::new(TokenBucket::new(rate))),
         }
     }
@@ -81,7 +86,7 @@ impl CallContext {
         Err(Outcome::Failure(
             ErrorCode::RateLimited,
             format!(
-                "call rate limit exceeded ({} calls/s, burst {}); retry later or raise Limits::call_rate",
+                "call rate limit exceeded ({} calls/s, burst {}); retry later or raise ServerLimits::call_rate",
                 rate.per_second, rate.burst
             ),
         ))

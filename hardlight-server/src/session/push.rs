@@ -54,7 +54,7 @@ pub(crate) async fn push_loop<S: ConnectionState, P: PushSink>(
     mut go_away: watch::Receiver<bool>,
 ) -> PushEnd {
     let compressed = context.compression_negotiated();
-    let send_timeout = context.limits.send_timeout;
+    let send_timeout = context.limits.send_timeout();
     let mut told = false;
     loop {
         let mut frames: Vec<Bytes> = Vec::new();

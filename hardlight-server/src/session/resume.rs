@@ -1,6 +1,6 @@
 //! Sessions outliving their connection: when a connection is lost (not closed by the
 //! client or the server), its session — handler, state, subscriptions, queued events — is
-//! parked for `Limits::resume_grace`; a client presenting the session id in its next
+//! parked for `ServerLimits::resume_grace`; a client presenting the session id in its next
 //! `Hello` gets it back. A session still attached to a connection the server has not yet
 //! seen die is taken from it.
 

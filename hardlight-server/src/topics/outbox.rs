@@ -11,7 +11,7 @@ use super::emitter::EncodedEvent;
 use crate::{stats::Meter, sync::lock};
 
 /// What happens when a client reads events slower than they are emitted and its queue
-/// (`Limits::max_queued_events`) is full.
+/// (`ServerLimits::max_queued_events`) is full.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
 pub enum SlowConsumerPolicy {
     /// Drop the oldest queued event; the client receives the number lost (`Lagged`)

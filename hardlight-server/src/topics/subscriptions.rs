@@ -10,9 +10,9 @@ use hardlight_core::Topic;
 use super::{hub::Hub, outbox::Outbox};
 use crate::sync::lock;
 
-/// A connection already holds `Limits::max_subscriptions` topics.
+/// A connection already holds `ServerLimits::max_subscriptions` topics.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
-#[error("the connection already holds {max} subscriptions (Limits::max_subscriptions); remove one first or raise the limit")]
+#[error("the connection already holds {max} subscriptions (ServerLimits::max_subscriptions); remove one first or raise the limit")]
 pub struct SubscriptionLimit {
     /// The limit.
     pub max: usize,
@@ -49,7 +49,7 @@ impl Subscriptions {
     }
 
     /// Subscribes the connection to `topic`; returns `false` if it already was, if the
-    /// connection has ended, or if it holds `Limits::max_subscriptions` topics already
+    /// connection has ended, or if it holds `ServerLimits::max_subscriptions` topics already
     /// (logged; [`Subscriptions::try_add`] reports that as an error).
     pub fn add(&self, topic: &Topic) -> bool {
         self.try_add(topic).unwrap_or_else(|error| {
@@ -59,7 +59,7 @@ impl Subscriptions {
     }
 
     /// Subscribes the connection to `topic`: `Ok(false)` if it already was (or the
-    /// connection has ended), an error if it holds `Limits::max_subscriptions` topics.
+    /// connection has ended), an error if it holds `ServerLimits::max_subscriptions` topics.
     pub fn try_add(&self, topic: &Topic) -> Result<bool, SubscriptionLimit> {
         let mut topics = self.lock();
         let Some(topics) = topics.as_mut() else {

@@ -80,8 +80,8 @@ impl<S: AsyncRead + AsyncWrite + Unpin + Send + 'static> WsLink<S> {
     pub(crate) fn new(ws: WebSocketStream<S>, budget: Budget, limits: &Limits) -> Self {
         let (sink, source) = ws.split();
         let (tx, rx) = mpsc::channel(OUTGOING_QUEUE);
-        let writer = tokio::spawn(write_loop(sink, rx, limits.send_timeout));
-        let mut keep_alive = tokio::time::interval(limits.keep_alive);
+        let writer = tokio::spawn(write_loop(sink, rx, limits.send_timeout()));
+        let mut keep_alive = tokio::time::interval(limits.keep_alive());
         keep_alive.set_missed_tick_behavior(MissedTickBehavior::Delay);
         Self {
             source,
@@ -90,8 +90,8 @@ impl<S: AsyncRead + AsyncWrite + Unpin + Send + 'static> WsLink<S> {
             budget,
             keep_alive,
             heard: Instant::now(),
-            idle_timeout: limits.idle_timeout,
-            send_timeout: limits.send_timeout,
+            idle_timeout: limits.idle_timeout(),
+            send_timeout: limits.send_timeout(),
             waiting: None,
             closing: false,
             peer_closed: false,
@@ -146,7 +146,7 @@ impl<S: AsyncRead + AsyncWrite + Unpin + Send + 'static> WsLink<S> {
             }
             None => return Some(Incoming::Ended(Ended::Lost)),
         };
-        let (header, body) = match FrameHeader::split(&data, context.limits.max_message_size) {
+        let (header, body) = match FrameHeader::split(&data, context.limits.max_message_size()) {
             Ok(frame) => frame,
             Err(error) => return Some(Incoming::Violation(Close::Protocol, error.to_string())),
         };

@@ -31,7 +31,7 @@ use crate::{
     session::{handshake::Peer, resume::Sessions, ServerShared},
 };
 
-/// The address an in-process peer is counted under (`Limits::max_connections_per_ip`).
+/// The address an in-process peer is counted under (`ServerLimits::max_connections_per_ip`).
 pub(crate) const MEMORY_PEER: SocketAddr =
     SocketAddr::new(std::net::IpAddr::V4(std::net::Ipv4Addr::UNSPECIFIED), 0);
 
@@ -47,7 +47,7 @@ pub(crate) fn tls_acceptor(config: &ServerConfig) -> Result<TlsAcceptor, ServerE
 /// tungstenite's buffers, bounded: small eager read buffer, write buffer capped so a client
 /// that stops reading cannot grow it (tungstenite's default is unbounded).
 fn websocket_config(shared: &ServerShared) -> WebSocketConfig {
-    let max_message = shared.limits.max_message_size as usize + HEADER_LEN;
+    let max_message = shared.limits.max_message_size() as usize + HEADER_LEN;
     let mut config = WebSocketConfig::default();
     config.read_buffer_size = 16 * 1024;
     config.write_buffer_size = 16 * 1024;
@@ -69,7 +69,7 @@ pub(crate) async fn serve_tcp<H: RpcHandler>(
     let span = info_span!("connection", transport = "websocket", %remote);
     async move {
         let _ = stream.set_nodelay(true);
-        let deadline = Instant::now() + shared.limits.handshake_timeout;
+        let deadline = Instant::now() + shared.server_limits.handshake_timeout();
         match tls {
             Some(acceptor) => match timeout_at(deadline, acceptor.accept(stream)).await {
                 Ok(Ok(stream)) => upgrade(stream, remote, deadline, sessions, shared).await,
@@ -130,7 +130,7 @@ pub(crate) async fn serve_memory<H: RpcHandler>(
 ) {
     let span = info_span!("connection", transport = "memory");
     async move {
-        let deadline = Instant::now() + shared.limits.handshake_timeout;
+        let deadline = Instant::now() + shared.server_limits.handshake_timeout();
         let (stream, budget) = Bounded::new(stream, MAX_UPGRADE_REQUEST);
         let config = websocket_config(&shared);
         let ws = WebSocketStream::from_raw_socket(stream, Role::Server, Some(config)).await;

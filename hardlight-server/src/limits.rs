@@ -1,0 +1,190 @@
+//! What a server admits and holds per peer: connections, calls, bytes, subscriptions,
+//! queued events, parked sessions and the handshake's deadline.
+
+use std::time::Duration;
+
+/// The server's admission policy and per-peer allowances, beside the [`Limits`] both peers
+/// share; given with `ServerConfig::with_server_limits`. Each setter says what the limit
+/// costs in memory or slots.
+///
+/// ```
+/// use hardlight_server::ServerLimits;
+/// let limits = ServerLimits::default().with_max_connections_per_ip(16);
+/// assert_eq!(limits.max_connections_per_ip(), 16);
+/// assert_eq!(limits.max_concurrent_calls(), 128);
+/// ```
+///
+/// [`Limits`]: hardlight_core::Limits
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ServerLimits {
+    max_connections: u32,
+    max_connections_per_ip: u32,
+    handshake_timeout: Duration,
+    max_concurrent_calls: u32,
+    max_inflight_bytes: u64,
+    call_rate: Option<RateLimit>,
+    max_subscriptions: usize,
+    max_queued_events: usize,
+    max_replay_events: usize,
+    resume_grace: Duration,
+}
+
+/// A token-bucket rate: `per_second` sustained, up to `burst` at once.
+///
+/// ```
+/// use hardlight_server::{RateLimit, ServerLimits};
+/// let limits = ServerLimits::default().with_call_rate(Some(RateLimit { per_second: 100, burst: 20 }));
+/// assert_eq!(limits.call_rate().map(|r| r.burst), Some(20));
+/// ```
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct RateLimit {
+    /// Tokens added per second.
+    pub per_second: u32,
+    /// Most tokens held (calls allowed back to back).
+    pub burst: u32,
+}
+
+impl Default for ServerLimits {
+    fn default() -> Self {
+        Self {
+            max_connections: 10_000,
+            max_connections_per_ip: 256,
+            handshake_timeout: Duration::from_secs(10),
+            max_concurrent_calls: 128,
+            max_inflight_bytes: 64 << 20,
+            call_rate: None,
+            max_subscriptions: 1024,
+            max_queued_events: 1024,
+            max_replay_events: 256,
+            resume_grace: Duration::from_secs(30),
+        }
+    }
+}
+
+impl ServerLimits {
+    /// Connections the server holds at once, counted from accept (handshakes included).
+    /// Default 10,000. Slots: one per connection; memory: an idle connection costs about
+    /// 45 KiB over QUIC and 42 KiB over WebSocket (`BENCHMARKS.md`).
+    pub fn with_max_connections(mut self, connections: u32) -> Self {
+        self.max_connections = connections;
+        self
+    }
+
+    /// Connections one IP address may hold at once. Default 256 (clients behind one NAT
+    /// share it).
+    pub fn with_max_connections_per_ip(mut self, connections: u32) -> Self {
+        self.max_connections_per_ip = connections;
+        self
+    }
+
+    /// Time from accept to a completed HardLight handshake (TLS, WebSocket upgrade,
+    /// `Hello`, authentication, `Welcome`). Default 10 s: a peer that stalls holds its
+    /// connection slot at most this long.
+    pub fn with_handshake_timeout(mut self, timeout: Duration) -> Self {
+        self.handshake_timeout = timeout;
+        self
+    }
+
+    /// Calls one connection may have in flight; further calls wait for a slot. Default 128.
+    /// Memory: over QUIC this is the connection's bidirectional stream window, and quinn
+    /// keeps a slot for every stream it allows: an idle QUIC connection costs the server
+    /// about 45 KiB at 128 and 118 KiB at 1024 (`BENCHMARKS.md`).
+    pub fn with_max_concurrent_calls(mut self, calls: u32) -> Self {
+        self.max_concurrent_calls = calls;
+        self
+    }
+
+    /// Request bytes one connection may have buffered across its calls (raw bodies, until
+    /// each handler returns). Default 64 MiB; at least `Limits::max_message_size`.
+    pub fn with_max_inflight_bytes(mut self, bytes: u64) -> Self {
+        self.max_inflight_bytes = bytes;
+        self
+    }
+
+    /// Calls one connection may start per second (a token bucket); `None`, the default,
+    /// for no limit. Calls over it fail with `ErrorCode::RateLimited`.
+    pub fn with_call_rate(mut self, rate: Option<RateLimit>) -> Self {
+        self.call_rate = rate;
+        self
+    }
+
+    /// Topics one connection may be subscribed to at once. Default 1024. Memory: one
+    /// topic name and one hub entry each.
+    pub fn with_max_subscriptions(mut self, topics: usize) -> Self {
+        self.max_subscriptions = topics;
+        self
+    }
+
+    /// Events queued for one connection before the slow-consumer policy applies. Default
+    /// 1024. Memory: the queued events are shared with every other subscriber; this
+    /// bounds how many one slow connection keeps alive.
+    pub fn with_max_queued_events(mut self, events: usize) -> Self {
+        self.max_queued_events = events;
+        self
+    }
+
+    /// Events already written that are kept for replay when the client resumes, in case
+    /// they were lost with the connection. Default 256 (shared with subscribers, as above).
+    pub fn with_max_replay_events(mut self, events: usize) -> Self {
+        self.max_replay_events = events;
+        self
+    }
+
+    /// How long a session (handler, state, subscriptions, queued events) is kept after its
+    /// connection is lost, for the client to resume. Default 30 s; zero turns resumption
+    /// off. At most `max_connections` sessions are parked at once.
+    pub fn with_resume_grace(mut self, grace: Duration) -> Self {
+        self.resume_grace = grace;
+        self
+    }
+
+    /// See [`ServerLimits::with_max_connections`].
+    pub fn max_connections(&self) -> u32 {
+        self.max_connections
+    }
+
+    /// See [`ServerLimits::with_max_connections_per_ip`].
+    pub fn max_connections_per_ip(&self) -> u32 {
+        self.max_connections_per_ip
+    }
+
+    /// See [`ServerLimits::with_handshake_timeout`].
+    pub fn handshake_timeout(&self) -> Duration {
+        self.handshake_timeout
+    }
+
+    /// See [`ServerLimits::with_max_concurrent_calls`].
+    pub fn max_concurrent_calls(&self) -> u32 {
+        self.max_concurrent_calls
+    }
+
+    /// See [`ServerLimits::with_max_inflight_bytes`].
+    pub fn max_inflight_bytes(&self) -> u64 {
+        self.max_inflight_bytes
+    }
+
+    /// See [`ServerLimits::with_call_rate`].
+    pub fn call_rate(&self) -> Option<RateLimit> {
+        self.call_rate
+    }
+
+    /// See [`ServerLimits::with_max_subscriptions`].
+    pub fn max_subscriptions(&self) -> usize {
+        self.max_subscriptions
+    }
+
+    /// See [`ServerLimits::with_max_queued_events`].
+    pub fn max_queued_events(&self) -> usize {
+        self.max_queued_events
+    }
+
+    /// See [`ServerLimits::with_max_replay_events`].
+    pub fn max_replay_events(&self) -> usize {
+        self.max_replay_events
+    }
+
+    /// See [`ServerLimits::with_resume_grace`].
+    pub fn resume_grace(&self) -> Duration {
+        self.resume_grace
+    }
+}
