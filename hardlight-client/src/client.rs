@@ -20,13 +20,13 @@ use tokio::sync::{broadcast, watch};
 use crate::{
     config::{ClientConfig, Reconnect, TransportKind},
     connect::connect,
+    connection::Connection,
     error::{CallError, ConnectError, RpcError, TransportError},
     events::{Pushed, Subscription},
     mirror::{mark_disconnected, Mirror, StateWatcher},
     pushes::Pushes,
     reply::decode_reply,
     rt::{self, OnEnd},
-    session::Session,
     stats::{ClientStats, Counters},
     status::{ConnectionStatus, StatusWatcher},
     sync::lock,
@@ -44,13 +44,13 @@ pub struct Client<S: Service> {
 
 struct Inner<S: Service> {
     config: ClientConfig,
-    /// The live session and the mirror generation it feeds.
-    session: Mutex<Option<(u64, Session)>>,
+    /// The live connection and the mirror generation it feeds.
+    connection: Mutex<Option<(u64, Connection)>>,
     mirror: Arc<watch::Sender<Mirror<S::State>>>,
     events: broadcast::Sender<Pushed<S::Event>>,
     status: watch::Sender<ConnectionStatus>,
     /// The server session to resume after a lost connection.
-    lineage: Mutex<Option<Lineage>>,
+    session: Mutex<Option<Session>>,
     /// Whether the application wants to be connected (`connect` until `disconnect`).
     wanted: AtomicBool,
     /// One connection attempt at a time (the application's and the reconnect loop's).
@@ -60,7 +60,7 @@ struct Inner<S: Service> {
 
 /// The server session this client holds, across reconnections.
 #[derive(Debug, Clone)]
-struct Lineage {
+struct Session {
     session_id: [u8; 16],
     /// `Event` and `Lagged` frames received in the session.
     received: Arc<AtomicU64>,
@@ -91,11 +91,11 @@ impl<S: Service> Client<S> {
         let call_timeout = config.call_timeout;
         Self {
             inner: Arc::new(Inner {
-                session: Mutex::new(None),
+                connection: Mutex::new(None),
                 mirror: Arc::new(watch::Sender::new(Mirror::new())),
                 events: broadcast::Sender::new(config.event_buffer),
                 status: watch::Sender::new(ConnectionStatus::Disconnected { error: None }),
-                lineage: Mutex::new(None),
+                session: Mutex::new(None),
                 wanted: AtomicBool::new(false),
                 connecting: tokio::sync::Mutex::new(()),
                 counters: Arc::default(),
@@ -145,12 +145,12 @@ impl<S: Service> Client<S> {
     /// transport error.
     pub async fn disconnect(&self) {
         self.inner.wanted.store(false, Ordering::SeqCst);
-        let session = lock(&self.inner.session).take();
-        if let Some((generation, session)) = session {
-            session.close().await;
+        let connection = lock(&self.inner.connection).take();
+        if let Some((generation, connection)) = connection {
+            connection.close().await;
             mark_disconnected(&self.inner.mirror, generation);
         }
-        *lock(&self.inner.lineage) = None;
+        *lock(&self.inner.session) = None;
         self.inner
             .status
             .send_replace(ConnectionStatus::Disconnected { error: None });
@@ -158,12 +158,13 @@ impl<S: Service> Client<S> {
 
     /// Whether the client has a live connection.
     pub fn is_connected(&self) -> bool {
-        self.live_session().is_some()
+        self.live_connection().is_some()
     }
 
     /// The transport of the live connection, if any.
     pub fn transport(&self) -> Option<TransportKind> {
-        self.live_session().map(|(_, session)| session.kind())
+        self.live_connection()
+            .map(|(_, connection)| connection.kind())
     }
 
     /// The connection's status now.
@@ -181,7 +182,9 @@ impl<S: Service> Client<S> {
 
     /// The client's counters now, and the connection's round-trip time (QUIC only).
     pub fn stats(&self) -> ClientStats {
-        let rtt = self.live_session().and_then(|(_, session)| session.rtt());
+        let rtt = self
+            .live_connection()
+            .and_then(|(_, connection)| connection.rtt());
         self.inner.counters.snapshot(rtt)
     }
 
@@ -253,13 +256,13 @@ impl<S: Service> Client<S> {
         method: u16,
         args: &A,
     ) -> Result<T, RpcError<E>> {
-        let (generation, session) = self.live_session().ok_or(RpcError::NotConnected)?;
+        let (generation, connection) = self.live_connection().ok_or(RpcError::NotConnected)?;
         let args = encode(args)?;
         let counters = &self.inner.counters;
         counters
             .bytes_sent
             .fetch_add((HEADER_LEN + args.len()) as u64, Ordering::Relaxed);
-        let (header, body) = session.call(method, &args).await?;
+        let (header, body) = connection.call(method, &args).await?;
         counters
             .bytes_received
             .fetch_add((HEADER_LEN + body.len()) as u64, Ordering::Relaxed);
@@ -267,47 +270,47 @@ impl<S: Service> Client<S> {
         decode_reply(&header, &body)
     }
 
-    fn live_session(&self) -> Option<(u64, Session)> {
-        self.inner.live_session()
+    fn live_connection(&self) -> Option<(u64, Connection)> {
+        self.inner.live_connection()
     }
 }
 
 impl<S: Service> Inner<S> {
-    fn live_session(&self) -> Option<(u64, Session)> {
-        let (generation, session) = lock(&self.session).clone()?;
+    fn live_connection(&self) -> Option<(u64, Connection)> {
+        let (generation, connection) = lock(&self.connection).clone()?;
         let mirror = self.mirror.borrow();
-        (mirror.generation == generation && mirror.connected).then_some((generation, session))
+        (mirror.generation == generation && mirror.connected).then_some((generation, connection))
     }
 
     /// Connects unless connected, resuming the previous session if there is one.
     async fn establish(inner: &Arc<Self>) -> Result<(), ConnectError> {
         let _one_at_a_time = inner.connecting.lock().await;
-        if inner.live_session().is_some() {
+        if inner.live_connection().is_some() {
             return Ok(());
         }
-        let lineage = lock(&inner.lineage).clone();
+        let session = lock(&inner.session).clone();
         let mut config = inner.config.clone();
-        config.resume = lineage.as_ref().map(|l| Resume {
-            session_id: l.session_id,
-            events_received: l.received.load(Ordering::SeqCst),
+        config.resume = session.as_ref().map(|held| Resume {
+            session_id: held.session_id,
+            events_received: held.received.load(Ordering::SeqCst),
         });
         let connected = connect::<S>(&config).await?;
         let welcome = &connected.welcome;
         let mut state = S::State::default();
         welcome.state.apply_to(&mut state)?;
         let resumed = welcome.resumed;
-        let received = match (&lineage, resumed) {
-            (Some(lineage), true) => Arc::clone(&lineage.received),
+        let received = match (&session, resumed) {
+            (Some(session), true) => Arc::clone(&session.received),
             _ => Arc::new(AtomicU64::new(0)),
         };
-        if lineage.is_some() {
+        if session.is_some() {
             inner.counters.reconnects.fetch_add(1, Ordering::Relaxed);
             if !resumed {
                 // the server's subscriptions and queued events went with the old session
                 let _ = inner.events.send(Pushed::Reset);
             }
         }
-        *lock(&inner.lineage) = Some(Lineage {
+        *lock(&inner.session) = Some(Session {
             session_id: welcome.session_id,
             received: Arc::clone(&received),
         });
@@ -327,12 +330,12 @@ impl<S: Service> Inner<S> {
                 Inner::lost(&inner, generation, reason);
             }
         });
-        let session = connected.session;
-        let transport = session.kind();
-        session.start(Pushes::<S> {
+        let connection = connected.connection;
+        let transport = connection.kind();
+        connection.start(Pushes::<S> {
             mirror: Arc::clone(&inner.mirror),
             events: inner.events.clone(),
-            drain: session.drain(),
+            drain: connection.drain(),
             generation,
             compressed: welcome.compression_for(config.compression) != Compression::None,
             max: config.limits.max_message_size(),
@@ -340,7 +343,7 @@ impl<S: Service> Inner<S> {
             counters: Arc::clone(&inner.counters),
             on_end,
         });
-        let previous = lock(&inner.session).replace((generation, session));
+        let previous = lock(&inner.connection).replace((generation, connection));
         inner
             .status
             .send_replace(ConnectionStatus::Connected { transport, resumed });
@@ -350,16 +353,16 @@ impl<S: Service> Inner<S> {
         Ok(())
     }
 
-    /// Session `generation` ended: unless it was closed on purpose (or replaced), start
+    /// Connection `generation` ended: unless it was closed on purpose (or replaced), start
     /// reconnecting.
     fn lost(inner: &Arc<Self>, generation: u64, reason: String) {
         {
-            let mut session = lock(&inner.session);
-            let current = session.as_ref().is_some_and(|(g, _)| *g == generation);
+            let mut connection = lock(&inner.connection);
+            let current = connection.as_ref().is_some_and(|(g, _)| *g == generation);
             if !current || !inner.wanted.load(Ordering::SeqCst) {
                 return;
             }
-            *session = None;
+            *connection = None;
         }
         tracing::debug!(%reason, "connection lost");
         match inner.config.reconnect {
@@ -450,8 +453,9 @@ async fn wait_for_version<S: ConnectionState>(
     if mirror.generation == generation && mirror.version >= version {
         Ok(())
     } else {
-        Err(CallError::Transport(TransportError::Closed(
-            "connection closed before the call's state changes arrived".into(),
+        Err(CallError::Transport(TransportError::closed(
+            None,
+            "connection closed before the call's state changes arrived",
         )))
     }
 }

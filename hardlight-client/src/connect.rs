@@ -2,7 +2,7 @@
 
 use hardlight_core::Service;
 
-use crate::{config::ClientConfig, error::ConnectError, rt, session::Connected};
+use crate::{config::ClientConfig, connection::Connected, error::ConnectError, rt};
 
 /// Connects over the configured transport within the connect timeout.
 pub(crate) async fn connect<S: Service>(config: &ClientConfig) -> Result<Connected, ConnectError> {
@@ -13,19 +13,19 @@ pub(crate) async fn connect<S: Service>(config: &ClientConfig) -> Result<Connect
 
 #[cfg(feature = "native")]
 async fn attempt<S: Service>(config: &ClientConfig) -> Result<Connected, ConnectError> {
-    use crate::{config::Transport, quic::QuicSession, ws::WsSession};
+    use crate::{config::Transport, quic::QuicConnection, ws::WsConnection};
     if let Some(memory) = &config.memory {
-        return WsSession::connect_in_memory::<S>(memory, config).await;
+        return WsConnection::connect_in_memory::<S>(memory, config).await;
     }
     match config.transport {
-        Transport::Quic => QuicSession::connect::<S>(config).await,
-        Transport::WebSocket => WsSession::connect::<S>(config).await,
+        Transport::Quic => QuicConnection::connect::<S>(config).await,
+        Transport::WebSocket => WsConnection::connect::<S>(config).await,
         Transport::Auto => {
             let websocket = async {
                 rt::sleep(config.quic_head_start).await;
-                WsSession::connect::<S>(config).await
+                WsConnection::connect::<S>(config).await
             };
-            race(QuicSession::connect::<S>(config), websocket).await
+            race(QuicConnection::connect::<S>(config), websocket).await
         }
     }
 }
@@ -33,7 +33,7 @@ async fn attempt<S: Service>(config: &ClientConfig) -> Result<Connected, Connect
 /// In the browser only WebSocket exists, whatever the configured transport.
 #[cfg(all(feature = "wasm", not(feature = "native")))]
 async fn attempt<S: Service>(config: &ClientConfig) -> Result<Connected, ConnectError> {
-    crate::ws::BrowserSession::connect::<S>(config).await
+    crate::ws::BrowserConnection::connect::<S>(config).await
 }
 
 /// The first success of `a` and `b`; if both fail, the more telling error: a refusal by

@@ -1,4 +1,4 @@
-//! Counting a session's calls in flight, so that after the server's `GoAway` the client
+//! Counting a connection's calls in flight, so that after the server's `GoAway` the client
 //! closes once its last call has its reply.
 
 use std::sync::{
@@ -6,9 +6,11 @@ use std::sync::{
     Arc,
 };
 
+use hardlight_core::close::Close;
+
 use crate::error::{CallError, TransportError};
 
-/// The drain state of one session; `close` ends the session's connection.
+/// The drain state of one connection; `close` ends it.
 pub(crate) struct Drain {
     draining: AtomicBool,
     in_flight: AtomicUsize,
@@ -36,8 +38,9 @@ impl Drain {
     /// Counts a call as in flight until the guard drops; refused once draining.
     pub(crate) fn enter(self: &Arc<Self>) -> Result<InFlight, CallError> {
         if self.draining.load(Ordering::Acquire) {
-            return Err(CallError::Transport(TransportError::Closed(
-                "server is shutting down".into(),
+            return Err(CallError::Transport(TransportError::closed(
+                Some(Close::Shutdown),
+                "server is shutting down",
             )));
         }
         self.in_flight.fetch_add(1, Ordering::AcqRel);

@@ -2,7 +2,7 @@
 
 use std::time::Duration;
 
-use hardlight_core::{handshake::RejectCode, ErrorCode, HandlerError, ProtocolError};
+use hardlight_core::{close::Close, handshake::RejectCode, ErrorCode, HandlerError, ProtocolError};
 
 /// Why a call failed. `E` is the handler's own error type (`HandlerError` by default).
 ///
@@ -67,12 +67,28 @@ impl<E> RpcError<E> {
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 #[non_exhaustive]
 pub enum TransportError {
-    /// The connection was closed (by either side, or a timeout); the reason says which.
-    #[error("connection closed: {0}")]
-    Closed(String),
+    /// The connection was closed, by either side or by a timeout.
+    #[error("connection closed: {reason}")]
+    Closed {
+        /// Why, when the server gave one of HardLight's reasons (`Close::Shutdown`,
+        /// `Close::SlowConsumer`, ...); `None` for a lost connection or an unknown code.
+        close: Option<Close>,
+        /// What happened, for people.
+        reason: String,
+    },
     /// A stream failed while the connection was still up.
     #[error("stream failed: {0}")]
     Stream(String),
+}
+
+impl TransportError {
+    /// A closed connection, with the server's reason if it gave one.
+    pub(crate) fn closed(close: Option<Close>, reason: impl Into<String>) -> Self {
+        Self::Closed {
+            close,
+            reason: reason.into(),
+        }
+    }
 }
 
 /// Why `connect()` failed.

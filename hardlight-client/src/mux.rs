@@ -2,15 +2,11 @@
 //! wait for, cancellation of dropped calls, and the in-flight limit. No I/O here: the
 //! transport feeds replies in and sends what `out` receives.
 
-use std::{
-    collections::HashMap,
-    sync::{
-        atomic::{AtomicU64, Ordering},
-        Arc, Mutex,
-    },
-};
+use std::sync::{Arc, Mutex};
 
 use hardlight_core::{
+    calls::CallTable,
+    close::Close,
     codec::Bytes,
     frame::{FrameHeader, Kind},
     handshake::Welcome,
@@ -28,33 +24,29 @@ use crate::{
 
 type Reply = (FrameHeader, Bytes);
 
-/// The calls of one multiplexed session.
+/// The calls of one multiplexed connection.
 #[derive(Debug)]
 pub(crate) struct Mux {
-    pending: Mutex<Option<HashMap<u64, oneshot::Sender<Reply>>>>,
-    next_id: AtomicU64,
+    pending: Mutex<CallTable<oneshot::Sender<Reply>>>,
     slots: Semaphore,
     out: mpsc::UnboundedSender<Vec<u8>>,
-    closed_reason: Mutex<Option<String>>,
+    closed: Mutex<Option<TransportError>>,
 }
 
 impl Mux {
     /// A multiplexer allowing `max_calls` in flight; frames to send go to `out`.
     pub(crate) fn new(max_calls: u32, out: mpsc::UnboundedSender<Vec<u8>>) -> Arc<Self> {
         Arc::new(Self {
-            pending: Mutex::new(Some(HashMap::new())),
-            next_id: AtomicU64::new(1),
+            pending: Mutex::new(CallTable::new()),
             slots: Semaphore::new(max_calls.max(1) as usize),
             out,
-            closed_reason: Mutex::new(None),
+            closed: Mutex::new(None),
         })
     }
 
     /// Routes a reply frame to its call; `Err` for an id no call is waiting on.
     pub(crate) fn deliver(&self, header: FrameHeader, body: Bytes) -> Result<(), ProtocolError> {
-        let waiting = lock(&self.pending)
-            .as_mut()
-            .and_then(|p| p.remove(&header.id));
+        let waiting = lock(&self.pending).remove(header.id);
         match waiting {
             // the call may have been dropped meanwhile: its reply is not needed
             Some(tx) => {
@@ -67,17 +59,18 @@ impl Mux {
     }
 
     /// The connection ended: every waiting call fails with `reason`.
-    pub(crate) fn close(&self, reason: String) {
-        lock(&self.closed_reason).get_or_insert(reason);
-        lock(&self.pending).take();
+    pub(crate) fn close(&self, reason: TransportError) {
+        lock(&self.closed).get_or_insert(reason);
+        // dropping their senders fails the waiting calls
+        drop(lock(&self.pending).close());
         self.slots.close();
     }
 
     fn closed(&self) -> CallError {
-        let reason = lock(&self.closed_reason)
+        let error = lock(&self.closed)
             .clone()
-            .unwrap_or_else(|| "connection closed".into());
-        CallError::Transport(TransportError::Closed(reason))
+            .unwrap_or_else(|| TransportError::closed(None, "connection closed"));
+        CallError::Transport(error)
     }
 }
 
@@ -90,13 +83,14 @@ impl Exchange for Arc<Mux> {
         _reply_max: u32,
     ) -> Result<(FrameHeader, Bytes), CallError> {
         let _slot = self.slots.acquire().await.map_err(|_| self.closed())?;
-        let id = self.next_id.fetch_add(1, Ordering::Relaxed);
-        FrameHeader::set_id(&mut frame, id);
         let (tx, rx) = oneshot::channel();
-        match lock(&self.pending).as_mut() {
-            Some(pending) => pending.insert(id, tx),
-            None => return Err(self.closed()),
+        let id = {
+            let mut pending = lock(&self.pending);
+            let id = pending.next_id();
+            pending.insert(id, tx).map_err(|_| self.closed())?;
+            id
         };
+        FrameHeader::set_id(&mut frame, id);
         let mut guard = Pending {
             mux: self,
             id,
@@ -121,9 +115,7 @@ impl Drop for Pending<'_> {
         if self.answered {
             return;
         }
-        let removed = lock(&self.mux.pending)
-            .as_mut()
-            .and_then(|p| p.remove(&self.id));
+        let removed = lock(&self.mux.pending).remove(self.id);
         if removed.is_some() {
             let cancel = FrameHeader::new(Kind::Cancel, 0).with_id(self.id);
             let _ = self.mux.out.send(cancel.encode().to_vec());
@@ -150,7 +142,12 @@ impl Channel {
     ) -> Self {
         let mux = Mux::new(welcome.max_concurrent_calls, out);
         let on_drained = Arc::clone(&mux);
-        let drain = Drain::new(move || on_drained.close("server shut down".into()));
+        let drain = Drain::new(move || {
+            on_drained.close(TransportError::closed(
+                Some(Close::Shutdown),
+                "server shut down",
+            ))
+        });
         Self {
             calls: Calls::new(mux, drain, welcome, config),
             close: Mutex::new(Some(close)),
@@ -167,6 +164,9 @@ impl Channel {
         if let Some(close) = lock(&self.close).take() {
             let _ = close.send(());
         }
-        self.calls.transport.close("client disconnected".into());
+        self.calls.transport.close(TransportError::closed(
+            Some(Close::Normal),
+            "client disconnected",
+        ));
     }
 }

@@ -23,7 +23,7 @@ use crate::{
     stats::Counters,
 };
 
-/// Where one session's push frames go.
+/// Where one connection's push frames go.
 pub(crate) struct Pushes<S: Service> {
     pub(crate) mirror: Arc<watch::Sender<Mirror<S::State>>>,
     pub(crate) events: broadcast::Sender<Pushed<S::Event>>,
@@ -35,7 +35,7 @@ pub(crate) struct Pushes<S: Service> {
     pub(crate) received: Arc<AtomicU64>,
     /// The client's counters (events received and lost).
     pub(crate) counters: Arc<Counters>,
-    /// Told when the session ends.
+    /// Told when the connection ends.
     pub(crate) on_end: OnEnd,
 }
 
@@ -81,7 +81,7 @@ impl<S: Service> Pushes<S> {
         }
     }
 
-    /// The session ended (`reason` says how): wake calls waiting for its state, and let
+    /// The connection ended (`reason` says how): wake calls waiting for its state, and let
     /// the client reconnect.
     pub(crate) fn disconnected(&self, reason: impl std::fmt::Display) {
         mark_disconnected(&self.mirror, self.generation);

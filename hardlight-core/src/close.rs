@@ -10,6 +10,7 @@ use std::fmt;
 /// assert_eq!(Close::SlowConsumer.quic_code(), 0x13);
 /// assert_eq!(Close::from_quic_code(0x13), Some(Close::SlowConsumer));
 /// assert_eq!(Close::Shutdown.websocket_code(), 1001);
+/// assert_eq!(Close::from_websocket_code(4014), Some(Close::TakenOver));
 /// ```
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 #[non_exhaustive]
@@ -59,16 +60,34 @@ impl Close {
         })
     }
 
-    /// The WebSocket close code (RFC 6455, section 7.4.1).
+    /// The WebSocket close code: the standard one where RFC 6455 (section 7.4.1) has it,
+    /// one of the private-use range where HardLight's reason has none.
     pub const fn websocket_code(self) -> u16 {
         match self {
             Self::Normal => 1000,
-            Self::Shutdown | Self::TakenOver => 1001,
+            Self::Shutdown => 1001,
             Self::Protocol => 1002,
             Self::UnsupportedData => 1003,
-            Self::Rejected | Self::SlowConsumer => 1008,
+            Self::Rejected => 1008,
             Self::TooBig => 1009,
+            Self::SlowConsumer => 4013,
+            Self::TakenOver => 4014,
         }
+    }
+
+    /// The reason a WebSocket close code stands for, if it is one of HardLight's.
+    pub const fn from_websocket_code(code: u16) -> Option<Self> {
+        Some(match code {
+            1000 => Self::Normal,
+            1001 => Self::Shutdown,
+            1002 => Self::Protocol,
+            1003 => Self::UnsupportedData,
+            1008 => Self::Rejected,
+            1009 => Self::TooBig,
+            4013 => Self::SlowConsumer,
+            4014 => Self::TakenOver,
+            _ => return None,
+        })
     }
 }
 

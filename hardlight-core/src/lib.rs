@@ -6,6 +6,7 @@
 //! `docs/PROTOCOL.md`.
 
 pub mod addr;
+pub mod calls;
 pub mod close;
 pub mod codec;
 pub mod compression;

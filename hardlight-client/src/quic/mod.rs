@@ -1,7 +1,7 @@
 //! The QUIC transport: one bidirectional stream per call, state and events on a
 //! server-opened unidirectional push stream.
 
-mod session;
+mod connection;
 pub(crate) mod tls;
 
-pub(crate) use session::{resolve, transport_failure, QuicSession};
+pub(crate) use connection::{resolve, transport_failure, QuicConnection};

@@ -3,7 +3,7 @@
 use std::sync::{Arc, Mutex};
 
 use hardlight_core::{
-    codec::realign, frame::FrameHeader, handshake::websocket_subprotocol, Service,
+    close::Close, codec::realign, frame::FrameHeader, handshake::websocket_subprotocol, Service,
 };
 use js_sys::{ArrayBuffer, Uint8Array};
 use tokio::sync::{mpsc, oneshot};
@@ -12,11 +12,11 @@ use web_sys::{BinaryType, CloseEvent, Event, MessageEvent, WebSocket};
 
 use crate::{
     config::ClientConfig,
-    error::ConnectError,
+    connection::{Connected, Connection},
+    error::{ConnectError, TransportError},
     handshake::{hello_frame, welcome},
     mux::{Channel, Mux},
     pushes::Pushes,
-    session::{Connected, Session},
     sync::lock,
 };
 
@@ -25,13 +25,13 @@ enum Incoming {
     Open,
     Binary(Vec<u8>),
     Text,
-    Closed(String),
+    Closed(TransportError),
 }
 
-/// An established browser WebSocket session. The `WebSocket` object and its callbacks
+/// An established browser WebSocket connection. The `WebSocket` object and its callbacks
 /// live in the writer task; this holds only what calls need.
 #[derive(Debug)]
-pub(crate) struct BrowserSession {
+pub(crate) struct BrowserConnection {
     pub(crate) channel: Channel,
     source: Mutex<Option<mpsc::UnboundedReceiver<Incoming>>>,
 }
@@ -104,15 +104,18 @@ fn open(
     let on_close = {
         let tx = tx.clone();
         Closure::<dyn FnMut(CloseEvent)>::new(move |event: CloseEvent| {
-            let _ = tx.send(Incoming::Closed(format!(
-                "closed ({}): {}",
-                event.code(),
-                event.reason()
+            let code = event.code();
+            let _ = tx.send(Incoming::Closed(TransportError::closed(
+                Close::from_websocket_code(code),
+                format!("closed ({code}): {}", event.reason()),
             )));
         })
     };
     let on_error = Closure::<dyn FnMut(Event)>::new(move |_| {
-        let _ = tx.send(Incoming::Closed("WebSocket error".into()));
+        let _ = tx.send(Incoming::Closed(TransportError::closed(
+            None,
+            "WebSocket error",
+        )));
     });
     ws.set_onopen(Some(on_open.as_ref().unchecked_ref()));
     ws.set_onmessage(Some(on_message.as_ref().unchecked_ref()));
@@ -127,7 +130,7 @@ fn open(
     })
 }
 
-impl BrowserSession {
+impl BrowserConnection {
     /// Opens the WebSocket (subprotocol `hardlight.<version>`) and runs the handshake.
     pub(crate) async fn connect<S: Service>(
         config: &ClientConfig,
@@ -159,12 +162,12 @@ impl BrowserSession {
         let (close, close_rx) = oneshot::channel();
         let channel = Channel::new(&welcome, config, out, close);
         wasm_bindgen_futures::spawn_local(write_loop(callbacks, out_rx, close_rx));
-        let session = Self {
+        let established = Self {
             channel,
             source: Mutex::new(Some(rx)),
         };
         Ok(Connected {
-            session: Session::Browser(Arc::new(session)),
+            connection: Connection::Browser(Arc::new(established)),
             welcome,
         })
     }
@@ -209,19 +212,27 @@ async fn read_loop<S: Service>(
     pushes: Pushes<S>,
     max: u32,
 ) {
-    let reason = loop {
+    let ended = loop {
         match source.recv().await {
             Some(Incoming::Binary(data)) => {
                 if let Err(error) = super::route(&data, &mux, &pushes, max) {
-                    break format!("protocol error from the server: {error}");
+                    break TransportError::closed(
+                        Some(Close::Protocol),
+                        format!("protocol error from the server: {error}"),
+                    );
                 }
             }
-            Some(Incoming::Text) => break "the server sent a text message".into(),
+            Some(Incoming::Text) => {
+                break TransportError::closed(
+                    Some(Close::Protocol),
+                    "the server sent a text message",
+                )
+            }
             Some(Incoming::Open) => {}
-            Some(Incoming::Closed(reason)) => break reason,
-            None => break "connection closed".into(),
+            Some(Incoming::Closed(ended)) => break ended,
+            None => break TransportError::closed(None, "connection closed"),
         }
     };
-    mux.close(reason.clone());
-    pushes.disconnected(reason);
+    pushes.disconnected(&ended);
+    mux.close(ended);
 }

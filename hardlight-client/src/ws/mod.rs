@@ -7,9 +7,9 @@ mod browser;
 mod native;
 
 #[cfg(all(feature = "wasm", not(feature = "native")))]
-pub(crate) use browser::BrowserSession;
+pub(crate) use browser::BrowserConnection;
 #[cfg(feature = "native")]
-pub(crate) use native::WsSession;
+pub(crate) use native::WsConnection;
 
 use hardlight_core::{
     codec::realign,

@@ -7,8 +7,8 @@ use futures_util::{
     SinkExt, StreamExt,
 };
 use hardlight_core::{
-    codec::realign, frame::FrameHeader, handshake::websocket_subprotocol, memory::InMemory,
-    Service, TransportKind,
+    close::Close, codec::realign, frame::FrameHeader, handshake::websocket_subprotocol,
+    memory::InMemory, Service, TransportKind,
 };
 use tokio::{
     io::{AsyncRead, AsyncWrite},
@@ -30,12 +30,12 @@ use tracing::debug;
 
 use crate::{
     config::ClientConfig,
-    error::ConnectError,
+    connection::{Connected, Connection},
+    error::{ConnectError, TransportError},
     handshake::{hello_frame, welcome},
     mux::{Channel, Mux},
     pushes::Pushes,
     quic::{resolve, tls::client_config, transport_failure},
-    session::{Connected, Session},
     sync::lock,
 };
 
@@ -45,9 +45,9 @@ impl<T: AsyncRead + AsyncWrite + Send + Unpin + std::fmt::Debug> Carrier for T {
 
 type Ws = WebSocketStream<Box<dyn Carrier>>;
 
-/// An established WebSocket session.
+/// An established WebSocket connection.
 #[derive(Debug)]
-pub(crate) struct WsSession {
+pub(crate) struct WsConnection {
     pub(crate) channel: Channel,
     /// The receiving half, until `start` hands it to the reader task.
     source: Mutex<Option<SplitStream<Ws>>>,
@@ -60,7 +60,7 @@ pub(crate) struct WsSession {
     pub(crate) kind: TransportKind,
 }
 
-impl Drop for WsSession {
+impl Drop for WsConnection {
     fn drop(&mut self) {
         for task in [&self.writer, &self.reader] {
             if let Some(task) = lock(task).take() {
@@ -70,7 +70,7 @@ impl Drop for WsSession {
     }
 }
 
-impl WsSession {
+impl WsConnection {
     /// Connects over TCP + TLS, upgrades with subprotocol `hardlight.<version>` and runs
     /// the handshake.
     pub(crate) async fn connect<S: Service>(
@@ -161,7 +161,7 @@ impl WsSession {
             close_rx,
             config.limits.send_timeout(),
         ));
-        let session = Self {
+        let established = Self {
             channel,
             source: Mutex::new(Some(source)),
             writer: Mutex::new(Some(writer)),
@@ -170,7 +170,7 @@ impl WsSession {
             kind,
         };
         Ok(Connected {
-            session: Session::WebSocket(Arc::new(session)),
+            connection: Connection::WebSocket(Arc::new(established)),
             welcome,
         })
     }
@@ -255,33 +255,39 @@ async fn read_loop<S: Service>(
     max: u32,
     idle_timeout: std::time::Duration,
 ) {
-    let reason = loop {
+    let ended = loop {
         let Ok(next) = tokio::time::timeout(idle_timeout, source.next()).await else {
-            break format!(
-                "nothing from the server for {idle_timeout:?} (Limits::idle_timeout); connection lost"
+            break TransportError::closed(
+                None,
+                format!("nothing from the server for {idle_timeout:?} (Limits::idle_timeout); connection lost"),
             );
         };
         let data = match next {
             Some(Ok(Message::Binary(data))) => data,
             Some(Ok(Message::Close(frame))) => {
                 break match frame {
-                    Some(frame) => format!(
-                        "closed by the server ({}): {}",
-                        u16::from(frame.code),
-                        frame.reason
-                    ),
-                    None => "closed by the server".into(),
+                    Some(frame) => {
+                        let code = u16::from(frame.code);
+                        TransportError::closed(
+                            Close::from_websocket_code(code),
+                            format!("closed by the server ({code}): {}", frame.reason),
+                        )
+                    }
+                    None => TransportError::closed(None, "closed by the server"),
                 };
             }
             Some(Ok(_)) => continue,
-            Some(Err(error)) => break error.to_string(),
-            None => break "connection closed".into(),
+            Some(Err(error)) => break TransportError::closed(None, error.to_string()),
+            None => break TransportError::closed(None, "connection closed"),
         };
         if let Err(error) = super::route(&data, &mux, &pushes, max) {
             debug!(%error, "server broke the protocol; closing");
-            break format!("protocol error from the server: {error}");
+            break TransportError::closed(
+                Some(Close::Protocol),
+                format!("protocol error from the server: {error}"),
+            );
         }
     };
-    mux.close(reason.clone());
-    pushes.disconnected(reason);
+    pushes.disconnected(&ended);
+    mux.close(ended);
 }

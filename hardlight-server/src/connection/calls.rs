@@ -2,15 +2,12 @@
 //! ready, found by id for cancellation, refused when the connection is draining, already
 //! has the id, or is at `ServerLimits::max_concurrent_calls`.
 
-use std::{
-    collections::HashMap,
-    sync::{
-        atomic::{AtomicUsize, Ordering},
-        Arc, Mutex,
-    },
+use std::sync::{
+    atomic::{AtomicUsize, Ordering},
+    Arc, Mutex,
 };
 
-use hardlight_core::{io::ReadError, ErrorCode, Outcome};
+use hardlight_core::{calls::CallTable, io::ReadError, ErrorCode, Outcome};
 use tokio::task::{AbortHandle, JoinSet};
 use tracing::debug;
 
@@ -37,7 +34,7 @@ struct Table {
     /// Calls counted in flight: serving, or writing a refusal.
     in_flight: AtomicUsize,
     /// Calls with an id, for `Cancel` and the duplicate-id check.
-    by_id: Mutex<HashMap<u64, AbortHandle>>,
+    by_id: Mutex<CallTable<AbortHandle>>,
 }
 
 /// What every call of the connection runs against.
@@ -83,7 +80,7 @@ impl Calls {
                 ErrorCode::ShuttingDown,
                 "server is shutting down; call not run".into(),
             ))
-        } else if id.is_some_and(|id| by_id.contains_key(&id)) {
+        } else if id.is_some_and(|id| by_id.contains(id)) {
             Some(Outcome::Failure(
                 ErrorCode::Malformed,
                 format!("call id {} is already in flight", id.unwrap_or(0)),
@@ -115,7 +112,8 @@ impl Calls {
             }
         });
         if let (Some(id), true) = (id, register) {
-            by_id.insert(id, abort);
+            // checked above, and the table is closed only with the connection
+            let _ = by_id.insert(id, abort);
         }
         Ok(())
     }
@@ -123,7 +121,7 @@ impl Calls {
     /// The client cancelled call `id`: its task, and the handler future with it, is
     /// dropped.
     pub(super) fn cancel(&mut self, id: u64) {
-        if let Some(call) = lock(&self.table.by_id).remove(&id) {
+        if let Some(call) = lock(&self.table.by_id).remove(id) {
             call.abort();
         }
     }
@@ -158,13 +156,8 @@ impl Drop for Slot {
             return;
         };
         // only this task's own entry: a newer call may have reused the id
-        let mut by_id = lock(&self.table.by_id);
-        if by_id
-            .get(&id)
-            .is_some_and(|call| Some(call.id()) == tokio::task::try_id())
-        {
-            by_id.remove(&id);
-        }
+        let this = tokio::task::try_id();
+        lock(&self.table.by_id).remove_if(id, |call| Some(call.id()) == this);
     }
 }
 

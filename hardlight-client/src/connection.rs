@@ -1,4 +1,4 @@
-//! A connected session, whichever transport carries it.
+//! A live connection, whichever transport carries it.
 
 use std::sync::Arc;
 
@@ -7,31 +7,31 @@ use hardlight_core::{codec::Bytes, frame::FrameHeader, handshake::Welcome, Servi
 use crate::{config::TransportKind, drain::Drain, error::CallError, pushes::Pushes};
 
 #[cfg(all(feature = "wasm", not(feature = "native")))]
-use crate::ws::BrowserSession;
+use crate::ws::BrowserConnection;
 #[cfg(feature = "native")]
-use crate::{quic::QuicSession, ws::WsSession};
+use crate::{quic::QuicConnection, ws::WsConnection};
 
-/// A session whose handshake succeeded, not yet reading pushes.
+/// A connection whose handshake succeeded, not yet reading pushes.
 pub(crate) struct Connected {
-    pub(crate) session: Session,
+    pub(crate) connection: Connection,
     pub(crate) welcome: Welcome,
 }
 
 /// One live connection.
 #[derive(Debug, Clone)]
-pub(crate) enum Session {
+pub(crate) enum Connection {
     /// QUIC: a stream per call.
     #[cfg(feature = "native")]
-    Quic(Arc<QuicSession>),
+    Quic(Arc<QuicConnection>),
     /// WebSocket: calls multiplexed by id.
     #[cfg(feature = "native")]
-    WebSocket(Arc<WsSession>),
+    WebSocket(Arc<WsConnection>),
     /// The browser's WebSocket.
     #[cfg(all(feature = "wasm", not(feature = "native")))]
-    Browser(Arc<BrowserSession>),
+    Browser(Arc<BrowserConnection>),
 }
 
-impl Session {
+impl Connection {
     /// Which transport this is.
     pub(crate) fn kind(&self) -> TransportKind {
         match self {

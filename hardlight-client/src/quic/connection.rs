@@ -19,11 +19,11 @@ use super::tls::client_config;
 use crate::{
     calls::{Calls, Exchange},
     config::ClientConfig,
+    connection::{Connected, Connection},
     drain::Drain,
     error::{CallError, ConnectError, TransportError},
     handshake::{hello_frame, welcome},
     pushes::Pushes,
-    session::{Connected, Session},
     sync::lock,
 };
 
@@ -34,9 +34,9 @@ const CLOSE_NORMAL: VarInt = VarInt::from_u32(Close::Normal.quic_code());
 /// Close code the client uses when the server broke the protocol.
 const CLOSE_PROTOCOL: VarInt = VarInt::from_u32(Close::Protocol.quic_code());
 
-/// An established QUIC session.
+/// An established QUIC connection.
 #[derive(Debug)]
-pub(crate) struct QuicSession {
+pub(crate) struct QuicConnection {
     pub(crate) conn: quinn::Connection,
     endpoint: quinn::Endpoint,
     pub(crate) calls: Calls<Streams>,
@@ -49,7 +49,7 @@ pub(crate) struct Streams {
     conn: quinn::Connection,
 }
 
-impl Drop for QuicSession {
+impl Drop for QuicConnection {
     fn drop(&mut self) {
         if let Some(push) = lock(&self.push).take() {
             push.abort();
@@ -57,7 +57,7 @@ impl Drop for QuicSession {
     }
 }
 
-impl QuicSession {
+impl QuicConnection {
     /// Connects and runs the handshake.
     pub(crate) async fn connect<S: Service>(
         config: &ClientConfig,
@@ -99,14 +99,14 @@ impl QuicSession {
         let close_conn = conn.clone();
         let drain = Drain::new(move || close_conn.close(CLOSE_NORMAL, b"server shutting down"));
         let streams = Streams { conn: conn.clone() };
-        let session = Self {
+        let established = Self {
             calls: Calls::new(streams, drain, &welcome, config),
             conn,
             endpoint,
             push: std::sync::Mutex::new(None),
         };
         Ok(Connected {
-            session: Session::Quic(Arc::new(session)),
+            connection: Connection::Quic(Arc::new(established)),
             welcome,
         })
     }
@@ -148,18 +148,31 @@ impl Exchange for Streams {
 
 impl Streams {
     fn lost(&self, error: ConnectionError) -> CallError {
-        CallError::Transport(TransportError::Closed(error.to_string()))
+        CallError::Transport(closed(&error))
     }
 
     fn stream_failed(&self, error: impl std::fmt::Display) -> CallError {
         match self.conn.close_reason() {
-            Some(reason) => CallError::Transport(TransportError::Closed(reason.to_string())),
+            Some(reason) => CallError::Transport(closed(&reason)),
             None => CallError::Transport(TransportError::Stream(error.to_string())),
         }
     }
 }
 
-/// Reads the server's push stream until the connection ends, then marks the session
+/// The transport error for a QUIC connection that ended with `error`, with the server's
+/// reason when it closed with one of HardLight's codes.
+fn closed(error: &ConnectionError) -> TransportError {
+    let close = match error {
+        ConnectionError::ApplicationClosed(frame) => {
+            Close::from_quic_code(frame.error_code.into_inner())
+        }
+        ConnectionError::LocallyClosed => Some(Close::Normal),
+        _ => None,
+    };
+    TransportError::closed(close, error.to_string())
+}
+
+/// Reads the server's push stream until the connection ends, then marks the connection
 /// disconnected. A protocol violation on it closes the connection.
 async fn push_reader<S: Service>(conn: quinn::Connection, pushes: Pushes<S>) {
     if let Err(error) = read_pushes(&conn, &pushes).await {
@@ -167,7 +180,7 @@ async fn push_reader<S: Service>(conn: quinn::Connection, pushes: Pushes<S>) {
         conn.close(CLOSE_PROTOCOL, b"protocol error on push stream");
     }
     let reason = conn.closed().await;
-    pushes.disconnected(reason);
+    pushes.disconnected(closed(&reason));
 }
 
 async fn read_pushes<S: Service>(

@@ -1,0 +1,110 @@
+//! Calls in flight by id: the multiplexing both peers do over one message channel
+//! (WebSocket, in-process), without I/O. What each call waits with — a reply channel on
+//! the client, its task on the server — is the table's `T`.
+
+use std::collections::HashMap;
+
+/// Why a call could not be entered in the table.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
+#[non_exhaustive]
+pub enum CallRefused {
+    /// A call with this id is already in flight.
+    #[error("call id {0} is already in flight")]
+    DuplicateId(u64),
+    /// The connection is closed: no more calls.
+    #[error("the connection is closed")]
+    Closed,
+}
+
+/// The calls of one connection, by id.
+///
+/// ```
+/// use hardlight_core::calls::{CallRefused, CallTable};
+/// let mut calls = CallTable::new();
+/// let id = calls.next_id();
+/// calls.insert(id, "waiting").unwrap();
+/// assert_eq!(calls.insert(id, "again"), Err(CallRefused::DuplicateId(id)));
+/// assert_eq!(calls.remove(id), Some("waiting"));
+/// let next = calls.next_id();
+/// calls.insert(next, "cut off").unwrap();
+/// assert_eq!(calls.close(), vec!["cut off"]);
+/// assert_eq!(calls.insert(9, "late"), Err(CallRefused::Closed));
+/// ```
+#[derive(Debug)]
+pub struct CallTable<T> {
+    waiting: HashMap<u64, T>,
+    next_id: u64,
+    closed: bool,
+}
+
+impl<T> Default for CallTable<T> {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
+impl<T> CallTable<T> {
+    /// An empty, open table. Ids start at 1: 0 marks a frame that belongs to no call.
+    pub fn new() -> Self {
+        Self {
+            waiting: HashMap::new(),
+            next_id: 1,
+            closed: false,
+        }
+    }
+
+    /// A fresh id for an outgoing call.
+    pub fn next_id(&mut self) -> u64 {
+        let id = self.next_id;
+        self.next_id = self.next_id.wrapping_add(1).max(1);
+        id
+    }
+
+    /// Enters call `id`, waiting with `waiter`.
+    pub fn insert(&mut self, id: u64, waiter: T) -> Result<(), CallRefused> {
+        if self.closed {
+            return Err(CallRefused::Closed);
+        }
+        if self.waiting.contains_key(&id) {
+            return Err(CallRefused::DuplicateId(id));
+        }
+        self.waiting.insert(id, waiter);
+        Ok(())
+    }
+
+    /// Takes call `id` out (its reply came, or it was cancelled).
+    pub fn remove(&mut self, id: u64) -> Option<T> {
+        self.waiting.remove(&id)
+    }
+
+    /// Takes call `id` out if `is_it` holds for its waiter (a newer call may have reused
+    /// the id).
+    pub fn remove_if(&mut self, id: u64, is_it: impl FnOnce(&T) -> bool) -> Option<T> {
+        if self.waiting.get(&id).is_some_and(is_it) {
+            self.waiting.remove(&id)
+        } else {
+            None
+        }
+    }
+
+    /// Whether call `id` is in flight.
+    pub fn contains(&self, id: u64) -> bool {
+        self.waiting.contains_key(&id)
+    }
+
+    /// Calls in flight.
+    pub fn len(&self) -> usize {
+        self.waiting.len()
+    }
+
+    /// Whether no call is in flight.
+    pub fn is_empty(&self) -> bool {
+        self.waiting.is_empty()
+    }
+
+    /// Closes the table: returns every waiting call (to be failed) and refuses new ones.
+    pub fn close(&mut self) -> Vec<T> {
+        self.closed = true;
+        self.waiting.drain().map(|(_, waiter)| waiter).collect()
+    }
+}
