@@ -9,7 +9,8 @@ pub use hardlight_macros::{codable, connection_state, factory, rpc, rpc_handler}
 #[cfg(any(feature = "client", feature = "wasm"))]
 pub use hardlight_client::{
     Client, ClientConfig, ClientStats, ConnectError, ConnectionStatus, Event, Reconnect, RecvError,
-    RpcError, StateWatcher, StatusWatcher, Subscription, Transport, TransportError, Trust,
+    RpcError, StateWatcher, StatusError, StatusWatcher, Subscription, TlsConfigError, Transport,
+    TransportError, Trust,
 };
 #[cfg(feature = "server")]
 pub use hardlight_server::{

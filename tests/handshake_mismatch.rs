@@ -105,7 +105,7 @@ async fn the_server_certificate_is_verified() {
         Err(ConnectError::Transport { reason, .. }) => {
             assert!(reason.to_lowercase().contains("certificate"), "{reason}")
         }
-        Err(ConnectError::Tls(reason)) => assert!(reason.contains("root"), "{reason}"),
+        Err(ConnectError::Tls(TlsConfigError::NoSystemRoots { .. })) => {}
         other => panic!("expected a certificate failure, got {other:?}"),
     }
     // a CA that did not sign the server's certificate: refused

@@ -28,7 +28,7 @@ use crate::{
     reply::decode_reply,
     rt::{self, OnEnd},
     stats::{ClientStats, Counters},
-    status::{ConnectionStatus, StatusWatcher},
+    status::{ConnectionStatus, StatusError, StatusWatcher},
     sync::lock,
 };
 
@@ -135,7 +135,7 @@ impl<S: Service> Client<S> {
             self.inner
                 .status
                 .send_replace(ConnectionStatus::Disconnected {
-                    error: Some(error.to_string()),
+                    error: Some(StatusError::Connect(error.clone())),
                 });
         }
         result
@@ -325,7 +325,7 @@ impl<S: Service> Inner<S> {
             };
         });
         let weak = Arc::downgrade(inner);
-        let on_end: OnEnd = Arc::new(move |reason: String| {
+        let on_end: OnEnd = Arc::new(move |reason: TransportError| {
             if let Some(inner) = weak.upgrade() {
                 Inner::lost(&inner, generation, reason);
             }
@@ -355,7 +355,7 @@ impl<S: Service> Inner<S> {
 
     /// Connection `generation` ended: unless it was closed on purpose (or replaced), start
     /// reconnecting.
-    fn lost(inner: &Arc<Self>, generation: u64, reason: String) {
+    fn lost(inner: &Arc<Self>, generation: u64, reason: TransportError) {
         {
             let mut connection = lock(&inner.connection);
             let current = connection.as_ref().is_some_and(|(g, _)| *g == generation);
@@ -365,12 +365,13 @@ impl<S: Service> Inner<S> {
             *connection = None;
         }
         tracing::debug!(%reason, "connection lost");
+        let error = StatusError::Lost(reason);
         match inner.config.reconnect {
-            Some(policy) => rt::spawn(reconnect(Arc::downgrade(inner), policy, reason)),
+            Some(policy) => rt::spawn(reconnect(Arc::downgrade(inner), policy, error)),
             None => {
-                inner.status.send_replace(ConnectionStatus::Disconnected {
-                    error: Some(reason),
-                });
+                inner
+                    .status
+                    .send_replace(ConnectionStatus::Disconnected { error: Some(error) });
             }
         }
     }
@@ -378,7 +379,7 @@ impl<S: Service> Inner<S> {
 
 /// Reconnects with jittered exponential backoff until connected, told to stop, refused
 /// for a reason retrying cannot fix, or out of attempts.
-async fn reconnect<S: Service>(inner: Weak<Inner<S>>, policy: Reconnect, mut error: String) {
+async fn reconnect<S: Service>(inner: Weak<Inner<S>>, policy: Reconnect, mut error: StatusError) {
     let mut attempt = 0u32;
     loop {
         attempt += 1;
@@ -390,10 +391,10 @@ async fn reconnect<S: Service>(inner: Weak<Inner<S>>, policy: Reconnect, mut err
         }
         if policy.max_attempts.is_some_and(|max| attempt > max) {
             strong.status.send_replace(ConnectionStatus::Disconnected {
-                error: Some(format!(
-                    "gave up reconnecting after {} attempts: {error}",
-                    attempt - 1
-                )),
+                error: Some(StatusError::GaveUp {
+                    attempts: attempt - 1,
+                    last: Box::new(error),
+                }),
             });
             return;
         }
@@ -413,11 +414,11 @@ async fn reconnect<S: Service>(inner: Weak<Inner<S>>, policy: Reconnect, mut err
             Ok(()) => return,
             Err(e) if !retriable(&e) => {
                 strong.status.send_replace(ConnectionStatus::Disconnected {
-                    error: Some(e.to_string()),
+                    error: Some(StatusError::Connect(e)),
                 });
                 return;
             }
-            Err(e) => error = e.to_string(),
+            Err(e) => error = StatusError::Connect(e),
         }
     }
 }
@@ -431,9 +432,10 @@ fn retriable(error: &ConnectError) -> bool {
                 RejectCode::Overloaded | RejectCode::ShuttingDown | RejectCode::Internal
             )
         }
-        ConnectError::VersionMismatch { .. } | ConnectError::Tls(_) | ConnectError::Protocol(_) => {
-            false
-        }
+        ConnectError::VersionMismatch { .. }
+        | ConnectError::Tls(_)
+        | ConnectError::IdleTimeoutTooLarge(_)
+        | ConnectError::Protocol(_) => false,
         _ => true,
     }
 }

@@ -104,8 +104,11 @@ pub enum ConnectError {
         reason: String,
     },
     /// The TLS configuration could not be built (e.g. an unreadable CA PEM).
-    #[error("TLS configuration: {0}")]
-    Tls(String),
+    #[error("TLS configuration")]
+    Tls(#[source] TlsConfigError),
+    /// The client configuration cannot be used (a setting out of range).
+    #[error("invalid client configuration: Limits::idle_timeout ({0:?}) is too large for QUIC")]
+    IdleTimeoutTooLarge(Duration),
     /// The connection could not be established (unreachable, certificate refused, ...).
     #[error("cannot connect to {addr}: {reason}")]
     Transport {
@@ -134,6 +137,48 @@ pub enum ConnectError {
     /// The connection or handshake took longer than the connect timeout.
     #[error("connect timed out after {0:?}")]
     Timeout(Duration),
+}
+
+/// What was wrong with the client's TLS configuration.
+#[derive(Debug, Clone, thiserror::Error)]
+#[non_exhaustive]
+pub enum TlsConfigError {
+    /// The CA PEM (`ClientConfig::with_ca_pem`) could not be read.
+    #[cfg(feature = "native")]
+    #[error("the CA PEM is unreadable")]
+    CaPem(#[source] std::sync::Arc<rustls::pki_types::pem::Error>),
+    /// A certificate in the CA PEM was refused as a root.
+    #[cfg(feature = "native")]
+    #[error("a CA certificate was refused")]
+    CaCertificate(#[source] std::sync::Arc<rustls::Error>),
+    /// The CA PEM holds no `CERTIFICATE` block.
+    #[error("the CA PEM holds no CERTIFICATE block")]
+    NoCaCertificate,
+    /// No usable system root certificates: install ca-certificates or configure a CA PEM
+    /// (`ClientConfig::with_ca_pem`).
+    #[error("no usable system root certificates ({errors} errors loading them)")]
+    NoSystemRoots {
+        /// Errors met while loading them.
+        errors: usize,
+    },
+    /// The server name (`ClientConfig::with_server_name`, or the address's host) is not
+    /// a valid DNS name or IP address.
+    #[error("invalid server name `{0}`")]
+    ServerName(String),
+    /// rustls refused the configuration.
+    #[cfg(feature = "native")]
+    #[error("rustls refused the configuration")]
+    Rustls(#[source] std::sync::Arc<rustls::Error>),
+    /// QUIC cannot use the TLS configuration.
+    #[cfg(feature = "native")]
+    #[error("QUIC cannot use this TLS configuration")]
+    Quic(#[source] std::sync::Arc<quinn::crypto::rustls::NoInitialCipherSuite>),
+}
+
+impl From<TlsConfigError> for ConnectError {
+    fn from(error: TlsConfigError) -> Self {
+        Self::Tls(error)
+    }
 }
 
 /// A failed call before the reply is decoded, independent of the handler's error type.

@@ -33,8 +33,8 @@ compile_error!(
 
 pub use client::Client;
 pub use config::{ClientConfig, Reconnect, Transport, TransportKind, Trust};
-pub use error::{ConnectError, RpcError, TransportError};
+pub use error::{ConnectError, RpcError, TlsConfigError, TransportError};
 pub use events::{Event, RecvError, Subscription};
 pub use mirror::StateWatcher;
 pub use stats::ClientStats;
-pub use status::{ConnectionStatus, StatusWatcher};
+pub use status::{ConnectionStatus, StatusError, StatusWatcher};

@@ -17,6 +17,7 @@ use tokio::sync::{broadcast, watch};
 
 use crate::{
     drain::Drain,
+    error::TransportError,
     events::{Event, Pushed},
     mirror::{apply, mark_disconnected, Mirror},
     rt::OnEnd,
@@ -83,8 +84,8 @@ impl<S: Service> Pushes<S> {
 
     /// The connection ended (`reason` says how): wake calls waiting for its state, and let
     /// the client reconnect.
-    pub(crate) fn disconnected(&self, reason: impl std::fmt::Display) {
+    pub(crate) fn disconnected(&self, reason: &TransportError) {
         mark_disconnected(&self.mirror, self.generation);
-        (self.on_end)(reason.to_string());
+        (self.on_end)(reason.clone());
     }
 }

@@ -72,8 +72,8 @@ pub(crate) fn random() -> f64 {
 
 /// What a session calls when it ends.
 #[cfg(feature = "native")]
-pub(crate) type OnEnd = std::sync::Arc<dyn Fn(String) + Send + Sync>;
+pub(crate) type OnEnd = std::sync::Arc<dyn Fn(crate::error::TransportError) + Send + Sync>;
 
 /// What a session calls when it ends.
 #[cfg(all(feature = "wasm", not(feature = "native")))]
-pub(crate) type OnEnd = std::sync::Arc<dyn Fn(String)>;
+pub(crate) type OnEnd = std::sync::Arc<dyn Fn(crate::error::TransportError)>;

@@ -2,7 +2,10 @@
 
 use tokio::sync::watch;
 
-use crate::config::TransportKind;
+use crate::{
+    config::TransportKind,
+    error::{ConnectError, TransportError},
+};
 
 /// Where the client's connection stands.
 ///
@@ -11,14 +14,14 @@ use crate::config::TransportKind;
 /// let status = ConnectionStatus::Disconnected { error: None };
 /// assert!(!status.is_connected());
 /// ```
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone)]
 #[non_exhaustive]
 pub enum ConnectionStatus {
     /// Not connected: before `connect()`, after `disconnect()`, or after reconnecting
     /// gave up (`error` says why).
     Disconnected {
         /// Why the client stopped trying, if it did not stop on request.
-        error: Option<String>,
+        error: Option<StatusError>,
     },
     /// Connected.
     Connected {
@@ -33,7 +36,29 @@ pub enum ConnectionStatus {
         /// The attempt about to be made (from 1).
         attempt: u32,
         /// Why the connection was lost or the last attempt failed.
-        error: String,
+        error: StatusError,
+    },
+}
+
+/// Why a client is not connected, in its [`ConnectionStatus`].
+#[derive(Debug, Clone, thiserror::Error)]
+#[non_exhaustive]
+pub enum StatusError {
+    /// The connection was lost (or closed by the server, `TransportError::Closed` says
+    /// why).
+    #[error("connection lost")]
+    Lost(#[source] TransportError),
+    /// A connection attempt failed.
+    #[error("connection attempt failed")]
+    Connect(#[source] ConnectError),
+    /// Reconnecting stopped after `ClientConfig::with_reconnect`'s `max_attempts`.
+    #[error("gave up reconnecting after {attempts} attempts")]
+    GaveUp {
+        /// Attempts made.
+        attempts: u32,
+        /// Why the last one failed.
+        #[source]
+        last: Box<StatusError>,
     },
 }
 

@@ -21,7 +21,7 @@ use crate::{
     config::ClientConfig,
     connection::{Connected, Connection},
     drain::Drain,
-    error::{CallError, ConnectError, TransportError},
+    error::{CallError, ConnectError, TlsConfigError, TransportError},
     handshake::{hello_frame, welcome},
     pushes::Pushes,
     sync::lock,
@@ -66,7 +66,7 @@ impl QuicConnection {
         let offered = alpn(config.protocol_version);
         let tls = client_config(&config.trust, offered.clone())?;
         let crypto =
-            QuicClientConfig::try_from(tls).map_err(|e| ConnectError::Tls(e.to_string()))?;
+            QuicClientConfig::try_from(tls).map_err(|e| TlsConfigError::Quic(Arc::new(e)))?;
         let mut client = quinn::ClientConfig::new(Arc::new(crypto));
         client.transport_config(Arc::new(transport(config)?));
         let bind: SocketAddr = if addr.is_ipv6() {
@@ -180,7 +180,7 @@ async fn push_reader<S: Service>(conn: quinn::Connection, pushes: Pushes<S>) {
         conn.close(CLOSE_PROTOCOL, b"protocol error on push stream");
     }
     let reason = conn.closed().await;
-    pushes.disconnected(closed(&reason));
+    pushes.disconnected(&closed(&reason));
 }
 
 async fn read_pushes<S: Service>(
@@ -205,7 +205,7 @@ async fn read_pushes<S: Service>(
 fn transport(config: &ClientConfig) -> Result<quinn::TransportConfig, ConnectError> {
     let mut transport = quinn::TransportConfig::default();
     let idle = quinn::IdleTimeout::try_from(config.limits.idle_timeout())
-        .map_err(|_| ConnectError::Tls("idle_timeout is too large for QUIC".into()))?;
+        .map_err(|_| ConnectError::IdleTimeoutTooLarge(config.limits.idle_timeout()))?;
     transport
         .max_concurrent_uni_streams(VarInt::from_u32(4))
         .max_concurrent_bidi_streams(VarInt::from_u32(0))

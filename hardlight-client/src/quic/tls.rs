@@ -9,7 +9,10 @@ use rustls::{
     DigitallySignedStruct, RootCertStore, SignatureScheme,
 };
 
-use crate::{config::Trust, error::ConnectError};
+use crate::{
+    config::Trust,
+    error::{ConnectError, TlsConfigError},
+};
 
 /// A TLS 1.3 client configuration offering ALPN `alpn`.
 pub(crate) fn client_config(
@@ -19,7 +22,7 @@ pub(crate) fn client_config(
     let provider = Arc::new(rustls::crypto::ring::default_provider());
     let builder = rustls::ClientConfig::builder_with_provider(Arc::clone(&provider))
         .with_protocol_versions(&[&rustls::version::TLS13])
-        .map_err(|e| ConnectError::Tls(e.to_string()))?;
+        .map_err(|e| TlsConfigError::Rustls(Arc::new(e)))?;
     let mut config = match trust {
         Trust::InsecureAcceptAny => builder
             .dangerous()
@@ -39,15 +42,13 @@ pub(crate) fn client_config(
 fn ca_roots(pem: &[u8]) -> Result<RootCertStore, ConnectError> {
     let mut roots = RootCertStore::empty();
     for cert in CertificateDer::pem_slice_iter(pem) {
-        let cert = cert.map_err(|e| ConnectError::Tls(format!("CA PEM: {e}")))?;
+        let cert = cert.map_err(|e| TlsConfigError::CaPem(Arc::new(e)))?;
         roots
             .add(cert)
-            .map_err(|e| ConnectError::Tls(format!("CA certificate: {e}")))?;
+            .map_err(|e| TlsConfigError::CaCertificate(Arc::new(e)))?;
     }
     if roots.is_empty() {
-        return Err(ConnectError::Tls(
-            "CA PEM holds no CERTIFICATE block".into(),
-        ));
+        return Err(TlsConfigError::NoCaCertificate.into());
     }
     Ok(roots)
 }
@@ -57,10 +58,10 @@ fn system_roots() -> Result<RootCertStore, ConnectError> {
     let mut roots = RootCertStore::empty();
     let (added, _ignored) = roots.add_parsable_certificates(found.certs);
     if added == 0 {
-        return Err(ConnectError::Tls(format!(
-            "no usable system root certificates ({} errors); install ca-certificates or configure a CA PEM",
-            found.errors.len()
-        )));
+        return Err(TlsConfigError::NoSystemRoots {
+            errors: found.errors.len(),
+        }
+        .into());
     }
     Ok(roots)
 }

@@ -31,7 +31,7 @@ use tracing::debug;
 use crate::{
     config::ClientConfig,
     connection::{Connected, Connection},
-    error::{ConnectError, TransportError},
+    error::{ConnectError, TlsConfigError, TransportError},
     handshake::{hello_frame, welcome},
     mux::{Channel, Mux},
     pushes::Pushes,
@@ -85,7 +85,7 @@ impl WsConnection {
             b"http/1.1".to_vec(),
         )?));
         let name = rustls::pki_types::ServerName::try_from(config.server_name().to_owned())
-            .map_err(|e| ConnectError::Tls(format!("server name: {e}")))?;
+            .map_err(|_| TlsConfigError::ServerName(config.server_name().to_owned()))?;
         let tls = tls.connect(name, tcp).await.map_err(|e| failure(&e))?;
 
         let subprotocol = websocket_subprotocol(config.protocol_version);

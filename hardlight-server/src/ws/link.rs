@@ -1,7 +1,7 @@
 //! A WebSocket connection as a [`Link`]: one frame per binary message, calls multiplexed
 //! by id, replies and pushes through one writer task whose every write has a deadline.
 
-use std::{future::pending, time::Duration};
+use std::{future::pending, pin::Pin, sync::Arc, time::Duration};
 
 use bytes::Bytes as Shared;
 use futures_util::{
@@ -19,7 +19,7 @@ use tokio::{
     io::{AsyncRead, AsyncWrite},
     sync::{mpsc, OwnedSemaphorePermit},
     task::JoinHandle,
-    time::{sleep_until, timeout, Instant, Interval, MissedTickBehavior},
+    time::{sleep_until, timeout, Instant, Interval, MissedTickBehavior, Sleep},
 };
 use tokio_tungstenite::{
     tungstenite::{protocol::CloseFrame, Error as WsError, Message},
@@ -65,6 +65,9 @@ pub(crate) struct WsLink<S> {
     keep_alive: Interval,
     /// When the peer was last heard from.
     heard: Instant,
+    /// Fires at the idle deadline as it stood when last set; moved on only when it fires
+    /// (one timer per idle period, not one per message).
+    idle: Pin<Box<Sleep>>,
     idle_timeout: Duration,
     send_timeout: Duration,
     /// A call read and waiting for its share of the connection's byte budget.
@@ -90,6 +93,7 @@ impl<S: AsyncRead + AsyncWrite + Unpin + Send + 'static> WsLink<S> {
             budget,
             keep_alive,
             heard: Instant::now(),
+            idle: Box::pin(sleep_until(Instant::now() + limits.idle_timeout())),
             idle_timeout: limits.idle_timeout(),
             send_timeout: limits.send_timeout(),
             waiting: None,
@@ -153,8 +157,21 @@ impl<S: AsyncRead + AsyncWrite + Unpin + Send + 'static> WsLink<S> {
         match header.kind {
             Kind::Call => {
                 context.meter.received(data.len());
-                self.waiting = Some((header, realign(body)));
-                None
+                let body = realign(body);
+                // most calls fit the budget at once; the others wait, and the peer with them
+                match Arc::clone(&context.budget).try_acquire_many_owned(header.body_len) {
+                    Ok(permit) => Some(Incoming::Call(WsCall {
+                        header,
+                        body,
+                        permit: Some(permit),
+                        tx: self.tx.clone(),
+                        send_timeout: self.send_timeout,
+                    })),
+                    Err(_) => {
+                        self.waiting = Some((header, body));
+                        None
+                    }
+                }
             }
             Kind::Cancel => Some(Incoming::Cancel(header.id)),
             other => Some(Incoming::Violation(
@@ -245,7 +262,12 @@ impl<S: AsyncRead + AsyncWrite + Unpin + Send + 'static> Link for WsLink<S> {
                     }
                 }
                 _ = self.keep_alive.tick() => self.ping(),
-                () = sleep_until(self.heard + self.idle_timeout) => {
+                () = self.idle.as_mut() => {
+                    let deadline = self.heard + self.idle_timeout;
+                    if deadline > Instant::now() {
+                        self.idle.as_mut().reset(deadline);
+                        continue;
+                    }
                     debug!(idle = ?self.idle_timeout, "nothing from the client within the idle timeout; connection lost");
                     return Incoming::Ended(Ended::Lost);
                 }
@@ -335,11 +357,11 @@ impl CallIo for WsCall {
     }
 
     async fn reply(self, frame: Vec<u8>) {
-        let _ = timeout(
-            self.send_timeout,
-            self.tx.send(Outgoing::Frames(vec![frame.into()])),
-        )
-        .await;
+        let reply = Outgoing::Frames(vec![frame.into()]);
+        // only a writer backed up on a peer that does not read needs the deadline
+        if let Err(mpsc::error::TrySendError::Full(reply)) = self.tx.try_send(reply) {
+            let _ = timeout(self.send_timeout, self.tx.send(reply)).await;
+        }
     }
 }
 
@@ -354,7 +376,7 @@ impl PushSink for WsPush {
     }
 }
 
-/// Sends queued messages, flushing once per batch; every write must complete within
+/// Sends queued messages, flushing once per batch; every batch must be written within
 /// `send_timeout`, or the writer stops and the connection counts as lost.
 async fn write_loop<S: AsyncRead + AsyncWrite + Unpin>(
     mut sink: SplitSink<WebSocketStream<S>, Message>,
@@ -362,38 +384,46 @@ async fn write_loop<S: AsyncRead + AsyncWrite + Unpin>(
     send_timeout: Duration,
 ) {
     while let Some(first) = rx.recv().await {
-        let mut next = Some(first);
-        while let Some(out) = next.take() {
-            let written = match out {
-                Outgoing::Frames(frames) => {
-                    let mut written = Ok(Ok(()));
-                    for frame in frames {
-                        written = timeout(send_timeout, sink.feed(Message::Binary(frame))).await;
-                        if !matches!(written, Ok(Ok(()))) {
-                            break;
-                        }
-                    }
-                    written
-                }
-                Outgoing::Ping => {
-                    timeout(send_timeout, sink.feed(Message::Ping(Shared::new()))).await
-                }
-                Outgoing::Close(close, reason) => {
-                    let frame = CloseFrame {
-                        code: close.websocket_code().into(),
-                        reason: reason.into(),
-                    };
-                    let _ = timeout(send_timeout, sink.send(Message::Close(Some(frame)))).await;
-                    return;
-                }
-            };
-            if !matches!(written, Ok(Ok(()))) {
-                return;
-            }
-            next = rx.try_recv().ok();
-        }
-        if !matches!(timeout(send_timeout, sink.flush()).await, Ok(Ok(()))) {
-            return;
+        match timeout(send_timeout, write_batch(&mut sink, first, &mut rx)).await {
+            Ok(Ok(Batch::Written)) => {}
+            Ok(Ok(Batch::Closed)) | Ok(Err(_)) | Err(_) => return,
         }
     }
+}
+
+/// How a batch of writes ended.
+enum Batch {
+    Written,
+    /// The close frame went out: nothing more to write.
+    Closed,
+}
+
+/// Writes `first` and whatever else is queued, then flushes.
+async fn write_batch<S: AsyncRead + AsyncWrite + Unpin>(
+    sink: &mut SplitSink<WebSocketStream<S>, Message>,
+    first: Outgoing,
+    rx: &mut mpsc::Receiver<Outgoing>,
+) -> Result<Batch, WsError> {
+    let mut next = Some(first);
+    while let Some(out) = next.take() {
+        match out {
+            Outgoing::Frames(frames) => {
+                for frame in frames {
+                    sink.feed(Message::Binary(frame)).await?;
+                }
+            }
+            Outgoing::Ping => sink.feed(Message::Ping(Shared::new())).await?,
+            Outgoing::Close(close, reason) => {
+                let frame = CloseFrame {
+                    code: close.websocket_code().into(),
+                    reason: reason.into(),
+                };
+                sink.send(Message::Close(Some(frame))).await?;
+                return Ok(Batch::Closed);
+            }
+        }
+        next = rx.try_recv().ok();
+    }
+    sink.flush().await?;
+    Ok(Batch::Written)
 }
