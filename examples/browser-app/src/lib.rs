@@ -40,6 +40,7 @@ pub async fn run(url: String) -> Result<(), JsValue> {
     let transport = match client.transport() {
         Some(TransportKind::Quic) => "QUIC",
         Some(TransportKind::WebSocket) => "WebSocket",
+        Some(other) => other.name(),
         None => "nothing",
     };
     show("status", &format!("connected over {transport}"));
