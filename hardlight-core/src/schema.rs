@@ -274,13 +274,13 @@ impl Layout {
                     open: false,
                 });
                 body(self);
-                let frame = self.frames.pop().unwrap_or_else(|| Frame {
-                    ty: None,
-                    bytes: Vec::new(),
-                    open: true,
-                });
-                let fingerprint = fnv1a(&frame.bytes);
-                if !frame.open {
+                // the frame pushed above: `body` pushes and pops its own in pairs
+                let (bytes, open) = match self.frames.pop() {
+                    Some(frame) => (frame.bytes, frame.open),
+                    None => (Vec::new(), true),
+                };
+                let fingerprint = fnv1a(&bytes);
+                if !open {
                     self.closed.insert(ty, fingerprint);
                 }
                 if !self.items.iter().any(|i| i.name == name) {

@@ -119,6 +119,14 @@ impl<H: RpcHandler> Server<H> {
         if let Some(bound) = &self.bound {
             return Ok(bound.addr);
         }
+        let bound = self.bind_checked()?;
+        let local = bound.addr;
+        self.bound = Some(bound);
+        Ok(local)
+    }
+
+    /// Checks the configuration and binds both listeners.
+    fn bind_checked(&self) -> Result<Bound, ServerError> {
         let (max_message_size, max_inflight_bytes) = (
             self.config.limits.max_message_size(),
             self.config.server_limits.max_inflight_bytes(),
@@ -137,19 +145,16 @@ impl<H: RpcHandler> Server<H> {
         }
         let addr = resolve(&self.config.addr)?;
         let mut attempts = 0;
-        let bound = loop {
+        loop {
             attempts += 1;
             match self.bind_once(addr) {
                 Err(ServerError::Bind { source, .. })
                     if addr.port() == 0
                         && attempts < BIND_ATTEMPTS
                         && source.kind() == std::io::ErrorKind::AddrInUse => {}
-                other => break other?,
+                other => return other,
             }
-        };
-        let local = bound.addr;
-        self.bound = Some(bound);
-        Ok(local)
+        }
     }
 
     fn bind_once(&self, addr: SocketAddr) -> Result<Bound, ServerError> {
@@ -203,9 +208,9 @@ impl<H: RpcHandler> Server<H> {
 
     /// Serves until shut down through a [`ShutdownHandle`].
     pub async fn run(mut self) -> Result<(), ServerError> {
-        self.bind()?;
-        let Some(Bound { addr, quic, tcp }) = self.bound.take() else {
-            unreachable!("bind() either binds or returns its error")
+        let Bound { addr, quic, tcp } = match self.bound.take() {
+            Some(bound) => bound,
+            None => self.bind_checked()?,
         };
         let tls = match self.config.websocket {
             WebSocketMode::Tls => Some(tls_acceptor(&self.config)?),

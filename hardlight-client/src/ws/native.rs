@@ -217,28 +217,20 @@ fn websocket_config(config: &ClientConfig) -> WebSocketConfig {
     ws
 }
 
-/// Sends queued frames, flushing once per batch; a write that takes longer than
-/// `send_timeout` (a server that stopped reading) ends the writer.
+/// Sends queued frames, flushing once per batch; a batch that takes longer than
+/// `send_timeout` to write (a server that stopped reading) ends the writer.
 async fn write_loop(
     mut sink: SplitSink<Ws, Message>,
     mut frames: mpsc::UnboundedReceiver<Vec<u8>>,
     mut close: oneshot::Receiver<()>,
     send_timeout: std::time::Duration,
 ) {
-    let timely = |written: Result<Result<(), _>, _>| matches!(written, Ok(Ok(())));
     loop {
         tokio::select! {
             frame = frames.recv() => {
                 let Some(frame) = frame else { break };
-                if !timely(tokio::time::timeout(send_timeout, sink.feed(Message::Binary(frame.into()))).await) {
-                    return;
-                }
-                while let Ok(frame) = frames.try_recv() {
-                    if !timely(tokio::time::timeout(send_timeout, sink.feed(Message::Binary(frame.into()))).await) {
-                        return;
-                    }
-                }
-                if !timely(tokio::time::timeout(send_timeout, sink.flush()).await) {
+                let batch = write_batch(&mut sink, frame, &mut frames);
+                if !matches!(tokio::time::timeout(send_timeout, batch).await, Ok(Ok(()))) {
                     return;
                 }
             }
@@ -246,6 +238,19 @@ async fn write_loop(
         }
     }
     let _ = tokio::time::timeout(send_timeout, sink.send(Message::Close(None))).await;
+}
+
+/// Writes `first` and whatever else is queued, then flushes.
+async fn write_batch(
+    sink: &mut SplitSink<Ws, Message>,
+    first: Vec<u8>,
+    frames: &mut mpsc::UnboundedReceiver<Vec<u8>>,
+) -> Result<(), tokio_tungstenite::tungstenite::Error> {
+    sink.feed(Message::Binary(first.into())).await?;
+    while let Ok(frame) = frames.try_recv() {
+        sink.feed(Message::Binary(frame.into())).await?;
+    }
+    sink.flush().await
 }
 
 async fn read_loop<S: Service>(

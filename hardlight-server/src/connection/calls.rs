@@ -1,5 +1,6 @@
 //! A connection's calls in flight: each on its own task, counted until its reply is
-//! ready, found by id for cancellation, refused when the connection is draining, already
+//! handed to the transport (written to its QUIC stream, queued for the WebSocket writer,
+//! which is before the client can have it), found by id for cancellation, refused when the connection is draining, already
 //! has the id, or is at `ServerLimits::max_concurrent_calls`.
 
 use std::sync::{
@@ -31,7 +32,8 @@ pub(super) struct Calls {
 
 #[derive(Default)]
 struct Table {
-    /// Calls counted in flight: serving, or writing a refusal.
+    /// Calls counted in flight: serving, or writing their reply or refusal. A peer that
+    /// does not read its replies runs into the limits, instead of piling up tasks.
     in_flight: AtomicUsize,
     /// Calls with an id, for `Cancel` and the duplicate-id check.
     by_id: Mutex<CallTable<AbortHandle>>,
@@ -105,8 +107,8 @@ impl Calls {
             match refused {
                 Some(outcome) => {
                     let frame = reply_frame(id.unwrap_or(0), state.version(), outcome, &context);
-                    drop(slot);
                     io.reply(frame).await;
+                    drop(slot);
                 }
                 None => serve(io, handler, state, context, slot).await,
             }
@@ -132,8 +134,8 @@ impl Calls {
     }
 }
 
-/// A call counted in flight until dropped: when its reply is ready, or when its task is
-/// aborted.
+/// A call counted in flight until dropped: once its reply is handed to the transport, or
+/// when its task is aborted.
 struct Slot {
     table: Arc<Table>,
     id: Option<u64>,
@@ -191,6 +193,6 @@ async fn serve<H: RpcHandler, C: CallIo>(
         }
     };
     let frame = reply_frame(id, state.version(), outcome, &context);
-    drop(slot);
     io.reply(frame).await;
+    drop(slot);
 }
