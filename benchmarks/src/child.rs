@@ -62,9 +62,9 @@ impl ChildServer {
 impl Drop for ChildServer {
     fn drop(&mut self) {
         // Closing stdin asks the server to exit (see `exit_with_parent`); kill it if it
-        // has not after a few seconds.
+        // has not after 30 s (a server under valgrind takes a while to write its profile).
         drop(self.child.stdin.take());
-        for _ in 0..100 {
+        for _ in 0..600 {
             if let Ok(Some(_)) = self.child.try_wait() {
                 return;
             }

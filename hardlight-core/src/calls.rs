@@ -2,7 +2,12 @@
 //! (WebSocket, in-process), without I/O. What each call waits with — a reply channel on
 //! the client, its task on the server — is the table's `T`.
 
-use std::collections::HashMap;
+use std::collections::{hash_map::Entry, HashMap};
+
+/// Call ids are chosen by the peer, so the table's hasher is seeded per table (no peer
+/// can aim for collisions) and fast on `u64` keys (std's SipHash costs several times as
+/// much per call).
+type Hasher = foldhash::fast::RandomState;
 
 /// Why a call could not be entered in the table.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
@@ -32,7 +37,7 @@ pub enum CallRefused {
 /// ```
 #[derive(Debug)]
 pub struct CallTable<T> {
-    waiting: HashMap<u64, T>,
+    waiting: HashMap<u64, T, Hasher>,
     next_id: u64,
     closed: bool,
 }
@@ -47,7 +52,7 @@ impl<T> CallTable<T> {
     /// An empty, open table. Ids start at 1: 0 marks a frame that belongs to no call.
     pub fn new() -> Self {
         Self {
-            waiting: HashMap::new(),
+            waiting: HashMap::default(),
             next_id: 1,
             closed: false,
         }
@@ -65,11 +70,13 @@ impl<T> CallTable<T> {
         if self.closed {
             return Err(CallRefused::Closed);
         }
-        if self.waiting.contains_key(&id) {
-            return Err(CallRefused::DuplicateId(id));
+        match self.waiting.entry(id) {
+            Entry::Occupied(_) => Err(CallRefused::DuplicateId(id)),
+            Entry::Vacant(slot) => {
+                slot.insert(waiter);
+                Ok(())
+            }
         }
-        self.waiting.insert(id, waiter);
-        Ok(())
     }
 
     /// Takes call `id` out (its reply came, or it was cancelled).
@@ -80,10 +87,9 @@ impl<T> CallTable<T> {
     /// Takes call `id` out if `is_it` holds for its waiter (a newer call may have reused
     /// the id).
     pub fn remove_if(&mut self, id: u64, is_it: impl FnOnce(&T) -> bool) -> Option<T> {
-        if self.waiting.get(&id).is_some_and(is_it) {
-            self.waiting.remove(&id)
-        } else {
-            None
+        match self.waiting.entry(id) {
+            Entry::Occupied(call) if is_it(call.get()) => Some(call.remove()),
+            _ => None,
         }
     }
 

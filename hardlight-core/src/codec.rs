@@ -56,10 +56,15 @@ impl<T> Codable for T where
 /// Fails only if the value's own serialization fails (rare: e.g. a length overflowing
 /// the archive's 32-bit offsets).
 pub fn encode<T: Codable>(value: &T) -> Result<Bytes, ProtocolError> {
-    let bytes = rkyv::to_bytes::<rancor::Error>(value)
-        .map_err(|e| ProtocolError::InvalidPayload(format!("cannot serialize: {e}")))?;
-    Ok(realign(&bytes))
+    // Small values (most arguments and replies) fit without growing the buffer.
+    let buffer = Bytes::with_capacity(ENCODE_CAPACITY);
+    rkyv::api::high::to_bytes_in::<_, rancor::Error>(value, buffer)
+        .map_err(|e| ProtocolError::InvalidPayload(format!("cannot serialize: {e}")))
 }
+
+/// The buffer [`encode`] starts with: an archive this small is written without
+/// reallocating.
+const ENCODE_CAPACITY: usize = 256;
 
 /// Validates an archive and deserializes it.
 ///

@@ -4,6 +4,8 @@
 //! cargo run --release -p hardlight-benchmarks --features peers --bin bench -- [--quick]
 //!     [--rounds N] [--systems quinn,tls,hardlight-quic,...] [--only rpc,fanout,idle]
 //!     [--idle 1000,10000] [--json PATH] [--no-pin]
+//! cargo run --release -p hardlight-benchmarks --bin bench -- --only instructions
+//!     [--systems ...] [--in-flight 64] [--profiles DIR]
 //! ```
 //!
 //! Every server runs in its own child process (`bench serve <system> <cert-dir>`); the
@@ -11,6 +13,10 @@
 //! is pinned to the first core and the servers to the last (`--no-pin` turns that off). Systems are
 //! interleaved within each round (A B C … A B C …); tables give the median across rounds
 //! and the spread, plus ratios to the transport floor and to the peers.
+//!
+//! `--only instructions` (not in the default set: it runs every system under valgrind)
+//! counts instructions per call with callgrind, client and server, and the functions they
+//! are spent in; see `workloads::instructions`.
 
 #![allow(clippy::expect_used, clippy::unwrap_used)]
 
@@ -22,7 +28,7 @@ use hardlight_benchmarks::{
     report::{Run, Table},
     systems::{serve_fanout, Connection, System},
     tls::Certificate,
-    workloads::{closed_loop, fanout, handshakes, idle, open_loop},
+    workloads::{closed_loop, fanout, handshakes, idle, instructions, open_loop},
 };
 
 /// How much work each measurement does.
@@ -78,6 +84,10 @@ struct Args {
     systems: Vec<System>,
     only: Vec<String>,
     json: PathBuf,
+    /// Calls in flight while counting instructions.
+    in_flight: usize,
+    /// Where the callgrind profiles are kept (`None`: a temporary directory).
+    profiles: Option<PathBuf>,
 }
 
 fn parse_args() -> Args {
@@ -114,11 +124,16 @@ fn parse_args() -> Args {
     let json = value("--json")
         .map(PathBuf::from)
         .unwrap_or_else(|| PathBuf::from("target/bench.json"));
+    let in_flight = value("--in-flight")
+        .map(|n| n.parse().expect("--in-flight takes a number"))
+        .unwrap_or(64);
     Args {
         plan,
         systems,
         only,
         json,
+        in_flight,
+        profiles: value("--profiles").map(PathBuf::from),
     }
 }
 
@@ -146,6 +161,10 @@ fn main() {
         runtime.block_on(idle_client(&argv[2..]));
         return;
     }
+    if argv.get(1).map(String::as_str) == Some("count-client") {
+        runtime.block_on(count_client(&argv[2..]));
+        return;
+    }
     if pinned {
         child::pin(false);
     }
@@ -163,6 +182,9 @@ fn main() {
         }
         if wants("idle") {
             tables.push(idle_table(&args, &dir).await);
+        }
+        if wants("instructions") {
+            tables.push(instructions_table(&args, &dir));
         }
     });
     let _ = std::fs::remove_dir_all(&dir);
@@ -459,4 +481,59 @@ async fn idle_client(args: &[String]) {
         cost.before_kib, cost.after_kib
     ));
     println!("{}", cost.per_connection_kib);
+}
+
+/// Instructions per call for every system, from callgrind (see `workloads::instructions`).
+fn instructions_table(args: &Args, dir: &Path) -> Table {
+    let mut table = Table::new(
+        "instructions",
+        format!(
+            "Instructions per 64 B echo, {} in flight (callgrind; client + server)",
+            args.in_flight
+        ),
+        "instructions",
+        false,
+        &["total", "client", "server"],
+    );
+    let work = args
+        .profiles
+        .clone()
+        .unwrap_or_else(|| dir.join("callgrind"));
+    std::fs::create_dir_all(&work).expect("callgrind output directory");
+    let calls = if args.plan.quick {
+        (1_000, 3_000)
+    } else {
+        (2_000, 12_000)
+    };
+    for &system in &args.systems {
+        progress(&format!("instructions: {} under callgrind", system.name()));
+        let counted = instructions::measure(system, calls, args.in_flight, dir, &work);
+        let floor = Some(system.floor().name());
+        table.record(system.name(), floor, 0, counted.total());
+        table.record(system.name(), floor, 1, counted.client);
+        table.record(system.name(), floor, 2, counted.server);
+        println!(
+            "{}: instructions per call by function (self cost)",
+            system.name()
+        );
+        for (symbol, cost) in &counted.top {
+            println!("  {cost:>9.0}  {symbol}");
+        }
+        println!();
+    }
+    table
+}
+
+/// The counted client: `count-client <system> <calls> <in-flight> <cert-dir>`. Connects,
+/// warms up, makes the calls and exits; run under callgrind by `instructions_table`.
+async fn count_client(args: &[String]) {
+    let system = System::from_key(args.first().expect("system")).expect("known system");
+    let calls: usize = args.get(1).and_then(|c| c.parse().ok()).expect("calls");
+    let in_flight: usize = args.get(2).and_then(|c| c.parse().ok()).expect("in flight");
+    let dir = Path::new(args.get(3).expect("cert dir"));
+    let cert = Certificate::read(dir);
+    let server = spawn(system.key(), dir, &[]);
+    let conn = system.connect(server.addr, &cert).await;
+    closed_loop::warm_up(&conn).await;
+    closed_loop::calls_per_second(std::slice::from_ref(&conn), 64, in_flight, calls).await;
 }

@@ -4,4 +4,5 @@ pub mod closed_loop;
 pub mod fanout;
 pub mod handshakes;
 pub mod idle;
+pub mod instructions;
 pub mod open_loop;

@@ -209,7 +209,10 @@ impl WsConnection {
 fn websocket_config(config: &ClientConfig) -> WebSocketConfig {
     let max = config.limits.max_message_size() as usize + hardlight_core::frame::HEADER_LEN;
     let mut ws = WebSocketConfig::default();
-    ws.read_buffer_size = 16 * 1024;
+    // tungstenite zero-fills this much before every read, also before reads that find
+    // nothing: 4 KiB keeps that cheap for small calls and costs large messages nothing
+    // (they are read in more, equally full, reads).
+    ws.read_buffer_size = 4 * 1024;
     ws.write_buffer_size = 16 * 1024;
     ws.max_write_buffer_size = max + 64 * 1024;
     ws.max_message_size = Some(max);

@@ -48,6 +48,9 @@ const OUTGOING_QUEUE: usize = 64;
 
 /// What the writer task sends.
 enum Outgoing {
+    /// A reply or the handshake's answer.
+    Frame(Shared),
+    /// Pushed frames (state updates and events), in order.
     Frames(Vec<Shared>),
     /// A keep-alive; the client (or browser) answers with a pong.
     Ping,
@@ -215,11 +218,11 @@ impl<S: AsyncRead + AsyncWrite + Unpin + Send + 'static> Link for WsLink<S> {
     async fn welcome(&mut self, frame: Vec<u8>) -> bool {
         self.budget.lift();
         self.heard = Instant::now();
-        self.send(Outgoing::Frames(vec![frame.into()])).await
+        self.send(Outgoing::Frame(frame.into())).await
     }
 
     async fn reject(&mut self, frame: Vec<u8>, reason: &str) {
-        self.send(Outgoing::Frames(vec![frame.into()])).await;
+        self.send(Outgoing::Frame(frame.into())).await;
         self.close(Close::Rejected, reason);
     }
 
@@ -357,10 +360,11 @@ impl CallIo for WsCall {
     }
 
     async fn reply(self, frame: Vec<u8>) {
-        let reply = Outgoing::Frames(vec![frame.into()]);
-        // only a writer backed up on a peer that does not read needs the deadline
+        let reply = Outgoing::Frame(frame.into());
+        // only a writer backed up on a peer that does not read needs the deadline (boxed:
+        // the rare wait would otherwise enlarge every call's task)
         if let Err(mpsc::error::TrySendError::Full(reply)) = self.tx.try_send(reply) {
-            let _ = timeout(self.send_timeout, self.tx.send(reply)).await;
+            let _ = Box::pin(timeout(self.send_timeout, self.tx.send(reply))).await;
         }
     }
 }
@@ -407,6 +411,7 @@ async fn write_batch<S: AsyncRead + AsyncWrite + Unpin>(
     let mut next = Some(first);
     while let Some(out) = next.take() {
         match out {
+            Outgoing::Frame(frame) => sink.feed(Message::Binary(frame)).await?,
             Outgoing::Frames(frames) => {
                 for frame in frames {
                     sink.feed(Message::Binary(frame)).await?;

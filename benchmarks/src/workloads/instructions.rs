@@ -1,0 +1,140 @@
+//! Instructions per call, counted by callgrind: deterministic where wall time is noisy.
+//!
+//! A measurement runs the client (`bench count-client …`) and its server child each under
+//! `valgrind --tool=callgrind`, twice: once making `small` calls and once `large`. Setup
+//! (process start, TLS, handshake, warm-up) is the same in both, so the difference divided
+//! by `large − small` is what one call costs each side. The per-symbol difference gives the
+//! functions that cost is spent in.
+
+use std::{
+    collections::HashMap,
+    path::{Path, PathBuf},
+    process::Command,
+};
+
+use crate::systems::System;
+
+/// What one call costs, in instructions.
+#[derive(Debug, Clone)]
+pub struct PerCall {
+    /// The client process's instructions per call.
+    pub client: f64,
+    /// The server process's instructions per call.
+    pub server: f64,
+    /// The costliest functions (self cost, client and server together), per call.
+    pub top: Vec<(String, f64)>,
+}
+
+impl PerCall {
+    /// Client plus server.
+    pub fn total(&self) -> f64 {
+        self.client + self.server
+    }
+}
+
+/// Counts one side's instructions for one run: the callgrind output files it wrote.
+struct Counted {
+    total: u64,
+    symbols: HashMap<String, u64>,
+}
+
+/// Runs `system` under callgrind with `small` then `large` calls of 64 B, `in_flight` at
+/// a time, and returns the difference per call. `work` is the directory the callgrind
+/// profiles are written to (`<system>-<calls>.client` and `.server`, for
+/// `callgrind_annotate`); `certs` the certificate directory the server reads.
+pub fn measure(
+    system: System,
+    (small, large): (usize, usize),
+    in_flight: usize,
+    certs: &Path,
+    work: &Path,
+) -> PerCall {
+    let run = |calls: usize| -> (Counted, Counted) {
+        let prefix = work.join(format!("{}-{calls}", system.key()));
+        let client_out = prefix.with_extension("client");
+        let server_out = prefix.with_extension("server");
+        let exe = std::env::current_exe().expect("own executable");
+        let status = Command::new("valgrind")
+            .args(["--tool=callgrind", "--quiet"])
+            .arg(format!("--callgrind-out-file={}", client_out.display()))
+            .arg(exe)
+            .args([
+                "count-client",
+                system.key(),
+                &calls.to_string(),
+                &in_flight.to_string(),
+            ])
+            .arg(certs)
+            .arg("--no-pin")
+            .env(
+                "BENCH_SERVER_WRAPPER",
+                format!(
+                    "valgrind --tool=callgrind --quiet --callgrind-out-file={}",
+                    server_out.display()
+                ),
+            )
+            .status()
+            .expect("run valgrind (is it installed?)");
+        assert!(status.success(), "the counted client failed: {status}");
+        (read(&client_out), read(&server_out))
+    };
+    let (client_small, server_small) = run(small);
+    let (client_large, server_large) = run(large);
+    let calls = (large - small) as f64;
+    let per_call = |a: &Counted, b: &Counted| b.total.saturating_sub(a.total) as f64 / calls;
+    let mut top: HashMap<String, f64> = HashMap::new();
+    for (a, b) in [
+        (&client_small, &client_large),
+        (&server_small, &server_large),
+    ] {
+        for (symbol, cost) in &b.symbols {
+            let before = a.symbols.get(symbol).copied().unwrap_or(0);
+            *top.entry(symbol.clone()).or_default() += (*cost as f64 - before as f64) / calls;
+        }
+    }
+    let mut top: Vec<(String, f64)> = top.into_iter().collect();
+    top.sort_by(|a, b| b.1.total_cmp(&a.1));
+    top.truncate(15);
+    PerCall {
+        client: per_call(&client_small, &client_large),
+        server: per_call(&server_small, &server_large),
+        top,
+    }
+}
+
+/// Reads a callgrind output file through `callgrind_annotate`: the program total and the
+/// self cost of every function.
+fn read(out: &PathBuf) -> Counted {
+    let output = Command::new("callgrind_annotate")
+        .args(["--threshold=100", "--inclusive=no"])
+        .arg(out)
+        .output()
+        .expect("run callgrind_annotate");
+    let text = String::from_utf8_lossy(&output.stdout);
+    let mut total = 0;
+    let mut symbols = HashMap::new();
+    for line in text.lines() {
+        let line = line.trim();
+        let Some((count, rest)) = line.split_once(' ') else {
+            continue;
+        };
+        let Ok(count) = count.replace(',', "").parse::<u64>() else {
+            continue;
+        };
+        // "(12.34%)  file:function [object]"
+        let Some((_, symbol)) = rest.split_once(')') else {
+            continue;
+        };
+        let symbol = symbol.trim();
+        if symbol == "PROGRAM TOTALS" {
+            total = count;
+        } else {
+            let name = symbol.split(" [").next().unwrap_or(symbol);
+            // the file is before the first colon; the function may contain more
+            let name = name.split_once(':').map_or(name, |(_, f)| f);
+            *symbols.entry(name.to_owned()).or_default() += count;
+        }
+    }
+    assert!(total > 0, "no totals in {}", out.display());
+    Counted { total, symbols }
+}
