@@ -32,6 +32,9 @@ pub enum Close {
     TooBig,
     /// A text message (WebSocket): HardLight speaks binary only.
     UnsupportedData,
+    /// A message the peer began did not arrive whole within `Limits::frame_read_timeout`
+    /// (WebSocket; over QUIC only that call fails).
+    SlowSender,
 }
 
 impl Close {
@@ -44,6 +47,7 @@ impl Close {
             Self::Protocol | Self::TooBig | Self::UnsupportedData => 0x12,
             Self::SlowConsumer => 0x13,
             Self::TakenOver => 0x14,
+            Self::SlowSender => 0x15,
         }
     }
 
@@ -56,6 +60,7 @@ impl Close {
             0x12 => Self::Protocol,
             0x13 => Self::SlowConsumer,
             0x14 => Self::TakenOver,
+            0x15 => Self::SlowSender,
             _ => return None,
         })
     }
@@ -72,6 +77,7 @@ impl Close {
             Self::TooBig => 1009,
             Self::SlowConsumer => 4013,
             Self::TakenOver => 4014,
+            Self::SlowSender => 4015,
         }
     }
 
@@ -86,6 +92,7 @@ impl Close {
             1009 => Self::TooBig,
             4013 => Self::SlowConsumer,
             4014 => Self::TakenOver,
+            4015 => Self::SlowSender,
             _ => return None,
         })
     }
@@ -102,6 +109,7 @@ impl fmt::Display for Close {
             Self::TakenOver => "session resumed on another connection",
             Self::TooBig => "message too big",
             Self::UnsupportedData => "text messages are not part of the protocol",
+            Self::SlowSender => "a message did not arrive within frame_read_timeout",
         })
     }
 }

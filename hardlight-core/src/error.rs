@@ -55,6 +55,13 @@ pub enum ProtocolError {
     /// The bytes do not form a frame header.
     #[error("malformed frame")]
     Malformed,
+    /// A frame did not arrive whole within the deadline (a peer that announces a frame and
+    /// then sends it slowly, or not at all).
+    #[error("frame not received within frame_read_timeout ({limit:?}); raise Limits::frame_read_timeout if the peer's link is this slow")]
+    FrameTimeout {
+        /// The limit in force.
+        limit: std::time::Duration,
+    },
 }
 
 impl ProtocolError {
@@ -65,6 +72,7 @@ impl ProtocolError {
             Self::DecompressedTooLarge { .. } => ErrorCode::DecompressedTooLarge,
             Self::InvalidPayload(_) => ErrorCode::InvalidPayload,
             Self::Compression(_) | Self::CompressionNotNegotiated => ErrorCode::Compression,
+            Self::FrameTimeout { .. } => ErrorCode::FrameTimeout,
             Self::Truncated { .. }
             | Self::UnknownKind(_)
             | Self::UnknownFlags(_)
@@ -137,4 +145,6 @@ codes! {
     Overloaded = 10 => "too many calls in flight",
     /// The connection exceeded its call rate limit (`ServerLimits::call_rate`); retry later.
     RateLimited = 11 => "call rate limit exceeded",
+    /// The call's frame did not arrive whole within `Limits::frame_read_timeout`.
+    FrameTimeout = 12 => "call frame not received in time",
 }

@@ -22,6 +22,7 @@ pub struct Limits {
     idle_timeout: Duration,
     keep_alive: Duration,
     send_timeout: Duration,
+    frame_read_timeout: Duration,
 }
 
 impl Default for Limits {
@@ -31,6 +32,7 @@ impl Default for Limits {
             idle_timeout: Duration::from_secs(30),
             keep_alive: Duration::from_secs(10),
             send_timeout: Duration::from_secs(30),
+            frame_read_timeout: Duration::from_secs(30),
         }
     }
 }
@@ -65,6 +67,20 @@ impl Limits {
         self
     }
 
+    /// Longest the server waits for a frame it has begun to read: over QUIC a call's whole
+    /// `Call` frame from the moment its stream opens (not counting any wait for the
+    /// connection's byte budget), over WebSocket a message from the first of its bytes
+    /// that a read finds. A call frame late over QUIC fails that call with
+    /// `FrameTimeout`; a late message over WebSocket closes the connection (`SlowSender`).
+    /// Default 30 s. Memory: bounds how long a peer that announces a frame and then
+    /// trickles it, or stops, holds a call slot and the bytes it sent. Raise it with
+    /// `max_message_size` for large messages over slow links (16 MiB in 30 s needs
+    /// 4.5 Mbit/s).
+    pub fn with_frame_read_timeout(mut self, timeout: Duration) -> Self {
+        self.frame_read_timeout = timeout;
+        self
+    }
+
     /// See [`Limits::with_max_message_size`].
     pub fn max_message_size(&self) -> u32 {
         self.max_message_size
@@ -83,5 +99,10 @@ impl Limits {
     /// See [`Limits::with_send_timeout`].
     pub fn send_timeout(&self) -> Duration {
         self.send_timeout
+    }
+
+    /// See [`Limits::with_frame_read_timeout`].
+    pub fn frame_read_timeout(&self) -> Duration {
+        self.frame_read_timeout
     }
 }

@@ -1,7 +1,7 @@
 //! A QUIC connection as a [`Link`]: the handshake on the first bidirectional stream, one
 //! bidirectional stream per call, a server-opened unidirectional push stream.
 
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use bytes::Bytes as Shared;
 use hardlight_core::{
@@ -10,6 +10,7 @@ use hardlight_core::{
     decoder::FrameDecoder,
     frame::{FrameHeader, HEADER_LEN},
     io::{read_frame, read_header, read_rest, ReadError},
+    ErrorCode, ProtocolError,
 };
 use quinn::{Connection, ConnectionError, RecvStream, SendStream, VarInt};
 use tokio::time::timeout;
@@ -127,19 +128,39 @@ pub(crate) struct QuicCall {
     send_timeout: Duration,
 }
 
+impl QuicCall {
+    /// The call frame did not arrive within `limit`: the peer is told to stop sending it,
+    /// and the call fails with `FrameTimeout`.
+    fn late(&mut self, limit: Duration) -> ReadError {
+        let _ = self
+            .recv
+            .stop(VarInt::from_u32(ErrorCode::FrameTimeout.to_u16().into()));
+        ProtocolError::FrameTimeout { limit }.into()
+    }
+}
+
 impl CallIo for QuicCall {
     fn id(&self) -> Option<u64> {
         None
     }
 
     async fn read(&mut self, context: &CallContext) -> Result<Call, ReadError> {
+        let limit = context.limits.frame_read_timeout();
+        let opened = Instant::now();
         let mut decoder = FrameDecoder::new(context.limits.max_message_size());
-        let header = read_header(&mut self.recv, &mut decoder).await?;
+        let header = timeout(limit, read_header(&mut self.recv, &mut decoder))
+            .await
+            .map_err(|_| self.late(limit))??;
         context
             .meter
             .received(HEADER_LEN + header.body_len as usize);
+        let waiting = Instant::now();
         let budget = reserve(context, &header).await?;
-        let (header, raw) = read_rest(&mut self.recv, &mut decoder).await?;
+        // the wait for the budget is the server's, not the peer's
+        let left = limit.saturating_sub(waiting - opened);
+        let (header, raw) = timeout(left, read_rest(&mut self.recv, &mut decoder))
+            .await
+            .map_err(|_| self.late(limit))??;
         Ok(Call::open(context, header, raw, budget)?)
     }
 

@@ -27,7 +27,10 @@ use tokio_tungstenite::{
 };
 use tracing::debug;
 
-use super::bounded::Budget;
+use super::{
+    bounded::Budget,
+    deadline::{MessageDeadline, Read},
+};
 use crate::{
     connection::{CallIo, Ended, Incoming, Link, NoHello},
     session::{
@@ -63,8 +66,11 @@ pub(crate) struct WsLink<S> {
     tx: mpsc::Sender<Outgoing>,
     /// The writer task; `None` once it ended (a write failed or stalled).
     writer: Option<JoinHandle<()>>,
-    /// What the peer may make the server read before its `Hello` is accepted.
+    /// What the peer may make the server read before its `Hello` is accepted; and whether
+    /// it is in the middle of a message.
     budget: Budget,
+    /// `Limits::frame_read_timeout` for the message being read.
+    deadline: MessageDeadline,
     keep_alive: Interval,
     /// When the peer was last heard from.
     heard: Instant,
@@ -84,6 +90,8 @@ pub(crate) struct WsLink<S> {
 impl<S: AsyncRead + AsyncWrite + Unpin + Send + 'static> WsLink<S> {
     /// The link of an upgraded connection whose reads `budget` bounds until the `Hello`.
     pub(crate) fn new(ws: WebSocketStream<S>, budget: Budget, limits: &Limits) -> Self {
+        // the upgrade request's bytes are not part of any message
+        budget.message_read();
         let (sink, source) = ws.split();
         let (tx, rx) = mpsc::channel(OUTGOING_QUEUE);
         let writer = tokio::spawn(write_loop(sink, rx, limits.send_timeout()));
@@ -94,6 +102,7 @@ impl<S: AsyncRead + AsyncWrite + Unpin + Send + 'static> WsLink<S> {
             tx,
             writer: Some(writer),
             budget,
+            deadline: MessageDeadline::new(limits.frame_read_timeout()),
             keep_alive,
             heard: Instant::now(),
             idle: Box::pin(sleep_until(Instant::now() + limits.idle_timeout())),
@@ -204,7 +213,9 @@ impl<S: AsyncRead + AsyncWrite + Unpin + Send + 'static> Link for WsLink<S> {
         // before the handshake a peer gets no more than a `Hello`'s worth of reading, as
         // over QUIC, whatever message size the session will allow
         self.budget.reset(max as usize + HELLO_SLACK);
-        match self.source.next().await {
+        let message = self.source.next().await;
+        self.budget.message_read();
+        match message {
             Some(Ok(Message::Binary(data))) => FrameHeader::split(&data, max)
                 .map(|(header, body)| (header, realign(body)))
                 .map_err(|e| NoHello::Invalid(format!("handshake: {e}"))),
@@ -258,7 +269,14 @@ impl<S: AsyncRead + AsyncWrite + Unpin + Send + 'static> Link for WsLink<S> {
                 continue;
             }
             tokio::select! {
-                message = self.source.next() => {
+                read = self.deadline.read(&mut self.source, &self.budget) => {
+                    let message = match read {
+                        Read::Message(message) => message,
+                        Read::Late(limit) => return Incoming::Violation(
+                            Close::SlowSender,
+                            ProtocolError::FrameTimeout { limit }.to_string(),
+                        ),
+                    };
                     self.heard = Instant::now();
                     if let Some(incoming) = self.receive(message, context) {
                         return incoming;

@@ -2,6 +2,7 @@
 //! per binary message, calls multiplexed by id.
 
 mod bounded;
+mod deadline;
 mod link;
 mod listener;
 
