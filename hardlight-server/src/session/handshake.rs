@@ -88,7 +88,8 @@ impl<H: RpcHandler> Accepted<H> {
             go_away_rx,
         ));
         let kick = Arc::new(Notify::new());
-        self.sessions.attach(session.id, Arc::clone(&kick));
+        self.sessions
+            .attach(session.id, &session.owner, Arc::clone(&kick));
         Live {
             handler: Arc::clone(&session.handler),
             state: session.state.clone(),
@@ -222,7 +223,7 @@ async fn admit<H: RpcHandler>(
     };
     let resumed = match hello.resume {
         Some(resume) => sessions
-            .resume(resume.session_id)
+            .resume(resume.session_id, identity.subject())
             .await
             .inspect(|session| session.outbox.rewind(resume.events_received)),
         None => None,
@@ -294,6 +295,7 @@ fn new_session<H: RpcHandler>(
         Arc::clone(&outbox),
         shared.server_limits.max_subscriptions(),
     );
+    let owner = connection.identity().subject().to_owned();
     let connection = connection.with_meter(meter.clone());
     let handler = sessions.factory.create(HandlerContext {
         state: state.clone(),
@@ -307,6 +309,7 @@ fn new_session<H: RpcHandler>(
     });
     Ok(Session {
         id: rand::random(),
+        owner,
         handler,
         state,
         outbox,

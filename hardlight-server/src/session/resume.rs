@@ -1,8 +1,10 @@
 //! Sessions outliving their connection: when a connection is lost (not closed by the
 //! client or the server), its session — handler, state, subscriptions, queued events — is
 //! parked for `ServerLimits::resume_grace`; a client presenting the session id in its next
-//! `Hello` gets it back. A session still attached to a connection the server has not yet
-//! seen die is taken from it.
+//! `Hello` gets it back — if it authenticates as the identity that opened the session
+//! (another identity presenting the id gets a new session of its own, and the session is
+//! left alone). A session still attached to a connection the server has not yet seen die
+//! is taken from it.
 
 use std::{
     collections::HashMap,
@@ -32,6 +34,8 @@ const TAKEOVER_WAIT: Duration = Duration::from_secs(2);
 /// Everything a session is, apart from its connection.
 pub(crate) struct Session<H: RpcHandler> {
     pub(crate) id: [u8; 16],
+    /// The subject of the identity that opened the session: only it may resume it.
+    pub(crate) owner: String,
     pub(crate) handler: Arc<H>,
     pub(crate) state: StateHandle<StateOf<H>>,
     pub(crate) outbox: Arc<Outbox>,
@@ -49,7 +53,7 @@ impl<H: RpcHandler> Session<H> {
 
 enum Entry<H: RpcHandler> {
     /// On a connection; notifying `kick` makes the connection let go of it.
-    Live(Arc<Notify>),
+    Live { kick: Arc<Notify>, owner: String },
     /// Waiting for its client; `expiry` closes it when the grace period ends.
     Parked(Session<H>, AbortHandle),
 }
@@ -83,11 +87,12 @@ impl<H: RpcHandler> Sessions<H> {
         })
     }
 
-    /// Registers a session that just went live; `kick` ends its connection if a resuming
-    /// client claims the session.
-    pub(crate) fn attach(&self, id: [u8; 16], kick: Arc<Notify>) {
+    /// Registers a session of `owner` that just went live; `kick` ends its connection if
+    /// a resuming client of the same identity claims the session.
+    pub(crate) fn attach(&self, id: [u8; 16], owner: &str, kick: Arc<Notify>) {
         if !self.grace.is_zero() {
-            lock(&self.entries).insert(id, Entry::Live(kick));
+            let owner = owner.to_owned();
+            lock(&self.entries).insert(id, Entry::Live { kick, owner });
         }
     }
 
@@ -127,24 +132,33 @@ impl<H: RpcHandler> Sessions<H> {
         }
     }
 
-    /// Takes session `id` for a resuming client: a parked one at once, a live one after
-    /// its connection lets go of it (within a short wait). `None` if there is no such
-    /// session (expired, closed, or never existed).
-    pub(crate) async fn resume(&self, id: [u8; 16]) -> Option<Session<H>> {
+    /// Takes session `id` for a client resuming as `subject`: a parked one at once, a live
+    /// one after its connection lets go of it (within a short wait). `None` if there is no
+    /// such session (expired, closed, or never existed) or it belongs to another identity,
+    /// which then keeps it untouched.
+    pub(crate) async fn resume(&self, id: [u8; 16], subject: &str) -> Option<Session<H>> {
         let deadline = Instant::now() + TAKEOVER_WAIT;
         loop {
             let parked = self.parked.notified();
             {
                 let mut entries = lock(&self.entries);
+                let owner = match entries.get(&id)? {
+                    Entry::Parked(session, _) => &session.owner,
+                    Entry::Live { owner, .. } => owner,
+                };
+                if owner != subject {
+                    debug!("a resume presented another identity's session; not resumed");
+                    return None;
+                }
                 match entries.remove(&id) {
                     Some(Entry::Parked(session, expiry)) => {
                         expiry.abort();
                         self.counters.session_unparked(Unparked::Resumed);
                         return Some(session);
                     }
-                    Some(Entry::Live(kick)) => {
+                    Some(Entry::Live { kick, owner }) => {
                         kick.notify_one();
-                        entries.insert(id, Entry::Live(kick));
+                        entries.insert(id, Entry::Live { kick, owner });
                     }
                     None => return None,
                 }
