@@ -35,12 +35,8 @@ struct Peer {
 }
 
 async fn connect(server: &TestServer, token: &[u8], resume: Option<[u8; 16]>) -> Peer {
-    let (endpoint, conn) = quic_connect_to(
-        server.addr,
-        &server.certificate_pem,
-        alpn(PROTOCOL_VERSION),
-    )
-    .await;
+    let (endpoint, conn) =
+        quic_connect_to(server.addr, &server.certificate_pem, alpn(PROTOCOL_VERSION)).await;
     let conn = conn.unwrap();
     let mut request = kitchen_hello(vec![]);
     request.token = Some(token.to_vec());
@@ -82,7 +78,10 @@ async fn another_identity_cannot_resume_a_session() {
     let bob = connect(&server, b"bob-token", Some(session)).await;
     assert!(!bob.welcome.resumed, "bob must not get alice's session");
     assert_ne!(bob.welcome.session_id, session);
-    assert!(still_served(&alice).await, "alice's connection was left alone");
+    assert!(
+        still_served(&alice).await,
+        "alice's connection was left alone"
+    );
 
     // the same identity does take it over (so the refusal above is the identity check)
     let alice_again = connect(&server, b"alice-token", Some(session)).await;

@@ -8,10 +8,14 @@ mod common;
 
 use std::time::Duration;
 
-use common::{eventually, KitchenClient, TestServer};
+use common::{eventually, raw::RawPeer, KitchenClient, TestServer};
 use hardlight::{
-    protocol::codec::encode, ConnectError, ErrorCode, Limits, ProtocolError, RateLimit, RejectCode,
-    RpcError, ServerLimits, Transport,
+    protocol::{
+        codec::encode,
+        frame::{FrameHeader, Kind, FLAG_COMPRESSED},
+    },
+    ConnectError, ErrorCode, Limits, ProtocolError, RateLimit, RejectCode, RpcError, ServerLimits,
+    Transport,
 };
 
 async fn connect(server: &TestServer, transport: Transport) -> Result<KitchenClient, ConnectError> {
@@ -106,6 +110,29 @@ async fn the_call_rate_limit_allows_the_burst_then_refuses() {
 }
 
 #[tokio::test]
+async fn the_call_rate_limit_is_checked_before_the_body_is_decompressed() {
+    let server = TestServer::start_with(|c| {
+        c.with_server_limits(ServerLimits::default().with_call_rate(Some(RateLimit {
+            per_second: 0,
+            burst: 1,
+        })))
+    })
+    .await;
+    let peer = RawPeer::connect(&server).await; // offers zstd
+                                                // a body flagged compressed that is not zstd
+    let garbage = [0x5au8; 32];
+    let call = FrameHeader::new(Kind::Call, garbage.len() as u32)
+        .with_aux(0)
+        .with_flags(FLAG_COMPRESSED);
+    let mut frame = call.encode().to_vec();
+    frame.extend_from_slice(&garbage);
+    // the one token admits the first call, whose body then fails to decompress; the second
+    // is refused before its body is looked at
+    assert_eq!(peer.expect_failure(&frame).await.0, ErrorCode::Compression);
+    assert_eq!(peer.expect_failure(&frame).await.0, ErrorCode::RateLimited);
+}
+
+#[tokio::test]
 async fn max_subscriptions_is_enforced_per_connection() {
     let server = TestServer::start_with(|c| {
         c.with_server_limits(ServerLimits::default().with_max_subscriptions(4))
@@ -166,6 +193,23 @@ async fn max_message_size_passes_at_the_limit_and_refuses_one_byte_over() {
             }
             other => panic!("{transport:?}: expected FrameTooLarge, got {other:?}"),
         }
+    }
+}
+
+#[tokio::test]
+async fn a_zero_keep_alive_counts_as_the_shortest_and_serves() {
+    let zero = || Limits::default().with_keep_alive(Duration::ZERO);
+    assert_eq!(zero().keep_alive(), Duration::from_millis(100));
+    let server = TestServer::start_with(|c| c.with_limits(zero())).await;
+    for transport in [Transport::Quic, Transport::WebSocket] {
+        let client = KitchenClient::with_config(
+            server
+                .config()
+                .with_transport(transport)
+                .with_limits(zero()),
+        );
+        client.connect().await.unwrap();
+        assert_eq!(client.add(1, 2, 3).await.unwrap(), 6, "{transport:?}");
     }
 }
 

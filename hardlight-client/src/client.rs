@@ -13,7 +13,7 @@ use hardlight_core::{
     codec::{encode, Codable},
     frame::HEADER_LEN,
     handshake::Resume,
-    Compression, ConnectionState, RejectCode, Service,
+    Compression, ConnectionState, ProtocolError, RejectCode, Service,
 };
 use tokio::sync::{broadcast, watch};
 
@@ -266,7 +266,8 @@ impl<S: Service> Client<S> {
         counters
             .bytes_received
             .fetch_add((HEADER_LEN + body.len()) as u64, Ordering::Relaxed);
-        wait_for_version(&self.inner.mirror, generation, header.seq).await?;
+        let limit = self.inner.config.limits.frame_read_timeout();
+        wait_for_version(&self.inner.mirror, generation, header.seq, limit).await?;
         decode_reply(&header, &body)
     }
 
@@ -441,16 +442,20 @@ fn retriable(error: &ConnectError) -> bool {
 }
 
 /// Read-your-writes: waits until the mirror shows state `version`, which the server sent
-/// before the reply.
+/// before the reply — for at most `limit` (`Limits::frame_read_timeout`), so that a server
+/// announcing a version it never sends cannot hold the call forever.
 async fn wait_for_version<S: ConnectionState>(
     mirror: &watch::Sender<Mirror<S>>,
     generation: u64,
     version: u64,
+    limit: Duration,
 ) -> Result<(), CallError> {
     let mut rx = mirror.subscribe();
-    let mirror = rx
-        .wait_for(|m| m.generation != generation || !m.connected || m.version >= version)
+    let reached =
+        rx.wait_for(|m| m.generation != generation || !m.connected || m.version >= version);
+    let mirror = rt::timeout(limit, reached)
         .await
+        .map_err(|_| CallError::Protocol(ProtocolError::FrameTimeout { limit }))?
         .map_err(|_| CallError::NotConnected)?;
     if mirror.generation == generation && mirror.version >= version {
         Ok(())

@@ -41,7 +41,7 @@ pub use hardlight_core::TransportKind;
 ///     .with_call_timeout(Some(Duration::from_secs(5)));
 /// assert_eq!(config.addr(), "example.com:443");
 /// ```
-#[derive(Debug, Clone)]
+#[derive(Clone)]
 pub struct ClientConfig {
     pub(crate) addr: String,
     pub(crate) server_name: Option<String>,
@@ -61,6 +61,28 @@ pub struct ClientConfig {
     /// In-process instead of over the network.
     #[cfg(feature = "native")]
     pub(crate) memory: Option<hardlight_core::memory::InMemory>,
+}
+
+/// Leaves out the token and the session being resumed.
+impl std::fmt::Debug for ClientConfig {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("ClientConfig")
+            .field("addr", &self.addr)
+            .field("server_name", &self.server_name)
+            .field("trust", &self.trust)
+            .field("compression", &self.compression)
+            .field("call_timeout", &self.call_timeout)
+            .field("connect_timeout", &self.connect_timeout)
+            .field("limits", &self.limits)
+            .field("protocol_version", &self.protocol_version)
+            .field("event_buffer", &self.event_buffer)
+            .field("transport", &self.transport)
+            .field("quic_head_start", &self.quic_head_start)
+            .field("token", &self.token.as_ref().map(|_| ".."))
+            .field("reconnect", &self.reconnect)
+            .field("resume", &self.resume)
+            .finish_non_exhaustive()
+    }
 }
 
 /// How a client reconnects after losing its connection: jittered exponential backoff.
@@ -255,5 +277,23 @@ impl ClientConfig {
             .as_deref()
             .or_else(|| host_part(&self.addr))
             .unwrap_or(&self.addr)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn debug_leaves_out_the_token_and_the_session() {
+        let mut config = ClientConfig::new("example.com:443").with_token("s3cret");
+        config.resume = Some(hardlight_core::handshake::Resume {
+            session_id: [0xab; 16],
+            events_received: 0,
+        });
+        let shown = format!("{config:?}");
+        assert!(!shown.contains("115, 51"), "{shown}"); // "s3" as bytes
+        assert!(!shown.contains("171"), "{shown}"); // 0xab
+        assert!(shown.contains("example.com:443"));
     }
 }

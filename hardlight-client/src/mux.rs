@@ -29,19 +29,27 @@ type Reply = (FrameHeader, Bytes);
 pub(crate) struct Mux {
     pending: Mutex<CallTable<oneshot::Sender<Reply>>>,
     slots: Semaphore,
-    out: mpsc::UnboundedSender<Vec<u8>>,
+    out: mpsc::Sender<Vec<u8>>,
     closed: Mutex<Option<TransportError>>,
 }
 
+/// The frames a multiplexed connection's writer sends, in order.
+pub(crate) type Outgoing = mpsc::Receiver<Vec<u8>>;
+
 impl Mux {
-    /// A multiplexer allowing `max_calls` in flight; frames to send go to `out`.
-    pub(crate) fn new(max_calls: u32, out: mpsc::UnboundedSender<Vec<u8>>) -> Arc<Self> {
-        Arc::new(Self {
+    /// A multiplexer allowing `max_calls` in flight, and the frames it queues for the
+    /// writer: at most twice `max_calls` (each call's `Call`, and `Cancel`s), so that calls
+    /// made while the socket is backed up wait instead of growing the queue.
+    pub(crate) fn new(max_calls: u32) -> (Arc<Self>, Outgoing) {
+        let max_calls = max_calls.max(1) as usize;
+        let (out, frames) = mpsc::channel(2 * max_calls);
+        let mux = Arc::new(Self {
             pending: Mutex::new(CallTable::new()),
-            slots: Semaphore::new(max_calls.max(1) as usize),
+            slots: Semaphore::new(max_calls),
             out,
             closed: Mutex::new(None),
-        })
+        });
+        (mux, frames)
     }
 
     /// Routes a reply frame to its call; `Err` for an id no call is waiting on.
@@ -96,7 +104,7 @@ impl Exchange for Arc<Mux> {
             id,
             answered: false,
         };
-        self.out.send(frame).map_err(|_| self.closed())?;
+        self.out.send(frame).await.map_err(|_| self.closed())?;
         let reply = rx.await.map_err(|_| self.closed())?;
         guard.answered = true;
         Ok(reply)
@@ -117,8 +125,10 @@ impl Drop for Pending<'_> {
         }
         let removed = lock(&self.mux.pending).remove(self.id);
         if removed.is_some() {
+            // with the queue full the `Cancel` is dropped: the server then runs the call to
+            // its end, and its reply, for an id no longer waited for, is discarded
             let cancel = FrameHeader::new(Kind::Cancel, 0).with_id(self.id);
-            let _ = self.mux.out.send(cancel.encode().to_vec());
+            let _ = self.mux.out.try_send(cancel.encode().to_vec());
         }
     }
 }
@@ -132,15 +142,15 @@ pub(crate) struct Channel {
 }
 
 impl Channel {
-    /// The calls of a connection whose handshake returned `welcome`; frames to send go to
-    /// `out`. After `GoAway` and the last reply, the connection's calls are failed.
+    /// The calls of a connection whose handshake returned `welcome`, and the frames for
+    /// its writer to send. After `GoAway` and the last reply, the connection's calls are
+    /// failed.
     pub(crate) fn new(
         welcome: &Welcome,
         config: &ClientConfig,
-        out: mpsc::UnboundedSender<Vec<u8>>,
         close: oneshot::Sender<()>,
-    ) -> Self {
-        let mux = Mux::new(welcome.max_concurrent_calls, out);
+    ) -> (Self, Outgoing) {
+        let (mux, frames) = Mux::new(welcome.max_concurrent_calls);
         let on_drained = Arc::clone(&mux);
         let drain = Drain::new(move || {
             on_drained.close(TransportError::closed(
@@ -148,10 +158,11 @@ impl Channel {
                 "server shut down",
             ))
         });
-        Self {
+        let channel = Self {
             calls: Calls::new(mux, drain, welcome, config),
             close: Mutex::new(Some(close)),
-        }
+        };
+        (channel, frames)
     }
 
     /// The multiplexer the transport's reader delivers replies to.

@@ -39,8 +39,8 @@ pub fn websocket_subprotocol(version: u16) -> String {
     format!("hardlight.{version}")
 }
 
-/// The client's first message.
-#[derive(Debug, Clone, PartialEq, rkyv::Archive, rkyv::Serialize, rkyv::Deserialize)]
+/// The client's first message. Its `Debug` leaves out the token and the session id.
+#[derive(Clone, PartialEq, rkyv::Archive, rkyv::Serialize, rkyv::Deserialize)]
 pub struct Hello {
     /// Protocol version the client speaks.
     pub version: u16,
@@ -60,8 +60,15 @@ pub struct Hello {
     pub resume: Option<Resume>,
 }
 
-/// A reconnecting client's request to get its session back.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, rkyv::Archive, rkyv::Serialize, rkyv::Deserialize)]
+/// A reconnecting client's request to get its session back. Its `Debug` leaves out the
+/// session id.
+///
+/// ```
+/// use hardlight_core::handshake::Resume;
+/// let resume = Resume { session_id: [42; 16], events_received: 3 };
+/// assert_eq!(format!("{resume:?}"), "Resume { events_received: 3, .. }");
+/// ```
+#[derive(Clone, Copy, PartialEq, Eq, rkyv::Archive, rkyv::Serialize, rkyv::Deserialize)]
 pub struct Resume {
     /// The `session_id` of the session's `Welcome` (a secret: it is sent only over TLS).
     pub session_id: [u8; 16],
@@ -70,8 +77,8 @@ pub struct Resume {
     pub events_received: u64,
 }
 
-/// The server's answer to a valid `Hello`.
-#[derive(Debug, Clone, PartialEq, rkyv::Archive, rkyv::Serialize, rkyv::Deserialize)]
+/// The server's answer to a valid `Hello`. Its `Debug` leaves out the session id.
+#[derive(Clone, PartialEq, rkyv::Archive, rkyv::Serialize, rkyv::Deserialize)]
 pub struct Welcome {
     /// Identifies this session.
     pub session_id: [u8; 16],
@@ -88,6 +95,41 @@ pub struct Welcome {
     /// Whether this connection resumed the session the client asked for (same handler,
     /// state and subscriptions); `false` for a new session.
     pub resumed: bool,
+}
+
+impl fmt::Debug for Hello {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Hello")
+            .field("version", &self.version)
+            .field("schema_hash", &self.schema_hash)
+            .field("schema_items", &self.schema_items.len())
+            .field("service", &self.service)
+            .field("compression", &self.compression)
+            .field("token", &self.token.as_ref().map(|_| ".."))
+            .field("resume", &self.resume)
+            .finish()
+    }
+}
+
+impl fmt::Debug for Resume {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Resume")
+            .field("events_received", &self.events_received)
+            .finish_non_exhaustive()
+    }
+}
+
+impl fmt::Debug for Welcome {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Welcome")
+            .field("compression", &self.compression)
+            .field("max_message_size", &self.max_message_size)
+            .field("max_concurrent_calls", &self.max_concurrent_calls)
+            .field("state", &self.state)
+            .field("state_version", &self.state_version)
+            .field("resumed", &self.resumed)
+            .finish_non_exhaustive()
+    }
 }
 
 /// Why the server refused a handshake, carried in a `Reject` frame's `aux`.

@@ -4,6 +4,9 @@
 
 use std::time::Duration;
 
+/// The shortest keep-alive interval: a shorter one is raised to it.
+const MIN_KEEP_ALIVE: Duration = Duration::from_millis(100);
+
 /// Per-connection limits both peers apply: given to the server with
 /// `ServerConfig::with_limits` and to a client with `ClientConfig::with_limits`.
 ///
@@ -52,8 +55,9 @@ impl Limits {
         self
     }
 
-    /// Keep-alive interval that holds a quiet connection open. Default 10 s (clamped to at
-    /// least 100 ms over QUIC). Costs one small packet per interval per connection.
+    /// Keep-alive interval that holds a quiet connection open. Default 10 s; anything
+    /// below 100 ms (zero included) counts as 100 ms. Costs one small packet per interval
+    /// per connection.
     pub fn with_keep_alive(mut self, interval: Duration) -> Self {
         self.keep_alive = interval;
         self
@@ -93,7 +97,7 @@ impl Limits {
 
     /// See [`Limits::with_keep_alive`].
     pub fn keep_alive(&self) -> Duration {
-        self.keep_alive
+        self.keep_alive.max(MIN_KEEP_ALIVE)
     }
 
     /// See [`Limits::with_send_timeout`].

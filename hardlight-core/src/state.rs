@@ -97,14 +97,16 @@ impl StateTracker {
         self.version
     }
 
-    /// Records the state after a write; returns whether anything changed.
+    /// Records the state after a write; returns whether anything changed. On error
+    /// nothing is recorded: every field is encoded before any is compared.
     pub fn record<S: ConnectionState>(&mut self, state: &S) -> Result<bool, ProtocolError> {
+        let now = (0..self.last.len() as u16)
+            .map(|i| state.encode_field(i))
+            .collect::<Result<Vec<_>, _>>()?;
         let mut changed = false;
-        for (i, last) in self.last.iter_mut().enumerate() {
-            let index = i as u16;
-            let now = state.encode_field(index)?;
+        for (i, (last, now)) in self.last.iter_mut().zip(now).enumerate() {
             if now[..] != last[..] {
-                self.pending.insert(index, now.to_vec());
+                self.pending.insert(i as u16, now.to_vec());
                 *last = now;
                 changed = true;
             }
@@ -140,5 +142,58 @@ impl StateTracker {
             })
             .collect();
         (self.version, StateBatch { fields })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used)]
+
+    use super::*;
+    use crate::{codec::encode, schema::Layout};
+
+    /// Two fields; encoding field 1 fails while `poisoned` is set.
+    #[derive(Debug, Clone, Default)]
+    struct Flaky {
+        a: u32,
+        b: u32,
+        poisoned: bool,
+    }
+
+    impl Schema for Flaky {
+        fn describe(layout: &mut Layout) {
+            layout.primitive("Flaky");
+        }
+    }
+
+    impl ConnectionState for Flaky {
+        const FIELDS: &'static [&'static str] = &["a", "b"];
+        fn encode_field(&self, index: u16) -> Result<Bytes, ProtocolError> {
+            match index {
+                0 => encode(&self.a),
+                1 if self.poisoned => Err(ProtocolError::InvalidPayload("poisoned".into())),
+                1 => encode(&self.b),
+                _ => Err(unknown_field(index)),
+            }
+        }
+        fn decode_field(&mut self, index: u16, _bytes: &[u8]) -> Result<(), ProtocolError> {
+            Err(unknown_field(index))
+        }
+    }
+
+    #[test]
+    fn a_failed_record_records_nothing() {
+        let mut state = Flaky::default();
+        let mut tracker = StateTracker::new(&state).unwrap();
+        state.a = 1;
+        state.poisoned = true;
+        assert!(tracker.record(&state).is_err());
+        assert_eq!(tracker.version(), 0);
+        assert!(tracker.take_pending().is_none(), "field a was not recorded");
+        // once encodable, the change is recorded whole
+        state.poisoned = false;
+        assert!(tracker.record(&state).unwrap());
+        let (version, batch) = tracker.take_pending().unwrap();
+        assert_eq!((version, batch.fields.len()), (1, 1));
     }
 }

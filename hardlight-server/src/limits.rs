@@ -101,8 +101,9 @@ impl ServerLimits {
         self
     }
 
-    /// Calls one connection may start per second (a token bucket); `None`, the default,
-    /// for no limit. Calls over it fail with `ErrorCode::RateLimited`.
+    /// Calls one session may start per second (a token bucket, kept when a reconnecting
+    /// client resumes the session); `None`, the default, for no limit. Calls over it fail
+    /// with `ErrorCode::RateLimited`, before their body is decompressed or validated.
     pub fn with_call_rate(mut self, rate: Option<RateLimit>) -> Self {
         self.call_rate = rate;
         self

@@ -15,7 +15,7 @@ use crate::{
     connection::{Connected, Connection},
     error::{ConnectError, TransportError},
     handshake::{hello_frame, welcome},
-    mux::{Channel, Mux},
+    mux::{Channel, Mux, Outgoing},
     pushes::Pushes,
     sync::lock,
 };
@@ -158,9 +158,8 @@ impl BrowserConnection {
         let (header, body) = FrameHeader::split(&answer, config.limits.max_message_size())?;
         let welcome = welcome(config, &header, realign(body))?;
 
-        let (out, out_rx) = mpsc::unbounded_channel();
         let (close, close_rx) = oneshot::channel();
-        let channel = Channel::new(&welcome, config, out, close);
+        let (channel, out_rx) = Channel::new(&welcome, config, close);
         wasm_bindgen_futures::spawn_local(write_loop(callbacks, out_rx, close_rx));
         let established = Self {
             channel,
@@ -185,11 +184,7 @@ impl BrowserConnection {
     }
 }
 
-async fn write_loop(
-    callbacks: Callbacks,
-    mut frames: mpsc::UnboundedReceiver<Vec<u8>>,
-    mut close: oneshot::Receiver<()>,
-) {
+async fn write_loop(callbacks: Callbacks, mut frames: Outgoing, mut close: oneshot::Receiver<()>) {
     loop {
         tokio::select! {
             frame = frames.recv() => match frame {

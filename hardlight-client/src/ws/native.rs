@@ -13,7 +13,7 @@ use hardlight_core::{
 use tokio::{
     io::{AsyncRead, AsyncWrite},
     net::TcpStream,
-    sync::{mpsc, oneshot},
+    sync::oneshot,
     task::JoinHandle,
 };
 use tokio_rustls::TlsConnector;
@@ -33,7 +33,7 @@ use crate::{
     connection::{Connected, Connection},
     error::{ConnectError, TlsConfigError, TransportError},
     handshake::{hello_frame, welcome},
-    mux::{Channel, Mux},
+    mux::{Channel, Mux, Outgoing},
     pushes::Pushes,
     quic::{resolve, tls::client_config, transport_failure},
     sync::lock,
@@ -152,9 +152,8 @@ impl WsConnection {
         let (header, body) = FrameHeader::split(&answer, config.limits.max_message_size())?;
         let welcome = welcome(config, &header, realign(body))?;
 
-        let (out, out_rx) = mpsc::unbounded_channel();
         let (close, close_rx) = oneshot::channel();
-        let channel = Channel::new(&welcome, config, out, close);
+        let (channel, out_rx) = Channel::new(&welcome, config, close);
         let writer = tokio::spawn(write_loop(
             sink,
             out_rx,
@@ -224,7 +223,7 @@ fn websocket_config(config: &ClientConfig) -> WebSocketConfig {
 /// `send_timeout` to write (a server that stopped reading) ends the writer.
 async fn write_loop(
     mut sink: SplitSink<Ws, Message>,
-    mut frames: mpsc::UnboundedReceiver<Vec<u8>>,
+    mut frames: Outgoing,
     mut close: oneshot::Receiver<()>,
     send_timeout: std::time::Duration,
 ) {
@@ -247,7 +246,7 @@ async fn write_loop(
 async fn write_batch(
     sink: &mut SplitSink<Ws, Message>,
     first: Vec<u8>,
-    frames: &mut mpsc::UnboundedReceiver<Vec<u8>>,
+    frames: &mut Outgoing,
 ) -> Result<(), tokio_tungstenite::tungstenite::Error> {
     sink.feed(Message::Binary(first.into())).await?;
     while let Ok(frame) = frames.try_recv() {

@@ -161,7 +161,7 @@ impl CallIo for QuicCall {
         let (header, raw) = timeout(left, read_rest(&mut self.recv, &mut decoder))
             .await
             .map_err(|_| self.late(limit))??;
-        Ok(Call::open(context, header, raw, budget)?)
+        Ok(Call::open(header, raw, budget)?)
     }
 
     async fn abandoned(&mut self) {

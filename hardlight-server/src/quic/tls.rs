@@ -1,6 +1,6 @@
 //! The QUIC endpoint configuration built from a [`ServerConfig`].
 
-use std::{sync::Arc, time::Duration};
+use std::sync::Arc;
 
 use hardlight_core::{handshake::alpn, Limits, PROTOCOL_VERSION};
 use quinn::{crypto::rustls::QuicServerConfig, IdleTimeout, VarInt};
@@ -42,7 +42,7 @@ fn transport(
         .receive_window(VarInt::from_u64(receive_window).unwrap_or(VarInt::MAX))
         .send_window(receive_window)
         .max_idle_timeout(Some(idle))
-        .keep_alive_interval(Some(limits.keep_alive().max(Duration::from_millis(100))))
+        .keep_alive_interval(Some(limits.keep_alive()))
         // HardLight sends no unreliable datagrams: reserve no buffers for them
         .datagram_receive_buffer_size(None)
         .datagram_send_buffer_size(0);

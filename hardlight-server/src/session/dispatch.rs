@@ -16,11 +16,11 @@ use tracing::{debug, Instrument};
 use super::CallContext;
 use crate::handler::RpcHandler;
 
-/// A call ready to run: its header, its (decompressed, aligned) arguments, and the share
-/// of the connection's byte budget they hold until the handler finishes.
+/// A call ready to run: its header, its body as received (aligned, maybe compressed), and
+/// the share of the connection's byte budget it holds until the handler finishes.
 pub(crate) struct Call {
     pub(crate) header: FrameHeader,
-    args: Bytes,
+    raw: Bytes,
     _budget: OwnedSemaphorePermit,
 }
 
@@ -38,9 +38,8 @@ pub(crate) async fn reserve(
 }
 
 impl Call {
-    /// Opens a received `Call` body (decompressing within the size limit).
+    /// A received `Call` frame; its body is opened only once the call is admitted.
     pub(crate) fn open(
-        context: &CallContext,
         header: FrameHeader,
         raw: Bytes,
         budget: OwnedSemaphorePermit,
@@ -51,22 +50,17 @@ impl Call {
                 got: header.kind.name(),
             });
         }
-        let args = open_aligned_body(
-            &header,
-            raw,
-            context.compression_negotiated(),
-            context.limits.max_message_size(),
-        )?;
         Ok(Self {
             header,
-            args,
+            raw,
             _budget: budget,
         })
     }
 
-    /// Runs the handler (if the rate limit admits the call), catching a panic. Returns
-    /// `None` if `cancelled` completes first, in which case the handler future has been
-    /// dropped.
+    /// Runs the handler, catching a panic, if the rate limit admits the call — checked
+    /// before the body is decompressed or validated, so that refused calls cost no more
+    /// than their reading. Returns `None` if `cancelled` completes first, in which case
+    /// the handler future has been dropped.
     pub(crate) async fn run<H: RpcHandler>(
         self,
         handler: Arc<H>,
@@ -75,12 +69,21 @@ impl Call {
     ) -> Option<Outcome> {
         let Self {
             header,
-            args,
+            raw,
             _budget,
         } = self;
         if let Err(refused) = context.admit_call() {
             return Some(refused);
         }
+        let args = match open_aligned_body(
+            &header,
+            raw,
+            context.compression_negotiated(),
+            context.limits.max_message_size(),
+        ) {
+            Ok(args) => args,
+            Err(error) => return Some(refusal(&error)),
+        };
         let span = tracing::debug_span!(
             "call",
             id = header.id,

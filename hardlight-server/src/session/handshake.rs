@@ -18,6 +18,7 @@ use tokio::{
 };
 
 use super::{
+    call_rate,
     push::{push_loop, PushEnd, PushSink},
     resume::{Session, Sessions},
     CallContext, ServerShared,
@@ -253,6 +254,7 @@ async fn admit<H: RpcHandler>(
         shared,
         negotiated.compression,
         session.meter.clone(),
+        session.rate.clone(),
     ));
     let welcome = encode(&welcome).and_then(|body| {
         encode_frame(
@@ -315,6 +317,7 @@ fn new_session<H: RpcHandler>(
         outbox,
         subscriptions,
         meter,
+        rate: call_rate(shared),
     })
 }
 

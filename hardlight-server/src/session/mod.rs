@@ -50,12 +50,29 @@ pub(crate) struct CallContext {
     pub(crate) budget: Arc<Semaphore>,
     /// Where the connection's activity is counted.
     pub(crate) meter: Meter,
-    /// The call rate limit, if any.
-    rate: Option<Mutex<TokenBucket>>,
+    /// The call rate limit, if any: the session's, so that a reconnect that resumes the
+    /// session does not refill it.
+    rate: Option<CallRate>,
+}
+
+/// A session's call-rate token bucket (`ServerLimits::call_rate`).
+pub(crate) type CallRate = Arc<Mutex<TokenBucket>>;
+
+/// A new session's token bucket, when the server limits the call rate.
+pub(crate) fn call_rate(shared: &ServerShared) -> Option<CallRate> {
+    shared
+        .server_limits
+        .call_rate()
+        .map(|rate| Arc::new(Mutex::new(TokenBucket::new(rate))))
 }
 
 impl CallContext {
-    pub(crate) fn new(shared: &ServerShared, compression: Compression, meter: Meter) -> Self {
+    pub(crate) fn new(
+        shared: &ServerShared,
+        compression: Compression,
+        meter: Meter,
+        rate: Option<CallRate>,
+    ) -> Self {
         let budget = shared.server_limits.max_inflight_bytes();
         Self {
             limits: shared.limits.clone(),
@@ -64,10 +81,7 @@ impl CallContext {
                 budget.min(Semaphore::MAX_PERMITS as u64) as usize
             )),
             meter,
-            rate: shared
-                .server_limits
-                .call_rate()
-                .map(|rate| Mutex::new(TokenBucket::new(rate))),
+            rate,
         }
     }
 

@@ -19,6 +19,7 @@ use tokio::{
 };
 use tracing::debug;
 
+use super::CallRate;
 use crate::{
     handler::{Factory, RpcHandler, StateOf},
     state_handle::StateHandle,
@@ -41,6 +42,8 @@ pub(crate) struct Session<H: RpcHandler> {
     pub(crate) outbox: Arc<Outbox>,
     pub(crate) subscriptions: Subscriptions,
     pub(crate) meter: Meter,
+    /// The call-rate bucket, kept across resumption.
+    pub(crate) rate: Option<CallRate>,
 }
 
 impl<H: RpcHandler> Session<H> {

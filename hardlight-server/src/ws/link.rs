@@ -366,10 +366,10 @@ impl CallIo for WsCall {
         Some(self.header.id)
     }
 
-    async fn read(&mut self, context: &CallContext) -> Result<Call, ReadError> {
+    async fn read(&mut self, _context: &CallContext) -> Result<Call, ReadError> {
         let budget = self.permit.take().ok_or(ProtocolError::Malformed)?;
         let body = std::mem::take(&mut self.body);
-        Ok(Call::open(context, self.header, body, budget)?)
+        Ok(Call::open(self.header, body, budget)?)
     }
 
     async fn abandoned(&mut self) {
