@@ -19,6 +19,8 @@ use std::time::Duration;
 pub struct ServerLimits {
     max_connections: u32,
     max_connections_per_ip: u32,
+    ipv6_prefix_len: u8,
+    address_validation: bool,
     handshake_timeout: Duration,
     max_concurrent_calls: u32,
     max_inflight_bytes: u64,
@@ -49,6 +51,8 @@ impl Default for ServerLimits {
         Self {
             max_connections: 10_000,
             max_connections_per_ip: 256,
+            ipv6_prefix_len: 64,
+            address_validation: true,
             handshake_timeout: Duration::from_secs(10),
             max_concurrent_calls: 128,
             max_inflight_bytes: 64 << 20,
@@ -71,9 +75,27 @@ impl ServerLimits {
     }
 
     /// Connections one IP address may hold at once. Default 256 (clients behind one NAT
-    /// share it).
+    /// share it). IPv6 peers count per network of [`ServerLimits::with_ipv6_prefix_len`].
     pub fn with_max_connections_per_ip(mut self, connections: u32) -> Self {
         self.max_connections_per_ip = connections;
+        self
+    }
+
+    /// The IPv6 prefix that counts as one address for `max_connections_per_ip`. Default
+    /// 64: a host is usually given a whole /64, so counting single addresses would let one
+    /// host take 2^64 shares. At most 128 (each address on its own).
+    pub fn with_ipv6_prefix_len(mut self, bits: u8) -> Self {
+        self.ipv6_prefix_len = bits.min(128);
+        self
+    }
+
+    /// Whether a QUIC peer must prove it owns its source address (a Retry round trip)
+    /// before it takes a connection slot. Default on: otherwise Initial packets with
+    /// spoofed sources could fill `max_connections` and any address's
+    /// `max_connections_per_ip` until the handshake timeout. Costs a new connection one
+    /// round trip. (TCP proves it with its own handshake.)
+    pub fn with_address_validation(mut self, on: bool) -> Self {
+        self.address_validation = on;
         self
     }
 
@@ -147,6 +169,16 @@ impl ServerLimits {
     /// See [`ServerLimits::with_max_connections_per_ip`].
     pub fn max_connections_per_ip(&self) -> u32 {
         self.max_connections_per_ip
+    }
+
+    /// See [`ServerLimits::with_ipv6_prefix_len`].
+    pub fn ipv6_prefix_len(&self) -> u8 {
+        self.ipv6_prefix_len
+    }
+
+    /// See [`ServerLimits::with_address_validation`].
+    pub fn address_validation(&self) -> bool {
+        self.address_validation
     }
 
     /// See [`ServerLimits::with_handshake_timeout`].

@@ -228,6 +228,7 @@ impl<H: RpcHandler> Server<H> {
             admission: Admission::new(
                 server_limits.max_connections(),
                 server_limits.max_connections_per_ip(),
+                server_limits.ipv6_prefix_len(),
             ),
             counters: Arc::clone(&self.counters),
         });
@@ -246,12 +247,15 @@ impl<H: RpcHandler> Server<H> {
             loop {
                 tokio::select! {
                     incoming = accept_quic(quic.as_ref()) => match incoming {
-                        Some(incoming) => match admit(&shared, incoming.remote_address(), Transport::Quic) {
-                            Some(slot) => {
-                                connections.spawn(serve_connection(incoming, slot, Arc::clone(&sessions), Arc::clone(&shared)));
+                        Some(incoming) => {
+                            let Some(incoming) = validated(incoming, &shared) else { continue };
+                            match admit(&shared, incoming.remote_address(), Transport::Quic) {
+                                Some(slot) => {
+                                    connections.spawn(serve_connection(incoming, slot, Arc::clone(&sessions), Arc::clone(&shared)));
+                                }
+                                None => incoming.refuse(),
                             }
-                            None => incoming.refuse(),
-                        },
+                        }
                         None => break,
                     },
                     accepted = accept_tcp(tcp.as_ref()) => match accepted {
@@ -287,6 +291,22 @@ impl<H: RpcHandler> Server<H> {
         self.signals.finished.send_replace(true);
         Ok(())
     }
+}
+
+/// A QUIC connection attempt whose source address is proven (or need not be, with
+/// `ServerLimits::address_validation` off). Otherwise it gets a Retry, which a peer that
+/// spoofed its address never answers, and `None`: it takes no slot.
+fn validated(incoming: quinn::Incoming, shared: &ServerShared) -> Option<quinn::Incoming> {
+    if !shared.server_limits.address_validation() || incoming.remote_address_validated() {
+        return Some(incoming);
+    }
+    shared.counters.address_validation_sent();
+    // `retry` fails only when the attempt already carried a retry token (then it counts
+    // as validated and never gets here)
+    if let Err(error) = incoming.retry() {
+        error.into_incoming().refuse();
+    }
+    None
 }
 
 /// A place for a new connection from `remote`, or `None` (counted and logged) when the

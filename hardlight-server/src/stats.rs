@@ -20,6 +20,9 @@ pub struct ServerStats {
     pub connections_accepted: u64,
     /// Connections refused at accept by `max_connections` or `max_connections_per_ip`.
     pub connections_refused: u64,
+    /// QUIC connection attempts answered with a Retry, to prove their source address
+    /// (`ServerLimits::address_validation`) before they count.
+    pub address_validations: u64,
     /// Handshakes rejected (version, schema, authentication, shutdown, malformed).
     pub handshakes_rejected: u64,
     /// Sessions kept after their connection was lost, waiting to be resumed.
@@ -87,6 +90,7 @@ pub(crate) struct ServerCounters {
     open: AtomicU64,
     accepted: AtomicU64,
     refused: AtomicU64,
+    retried: AtomicU64,
     rejected: AtomicU64,
     parked: AtomicU64,
     resumed: AtomicU64,
@@ -140,6 +144,11 @@ impl ServerCounters {
         metrics::counter!("hardlight_connections_refused_total", "reason" => reason).increment(1);
     }
 
+    pub(crate) fn address_validation_sent(&self) {
+        add(&self.retried, 1);
+        metrics::counter!("hardlight_address_validations_total").increment(1);
+    }
+
     pub(crate) fn handshake_rejected(&self, code: &'static str) {
         add(&self.rejected, 1);
         metrics::counter!("hardlight_handshakes_rejected_total", "code" => code).increment(1);
@@ -176,6 +185,7 @@ impl ServerCounters {
             connections_open: self.open.load(Relaxed),
             connections_accepted: self.accepted.load(Relaxed),
             connections_refused: self.refused.load(Relaxed),
+            address_validations: self.retried.load(Relaxed),
             handshakes_rejected: self.rejected.load(Relaxed),
             sessions_parked: self.parked.load(Relaxed),
             sessions_resumed: self.resumed.load(Relaxed),

@@ -18,7 +18,7 @@ use super::{__KitchenService, TestServer};
 /// A raw connection that has completed the HardLight handshake.
 pub struct RawPeer {
     pub conn: quinn::Connection,
-    _endpoint: quinn::Endpoint,
+    pub endpoint: quinn::Endpoint,
 }
 
 /// A QUIC connection to `server` offering ALPN `protocol`, before any HardLight message.
@@ -128,10 +128,7 @@ impl RawPeer {
         assert_eq!(header.kind, Kind::Welcome);
         decode::<Welcome>(&body).expect("welcome");
         // the push stream shows up with the first state change; these tests ignore it
-        Self {
-            conn,
-            _endpoint: endpoint,
-        }
+        Self { conn, endpoint }
     }
 
     /// Sends `bytes` on a new call stream (then finishes it) and returns the reply's
