@@ -450,13 +450,18 @@ async fn wait_for_version<S: ConnectionState>(
     version: u64,
     limit: Duration,
 ) -> Result<(), CallError> {
-    let mut rx = mirror.subscribe();
     let reached =
-        rx.wait_for(|m| m.generation != generation || !m.connected || m.version >= version);
-    let mirror = rt::timeout(limit, reached)
-        .await
-        .map_err(|_| CallError::Protocol(ProtocolError::FrameTimeout { limit }))?
-        .map_err(|_| CallError::NotConnected)?;
+        |m: &Mirror<S>| m.generation != generation || !m.connected || m.version >= version;
+    let mut rx = mirror.subscribe();
+    // most replies find their state already applied: no timer for them
+    let mirror = if reached(&rx.borrow()) {
+        rx.borrow()
+    } else {
+        rt::timeout(limit, rx.wait_for(reached))
+            .await
+            .map_err(|_| CallError::Protocol(ProtocolError::FrameTimeout { limit }))?
+            .map_err(|_| CallError::NotConnected)?
+    };
     if mirror.generation == generation && mirror.version >= version {
         Ok(())
     } else {

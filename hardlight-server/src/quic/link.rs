@@ -1,7 +1,7 @@
 //! A QUIC connection as a [`Link`]: the handshake on the first bidirectional stream, one
 //! bidirectional stream per call, a server-opened unidirectional push stream.
 
-use std::time::{Duration, Instant};
+use std::{sync::Arc, time::Duration};
 
 use bytes::Bytes as Shared;
 use hardlight_core::{
@@ -13,7 +13,7 @@ use hardlight_core::{
     ErrorCode, ProtocolError,
 };
 use quinn::{Connection, ConnectionError, RecvStream, SendStream, VarInt};
-use tokio::time::timeout;
+use tokio::time::{timeout, timeout_at, Instant};
 
 use crate::{
     connection::{CallIo, Ended, Incoming, Link, NoHello},
@@ -146,19 +146,25 @@ impl CallIo for QuicCall {
 
     async fn read(&mut self, context: &CallContext) -> Result<Call, ReadError> {
         let limit = context.limits.frame_read_timeout();
-        let opened = Instant::now();
+        let mut deadline = Instant::now() + limit;
         let mut decoder = FrameDecoder::new(context.limits.max_message_size());
-        let header = timeout(limit, read_header(&mut self.recv, &mut decoder))
+        let header = timeout_at(deadline, read_header(&mut self.recv, &mut decoder))
             .await
             .map_err(|_| self.late(limit))??;
         context
             .meter
             .received(HEADER_LEN + header.body_len as usize);
-        let waiting = Instant::now();
-        let budget = reserve(context, &header).await?;
-        // the wait for the budget is the server's, not the peer's
-        let left = limit.saturating_sub(waiting - opened);
-        let (header, raw) = timeout(left, read_rest(&mut self.recv, &mut decoder))
+        let budget = match Arc::clone(&context.budget).try_acquire_many_owned(header.body_len) {
+            Ok(budget) => budget,
+            Err(_) => {
+                // the wait for the budget is the server's, not the peer's
+                let waiting = Instant::now();
+                let budget = reserve(context, &header).await?;
+                deadline += waiting.elapsed();
+                budget
+            }
+        };
+        let (header, raw) = timeout_at(deadline, read_rest(&mut self.recv, &mut decoder))
             .await
             .map_err(|_| self.late(limit))??;
         Ok(Call::open(header, raw, budget)?)
