@@ -348,12 +348,21 @@ async fn a_vanished_clients_session_ends_after_the_grace_period() {
 
 #[tokio::test]
 async fn parked_sessions_are_capped_at_max_connections() {
+    only_one_parked(ServerLimits::default().with_max_connections(1)).await;
+}
+
+#[tokio::test]
+async fn parked_sessions_are_capped_per_address_at_max_connections_per_ip() {
+    // (both clients come from 127.0.0.1)
+    only_one_parked(ServerLimits::default().with_max_connections_per_ip(1)).await;
+}
+
+/// Under `limits`, the server parks the first of two vanished clients' sessions and
+/// closes the second's.
+async fn only_one_parked(limits: ServerLimits) {
     let mut server = BoardServer::start(|c| {
-        c.with_limits(quick_limits()).with_server_limits(
-            ServerLimits::default()
-                .with_max_connections(1)
-                .with_resume_grace(Duration::from_secs(3600)),
-        )
+        c.with_limits(quick_limits())
+            .with_server_limits(limits.with_resume_grace(Duration::from_secs(3600)))
     })
     .await;
     let vanish = |proxy: &UdpProxy| {
@@ -373,7 +382,7 @@ async fn parked_sessions_are_capped_at_max_connections() {
         stats.sessions_parked == 1 && stats.connections_open == 0
     })
     .await;
-    // ... the second one's is not: the server holds at most max_connections of them
+    // ... the second one's is not
     let second_proxy = UdpProxy::start(server.addr, 6).await;
     let second = client_via(&server, second_proxy.addr, Transport::Quic);
     second.connect().await.unwrap();

@@ -56,7 +56,7 @@ impl Admission {
 
     /// What `ip` counts as: itself for IPv4 (also when mapped into IPv6), its network for
     /// IPv6.
-    fn key(&self, ip: IpAddr) -> IpAddr {
+    pub(crate) fn address(&self, ip: IpAddr) -> IpAddr {
         match ip.to_canonical() {
             IpAddr::V4(v4) => IpAddr::V4(v4),
             IpAddr::V6(v6) => {
@@ -69,7 +69,7 @@ impl Admission {
 
     /// Takes a place for a connection from `ip`, or says why there is none.
     pub(crate) fn admit(self: &Arc<Self>, ip: IpAddr) -> Result<Slot, Refused> {
-        let ip = self.key(ip);
+        let ip = self.address(ip);
         let mut open = lock(&self.open);
         if open.total >= self.max_total {
             return Err(Refused::Server);

@@ -74,8 +74,9 @@ impl ServerLimits {
         self
     }
 
-    /// Connections one IP address may hold at once. Default 256 (clients behind one NAT
-    /// share it). IPv6 peers count per network of [`ServerLimits::with_ipv6_prefix_len`].
+    /// Connections one IP address may hold at once, and sessions it may have parked for
+    /// resumption. Default 256 (clients behind one NAT share it). IPv6 peers count per
+    /// network of [`ServerLimits::with_ipv6_prefix_len`].
     pub fn with_max_connections_per_ip(mut self, connections: u32) -> Self {
         self.max_connections_per_ip = connections;
         self

@@ -235,7 +235,10 @@ impl<H: RpcHandler> Server<H> {
         let sessions = Sessions::new(
             self.factory.clone(),
             server_limits.resume_grace(),
-            server_limits.max_connections(),
+            (
+                server_limits.max_connections(),
+                server_limits.max_connections_per_ip(),
+            ),
             Arc::clone(&self.counters),
         );
         let memory = self.memory.take().map(|(_, incoming)| incoming);

@@ -231,9 +231,10 @@ async fn admit<H: RpcHandler>(
     };
     let is_resumed = resumed.is_some();
     let connection = ConnectionInfo::new(identity, peer.remote, peer.transport);
+    let address = shared.admission.address(peer.remote.ip());
     let session = match resumed {
-        Some(session) => session,
-        None => new_session(sessions, shared, connection)?,
+        Some(session) => Session { address, ..session },
+        None => new_session(sessions, shared, connection, address)?,
     };
     let (state_version, snapshot) = session.state.snapshot().await;
     let welcome = Welcome {
@@ -282,6 +283,7 @@ fn new_session<H: RpcHandler>(
     sessions: &Sessions<H>,
     shared: &ServerShared,
     connection: ConnectionInfo,
+    address: std::net::IpAddr,
 ) -> Result<Session<H>, Rejection> {
     let state = StateHandle::new(StateOf::<H>::default())
         .map_err(|e| rejection(RejectCode::Internal, e.to_string()))?;
@@ -312,6 +314,7 @@ fn new_session<H: RpcHandler>(
     Ok(Session {
         id: rand::random(),
         owner,
+        address,
         handler,
         state,
         outbox,

@@ -8,6 +8,7 @@
 
 use std::{
     collections::HashMap,
+    net::IpAddr,
     sync::{Arc, Mutex},
     time::Duration,
 };
@@ -37,6 +38,8 @@ pub(crate) struct Session<H: RpcHandler> {
     pub(crate) id: [u8; 16],
     /// The subject of the identity that opened the session: only it may resume it.
     pub(crate) owner: String,
+    /// Where its last connection came from (as the connection caps count addresses).
+    pub(crate) address: IpAddr,
     pub(crate) handler: Arc<H>,
     pub(crate) state: StateHandle<StateOf<H>>,
     pub(crate) outbox: Arc<Outbox>,
@@ -68,6 +71,10 @@ pub(crate) struct Sessions<H: RpcHandler> {
     /// Most sessions parked at once: a peer that connects and vanishes over and over
     /// cannot make the server hold more (beyond it, lost sessions close at once).
     max_parked: u64,
+    /// Most sessions parked at once from one address (`max_connections_per_ip`): one peer
+    /// cannot take the whole parked set.
+    max_parked_per_address: u32,
+    parked_per_address: Mutex<HashMap<IpAddr, u32>>,
     entries: Mutex<HashMap<[u8; 16], Entry<H>>>,
     parked: Notify,
     counters: Arc<ServerCounters>,
@@ -77,13 +84,15 @@ impl<H: RpcHandler> Sessions<H> {
     pub(crate) fn new(
         factory: Factory<H>,
         grace: Duration,
-        max_parked: u32,
+        (max_parked, max_parked_per_address): (u32, u32),
         counters: Arc<ServerCounters>,
     ) -> Arc<Self> {
         Arc::new(Self {
             factory,
             grace,
             max_parked: u64::from(max_parked),
+            max_parked_per_address,
+            parked_per_address: Mutex::default(),
             entries: Mutex::new(HashMap::new()),
             parked: Notify::new(),
             counters,
@@ -100,18 +109,12 @@ impl<H: RpcHandler> Sessions<H> {
     }
 
     /// The connection of session `session` ended. A lost connection parks the session
-    /// (when resumption is on and fewer than `max_parked` are parked); otherwise the
-    /// session closes.
+    /// (when resumption is on and fewer than `max_parked` are parked, and fewer than
+    /// `max_parked_per_address` from its address); otherwise the session closes.
     pub(crate) fn detach(self: &Arc<Self>, session: Session<H>, lost: bool) {
         let id = session.id;
-        let full = self.counters.parked() >= self.max_parked;
-        if full && lost && !self.grace.is_zero() {
-            debug!(
-                max = self.max_parked,
-                "too many parked sessions; closing this one"
-            );
-        }
-        if !lost || self.grace.is_zero() || full {
+        let keep = lost && !self.grace.is_zero();
+        if !keep || !self.take_place(session.address) {
             lock(&self.entries).remove(&id);
             return session.close();
         }
@@ -126,9 +129,43 @@ impl<H: RpcHandler> Sessions<H> {
         self.parked.notify_waiters();
     }
 
+    /// A place in the parked set for a session from `address`, if there is one.
+    fn take_place(&self, address: IpAddr) -> bool {
+        if self.counters.parked() >= self.max_parked {
+            debug!(
+                max = self.max_parked,
+                "too many parked sessions; closing this one"
+            );
+            return false;
+        }
+        let mut per_address = lock(&self.parked_per_address);
+        let parked = per_address.entry(address).or_default();
+        if *parked >= self.max_parked_per_address {
+            debug!(
+                max = self.max_parked_per_address,
+                "too many parked sessions from this address; closing this one"
+            );
+            return false;
+        }
+        *parked += 1;
+        true
+    }
+
+    /// A parked session from `address` left the parked set.
+    fn give_place(&self, address: IpAddr) {
+        let mut per_address = lock(&self.parked_per_address);
+        if let Some(parked) = per_address.get_mut(&address) {
+            *parked = parked.saturating_sub(1);
+            if *parked == 0 {
+                per_address.remove(&address);
+            }
+        }
+    }
+
     fn expire(&self, id: [u8; 16]) {
         let entry = lock(&self.entries).remove(&id);
         if let Some(Entry::Parked(session, _)) = entry {
+            self.give_place(session.address);
             debug!("parked session expired");
             self.counters.session_unparked(Unparked::Expired);
             session.close();
@@ -156,6 +193,7 @@ impl<H: RpcHandler> Sessions<H> {
                 match entries.remove(&id) {
                     Some(Entry::Parked(session, expiry)) => {
                         expiry.abort();
+                        self.give_place(session.address);
                         self.counters.session_unparked(Unparked::Resumed);
                         return Some(session);
                     }
@@ -176,6 +214,7 @@ impl<H: RpcHandler> Sessions<H> {
         for (_, entry) in entries {
             if let Entry::Parked(session, expiry) = entry {
                 expiry.abort();
+                self.give_place(session.address);
                 self.counters.session_unparked(Unparked::ShutDown);
                 session.close();
             }
