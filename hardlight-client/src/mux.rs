@@ -33,15 +33,20 @@ pub(crate) struct Mux {
     closed: Mutex<Option<TransportError>>,
 }
 
+/// Most calls a multiplexed connection keeps in flight, whatever the server allows.
+const MAX_CALLS: u32 = 1 << 16;
+
 /// The frames a multiplexed connection's writer sends, in order.
 pub(crate) type Outgoing = mpsc::Receiver<Vec<u8>>;
 
 impl Mux {
     /// A multiplexer allowing `max_calls` in flight, and the frames it queues for the
     /// writer: at most twice `max_calls` (each call's `Call`, and `Cancel`s), so that calls
-    /// made while the socket is backed up wait instead of growing the queue.
+    /// made while the socket is backed up wait instead of growing the queue. `max_calls`
+    /// comes from the server's `Welcome`: beyond [`MAX_CALLS`] it counts as that (a
+    /// semaphore or queue that large would panic on 32-bit targets).
     pub(crate) fn new(max_calls: u32) -> (Arc<Self>, Outgoing) {
-        let max_calls = max_calls.max(1) as usize;
+        let max_calls = max_calls.clamp(1, MAX_CALLS) as usize;
         let (out, frames) = mpsc::channel(2 * max_calls);
         let mux = Arc::new(Self {
             pending: Mutex::new(CallTable::new()),
@@ -179,5 +184,18 @@ impl Channel {
             Some(Close::Normal),
             "client disconnected",
         ));
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_huge_call_allowance_from_the_server_is_capped() {
+        let (mux, _frames) = Mux::new(u32::MAX);
+        assert_eq!(mux.slots.available_permits(), MAX_CALLS as usize);
+        let (mux, _frames) = Mux::new(0);
+        assert_eq!(mux.slots.available_permits(), 1);
     }
 }
