@@ -139,15 +139,15 @@ impl<H: RpcHandler> Sessions<H> {
             return false;
         }
         let mut per_address = lock(&self.parked_per_address);
-        let parked = per_address.entry(address).or_default();
-        if *parked >= self.max_parked_per_address {
+        let parked = per_address.get(&address).copied().unwrap_or(0);
+        if parked >= self.max_parked_per_address {
             debug!(
                 max = self.max_parked_per_address,
                 "too many parked sessions from this address; closing this one"
             );
             return false;
         }
-        *parked += 1;
+        per_address.insert(address, parked + 1);
         true
     }
 
