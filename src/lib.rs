@@ -14,11 +14,11 @@ pub use hardlight_client::{
 };
 #[cfg(feature = "server")]
 pub use hardlight_server::{
-    AuthError, AuthRequest, Authenticator, ConnectionInfo, EventEmitter, Factory, HandlerContext,
-    Identity, RateLimit, RpcHandler, Server, ServerConfig, ServerError, ServerLimits, ServerStats,
-    ShutdownHandle, SlowConsumerPolicy, StateHandle, StateWriteGuard, StatsHandle,
-    SubscriptionLimit, Subscriptions, TlsError, TopicNotification, TopicNotifier, TrafficStats,
-    WebSocketMode,
+    AddressValidation, AuthError, AuthRequest, Authenticator, ConnectionInfo, EmitError,
+    EventEmitter, Factory, HandlerContext, Identity, RateLimit, RpcHandler, Server, ServerConfig,
+    ServerError, ServerLimits, ServerStats, ShutdownHandle, SlowConsumerPolicy, StateHandle,
+    StateWriteGuard, StatsHandle, SubscribeError, Subscriptions, TlsError, TopicNotification,
+    TopicNotifier, TrafficStats, WebSocketMode,
 };
 
 #[cfg(feature = "prometheus")]

@@ -14,7 +14,7 @@ use common::{
     KitchenClient, TestServer,
 };
 use futures_util::future::join_all;
-use hardlight::{Limits, ServerLimits, Topic, Transport};
+use hardlight::{AddressValidation, Limits, ServerLimits, Topic, Transport};
 
 #[tokio::test]
 async fn calls_and_events_complete_over_a_lossy_reordering_duplicating_network() {
@@ -62,7 +62,7 @@ async fn a_quic_handshake_that_never_finishes_is_cut_off() {
         c.with_server_limits(
             ServerLimits::default()
                 .with_handshake_timeout(Duration::from_millis(300))
-                .with_address_validation(false),
+                .with_address_validation(AddressValidation::Off),
         )
     })
     .await;

@@ -348,21 +348,48 @@ async fn a_vanished_clients_session_ends_after_the_grace_period() {
 
 #[tokio::test]
 async fn parked_sessions_are_capped_at_max_connections() {
-    only_one_parked(ServerLimits::default().with_max_connections(1)).await;
+    only_one_parked(ServerLimits::default().with_max_connections(1), None).await;
 }
 
 #[tokio::test]
 async fn parked_sessions_are_capped_per_address_at_max_connections_per_ip() {
     // (both clients come from 127.0.0.1)
-    only_one_parked(ServerLimits::default().with_max_connections_per_ip(1)).await;
+    only_one_parked(ServerLimits::default().with_max_connections_per_ip(1), None).await;
+}
+
+#[tokio::test]
+async fn parked_sessions_are_capped_per_identity_at_max_connections_per_ip() {
+    // the second client comes from 127.0.0.2, as the same identity
+    let limits = ServerLimits::default().with_max_connections_per_ip(1);
+    only_one_parked(limits, Some([127, 0, 0, 2].into())).await;
+}
+
+/// The next topic change; panics after 60 s (only a session parked that should not be
+/// gets there).
+async fn next_change(server: &mut BoardServer) -> TopicNotification {
+    tokio::time::timeout(Duration::from_secs(60), server.notifier.recv())
+        .await
+        .expect("a topic change within 60 s")
+        .unwrap()
+}
+
+/// Every client is alice, with a token or without.
+async fn everyone_is_alice(_request: AuthRequest) -> Result<Identity, AuthError> {
+    Ok(Identity::new("alice"))
 }
 
 /// Under `limits`, the server parks the first of two vanished clients' sessions and
-/// closes the second's.
-async fn only_one_parked(limits: ServerLimits) {
+/// closes the second's. With `second_from`, the server authenticates both clients as one
+/// identity, and the second reaches it from that address.
+async fn only_one_parked(limits: ServerLimits, second_from: Option<std::net::IpAddr>) {
     let mut server = BoardServer::start(|c| {
-        c.with_limits(quick_limits())
-            .with_server_limits(limits.with_resume_grace(Duration::from_secs(3600)))
+        let c = c
+            .with_limits(quick_limits())
+            .with_server_limits(limits.with_resume_grace(Duration::from_secs(3600)));
+        match second_from {
+            Some(_) => c.with_authenticator(everyone_is_alice),
+            None => c,
+        }
     })
     .await;
     let vanish = |proxy: &UdpProxy| {
@@ -383,15 +410,19 @@ async fn only_one_parked(limits: ServerLimits) {
     })
     .await;
     // ... the second one's is not
-    let second_proxy = UdpProxy::start(server.addr, 6).await;
+    let second_proxy = match second_from {
+        Some(from) => UdpProxy::start_from(server.addr, 6, from).await,
+        None => UdpProxy::start(server.addr, 6).await,
+    };
     let second = client_via(&server, second_proxy.addr, Transport::Quic);
     second.connect().await.unwrap();
     assert!(second.join("second".into()).await.unwrap());
-    vanish(&second_proxy);
     let mut seen = Vec::new();
-    while seen.len() < 3 {
-        seen.push(server.notifier.recv().await.unwrap());
+    while seen.len() < 2 {
+        seen.push(next_change(&mut server).await);
     }
+    vanish(&second_proxy);
+    seen.push(next_change(&mut server).await);
     assert_eq!(
         seen,
         vec![

@@ -14,18 +14,25 @@ use common::{
     udp_proxy::{Faults, UdpProxy},
     KitchenClient, TestServer,
 };
-use hardlight::{ServerLimits, Transport};
+use hardlight::{AddressValidation, Limits, ServerLimits, Transport};
 use tokio::task::JoinHandle;
 
-/// One connection per address; a handshake that stalls is not cut off during the test.
-async fn one_per_address(validation: bool) -> TestServer {
+/// One connection per address; a handshake that stalls is not cut off during the test
+/// (neither by the handshake timeout nor by the QUIC idle timeout, which applies from the
+/// first packet).
+async fn one_per_address(validation: AddressValidation) -> TestServer {
+    per_address(1, validation).await
+}
+
+async fn per_address(connections: u32, validation: AddressValidation) -> TestServer {
     TestServer::start_with(|c| {
-        c.with_server_limits(
-            ServerLimits::default()
-                .with_max_connections_per_ip(1)
-                .with_handshake_timeout(Duration::from_secs(600))
-                .with_address_validation(validation),
-        )
+        c.with_limits(Limits::default().with_idle_timeout(Duration::from_secs(600)))
+            .with_server_limits(
+                ServerLimits::default()
+                    .with_max_connections_per_ip(connections)
+                    .with_handshake_timeout(Duration::from_secs(600))
+                    .with_address_validation(validation),
+            )
     })
     .await
 }
@@ -59,7 +66,7 @@ fn quic_client(server: &TestServer) -> KitchenClient {
 
 #[tokio::test]
 async fn a_peer_that_never_proves_its_address_takes_no_slot() {
-    let server = one_per_address(true).await;
+    let server = one_per_address(AddressValidation::Always).await;
     let (_proxy, stuck) = stuck_peer(&server).await;
     eventually("the stuck peer was sent a Retry", || {
         server.stats.snapshot().address_validations >= 1
@@ -74,7 +81,7 @@ async fn a_peer_that_never_proves_its_address_takes_no_slot() {
 
 #[tokio::test]
 async fn without_validation_such_a_peer_holds_its_address_slot() {
-    let server = one_per_address(false).await;
+    let server = one_per_address(AddressValidation::Off).await;
     let (_proxy, stuck) = stuck_peer(&server).await;
     eventually("the stuck handshake holds a slot", || {
         server.stats.snapshot().connections_open == 1
@@ -87,7 +94,7 @@ async fn without_validation_such_a_peer_holds_its_address_slot() {
 
 #[tokio::test]
 async fn a_migrated_connection_keeps_its_count_at_the_address_it_came_from() {
-    let server = one_per_address(true).await;
+    let server = one_per_address(AddressValidation::Always).await;
     let peer = RawPeer::connect(&server).await; // from 127.0.0.1
                                                 // move the connection to 127.0.0.2 (all of 127/8 is loopback) and use it there
     let socket = std::net::UdpSocket::bind("127.0.0.2:0").unwrap();
@@ -105,4 +112,35 @@ fn unknown_method_call() -> Vec<u8> {
         .with_aux(u16::MAX)
         .encode()
         .to_vec()
+}
+
+/// By default a Retry is asked for only once unproven handshakes are in progress: with
+/// the threshold at 1, the stuck peer's attempt gets none and holds its slot, and the
+/// real client, arriving while it is in progress, proves its address and gets the other.
+#[tokio::test]
+async fn when_busy_only_attempts_past_the_unproven_threshold_are_retried() {
+    let server = per_address(2, AddressValidation::WhenBusy { handshakes: 1 }).await;
+    let client = quic_client(&server);
+    client.connect().await.unwrap();
+    client.disconnect().await;
+    assert_eq!(
+        server.stats.snapshot().address_validations,
+        0,
+        "no Retry while no unproven handshake is in progress"
+    );
+    eventually("the first connection is gone", || {
+        server.stats.snapshot().connections_open == 0
+    })
+    .await;
+    let (_proxy, stuck) = stuck_peer(&server).await;
+    eventually("the stuck peer holds a slot", || {
+        server.stats.snapshot().connections_open == 1
+    })
+    .await;
+    assert_eq!(server.stats.snapshot().address_validations, 0);
+    let client = quic_client(&server);
+    client.connect().await.unwrap();
+    assert_eq!(client.add(1, 2, 3).await.unwrap(), 6);
+    assert_eq!(server.stats.snapshot().address_validations, 1);
+    stuck.abort();
 }

@@ -62,7 +62,8 @@ struct Inner<S: Service> {
 #[derive(Debug, Clone)]
 struct Session {
     session_id: [u8; 16],
-    /// `Event` and `Lagged` frames received in the session.
+    /// Events accounted for in the session (`Event` frames, and the count of each
+    /// `Lagged`).
     received: Arc<AtomicU64>,
 }
 

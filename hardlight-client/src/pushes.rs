@@ -32,7 +32,8 @@ pub(crate) struct Pushes<S: Service> {
     pub(crate) generation: u64,
     pub(crate) compressed: bool,
     pub(crate) max: u32,
-    /// `Event` and `Lagged` frames received in the session (for resuming it).
+    /// Events accounted for in the session, for resuming it: one per `Event`, `n` per
+    /// `Lagged` of `n`.
     pub(crate) received: Arc<AtomicU64>,
     /// The client's counters (events received and lost).
     pub(crate) counters: Arc<Counters>,
@@ -64,7 +65,7 @@ impl<S: Service> Pushes<S> {
                 Ok(())
             }
             Kind::Lagged => {
-                self.received.fetch_add(1, Ordering::SeqCst);
+                self.received.fetch_add(header.id, Ordering::SeqCst);
                 self.counters
                     .events_lost
                     .fetch_add(header.id, Ordering::Relaxed);

@@ -1,11 +1,15 @@
 //! The rkyv codec: every value on the wire is an rkyv archive, validated before use.
 
+use std::num::NonZeroUsize;
+
 use rkyv::{
     api::high::{HighDeserializer, HighSerializer, HighValidator},
     bytecheck::CheckBytes,
+    de::Pool,
     rancor,
     ser::allocator::ArenaHandle,
     util::AlignedVec,
+    validation::{archive::ArchiveValidator, shared::SharedValidator, Validator},
     Archive, Deserialize, Serialize,
 };
 
@@ -78,9 +82,37 @@ pub fn decode<T: Codable>(bytes: &[u8]) -> Result<T, ProtocolError> {
     }
 }
 
+/// The deepest nesting of out-of-line data (a `Box`, a `Vec`'s or a map's elements, a
+/// `String`'s bytes, each inside the last) that [`decode`] accepts; deeper archives are
+/// refused with [`ProtocolError::InvalidPayload`] before anything recurses.
+///
+/// Validating, deserializing and dropping a value each recurse once per level, so without
+/// a bound a peer could overflow a thread's stack with a small archive of a type that
+/// contains itself (`Box<Self>`, `Vec<Self>`): 8 bytes a level, 2 million levels in a
+/// 16 MiB message. 128, as serde_json's recursion limit, is far deeper than data types
+/// nest and far shallower than a 2 MiB stack allows (`codec` tests).
+pub const MAX_DEPTH: usize = 128;
+
 fn decode_aligned<T: Codable>(bytes: &[u8]) -> Result<T, ProtocolError> {
-    rkyv::from_bytes::<T, rancor::Error>(bytes)
-        .map_err(|e| ProtocolError::InvalidPayload(e.to_string()))
+    let invalid = |e: rancor::Error| {
+        // rkyv shows the innermost cause only; its trace names the depth bound
+        if format!("{e:?}").contains("ExceededMaximumSubtreeDepth") {
+            ProtocolError::InvalidPayload(format!(
+                "the archive nests deeper than {MAX_DEPTH} levels (codec::MAX_DEPTH)"
+            ))
+        } else {
+            ProtocolError::InvalidPayload(e.to_string())
+        }
+    };
+    let mut validator = Validator::new(
+        // rkyv's count takes in the root's own range, and fails on reaching its bound
+        ArchiveValidator::with_max_depth(bytes, NonZeroUsize::new(MAX_DEPTH + 2)),
+        SharedValidator::new(),
+    );
+    let archived =
+        rkyv::api::access_with_context::<T::Archived, _, rancor::Error>(bytes, &mut validator)
+            .map_err(invalid)?;
+    rkyv::api::deserialize_using::<T, _, rancor::Error>(archived, &mut Pool::new()).map_err(invalid)
 }
 
 /// Copies bytes into a fresh aligned buffer.
@@ -110,5 +142,47 @@ mod tests {
         let mut shifted = vec![0u8];
         shifted.extend_from_slice(&bytes);
         assert_eq!(decode::<Vec<u64>>(&shifted[1..]).unwrap(), vec![1, 2, 3]);
+    }
+
+    /// Nests inside itself: `Nest(vec![Nest(vec![...])])`.
+    #[derive(Archive, Serialize, Deserialize, Debug, PartialEq)]
+    #[rkyv(serialize_bounds(__S: rkyv::ser::Writer + rkyv::ser::Allocator, __S::Error: rancor::Source))]
+    #[rkyv(deserialize_bounds(__D::Error: rancor::Source))]
+    #[rkyv(bytecheck(bounds(__C: rkyv::validation::ArchiveContext, __C::Error: rancor::Source)))]
+    struct Nest(#[rkyv(omit_bounds)] Vec<Nest>);
+
+    /// `levels` nested vectors (encoded and dropped on a thread with room for any depth).
+    fn nested(levels: usize) -> Bytes {
+        std::thread::Builder::new()
+            .stack_size(1 << 30)
+            .spawn(move || {
+                let mut nest = Nest(Vec::new());
+                for _ in 0..levels {
+                    nest = Nest(vec![nest]);
+                }
+                let bytes = encode(&nest).unwrap();
+                // dropped level by level, not recursively
+                let mut next = nest.0.pop();
+                while let Some(mut inner) = next {
+                    next = inner.0.pop();
+                }
+                bytes
+            })
+            .unwrap()
+            .join()
+            .unwrap()
+    }
+
+    #[test]
+    fn archives_nest_at_most_max_depth_levels() {
+        // `nested(n)` is n + 1 levels deep: the innermost, empty vector is one too
+        assert!(decode::<Nest>(&nested(MAX_DEPTH - 1)).is_ok());
+        let error = decode::<Nest>(&nested(MAX_DEPTH)).unwrap_err();
+        assert!(
+            matches!(&error, ProtocolError::InvalidPayload(m) if m.contains("nests deeper than 128")),
+            "{error}"
+        );
+        // a million levels in 8 MiB: refused, on this test thread's own stack
+        assert!(decode::<Nest>(&nested(1_000_000)).is_err());
     }
 }

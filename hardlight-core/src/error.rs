@@ -141,8 +141,10 @@ codes! {
     ShuttingDown = 8 => "server shutting down",
     /// The server could not encode the reply.
     Internal = 9 => "internal server error",
-    /// The connection already has `max_concurrent_calls` calls in flight.
-    Overloaded = 10 => "too many calls in flight",
+    /// The connection already has `max_concurrent_calls` calls in flight, or the call's
+    /// bytes do not fit the connection's or the server's memory budget
+    /// (`max_inflight_bytes`, `memory_budget`); retry later.
+    Overloaded = 10 => "server overloaded",
     /// The connection exceeded its call rate limit (`ServerLimits::call_rate`); retry later.
     RateLimited = 11 => "call rate limit exceeded",
     /// The call's frame did not arrive whole within `Limits::frame_read_timeout`.

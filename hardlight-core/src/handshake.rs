@@ -72,8 +72,8 @@ pub struct Hello {
 pub struct Resume {
     /// The `session_id` of the session's `Welcome` (a secret: it is sent only over TLS).
     pub session_id: [u8; 16],
-    /// How many `Event` and `Lagged` frames the client received in this session, so the
-    /// server can replay the rest.
+    /// How many events the client accounted for in this session, so the server can replay
+    /// the rest: one per `Event` frame, and `n` per `Lagged` frame reporting `n` lost.
     pub events_received: u64,
 }
 

@@ -17,7 +17,7 @@ const MIN_KEEP_ALIVE: Duration = Duration::from_millis(100);
 ///     .with_max_message_size(1 << 20)
 ///     .with_idle_timeout(Duration::from_secs(60));
 /// assert_eq!(limits.max_message_size(), 1 << 20);
-/// assert_eq!(limits.keep_alive(), Duration::from_secs(10));
+/// assert_eq!(limits.keep_alive(), Duration::from_secs(2));
 /// ```
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Limits {
@@ -32,8 +32,8 @@ impl Default for Limits {
     fn default() -> Self {
         Self {
             max_message_size: 16 << 20,
-            idle_timeout: Duration::from_secs(30),
-            keep_alive: Duration::from_secs(10),
+            idle_timeout: Duration::from_secs(6),
+            keep_alive: Duration::from_secs(2),
             send_timeout: Duration::from_secs(30),
             frame_read_timeout: Duration::from_secs(30),
         }
@@ -49,15 +49,23 @@ impl Limits {
         self
     }
 
-    /// A connection with no traffic for this long is lost. Default 30 s.
+    /// A connection with nothing from the peer for this long is lost: the bound on
+    /// noticing a peer that died without closing (a killed process, a vanished network),
+    /// which fails the calls in flight on it. Default 6 s, three keep-alive intervals, so
+    /// that a lost keep-alive or two is not taken for a dead peer. Over QUIC both peers
+    /// take the smaller of their two values; over WebSocket each applies its own. Raise it
+    /// (with `keep_alive`) for links that go silent for longer, e.g. mobile networks.
     pub fn with_idle_timeout(mut self, timeout: Duration) -> Self {
         self.idle_timeout = timeout;
         self
     }
 
-    /// Keep-alive interval that holds a quiet connection open. Default 10 s; anything
-    /// below 100 ms (zero included) counts as 100 ms. Costs one small packet per interval
-    /// per connection.
+    /// Keep-alive interval that holds a quiet connection open and shows the peer is alive.
+    /// Default 2 s; anything below 100 ms (zero included) counts as 100 ms. Costs one
+    /// small packet and its acknowledgement per interval per quiet connection (over QUIC
+    /// whichever peer's timer runs out first sends it, and any packet received restarts
+    /// both; over WebSocket the server pings and the client answers), none while traffic
+    /// flows. Keep it well below `idle_timeout`.
     pub fn with_keep_alive(mut self, interval: Duration) -> Self {
         self.keep_alive = interval;
         self

@@ -13,6 +13,7 @@ mod connection;
 mod error;
 mod handler;
 mod limits;
+mod memory_budget;
 #[cfg(feature = "prometheus")]
 pub mod prometheus;
 mod quic;
@@ -30,12 +31,12 @@ pub use auth::{AuthError, AuthRequest, Authenticator, ConnectionInfo, Identity};
 pub use config::{ServerConfig, WebSocketMode};
 pub use error::{ServerError, TlsError};
 pub use handler::{EventOf, Factory, HandlerContext, RpcHandler, StateOf};
-pub use limits::{RateLimit, ServerLimits};
+pub use limits::{AddressValidation, RateLimit, ServerLimits};
 pub use server::Server;
 pub use shutdown::ShutdownHandle;
 pub use state_handle::{StateHandle, StateWriteGuard};
 pub use stats::{ServerStats, StatsHandle, TrafficStats};
 pub use topics::{
-    EventEmitter, SlowConsumerPolicy, SubscriptionLimit, Subscriptions, TopicNotification,
+    EmitError, EventEmitter, SlowConsumerPolicy, SubscribeError, Subscriptions, TopicNotification,
     TopicNotifier,
 };

@@ -20,15 +20,42 @@ pub struct ServerLimits {
     max_connections: u32,
     max_connections_per_ip: u32,
     ipv6_prefix_len: u8,
-    address_validation: bool,
+    address_validation: AddressValidation,
     handshake_timeout: Duration,
     max_concurrent_calls: u32,
     max_inflight_bytes: u64,
+    memory_budget: u64,
     call_rate: Option<RateLimit>,
     max_subscriptions: usize,
     max_queued_events: usize,
+    max_queued_bytes: usize,
     max_replay_events: usize,
     resume_grace: Duration,
+}
+
+/// When a QUIC peer must answer a Retry, proving it receives packets at its source
+/// address, before it takes a connection slot (`ServerLimits::with_address_validation`).
+///
+/// ```
+/// use hardlight_server::{AddressValidation, ServerLimits};
+/// let limits = ServerLimits::default().with_address_validation(AddressValidation::Always);
+/// assert_eq!(limits.address_validation(), AddressValidation::Always);
+/// ```
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum AddressValidation {
+    /// Never: a spoofer can hold slots of any address until each handshake times out.
+    Off,
+    /// Always: every new connection costs one more round trip.
+    Always,
+    /// Once `handshakes` handshakes of unproven peers are in progress: no round trip
+    /// while the server is not under attack, and no more than `handshakes` slots for
+    /// spoofed sources when it is. Keep it below `max_connections_per_ip`, so that a
+    /// peer whose address is spoofed still gets a slot once it proves it.
+    WhenBusy {
+        /// Handshakes of unproven peers in progress at which Retry begins.
+        handshakes: u32,
+    },
 }
 
 /// A token-bucket rate: `per_second` sustained, up to `burst` at once.
@@ -52,13 +79,15 @@ impl Default for ServerLimits {
             max_connections: 10_000,
             max_connections_per_ip: 256,
             ipv6_prefix_len: 64,
-            address_validation: false,
+            address_validation: AddressValidation::WhenBusy { handshakes: 64 },
             handshake_timeout: Duration::from_secs(10),
             max_concurrent_calls: 128,
             max_inflight_bytes: 64 << 20,
+            memory_budget: 1 << 30,
             call_rate: None,
             max_subscriptions: 1024,
             max_queued_events: 1024,
+            max_queued_bytes: 16 << 20,
             max_replay_events: 256,
             resume_grace: Duration::from_secs(30),
         }
@@ -74,8 +103,8 @@ impl ServerLimits {
         self
     }
 
-    /// Connections one IP address may hold at once, and sessions it may have parked for
-    /// resumption. Default 256 (clients behind one NAT share it). IPv6 peers count per
+    /// Connections one IP address may hold at once, and sessions it — or, with an
+    /// authenticator, one identity — may have parked for resumption. Default 256 (clients behind one NAT share it). IPv6 peers count per
     /// network of [`ServerLimits::with_ipv6_prefix_len`].
     pub fn with_max_connections_per_ip(mut self, connections: u32) -> Self {
         self.max_connections_per_ip = connections;
@@ -90,14 +119,14 @@ impl ServerLimits {
         self
     }
 
-    /// Whether a QUIC peer must prove it owns its source address (a Retry round trip)
-    /// before it takes a connection slot. Without it, Initial packets with spoofed sources
-    /// can fill `max_connections` and any address's `max_connections_per_ip` until the
-    /// handshake timeout. Costs a new connection one round trip. (TCP proves it with its
-    /// own handshake.) Default off for now: under load, about one handshake in several
-    /// thousand through a Retry was seen to get no answer until the idle timeout.
-    pub fn with_address_validation(mut self, on: bool) -> Self {
-        self.address_validation = on;
+    /// When a QUIC peer must prove it owns its source address (a Retry round trip) before
+    /// it takes a connection slot. Default [`AddressValidation::WhenBusy`] with 64
+    /// handshakes: peers whose address is not proven (spoofed Initials among them) hold
+    /// at most 64 slots at once, each until its handshake completes, fails or times out;
+    /// past that, every new peer answers a Retry first. (TCP proves the address with its
+    /// own handshake.)
+    pub fn with_address_validation(mut self, validation: AddressValidation) -> Self {
+        self.address_validation = validation;
         self
     }
 
@@ -118,10 +147,28 @@ impl ServerLimits {
         self
     }
 
-    /// Request bytes one connection may have buffered across its calls (raw bodies, until
-    /// each handler returns). Default 64 MiB; at least `Limits::max_message_size`.
+    /// Request bytes one connection may have buffered across its calls, each held until
+    /// its handler returns: the body as received, plus what a compressed body opens to
+    /// (a call that would pass it then fails with `ErrorCode::Overloaded`). Default
+    /// 64 MiB; at least `Limits::max_message_size`. A call waits for its raw body's share
+    /// before the server reads the body.
     pub fn with_max_inflight_bytes(mut self, bytes: u64) -> Self {
         self.max_inflight_bytes = bytes;
+        self
+    }
+
+    /// Bytes all peers together may make the server hold: call bodies in flight (as
+    /// received and opened), queued and replayable events (each once, however many
+    /// subscribers share it), parked sessions (8 KiB each besides their events) and
+    /// subscribed topic names. Work that would pass it is refused, not queued: a call fails
+    /// with `ErrorCode::Overloaded` (retriable), an emit with `EmitError::Overloaded`, a
+    /// subscription with `SubscribeError::Overloaded`, and a lost connection's session is
+    /// ended instead of parked. Default 1 GiB; set it to the share of the process's memory
+    /// peers may fill (a quarter of a container's limit, say). Memory the server uses for
+    /// itself — connection buffers, quinn's and the TLS state, about 45 KiB per idle
+    /// connection — is bounded by `max_connections` instead.
+    pub fn with_memory_budget(mut self, bytes: u64) -> Self {
+        self.memory_budget = bytes;
         self
     }
 
@@ -145,6 +192,14 @@ impl ServerLimits {
     /// bounds how many one slow connection keeps alive.
     pub fn with_max_queued_events(mut self, events: usize) -> Self {
         self.max_queued_events = events;
+        self
+    }
+
+    /// Bytes of events queued for one connection before the slow-consumer policy applies,
+    /// beside `max_queued_events`. Default 16 MiB. An event larger than this still goes to
+    /// a connection with nothing queued.
+    pub fn with_max_queued_bytes(mut self, bytes: usize) -> Self {
+        self.max_queued_bytes = bytes;
         self
     }
 
@@ -179,7 +234,7 @@ impl ServerLimits {
     }
 
     /// See [`ServerLimits::with_address_validation`].
-    pub fn address_validation(&self) -> bool {
+    pub fn address_validation(&self) -> AddressValidation {
         self.address_validation
     }
 
@@ -198,6 +253,11 @@ impl ServerLimits {
         self.max_inflight_bytes
     }
 
+    /// See [`ServerLimits::with_memory_budget`].
+    pub fn memory_budget(&self) -> u64 {
+        self.memory_budget
+    }
+
     /// See [`ServerLimits::with_call_rate`].
     pub fn call_rate(&self) -> Option<RateLimit> {
         self.call_rate
@@ -211,6 +271,11 @@ impl ServerLimits {
     /// See [`ServerLimits::with_max_queued_events`].
     pub fn max_queued_events(&self) -> usize {
         self.max_queued_events
+    }
+
+    /// See [`ServerLimits::with_max_queued_bytes`].
+    pub fn max_queued_bytes(&self) -> usize {
+        self.max_queued_bytes
     }
 
     /// See [`ServerLimits::with_max_replay_events`].

@@ -20,7 +20,8 @@ use crate::{
     config::{ServerConfig, WebSocketMode},
     error::ServerError,
     handler::{EventOf, Factory, RpcHandler},
-    quic::{quinn_config, serve_connection},
+    memory_budget::MemoryBudget,
+    quic::{quinn_config, serve_connection, validated, Unproven},
     session::{resume::Sessions, ServerShared},
     shutdown::{ShutdownHandle, Signals},
     stats::{ServerCounters, ServerStats, StatsHandle},
@@ -64,13 +65,14 @@ struct Bound {
 impl<H: RpcHandler> Server<H> {
     /// A server that will serve `factory`'s handlers with `config`; nothing is bound yet.
     pub fn new(config: ServerConfig, factory: Factory<H>) -> Self {
+        let memory = MemoryBudget::new(config.server_limits.memory_budget());
         Self {
             config,
             factory,
             bound: None,
             signals: Signals::new(),
-            hub: Hub::new(),
-            counters: Arc::default(),
+            hub: Hub::new(Arc::clone(&memory)),
+            counters: Arc::new(ServerCounters::new(memory)),
             memory: None,
         }
     }
@@ -231,6 +233,7 @@ impl<H: RpcHandler> Server<H> {
                 server_limits.ipv6_prefix_len(),
             ),
             counters: Arc::clone(&self.counters),
+            unproven: Unproven::default(),
         });
         let sessions = Sessions::new(
             self.factory.clone(),
@@ -239,6 +242,7 @@ impl<H: RpcHandler> Server<H> {
                 server_limits.max_connections(),
                 server_limits.max_connections_per_ip(),
             ),
+            self.config.authenticator.is_some(),
             Arc::clone(&self.counters),
         );
         let memory = self.memory.take().map(|(_, incoming)| incoming);
@@ -251,10 +255,10 @@ impl<H: RpcHandler> Server<H> {
                 tokio::select! {
                     incoming = accept_quic(quic.as_ref()) => match incoming {
                         Some(incoming) => {
-                            let Some(incoming) = validated(incoming, &shared) else { continue };
+                            let Some((incoming, unproven)) = validated(incoming, &shared) else { continue };
                             match admit(&shared, incoming.remote_address(), Transport::Quic) {
                                 Some(slot) => {
-                                    connections.spawn(serve_connection(incoming, slot, Arc::clone(&sessions), Arc::clone(&shared)));
+                                    connections.spawn(serve_connection(incoming, (slot, unproven), Arc::clone(&sessions), Arc::clone(&shared)));
                                 }
                                 None => incoming.refuse(),
                             }
@@ -294,22 +298,6 @@ impl<H: RpcHandler> Server<H> {
         self.signals.finished.send_replace(true);
         Ok(())
     }
-}
-
-/// A QUIC connection attempt whose source address is proven (or need not be, with
-/// `ServerLimits::address_validation` off). Otherwise it gets a Retry, which a peer that
-/// spoofed its address never answers, and `None`: it takes no slot.
-fn validated(incoming: quinn::Incoming, shared: &ServerShared) -> Option<quinn::Incoming> {
-    if !shared.server_limits.address_validation() || incoming.remote_address_validated() {
-        return Some(incoming);
-    }
-    shared.counters.address_validation_sent();
-    // `retry` fails only when the attempt already carried a retry token (then it counts
-    // as validated and never gets here)
-    if let Err(error) = incoming.retry() {
-        error.into_incoming().refuse();
-    }
-    None
 }
 
 /// A place for a new connection from `remote`, or `None` (counted and logged) when the

@@ -9,6 +9,8 @@ use std::sync::{
 
 use hardlight_core::TransportKind as Transport;
 
+use crate::memory_budget::MemoryBudget;
+
 /// A snapshot of a server's counters, from [`Server::stats`](crate::Server::stats) or a
 /// [`StatsHandle`].
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
@@ -32,6 +34,12 @@ pub struct ServerStats {
     /// Parked sessions whose grace period (`ServerLimits::resume_grace`) ended without a
     /// resumption.
     pub sessions_expired: u64,
+    /// Bytes charged now to `ServerLimits::memory_budget`: call bodies in flight, queued
+    /// and replayable events, parked sessions, subscribed topic names.
+    pub memory_charged: u64,
+    /// Work refused because `ServerLimits::memory_budget` was spent: calls, emits,
+    /// subscriptions and sessions that could not be parked.
+    pub memory_refusals: u64,
     /// Calls, bytes and dropped events of all connections.
     pub traffic: TrafficStats,
 }
@@ -95,6 +103,7 @@ pub(crate) struct ServerCounters {
     parked: AtomicU64,
     resumed: AtomicU64,
     expired: AtomicU64,
+    memory: Arc<MemoryBudget>,
 }
 
 /// How a parked session left the parked set.
@@ -126,6 +135,19 @@ fn add(counter: &AtomicU64, n: u64) {
 }
 
 impl ServerCounters {
+    /// The counters of a server whose memory is charged to `memory`.
+    pub(crate) fn new(memory: Arc<MemoryBudget>) -> Self {
+        Self {
+            memory,
+            ..Self::default()
+        }
+    }
+
+    /// The server's memory budget.
+    pub(crate) fn memory(&self) -> &Arc<MemoryBudget> {
+        &self.memory
+    }
+
     pub(crate) fn connection_opened(&self, transport: Transport) {
         add(&self.open, 1);
         add(&self.accepted, 1);
@@ -190,6 +212,8 @@ impl ServerCounters {
             sessions_parked: self.parked.load(Relaxed),
             sessions_resumed: self.resumed.load(Relaxed),
             sessions_expired: self.expired.load(Relaxed),
+            memory_charged: self.memory.used(),
+            memory_refusals: self.memory.refusals(),
             traffic: self.calls.snapshot(),
         }
     }

@@ -10,6 +10,7 @@ use std::{
 use hardlight::*;
 
 pub mod board;
+pub mod child;
 pub mod probe;
 pub mod raw;
 pub mod raw_ws;

@@ -4,7 +4,7 @@
 
 use std::{
     collections::HashMap,
-    net::SocketAddr,
+    net::{IpAddr, SocketAddr},
     sync::{Arc, Mutex},
 };
 
@@ -35,6 +35,8 @@ struct State {
     /// A packet held back for reordering, per direction and client.
     held: HashMap<(SocketAddr, bool), Vec<u8>>,
     sent_by_client: HashMap<SocketAddr, usize>,
+    /// The address packets reach the server from.
+    from: IpAddr,
 }
 
 /// A running proxy; stops on drop.
@@ -47,6 +49,12 @@ pub struct UdpProxy {
 impl UdpProxy {
     /// Proxies to `server`, with `seed` for the random faults.
     pub async fn start(server: SocketAddr, seed: u64) -> Self {
+        Self::start_from(server, seed, IpAddr::from([127, 0, 0, 1])).await
+    }
+
+    /// Like [`UdpProxy::start`], reaching the server from address `from` (another
+    /// loopback address: to the server, another host).
+    pub async fn start_from(server: SocketAddr, seed: u64, from: IpAddr) -> Self {
         let socket = Arc::new(UdpSocket::bind("127.0.0.1:0").await.unwrap());
         let addr = socket.local_addr().unwrap();
         let state = Arc::new(Mutex::new(State {
@@ -56,6 +64,7 @@ impl UdpProxy {
             rng: StdRng::seed_from_u64(seed),
             held: HashMap::new(),
             sent_by_client: HashMap::new(),
+            from,
         }));
         let task = tokio::spawn(run(socket, Arc::clone(&state)));
         Self { addr, state, task }
@@ -125,7 +134,8 @@ async fn run(socket: Arc<UdpSocket>, state: Arc<Mutex<State>>) {
         let upstream = match upstreams.get(&client) {
             Some((made_for, upstream)) if *made_for == generation => Arc::clone(upstream),
             _ => {
-                let upstream = Arc::new(UdpSocket::bind("127.0.0.1:0").await.unwrap());
+                let from = state.lock().unwrap().from;
+                let upstream = Arc::new(UdpSocket::bind((from, 0)).await.unwrap());
                 upstream.connect(server).await.unwrap();
                 upstreams.insert(client, (generation, Arc::clone(&upstream)));
                 tasks.spawn(replies(

@@ -55,6 +55,8 @@ pub(crate) fn generate(item: &syn::ItemTrait, attr: &Attr, service: &Service) ->
                     #p::Ok(args) => args,
                     #p::Err(error) => return #p::Outcome::invalid_arguments(#method_name, error),
                 };
+                // the handler holds its decoded arguments, not the archive as well
+                ::core::mem::drop(args);
                 #run
             }
         }

@@ -16,7 +16,7 @@ use super::link::CallIo;
 use crate::{
     handler::{RpcHandler, StateOf},
     session::{
-        dispatch::{refusal, reply_frame},
+        dispatch::{overloaded, refusal, reply_frame, Unread},
         CallContext,
     },
     state_handle::StateHandle,
@@ -180,16 +180,20 @@ async fn serve<H: RpcHandler, C: CallIo>(
                 None => return,
             }
         }
-        Err(ReadError::Io(error)) => {
+        Err(Unread::Frame(ReadError::Io(error))) => {
             return debug!(%error, "call stream failed before the call was read");
         }
-        Err(ReadError::Finished) => (
+        Err(Unread::Frame(ReadError::Finished)) => (
             0,
             Outcome::Failure(ErrorCode::Malformed, "call stream carried no frame".into()),
         ),
-        Err(ReadError::Protocol(error)) => {
+        Err(Unread::Frame(ReadError::Protocol(error))) => {
             debug!(%error, "rejected call frame");
             (io.id().unwrap_or(0), refusal(&error))
+        }
+        Err(Unread::Overloaded(exhausted)) => {
+            debug!("call refused: the memory budget is spent");
+            (io.id().unwrap_or(0), overloaded(exhausted))
         }
     };
     let frame = reply_frame(id, state.version(), outcome, &context);

@@ -4,9 +4,13 @@
 
 use std::future::Future;
 
-use hardlight_core::{close::Close, codec::Bytes, frame::FrameHeader, io::ReadError};
+use hardlight_core::{close::Close, codec::Bytes, frame::FrameHeader};
 
-use crate::session::{dispatch::Call, push::PushSink, CallContext};
+use crate::session::{
+    dispatch::{Call, Unread},
+    push::PushSink,
+    CallContext,
+};
 
 /// How a connection ended.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -83,11 +87,9 @@ pub(crate) trait CallIo: Send + 'static {
     /// The call's id, where the transport multiplexes calls by id.
     fn id(&self) -> Option<u64>;
 
-    /// Reads the call: its header, its share of the connection's byte budget, its body.
-    fn read(
-        &mut self,
-        context: &CallContext,
-    ) -> impl Future<Output = Result<Call, ReadError>> + Send;
+    /// Reads the call: its header, its share of the connection's and the server's byte
+    /// budgets, its body.
+    fn read(&mut self, context: &CallContext) -> impl Future<Output = Result<Call, Unread>> + Send;
 
     /// Completes if the client gives up on the call before its reply (over QUIC: the
     /// stream is stopped; multiplexed calls are cancelled by `Cancel` instead).

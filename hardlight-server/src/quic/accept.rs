@@ -8,7 +8,7 @@ use quinn::Incoming;
 use tokio::time::{timeout_at, Instant};
 use tracing::{debug, info_span, Instrument};
 
-use super::link::QuicLink;
+use super::{link::QuicLink, validation::UnprovenHandshake};
 use crate::{
     admission::Connected,
     connection,
@@ -20,7 +20,7 @@ use crate::{
 /// returns, and the handler is dropped with the last call task.
 pub(crate) async fn serve_connection<H: RpcHandler>(
     incoming: Incoming,
-    _admitted: Connected,
+    (_admitted, unproven): (Connected, Option<UnprovenHandshake>),
     sessions: Arc<Sessions<H>>,
     shared: Arc<ServerShared>,
 ) {
@@ -37,6 +37,8 @@ pub(crate) async fn serve_connection<H: RpcHandler>(
             Ok(Err(error)) => return debug!(%error, "QUIC handshake failed"),
             Err(_) => return debug!("QUIC handshake timed out"),
         };
+        // a completed handshake proves the address
+        drop(unproven);
         let peer = Peer {
             remote,
             transport: Transport::Quic,

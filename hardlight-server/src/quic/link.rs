@@ -9,7 +9,7 @@ use hardlight_core::{
     codec::Bytes,
     decoder::FrameDecoder,
     frame::{FrameHeader, HEADER_LEN},
-    io::{read_frame, read_header, read_rest, ReadError},
+    io::{read_frame, read_header, read_rest},
     ErrorCode, ProtocolError,
 };
 use quinn::{Connection, ConnectionError, RecvStream, SendStream, VarInt};
@@ -18,7 +18,7 @@ use tokio::time::{timeout, timeout_at, Instant};
 use crate::{
     connection::{CallIo, Ended, Incoming, Link, NoHello},
     session::{
-        dispatch::{reserve, Call},
+        dispatch::{reserve, Call, Reservation, Unread},
         push::PushSink,
         CallContext,
     },
@@ -131,11 +131,14 @@ pub(crate) struct QuicCall {
 impl QuicCall {
     /// The call frame did not arrive within `limit`: the peer is told to stop sending it,
     /// and the call fails with `FrameTimeout`.
-    fn late(&mut self, limit: Duration) -> ReadError {
-        let _ = self
-            .recv
-            .stop(VarInt::from_u32(ErrorCode::FrameTimeout.to_u16().into()));
+    fn late(&mut self, limit: Duration) -> Unread {
+        self.stop(ErrorCode::FrameTimeout);
         ProtocolError::FrameTimeout { limit }.into()
+    }
+
+    /// The call's body is not read: the peer is told to stop sending it, with `code`.
+    fn stop(&mut self, code: ErrorCode) {
+        let _ = self.recv.stop(VarInt::from_u32(code.to_u16().into()));
     }
 }
 
@@ -144,7 +147,7 @@ impl CallIo for QuicCall {
         None
     }
 
-    async fn read(&mut self, context: &CallContext) -> Result<Call, ReadError> {
+    async fn read(&mut self, context: &CallContext) -> Result<Call, Unread> {
         let limit = context.limits.frame_read_timeout();
         let mut deadline = Instant::now() + limit;
         let mut decoder = FrameDecoder::new(context.limits.max_message_size());
@@ -154,20 +157,25 @@ impl CallIo for QuicCall {
         context
             .meter
             .received(HEADER_LEN + header.body_len as usize);
-        let budget = match Arc::clone(&context.budget).try_acquire_many_owned(header.body_len) {
-            Ok(budget) => budget,
+        let reserved = match Arc::clone(&context.budget).try_acquire_many_owned(header.body_len) {
+            Ok(share) => Reservation::new(share, context).map_err(Unread::Overloaded),
             Err(_) => {
                 // the wait for the budget is the server's, not the peer's
                 let waiting = Instant::now();
-                let budget = reserve(context, &header).await?;
+                let reserved = reserve(context, &header).await;
                 deadline += waiting.elapsed();
-                budget
+                reserved
             }
         };
+        let reserved = reserved.inspect_err(|unread| {
+            if matches!(unread, Unread::Overloaded(_)) {
+                self.stop(ErrorCode::Overloaded);
+            }
+        })?;
         let (header, raw) = timeout_at(deadline, read_rest(&mut self.recv, &mut decoder))
             .await
             .map_err(|_| self.late(limit))??;
-        Ok(Call::open(header, raw, budget)?)
+        Ok(Call::open(header, raw, reserved)?)
     }
 
     async fn abandoned(&mut self) {

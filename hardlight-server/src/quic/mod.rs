@@ -4,6 +4,8 @@
 mod accept;
 mod link;
 mod tls;
+mod validation;
 
 pub(crate) use accept::serve_connection;
 pub(crate) use tls::quinn_config;
+pub(crate) use validation::{validated, Unproven};

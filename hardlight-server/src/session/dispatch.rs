@@ -7,6 +7,7 @@ use futures_util::FutureExt;
 use hardlight_core::{
     codec::{encode, Bytes},
     frame::{FrameHeader, Kind},
+    io::ReadError,
     message::{encode_frame, open_aligned_body},
     ErrorCode, Outcome, ProtocolError, Service,
 };
@@ -14,20 +15,79 @@ use tokio::sync::OwnedSemaphorePermit;
 use tracing::{debug, Instrument};
 
 use super::CallContext;
-use crate::handler::RpcHandler;
+use crate::{
+    handler::RpcHandler,
+    memory_budget::{Charge, Exhausted},
+};
 
 /// A call ready to run: its header, its body as received (aligned, maybe compressed), and
-/// the share of the connection's byte budget it holds until the handler finishes.
+/// the bytes it holds until the handler finishes.
 pub(crate) struct Call {
     pub(crate) header: FrameHeader,
     raw: Bytes,
-    _budget: OwnedSemaphorePermit,
+    reserved: Reservation,
 }
 
-/// Reserves `header.body_len` bytes of the connection's budget for a call (waiting for
-/// earlier calls to release theirs if needed). Cancel-safe: dropped before it completes,
+/// Why a call was not read: its frame or stream failed, or the server had no memory for
+/// it.
+#[derive(Debug)]
+pub(crate) enum Unread {
+    /// The frame broke the protocol, the stream ended or failed.
+    Frame(ReadError),
+    /// The server's memory budget could not take the call's body.
+    Overloaded(Exhausted),
+}
+
+impl<E: Into<ReadError>> From<E> for Unread {
+    fn from(error: E) -> Self {
+        Self::Frame(error.into())
+    }
+}
+
+/// A call's bytes: of the connection's budget (`ServerLimits::max_inflight_bytes`) and
+/// of the server's (`ServerLimits::memory_budget`), held until its handler returns.
+pub(crate) struct Reservation {
+    connection: OwnedSemaphorePermit,
+    server: Charge,
+}
+
+impl Reservation {
+    /// The server's share of a call whose connection share is `connection`; refused at
+    /// once if the server's budget is spent (never waited for: what holds it may be
+    /// other connections' calls, events or sessions).
+    pub(crate) fn new(
+        connection: OwnedSemaphorePermit,
+        context: &CallContext,
+    ) -> Result<Self, Exhausted> {
+        let server = context.memory.charge(connection.num_permits() as u64)?;
+        Ok(Self { connection, server })
+    }
+
+    /// `bytes` more, of both budgets, taken at once or refused: what a compressed body
+    /// grows to when opened.
+    fn grow(&mut self, context: &CallContext, bytes: usize) -> Result<(), Outcome> {
+        let connection = u32::try_from(bytes)
+            .ok()
+            .and_then(|n| Arc::clone(&context.budget).try_acquire_many_owned(n).ok())
+            .ok_or_else(|| {
+                Outcome::Failure(
+                    ErrorCode::Overloaded,
+                    format!(
+                        "the connection's calls in flight hold its byte budget \
+                         (ServerLimits::max_inflight_bytes) and this call's body opens to {bytes} bytes; retry later"
+                    ),
+                )
+            })?;
+        self.server.grow(bytes as u64).map_err(overloaded)?;
+        self.connection.merge(connection);
+        Ok(())
+    }
+}
+
+/// Reserves `header.body_len` bytes of the connection's budget for a call, waiting for
+/// earlier calls to release theirs if needed. Cancel-safe: dropped before it completes,
 /// it holds nothing.
-pub(crate) async fn reserve(
+pub(crate) async fn connection_share(
     context: &CallContext,
     header: &FrameHeader,
 ) -> Result<OwnedSemaphorePermit, ProtocolError> {
@@ -37,12 +97,26 @@ pub(crate) async fn reserve(
         .map_err(|_| ProtocolError::Malformed)
 }
 
+/// [`connection_share`], then the server's share.
+pub(crate) async fn reserve(
+    context: &CallContext,
+    header: &FrameHeader,
+) -> Result<Reservation, Unread> {
+    let share = connection_share(context, header).await?;
+    Reservation::new(share, context).map_err(Unread::Overloaded)
+}
+
+/// The outcome for a call the server's memory budget refused.
+pub(crate) fn overloaded(exhausted: Exhausted) -> Outcome {
+    Outcome::Failure(ErrorCode::Overloaded, exhausted.message())
+}
+
 impl Call {
     /// A received `Call` frame; its body is opened only once the call is admitted.
     pub(crate) fn open(
         header: FrameHeader,
         raw: Bytes,
-        budget: OwnedSemaphorePermit,
+        reserved: Reservation,
     ) -> Result<Self, ProtocolError> {
         if header.kind != Kind::Call {
             return Err(ProtocolError::UnexpectedKind {
@@ -53,14 +127,15 @@ impl Call {
         Ok(Self {
             header,
             raw,
-            _budget: budget,
+            reserved,
         })
     }
 
     /// Runs the handler, catching a panic, if the rate limit admits the call — checked
     /// before the body is decompressed or validated, so that refused calls cost no more
-    /// than their reading. Returns `None` if `cancelled` completes first, in which case
-    /// the handler future has been dropped.
+    /// than their reading — and both budgets take what a compressed body opens to.
+    /// Returns `None` if `cancelled` completes first, in which case the handler future
+    /// has been dropped.
     pub(crate) async fn run<H: RpcHandler>(
         self,
         handler: Arc<H>,
@@ -70,11 +145,12 @@ impl Call {
         let Self {
             header,
             raw,
-            _budget,
+            mut reserved,
         } = self;
         if let Err(refused) = context.admit_call() {
             return Some(refused);
         }
+        let compressed = header.is_compressed();
         let args = match open_aligned_body(
             &header,
             raw,
@@ -84,6 +160,13 @@ impl Call {
             Ok(args) => args,
             Err(error) => return Some(refusal(&error)),
         };
+        // the raw body stays charged: it stands for the decoded arguments, which the
+        // handler holds once the archive is dropped
+        if compressed {
+            if let Err(refused) = reserved.grow(context, args.len()) {
+                return Some(refused);
+            }
+        }
         let span = tracing::debug_span!(
             "call",
             id = header.id,

@@ -28,7 +28,7 @@ use crate::{
     handler::{HandlerContext, RpcHandler, StateOf},
     state_handle::StateHandle,
     stats::Meter,
-    topics::{EventEmitter, Outbox, Subscriptions},
+    topics::{Bounds, EventEmitter, Outbox, Subscriptions},
 };
 
 /// Who is connecting, as the transport knows it.
@@ -288,12 +288,13 @@ fn new_session<H: RpcHandler>(
     let state = StateHandle::new(StateOf::<H>::default())
         .map_err(|e| rejection(RejectCode::Internal, e.to_string()))?;
     let meter = Meter::new(Arc::clone(&shared.counters));
-    let outbox = Outbox::new(
-        shared.server_limits.max_queued_events(),
-        shared.server_limits.max_replay_events(),
-        shared.slow_consumer,
-        meter.clone(),
-    );
+    let limits = &shared.server_limits;
+    let bounds = Bounds {
+        events: limits.max_queued_events(),
+        bytes: limits.max_queued_bytes(),
+        replay: limits.max_replay_events(),
+    };
+    let outbox = Outbox::new(bounds, shared.slow_consumer, meter.clone());
     let subscriptions = Subscriptions::new(
         Arc::clone(&shared.hub),
         Arc::clone(&outbox),

@@ -19,6 +19,8 @@ use tokio::sync::Semaphore;
 use crate::{
     admission::Admission,
     auth::Authenticator,
+    memory_budget::MemoryBudget,
+    quic::Unproven,
     rate::TokenBucket,
     shutdown::Signals,
     stats::{Meter, ServerCounters},
@@ -38,6 +40,8 @@ pub(crate) struct ServerShared {
     pub(crate) authenticator: Option<Arc<dyn Authenticator>>,
     pub(crate) admission: Arc<Admission>,
     pub(crate) counters: Arc<ServerCounters>,
+    /// QUIC handshakes in progress of peers whose address is not proven.
+    pub(crate) unproven: Unproven,
 }
 
 /// What a connection's calls share after the handshake.
@@ -48,6 +52,8 @@ pub(crate) struct CallContext {
     pub(crate) compression: Compression,
     /// Request bytes the connection may have buffered at once.
     pub(crate) budget: Arc<Semaphore>,
+    /// The server's memory budget.
+    pub(crate) memory: Arc<MemoryBudget>,
     /// Where the connection's activity is counted.
     pub(crate) meter: Meter,
     /// The call rate limit, if any: the session's, so that a reconnect that resumes the
@@ -80,6 +86,7 @@ impl CallContext {
             budget: Arc::new(Semaphore::new(
                 budget.min(Semaphore::MAX_PERMITS as u64) as usize
             )),
+            memory: Arc::clone(shared.counters.memory()),
             meter,
             rate,
         }

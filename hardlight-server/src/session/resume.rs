@@ -23,6 +23,7 @@ use tracing::debug;
 use super::CallRate;
 use crate::{
     handler::{Factory, RpcHandler, StateOf},
+    memory_budget::{Charge, PARKED_SESSION_BYTES},
     state_handle::StateHandle,
     stats::{Meter, ServerCounters, Unparked},
     sync::lock,
@@ -60,8 +61,20 @@ impl<H: RpcHandler> Session<H> {
 enum Entry<H: RpcHandler> {
     /// On a connection; notifying `kick` makes the connection let go of it.
     Live { kick: Arc<Notify>, owner: String },
-    /// Waiting for its client; `expiry` closes it when the grace period ends.
-    Parked(Session<H>, AbortHandle),
+    /// Waiting for its client; `expiry` closes it when the grace period ends. Charged to
+    /// the server's memory budget while parked.
+    Parked {
+        session: Session<H>,
+        expiry: AbortHandle,
+        _charge: Charge,
+    },
+}
+
+/// What parked sessions are counted against (`max_connections_per_ip` each).
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+enum Holder {
+    Address(IpAddr),
+    Identity(String),
 }
 
 /// The server's sessions, for resumption, and the factory for new ones.
@@ -71,10 +84,13 @@ pub(crate) struct Sessions<H: RpcHandler> {
     /// Most sessions parked at once: a peer that connects and vanishes over and over
     /// cannot make the server hold more (beyond it, lost sessions close at once).
     max_parked: u64,
-    /// Most sessions parked at once from one address (`max_connections_per_ip`): one peer
-    /// cannot take the whole parked set.
-    max_parked_per_address: u32,
-    parked_per_address: Mutex<HashMap<IpAddr, u32>>,
+    /// Most sessions parked at once from one address, and of one authenticated identity
+    /// (`max_connections_per_ip`): one peer cannot take the whole parked set.
+    max_parked_per_holder: u32,
+    parked_per_holder: Mutex<HashMap<Holder, u32>>,
+    /// Sessions are counted per identity too (the server authenticates; without it every
+    /// session has the same, anonymous, identity).
+    per_identity: bool,
     entries: Mutex<HashMap<[u8; 16], Entry<H>>>,
     parked: Notify,
     counters: Arc<ServerCounters>,
@@ -84,15 +100,17 @@ impl<H: RpcHandler> Sessions<H> {
     pub(crate) fn new(
         factory: Factory<H>,
         grace: Duration,
-        (max_parked, max_parked_per_address): (u32, u32),
+        (max_parked, max_parked_per_holder): (u32, u32),
+        per_identity: bool,
         counters: Arc<ServerCounters>,
     ) -> Arc<Self> {
         Arc::new(Self {
             factory,
             grace,
             max_parked: u64::from(max_parked),
-            max_parked_per_address,
-            parked_per_address: Mutex::default(),
+            max_parked_per_holder,
+            parked_per_holder: Mutex::default(),
+            per_identity,
             entries: Mutex::new(HashMap::new()),
             parked: Notify::new(),
             counters,
@@ -109,63 +127,91 @@ impl<H: RpcHandler> Sessions<H> {
     }
 
     /// The connection of session `session` ended. A lost connection parks the session
-    /// (when resumption is on and fewer than `max_parked` are parked, and fewer than
-    /// `max_parked_per_address` from its address); otherwise the session closes.
+    /// (when resumption is on and fewer than `max_parked` are parked, fewer than
+    /// `max_parked_per_holder` from its address and of its identity, and the memory budget
+    /// takes it); otherwise the session closes.
     pub(crate) fn detach(self: &Arc<Self>, session: Session<H>, lost: bool) {
         let id = session.id;
         let keep = lost && !self.grace.is_zero();
-        if !keep || !self.take_place(session.address) {
+        let Some(charge) = keep.then(|| self.take_place(&session)).flatten() else {
             lock(&self.entries).remove(&id);
             return session.close();
-        }
+        };
         let sessions = Arc::clone(self);
         let expiry = tokio::spawn(async move {
             tokio::time::sleep(sessions.grace).await;
             sessions.expire(id);
         });
-        lock(&self.entries).insert(id, Entry::Parked(session, expiry.abort_handle()));
+        let parked = Entry::Parked {
+            session,
+            expiry: expiry.abort_handle(),
+            _charge: charge,
+        };
+        lock(&self.entries).insert(id, parked);
         self.counters.session_parked();
         debug!("session parked for resumption");
         self.parked.notify_waiters();
     }
 
-    /// A place in the parked set for a session from `address`, if there is one.
-    fn take_place(&self, address: IpAddr) -> bool {
+    /// Who a parked session counts against: its address, and its identity if sessions
+    /// are counted per identity.
+    fn holders(&self, session: &Session<H>) -> impl Iterator<Item = Holder> {
+        let identity = self
+            .per_identity
+            .then(|| Holder::Identity(session.owner.clone()));
+        [Some(Holder::Address(session.address)), identity]
+            .into_iter()
+            .flatten()
+    }
+
+    /// A place in the parked set for `session`, if there is one, and its charge to the
+    /// memory budget.
+    fn take_place(&self, session: &Session<H>) -> Option<Charge> {
         if self.counters.parked() >= self.max_parked {
             debug!(
                 max = self.max_parked,
                 "too many parked sessions; closing this one"
             );
-            return false;
+            return None;
         }
-        let mut per_address = lock(&self.parked_per_address);
-        let parked = per_address.get(&address).copied().unwrap_or(0);
-        if parked >= self.max_parked_per_address {
-            debug!(
-                max = self.max_parked_per_address,
-                "too many parked sessions from this address; closing this one"
-            );
-            return false;
+        let mut per_holder = lock(&self.parked_per_holder);
+        for holder in self.holders(session) {
+            if per_holder.get(&holder).copied().unwrap_or(0) >= self.max_parked_per_holder {
+                debug!(
+                    max = self.max_parked_per_holder,
+                    ?holder,
+                    "too many parked sessions from this address or identity; closing this one"
+                );
+                return None;
+            }
         }
-        per_address.insert(address, parked + 1);
-        true
+        let Ok(charge) = self.counters.memory().charge(PARKED_SESSION_BYTES) else {
+            debug!("the memory budget is spent; closing this session instead of parking it");
+            return None;
+        };
+        for holder in self.holders(session) {
+            *per_holder.entry(holder).or_default() += 1;
+        }
+        Some(charge)
     }
 
-    /// A parked session from `address` left the parked set.
-    fn give_place(&self, address: IpAddr) {
-        let mut per_address = lock(&self.parked_per_address);
-        if let Some(parked) = per_address.get_mut(&address) {
-            *parked = parked.saturating_sub(1);
-            if *parked == 0 {
-                per_address.remove(&address);
+    /// Parked session `session` left the parked set.
+    fn give_place(&self, session: &Session<H>) {
+        let mut per_holder = lock(&self.parked_per_holder);
+        for holder in self.holders(session) {
+            if let Some(parked) = per_holder.get_mut(&holder) {
+                *parked = parked.saturating_sub(1);
+                if *parked == 0 {
+                    per_holder.remove(&holder);
+                }
             }
         }
     }
 
     fn expire(&self, id: [u8; 16]) {
         let entry = lock(&self.entries).remove(&id);
-        if let Some(Entry::Parked(session, _)) = entry {
-            self.give_place(session.address);
+        if let Some(Entry::Parked { session, .. }) = entry {
+            self.give_place(&session);
             debug!("parked session expired");
             self.counters.session_unparked(Unparked::Expired);
             session.close();
@@ -183,7 +229,7 @@ impl<H: RpcHandler> Sessions<H> {
             {
                 let mut entries = lock(&self.entries);
                 let owner = match entries.get(&id)? {
-                    Entry::Parked(session, _) => &session.owner,
+                    Entry::Parked { session, .. } => &session.owner,
                     Entry::Live { owner, .. } => owner,
                 };
                 if owner != subject {
@@ -191,9 +237,11 @@ impl<H: RpcHandler> Sessions<H> {
                     return None;
                 }
                 match entries.remove(&id) {
-                    Some(Entry::Parked(session, expiry)) => {
+                    Some(Entry::Parked {
+                        session, expiry, ..
+                    }) => {
                         expiry.abort();
-                        self.give_place(session.address);
+                        self.give_place(&session);
                         self.counters.session_unparked(Unparked::Resumed);
                         return Some(session);
                     }
@@ -212,9 +260,12 @@ impl<H: RpcHandler> Sessions<H> {
     pub(crate) fn close_all(&self) {
         let entries: Vec<_> = lock(&self.entries).drain().collect();
         for (_, entry) in entries {
-            if let Entry::Parked(session, expiry) = entry {
+            if let Entry::Parked {
+                session, expiry, ..
+            } = entry
+            {
                 expiry.abort();
-                self.give_place(session.address);
+                self.give_place(&session);
                 self.counters.session_unparked(Unparked::ShutDown);
                 session.close();
             }

@@ -3,130 +3,175 @@
 use std::{
     collections::HashMap,
     hash::{BuildHasher, RandomState},
-    sync::{Arc, Mutex, RwLock},
+    sync::{Arc, Mutex, OnceLock, RwLock, Weak},
 };
 
 use hardlight_core::Topic;
-use tokio::sync::mpsc;
 
 use super::{
-    notifier::{TopicNotification, TopicNotifier},
+    notifier::{Pending, TopicNotification, TopicNotifier},
     outbox::Outbox,
 };
-use crate::sync::{lock, read, write};
+use crate::{
+    memory_budget::MemoryBudget,
+    sync::{lock, read, write},
+};
 
 const SHARDS: usize = 16;
 
+/// A topic's subscribers as an emit sends to them.
 type Subscribers = Arc<[Arc<Outbox>]>;
 
+/// One topic's subscribers: the list that subscribing and unsubscribing change in place,
+/// and the snapshot emits share, made again by the first emit after a change. A burst of
+/// N subscriptions to a hot topic costs O(N), not a copy of the list each.
+#[derive(Debug, Default)]
+struct Entry {
+    list: Vec<Arc<Outbox>>,
+    snapshot: OnceLock<Subscribers>,
+}
+
+impl Entry {
+    fn changed(&mut self) {
+        self.snapshot = OnceLock::new();
+    }
+}
+
 /// Topics are spread over shards so that emitters and subscribers of different topics
-/// rarely meet on a lock. Each topic's subscriber list is copy-on-write: an emit clones one
-/// `Arc` under a brief read lock and sends with no lock held.
+/// rarely meet on a lock. An emit clones one `Arc` of the topic's snapshot under a brief
+/// read lock and sends with no lock held.
 #[derive(Debug)]
 pub(crate) struct Hub {
-    shards: Vec<RwLock<HashMap<Topic, Subscribers>>>,
+    shards: Vec<RwLock<HashMap<Topic, Entry>>>,
     hasher: RandomState,
-    notifiers: Mutex<Vec<mpsc::UnboundedSender<TopicNotification>>>,
+    notifiers: Mutex<Vec<Weak<Pending>>>,
+    memory: Arc<MemoryBudget>,
 }
 
 impl Hub {
-    pub(crate) fn new() -> Arc<Self> {
+    /// A hub whose events and subscriptions are charged to `memory`.
+    pub(crate) fn new(memory: Arc<MemoryBudget>) -> Arc<Self> {
         Arc::new(Self {
             shards: (0..SHARDS).map(|_| RwLock::default()).collect(),
             hasher: RandomState::new(),
             notifiers: Mutex::default(),
+            memory,
         })
+    }
+
+    /// The server's memory budget.
+    pub(crate) fn memory(&self) -> &Arc<MemoryBudget> {
+        &self.memory
     }
 
     /// A new receiver of topic notifications.
     pub(crate) fn notifier(&self) -> TopicNotifier {
-        let (tx, rx) = mpsc::unbounded_channel();
-        lock(&self.notifiers).push(tx);
-        TopicNotifier { rx }
+        let pending = Arc::<Pending>::default();
+        lock(&self.notifiers).push(Arc::downgrade(&pending));
+        TopicNotifier { pending }
     }
 
     /// The current subscribers of `topic`.
     pub(crate) fn subscribers(&self, topic: &Topic) -> Option<Subscribers> {
         let shard = read(self.shard(topic));
-        shard.get(topic).cloned()
+        let entry = shard.get(topic)?;
+        Some(Arc::clone(
+            entry
+                .snapshot
+                .get_or_init(|| Arc::from(entry.list.as_slice())),
+        ))
     }
 
     /// Adds `outbox` to `topic` (the caller ensures it is not there yet).
     pub(crate) fn subscribe(&self, topic: &Topic, outbox: &Arc<Outbox>) {
         let mut shard = write(self.shard(topic));
-        let list = match shard.get(topic) {
-            Some(list) => list.iter().cloned().chain([Arc::clone(outbox)]).collect(),
-            None => {
-                self.notify(TopicNotification::Created(topic.clone()));
-                Arc::from([Arc::clone(outbox)])
-            }
-        };
-        shard.insert(topic.clone(), list);
+        let entry = shard.entry(topic.clone()).or_insert_with(|| {
+            self.notify(TopicNotification::Created(topic.clone()));
+            Entry::default()
+        });
+        entry.list.push(Arc::clone(outbox));
+        entry.changed();
     }
 
     /// Removes `outbox` from `topic`.
     pub(crate) fn unsubscribe(&self, topic: &Topic, outbox: &Arc<Outbox>) {
         let mut shard = write(self.shard(topic));
-        let Some(list) = shard.get(topic) else { return };
-        let rest: Subscribers = list
-            .iter()
-            .filter(|o| !Arc::ptr_eq(o, outbox))
-            .cloned()
-            .collect();
-        if rest.is_empty() {
+        let Some(entry) = shard.get_mut(topic) else {
+            return;
+        };
+        let Some(at) = entry.list.iter().position(|o| Arc::ptr_eq(o, outbox)) else {
+            return;
+        };
+        entry.list.swap_remove(at);
+        entry.changed();
+        if entry.list.is_empty() {
             shard.remove(topic);
             self.notify(TopicNotification::Removed(topic.clone()));
-        } else {
-            shard.insert(topic.clone(), rest);
         }
     }
 
-    /// Sent while the topic's shard is locked, so notifications of a topic stay in order.
+    /// Sent while the topic's shard is locked, so notifications of a topic stay in order
+    /// (and alternate: created, removed, created...).
     fn notify(&self, notification: TopicNotification) {
-        lock(&self.notifiers).retain(|tx| tx.send(notification.clone()).is_ok());
+        lock(&self.notifiers).retain(|notifier| match notifier.upgrade() {
+            Some(pending) => {
+                pending.push(&notification);
+                true
+            }
+            None => false,
+        });
     }
 
-    fn shard(&self, topic: &Topic) -> &RwLock<HashMap<Topic, Subscribers>> {
+    fn shard(&self, topic: &Topic) -> &RwLock<HashMap<Topic, Entry>> {
         let index = self.hasher.hash_one(topic) as usize % SHARDS;
         &self.shards[index]
+    }
+}
+
+impl Drop for Hub {
+    /// The server is gone: notifiers return `None` once they have read what is pending.
+    fn drop(&mut self) {
+        for notifier in lock(&self.notifiers).drain(..) {
+            if let Some(pending) = notifier.upgrade() {
+                pending.close();
+            }
+        }
     }
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::topics::SlowConsumerPolicy;
+    use crate::topics::{outbox::Bounds, SlowConsumerPolicy};
 
     #[tokio::test]
     async fn every_notifier_sees_every_change_in_order() {
-        let hub = Hub::new();
+        let hub = Hub::new(Arc::default());
         let (mut first, mut second) = (hub.notifier(), hub.notifier());
-        let (a, b) = (
-            Outbox::new(
-                4,
-                0,
-                SlowConsumerPolicy::DropOldest,
-                crate::stats::Meter::new(Arc::default()),
-            ),
-            Outbox::new(
-                4,
-                0,
-                SlowConsumerPolicy::DropOldest,
-                crate::stats::Meter::new(Arc::default()),
-            ),
-        );
+        let outbox = || {
+            let bounds = Bounds {
+                events: 4,
+                bytes: usize::MAX,
+                replay: 0,
+            };
+            let meter = crate::stats::Meter::new(Arc::default());
+            Outbox::new(bounds, SlowConsumerPolicy::DropOldest, meter)
+        };
+        let (a, b) = (outbox(), outbox());
         let topic = Topic::from("t");
         hub.subscribe(&topic, &a);
         hub.subscribe(&topic, &b);
         assert_eq!(hub.subscribers(&topic).map(|s| s.len()), Some(2));
-        hub.unsubscribe(&topic, &a);
-        hub.unsubscribe(&topic, &b);
-        assert!(hub.subscribers(&topic).is_none());
         for notifier in [&mut first, &mut second] {
             assert_eq!(
                 notifier.recv().await,
                 Some(TopicNotification::Created(topic.clone()))
             );
+        }
+        hub.unsubscribe(&topic, &a);
+        hub.unsubscribe(&topic, &b);
+        assert!(hub.subscribers(&topic).is_none());
+        for notifier in [&mut first, &mut second] {
             assert_eq!(
                 notifier.recv().await,
                 Some(TopicNotification::Removed(topic.clone()))

@@ -7,9 +7,9 @@ mod notifier;
 mod outbox;
 mod subscriptions;
 
-pub use emitter::EventEmitter;
+pub use emitter::{EmitError, EventEmitter};
 pub(crate) use hub::Hub;
 pub use notifier::{TopicNotification, TopicNotifier};
-pub(crate) use outbox::Outbox;
 pub use outbox::SlowConsumerPolicy;
-pub use subscriptions::{SubscriptionLimit, Subscriptions};
+pub(crate) use outbox::{Bounds, Outbox};
+pub use subscriptions::{SubscribeError, Subscriptions};

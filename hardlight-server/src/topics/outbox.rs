@@ -22,15 +22,27 @@ pub enum SlowConsumerPolicy {
     Disconnect,
 }
 
-/// The events queued for one connection, bounded by `capacity`, and the last `replay`
-/// push frames taken, kept in case the connection is lost before the client read them.
+/// How much an [`Outbox`] holds: events queued (by count and by bytes) and push frames
+/// kept for replay.
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct Bounds {
+    /// `ServerLimits::max_queued_events`.
+    pub(crate) events: usize,
+    /// `ServerLimits::max_queued_bytes`.
+    pub(crate) bytes: usize,
+    /// `ServerLimits::max_replay_events`.
+    pub(crate) replay: usize,
+}
+
+/// The events queued for one connection, bounded by count and bytes, and the last
+/// `replay` push frames taken, kept in case the connection is lost before the client read
+/// them.
 #[derive(Debug)]
 pub(crate) struct Outbox {
     queue: Mutex<Queue>,
     ready: Notify,
     overflow: Notify,
-    capacity: usize,
-    replay: usize,
+    bounds: Bounds,
     policy: SlowConsumerPolicy,
     meter: Meter,
 }
@@ -38,12 +50,17 @@ pub(crate) struct Outbox {
 #[derive(Debug, Default)]
 struct Queue {
     items: VecDeque<Arc<EncodedEvent>>,
+    /// Bytes of `items`.
+    bytes: usize,
     lost: u64,
     overflowed: bool,
-    /// `Event` and `Lagged` frames taken so far (the client counts the ones it received).
+    /// Events taken so far, as the client counts them: one per `Event` frame, `n` per
+    /// `Lagged` frame of `n`.
     taken: u64,
-    /// The last frames taken; the first of them was frame number `taken - sent.len()`.
+    /// The last frames taken, worth `sent_weight` events: the first of them starts at
+    /// event number `taken - sent_weight`.
     sent: VecDeque<Sent>,
+    sent_weight: u64,
 }
 
 /// A push frame taken for the client: an event, or a loss report.
@@ -51,6 +68,16 @@ struct Queue {
 enum Sent {
     Event(Arc<EncodedEvent>),
     Lost(u64),
+}
+
+impl Sent {
+    /// The events this frame accounts for.
+    fn weight(&self) -> u64 {
+        match self {
+            Self::Event(_) => 1,
+            Self::Lost(n) => *n,
+        }
+    }
 }
 
 /// What the push stream takes from an outbox in one go.
@@ -65,18 +92,15 @@ pub(crate) struct Taken {
 }
 
 impl Outbox {
-    pub(crate) fn new(
-        capacity: usize,
-        replay: usize,
-        policy: SlowConsumerPolicy,
-        meter: Meter,
-    ) -> Arc<Self> {
+    pub(crate) fn new(bounds: Bounds, policy: SlowConsumerPolicy, meter: Meter) -> Arc<Self> {
         Arc::new(Self {
             queue: Mutex::new(Queue::default()),
             ready: Notify::new(),
             overflow: Notify::new(),
-            capacity: capacity.max(1),
-            replay,
+            bounds: Bounds {
+                events: bounds.events.max(1),
+                ..bounds
+            },
             policy,
             meter,
         })
@@ -88,16 +112,22 @@ impl Outbox {
         if queue.overflowed {
             return;
         }
-        if queue.items.len() >= self.capacity {
+        let size = event.size();
+        while queue.items.len() >= self.bounds.events
+            || (!queue.items.is_empty() && queue.bytes + size > self.bounds.bytes)
+        {
             match self.policy {
                 SlowConsumerPolicy::DropOldest => {
-                    queue.items.pop_front();
+                    if let Some(oldest) = queue.items.pop_front() {
+                        queue.bytes -= oldest.size();
+                    }
                     queue.lost += 1;
                     self.meter.events_dropped(1);
                 }
                 SlowConsumerPolicy::Disconnect => {
                     queue.overflowed = true;
                     queue.items.clear();
+                    queue.bytes = 0;
                     drop(queue);
                     self.ready.notify_one();
                     self.overflow.notify_waiters();
@@ -105,6 +135,7 @@ impl Outbox {
                 }
             }
         }
+        queue.bytes += size;
         queue.items.push_back(event);
         drop(queue);
         self.ready.notify_one();
@@ -123,9 +154,11 @@ impl Outbox {
                 }
                 if !queue.items.is_empty() || queue.lost > 0 {
                     let n = queue.items.len().min(max);
+                    let events: Vec<_> = queue.items.drain(..n).collect();
+                    queue.bytes -= events.iter().map(|e| e.size()).sum::<usize>();
                     let taken = Taken {
                         lost: std::mem::take(&mut queue.lost),
-                        events: queue.items.drain(..n).collect(),
+                        events,
                         overflowed: false,
                     };
                     self.remember(&mut queue, &taken);
@@ -141,34 +174,43 @@ impl Outbox {
         let lagged = (taken.lost > 0).then_some(Sent::Lost(taken.lost));
         let events = taken.events.iter().map(|e| Sent::Event(Arc::clone(e)));
         for sent in lagged.into_iter().chain(events) {
-            queue.taken += 1;
-            if self.replay == 0 {
+            queue.taken += sent.weight();
+            if self.bounds.replay == 0 {
                 continue;
             }
-            if queue.sent.len() == self.replay {
-                queue.sent.pop_front();
+            if queue.sent.len() == self.bounds.replay {
+                if let Some(oldest) = queue.sent.pop_front() {
+                    queue.sent_weight -= oldest.weight();
+                }
             }
+            queue.sent_weight += sent.weight();
             queue.sent.push_back(sent);
         }
     }
 
-    /// A client resuming the session received the first `received` frames taken: queue
-    /// the rest again, in order, ahead of newer events. Frames no longer kept for replay
-    /// are reported as lost.
+    /// A client resuming the session accounted for the first `received` events taken:
+    /// queue the frames after them again, in order, ahead of newer events. Events no
+    /// longer kept for replay, and those reported lost after `received`, are reported as
+    /// lost in one number.
     pub(crate) fn rewind(&self, received: u64) {
         let mut queue = self.lock();
         let received = received.min(queue.taken);
-        let first_kept = queue.taken - queue.sent.len() as u64;
-        let mut lost = first_kept.saturating_sub(received);
-        let skip = received.saturating_sub(first_kept) as usize;
+        let mut position = queue.taken - queue.sent_weight;
+        let mut lost = position.saturating_sub(received);
         let mut replay = Vec::new();
-        for sent in queue.sent.drain(..).skip(skip) {
-            match sent {
-                Sent::Lost(n) => lost += n,
-                Sent::Event(event) => replay.push(event),
+        for sent in queue.sent.drain(..) {
+            let end = position + sent.weight();
+            if end > received {
+                match sent {
+                    Sent::Lost(_) => lost += end - position.max(received),
+                    Sent::Event(event) => replay.push(event),
+                }
             }
+            position = end;
         }
+        queue.sent_weight = 0;
         for event in replay.into_iter().rev() {
+            queue.bytes += event.size();
             queue.items.push_front(event);
         }
         queue.lost += lost;
@@ -203,15 +245,106 @@ impl Outbox {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use hardlight_core::{codec::Bytes, Compression};
+    use crate::memory_budget::MemoryBudget;
+    use hardlight_core::{codec::realign, Compression};
 
     fn event() -> Arc<EncodedEvent> {
-        Arc::new(EncodedEvent::new(Bytes::new(), Compression::None))
+        sized(0)
+    }
+
+    fn sized(bytes: usize) -> Arc<EncodedEvent> {
+        let charge = Arc::new(MemoryBudget::default()).charge(0).unwrap();
+        Arc::new(EncodedEvent::new(
+            realign(&vec![0; bytes]),
+            Compression::None,
+            charge,
+        ))
     }
 
     fn outbox(capacity: usize, replay: usize, policy: SlowConsumerPolicy) -> Arc<Outbox> {
+        bounded(capacity, usize::MAX, replay, policy)
+    }
+
+    fn bounded(
+        events: usize,
+        bytes: usize,
+        replay: usize,
+        policy: SlowConsumerPolicy,
+    ) -> Arc<Outbox> {
         let meter = Meter::new(Arc::default());
-        Outbox::new(capacity, replay, policy, meter)
+        let bounds = Bounds {
+            events,
+            bytes,
+            replay,
+        };
+        Outbox::new(bounds, policy, meter)
+    }
+
+    #[test]
+    fn the_queue_is_bounded_by_bytes_and_always_takes_one_event() {
+        let outbox = bounded(100, 1000, 0, SlowConsumerPolicy::DropOldest);
+        for _ in 0..5 {
+            outbox.push(sized(300));
+        }
+        assert_eq!(
+            outbox.len(),
+            3,
+            "3 × 300 bytes fit in 1000, a fourth does not"
+        );
+        let taken = block_on(outbox.take(100));
+        assert_eq!((taken.lost, taken.events.len()), (2, 3));
+        outbox.push(sized(5000));
+        assert_eq!(
+            outbox.len(),
+            1,
+            "an event above the bound goes to an empty queue"
+        );
+        outbox.push(sized(1));
+        assert_eq!(outbox.len(), 1, "and is dropped for the next one");
+        let slow = bounded(100, 1000, 0, SlowConsumerPolicy::Disconnect);
+        for _ in 0..4 {
+            slow.push(sized(300));
+        }
+        assert!(block_on(slow.take(100)).overflowed);
+    }
+
+    #[test]
+    fn a_lagged_frame_counts_its_events_when_replayed_or_lost() {
+        // events 0..3 taken, then 5 lost and 2 more: the client counts 3 + 5 + 2 = 10
+        let outbox = outbox(3, 2, SlowConsumerPolicy::DropOldest);
+        for _ in 0..3 {
+            outbox.push(event());
+        }
+        let _ = block_on(outbox.take(100));
+        for _ in 0..7 {
+            outbox.push(event());
+        }
+        let taken = block_on(outbox.take(100));
+        assert_eq!((taken.lost, taken.events.len()), (4, 3));
+        // kept for replay: the last two events (numbers 8 and 9); the client had the
+        // first three events only, so the Lagged of 4 and the event after it are lost
+        outbox.rewind(3);
+        let again = block_on(outbox.take(100));
+        assert_eq!((again.lost, again.events.len()), (5, 2));
+        // a client that got the Lagged frame (3 + 4 = 7) misses only what follows it
+        let outbox = outbox_with_lag();
+        outbox.rewind(7);
+        let again = block_on(outbox.take(100));
+        assert_eq!((again.lost, again.events.len()), (0, 3));
+    }
+
+    /// 3 events taken, then a `Lagged` of 4 and 3 events, all kept for replay.
+    fn outbox_with_lag() -> Arc<Outbox> {
+        let outbox = outbox(3, 10, SlowConsumerPolicy::DropOldest);
+        for _ in 0..3 {
+            outbox.push(event());
+        }
+        let _ = block_on(outbox.take(100));
+        for _ in 0..7 {
+            outbox.push(event());
+        }
+        let _ = block_on(outbox.take(100));
+        outbox
     }
 
     #[test]

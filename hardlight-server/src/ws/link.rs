@@ -12,7 +12,6 @@ use hardlight_core::{
     close::Close,
     codec::{realign, Bytes},
     frame::{FrameHeader, Kind},
-    io::ReadError,
     Limits, ProtocolError,
 };
 use tokio::{
@@ -34,7 +33,7 @@ use super::{
 use crate::{
     connection::{CallIo, Ended, Incoming, Link, NoHello},
     session::{
-        dispatch::{reserve, Call},
+        dispatch::{connection_share, Call, Reservation, Unread},
         push::PushSink,
         CallContext,
     },
@@ -248,7 +247,7 @@ impl<S: AsyncRead + AsyncWrite + Unpin + Send + 'static> Link for WsLink<S> {
             if let Some((header, _)) = &self.waiting {
                 // the peer is not read while its call waits: TCP holds back the rest
                 tokio::select! {
-                    permit = reserve(context, header) => {
+                    permit = connection_share(context, header) => {
                         let Some((header, body)) = self.waiting.take() else {
                             continue;
                         };
@@ -366,10 +365,11 @@ impl CallIo for WsCall {
         Some(self.header.id)
     }
 
-    async fn read(&mut self, _context: &CallContext) -> Result<Call, ReadError> {
-        let budget = self.permit.take().ok_or(ProtocolError::Malformed)?;
+    async fn read(&mut self, context: &CallContext) -> Result<Call, Unread> {
+        let share = self.permit.take().ok_or(ProtocolError::Malformed)?;
+        let reserved = Reservation::new(share, context).map_err(Unread::Overloaded)?;
         let body = std::mem::take(&mut self.body);
-        Ok(Call::open(self.header, body, budget)?)
+        Ok(Call::open(self.header, body, reserved)?)
     }
 
     async fn abandoned(&mut self) {
