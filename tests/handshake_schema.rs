@@ -247,17 +247,8 @@ async fn the_same_layout_spelled_another_way_connects() {
 pub mod recursive {
     use hardlight::*;
 
-    #[codable]
+    #[codable(recursive)]
     #[derive(Debug, Clone, PartialEq)]
-    #[rkyv(serialize_bounds(
-        __S: hardlight::protocol::rkyv::ser::Writer + hardlight::protocol::rkyv::ser::Allocator,
-        __S::Error: hardlight::protocol::rkyv::rancor::Source,
-    ))]
-    #[rkyv(deserialize_bounds(__D::Error: hardlight::protocol::rkyv::rancor::Source))]
-    #[rkyv(bytecheck(bounds(
-        __C: hardlight::protocol::rkyv::validation::ArchiveContext,
-        __C::Error: hardlight::protocol::rkyv::rancor::Source,
-    )))]
     pub struct Tree {
         pub label: String,
         #[rkyv(omit_bounds)]

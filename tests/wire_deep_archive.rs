@@ -10,17 +10,8 @@ use common::child::{announce_and_serve, is_child, ChildServer};
 use hardlight::*;
 
 /// A value that nests inside itself: `Nest(vec![Nest(vec![...])])`.
-#[codable]
+#[codable(recursive)]
 #[derive(Debug, Clone, PartialEq)]
-#[rkyv(serialize_bounds(
-    __S: hardlight::protocol::rkyv::ser::Writer + hardlight::protocol::rkyv::ser::Allocator,
-    __S::Error: hardlight::protocol::rkyv::rancor::Source,
-))]
-#[rkyv(deserialize_bounds(__D::Error: hardlight::protocol::rkyv::rancor::Source))]
-#[rkyv(bytecheck(bounds(
-    __C: hardlight::protocol::rkyv::validation::ArchiveContext,
-    __C::Error: hardlight::protocol::rkyv::rancor::Source,
-)))]
 pub struct Nest(#[rkyv(omit_bounds)] pub Vec<Nest>);
 
 #[rpc(state = ())]

@@ -15,15 +15,16 @@ pub(crate) fn expand(args: TokenStream, input: TokenStream) -> TokenStream {
             return with_item(error, input);
         }
     };
-    if !args.is_empty() {
-        let error = syn::Error::new_spanned(&args, "#[codable] takes no arguments");
-        return with_item(error, item);
-    }
+    let recursive = match parse_args(args) {
+        Ok(recursive) => recursive,
+        Err(error) => return with_item(error, item),
+    };
     if let syn::Data::Union(data) = &item.data {
         let error = syn::Error::new_spanned(data.union_token, "#[codable] does not support unions");
         return with_item(error, item);
     }
     let schema = schema_impl(&item);
+    let bounds = recursive.then(recursive_bounds);
     quote! {
         #[derive(
             ::hardlight::__private::rkyv::Archive,
@@ -31,9 +32,42 @@ pub(crate) fn expand(args: TokenStream, input: TokenStream) -> TokenStream {
             ::hardlight::__private::rkyv::Deserialize
         )]
         #[rkyv(crate = ::hardlight::__private::rkyv)]
+        #bounds
         #item
 
         #schema
+    }
+}
+
+/// `#[codable]` or `#[codable(recursive)]`: whether the type contains itself.
+fn parse_args(args: TokenStream) -> syn::Result<bool> {
+    if args.is_empty() {
+        return Ok(false);
+    }
+    match syn::parse2::<syn::Ident>(args.clone()) {
+        Ok(ident) if ident == "recursive" => Ok(true),
+        _ => Err(syn::Error::new_spanned(
+            &args,
+            "#[codable] takes no arguments but `recursive` (for a type that contains itself)",
+        )),
+    }
+}
+
+/// The bounds rkyv needs on a type that contains itself (its recursive fields marked
+/// `#[rkyv(omit_bounds)]`), stated on the serializer, deserializer and validator instead of
+/// on the field types, which would be circular.
+fn recursive_bounds() -> TokenStream {
+    let rkyv = quote!(::hardlight::__private::rkyv);
+    quote! {
+        #[rkyv(serialize_bounds(
+            __S: #rkyv::ser::Writer + #rkyv::ser::Allocator,
+            __S::Error: #rkyv::rancor::Source,
+        ))]
+        #[rkyv(deserialize_bounds(__D::Error: #rkyv::rancor::Source))]
+        #[rkyv(bytecheck(bounds(
+            __C: #rkyv::validation::ArchiveContext,
+            __C::Error: #rkyv::rancor::Source,
+        )))]
     }
 }
 

@@ -22,6 +22,15 @@ mod rpc_handler;
 /// #[derive(Debug, Clone)]
 /// enum CounterEvent { Incremented { to: u32, from: u32 } }
 /// ```
+///
+/// A type that contains itself takes `recursive`, and its recursive fields
+/// `#[rkyv(omit_bounds)]`; on the wire it nests at most 128 levels deep
+/// (`codec::MAX_DEPTH`):
+///
+/// ```ignore
+/// #[codable(recursive)]
+/// struct Tree { label: String, #[rkyv(omit_bounds)] children: Vec<Tree> }
+/// ```
 #[proc_macro_attribute]
 pub fn codable(args: TokenStream, input: TokenStream) -> TokenStream {
     codable::expand(args.into(), input.into()).into()
