@@ -310,8 +310,25 @@ mod tests {
 
     #[test]
     fn a_lagged_frame_counts_its_events_when_replayed_or_lost() {
-        // events 0..3 taken, then 5 lost and 2 more: the client counts 3 + 5 + 2 = 10
-        let outbox = outbox(3, 2, SlowConsumerPolicy::DropOldest);
+        // the client counts 3 events, a Lagged of 4, 3 events: 10; with the last two
+        // frames kept for replay (events 8 and 9), a client that had the first three
+        // events only lost the Lagged's 4 and the event after it
+        let outbox = with_lag(2);
+        outbox.rewind(3);
+        let again = block_on(outbox.take(100));
+        assert_eq!((again.lost, again.events.len()), (5, 2));
+        // with every frame kept, a client that got the Lagged frame (3 + 4 = 7) misses
+        // only what follows it
+        let outbox = with_lag(10);
+        outbox.rewind(7);
+        let again = block_on(outbox.take(100));
+        assert_eq!((again.lost, again.events.len()), (0, 3));
+    }
+
+    /// 3 events taken, then a `Lagged` of 4 and 3 events (a queue of 3), the last
+    /// `replay` frames kept.
+    fn with_lag(replay: usize) -> Arc<Outbox> {
+        let outbox = outbox(3, replay, SlowConsumerPolicy::DropOldest);
         for _ in 0..3 {
             outbox.push(event());
         }
@@ -321,29 +338,6 @@ mod tests {
         }
         let taken = block_on(outbox.take(100));
         assert_eq!((taken.lost, taken.events.len()), (4, 3));
-        // kept for replay: the last two events (numbers 8 and 9); the client had the
-        // first three events only, so the Lagged of 4 and the event after it are lost
-        outbox.rewind(3);
-        let again = block_on(outbox.take(100));
-        assert_eq!((again.lost, again.events.len()), (5, 2));
-        // a client that got the Lagged frame (3 + 4 = 7) misses only what follows it
-        let outbox = outbox_with_lag();
-        outbox.rewind(7);
-        let again = block_on(outbox.take(100));
-        assert_eq!((again.lost, again.events.len()), (0, 3));
-    }
-
-    /// 3 events taken, then a `Lagged` of 4 and 3 events, all kept for replay.
-    fn outbox_with_lag() -> Arc<Outbox> {
-        let outbox = outbox(3, 10, SlowConsumerPolicy::DropOldest);
-        for _ in 0..3 {
-            outbox.push(event());
-        }
-        let _ = block_on(outbox.take(100));
-        for _ in 0..7 {
-            outbox.push(event());
-        }
-        let _ = block_on(outbox.take(100));
         outbox
     }
 
