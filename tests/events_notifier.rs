@@ -4,17 +4,8 @@
 
 mod common;
 
-use std::time::Duration;
-
 use common::board::BoardServer;
 use hardlight::{Topic, TopicNotification};
-
-async fn next(server: &mut BoardServer) -> TopicNotification {
-    tokio::time::timeout(Duration::from_secs(60), server.notifier.recv())
-        .await
-        .expect("no notification")
-        .expect("notifier closed")
-}
 
 #[tokio::test]
 async fn created_and_removed_follow_the_first_and_last_subscriber() {
@@ -24,26 +15,26 @@ async fn created_and_removed_follow_the_first_and_last_subscriber() {
 
     a.join("x".into()).await.unwrap();
     assert_eq!(
-        next(&mut server).await,
+        server.next_change().await,
         TopicNotification::Created(Topic::from("x"))
     );
     b.join("x".into()).await.unwrap(); // not the first: no notification
     a.leave("x".into()).await.unwrap(); // not the last: no notification
     b.join("y".into()).await.unwrap();
     assert_eq!(
-        next(&mut server).await,
+        server.next_change().await,
         TopicNotification::Created(Topic::from("y"))
     );
     b.leave("x".into()).await.unwrap();
     assert_eq!(
-        next(&mut server).await,
+        server.next_change().await,
         TopicNotification::Removed(Topic::from("x"))
     );
 
     // the last subscriber disconnecting removes the topic too
     b.disconnect().await;
     assert_eq!(
-        next(&mut server).await,
+        server.next_change().await,
         TopicNotification::Removed(Topic::from("y"))
     );
 }

@@ -321,7 +321,7 @@ async fn a_vanished_clients_session_ends_after_the_grace_period() {
     client.connect().await.unwrap();
     assert!(client.join("room".into()).await.unwrap());
     assert_eq!(
-        server.notifier.recv().await.unwrap(),
+        server.next_change().await,
         TopicNotification::Created(Topic::from("room"))
     );
     proxy.set(Faults {
@@ -329,7 +329,7 @@ async fn a_vanished_clients_session_ends_after_the_grace_period() {
         ..Faults::default()
     });
     assert_eq!(
-        server.notifier.recv().await.unwrap(),
+        server.next_change().await,
         TopicNotification::Removed(Topic::from("room")),
         "Removed fires once the grace period ends"
     );
@@ -362,15 +362,6 @@ async fn parked_sessions_are_capped_per_identity_at_max_connections_per_ip() {
     // the second client comes from 127.0.0.2, as the same identity
     let limits = ServerLimits::default().with_max_connections_per_ip(1);
     only_one_parked(limits, Some([127, 0, 0, 2].into())).await;
-}
-
-/// The next topic change; panics after 60 s (only a session parked that should not be
-/// gets there).
-async fn next_change(server: &mut BoardServer) -> TopicNotification {
-    tokio::time::timeout(Duration::from_secs(60), server.notifier.recv())
-        .await
-        .expect("a topic change within 60 s")
-        .unwrap()
 }
 
 /// Every client is alice, with a token or without.
@@ -419,10 +410,10 @@ async fn only_one_parked(limits: ServerLimits, second_from: Option<std::net::IpA
     assert!(second.join("second".into()).await.unwrap());
     let mut seen = Vec::new();
     while seen.len() < 2 {
-        seen.push(next_change(&mut server).await);
+        seen.push(server.next_change().await);
     }
     vanish(&second_proxy);
-    seen.push(next_change(&mut server).await);
+    seen.push(server.next_change().await);
     assert_eq!(
         seen,
         vec![

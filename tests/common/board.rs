@@ -61,6 +61,14 @@ pub struct BoardServer {
 }
 
 impl BoardServer {
+    /// The next topic change; panics after 60 s (only a hang gets there).
+    pub async fn next_change(&mut self) -> TopicNotification {
+        tokio::time::timeout(std::time::Duration::from_secs(60), self.notifier.recv())
+            .await
+            .expect("a topic change within 60 s")
+            .expect("notifier closed")
+    }
+
     pub async fn start(adjust: impl FnOnce(ServerConfig) -> ServerConfig) -> Self {
         let config = adjust(ServerConfig::new_self_signed("127.0.0.1:0"));
         let certificate_pem = config.certificate_pem().expect("certificate");
