@@ -1,7 +1,7 @@
 //! `Limits::frame_read_timeout`: a peer that announces a frame and stops sending it holds
-//! its call slot and bytes only until the deadline — over QUIC that call fails with
-//! `FrameTimeout` and the connection serves on; over WebSocket the connection closes with
-//! `SlowSender`.
+//! its call slot and bytes only until the deadline — on a QUIC stream of its own that call
+//! fails with `FrameTimeout` and the connection serves on; on the QUIC call channel and
+//! over WebSocket the connection closes with `SlowSender`.
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
 mod common;
@@ -71,6 +71,17 @@ async fn quic_a_stalled_call_frame_fails_that_call_and_frees_its_slot() {
     let _ = send.reset(0u32.into());
     let (code, message) = peer.expect_failure(&unknown_method_call()).await;
     assert_eq!(code, ErrorCode::UnknownMethod, "{message}");
+}
+
+#[tokio::test]
+async fn quic_a_stalled_frame_on_the_call_channel_closes_the_connection_with_slow_sender() {
+    let server = server().await;
+    // the channel carries other calls' frames: it cannot skip a stalled one
+    let (peer, mut channel) = RawPeer::connect_with_channel(&server).await;
+    channel.send.write_all(&half_a_call()).await.unwrap();
+    let (code, reason) = peer.closed().await;
+    assert_eq!(code, u64::from(Close::SlowSender.quic_code()));
+    assert!(reason.contains("frame_read_timeout"), "{reason}");
 }
 
 #[tokio::test]

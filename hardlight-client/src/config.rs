@@ -54,6 +54,7 @@ pub struct ClientConfig {
     pub(crate) event_buffer: usize,
     pub(crate) transport: Transport,
     pub(crate) quic_head_start: Duration,
+    pub(crate) stream_per_call: bool,
     pub(crate) token: Option<Vec<u8>>,
     pub(crate) reconnect: Option<Reconnect>,
     /// Set per attempt by the reconnect loop, never by users.
@@ -155,6 +156,7 @@ impl ClientConfig {
             event_buffer: 1024,
             transport: Transport::Auto,
             quic_head_start: Duration::from_millis(250),
+            stream_per_call: false,
             token: None,
             reconnect: Some(Reconnect::default()),
             resume: None,
@@ -250,6 +252,21 @@ impl ClientConfig {
     /// racing it. Default 250 ms.
     pub fn with_quic_head_start(mut self, head_start: Duration) -> Self {
         self.quic_head_start = head_start;
+        self
+    }
+
+    /// Over QUIC, send every call on a stream of its own, as calls above 16 KiB always
+    /// are, instead of multiplexing small calls on the call channel. Under packet loss a
+    /// call then never waits for the retransmission of another call's packet; each call
+    /// costs about twice the CPU. Default `false` (`docs/PROTOCOL.md`,
+    /// §1 Transport and negotiation).
+    ///
+    /// ```
+    /// let config = hardlight_client::ClientConfig::new("example.com:4433").with_stream_per_call(true);
+    /// # let _ = config;
+    /// ```
+    pub fn with_stream_per_call(mut self, stream_per_call: bool) -> Self {
+        self.stream_per_call = stream_per_call;
         self
     }
 

@@ -20,7 +20,7 @@ pub(crate) struct Connected {
 /// One live connection.
 #[derive(Debug, Clone)]
 pub(crate) enum Connection {
-    /// QUIC: a stream per call.
+    /// QUIC: calls on the call channel or on streams of their own.
     #[cfg(feature = "native")]
     Quic(Arc<QuicConnection>),
     /// WebSocket: calls multiplexed by id.

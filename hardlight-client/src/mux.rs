@@ -1,6 +1,7 @@
-//! Calls multiplexed by id over one message channel (WebSocket): ids, the replies they
-//! wait for, cancellation of dropped calls, and the in-flight limit. No I/O here: the
-//! transport feeds replies in and sends what `out` receives.
+//! Calls multiplexed by id over one ordered channel (a WebSocket connection, the QUIC
+//! call channel): ids, the replies they wait for, cancellation of dropped calls, and the
+//! in-flight limit. No I/O here: the transport feeds replies in and sends what `out`
+//! receives.
 
 use std::sync::{Arc, Mutex};
 
@@ -12,7 +13,7 @@ use hardlight_core::{
     handshake::Welcome,
     ProtocolError,
 };
-use tokio::sync::{mpsc, oneshot, Semaphore};
+use tokio::sync::{mpsc, oneshot, Semaphore, SemaphorePermit};
 
 use crate::{
     calls::{Calls, Exchange},
@@ -79,6 +80,12 @@ impl Mux {
         self.slots.close();
     }
 
+    /// One of the connection's call slots, for a call that does not go through the
+    /// multiplexer (a QUIC call on a stream of its own): all calls share the allowance.
+    pub(crate) async fn slot(&self) -> Result<SemaphorePermit<'_>, CallError> {
+        self.slots.acquire().await.map_err(|_| self.closed())
+    }
+
     fn closed(&self) -> CallError {
         let error = lock(&self.closed)
             .clone()
@@ -95,7 +102,7 @@ impl Exchange for Arc<Mux> {
         mut frame: Vec<u8>,
         _reply_max: u32,
     ) -> Result<(FrameHeader, Bytes), CallError> {
-        let _slot = self.slots.acquire().await.map_err(|_| self.closed())?;
+        let _slot = self.slot().await?;
         let (tx, rx) = oneshot::channel();
         let id = {
             let mut pending = lock(&self.pending);

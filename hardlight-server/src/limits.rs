@@ -139,7 +139,8 @@ impl ServerLimits {
     }
 
     /// Calls one connection may have in flight; further calls wait for a slot. Default 128.
-    /// Memory: over QUIC this is the connection's bidirectional stream window, and quinn
+    /// Memory: over QUIC this (plus one, the call channel) is the connection's
+    /// bidirectional stream window, and quinn
     /// keeps a slot for every stream it allows: an idle QUIC connection costs the server
     /// about 45 KiB at 128 and 118 KiB at 1024 (`BENCHMARKS.md`).
     pub fn with_max_concurrent_calls(mut self, calls: u32) -> Self {

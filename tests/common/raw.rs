@@ -83,9 +83,34 @@ pub async fn quic_connect_with(
     (endpoint, conn)
 }
 
-/// Sends a `Hello` and returns the server's answer frame.
+/// Sends a `Hello` and returns the server's answer frame; the handshake stream is then
+/// finished and dropped (no calls on the call channel).
 pub async fn hello(conn: &quinn::Connection, hello: &Hello) -> (FrameHeader, Vec<u8>) {
-    let (mut send, mut recv) = conn.open_bi().await.expect("open handshake stream");
+    let (mut channel, answer) = handshake(conn, hello).await;
+    channel.send.finish().expect("finish");
+    answer
+}
+
+/// The handshake stream, which after a `Welcome` is the call channel.
+pub struct RawChannel {
+    pub send: quinn::SendStream,
+    pub recv: quinn::RecvStream,
+}
+
+impl RawChannel {
+    /// The next frame the server sent on the channel.
+    pub async fn read(&mut self) -> (FrameHeader, Vec<u8>) {
+        let (header, body) = read_frame(&mut self.recv, 1 << 24).await.expect("a frame");
+        (header, body.to_vec())
+    }
+}
+
+/// Sends a `Hello` and returns the handshake stream, still open, with the server's answer.
+pub async fn handshake(
+    conn: &quinn::Connection,
+    hello: &Hello,
+) -> (RawChannel, (FrameHeader, Vec<u8>)) {
+    let (mut send, recv) = conn.open_bi().await.expect("open handshake stream");
     let frame = encode_frame(
         FrameHeader::new(Kind::Hello, 0),
         &encode(hello).expect("encode"),
@@ -93,11 +118,9 @@ pub async fn hello(conn: &quinn::Connection, hello: &Hello) -> (FrameHeader, Vec
     )
     .expect("frame");
     send.write_all(&frame).await.expect("send hello");
-    send.finish().expect("finish");
-    let (header, body) = read_frame(&mut recv, 1 << 24)
-        .await
-        .expect("handshake answer");
-    (header, body.to_vec())
+    let mut channel = RawChannel { send, recv };
+    let answer = channel.read().await;
+    (channel, answer)
 }
 
 /// A valid `Hello` for the test service.
@@ -129,6 +152,27 @@ impl RawPeer {
         decode::<Welcome>(&body).expect("welcome");
         // the push stream shows up with the first state change; these tests ignore it
         Self { conn, endpoint }
+    }
+
+    /// Connects to the `Kitchen` test server, completes the handshake (offering no
+    /// compression) and keeps the call channel.
+    pub async fn connect_with_channel(server: &TestServer) -> (Self, RawChannel) {
+        let (endpoint, conn) = quic_connect(server, alpn(PROTOCOL_VERSION)).await;
+        let conn = conn.expect("quic connect");
+        let (channel, (header, _)) = handshake(&conn, &kitchen_hello(vec![])).await;
+        assert_eq!(header.kind, Kind::Welcome);
+        (Self { conn, endpoint }, channel)
+    }
+
+    /// The code and reason the server closed the connection with.
+    pub async fn closed(&self) -> (u64, String) {
+        match self.conn.closed().await {
+            quinn::ConnectionError::ApplicationClosed(close) => (
+                close.error_code.into_inner(),
+                String::from_utf8_lossy(&close.reason).into_owned(),
+            ),
+            other => panic!("expected the server to close the connection, got {other}"),
+        }
     }
 
     /// Sends `bytes` on a new call stream (then finishes it) and returns the reply's

@@ -1,4 +1,5 @@
-//! A QUIC connection to a HardLight server: one bidirectional stream per call, pushes on
+//! A QUIC connection to a HardLight server: small calls multiplexed on the call channel
+//! (the handshake stream, kept open), the others on a bidirectional stream each, pushes on
 //! the server's unidirectional stream.
 
 use std::{net::SocketAddr, sync::Arc, time::Duration};
@@ -6,12 +7,15 @@ use std::{net::SocketAddr, sync::Arc, time::Duration};
 use hardlight_core::{
     close::Close,
     codec::Bytes,
-    frame::FrameHeader,
+    frame::{FrameHeader, Kind},
     handshake::alpn,
-    io::{read_frame, ReadError},
+    io::{read_frame, FrameReader, ReadError},
     ProtocolError, Service,
 };
-use quinn::{crypto::rustls::QuicClientConfig, ConnectionError, TransportErrorCode, VarInt};
+use quinn::{
+    crypto::rustls::QuicClientConfig, ConnectionError, RecvStream, SendStream, TransportErrorCode,
+    VarInt,
+};
 use tokio::task::JoinHandle;
 use tracing::{debug, warn};
 
@@ -23,6 +27,7 @@ use crate::{
     drain::Drain,
     error::{CallError, ConnectError, TlsConfigError, TransportError},
     handshake::{hello_frame, welcome},
+    mux::{Mux, Outgoing},
     pushes::Pushes,
     sync::lock,
 };
@@ -33,6 +38,9 @@ const NO_APPLICATION_PROTOCOL: u8 = 120;
 const CLOSE_NORMAL: VarInt = VarInt::from_u32(Close::Normal.quic_code());
 /// Close code the client uses when the server broke the protocol.
 const CLOSE_PROTOCOL: VarInt = VarInt::from_u32(Close::Protocol.quic_code());
+/// Largest call frame sent on the call channel: a larger one would hold up the calls
+/// behind it, and gets a stream of its own.
+const CHANNEL_MAX: usize = 16 * 1024;
 
 /// An established QUIC connection.
 #[derive(Debug)]
@@ -41,18 +49,26 @@ pub(crate) struct QuicConnection {
     endpoint: quinn::Endpoint,
     pub(crate) calls: Calls<Streams>,
     push: std::sync::Mutex<Option<JoinHandle<()>>>,
+    /// The call channel's writer and reader.
+    channel: [JoinHandle<()>; 2],
 }
 
-/// Calls over QUIC: a bidirectional stream each.
+/// Calls over QUIC: multiplexed on the call channel, or on a bidirectional stream each.
 #[derive(Debug)]
 pub(crate) struct Streams {
     conn: quinn::Connection,
+    mux: Arc<Mux>,
+    /// Largest call frame sent on the channel (0: none is).
+    channel_max: usize,
 }
 
 impl Drop for QuicConnection {
     fn drop(&mut self) {
         if let Some(push) = lock(&self.push).take() {
             push.abort();
+        }
+        for task in &self.channel {
+            task.abort();
         }
     }
 }
@@ -87,7 +103,7 @@ impl QuicConnection {
         send.write_all(&hello_frame::<S>(config)?)
             .await
             .map_err(|e| closed(&e))?;
-        let _ = send.finish();
+        // exactly the answer: the call channel's replies follow it
         let (header, body) = match read_frame(&mut recv, config.limits.max_message_size()).await {
             Ok(frame) => frame,
             Err(ReadError::Protocol(e)) => return Err(e.into()),
@@ -98,12 +114,31 @@ impl QuicConnection {
         })?;
         let close_conn = conn.clone();
         let drain = Drain::new(move || close_conn.close(CLOSE_NORMAL, b"server shutting down"));
-        let streams = Streams { conn: conn.clone() };
+        let (mux, frames) = Mux::new(welcome.max_concurrent_calls);
+        let channel = [
+            tokio::spawn(channel_writer(send, frames, config.limits.send_timeout())),
+            tokio::spawn(channel_reader(
+                conn.clone(),
+                recv,
+                Arc::clone(&mux),
+                config.limits.max_message_size(),
+            )),
+        ];
+        let streams = Streams {
+            conn: conn.clone(),
+            mux,
+            channel_max: if config.stream_per_call {
+                0
+            } else {
+                CHANNEL_MAX
+            },
+        };
         let established = Self {
             calls: Calls::new(streams, drain, &welcome, config),
             conn,
             endpoint,
             push: std::sync::Mutex::new(None),
+            channel,
         };
         Ok(Connected {
             connection: Connection::Quic(Arc::new(established)),
@@ -125,13 +160,18 @@ impl QuicConnection {
 }
 
 impl Exchange for Streams {
-    /// Sends the call on its own stream and reads its reply frame. Dropping the future
-    /// stops the stream, which cancels the call on the server.
+    /// Sends a small call on the call channel (dropping the future sends `Cancel`), any
+    /// other on a stream of its own (dropping the future stops the stream); either way
+    /// the server cancels the call.
     async fn exchange(
         &self,
         frame: Vec<u8>,
         reply_max: u32,
     ) -> Result<(FrameHeader, Bytes), CallError> {
+        if frame.len() <= self.channel_max {
+            return self.mux.exchange(frame, reply_max).await;
+        }
+        let _slot = self.mux.slot().await?;
         let (mut send, mut recv) = self.conn.open_bi().await.map_err(|e| self.lost(e))?;
         send.write_all(&frame)
             .await
@@ -170,6 +210,67 @@ fn closed(error: &ConnectionError) -> TransportError {
         _ => None,
     };
     TransportError::closed(close, error.to_string())
+}
+
+/// Writes the call channel's frames, everything queued as one stream write; a write that
+/// takes longer than `send_timeout` (a server that stopped reading) ends the writer.
+async fn channel_writer(mut send: SendStream, mut frames: Outgoing, send_timeout: Duration) {
+    let mut batch = Vec::new();
+    while let Some(first) = frames.recv().await {
+        batch.push(first.into());
+        while let Ok(frame) = frames.try_recv() {
+            batch.push(frame.into());
+        }
+        let written = tokio::time::timeout(send_timeout, send.write_all_chunks(&mut batch)).await;
+        batch.clear();
+        if !matches!(written, Ok(Ok(()))) {
+            debug!("call channel write failed or stalled");
+            return;
+        }
+    }
+}
+
+/// Routes the call channel's replies to their calls until the connection ends; then the
+/// calls still waiting fail. Anything but a reply there breaks the protocol.
+async fn channel_reader(conn: quinn::Connection, mut recv: RecvStream, mux: Arc<Mux>, max: u32) {
+    let mut reader = FrameReader::new(max);
+    let violation = loop {
+        match reader.next(&mut recv).await {
+            Ok((header, body)) => match header.kind {
+                Kind::ReplyOk | Kind::ReplyHandlerError | Kind::ReplyFailure => {
+                    if let Err(error) = mux.deliver(header, body) {
+                        break Some(error);
+                    }
+                }
+                other => {
+                    break Some(ProtocolError::UnexpectedKind {
+                        expected: "a reply",
+                        got: other.name(),
+                    })
+                }
+            },
+            Err(ReadError::Protocol(error)) => break Some(error),
+            Err(error) => {
+                debug!(%error, "call channel ended");
+                break None;
+            }
+        }
+    };
+    let ended = match violation {
+        Some(error) => {
+            warn!(%error, "server broke the protocol on the call channel; closing");
+            conn.close(CLOSE_PROTOCOL, b"protocol error on the call channel");
+            TransportError::closed(
+                Some(Close::Protocol),
+                format!("protocol error from the server: {error}"),
+            )
+        }
+        None => match conn.close_reason() {
+            Some(reason) => closed(&reason),
+            None => TransportError::closed(None, "the server ended the call channel"),
+        },
+    };
+    mux.close(ended);
 }
 
 /// Reads the server's push stream until the connection ends, then marks the connection

@@ -1,5 +1,6 @@
-//! The QUIC transport: one bidirectional stream per call, state and events on a
-//! server-opened unidirectional push stream.
+//! The QUIC transport: small calls multiplexed on the call channel, larger ones on a
+//! bidirectional stream each, state and events on a server-opened unidirectional push
+//! stream.
 
 mod connection;
 pub(crate) mod tls;

@@ -26,13 +26,25 @@ pub(crate) enum Ended {
 pub(crate) enum Incoming<C> {
     /// A call to serve, on its own task.
     Call(C),
-    /// The peer cancelled call `id` (multiplexed transports; over QUIC a cancelled call's
-    /// stream is stopped instead).
+    /// The peer cancelled call `id` (multiplexed calls; a call on a QUIC stream of its
+    /// own is cancelled by stopping the stream instead).
     Cancel(u64),
     /// The peer broke the protocol outside any call: close with this code and reason.
     Violation(Close, String),
     /// The connection ended.
     Ended(Ended),
+}
+
+impl<C> Incoming<C> {
+    /// The same, with the call as `f` makes it.
+    pub(crate) fn map<D>(self, f: impl FnOnce(C) -> D) -> Incoming<D> {
+        match self {
+            Self::Call(call) => Incoming::Call(f(call)),
+            Self::Cancel(id) => Incoming::Cancel(id),
+            Self::Violation(close, reason) => Incoming::Violation(close, reason),
+            Self::Ended(ended) => Incoming::Ended(ended),
+        }
+    }
 }
 
 /// Why no `Hello` could be read.
@@ -50,7 +62,7 @@ pub(crate) enum NoHello {
 /// nothing here waits on a peer that stopped reading for longer than
 /// `Limits::send_timeout`.
 pub(crate) trait Link: Send + Sized + 'static {
-    /// One call's stream (QUIC) or frame (WebSocket).
+    /// One call: a frame on a multiplexed channel, or a QUIC stream of its own.
     type Call: CallIo;
     /// Where the push loop writes.
     type Push: PushSink + 'static;

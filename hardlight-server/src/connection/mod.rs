@@ -5,8 +5,11 @@
 //! lost or closed are decided here, once.
 
 mod calls;
+mod deadline;
 mod link;
+pub(crate) mod mux;
 
+pub(crate) use deadline::FrameDeadline;
 pub(crate) use link::{CallIo, Ended, Incoming, Link, NoHello};
 
 use std::sync::Arc;

@@ -44,7 +44,7 @@ pub(crate) async fn serve_connection<H: RpcHandler>(
             transport: Transport::Quic,
             headers: Vec::new(),
         };
-        let link = QuicLink::new(conn, shared.limits.send_timeout());
+        let link = QuicLink::new(conn, &shared.limits);
         connection::serve(link, peer, deadline, sessions, shared).await;
     }
     .instrument(span)

@@ -1,7 +1,9 @@
-//! A QUIC connection as a [`Link`]: the handshake on the first bidirectional stream, one
-//! bidirectional stream per call, a server-opened unidirectional push stream.
+//! A QUIC connection as a [`Link`]: the handshake on the first bidirectional stream,
+//! which then stays open as the call channel (calls multiplexed by id, as over
+//! WebSocket); a bidirectional stream of its own for each other call; a server-opened
+//! unidirectional push stream.
 
-use std::{sync::Arc, time::Duration};
+use std::{future::pending, future::poll_fn, sync::Arc, task::Poll, time::Duration};
 
 use bytes::Bytes as Shared;
 use hardlight_core::{
@@ -9,14 +11,18 @@ use hardlight_core::{
     codec::Bytes,
     decoder::FrameDecoder,
     frame::{FrameHeader, HEADER_LEN},
-    io::{read_frame, read_header, read_rest},
-    ErrorCode, ProtocolError,
+    io::{read_frame, read_header, read_rest, FrameReader, ReadError},
+    ErrorCode, Limits, ProtocolError,
 };
 use quinn::{Connection, ConnectionError, RecvStream, SendStream, VarInt};
 use tokio::time::{timeout, timeout_at, Instant};
+use tracing::debug;
 
 use crate::{
-    connection::{CallIo, Ended, Incoming, Link, NoHello},
+    connection::{
+        mux::{Broken, Demux, Fed, FrameSink, MuxCall, Outgoing, Writer},
+        CallIo, Ended, FrameDeadline, Incoming, Link, NoHello,
+    },
     session::{
         dispatch::{reserve, Call, Reservation, Unread},
         push::PushSink,
@@ -32,25 +38,34 @@ pub(crate) struct QuicLink {
     conn: Connection,
     /// The handshake stream's sending half, until the answer is written.
     answer: Option<SendStream>,
+    /// The handshake stream, once the `Welcome` is out.
+    channel: Option<Channel>,
+    /// Its receiving half, until then.
+    hello: Option<RecvStream>,
     send_timeout: Duration,
+    frame_read_timeout: Duration,
+    max_message_size: u32,
 }
 
 impl QuicLink {
-    pub(crate) fn new(conn: Connection, send_timeout: Duration) -> Self {
+    pub(crate) fn new(conn: Connection, limits: &Limits) -> Self {
         Self {
             conn,
             answer: None,
-            send_timeout,
+            channel: None,
+            hello: None,
+            send_timeout: limits.send_timeout(),
+            frame_read_timeout: limits.frame_read_timeout(),
+            max_message_size: limits.max_message_size(),
         }
     }
 
-    async fn answer(&mut self, frame: &[u8]) -> Option<SendStream> {
-        let mut send = self.answer.take()?;
+    async fn answer(&mut self, frame: &[u8]) -> Option<&mut SendStream> {
+        let send = self.answer.as_mut()?;
         timeout(self.send_timeout, send.write_all(frame))
             .await
             .ok()?
             .ok()?;
-        send.finish().ok()?;
         Some(send)
     }
 }
@@ -66,19 +81,35 @@ impl Link for QuicLink {
     async fn hello(&mut self, max: u32) -> Result<(FrameHeader, Bytes), NoHello> {
         let (send, mut recv) = self.conn.accept_bi().await.map_err(|_| NoHello::Gone)?;
         self.answer = Some(send);
-        read_frame(&mut recv, max)
+        // exactly the `Hello`: what follows it on the stream is the call channel's
+        let hello = read_frame(&mut recv, max)
             .await
-            .map_err(|e| NoHello::Invalid(format!("handshake: {e}")))
+            .map_err(|e| NoHello::Invalid(format!("handshake: {e}")))?;
+        self.hello = Some(recv);
+        Ok(hello)
     }
 
     async fn welcome(&mut self, frame: Vec<u8>) -> bool {
-        self.answer(&frame).await.is_some()
+        if self.answer(&frame).await.is_none() {
+            return false;
+        }
+        if let (Some(send), Some(recv)) = (self.answer.take(), self.hello.take()) {
+            self.channel = Some(Channel {
+                recv: Some((recv, FrameReader::new(self.max_message_size))),
+                send: Some((send, self.send_timeout)),
+                mux: None,
+                deadline: FrameDeadline::new(self.frame_read_timeout),
+            });
+        }
+        true
     }
 
     async fn reject(&mut self, frame: Vec<u8>, reason: &str) {
         // wait (briefly) until the client has the reason, then close
         if let Some(send) = self.answer(&frame).await {
-            let _ = timeout(REJECT_LINGER, send.stopped()).await;
+            if send.finish().is_ok() {
+                let _ = timeout(REJECT_LINGER, send.stopped()).await;
+            }
         }
         self.close(Close::Rejected, reason);
     }
@@ -91,16 +122,25 @@ impl Link for QuicLink {
             .map(|stream| QuicPush { stream })
     }
 
-    async fn next(&mut self, _context: &CallContext) -> Incoming<QuicCall> {
-        match self.conn.accept_bi().await {
-            Ok((send, recv)) => Incoming::Call(QuicCall {
-                send,
-                recv,
-                send_timeout: self.send_timeout,
-            }),
-            Err(error) => {
-                tracing::debug!(%error, "connection ended");
-                Incoming::Ended(ended(&error))
+    async fn next(&mut self, context: &CallContext) -> Incoming<QuicCall> {
+        loop {
+            tokio::select! {
+                accepted = self.conn.accept_bi() => return match accepted {
+                    Ok((send, recv)) => Incoming::Call(QuicCall::Stream(StreamCall {
+                        send,
+                        recv,
+                        send_timeout: self.send_timeout,
+                    })),
+                    Err(error) => {
+                        debug!(%error, "connection ended");
+                        Incoming::Ended(ended(&error))
+                    }
+                },
+                incoming = next_on(&mut self.channel, context) => {
+                    if let Some(incoming) = incoming {
+                        return incoming.map(QuicCall::Channel);
+                    }
+                }
             }
         }
     }
@@ -112,6 +152,145 @@ impl Link for QuicLink {
     async fn finish(self, _ended: Ended) {}
 }
 
+/// The call channel: the handshake stream after the `Welcome`, carrying calls multiplexed
+/// by id. Its writer starts with its first call (an idle connection has none).
+struct Channel {
+    /// `None` once the client finished the stream (or reset it).
+    recv: Option<(RecvStream, FrameReader)>,
+    /// The sending half, until the writer takes it.
+    send: Option<(SendStream, Duration)>,
+    mux: Option<(Writer, Demux)>,
+    deadline: FrameDeadline,
+}
+
+/// What a read on the channel gave.
+enum Read {
+    Frame(Result<(FrameHeader, Bytes), ReadError>),
+    /// A frame began and did not complete within `Limits::frame_read_timeout`.
+    Late(Duration),
+}
+
+/// The next call or cancellation on the channel, the end of the connection when its
+/// writer fails or stalls, or `None` to read on. Pending while there is nothing to read.
+async fn next_on(
+    channel: &mut Option<Channel>,
+    context: &CallContext,
+) -> Option<Incoming<MuxCall>> {
+    let Some(channel) = channel else {
+        return pending().await;
+    };
+    let Channel {
+        recv,
+        send,
+        mux,
+        deadline,
+    } = channel;
+    if let Some((writer, demux)) = mux.as_mut().filter(|(_, demux)| demux.is_waiting()) {
+        // the client is not read while its call waits: QUIC flow control holds back the rest
+        return tokio::select! {
+            incoming = demux.admitted(context) => Some(incoming),
+            () = writer.ended() => Some(Incoming::Ended(Ended::Lost)),
+        };
+    }
+    let writer_ended = async {
+        match mux {
+            Some((writer, _)) => writer.ended().await,
+            None => pending().await,
+        }
+    };
+    let read = async {
+        let Some((stream, reader)) = recv.as_mut() else {
+            return pending().await;
+        };
+        poll_fn(|cx| {
+            if let Poll::Ready(frame) = reader.poll_next(cx, stream) {
+                deadline.read();
+                return Poll::Ready(Read::Frame(frame));
+            }
+            deadline.poll_late(cx, reader.partial()).map(Read::Late)
+        })
+        .await
+    };
+    let read = tokio::select! {
+        read = read => read,
+        () = writer_ended => {
+            debug!("the call channel's writer stopped: a write failed or took longer than send_timeout");
+            return Some(Incoming::Ended(Ended::Lost));
+        }
+    };
+    let (header, body) = match read {
+        Read::Frame(Ok(frame)) => frame,
+        Read::Frame(Err(ReadError::Protocol(error))) => {
+            let close = match error {
+                ProtocolError::FrameTooLarge { .. } => Close::TooBig,
+                _ => Close::Protocol,
+            };
+            return Some(Incoming::Violation(close, format!("call channel: {error}")));
+        }
+        Read::Frame(Err(error)) => {
+            // finished or reset by the client: calls may still come on their own streams
+            debug!(%error, "the client ended its call channel");
+            *recv = None;
+            return None;
+        }
+        Read::Late(limit) => {
+            return Some(Incoming::Violation(
+                Close::SlowSender,
+                ProtocolError::FrameTimeout { limit }.to_string(),
+            ))
+        }
+    };
+    let (_, demux) = match mux {
+        Some(mux) => mux,
+        None => {
+            let (stream, send_timeout) = send.take()?;
+            let writer = Writer::start(
+                ChannelSink {
+                    stream,
+                    batch: Vec::new(),
+                },
+                send_timeout,
+            );
+            let demux = Demux::new(&writer);
+            mux.insert((writer, demux))
+        }
+    };
+    demux.frame(header, body, context)
+}
+
+/// The call channel's sending half as a writer's sink: a batch of replies is one stream
+/// write.
+struct ChannelSink {
+    stream: SendStream,
+    batch: Vec<Shared>,
+}
+
+impl FrameSink for ChannelSink {
+    async fn feed(&mut self, out: Outgoing) -> Result<Fed, Broken> {
+        match out {
+            Outgoing::Frame(frame) => self.batch.push(frame),
+            Outgoing::Frames(frames) => self.batch.extend(frames),
+            // QUIC keeps the connection alive itself
+            Outgoing::Ping => {}
+            Outgoing::Close(..) => {
+                self.flush().await?;
+                let _ = self.stream.finish();
+                return Ok(Fed::Closed);
+            }
+        }
+        Ok(Fed::More)
+    }
+
+    async fn flush(&mut self) -> Result<(), Broken> {
+        let written = self.stream.write_all_chunks(&mut self.batch).await;
+        self.batch.clear();
+        written.map_err(|error| {
+            debug!(%error, "call channel write failed");
+            Broken
+        })
+    }
+}
+
 /// Whether a connection that failed with `error` was lost (so its session is kept for
 /// resumption) rather than closed on purpose by either side.
 fn ended(error: &ConnectionError) -> Ended {
@@ -121,14 +300,50 @@ fn ended(error: &ConnectionError) -> Ended {
     }
 }
 
-/// One call: a bidirectional stream carrying one `Call` frame in and the reply out.
-pub(crate) struct QuicCall {
+/// One call: on the call channel, or on a stream of its own.
+pub(crate) enum QuicCall {
+    Channel(MuxCall),
+    Stream(StreamCall),
+}
+
+impl CallIo for QuicCall {
+    fn id(&self) -> Option<u64> {
+        match self {
+            Self::Channel(call) => call.id(),
+            Self::Stream(call) => call.id(),
+        }
+    }
+
+    async fn read(&mut self, context: &CallContext) -> Result<Call, Unread> {
+        match self {
+            Self::Channel(call) => call.read(context).await,
+            Self::Stream(call) => call.read(context).await,
+        }
+    }
+
+    async fn abandoned(&mut self) {
+        match self {
+            Self::Channel(call) => call.abandoned().await,
+            Self::Stream(call) => call.abandoned().await,
+        }
+    }
+
+    async fn reply(self, frame: Vec<u8>) {
+        match self {
+            Self::Channel(call) => call.reply(frame).await,
+            Self::Stream(call) => call.reply(frame).await,
+        }
+    }
+}
+
+/// A call on a stream of its own: one `Call` frame in and the reply out.
+pub(crate) struct StreamCall {
     send: SendStream,
     recv: RecvStream,
     send_timeout: Duration,
 }
 
-impl QuicCall {
+impl StreamCall {
     /// The call frame did not arrive within `limit`: the peer is told to stop sending it,
     /// and the call fails with `FrameTimeout`.
     fn late(&mut self, limit: Duration) -> Unread {
@@ -142,7 +357,7 @@ impl QuicCall {
     }
 }
 
-impl CallIo for QuicCall {
+impl CallIo for StreamCall {
     fn id(&self) -> Option<u64> {
         None
     }

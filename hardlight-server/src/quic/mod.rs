@@ -1,5 +1,6 @@
-//! The QUIC transport: handshake on the first bidirectional stream, one bidirectional
-//! stream per call, a server-opened unidirectional push stream.
+//! The QUIC transport: handshake on the first bidirectional stream, which stays open as
+//! the call channel; calls also on bidirectional streams of their own; a server-opened
+//! unidirectional push stream.
 
 mod accept;
 mod link;

@@ -23,8 +23,8 @@ pub(crate) fn quinn_config(config: &ServerConfig) -> Result<quinn::ServerConfig,
     Ok(server)
 }
 
-/// Stream limits chosen with memory in mind: calls are bidirectional streams, capped at
-/// `max_concurrent_calls`; clients open no unidirectional streams; the connection-wide
+/// Stream limits chosen with memory in mind: the call channel and calls on streams of
+/// their own are bidirectional streams, capped at one more than `max_concurrent_calls`; clients open no unidirectional streams; the connection-wide
 /// receive window caps what one peer can make the server buffer in the transport.
 fn transport(
     limits: &Limits,
@@ -36,7 +36,9 @@ fn transport(
     let inflight = server_limits.max_inflight_bytes();
     let receive_window = u64::from(STREAM_WINDOW).max(inflight.min(16 << 20));
     transport
-        .max_concurrent_bidi_streams(VarInt::from_u32(server_limits.max_concurrent_calls()))
+        .max_concurrent_bidi_streams(VarInt::from_u32(
+            server_limits.max_concurrent_calls().saturating_add(1),
+        ))
         .max_concurrent_uni_streams(VarInt::from_u32(0))
         .stream_receive_window(VarInt::from_u32(STREAM_WINDOW))
         .receive_window(VarInt::from_u64(receive_window).unwrap_or(VarInt::MAX))

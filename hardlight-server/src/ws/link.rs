@@ -1,7 +1,12 @@
 //! A WebSocket connection as a [`Link`]: one frame per binary message, calls multiplexed
 //! by id, replies and pushes through one writer task whose every write has a deadline.
 
-use std::{future::pending, pin::Pin, sync::Arc, time::Duration};
+use std::{
+    future::{pending, poll_fn},
+    pin::Pin,
+    task::Poll,
+    time::Duration,
+};
 
 use bytes::Bytes as Shared;
 use futures_util::{
@@ -11,12 +16,11 @@ use futures_util::{
 use hardlight_core::{
     close::Close,
     codec::{realign, Bytes},
-    frame::{FrameHeader, Kind},
+    frame::FrameHeader,
     Limits, ProtocolError,
 };
 use tokio::{
     io::{AsyncRead, AsyncWrite},
-    sync::{mpsc, OwnedSemaphorePermit},
     task::JoinHandle,
     time::{sleep_until, timeout, Instant, Interval, MissedTickBehavior, Sleep},
 };
@@ -26,17 +30,13 @@ use tokio_tungstenite::{
 };
 use tracing::debug;
 
-use super::{
-    bounded::Budget,
-    deadline::{MessageDeadline, Read},
-};
+use super::bounded::Budget;
 use crate::{
-    connection::{CallIo, Ended, Incoming, Link, NoHello},
-    session::{
-        dispatch::{connection_share, Call, Reservation, Unread},
-        push::PushSink,
-        CallContext,
+    connection::{
+        mux::{Broken, Demux, Fed, FrameSink, MuxCall, Outgoing, QueuedPush, Writer},
+        Ended, FrameDeadline, Incoming, Link, NoHello,
     },
+    session::CallContext,
 };
 
 /// WebSocket framing and read-ahead allowed beyond the `Hello` itself.
@@ -45,31 +45,18 @@ const HELLO_SLACK: usize = 16 * 1024;
 /// How long a closing connection waits for the client to take its close frame.
 const CLOSE_LINGER: Duration = Duration::from_secs(1);
 
-/// Writes queued ahead of a slow socket before senders wait.
-const OUTGOING_QUEUE: usize = 64;
-
-/// What the writer task sends.
-enum Outgoing {
-    /// A reply or the handshake's answer.
-    Frame(Shared),
-    /// Pushed frames (state updates and events), in order.
-    Frames(Vec<Shared>),
-    /// A keep-alive; the client (or browser) answers with a pong.
-    Ping,
-    Close(Close, String),
-}
-
 /// One upgraded WebSocket connection.
 pub(crate) struct WsLink<S> {
     source: SplitStream<WebSocketStream<S>>,
-    tx: mpsc::Sender<Outgoing>,
-    /// The writer task; `None` once it ended (a write failed or stalled).
-    writer: Option<JoinHandle<()>>,
+    /// Replies, pushes, keep-alives and the close, written in batches.
+    writer: Writer,
+    /// Incoming frames as calls and cancellations.
+    demux: Demux,
     /// What the peer may make the server read before its `Hello` is accepted; and whether
     /// it is in the middle of a message.
     budget: Budget,
     /// `Limits::frame_read_timeout` for the message being read.
-    deadline: MessageDeadline,
+    deadline: FrameDeadline,
     keep_alive: Interval,
     /// When the peer was last heard from.
     heard: Instant,
@@ -77,13 +64,35 @@ pub(crate) struct WsLink<S> {
     /// (one timer per idle period, not one per message).
     idle: Pin<Box<Sleep>>,
     idle_timeout: Duration,
-    send_timeout: Duration,
-    /// A call read and waiting for its share of the connection's byte budget.
-    waiting: Option<(FrameHeader, Bytes)>,
     /// The server sent a close frame, which the peer should get to read.
     closing: bool,
     /// The peer sent its close frame.
     peer_closed: bool,
+}
+
+/// The next message from `source`, or [`Read::Late`] when one began and stalled.
+async fn read<S: AsyncRead + AsyncWrite + Unpin>(
+    source: &mut SplitStream<WebSocketStream<S>>,
+    budget: &Budget,
+    deadline: &mut FrameDeadline,
+) -> Read {
+    poll_fn(|cx| {
+        if let Poll::Ready(message) = source.poll_next_unpin(cx) {
+            budget.message_read();
+            deadline.read();
+            return Poll::Ready(Read::Message(message));
+        }
+        deadline.poll_late(cx, budget.partial()).map(Read::Late)
+    })
+    .await
+}
+
+/// What reading the next message gave.
+enum Read {
+    /// A message, an error, or the end of the stream.
+    Message(Option<Result<Message, WsError>>),
+    /// A message began and did not complete within the limit.
+    Late(Duration),
 }
 
 impl<S: AsyncRead + AsyncWrite + Unpin + Send + 'static> WsLink<S> {
@@ -92,36 +101,26 @@ impl<S: AsyncRead + AsyncWrite + Unpin + Send + 'static> WsLink<S> {
         // the upgrade request's bytes are not part of any message
         budget.message_read();
         let (sink, source) = ws.split();
-        let (tx, rx) = mpsc::channel(OUTGOING_QUEUE);
-        let writer = tokio::spawn(write_loop(sink, rx, limits.send_timeout()));
+        let writer = Writer::start(WsSink(sink), limits.send_timeout());
         let mut keep_alive = tokio::time::interval(limits.keep_alive());
         keep_alive.set_missed_tick_behavior(MissedTickBehavior::Delay);
         Self {
             source,
-            tx,
-            writer: Some(writer),
+            demux: Demux::new(&writer),
+            writer,
             budget,
-            deadline: MessageDeadline::new(limits.frame_read_timeout()),
+            deadline: FrameDeadline::new(limits.frame_read_timeout()),
             keep_alive,
             heard: Instant::now(),
             idle: Box::pin(sleep_until(Instant::now() + limits.idle_timeout())),
             idle_timeout: limits.idle_timeout(),
-            send_timeout: limits.send_timeout(),
-            waiting: None,
             closing: false,
             peer_closed: false,
         }
     }
 
-    async fn send(&self, outgoing: Outgoing) -> bool {
-        matches!(
-            timeout(self.send_timeout, self.tx.send(outgoing)).await,
-            Ok(Ok(()))
-        )
-    }
-
     fn ping(&self) {
-        if self.tx.try_send(Outgoing::Ping).is_err() {
+        if !self.writer.try_send(Outgoing::Ping) {
             debug!("writer backed up; keep-alive skipped");
         }
     }
@@ -131,7 +130,7 @@ impl<S: AsyncRead + AsyncWrite + Unpin + Send + 'static> WsLink<S> {
         &mut self,
         message: Option<Result<Message, WsError>>,
         context: &CallContext,
-    ) -> Option<Incoming<WsCall>> {
+    ) -> Option<Incoming<MuxCall>> {
         let data = match message {
             Some(Ok(Message::Binary(data))) => data,
             Some(Ok(Message::Text(_))) => {
@@ -161,52 +160,16 @@ impl<S: AsyncRead + AsyncWrite + Unpin + Send + 'static> WsLink<S> {
             }
             None => return Some(Incoming::Ended(Ended::Lost)),
         };
-        let (header, body) = match FrameHeader::split(&data, context.limits.max_message_size()) {
-            Ok(frame) => frame,
-            Err(error) => return Some(Incoming::Violation(Close::Protocol, error.to_string())),
-        };
-        match header.kind {
-            Kind::Call => {
-                context.meter.received(data.len());
-                let body = realign(body);
-                // most calls fit the budget at once; the others wait, and the peer with them
-                match Arc::clone(&context.budget).try_acquire_many_owned(header.body_len) {
-                    Ok(permit) => Some(Incoming::Call(WsCall {
-                        header,
-                        body,
-                        permit: Some(permit),
-                        tx: self.tx.clone(),
-                        send_timeout: self.send_timeout,
-                    })),
-                    Err(_) => {
-                        self.waiting = Some((header, body));
-                        None
-                    }
-                }
-            }
-            Kind::Cancel => Some(Incoming::Cancel(header.id)),
-            other => Some(Incoming::Violation(
-                Close::Protocol,
-                format!("unexpected {} frame from a client", other.name()),
-            )),
+        match FrameHeader::split(&data, context.limits.max_message_size()) {
+            Ok((header, body)) => self.demux.frame(header, realign(body), context),
+            Err(error) => Some(Incoming::Violation(Close::Protocol, error.to_string())),
         }
-    }
-}
-
-/// Completes when the writer task has ended; then never again.
-async fn writer_ended(writer: &mut Option<JoinHandle<()>>) {
-    match writer {
-        Some(task) => {
-            let _ = task.await;
-            *writer = None;
-        }
-        None => pending().await,
     }
 }
 
 impl<S: AsyncRead + AsyncWrite + Unpin + Send + 'static> Link for WsLink<S> {
-    type Call = WsCall;
-    type Push = WsPush;
+    type Call = MuxCall;
+    type Push = QueuedPush;
 
     async fn hello(&mut self, max: u32) -> Result<(FrameHeader, Bytes), NoHello> {
         // before the handshake a peer gets no more than a `Hello`'s worth of reading, as
@@ -228,47 +191,31 @@ impl<S: AsyncRead + AsyncWrite + Unpin + Send + 'static> Link for WsLink<S> {
     async fn welcome(&mut self, frame: Vec<u8>) -> bool {
         self.budget.lift();
         self.heard = Instant::now();
-        self.send(Outgoing::Frame(frame.into())).await
+        self.writer.send(Outgoing::Frame(frame.into())).await
     }
 
     async fn reject(&mut self, frame: Vec<u8>, reason: &str) {
-        self.send(Outgoing::Frame(frame.into())).await;
+        self.writer.send(Outgoing::Frame(frame.into())).await;
         self.close(Close::Rejected, reason);
     }
 
-    async fn open_push(&mut self) -> Option<WsPush> {
-        Some(WsPush {
-            tx: self.tx.clone(),
-        })
+    async fn open_push(&mut self) -> Option<QueuedPush> {
+        Some(self.writer.push_sink())
     }
 
-    async fn next(&mut self, context: &CallContext) -> Incoming<WsCall> {
+    async fn next(&mut self, context: &CallContext) -> Incoming<MuxCall> {
         loop {
-            if let Some((header, _)) = &self.waiting {
+            if self.demux.is_waiting() {
                 // the peer is not read while its call waits: TCP holds back the rest
                 tokio::select! {
-                    permit = connection_share(context, header) => {
-                        let Some((header, body)) = self.waiting.take() else {
-                            continue;
-                        };
-                        return match permit {
-                            Ok(permit) => Incoming::Call(WsCall {
-                                header,
-                                body,
-                                permit: Some(permit),
-                                tx: self.tx.clone(),
-                                send_timeout: self.send_timeout,
-                            }),
-                            Err(error) => Incoming::Violation(Close::Protocol, error.to_string()),
-                        };
-                    }
+                    incoming = self.demux.admitted(context) => return incoming,
                     _ = self.keep_alive.tick() => self.ping(),
-                    () = writer_ended(&mut self.writer) => return Incoming::Ended(Ended::Lost),
+                    () = self.writer.ended() => return Incoming::Ended(Ended::Lost),
                 }
                 continue;
             }
             tokio::select! {
-                read = self.deadline.read(&mut self.source, &self.budget) => {
+                read = read(&mut self.source, &self.budget, &mut self.deadline) => {
                     let message = match read {
                         Read::Message(message) => message,
                         Read::Late(limit) => return Incoming::Violation(
@@ -291,7 +238,7 @@ impl<S: AsyncRead + AsyncWrite + Unpin + Send + 'static> Link for WsLink<S> {
                     debug!(idle = ?self.idle_timeout, "nothing from the client within the idle timeout; connection lost");
                     return Incoming::Ended(Ended::Lost);
                 }
-                () = writer_ended(&mut self.writer) => {
+                () = self.writer.ended() => {
                     debug!("the writer stopped: a write failed or took longer than send_timeout");
                     return Incoming::Ended(Ended::Lost);
                 }
@@ -301,31 +248,26 @@ impl<S: AsyncRead + AsyncWrite + Unpin + Send + 'static> Link for WsLink<S> {
 
     fn close(&mut self, close: Close, reason: &str) {
         self.closing = true;
-        if self
-            .tx
-            .try_send(Outgoing::Close(close, reason.into()))
-            .is_err()
-        {
+        if !self.writer.try_send(Outgoing::Close(close, reason.into())) {
             // the writer is backed up on a peer that does not read: drop the connection
-            if let Some(writer) = &self.writer {
-                writer.abort();
-            }
+            self.writer.abort();
         }
     }
 
     async fn finish(self, ended: Ended) {
         let Self {
             mut source,
-            tx,
             writer,
+            demux,
             closing,
             peer_closed,
             ..
         } = self;
-        drop(tx);
+        drop(demux);
         // let the writer deliver a final close frame, and the client read it before the
         // socket closes (closing with unread input would reset the connection and lose the
         // frame); a peer that neither reads nor closes is dropped after the linger
+        let writer = writer.into_task();
         let abort = writer.as_ref().map(JoinHandle::abort_handle);
         let linger = async {
             if let Some(writer) = writer {
@@ -351,102 +293,43 @@ impl<S: AsyncRead + AsyncWrite + Unpin + Send + 'static> Link for WsLink<S> {
     }
 }
 
-/// One call: its frame, read and within the byte budget.
-pub(crate) struct WsCall {
-    header: FrameHeader,
-    body: Bytes,
-    permit: Option<OwnedSemaphorePermit>,
-    tx: mpsc::Sender<Outgoing>,
-    send_timeout: Duration,
-}
+/// The WebSocket as a writer's sink: one binary message per frame, flushed per batch.
+struct WsSink<S>(SplitSink<WebSocketStream<S>, Message>);
 
-impl CallIo for WsCall {
-    fn id(&self) -> Option<u64> {
-        Some(self.header.id)
-    }
-
-    async fn read(&mut self, context: &CallContext) -> Result<Call, Unread> {
-        let share = self.permit.take().ok_or(ProtocolError::Malformed)?;
-        let reserved = Reservation::new(share, context).map_err(Unread::Overloaded)?;
-        let body = std::mem::take(&mut self.body);
-        Ok(Call::open(self.header, body, reserved)?)
-    }
-
-    async fn abandoned(&mut self) {
-        // cancelled by `Cancel`, which aborts the call's task
-        pending().await
-    }
-
-    async fn reply(self, frame: Vec<u8>) {
-        let reply = Outgoing::Frame(frame.into());
-        // only a writer backed up on a peer that does not read needs the deadline (boxed:
-        // the rare wait would otherwise enlarge every call's task)
-        if let Err(mpsc::error::TrySendError::Full(reply)) = self.tx.try_send(reply) {
-            let _ = Box::pin(timeout(self.send_timeout, self.tx.send(reply))).await;
-        }
-    }
-}
-
-/// The push frames: queued for the writer task.
-pub(crate) struct WsPush {
-    tx: mpsc::Sender<Outgoing>,
-}
-
-impl PushSink for WsPush {
-    async fn write(&mut self, frames: Vec<Shared>) -> bool {
-        self.tx.send(Outgoing::Frames(frames)).await.is_ok()
-    }
-}
-
-/// Sends queued messages, flushing once per batch; every batch must be written within
-/// `send_timeout`, or the writer stops and the connection counts as lost.
-async fn write_loop<S: AsyncRead + AsyncWrite + Unpin>(
-    mut sink: SplitSink<WebSocketStream<S>, Message>,
-    mut rx: mpsc::Receiver<Outgoing>,
-    send_timeout: Duration,
-) {
-    while let Some(first) = rx.recv().await {
-        match timeout(send_timeout, write_batch(&mut sink, first, &mut rx)).await {
-            Ok(Ok(Batch::Written)) => {}
-            Ok(Ok(Batch::Closed)) | Ok(Err(_)) | Err(_) => return,
-        }
-    }
-}
-
-/// How a batch of writes ended.
-enum Batch {
-    Written,
-    /// The close frame went out: nothing more to write.
-    Closed,
-}
-
-/// Writes `first` and whatever else is queued, then flushes.
-async fn write_batch<S: AsyncRead + AsyncWrite + Unpin>(
-    sink: &mut SplitSink<WebSocketStream<S>, Message>,
-    first: Outgoing,
-    rx: &mut mpsc::Receiver<Outgoing>,
-) -> Result<Batch, WsError> {
-    let mut next = Some(first);
-    while let Some(out) = next.take() {
+impl<S: AsyncRead + AsyncWrite + Unpin + Send + 'static> FrameSink for WsSink<S> {
+    async fn feed(&mut self, out: Outgoing) -> Result<Fed, Broken> {
+        let sink = &mut self.0;
         match out {
-            Outgoing::Frame(frame) => sink.feed(Message::Binary(frame)).await?,
+            Outgoing::Frame(frame) => sink.feed(Message::Binary(frame)).await.map_err(broken)?,
             Outgoing::Frames(frames) => {
                 for frame in frames {
-                    sink.feed(Message::Binary(frame)).await?;
+                    sink.feed(Message::Binary(frame)).await.map_err(broken)?;
                 }
             }
-            Outgoing::Ping => sink.feed(Message::Ping(Shared::new())).await?,
+            Outgoing::Ping => sink
+                .feed(Message::Ping(Shared::new()))
+                .await
+                .map_err(broken)?,
             Outgoing::Close(close, reason) => {
                 let frame = CloseFrame {
                     code: close.websocket_code().into(),
                     reason: reason.into(),
                 };
-                sink.send(Message::Close(Some(frame))).await?;
-                return Ok(Batch::Closed);
+                sink.send(Message::Close(Some(frame)))
+                    .await
+                    .map_err(broken)?;
+                return Ok(Fed::Closed);
             }
         }
-        next = rx.try_recv().ok();
+        Ok(Fed::More)
     }
-    sink.flush().await?;
-    Ok(Batch::Written)
+
+    async fn flush(&mut self) -> Result<(), Broken> {
+        self.0.flush().await.map_err(broken)
+    }
+}
+
+fn broken(error: WsError) -> Broken {
+    debug!(%error, "write failed");
+    Broken
 }

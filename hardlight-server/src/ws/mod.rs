@@ -2,7 +2,6 @@
 //! per binary message, calls multiplexed by id.
 
 mod bounded;
-mod deadline;
 mod link;
 mod listener;
 

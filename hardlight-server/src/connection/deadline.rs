@@ -1,0 +1,56 @@
+//! `Limits::frame_read_timeout` on a connection that carries many frames one after
+//! another (a WebSocket connection, the QUIC call channel): a frame whose first bytes
+//! have arrived must be whole within the limit, or the connection closes (`SlowSender`).
+//!
+//! The clock starts when bytes have arrived that no whole frame has used up yet, so a
+//! peer that stops halfway, or trickles a frame, holds what it sent for at most the
+//! limit. Any whole message stops the clock (over WebSocket control frames too: a peer
+//! that interleaves pings between the fragments of one message restarts it each time, yet
+//! never holds more than `max_message_size`).
+
+use std::{
+    future::Future,
+    pin::Pin,
+    task::{Context, Poll},
+    time::Duration,
+};
+
+use tokio::time::{sleep, Instant, Sleep};
+
+/// The deadline of the frame being read, when one has begun.
+pub(crate) struct FrameDeadline {
+    limit: Duration,
+    /// Allocated the first time a frame arrives in parts; reused after.
+    timer: Option<Pin<Box<Sleep>>>,
+    armed: bool,
+}
+
+impl FrameDeadline {
+    pub(crate) fn new(limit: Duration) -> Self {
+        Self {
+            limit,
+            timer: None,
+            armed: false,
+        }
+    }
+
+    /// A whole frame (or message) was read: the clock stops.
+    pub(crate) fn read(&mut self) {
+        self.armed = false;
+    }
+
+    /// After a read that is still pending: completes with the limit once a frame has been
+    /// `partial` for that long.
+    pub(crate) fn poll_late(&mut self, cx: &mut Context<'_>, partial: bool) -> Poll<Duration> {
+        if !partial {
+            return Poll::Pending;
+        }
+        let limit = self.limit;
+        let timer = self.timer.get_or_insert_with(|| Box::pin(sleep(limit)));
+        if !self.armed {
+            timer.as_mut().reset(Instant::now() + limit);
+            self.armed = true;
+        }
+        timer.as_mut().poll(cx).map(|()| limit)
+    }
+}

@@ -1,0 +1,285 @@
+//! Calls multiplexed by id on one ordered channel: a WebSocket connection, or the QUIC
+//! call channel (the handshake stream, kept open). `Call` and `Cancel` frames come in;
+//! replies (and over WebSocket the pushes) go out through one writer task, which writes
+//! whatever is queued as one batch: one flush, one stream write, for many replies.
+
+use std::{future::pending, future::Future, sync::Arc, time::Duration};
+
+use bytes::Bytes as Shared;
+use hardlight_core::{
+    close::Close,
+    codec::Bytes,
+    frame::{FrameHeader, Kind, HEADER_LEN},
+    ProtocolError,
+};
+use tokio::{
+    sync::{mpsc, OwnedSemaphorePermit},
+    task::JoinHandle,
+    time::timeout,
+};
+
+use super::link::{CallIo, Incoming};
+use crate::session::{
+    dispatch::{connection_share, Call, Reservation, Unread},
+    push::PushSink,
+    CallContext,
+};
+
+/// Writes queued ahead of a slow peer before senders wait.
+const OUTGOING_QUEUE: usize = 64;
+
+/// What the writer task sends.
+pub(crate) enum Outgoing {
+    /// A reply or the handshake's answer.
+    Frame(Shared),
+    /// Pushed frames (state updates and events), in order.
+    Frames(Vec<Shared>),
+    /// A keep-alive (WebSocket: the client, or browser, answers with a pong).
+    Ping,
+    /// The last thing written.
+    Close(Close, String),
+}
+
+/// What a writer task writes into.
+pub(crate) trait FrameSink: Send + 'static {
+    /// Adds `out` to the batch being written; [`Fed::Closed`] once a close went out.
+    fn feed(&mut self, out: Outgoing) -> impl Future<Output = Result<Fed, Broken>> + Send;
+
+    /// Writes out the batch.
+    fn flush(&mut self) -> impl Future<Output = Result<(), Broken>> + Send;
+}
+
+/// Whether the writer goes on after a write.
+pub(crate) enum Fed {
+    More,
+    /// The close went out: nothing more to write.
+    Closed,
+}
+
+/// A write failed: the peer is gone or refuses the data.
+pub(crate) struct Broken;
+
+/// A connection's writer task and the queue in front of it.
+pub(crate) struct Writer {
+    tx: mpsc::Sender<Outgoing>,
+    /// `None` once it ended (a write failed or stalled, or the close went out).
+    task: Option<JoinHandle<()>>,
+    send_timeout: Duration,
+}
+
+impl Writer {
+    /// Starts writing into `sink`; every batch must be written within `send_timeout`, or
+    /// the writer stops.
+    pub(crate) fn start(sink: impl FrameSink, send_timeout: Duration) -> Self {
+        let (tx, rx) = mpsc::channel(OUTGOING_QUEUE);
+        Self {
+            tx,
+            task: Some(tokio::spawn(write_loop(sink, rx, send_timeout))),
+            send_timeout,
+        }
+    }
+
+    /// Queues `outgoing`, waiting at most `send_timeout` for room; `false` if the writer
+    /// is gone or stalled.
+    pub(crate) async fn send(&self, outgoing: Outgoing) -> bool {
+        matches!(
+            timeout(self.send_timeout, self.tx.send(outgoing)).await,
+            Ok(Ok(()))
+        )
+    }
+
+    /// Queues `outgoing` if there is room at once.
+    pub(crate) fn try_send(&self, outgoing: Outgoing) -> bool {
+        self.tx.try_send(outgoing).is_ok()
+    }
+
+    /// Where the push loop writes.
+    pub(crate) fn push_sink(&self) -> QueuedPush {
+        QueuedPush {
+            tx: self.tx.clone(),
+        }
+    }
+
+    /// Completes when the writer task has ended; then never again.
+    pub(crate) async fn ended(&mut self) {
+        match &mut self.task {
+            Some(task) => {
+                let _ = task.await;
+                self.task = None;
+            }
+            None => pending().await,
+        }
+    }
+
+    /// Stops the writer at once (it is backed up on a peer that does not read).
+    pub(crate) fn abort(&self) {
+        if let Some(task) = &self.task {
+            task.abort();
+        }
+    }
+
+    /// Lets the writer finish what is queued (a final close, say), then waits for its end.
+    pub(crate) fn into_task(self) -> Option<JoinHandle<()>> {
+        self.task
+    }
+}
+
+/// Sends queued messages, one batch at a time; a batch that is not written within
+/// `send_timeout` ends the writer.
+async fn write_loop<W: FrameSink>(
+    mut sink: W,
+    mut rx: mpsc::Receiver<Outgoing>,
+    send_timeout: Duration,
+) {
+    while let Some(first) = rx.recv().await {
+        match timeout(send_timeout, write_batch(&mut sink, first, &mut rx)).await {
+            Ok(Ok(Fed::More)) => {}
+            Ok(Ok(Fed::Closed)) | Ok(Err(Broken)) | Err(_) => return,
+        }
+    }
+}
+
+/// Writes `first` and whatever else is queued, then flushes.
+async fn write_batch<W: FrameSink>(
+    sink: &mut W,
+    first: Outgoing,
+    rx: &mut mpsc::Receiver<Outgoing>,
+) -> Result<Fed, Broken> {
+    let mut next = Some(first);
+    while let Some(out) = next.take() {
+        if let Fed::Closed = sink.feed(out).await? {
+            return Ok(Fed::Closed);
+        }
+        next = rx.try_recv().ok();
+    }
+    sink.flush().await?;
+    Ok(Fed::More)
+}
+
+/// Push frames, queued for the writer task.
+pub(crate) struct QueuedPush {
+    tx: mpsc::Sender<Outgoing>,
+}
+
+impl PushSink for QueuedPush {
+    async fn write(&mut self, frames: Vec<Shared>) -> bool {
+        self.tx.send(Outgoing::Frames(frames)).await.is_ok()
+    }
+}
+
+/// The incoming side of a multiplexed channel: frames become calls, each within its
+/// share of the connection's byte budget, or cancellations.
+pub(crate) struct Demux {
+    tx: mpsc::Sender<Outgoing>,
+    send_timeout: Duration,
+    /// A call read and waiting for its share of the connection's byte budget; the peer is
+    /// not read meanwhile (its transport holds back the rest).
+    waiting: Option<(FrameHeader, Bytes)>,
+}
+
+impl Demux {
+    /// Calls whose replies go to `writer`.
+    pub(crate) fn new(writer: &Writer) -> Self {
+        Self {
+            tx: writer.tx.clone(),
+            send_timeout: writer.send_timeout,
+            waiting: None,
+        }
+    }
+
+    /// A frame from the peer, its body aligned: a call, a cancellation, a violation, or
+    /// `None` when the call waits for its share of the budget ([`Demux::admitted`]).
+    pub(crate) fn frame(
+        &mut self,
+        header: FrameHeader,
+        body: Bytes,
+        context: &CallContext,
+    ) -> Option<Incoming<MuxCall>> {
+        match header.kind {
+            Kind::Call => {
+                context
+                    .meter
+                    .received(HEADER_LEN + header.body_len as usize);
+                // most calls fit the budget at once; the others wait, and the peer with them
+                match Arc::clone(&context.budget).try_acquire_many_owned(header.body_len) {
+                    Ok(permit) => Some(Incoming::Call(self.call(header, body, permit))),
+                    Err(_) => {
+                        self.waiting = Some((header, body));
+                        None
+                    }
+                }
+            }
+            Kind::Cancel => Some(Incoming::Cancel(header.id)),
+            other => Some(Incoming::Violation(
+                Close::Protocol,
+                format!("unexpected {} frame from a client", other.name()),
+            )),
+        }
+    }
+
+    /// Whether a call waits for its share of the budget.
+    pub(crate) fn is_waiting(&self) -> bool {
+        self.waiting.is_some()
+    }
+
+    /// Completes when the waiting call has its share (cancel-safe); pending if none waits.
+    pub(crate) async fn admitted(&mut self, context: &CallContext) -> Incoming<MuxCall> {
+        let Some((header, _)) = &self.waiting else {
+            return pending().await;
+        };
+        let permit = connection_share(context, header).await;
+        let Some((header, body)) = self.waiting.take() else {
+            return pending().await;
+        };
+        match permit {
+            Ok(permit) => Incoming::Call(self.call(header, body, permit)),
+            Err(error) => Incoming::Violation(Close::Protocol, error.to_string()),
+        }
+    }
+
+    fn call(&self, header: FrameHeader, body: Bytes, permit: OwnedSemaphorePermit) -> MuxCall {
+        MuxCall {
+            header,
+            body,
+            permit: Some(permit),
+            tx: self.tx.clone(),
+            send_timeout: self.send_timeout,
+        }
+    }
+}
+
+/// One multiplexed call: its frame, read and within the byte budget.
+pub(crate) struct MuxCall {
+    header: FrameHeader,
+    body: Bytes,
+    permit: Option<OwnedSemaphorePermit>,
+    tx: mpsc::Sender<Outgoing>,
+    send_timeout: Duration,
+}
+
+impl CallIo for MuxCall {
+    fn id(&self) -> Option<u64> {
+        Some(self.header.id)
+    }
+
+    async fn read(&mut self, context: &CallContext) -> Result<Call, Unread> {
+        let share = self.permit.take().ok_or(ProtocolError::Malformed)?;
+        let reserved = Reservation::new(share, context).map_err(Unread::Overloaded)?;
+        let body = std::mem::take(&mut self.body);
+        Ok(Call::open(self.header, body, reserved)?)
+    }
+
+    async fn abandoned(&mut self) {
+        // cancelled by `Cancel`, which aborts the call's task
+        pending().await
+    }
+
+    async fn reply(self, frame: Vec<u8>) {
+        let reply = Outgoing::Frame(frame.into());
+        // only a writer backed up on a peer that does not read needs the deadline (boxed:
+        // the rare wait would otherwise enlarge every call's task)
+        if let Err(mpsc::error::TrySendError::Full(reply)) = self.tx.try_send(reply) {
+            let _ = Box::pin(timeout(self.send_timeout, self.tx.send(reply))).await;
+        }
+    }
+}
