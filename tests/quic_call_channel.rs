@@ -87,6 +87,51 @@ async fn calls_on_the_channel_and_on_streams_share_max_concurrent_calls_and_canc
 }
 
 #[tokio::test]
+async fn calls_on_streams_of_their_own_past_max_call_streams_wait_for_a_stream() {
+    use futures_util::FutureExt;
+    let server = TestServer::start_with(|c| {
+        c.with_server_limits(ServerLimits::default().with_max_call_streams(2))
+    })
+    .await;
+    let peer = RawPeer::connect(&server).await;
+    // the handshake stream (the channel) took one of the three the server allows
+    let mut open = Vec::new();
+    for _ in 0..2 {
+        open.push(
+            peer.conn
+                .open_bi()
+                .now_or_never()
+                .expect("a stream")
+                .unwrap(),
+        );
+    }
+    assert!(
+        peer.conn.open_bi().now_or_never().is_none(),
+        "a third call stream is beyond max_call_streams"
+    );
+    // a call finished on one of them gives its stream back
+    let (mut send, mut recv) = open.pop().unwrap();
+    send.write_all(&call_frame(ADD, 1, &(1i64, 2i64, 3i64)))
+        .await
+        .unwrap();
+    send.finish().unwrap();
+    let (header, _) = hardlight::protocol::io::read_frame(&mut recv, 1 << 20)
+        .await
+        .unwrap();
+    assert_eq!(header.kind, Kind::ReplyOk);
+    drop((send, recv));
+    let (mut send, mut recv) = peer.conn.open_bi().await.unwrap();
+    send.write_all(&call_frame(ADD, 2, &(1i64, 2i64, 3i64)))
+        .await
+        .unwrap();
+    send.finish().unwrap();
+    let (header, _) = hardlight::protocol::io::read_frame(&mut recv, 1 << 20)
+        .await
+        .unwrap();
+    assert_eq!(header.kind, Kind::ReplyOk);
+}
+
+#[tokio::test]
 async fn an_oversized_frame_on_the_channel_closes_the_connection() {
     let server =
         TestServer::start_with(|c| c.with_limits(Limits::default().with_max_message_size(1024)))

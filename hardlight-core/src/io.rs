@@ -107,7 +107,8 @@ const READ_AHEAD: usize = 4 * 1024;
 /// Reads the frames of a stream that carries many, one after another (a QUIC call
 /// channel): small frames are read ahead, several per read, and a large body straight
 /// into its buffer. Reading is cancel-safe: a read dropped before it completes loses no
-/// bytes, and the next one goes on where it stopped.
+/// bytes, and the next one goes on where it stopped. The read-ahead buffer is held only
+/// while bytes arrive: waiting on a quiet stream, the reader holds none.
 ///
 /// ```
 /// use hardlight_core::{frame::{FrameHeader, Kind}, io::{FrameReader, ReadError}, message::encode_frame, Compression};
@@ -130,7 +131,8 @@ const READ_AHEAD: usize = 4 * 1024;
 #[derive(Debug)]
 pub struct FrameReader {
     decoder: FrameDecoder,
-    /// `ahead[start..end]` was read and not yet decoded.
+    /// `ahead[start..end]` was read and not yet decoded; empty (unallocated) while the
+    /// stream is quiet.
     ahead: Box<[u8]>,
     start: usize,
     end: usize,
@@ -141,7 +143,7 @@ impl FrameReader {
     pub fn new(max_body: u32) -> Self {
         Self {
             decoder: FrameDecoder::new(max_body),
-            ahead: vec![0; READ_AHEAD].into_boxed_slice(),
+            ahead: Box::default(),
             start: 0,
             end: 0,
         }
@@ -190,9 +192,20 @@ impl FrameReader {
                 self.decoder.filled(n)?;
                 n
             } else {
+                if self.ahead.is_empty() {
+                    self.ahead = vec![0; READ_AHEAD].into_boxed_slice();
+                }
                 let mut buffer = ReadBuf::new(&mut self.ahead);
-                ready!(Pin::new(&mut *reader).poll_read(cx, &mut buffer))?;
+                let read = Pin::new(&mut *reader).poll_read(cx, &mut buffer);
                 let n = buffer.filled().len();
+                match read {
+                    Poll::Ready(read) => read?,
+                    Poll::Pending => {
+                        // nothing is buffered: a quiet stream holds no read-ahead memory
+                        self.ahead = Box::default();
+                        return Poll::Pending;
+                    }
+                }
                 (self.start, self.end) = (0, n);
                 n
             };

@@ -8,6 +8,8 @@
 pub mod addr;
 pub mod calls;
 pub mod close;
+#[cfg(feature = "io")]
+pub mod coalesce;
 pub mod codec;
 pub mod compression;
 pub mod decoder;

@@ -23,6 +23,7 @@ pub struct ServerLimits {
     address_validation: AddressValidation,
     handshake_timeout: Duration,
     max_concurrent_calls: u32,
+    max_call_streams: u32,
     max_inflight_bytes: u64,
     memory_budget: u64,
     call_rate: Option<RateLimit>,
@@ -82,6 +83,7 @@ impl Default for ServerLimits {
             address_validation: AddressValidation::WhenBusy { handshakes: 64 },
             handshake_timeout: Duration::from_secs(10),
             max_concurrent_calls: 128,
+            max_call_streams: 16,
             max_inflight_bytes: 64 << 20,
             memory_budget: 1 << 30,
             call_rate: None,
@@ -138,13 +140,24 @@ impl ServerLimits {
         self
     }
 
-    /// Calls one connection may have in flight; further calls wait for a slot. Default 128.
-    /// Memory: over QUIC this (plus one, the call channel) is the connection's
-    /// bidirectional stream window, and quinn
-    /// keeps a slot for every stream it allows: an idle QUIC connection costs the server
-    /// about 45 KiB at 128 and 118 KiB at 1024 (`BENCHMARKS.md`).
+    /// Calls one connection may have in flight, over QUIC on the call channel and on
+    /// streams of their own together; further calls wait for a slot. Default 128. Memory:
+    /// each call holds its request until its handler returns (bounded by
+    /// [`ServerLimits::with_max_inflight_bytes`]) and a task of about 1 KiB.
     pub fn with_max_concurrent_calls(mut self, calls: u32) -> Self {
         self.max_concurrent_calls = calls;
+        self
+    }
+
+    /// QUIC streams one connection may have open for calls of their own (calls above
+    /// 16 KiB, or every call of a client configured with
+    /// `ClientConfig::with_stream_per_call`), beside the call channel; past it, such calls
+    /// wait for a stream. Default 16, at most `max_concurrent_calls`. Memory: quinn keeps
+    /// a slot of about 80 bytes for every stream it allows, open or not, so this sets
+    /// part of an idle QUIC connection's cost (about 40 KiB at 16, 118 KiB at 1024:
+    /// `BENCHMARKS.md`).
+    pub fn with_max_call_streams(mut self, streams: u32) -> Self {
+        self.max_call_streams = streams;
         self
     }
 
@@ -247,6 +260,11 @@ impl ServerLimits {
     /// See [`ServerLimits::with_max_concurrent_calls`].
     pub fn max_concurrent_calls(&self) -> u32 {
         self.max_concurrent_calls
+    }
+
+    /// See [`ServerLimits::with_max_call_streams`].
+    pub fn max_call_streams(&self) -> u32 {
+        self.max_call_streams.min(self.max_concurrent_calls)
     }
 
     /// See [`ServerLimits::with_max_inflight_bytes`].

@@ -1,6 +1,7 @@
 //! The systems under test: each can serve (in a child process) and connect (here).
 
 mod hardlight;
+mod pipelined;
 mod quinn_echo;
 #[cfg(feature = "peers")]
 mod tarpc_echo;
@@ -28,8 +29,10 @@ pub type Connection = Arc<dyn Target>;
 /// One system under test.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
 pub enum System {
-    /// raw quinn, one bidirectional stream per request (the QUIC floor).
+    /// raw quinn, one bidirectional stream per request (the QUIC floor of latency).
     QuinnFloor,
+    /// raw quinn, requests pipelined on one stream (the QUIC floor of throughput and CPU).
+    QuinnPipelined,
     /// Length-prefixed echo over TLS 1.3 on TCP, pipelined (the TCP floor).
     TlsFloor,
     /// HardLight over QUIC.
@@ -49,6 +52,7 @@ impl System {
     pub fn available() -> Vec<Self> {
         let mut all = vec![
             Self::QuinnFloor,
+            Self::QuinnPipelined,
             Self::TlsFloor,
             Self::HardLightQuic,
             Self::HardLightWebSocket,
@@ -62,7 +66,8 @@ impl System {
     /// The name shown in tables.
     pub fn name(self) -> &'static str {
         match self {
-            Self::QuinnFloor => "raw quinn (QUIC floor)",
+            Self::QuinnFloor => "raw quinn, stream per request",
+            Self::QuinnPipelined => "raw quinn, pipelined (QUIC floor)",
             Self::TlsFloor => "raw TLS/TCP (TCP floor)",
             Self::HardLightQuic => "HardLight QUIC",
             Self::HardLightWebSocket => "HardLight WebSocket",
@@ -76,6 +81,7 @@ impl System {
     pub fn key(self) -> &'static str {
         match self {
             Self::QuinnFloor => "quinn",
+            Self::QuinnPipelined => "quinn-pipelined",
             Self::TlsFloor => "tls",
             Self::HardLightQuic => "hardlight-quic",
             Self::HardLightWebSocket => "hardlight-ws",
@@ -89,6 +95,7 @@ impl System {
     pub fn from_key(key: &str) -> Option<Self> {
         [
             Self::QuinnFloor,
+            Self::QuinnPipelined,
             Self::TlsFloor,
             Self::HardLightQuic,
             Self::HardLightWebSocket,
@@ -100,10 +107,12 @@ impl System {
         .find(|s| s.key() == key)
     }
 
-    /// The transport floor this system is compared with.
+    /// The transport floor this system is compared with: for QUIC the pipelined stream,
+    /// which is what HardLight's call channel does (the stream-per-request floor is shown
+    /// beside it, for latency).
     pub fn floor(self) -> Self {
         match self {
-            Self::QuinnFloor | Self::HardLightQuic => Self::QuinnFloor,
+            Self::QuinnFloor | Self::QuinnPipelined | Self::HardLightQuic => Self::QuinnPipelined,
             _ => Self::TlsFloor,
         }
     }
@@ -111,7 +120,8 @@ impl System {
     /// Serves this system on loopback; prints the address first. Runs in the child process.
     pub async fn serve(self, cert: Certificate) {
         match self {
-            Self::QuinnFloor => quinn_echo::serve(cert).await,
+            Self::QuinnFloor => quinn_echo::serve(cert, quinn_echo::Streams::PerRequest).await,
+            Self::QuinnPipelined => quinn_echo::serve(cert, quinn_echo::Streams::Pipelined).await,
             Self::TlsFloor => tls_echo::serve(cert).await,
             Self::HardLightQuic | Self::HardLightWebSocket => hardlight::serve(cert, None).await,
             #[cfg(feature = "peers")]
@@ -130,7 +140,12 @@ impl System {
     /// Opens one connection to this system's server at `addr`.
     pub async fn connect(self, addr: SocketAddr, cert: &Certificate) -> Connection {
         match self {
-            Self::QuinnFloor => quinn_echo::connect(addr, cert).await,
+            Self::QuinnFloor => {
+                quinn_echo::connect(addr, cert, quinn_echo::Streams::PerRequest).await
+            }
+            Self::QuinnPipelined => {
+                quinn_echo::connect(addr, cert, quinn_echo::Streams::Pipelined).await
+            }
             Self::TlsFloor => tls_echo::connect(addr, cert).await,
             Self::HardLightQuic => {
                 hardlight::connect(addr, cert, ::hardlight::Transport::Quic).await

@@ -1,21 +1,29 @@
-//! The QUIC floor: raw quinn, one bidirectional stream per request, echoing the bytes.
+//! The QUIC floors: raw quinn echoing the bytes, either on one bidirectional stream per
+//! request, or pipelined on one long-lived stream ([`super::pipelined`]).
 
 use std::{net::SocketAddr, sync::Arc};
 
 use futures_util::{future::BoxFuture, FutureExt};
 
-use super::{Connection, Target, MAX_MESSAGE};
+use super::{pipelined, Connection, Target, MAX_MESSAGE};
 use crate::{child::announce, tls::Certificate};
 
 const ALPN: &[u8] = b"echo";
 
-pub(super) async fn serve(cert: Certificate) {
+/// How requests travel.
+#[derive(Debug, Clone, Copy)]
+pub(super) enum Streams {
+    /// A bidirectional stream per request.
+    PerRequest,
+    /// All requests on one bidirectional stream, answered in order.
+    Pipelined,
+}
+
+pub(super) async fn serve(cert: Certificate, streams: Streams) {
     let crypto = quinn::crypto::rustls::QuicServerConfig::try_from(cert.server_config(ALPN))
         .expect("QUIC TLS");
     let mut config = quinn::ServerConfig::with_crypto(Arc::new(crypto));
-    let mut transport = quinn::TransportConfig::default();
-    transport.max_concurrent_bidi_streams(128u32.into());
-    config.transport_config(Arc::new(transport));
+    config.transport_config(Arc::new(transport()));
     let endpoint =
         quinn::Endpoint::server(config, SocketAddr::from(([127, 0, 0, 1], 0))).expect("bind");
     announce(endpoint.local_addr().expect("address"));
@@ -24,9 +32,14 @@ pub(super) async fn serve(cert: Certificate) {
             let Ok(conn) = incoming.await else { return };
             while let Ok((mut send, mut recv)) = conn.accept_bi().await {
                 tokio::spawn(async move {
-                    if let Ok(data) = recv.read_to_end(MAX_MESSAGE).await {
-                        let _ = send.write_all(&data).await;
-                        let _ = send.finish();
+                    match streams {
+                        Streams::PerRequest => {
+                            if let Ok(data) = recv.read_to_end(MAX_MESSAGE).await {
+                                let _ = send.write_all(&data).await;
+                                let _ = send.finish();
+                            }
+                        }
+                        Streams::Pipelined => pipelined::serve(recv, send).await,
                     }
                 });
             }
@@ -34,21 +47,38 @@ pub(super) async fn serve(cert: Certificate) {
     }
 }
 
-pub(super) async fn connect(addr: SocketAddr, cert: &Certificate) -> Connection {
+/// 128 streams, and keep-alives: an overloaded machine must not time the connection out.
+fn transport() -> quinn::TransportConfig {
+    let mut transport = quinn::TransportConfig::default();
+    transport
+        .max_concurrent_bidi_streams(128u32.into())
+        .keep_alive_interval(Some(std::time::Duration::from_secs(2)));
+    transport
+}
+
+pub(super) async fn connect(addr: SocketAddr, cert: &Certificate, streams: Streams) -> Connection {
     let crypto = quinn::crypto::rustls::QuicClientConfig::try_from(cert.client_config(ALPN))
         .expect("QUIC TLS");
     let mut endpoint =
         quinn::Endpoint::client(SocketAddr::from(([127, 0, 0, 1], 0))).expect("endpoint");
-    endpoint.set_default_client_config(quinn::ClientConfig::new(Arc::new(crypto)));
+    let mut client = quinn::ClientConfig::new(Arc::new(crypto));
+    client.transport_config(Arc::new(transport()));
+    endpoint.set_default_client_config(client);
     let conn = endpoint
         .connect(addr, "localhost")
         .expect("connect")
         .await
         .expect("handshake");
-    Arc::new(QuinnTarget {
-        conn,
-        _endpoint: endpoint,
-    })
+    match streams {
+        Streams::PerRequest => Arc::new(QuinnTarget {
+            conn,
+            _endpoint: endpoint,
+        }),
+        Streams::Pipelined => {
+            let (send, recv) = conn.open_bi().await.expect("open the stream");
+            pipelined::connect(recv, send, (conn, endpoint))
+        }
+    }
 }
 
 struct QuinnTarget {

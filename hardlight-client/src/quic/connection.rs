@@ -6,6 +6,7 @@ use std::{net::SocketAddr, sync::Arc, time::Duration};
 
 use hardlight_core::{
     close::Close,
+    coalesce::Coalesced,
     codec::Bytes,
     frame::{FrameHeader, Kind},
     handshake::alpn,
@@ -215,13 +216,14 @@ fn closed(error: &ConnectionError) -> TransportError {
 /// Writes the call channel's frames, everything queued as one stream write; a write that
 /// takes longer than `send_timeout` (a server that stopped reading) ends the writer.
 async fn channel_writer(mut send: SendStream, mut frames: Outgoing, send_timeout: Duration) {
-    let mut batch = Vec::new();
+    let mut batch = Coalesced::default();
     while let Some(first) = frames.recv().await {
-        batch.push(first.into());
+        batch.push(first);
         while let Ok(frame) = frames.try_recv() {
-            batch.push(frame.into());
+            batch.push(frame);
         }
-        let written = tokio::time::timeout(send_timeout, send.write_all_chunks(&mut batch)).await;
+        let written =
+            tokio::time::timeout(send_timeout, send.write_all_chunks(batch.chunks())).await;
         batch.clear();
         if !matches!(written, Ok(Ok(()))) {
             debug!("call channel write failed or stalled");

@@ -8,6 +8,7 @@ use std::{future::pending, future::poll_fn, sync::Arc, task::Poll, time::Duratio
 use bytes::Bytes as Shared;
 use hardlight_core::{
     close::Close,
+    coalesce::Coalesced,
     codec::Bytes,
     decoder::FrameDecoder,
     frame::{FrameHeader, HEADER_LEN},
@@ -115,11 +116,10 @@ impl Link for QuicLink {
     }
 
     async fn open_push(&mut self) -> Option<QuicPush> {
-        self.conn
-            .open_uni()
-            .await
-            .ok()
-            .map(|stream| QuicPush { stream })
+        self.conn.open_uni().await.ok().map(|stream| QuicPush {
+            stream,
+            batch: Coalesced::default(),
+        })
     }
 
     async fn next(&mut self, context: &CallContext) -> Incoming<QuicCall> {
@@ -247,7 +247,7 @@ async fn next_on(
             let writer = Writer::start(
                 ChannelSink {
                     stream,
-                    batch: Vec::new(),
+                    batch: Coalesced::default(),
                 },
                 send_timeout,
             );
@@ -262,14 +262,14 @@ async fn next_on(
 /// write.
 struct ChannelSink {
     stream: SendStream,
-    batch: Vec<Shared>,
+    batch: Coalesced,
 }
 
 impl FrameSink for ChannelSink {
     async fn feed(&mut self, out: Outgoing) -> Result<Fed, Broken> {
         match out {
             Outgoing::Frame(frame) => self.batch.push(frame),
-            Outgoing::Frames(frames) => self.batch.extend(frames),
+            Outgoing::Frames(frames) => frames.into_iter().for_each(|f| self.batch.push(f)),
             // QUIC keeps the connection alive itself
             Outgoing::Ping => {}
             Outgoing::Close(..) => {
@@ -282,7 +282,7 @@ impl FrameSink for ChannelSink {
     }
 
     async fn flush(&mut self) -> Result<(), Broken> {
-        let written = self.stream.write_all_chunks(&mut self.batch).await;
+        let written = self.stream.write_all_chunks(self.batch.chunks()).await;
         self.batch.clear();
         written.map_err(|error| {
             debug!(%error, "call channel write failed");
@@ -407,10 +407,14 @@ impl CallIo for StreamCall {
 /// The push stream.
 pub(crate) struct QuicPush {
     stream: SendStream,
+    batch: Coalesced,
 }
 
 impl PushSink for QuicPush {
-    async fn write(&mut self, mut frames: Vec<Shared>) -> bool {
-        self.stream.write_all_chunks(&mut frames).await.is_ok()
+    async fn write(&mut self, frames: Vec<Shared>) -> bool {
+        frames.into_iter().for_each(|f| self.batch.push(f));
+        let written = self.stream.write_all_chunks(self.batch.chunks()).await;
+        self.batch.clear();
+        written.is_ok()
     }
 }

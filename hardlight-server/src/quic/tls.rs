@@ -24,7 +24,7 @@ pub(crate) fn quinn_config(config: &ServerConfig) -> Result<quinn::ServerConfig,
 }
 
 /// Stream limits chosen with memory in mind: the call channel and calls on streams of
-/// their own are bidirectional streams, capped at one more than `max_concurrent_calls`; clients open no unidirectional streams; the connection-wide
+/// their own are bidirectional streams, capped at one more than `max_call_streams`; clients open no unidirectional streams; the connection-wide
 /// receive window caps what one peer can make the server buffer in the transport.
 fn transport(
     limits: &Limits,
@@ -37,7 +37,7 @@ fn transport(
     let receive_window = u64::from(STREAM_WINDOW).max(inflight.min(16 << 20));
     transport
         .max_concurrent_bidi_streams(VarInt::from_u32(
-            server_limits.max_concurrent_calls().saturating_add(1),
+            server_limits.max_call_streams().saturating_add(1),
         ))
         .max_concurrent_uni_streams(VarInt::from_u32(0))
         .stream_receive_window(VarInt::from_u32(STREAM_WINDOW))
