@@ -1,6 +1,6 @@
 //! A peer that stops reading cannot hold the server: over QUIC and over WebSocket,
 //! `shutdown` returns within its deadline, and the idle timeout and the slow-consumer
-//! close still end the connection. The verdicts are what happens, never how fast: the
+//! close (of the push stream, of the QUIC call channel) still end the connection. The verdicts are what happens, never how fast: the
 //! waits only have a safety net against a hang.
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
@@ -11,13 +11,14 @@ use std::time::Duration;
 use common::{
     board::{__BoardService, BoardServer},
     eventually,
-    raw::{hello, hello_for, kitchen_hello, quic_connect_with},
+    raw::{handshake, hello, hello_for, kitchen_hello, quic_connect_with},
     raw_ws::{handshaken, handshaken_to, RawWs},
     TestServer,
 };
 use futures_util::{SinkExt, StreamExt};
 use hardlight::{
     protocol::{
+        close::Close,
         codec::encode,
         frame::{FrameHeader, Kind},
         handshake::alpn,
@@ -106,6 +107,34 @@ async fn back_up_the_writer(ws: &mut RawWs) {
         ))
         .await
         .unwrap();
+    }
+}
+
+#[tokio::test]
+async fn quic_a_peer_that_stops_reading_its_call_channel_is_closed_as_a_slow_consumer() {
+    let server = TestServer::start_with(|c| {
+        c.with_limits(Limits::default().with_send_timeout(Duration::from_millis(500)))
+    })
+    .await;
+    let mut transport = quinn::TransportConfig::default();
+    transport.stream_receive_window((64u32 * 1024).into());
+    let (_endpoint, conn) = quic_peer(&server, transport).await;
+    let (mut channel, (header, _)) = handshake(&conn, &kitchen_hello(vec![])).await;
+    assert_eq!(header.kind, Kind::Welcome);
+    // 1 MiB of replies for a peer that takes 64 KiB of them and reads nothing
+    for id in 1..=128 {
+        let call = call_frame(0, id, &(vec![7u8; 8 * 1024],));
+        channel.send.write_all(&call).await.unwrap();
+    }
+    let closed = timeout(SAFETY_NET, conn.closed()).await.unwrap();
+    match closed {
+        quinn::ConnectionError::ApplicationClosed(close) => {
+            assert_eq!(
+                close.error_code.into_inner(),
+                u64::from(Close::SlowConsumer.quic_code())
+            );
+        }
+        other => panic!("expected a slow-consumer close, got {other}"),
     }
 }
 

@@ -6,6 +6,7 @@
 //!     [--idle 1000,10000] [--json PATH] [--no-pin]
 //! cargo run --release -p hardlight-benchmarks --bin bench -- --only instructions
 //!     [--systems ...] [--in-flight 64] [--profiles DIR]
+//! cargo run --release -p hardlight-benchmarks --bin bench -- --only lossy
 //! ```
 //!
 //! Every server runs in its own child process (`bench serve <system> <cert-dir>`); the
@@ -28,7 +29,7 @@ use hardlight_benchmarks::{
     report::{Run, Table},
     systems::{serve_fanout, Connection, System},
     tls::Certificate,
-    workloads::{closed_loop, fanout, handshakes, idle, instructions, open_loop},
+    workloads::{closed_loop, fanout, handshakes, idle, instructions, lossy, open_loop},
 };
 
 /// How much work each measurement does.
@@ -185,6 +186,9 @@ fn main() {
         }
         if wants("instructions") {
             tables.push(instructions_table(&args, &dir));
+        }
+        if wants("lossy") {
+            tables.extend(lossy_tables(&args.plan, &cert, &dir).await);
         }
     });
     let _ = std::fs::remove_dir_all(&dir);
@@ -481,6 +485,57 @@ async fn idle_client(args: &[String]) {
         cost.before_kib, cost.after_kib
     ));
     println!("{}", cost.per_connection_kib);
+}
+
+/// HardLight QUIC under packet loss, the call channel against a stream per call.
+async fn lossy_tables(plan: &Plan, cert: &Certificate, dir: &Path) -> Vec<Table> {
+    const LOSS: [f64; 3] = [0.0, 0.01, 0.05];
+    let metrics: Vec<String> = LOSS
+        .iter()
+        .map(|l| format!("{}% loss", l * 100.0))
+        .collect();
+    let metric_names: Vec<&str> = metrics.iter().map(String::as_str).collect();
+    let title = |what: &str| {
+        format!("HardLight QUIC, 64 B echo, 64 in flight, packets dropped both ways: {what}")
+    };
+    let mut p50 = Table::new(
+        "lossy_p50",
+        title("p50 latency"),
+        "µs",
+        false,
+        &metric_names,
+    );
+    let mut p99 = Table::new(
+        "lossy_p99",
+        title("p99 latency"),
+        "µs",
+        false,
+        &metric_names,
+    );
+    let mut rate = Table::new(
+        "lossy_rate",
+        title("calls/s"),
+        "calls/s",
+        true,
+        &metric_names,
+    );
+    let server = spawn(System::HardLightQuic.key(), dir, &[]);
+    let calls = if plan.quick { 2_000 } else { 10_000 };
+    const CHANNEL: &str = "call channel (small calls multiplexed)";
+    const STREAMS: &str = "a stream per call (with_stream_per_call)";
+    for round in 0..plan.rounds {
+        progress(&format!("lossy round {}/{}", round + 1, plan.rounds));
+        for (i, drop) in LOSS.into_iter().enumerate() {
+            for (name, per_call) in [(CHANNEL, false), (STREAMS, true)] {
+                let m = lossy::measure(server.addr, cert, drop, per_call, (calls, 64)).await;
+                let reference = Some(STREAMS);
+                p50.record(name, reference, i, m.latencies.quantile_us(0.5));
+                p99.record(name, reference, i, m.latencies.quantile_us(0.99));
+                rate.record(name, reference, i, m.calls_per_second);
+            }
+        }
+    }
+    vec![p50, p99, rate]
 }
 
 /// Instructions per call for every system, from callgrind (see `workloads::instructions`).

@@ -5,4 +5,5 @@ pub mod fanout;
 pub mod handshakes;
 pub mod idle;
 pub mod instructions;
+pub mod lossy;
 pub mod open_loop;

@@ -136,11 +136,19 @@ impl Link for QuicLink {
                         Incoming::Ended(ended(&error))
                     }
                 },
-                incoming = next_on(&mut self.channel, context) => {
-                    if let Some(incoming) = incoming {
-                        return incoming.map(QuicCall::Channel);
+                incoming = next_on(&mut self.channel, context) => match incoming {
+                    // the channel's writer ended with the connection still up: the client
+                    // stopped taking its replies (it did not read them within
+                    // send_timeout, or stopped the stream)
+                    Some(Incoming::Ended(Ended::Lost)) if self.conn.close_reason().is_none() => {
+                        return Incoming::Violation(
+                            Close::SlowConsumer,
+                            "the client did not take its call channel's replies within send_timeout".into(),
+                        );
                     }
-                }
+                    Some(incoming) => return incoming.map(QuicCall::Channel),
+                    None => {}
+                },
             }
         }
     }
