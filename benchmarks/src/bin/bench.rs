@@ -27,7 +27,7 @@ use hardlight::Transport;
 use hardlight_benchmarks::{
     child::{self, ChildServer},
     report::{Run, Table},
-    systems::{serve_fanout, Connection, System},
+    systems::{serve_hardlight, Connection, Serving, System},
     tls::Certificate,
     workloads::{closed_loop, fanout, handshakes, idle, instructions, lossy, open_loop},
 };
@@ -215,14 +215,27 @@ fn main() {
     println!("JSON: {}", args.json.display());
 }
 
-/// The child process: `serve <system> <cert-dir> [event-queue]`.
+/// The child process: `serve <system> <cert-dir> [event-queue]`; besides the systems,
+/// `hardlight-fanout` (an event queue that long) and `hardlight-streams` (128 call
+/// streams).
 async fn serve(args: &[String]) {
     let system = args.first().expect("system");
     let cert = Certificate::read(Path::new(args.get(1).expect("cert dir")));
     match system.as_str() {
         "hardlight-fanout" => {
             let queue = args.get(2).and_then(|q| q.parse().ok()).unwrap_or(1 << 20);
-            serve_fanout(cert, queue).await;
+            let serving = Serving {
+                queue: Some(queue),
+                ..Serving::default()
+            };
+            serve_hardlight(cert, serving).await;
+        }
+        "hardlight-streams" => {
+            let serving = Serving {
+                call_streams: Some(128),
+                ..Serving::default()
+            };
+            serve_hardlight(cert, serving).await;
         }
         key => {
             System::from_key(key)
@@ -519,7 +532,9 @@ async fn lossy_tables(plan: &Plan, cert: &Certificate, dir: &Path) -> Vec<Table>
         true,
         &metric_names,
     );
-    let server = spawn(System::HardLightQuic.key(), dir, &[]);
+    // as many streams as calls in flight, so that a stream per call measures its losses,
+    // not a wait for stream credit
+    let server = spawn("hardlight-streams", dir, &[]);
     let calls = if plan.quick { 2_000 } else { 10_000 };
     const CHANNEL: &str = "call channel (small calls multiplexed)";
     const STREAMS: &str = "a stream per call (with_stream_per_call)";

@@ -53,16 +53,27 @@ impl Bench for Handler {
     }
 }
 
-/// Serves HardLight (QUIC and WebSocket on one port) with default limits — except the
-/// connection caps, since every benchmark client comes from 127.0.0.1 and the idle
-/// workload holds 10,000 connections — or with an event queue of `queue` events for the
-/// fan-out workload.
-pub(super) async fn serve(cert: Certificate, queue: Option<usize>) {
+/// How a benchmark's HardLight server departs from the default limits (besides the
+/// connection caps, lifted since every benchmark client comes from 127.0.0.1 and the idle
+/// workload holds 10,000 connections).
+#[derive(Debug, Clone, Copy, Default)]
+pub struct Serving {
+    /// An event queue this long, so that no fan-out subscriber lags.
+    pub queue: Option<usize>,
+    /// QUIC streams for calls of their own (`ServerLimits::max_call_streams`).
+    pub call_streams: Option<u32>,
+}
+
+/// Serves HardLight (QUIC and WebSocket on one port).
+pub async fn serve(cert: Certificate, serving: Serving) {
     let mut limits = ServerLimits::default()
         .with_max_connections(100_000)
         .with_max_connections_per_ip(100_000);
-    if let Some(queue) = queue {
+    if let Some(queue) = serving.queue {
         limits = limits.with_max_queued_events(queue);
+    }
+    if let Some(streams) = serving.call_streams {
+        limits = limits.with_max_call_streams(streams);
     }
     let config = ServerConfig::from_pem(
         "127.0.0.1:0",
@@ -75,12 +86,6 @@ pub(super) async fn serve(cert: Certificate, queue: Option<usize>) {
     let mut server = Server::new(config, factory!(Handler));
     announce(server.bind().expect("bind"));
     server.run().await.expect("serve");
-}
-
-/// Serves HardLight for the fan-out workload: an event queue of `queue` events, so that no
-/// subscriber lags.
-pub async fn serve_fanout(cert: Certificate, queue: usize) {
-    serve(cert, Some(queue)).await;
 }
 
 /// A client configuration for the server at `addr`.

@@ -13,7 +13,9 @@ use std::{net::SocketAddr, sync::Arc};
 
 use futures_util::future::BoxFuture;
 
-pub use self::hardlight::{client_config as hardlight_config, serve_fanout, BenchClient, Tick};
+pub use self::hardlight::{
+    client_config as hardlight_config, serve as serve_hardlight, BenchClient, Serving, Tick,
+};
 use crate::tls::Certificate;
 
 /// A connection to one system: echoes bytes.
@@ -123,7 +125,9 @@ impl System {
             Self::QuinnFloor => quinn_echo::serve(cert, quinn_echo::Streams::PerRequest).await,
             Self::QuinnPipelined => quinn_echo::serve(cert, quinn_echo::Streams::Pipelined).await,
             Self::TlsFloor => tls_echo::serve(cert).await,
-            Self::HardLightQuic | Self::HardLightWebSocket => hardlight::serve(cert, None).await,
+            Self::HardLightQuic | Self::HardLightWebSocket => {
+                hardlight::serve(cert, Serving::default()).await
+            }
             #[cfg(feature = "peers")]
             Self::TonicTls => tonic_echo::serve(Some(cert)).await,
             #[cfg(feature = "peers")]
