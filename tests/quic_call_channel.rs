@@ -7,7 +7,11 @@ mod common;
 
 use std::collections::HashMap;
 
-use common::{eventually, raw::RawPeer, KitchenClient, TestServer, Via};
+use common::{
+    eventually,
+    raw::{exchange_on, RawPeer},
+    KitchenClient, TestServer, Via,
+};
 use hardlight::{
     protocol::{
         close::Close,
@@ -110,24 +114,10 @@ async fn calls_on_streams_of_their_own_past_max_call_streams_wait_for_a_stream()
         "a third call stream is beyond max_call_streams"
     );
     // a call finished on one of them gives its stream back
-    let (mut send, mut recv) = open.pop().unwrap();
-    send.write_all(&call_frame(ADD, 1, &(1i64, 2i64, 3i64)))
-        .await
-        .unwrap();
-    send.finish().unwrap();
-    let (header, _) = hardlight::protocol::io::read_frame(&mut recv, 1 << 20)
-        .await
-        .unwrap();
+    let add = call_frame(ADD, 1, &(1i64, 2i64, 3i64));
+    let (header, _) = exchange_on(open.pop().unwrap(), &add).await;
     assert_eq!(header.kind, Kind::ReplyOk);
-    drop((send, recv));
-    let (mut send, mut recv) = peer.conn.open_bi().await.unwrap();
-    send.write_all(&call_frame(ADD, 2, &(1i64, 2i64, 3i64)))
-        .await
-        .unwrap();
-    send.finish().unwrap();
-    let (header, _) = hardlight::protocol::io::read_frame(&mut recv, 1 << 20)
-        .await
-        .unwrap();
+    let (header, _) = exchange_on(peer.conn.open_bi().await.unwrap(), &add).await;
     assert_eq!(header.kind, Kind::ReplyOk);
 }
 

@@ -123,6 +123,18 @@ pub async fn handshake(
     (channel, answer)
 }
 
+/// Sends `bytes` on an open call stream (then finishes it) and returns the reply's frame
+/// header and body.
+pub async fn exchange_on(
+    (mut send, mut recv): (quinn::SendStream, quinn::RecvStream),
+    bytes: &[u8],
+) -> (FrameHeader, Vec<u8>) {
+    send.write_all(bytes).await.expect("write");
+    send.finish().expect("finish");
+    let (header, body) = read_frame(&mut recv, 1 << 24).await.expect("reply");
+    (header, body.to_vec())
+}
+
 /// A valid `Hello` for the test service.
 pub fn kitchen_hello(compression: Vec<u8>) -> Hello {
     hello_for::<__KitchenService>(compression)
@@ -178,11 +190,8 @@ impl RawPeer {
     /// Sends `bytes` on a new call stream (then finishes it) and returns the reply's
     /// frame header and body.
     pub async fn exchange(&self, bytes: &[u8]) -> (FrameHeader, Vec<u8>) {
-        let (mut send, mut recv) = self.conn.open_bi().await.expect("open call stream");
-        send.write_all(bytes).await.expect("write");
-        send.finish().expect("finish");
-        let (header, body) = read_frame(&mut recv, 1 << 24).await.expect("reply");
-        (header, body.to_vec())
+        let stream = self.conn.open_bi().await.expect("open call stream");
+        exchange_on(stream, bytes).await
     }
 
     /// Like [`RawPeer::exchange`], expecting a failure reply; returns its code and message.
