@@ -24,6 +24,9 @@ pub use hardlight_server::{
 #[cfg(feature = "prometheus")]
 pub use hardlight_server::prometheus;
 
+#[cfg(feature = "nats")]
+pub use hardlight_server::{cluster, ClusterConfig, ClusterStats};
+
 /// The protocol building blocks (frames, codec, handshake), for tools and tests that
 /// speak the wire format directly.
 pub use hardlight_core as protocol;

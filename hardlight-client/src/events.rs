@@ -20,12 +20,15 @@ pub(crate) enum Pushed<E> {
     Event(Arc<Event<E>>),
     /// The server dropped this many events for this connection.
     Lost(u64),
+    /// Events of this topic from other servers may be missing here.
+    Gap(Topic),
     /// A reconnection started a new server session: the old one's subscriptions are gone.
     Reset,
 }
 
 /// Why [`Subscription::recv`] returned no event.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[non_exhaustive]
 pub enum RecvError {
     /// This many events were lost (the server's queue for this connection overflowed, or
     /// this subscription fell behind the client's event buffer). The subscription
@@ -42,6 +45,16 @@ pub enum RecvError {
         "the connection was re-established as a new session; its topic subscriptions were lost"
     )]
     SessionReset,
+    /// Events of this topic may be missing at this point of the stream: the server's link
+    /// to the other servers of its cluster was interrupted (a `Gap` is sent when the link
+    /// goes down and again when it is back, so events emitted on other servers between
+    /// the two may be missing), or an event from another server could not be delivered.
+    /// Events emitted on the client's own server are not affected. The subscription
+    /// continues: resynchronize the topic's data if it matters (e.g. fetch it by a call).
+    #[error(
+        "events of topic {0} from other servers may be missing here; the subscription continues"
+    )]
+    Gap(Topic),
 }
 
 /// A stream of the events of the topics the server subscribed this connection to.
@@ -57,7 +70,9 @@ pub enum RecvError {
 ///         Ok(event) => println!("{}: {}", event.topic, event.payload),
 ///         Err(RecvError::Lagged(n)) => eprintln!("missed {n} events"),
 ///         Err(RecvError::SessionReset) => eprintln!("new session: join the topics again"),
+///         Err(RecvError::Gap(topic)) => eprintln!("{topic}: events may be missing"),
 ///         Err(RecvError::Closed) => break,
+///         Err(_) => {}
 ///     }
 /// }
 /// # }
@@ -69,7 +84,8 @@ pub struct Subscription<E> {
 }
 
 impl<E: Clone> Subscription<E> {
-    /// Keeps only the events of `topic` (losses are still reported: they may concern it).
+    /// Keeps only the events of `topic` (losses counted for the whole connection are still
+    /// reported, since they may concern it; gaps of other topics are not).
     pub fn only(mut self, topic: impl Into<Topic>) -> Self {
         self.topic = Some(topic.into());
         self
@@ -85,6 +101,11 @@ impl<E: Clone> Subscription<E> {
                     }
                 }
                 Ok(Pushed::Lost(n)) => return Err(RecvError::Lagged(n)),
+                Ok(Pushed::Gap(topic)) => {
+                    if self.topic.as_ref().is_none_or(|t| *t == topic) {
+                        return Err(RecvError::Gap(topic));
+                    }
+                }
                 Ok(Pushed::Reset) => return Err(RecvError::SessionReset),
                 Err(broadcast::error::RecvError::Lagged(n)) => return Err(RecvError::Lagged(n)),
                 Err(broadcast::error::RecvError::Closed) => return Err(RecvError::Closed),

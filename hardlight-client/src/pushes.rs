@@ -32,8 +32,8 @@ pub(crate) struct Pushes<S: Service> {
     pub(crate) generation: u64,
     pub(crate) compressed: bool,
     pub(crate) max: u32,
-    /// Events accounted for in the session, for resuming it: one per `Event`, `n` per
-    /// `Lagged` of `n`.
+    /// Events accounted for in the session, for resuming it: one per `Event` and `Gap`,
+    /// `n` per `Lagged` of `n`.
     pub(crate) received: Arc<AtomicU64>,
     /// The client's counters (events received and lost).
     pub(crate) counters: Arc<Counters>,
@@ -72,12 +72,19 @@ impl<S: Service> Pushes<S> {
                 let _ = self.events.send(Pushed::Lost(header.id));
                 Ok(())
             }
+            Kind::Gap => {
+                self.received.fetch_add(1, Ordering::SeqCst);
+                let topic = decode::<Topic>(&body)?;
+                self.counters.gaps.fetch_add(1, Ordering::Relaxed);
+                let _ = self.events.send(Pushed::Gap(topic));
+                Ok(())
+            }
             Kind::GoAway => {
                 self.drain.go_away();
                 Ok(())
             }
             other => Err(ProtocolError::UnexpectedKind {
-                expected: "State, Event, Lagged or GoAway",
+                expected: "State, Event, Lagged, Gap or GoAway",
                 got: other.name(),
             }),
         }

@@ -23,6 +23,9 @@ pub struct ClientStats {
     pub events_received: u64,
     /// Events the server reported lost (slow reading, or gone before a resumption).
     pub events_lost: u64,
+    /// Gaps the server reported in topics' events from other servers
+    /// ([`RecvError::Gap`](crate::RecvError::Gap)).
+    pub gaps: u64,
     /// Reconnections made after a lost connection.
     pub reconnects: u64,
     /// The current connection's smoothed round-trip time (QUIC only).
@@ -38,6 +41,7 @@ pub(crate) struct Counters {
     pub(crate) bytes_received: AtomicU64,
     pub(crate) events_received: AtomicU64,
     pub(crate) events_lost: AtomicU64,
+    pub(crate) gaps: AtomicU64,
     pub(crate) reconnects: AtomicU64,
 }
 
@@ -52,6 +56,7 @@ impl Counters {
             bytes_received: self.bytes_received.load(Relaxed),
             events_received: self.events_received.load(Relaxed),
             events_lost: self.events_lost.load(Relaxed),
+            gaps: self.gaps.load(Relaxed),
             reconnects: self.reconnects.load(Relaxed),
             rtt,
         }

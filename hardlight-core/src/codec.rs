@@ -75,7 +75,7 @@ const ENCODE_CAPACITY: usize = 256;
 /// `bytes` need not be aligned; a misaligned slice is copied into an aligned buffer first.
 /// Invalid bytes give [`ProtocolError::InvalidPayload`], never undefined behaviour.
 pub fn decode<T: Codable>(bytes: &[u8]) -> Result<T, ProtocolError> {
-    if (bytes.as_ptr() as usize) % ALIGN == 0 {
+    if (bytes.as_ptr() as usize).is_multiple_of(ALIGN) {
         decode_aligned(bytes)
     } else {
         decode_aligned(&realign(bytes))
@@ -94,25 +94,42 @@ pub fn decode<T: Codable>(bytes: &[u8]) -> Result<T, ProtocolError> {
 pub const MAX_DEPTH: usize = 128;
 
 fn decode_aligned<T: Codable>(bytes: &[u8]) -> Result<T, ProtocolError> {
-    let invalid = |e: rancor::Error| {
-        // rkyv shows the innermost cause only; its trace names the depth bound
-        if format!("{e:?}").contains("ExceededMaximumSubtreeDepth") {
-            ProtocolError::InvalidPayload(format!(
-                "the archive nests deeper than {MAX_DEPTH} levels (codec::MAX_DEPTH)"
-            ))
-        } else {
-            ProtocolError::InvalidPayload(e.to_string())
-        }
-    };
+    deserialize(access::<T>(bytes)?)
+}
+
+/// Validates an archive of `T` and returns it without deserializing it, for a reader that
+/// needs only part of a value. `bytes` must be aligned to [`ALIGN`] (as [`Bytes`] is);
+/// misaligned or invalid bytes give [`ProtocolError::InvalidPayload`].
+///
+/// ```
+/// use hardlight_core::codec::{access, encode};
+/// let bytes = encode(&(7u32, String::from("seven"))).unwrap();
+/// assert_eq!(access::<(u32, String)>(&bytes).unwrap().0, 7);
+/// ```
+pub fn access<T: Codable>(bytes: &[u8]) -> Result<&T::Archived, ProtocolError> {
     let mut validator = Validator::new(
         // rkyv's count takes in the root's own range, and fails on reaching its bound
         ArchiveValidator::with_max_depth(bytes, NonZeroUsize::new(MAX_DEPTH + 2)),
         SharedValidator::new(),
     );
-    let archived =
-        rkyv::api::access_with_context::<T::Archived, _, rancor::Error>(bytes, &mut validator)
-            .map_err(invalid)?;
+    rkyv::api::access_with_context::<T::Archived, _, rancor::Error>(bytes, &mut validator)
+        .map_err(invalid)
+}
+
+/// Deserializes an archived value that [`access`] validated.
+pub fn deserialize<T: Codable>(archived: &T::Archived) -> Result<T, ProtocolError> {
     rkyv::api::deserialize_using::<T, _, rancor::Error>(archived, &mut Pool::new()).map_err(invalid)
+}
+
+fn invalid(e: rancor::Error) -> ProtocolError {
+    // rkyv shows the innermost cause only; its trace names the depth bound
+    if format!("{e:?}").contains("ExceededMaximumSubtreeDepth") {
+        ProtocolError::InvalidPayload(format!(
+            "the archive nests deeper than {MAX_DEPTH} levels (codec::MAX_DEPTH)"
+        ))
+    } else {
+        ProtocolError::InvalidPayload(e.to_string())
+    }
 }
 
 /// Copies bytes into a fresh aligned buffer.

@@ -75,6 +75,9 @@ kinds! {
     Lagged = 11,
     /// Server → client: the server is shutting down; make no new calls.
     GoAway = 12,
+    /// Server → client: events of one topic may be missing here (the server's link to
+    /// the other servers of its cluster was interrupted); body = the archived topic.
+    Gap = 13,
 }
 
 /// A parsed frame header.

@@ -93,3 +93,18 @@ impl fmt::Display for Topic {
         }
     }
 }
+
+/// Validates an event body — an archived `(Topic, E)`, as the `Event` frame carries it —
+/// and returns its topic, without deserializing the event. `body` must be aligned to
+/// [`codec::ALIGN`](crate::codec::ALIGN).
+///
+/// ```
+/// use hardlight_core::{codec::encode, topic::event_topic, Topic};
+/// let body = encode(&(Topic::from("rooms/1"), 42u64)).unwrap();
+/// assert_eq!(event_topic::<u64>(&body).unwrap(), Topic::from("rooms/1"));
+/// assert!(event_topic::<u64>(&body[..body.len() - 1]).is_err());
+/// ```
+pub fn event_topic<E: crate::Codable>(body: &[u8]) -> Result<Topic, crate::ProtocolError> {
+    let archived = crate::codec::access::<(Topic, E)>(body)?;
+    crate::codec::deserialize::<Topic>(&archived.0)
+}

@@ -34,6 +34,8 @@ pub struct ServerConfig {
     pub(crate) quic: bool,
     pub(crate) websocket: WebSocketMode,
     pub(crate) authenticator: Option<Arc<dyn Authenticator>>,
+    #[cfg(feature = "nats")]
+    pub(crate) cluster: Option<crate::ClusterConfig>,
 }
 
 /// How the server serves WebSocket on TCP port P (beside QUIC on UDP port P).
@@ -109,6 +111,8 @@ impl ServerConfig {
             quic: true,
             websocket: WebSocketMode::default(),
             authenticator: None,
+            #[cfg(feature = "nats")]
+            cluster: None,
         }
     }
 
@@ -151,6 +155,17 @@ impl ServerConfig {
     /// Serves no QUIC (WebSocket only), e.g. where UDP cannot be used.
     pub fn without_quic(mut self) -> Self {
         self.quic = false;
+        self
+    }
+
+    /// Shares this server's topics with the other servers of a cluster, through NATS: an
+    /// event emitted on any of them reaches the subscribers of its topic on all of them
+    /// ([`ClusterConfig`](crate::ClusterConfig) says how, and what is guaranteed). Handlers
+    /// and emitters do not change. The server starts even while NATS is unreachable,
+    /// serving and delivering locally, and connects when it can.
+    #[cfg(feature = "nats")]
+    pub fn with_cluster(mut self, cluster: crate::ClusterConfig) -> Self {
+        self.cluster = Some(cluster);
         self
     }
 

@@ -45,6 +45,24 @@ pub enum ServerError {
     /// `Limits::idle_timeout` is above what QUIC can express (2^62 ms).
     #[error("Limits::idle_timeout ({0:?}) is too large for QUIC")]
     IdleTimeoutTooLarge(Duration),
+    /// A NATS server URL of the cluster is not one (`ClusterConfig::nats`,
+    /// `ClusterConfig::with_server`).
+    #[cfg(feature = "nats")]
+    #[error("cluster NATS server URL `{url}` is not valid (ClusterConfig::nats, ClusterConfig::with_server)")]
+    ClusterAddress {
+        /// The URL as configured.
+        url: String,
+        /// Why it is not valid.
+        source: std::io::Error,
+    },
+    /// The cluster's subject prefix is not one or more `.`-separated tokens of letters,
+    /// digits, `-` and `_`, of at most 64 characters (`ClusterConfig::with_subject_prefix`).
+    #[cfg(feature = "nats")]
+    #[error("cluster subject prefix {prefix:?} is not one or more `.`-separated tokens of letters, digits, `-` and `_` of at most 64 characters (ClusterConfig::with_subject_prefix)")]
+    ClusterPrefix {
+        /// The prefix as configured.
+        prefix: String,
+    },
     /// The metrics exporter could not be installed (another recorder is installed, or its
     /// listener could not bind).
     #[error("cannot install the Prometheus exporter")]

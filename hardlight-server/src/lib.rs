@@ -1,13 +1,15 @@
 //! The HardLight server runtime.
 //!
-//! A [`Server`] listens for QUIC on UDP port P (ALPN `hardlight/3`) and for WebSocket on
-//! TCP port P (subprotocol `hardlight.3`), runs the HardLight handshake, creates one
+//! A [`Server`] listens for QUIC on UDP port P (ALPN `hardlight/4`) and for WebSocket on
+//! TCP port P (subprotocol `hardlight.4`), runs the HardLight handshake, creates one
 //! [`RpcHandler`] per connection through its [`Factory`], serves calls (one QUIC stream each,
 //! or multiplexed by id over WebSocket), syncs the connection state and delivers topic
 //! events. Users reach all of this through the `hardlight` crate and its macros.
 
 mod admission;
 mod auth;
+#[cfg(feature = "nats")]
+pub mod cluster;
 mod config;
 mod connection;
 mod error;
@@ -28,6 +30,8 @@ mod topics;
 mod ws;
 
 pub use auth::{AuthError, AuthRequest, Authenticator, ConnectionInfo, Identity};
+#[cfg(feature = "nats")]
+pub use cluster::{ClusterConfig, ClusterStats};
 pub use config::{ServerConfig, WebSocketMode};
 pub use error::{ServerError, TlsError};
 pub use handler::{EventOf, Factory, HandlerContext, RpcHandler, StateOf};

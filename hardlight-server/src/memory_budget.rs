@@ -66,6 +66,18 @@ impl MemoryBudget {
         })
     }
 
+    /// Charges `bytes` whatever the budget holds: for what must never be refused, and is
+    /// bounded by something else (a gap notice: one per subscriber and interruption).
+    #[cfg(feature = "nats")]
+    pub(crate) fn charge_unchecked(self: &Arc<Self>, bytes: u64) -> Charge {
+        let charge = Charge {
+            budget: Arc::clone(self),
+            bytes: AtomicU64::new(0),
+        };
+        charge.add(bytes);
+        charge
+    }
+
     fn take(&self, bytes: u64) -> Result<(), Exhausted> {
         let fits = self
             .used

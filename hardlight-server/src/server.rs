@@ -54,6 +54,9 @@ pub struct Server<H: RpcHandler> {
     counters: Arc<ServerCounters>,
     /// The in-process way in, once asked for.
     memory: Option<(InMemory, MemoryIncoming)>,
+    /// The server's part in a cluster, if configured.
+    #[cfg(feature = "nats")]
+    cluster: Option<crate::cluster::Cluster>,
 }
 
 struct Bound {
@@ -66,14 +69,32 @@ impl<H: RpcHandler> Server<H> {
     /// A server that will serve `factory`'s handlers with `config`; nothing is bound yet.
     pub fn new(config: ServerConfig, factory: Factory<H>) -> Self {
         let memory = MemoryBudget::new(config.server_limits.memory_budget());
+        let counters = ServerCounters::new(Arc::clone(&memory));
+        #[cfg(feature = "nats")]
+        let cluster = config.cluster.clone().map(|cluster| {
+            let schema = <H::Service as hardlight_core::Service>::schema().hash;
+            crate::cluster::Cluster::new::<EventOf<H>>(cluster, schema)
+        });
+        #[cfg(feature = "nats")]
+        let (hub, counters) = match &cluster {
+            Some(cluster) => (
+                Hub::clustered(memory, Arc::clone(cluster.outbound())),
+                counters.with_cluster(Arc::clone(cluster.counters())),
+            ),
+            None => (Hub::new(memory), counters),
+        };
+        #[cfg(not(feature = "nats"))]
+        let hub = Hub::new(memory);
         Self {
             config,
             factory,
             bound: None,
             signals: Signals::new(),
-            hub: Hub::new(Arc::clone(&memory)),
-            counters: Arc::new(ServerCounters::new(memory)),
+            hub,
+            counters: Arc::new(counters),
             memory: None,
+            #[cfg(feature = "nats")]
+            cluster,
         }
     }
 
@@ -138,6 +159,10 @@ impl<H: RpcHandler> Server<H> {
                 max_message_size,
                 max_inflight_bytes,
             });
+        }
+        #[cfg(feature = "nats")]
+        if let Some(cluster) = &self.cluster {
+            cluster.check()?;
         }
         if !self.config.quic
             && self.config.websocket == WebSocketMode::Disabled
@@ -246,6 +271,13 @@ impl<H: RpcHandler> Server<H> {
             Arc::clone(&self.counters),
         );
         let memory = self.memory.take().map(|(_, incoming)| incoming);
+        // the cluster link's tasks, aborted when `run` ends
+        #[cfg(feature = "nats")]
+        let cluster = self
+            .cluster
+            .as_ref()
+            .map(|cluster| cluster.start(&self.hub, self.config.compression))
+            .transpose()?;
         let span = info_span!("server", %addr);
         async {
             info!(quic = quic.is_some(), websocket = ?self.config.websocket, "listening");
@@ -291,6 +323,8 @@ impl<H: RpcHandler> Server<H> {
             if let Some(endpoint) = &quic {
                 let _ = timeout(Duration::from_secs(1), endpoint.wait_idle()).await;
             }
+            #[cfg(feature = "nats")]
+            drop(cluster);
             info!("stopped");
         }
         .instrument(span)

@@ -42,6 +42,9 @@ pub struct ServerStats {
     pub memory_refusals: u64,
     /// Calls, bytes and dropped events of all connections.
     pub traffic: TrafficStats,
+    /// The cluster link, when the server has one (`ServerConfig::with_cluster`).
+    #[cfg(feature = "nats")]
+    pub cluster: Option<crate::ClusterStats>,
 }
 
 /// Calls, bytes and dropped events: of a whole server ([`ServerStats::traffic`]) or of one
@@ -104,6 +107,8 @@ pub(crate) struct ServerCounters {
     resumed: AtomicU64,
     expired: AtomicU64,
     memory: Arc<MemoryBudget>,
+    #[cfg(feature = "nats")]
+    cluster: Option<Arc<crate::cluster::ClusterCounters>>,
 }
 
 /// How a parked session left the parked set.
@@ -141,6 +146,13 @@ impl ServerCounters {
             memory,
             ..Self::default()
         }
+    }
+
+    /// Counts the cluster link's activity too.
+    #[cfg(feature = "nats")]
+    pub(crate) fn with_cluster(mut self, cluster: Arc<crate::cluster::ClusterCounters>) -> Self {
+        self.cluster = Some(cluster);
+        self
     }
 
     /// The server's memory budget.
@@ -215,6 +227,8 @@ impl ServerCounters {
             memory_charged: self.memory.used(),
             memory_refusals: self.memory.refusals(),
             traffic: self.calls.snapshot(),
+            #[cfg(feature = "nats")]
+            cluster: self.cluster.as_ref().map(|c| c.snapshot()),
         }
     }
 }

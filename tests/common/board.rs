@@ -18,6 +18,8 @@ pub struct Note {
 pub trait Board {
     /// Subscribes this connection to `topic`.
     async fn join(&self, topic: String) -> HandlerResult<bool>;
+    /// Subscribes this connection to `topic`, given as bytes.
+    async fn join_bytes(&self, topic: Vec<u8>) -> HandlerResult<bool>;
     /// Unsubscribes this connection from `topic`.
     async fn leave(&self, topic: String) -> HandlerResult<bool>;
     /// Publishes `note` on `topic`; returns how many connections it was queued for.
@@ -37,6 +39,10 @@ impl Board for BoardHandler {
             self.state.write().await.joined.push(topic);
         }
         Ok(added)
+    }
+
+    async fn join_bytes(&self, topic: Vec<u8>) -> HandlerResult<bool> {
+        Ok(self.subscriptions.add(&Topic::from(topic)))
     }
 
     async fn leave(&self, topic: String) -> HandlerResult<bool> {

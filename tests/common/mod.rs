@@ -11,6 +11,9 @@ use hardlight::*;
 
 pub mod board;
 pub mod child;
+#[cfg(feature = "nats")]
+pub mod cluster;
+pub mod nats;
 pub mod probe;
 pub mod raw;
 pub mod raw_ws;

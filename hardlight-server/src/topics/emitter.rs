@@ -1,64 +1,16 @@
 //! Emitting events: serialized once, framed (and compressed) at most once per variant,
-//! shared by every subscriber.
+//! shared by every subscriber, and forwarded once to the other servers of a cluster.
 
-use std::{marker::PhantomData, sync::Arc, sync::OnceLock};
+use std::{marker::PhantomData, sync::Arc};
 
 use bytes::Bytes;
 use hardlight_core::{
     codec::{self, Codable},
-    frame::{FrameHeader, Kind},
-    message::encode_frame,
     Compression, ProtocolError, Topic,
 };
 
-use super::hub::Hub;
-use crate::memory_budget::{Charge, Exhausted};
-
-/// One emitted event as every subscriber will receive it, charged to the server's memory
-/// budget until the last queue or replay window lets go of it.
-#[derive(Debug)]
-pub(crate) struct EncodedEvent {
-    body: codec::Bytes,
-    compression: Compression,
-    plain: OnceLock<Bytes>,
-    compressed: OnceLock<Bytes>,
-    charge: Charge,
-}
-
-impl EncodedEvent {
-    /// `charge` holds the body's bytes; the frames made from it are added when made.
-    pub(crate) fn new(body: codec::Bytes, compression: Compression, charge: Charge) -> Self {
-        Self {
-            body,
-            compression,
-            plain: OnceLock::new(),
-            compressed: OnceLock::new(),
-            charge,
-        }
-    }
-
-    /// The serialized event's size, what a queue counts it as.
-    pub(crate) fn size(&self) -> usize {
-        self.body.len()
-    }
-
-    /// The frame for a connection that negotiated `compressed` (or not).
-    pub(crate) fn frame(&self, compressed: bool) -> Bytes {
-        let (cell, compression) = if compressed {
-            (&self.compressed, self.compression)
-        } else {
-            (&self.plain, Compression::None)
-        };
-        cell.get_or_init(|| {
-            let frame = encode_frame(FrameHeader::new(Kind::Event, 0), &self.body, compression)
-                .map(Bytes::from)
-                .unwrap_or_default();
-            self.charge.add(frame.len() as u64);
-            frame
-        })
-        .clone()
-    }
-}
+use super::{encoded::EncodedEvent, hub::Hub};
+use crate::memory_budget::Exhausted;
 
 /// Publishes events of type `E` to topics. Cheap to clone; usable from any task.
 ///
@@ -105,9 +57,11 @@ impl<E: Codable> EventEmitter<E> {
     }
 
     /// Queues `event` for every connection subscribed to `topic`, in emission order per
-    /// connection, and returns how many connections it was queued for. Never waits for a
-    /// slow client: a full queue applies the server's slow-consumer policy. An event that
-    /// cannot be sent ([`EventEmitter::try_emit`]'s errors) is logged and counts 0.
+    /// connection, and returns how many connections of this server it was queued for.
+    /// Never waits for a slow client: a full queue applies the server's slow-consumer
+    /// policy. With a cluster (`ServerConfig::with_cluster`) the event is also queued, once,
+    /// for the other servers. An event that cannot be sent ([`EventEmitter::try_emit`]'s
+    /// errors) is logged and counts 0.
     pub async fn emit(&self, topic: &Topic, event: E) -> usize {
         self.try_emit(topic, event).unwrap_or_else(|error| {
             tracing::warn!(%topic, %error, "event not sent");
@@ -115,9 +69,10 @@ impl<E: Codable> EventEmitter<E> {
         })
     }
 
-    /// Like [`EventEmitter::emit`], with the reason when the event is not sent: too large,
-    /// not serializable, or refused because the server's memory budget is spent
-    /// (`EmitError::Overloaded`, worth retrying once clients have caught up).
+    /// Like [`EventEmitter::emit`], with the reason when the event is not sent: too large
+    /// (for this server, or for the cluster's NATS), not serializable, or refused because
+    /// the server's memory budget is spent (`EmitError::Overloaded`, worth retrying once
+    /// clients have caught up).
     ///
     /// ```no_run
     /// # fn demo(emitter: hardlight_server::EventEmitter<String>) {
@@ -130,9 +85,10 @@ impl<E: Codable> EventEmitter<E> {
     /// # }
     /// ```
     pub fn try_emit(&self, topic: &Topic, event: E) -> Result<usize, EmitError> {
-        let Some(subscribers) = self.hub.subscribers(topic) else {
+        let subscribers = self.hub.subscribers(topic);
+        if subscribers.is_none() && !self.hub.forwards() {
             return Ok(0);
-        };
+        }
         let body = codec::encode(&(topic.clone(), event)).map_err(EmitError::Encode)?;
         if body.len() > self.max_message_size as usize {
             return Err(EmitError::TooLarge {
@@ -140,12 +96,21 @@ impl<E: Codable> EventEmitter<E> {
                 max: self.max_message_size,
             });
         }
+        self.hub.check_forward(body.len())?;
         let charge = self.hub.memory().charge(body.len() as u64)?;
-        let event = Arc::new(EncodedEvent::new(body, self.compression, charge));
-        for outbox in subscribers.iter() {
-            outbox.push(Arc::clone(&event));
-        }
-        Ok(subscribers.len())
+        let event = Arc::new(EncodedEvent::event(
+            Bytes::from_owner(body),
+            self.compression,
+            charge,
+        ));
+        let queued = subscribers.map_or(0, |subscribers| {
+            for outbox in subscribers.iter() {
+                outbox.push(Arc::clone(&event));
+            }
+            subscribers.len()
+        });
+        self.hub.forward(topic, &event);
+        Ok(queued)
     }
 }
 
@@ -164,6 +129,17 @@ pub enum EmitError {
     /// The event failed to serialize.
     #[error("event failed to serialize")]
     Encode(#[source] ProtocolError),
+    /// The event, with the headers the cluster adds, is larger than the NATS servers'
+    /// `max_payload` (1 MiB by default): NATS would refuse it. Raise `max_payload` in the
+    /// NATS servers' configuration, or send smaller events.
+    #[cfg(feature = "nats")]
+    #[error("event of {size} bytes (with its NATS headers) is larger than the NATS servers' max_payload ({max}); raise max_payload in the NATS configuration")]
+    TooLargeForCluster {
+        /// The event's size as NATS counts it.
+        size: usize,
+        /// The NATS servers' `max_payload`.
+        max: usize,
+    },
     /// The server's memory budget (`ServerLimits::memory_budget`) is spent: queued events,
     /// calls in flight and parked sessions hold it. Retriable.
     #[error("server memory budget ({limit} bytes, ServerLimits::memory_budget) is spent; event not queued")]

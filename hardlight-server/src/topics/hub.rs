@@ -9,12 +9,16 @@ use std::{
 use hardlight_core::Topic;
 
 use super::{
+    encoded::EncodedEvent,
     notifier::{Pending, TopicNotification, TopicNotifier},
     outbox::Outbox,
 };
+#[cfg(feature = "nats")]
+use crate::cluster::Outbound;
 use crate::{
     memory_budget::MemoryBudget,
     sync::{lock, read, write},
+    EmitError,
 };
 
 const SHARDS: usize = 16;
@@ -46,17 +50,80 @@ pub(crate) struct Hub {
     hasher: RandomState,
     notifiers: Mutex<Vec<Weak<Pending>>>,
     memory: Arc<MemoryBudget>,
+    /// Where events for the other servers of a cluster go.
+    #[cfg(feature = "nats")]
+    outbound: Option<Arc<Outbound>>,
 }
 
 impl Hub {
     /// A hub whose events and subscriptions are charged to `memory`.
     pub(crate) fn new(memory: Arc<MemoryBudget>) -> Arc<Self> {
-        Arc::new(Self {
+        Arc::new(Self::local(memory))
+    }
+
+    /// A hub that also forwards every event to the other servers of a cluster through
+    /// `outbound`.
+    #[cfg(feature = "nats")]
+    pub(crate) fn clustered(memory: Arc<MemoryBudget>, outbound: Arc<Outbound>) -> Arc<Self> {
+        let mut hub = Self::local(memory);
+        hub.outbound = Some(outbound);
+        Arc::new(hub)
+    }
+
+    fn local(memory: Arc<MemoryBudget>) -> Self {
+        Self {
             shards: (0..SHARDS).map(|_| RwLock::default()).collect(),
             hasher: RandomState::new(),
             notifiers: Mutex::default(),
             memory,
-        })
+            #[cfg(feature = "nats")]
+            outbound: None,
+        }
+    }
+
+    /// Whether emitted events go to other servers too, whether or not this one has
+    /// subscribers for them.
+    pub(crate) fn forwards(&self) -> bool {
+        #[cfg(feature = "nats")]
+        return self.outbound.is_some();
+        #[cfg(not(feature = "nats"))]
+        false
+    }
+
+    /// Refuses an event of `size` bytes the cluster's NATS would refuse.
+    pub(crate) fn check_forward(&self, size: usize) -> Result<(), EmitError> {
+        #[cfg(feature = "nats")]
+        if let Some(outbound) = &self.outbound {
+            outbound.check_size(size)?;
+        }
+        let _ = size;
+        Ok(())
+    }
+
+    /// Queues `event` for the other servers of the cluster, if any.
+    pub(crate) fn forward(&self, topic: &Topic, event: &Arc<EncodedEvent>) {
+        #[cfg(feature = "nats")]
+        if let Some(outbound) = &self.outbound {
+            outbound.forward(topic, event);
+        }
+        let _ = (topic, event);
+    }
+
+    /// Tells every subscriber of `topic` that events of it may be missing at this point of
+    /// their stream; returns how many were told.
+    #[cfg(feature = "nats")]
+    pub(crate) fn gap(&self, topic: &Topic) -> usize {
+        let Some(subscribers) = self.subscribers(topic) else {
+            return 0;
+        };
+        let Ok(gap) = EncodedEvent::gap(topic, &self.memory) else {
+            return 0;
+        };
+        let gap = Arc::new(gap);
+        for outbox in subscribers.iter() {
+            outbox.push(Arc::clone(&gap));
+        }
+        subscribers.len()
     }
 
     /// The server's memory budget.

@@ -2,12 +2,15 @@
 //! outboxes, emitters, handler subscriptions and topic notifications.
 
 mod emitter;
+mod encoded;
 mod hub;
 mod notifier;
 mod outbox;
 mod subscriptions;
 
 pub use emitter::{EmitError, EventEmitter};
+#[cfg(feature = "nats")]
+pub(crate) use encoded::EncodedEvent;
 pub(crate) use hub::Hub;
 pub use notifier::{TopicNotification, TopicNotifier};
 pub use outbox::SlowConsumerPolicy;

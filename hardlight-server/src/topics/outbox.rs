@@ -7,7 +7,7 @@ use std::{
 
 use tokio::sync::Notify;
 
-use super::emitter::EncodedEvent;
+use super::encoded::EncodedEvent;
 use crate::{stats::Meter, sync::lock};
 
 /// What happens when a client reads events slower than they are emitted and its queue
@@ -246,7 +246,7 @@ impl Outbox {
 mod tests {
     use super::*;
     use crate::memory_budget::MemoryBudget;
-    use hardlight_core::{codec::realign, Compression};
+    use hardlight_core::Compression;
 
     fn event() -> Arc<EncodedEvent> {
         sized(0)
@@ -254,8 +254,8 @@ mod tests {
 
     fn sized(bytes: usize) -> Arc<EncodedEvent> {
         let charge = Arc::new(MemoryBudget::default()).charge(0).unwrap();
-        Arc::new(EncodedEvent::new(
-            realign(&vec![0; bytes]),
+        Arc::new(EncodedEvent::event(
+            bytes::Bytes::from(vec![0; bytes]),
             Compression::None,
             charge,
         ))

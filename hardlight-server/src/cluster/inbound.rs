@@ -1,0 +1,101 @@
+//! Events and gap announcements from the other servers, checked and handed to local
+//! subscribers.
+
+use std::sync::Arc;
+
+use async_nats::Message;
+use bytes::Bytes;
+use hardlight_core::{codec, Compression, ProtocolError, Topic};
+use tracing::{debug, warn};
+
+use super::{interest::Marks, stats::ClusterCounters, subject::Subjects};
+use crate::topics::{EncodedEvent, Hub};
+
+/// The header naming the schema hash of the service that published a message.
+pub(crate) const SCHEMA_HEADER: &str = "Hardlight-Schema";
+
+/// Validates an event body of the service's event type and returns its topic.
+pub(crate) type TopicOf = fn(&[u8]) -> Result<Topic, ProtocolError>;
+
+/// Where messages from NATS go.
+pub(crate) struct Inbound {
+    pub(crate) hub: Arc<Hub>,
+    pub(crate) subjects: Subjects,
+    /// This server's [`SCHEMA_HEADER`] value.
+    pub(crate) schema: String,
+    pub(crate) topic_of: TopicOf,
+    pub(crate) compression: Compression,
+    pub(crate) counters: Arc<ClusterCounters>,
+    pub(crate) marks: Arc<Marks>,
+}
+
+impl Inbound {
+    /// Delivers an event from another server to this server's subscribers of its topic,
+    /// once it has checked the sender's schema, the archive, and that the topic is the one
+    /// the subject names. An event the memory budget cannot take is reported as a gap.
+    pub(crate) fn deliver(&self, message: Message) {
+        self.counters.received();
+        if !self.same_schema(&message) {
+            return;
+        }
+        let body = codec::realign(&message.payload);
+        let topic = match (self.topic_of)(&body) {
+            Ok(topic) if self.subjects.topic(&topic) == message.subject.as_str() => topic,
+            Ok(topic) => {
+                warn!(subject = %message.subject, %topic, "cluster event refused: its topic is not its subject's");
+                self.counters.rejected();
+                return;
+            }
+            Err(error) => {
+                warn!(subject = %message.subject, %error, "cluster event refused: not a valid event");
+                self.counters.rejected();
+                return;
+            }
+        };
+        let Some(subscribers) = self.hub.subscribers(&topic) else {
+            return; // the topic lingers with no subscriber left
+        };
+        let Ok(charge) = self.hub.memory().charge(body.len() as u64) else {
+            self.counters.dropped();
+            self.marks.mark(&topic);
+            return;
+        };
+        let event = EncodedEvent::event(Bytes::from_owner(body), self.compression, charge);
+        let event = Arc::new(event);
+        for outbox in subscribers.iter() {
+            outbox.push(Arc::clone(&event));
+        }
+    }
+
+    /// Marks the topics another server announces it may have failed to forward.
+    pub(crate) fn announced(&self, message: Message) {
+        if !self.same_schema(&message) {
+            return;
+        }
+        match codec::decode::<(u64, Option<Vec<Topic>>)>(&message.payload) {
+            Ok((origin, topics)) => {
+                debug!(origin = format_args!("{origin:016x}"), "gap announced");
+                match topics {
+                    Some(topics) => topics.iter().for_each(|topic| self.marks.mark(topic)),
+                    None => self.marks.mark_all(),
+                }
+            }
+            Err(error) => {
+                warn!(%error, "gap announcement refused: not valid");
+                self.counters.rejected();
+            }
+        }
+    }
+
+    /// Whether `message` comes from a server of this service's schema; counted as rejected
+    /// if not.
+    fn same_schema(&self, message: &Message) -> bool {
+        let theirs = message.headers.as_ref().and_then(|h| h.get(SCHEMA_HEADER));
+        let same = theirs.is_some_and(|value| value.as_str() == self.schema);
+        if !same {
+            debug!(subject = %message.subject, schema = ?theirs.map(|v| v.as_str()), "cluster message from another schema dropped");
+            self.counters.rejected();
+        }
+        same
+    }
+}
