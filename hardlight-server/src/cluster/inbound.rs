@@ -32,7 +32,8 @@ pub(crate) struct Inbound {
 impl Inbound {
     /// Delivers an event from another server to this server's subscribers of its topic,
     /// once it has checked the sender's schema, the archive, and that the topic is the one
-    /// the subject names. An event the memory budget cannot take is reported as a gap.
+    /// the subject names. An event the memory budget cannot take is reported as a gap, in
+    /// its place.
     pub(crate) fn deliver(&self, message: Message) {
         self.counters.received();
         if !self.same_schema(&message) {
@@ -56,8 +57,9 @@ impl Inbound {
             return; // the topic lingers with no subscriber left
         };
         let Ok(charge) = self.hub.memory().charge(body.len() as u64) else {
+            // told here, in the stream's order: right where the event would have been
             self.counters.dropped();
-            self.marks.mark(&topic);
+            self.counters.gaps(self.hub.gap(&topic));
             return;
         };
         let event = EncodedEvent::event(Bytes::from_owner(body), self.compression, charge);

@@ -91,7 +91,9 @@ pub(crate) async fn run(
         expiries: VecDeque::new(),
         receivers: JoinSet::new(),
         unlinked: TopicSet::default(),
-        seen: *link.borrow(),
+        seen: LinkState::default(),
+        up: false,
+        retry: None,
     };
     let marks = Arc::clone(&state.interest.inbound.marks);
     loop {
@@ -113,10 +115,17 @@ pub(crate) async fn run(
                 }
                 state.link_changed(&mut link).await;
             }
+            () = sleep_until(state.retry.unwrap_or_else(Instant::now)), if state.retry.is_some() => {
+                if state.seen.connected {
+                    state.relink(&link).await;
+                } else {
+                    state.retry = None;
+                }
+            }
             marked = marks.take() => state.gap(&marked),
             Some(_) = state.receivers.join_next() => {}
         }
-        if subscribed && state.seen.connected {
+        if subscribed && state.up {
             // the subscriptions count once NATS has processed them
             state.round_trip().await;
         }
@@ -135,6 +144,10 @@ struct State {
     /// the first time).
     unlinked: TopicSet,
     seen: LinkState,
+    /// Connected, with every subscription in place.
+    up: bool,
+    /// When to try [`State::relink`] again.
+    retry: Option<Instant>,
 }
 
 impl State {
@@ -143,7 +156,7 @@ impl State {
     async fn change(&mut self, change: TopicNotification) -> bool {
         match change {
             TopicNotification::Created(topic) => {
-                if !self.seen.connected {
+                if !self.up {
                     self.unlinked.insert(&topic);
                 }
                 if let Some(linked) = self.linked.get_mut(&topic) {
@@ -203,18 +216,35 @@ impl State {
     async fn link_changed(&mut self, link: &mut watch::Receiver<LinkState>) {
         let now = *link.borrow_and_update();
         let before = std::mem::replace(&mut self.seen, now);
-        if now.interruptions != before.interruptions {
+        let interrupted = now.interruptions != before.interruptions;
+        if interrupted {
+            self.up = false;
+            self.interest.inbound.counters.set_connected(false);
             self.unlinked = TopicSet::all();
             self.gap(&TopicSet::all());
         } else if now.overflows != before.overflows {
             self.gap(&TopicSet::all());
         }
-        if now.connected && !self.unlinked.is_empty() {
-            // resubscriptions first: the gap closes once events flow again
-            if self.round_trip().await && link.borrow().interruptions == now.interruptions {
-                let unlinked = self.unlinked.take();
-                self.gap(&unlinked);
-            }
+        if now.connected && (interrupted || !before.connected) {
+            self.relink(link).await;
+        }
+    }
+
+    /// Once NATS has processed the (re)subscriptions, the link is up: the subscribers that
+    /// were told of a gap when it went down are told again, as events flow from here on.
+    /// Tried again after a while if NATS does not answer.
+    async fn relink(&mut self, link: &watch::Receiver<LinkState>) {
+        let epoch = link.borrow().interruptions;
+        if !self.round_trip().await {
+            self.retry = Some(Instant::now() + self.interest.patience);
+            return;
+        }
+        self.retry = None;
+        if link.borrow().interruptions == epoch {
+            let unlinked = self.unlinked.take();
+            self.gap(&unlinked);
+            self.up = true;
+            self.interest.inbound.counters.set_connected(true);
         }
     }
 

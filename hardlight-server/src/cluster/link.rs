@@ -6,7 +6,7 @@ use async_nats::{Client, ConnectOptions, Event};
 use tokio::sync::watch;
 use tracing::{info, warn};
 
-use super::{config::ClusterConfig, stats::ClusterCounters};
+use super::config::ClusterConfig;
 
 /// Messages a NATS subscription buffers before NATS's client drops them (and reports a
 /// slow consumer, which HardLight reports as gaps).
@@ -31,7 +31,6 @@ pub(crate) struct LinkState {
 pub(crate) async fn connect(
     config: &ClusterConfig,
     state: Arc<watch::Sender<LinkState>>,
-    counters: Arc<ClusterCounters>,
 ) -> Result<Client, async_nats::ConnectError> {
     let base = match &config.options {
         Some(options) => options(ConnectOptions::new()),
@@ -43,19 +42,18 @@ pub(crate) async fn connect(
         .subscription_capacity(SUBSCRIPTION_CAPACITY)
         .client_capacity(CLIENT_CAPACITY)
         .event_callback(move |event| {
-            let (state, counters) = (Arc::clone(&state), Arc::clone(&counters));
-            async move { observe(&state, &counters, event) }
+            let state = Arc::clone(&state);
+            async move { observe(&state, event) }
         })
         .connect(config.servers.clone())
         .await
 }
 
-fn observe(state: &watch::Sender<LinkState>, counters: &ClusterCounters, event: Event) {
+fn observe(state: &watch::Sender<LinkState>, event: Event) {
     match event {
         Event::Connected => {
             info!("cluster link connected to NATS");
             state.send_modify(|s| s.connected = true);
-            counters.set_connected(true);
         }
         Event::Disconnected | Event::Closed => {
             warn!(%event, "cluster link to NATS lost: gaps reported, reconnecting");
@@ -63,7 +61,6 @@ fn observe(state: &watch::Sender<LinkState>, counters: &ClusterCounters, event: 
                 s.connected = false;
                 s.interruptions += 1;
             });
-            counters.set_connected(false);
         }
         Event::SlowConsumer(_) => {
             warn!("cluster link dropped messages of a slow subscription: gaps reported");

@@ -112,10 +112,10 @@ impl Cluster {
         });
         let notifier = hub.notifier();
         let (config, outbound) = (self.config.clone(), Arc::clone(&self.outbound));
-        let (counters, headers) = (Arc::clone(&self.counters), headers(&self.schema));
+        let headers = headers(&self.schema);
         let mut link_tasks = JoinSet::new();
         link_tasks.spawn(async move {
-            let client = match link::connect(&config, Arc::new(state), counters).await {
+            let client = match link::connect(&config, Arc::new(state)).await {
                 Ok(client) => client,
                 Err(error) => {
                     error!(%error, "cluster link not started");

@@ -7,7 +7,7 @@ use std::sync::atomic::{AtomicBool, AtomicU64, Ordering::Relaxed};
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
 #[non_exhaustive]
 pub struct ClusterStats {
-    /// Connected to NATS now.
+    /// Connected to NATS now, with every subscription in place.
     pub connected: bool,
     /// Times the connection to NATS was lost.
     pub interruptions: u64,
