@@ -6,6 +6,7 @@
 //! installs them. Without them the test is skipped, except under CI, where it fails.
 #![allow(clippy::unwrap_used, clippy::expect_used, unreachable_pub)]
 
+mod common;
 #[path = "browser/src/service.rs"]
 mod service;
 
@@ -76,29 +77,54 @@ async fn the_wasm_client_works_in_headless_chromium() {
         eprintln!("skipped: {missing} not installed (.ci/run installs them)");
         return;
     }
-    let mut server = Server::new(
-        ServerConfig::new_self_signed("127.0.0.1:0"),
-        factory!(Handler),
-    );
+    // with the cluster feature and a nats-server, the server is in a cluster whose NATS
+    // is killed once the browser's shout is served: the browser then receives a gap
+    let config = ServerConfig::new_self_signed("127.0.0.1:0");
+    #[cfg(feature = "nats")]
+    let nats = common::nats::NatsServer::start().await;
+    #[cfg(feature = "nats")]
+    let config = match &nats {
+        Some(nats) => config.with_cluster(ClusterConfig::nats(nats.url())),
+        None => config,
+    };
+    let mut server = Server::new(config, factory!(Handler));
     let addr = server.bind().unwrap();
+    let stats = server.stats_handle();
     tokio::spawn(server.run());
 
     let root = PathBuf::from(env!("CARGO_MANIFEST_DIR"));
     let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".into());
     let browser = root.join("tests/browser");
-    let status = tokio::process::Command::new(cargo)
+    let mut command = tokio::process::Command::new(cargo);
+    command
         .current_dir(&browser)
         .args(["test", "--target", "wasm32-unknown-unknown", "--target-dir"])
         .arg(root.join("target/browser"))
-        .env("HARDLIGHT_BROWSER_SERVER", addr.to_string())
+        .env("HARDLIGHT_BROWSER_SERVER", addr.to_string());
+    #[cfg(feature = "nats")]
+    if nats.is_some() {
+        command.env("HARDLIGHT_BROWSER_GAP", "1");
+    }
+    let mut browser_test = command
         .env(
             "CARGO_TARGET_WASM32_UNKNOWN_UNKNOWN_RUNNER",
             runner.unwrap(),
         )
         .env("CHROMEDRIVER", chromedriver.unwrap())
         .env("WASM_BINDGEN_TEST_TIMEOUT", "120")
-        .status()
-        .await
+        .spawn()
         .expect("run the browser test");
+    #[cfg(feature = "nats")]
+    if let Some(mut nats) = nats {
+        // add, join and shout served: the shout's event is queued before the gap
+        common::eventually("the browser's shout served", || {
+            let traffic = stats.snapshot().traffic;
+            traffic.calls >= 3 && traffic.calls_in_flight == 0
+        })
+        .await;
+        nats.kill();
+    }
+    let _ = &stats;
+    let status = browser_test.wait().await.expect("run the browser test");
     assert!(status.success(), "the browser test failed");
 }

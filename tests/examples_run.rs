@@ -2,10 +2,18 @@
 //! builds the examples next to the test binaries.)
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
+#[cfg(feature = "nats")]
+mod common;
+
 use std::{path::PathBuf, process::Command};
 
 /// Runs example `name` built by this `cargo test` and returns its standard output.
 fn run_example(name: &str) -> String {
+    run_example_with(name, &[])
+}
+
+/// [`run_example`] with environment variables.
+fn run_example_with(name: &str, env: &[(&str, String)]) -> String {
     let exe = std::env::current_exe().unwrap();
     // target/<profile>/deps/<this test> → target/<profile>/examples/<name>
     let example: PathBuf = exe
@@ -14,6 +22,7 @@ fn run_example(name: &str) -> String {
         .map(|profile| profile.join("examples").join(name))
         .unwrap();
     let output = Command::new(&example)
+        .envs(env.iter().map(|(k, v)| (k, v)))
         .output()
         .unwrap_or_else(|e| panic!("run {}: {e}", example.display()));
     let stdout = String::from_utf8_lossy(&output.stdout).into_owned();
@@ -49,4 +58,20 @@ fn the_counter_example_shows_calls_state_errors_events_and_topics() {
 fn the_chat_example_delivers_every_message() {
     let out = run_example("chat");
     assert!(out.contains("[ada] said hello to 3 members"), "{out}");
+}
+
+#[cfg(feature = "nats")]
+#[tokio::test]
+async fn the_cluster_example_carries_every_message_to_every_server() {
+    let Some(nats) = common::nats::NatsServer::start().await else {
+        return;
+    };
+    let out = run_example_with("cluster", &[("NATS_URL", nats.url())]);
+    for name in ["ada", "grace", "linus"] {
+        for from in ["ada", "grace", "linus"] {
+            let line = format!("[{name}] {from}: hello from {from}");
+            assert!(out.contains(&line), "missing `{line}`:\n{out}");
+        }
+    }
+    assert!(out.contains("done"), "{out}");
 }

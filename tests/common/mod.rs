@@ -14,6 +14,7 @@ pub mod child;
 #[cfg(feature = "nats")]
 pub mod cluster;
 pub mod nats;
+pub mod nats_process;
 pub mod probe;
 pub mod raw;
 pub mod raw_ws;

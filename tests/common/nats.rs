@@ -6,14 +6,12 @@
 //! `nats-server` must be on `PATH` (`.ci/run` installs it); without it a test is skipped,
 //! except under CI, where it fails.
 
-use std::{
-    io::{BufRead, BufReader},
-    net::SocketAddr,
-    path::PathBuf,
-    process::{Child, Command, Stdio},
-};
+use std::{net::SocketAddr, path::PathBuf, process::Child};
 
-use super::tcp_proxy::TcpProxy;
+use super::{
+    nats_process::{installed, spawn},
+    tcp_proxy::TcpProxy,
+};
 
 /// A `nats-server` reached through a proxy; killed when dropped.
 pub struct NatsServer {
@@ -96,40 +94,4 @@ impl Drop for NatsServer {
             let _ = std::fs::remove_file(config);
         }
     }
-}
-
-fn installed() -> bool {
-    Command::new("nats-server")
-        .arg("--version")
-        .stdout(Stdio::null())
-        .stderr(Stdio::null())
-        .status()
-        .is_ok_and(|status| status.success())
-}
-
-/// Starts `nats-server` on a free loopback port and reads the port from its log.
-fn spawn(config: Option<&PathBuf>) -> (Child, SocketAddr) {
-    let mut command = Command::new("nats-server");
-    command.args(["-a", "127.0.0.1", "-p", "-1"]);
-    if let Some(config) = config {
-        command.arg("-c").arg(config);
-    }
-    let mut child = command
-        .stdout(Stdio::null())
-        .stderr(Stdio::piped())
-        .spawn()
-        .expect("start nats-server");
-    let mut log = BufReader::new(child.stderr.take().expect("its log"));
-    let mut line = String::new();
-    let addr = loop {
-        line.clear();
-        let read = log.read_line(&mut line).expect("read its log");
-        assert!(read > 0, "nats-server ended before listening");
-        if let Some(at) = line.split("Listening for client connections on ").nth(1) {
-            break at.trim().parse().expect("a socket address");
-        }
-    };
-    // keep reading the log, so that the process never blocks on a full pipe
-    std::thread::spawn(move || std::io::copy(&mut log, &mut std::io::sink()));
-    (child, addr)
 }

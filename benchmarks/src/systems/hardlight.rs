@@ -56,12 +56,15 @@ impl Bench for Handler {
 /// How a benchmark's HardLight server departs from the default limits (besides the
 /// connection caps, lifted since every benchmark client comes from 127.0.0.1 and the idle
 /// workload holds 10,000 connections).
-#[derive(Debug, Clone, Copy, Default)]
+#[derive(Debug, Clone, Default)]
 pub struct Serving {
     /// An event queue this long, so that no fan-out subscriber lags.
     pub queue: Option<usize>,
     /// QUIC streams for calls of their own (`ServerLimits::max_call_streams`).
     pub call_streams: Option<u32>,
+    /// The NATS server to share topics through (`ServerConfig::with_cluster`).
+    #[cfg(feature = "cluster")]
+    pub cluster: Option<String>,
 }
 
 /// Serves HardLight (QUIC and WebSocket on one port).
@@ -83,6 +86,11 @@ pub async fn serve(cert: Certificate, serving: Serving) {
     .expect("server identity")
     .with_compression(Compression::None)
     .with_server_limits(limits);
+    #[cfg(feature = "cluster")]
+    let config = match serving.cluster {
+        Some(url) => config.with_cluster(ClusterConfig::nats(url).with_subject_prefix("bench")),
+        None => config,
+    };
     let mut server = Server::new(config, factory!(Handler));
     announce(server.bind().expect("bind"));
     server.run().await.expect("serve");

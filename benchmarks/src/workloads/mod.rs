@@ -1,6 +1,8 @@
 //! The workloads. Each takes connected systems and returns one round's figures.
 
 pub mod closed_loop;
+#[cfg(feature = "cluster")]
+pub mod cluster;
 pub mod fanout;
 pub mod handshakes;
 pub mod idle;

@@ -79,7 +79,11 @@ pub async fn run(url: String) -> Result<(), JsValue> {
             }
             Err(RecvError::Lagged(n)) => append("log", &format!("(missed {n} events)")),
             Err(RecvError::SessionReset) => append("log", "(reconnected as a new session)"),
+            Err(RecvError::Gap(topic)) => {
+                append("log", &format!("(events of {topic} may be missing)"))
+            }
             Err(RecvError::Closed) => break,
+            Err(other) => append("log", &format!("({other})")),
         }
     }
     Ok(())

@@ -17,7 +17,7 @@ type Options = Arc<dyn Fn(ConnectOptions) -> ConnectOptions + Send + Sync>;
 /// through NATS. Delivery across servers is at most once, in order per emitting server and
 /// topic; whatever may have been lost is reported to the subscribers concerned as a gap
 /// (`RecvError::Gap` on the client). A server whose NATS is unreachable serves and delivers
-/// locally, and reconnects and resubscribes by itself. `docs/PROTOCOL.md` §10 specifies
+/// locally, and reconnects and resubscribes by itself. `docs/PROTOCOL.md` §10 Clusters over NATS specifies
 /// the subjects and messages.
 ///
 /// ```

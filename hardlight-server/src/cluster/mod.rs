@@ -2,7 +2,7 @@
 //! [`ClusterConfig`], the link's [`ClusterStats`], and the machinery between the topic hub
 //! and NATS — interest-based subscriptions, forwarding, and gaps.
 //!
-//! `docs/PROTOCOL.md` §10 specifies what travels over NATS; this module follows it.
+//! `docs/PROTOCOL.md` §10 Clusters over NATS specifies what travels over NATS; this module follows it.
 
 mod config;
 mod inbound;

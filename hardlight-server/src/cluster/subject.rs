@@ -1,7 +1,7 @@
 //! NATS subjects for topics. Topics are arbitrary bytes; subjects are `.`-separated tokens
 //! in which `*`, `>`, whitespace and empty tokens mean something else, and a `$` first
 //! token belongs to the system. Every topic is mapped to one token of base64url
-//! characters, which have none of those meanings (`docs/PROTOCOL.md` §10).
+//! characters, which have none of those meanings (`docs/PROTOCOL.md` §10 Clusters over NATS).
 
 use base64::{engine::general_purpose::URL_SAFE_NO_PAD, Engine};
 use hardlight_core::Topic;

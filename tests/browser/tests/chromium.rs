@@ -1,5 +1,7 @@
 //! Runs in headless Chromium (wasm-bindgen-test) against the native server that
-//! `tests/browser_chromium.rs` starts and names in `HARDLIGHT_BROWSER_SERVER`.
+//! `tests/browser_chromium.rs` starts and names in `HARDLIGHT_BROWSER_SERVER`; with
+//! `HARDLIGHT_BROWSER_GAP` set, that server is in a cluster whose NATS it loses after the
+//! shout, and the browser expects the gap notice.
 
 use hardlight::*;
 use hardlight_browser_tests::service::{BrowserError, RoomClient, Shout};
@@ -49,6 +51,16 @@ async fn calls_state_errors_and_events_from_the_browser() {
             text: "hello from wasm".into()
         }
     );
+
+    // a gap: the server's cluster link to NATS goes down once it has served the shout
+    if option_env!("HARDLIGHT_BROWSER_GAP").is_some() {
+        assert_eq!(
+            events.recv().await,
+            Err(RecvError::Gap(Topic::from("lobby"))),
+            "the loss notice reaches the browser"
+        );
+        assert_eq!(client.stats().gaps, 1);
+    }
 
     // the handler's own error, typed
     match client.shout("x".repeat(500)).await {

@@ -1,0 +1,159 @@
+//! Cross-server fan-out: one emitter on the first of several HardLight servers clustered
+//! over NATS, subscribers spread over all of them. The floor is NATS itself: one
+//! publisher and as many `async-nats` subscriber connections, through the same
+//! `nats-server`.
+
+use std::{
+    net::SocketAddr,
+    process::Child,
+    sync::{
+        atomic::{AtomicUsize, Ordering},
+        Arc,
+    },
+    time::{Duration, Instant},
+};
+
+use bytes::Bytes;
+use futures_util::{future::join_all, stream, StreamExt};
+use hardlight::{RecvError, Transport};
+use tokio::sync::Notify;
+
+use crate::{
+    systems::{hardlight_config, BenchClient},
+    tls::Certificate,
+};
+
+#[allow(unreachable_pub, dead_code)]
+#[path = "../../../tests/common/nats_process.rs"]
+mod nats_process;
+
+/// A `nats-server` for the run, on a free loopback port; stopped on drop.
+#[derive(Debug)]
+pub struct Nats {
+    child: Child,
+    /// Its URL.
+    pub url: String,
+}
+
+impl Nats {
+    /// Starts `nats-server` from `PATH`, or `None` where it is not installed.
+    pub fn start() -> Option<Self> {
+        if !nats_process::installed() {
+            return None;
+        }
+        let (child, addr) = nats_process::spawn(None);
+        Some(Self {
+            child,
+            url: format!("nats://{addr}"),
+        })
+    }
+}
+
+impl Drop for Nats {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+/// Events/s delivered to `subscribers` connections spread over `servers` (round robin),
+/// `events` events of `size` bytes emitted on the first server.
+pub async fn hardlight(
+    servers: &[SocketAddr],
+    cert: &Certificate,
+    subscribers: usize,
+    events: u64,
+    size: u32,
+) -> f64 {
+    let clients: Vec<BenchClient> = stream::iter(0..subscribers)
+        .map(|i| {
+            let config = hardlight_config(servers[i % servers.len()], cert, Transport::Quic)
+                .with_event_buffer(events as usize + 1024);
+            async move {
+                let client = BenchClient::with_config(config);
+                client.connect().await.expect("connect");
+                client
+            }
+        })
+        .buffer_unordered(64)
+        .collect()
+        .await;
+    let ready = Arc::new(AtomicUsize::new(0));
+    let woken = Arc::new(Notify::new());
+    let mut receivers = Vec::new();
+    for client in &clients {
+        let mut subscription = client.subscribe().await.expect("subscribe");
+        client.join().await.expect("join");
+        let (ready, woken) = (Arc::clone(&ready), Arc::clone(&woken));
+        receivers.push(tokio::spawn(async move {
+            // warm-up events (no payload) until this subscriber is reached across servers
+            let mut warm = false;
+            let mut received = 0;
+            while received < events {
+                match subscription.recv().await {
+                    Ok(event) if event.payload.data.is_empty() => {
+                        if !warm {
+                            warm = true;
+                            ready.fetch_add(1, Ordering::SeqCst);
+                            woken.notify_one();
+                        }
+                    }
+                    Ok(_) => received += 1,
+                    Err(RecvError::Gap(_)) if !warm => {}
+                    Err(error) => panic!("fan-out lost events: {error}"),
+                }
+            }
+        }));
+    }
+    // warm up until every subscriber is reached: the servers' NATS subscriptions are in
+    // place
+    while ready.load(Ordering::SeqCst) < subscribers {
+        clients[0].start(1, 0).await.expect("warm up");
+        let _ = tokio::time::timeout(Duration::from_millis(200), woken.notified()).await;
+    }
+    let started = Instant::now();
+    clients[0].start(events, size).await.expect("start");
+    join_all(receivers).await;
+    let elapsed = started.elapsed();
+    join_all(clients.iter().map(|c| c.disconnect())).await;
+    (events * subscribers as u64) as f64 / elapsed.as_secs_f64()
+}
+
+/// Events/s delivered by NATS alone: one publisher, `subscribers` subscriber connections.
+pub async fn nats(url: &str, subscribers: usize, events: u64, size: u32) -> f64 {
+    let clients: Vec<async_nats::Client> = stream::iter(0..subscribers)
+        .map(|_| async move { async_nats::connect(url).await.expect("connect to NATS") })
+        .buffer_unordered(64)
+        .collect()
+        .await;
+    let mut receivers = Vec::new();
+    for client in &clients {
+        let mut subscription = client.subscribe("bench.floor").await.expect("subscribe");
+        client.flush().await.expect("flush");
+        receivers.push(tokio::spawn(async move {
+            for _ in 0..events {
+                subscription.next().await.expect("no message lost");
+            }
+        }));
+    }
+    let publisher = async_nats::connect(url).await.expect("connect to NATS");
+    // a round trip on every subscriber's connection: its subscription is in place
+    join_all(
+        clients
+            .iter()
+            .map(|c| c.request("bench.sync", Bytes::new())),
+    )
+    .await;
+    let started = Instant::now();
+    for seq in 0..events {
+        let payload = Bytes::from(vec![(seq % 251) as u8; size as usize]);
+        publisher
+            .publish("bench.floor", payload)
+            .await
+            .expect("publish");
+    }
+    publisher.flush().await.expect("flush");
+    join_all(receivers).await;
+    let elapsed = started.elapsed();
+    (events * subscribers as u64) as f64 / elapsed.as_secs_f64()
+}
