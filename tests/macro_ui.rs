@@ -1,12 +1,20 @@
 //! Misuse of the macros fails to compile with an error on the offending token.
 //!
-//! Compiler messages change between rustc releases, so these run only on the rustc the
-//! expected output was recorded with (`tests/ui/rustc-version.txt`); regenerate with
-//! `TRYBUILD=overwrite cargo test --test macro_ui` after a toolchain upgrade.
+//! Compiler messages change between rustc releases, and with the crates in the build (a
+//! type named like one of ours elsewhere in the crate graph is printed with its full path:
+//! the `nats` feature brings `async_nats::Client` beside `hardlight::Client`). So these run
+//! only on the rustc the expected output was recorded with (`tests/ui/rustc-version.txt`)
+//! and with the features of README's test command; regenerate with
+//! `TRYBUILD=overwrite cargo test --features hardlight/prometheus,hardlight/nats --test macro_ui`
+//! after a toolchain upgrade.
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
 #[test]
 fn misuse_fails_to_compile_with_spanned_errors() {
+    if cfg!(not(feature = "nats")) {
+        eprintln!("skipped: expected output was recorded with the nats feature on");
+        return;
+    }
     let pinned = include_str!("ui/rustc-version.txt").trim();
     let rustc = std::env::var("RUSTC").unwrap_or_else(|_| "rustc".into());
     let output = std::process::Command::new(rustc)
