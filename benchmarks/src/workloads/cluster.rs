@@ -18,10 +18,8 @@ use futures_util::{future::join_all, stream, StreamExt};
 use hardlight::{RecvError, Transport};
 use tokio::sync::Notify;
 
-use crate::{
-    systems::{hardlight_config, BenchClient},
-    tls::Certificate,
-};
+use super::fanout;
+use crate::{systems::hardlight_config, tls::Certificate};
 
 #[allow(unreachable_pub, dead_code)]
 #[path = "../../../tests/common/nats_process.rs"]
@@ -65,19 +63,13 @@ pub async fn hardlight(
     events: u64,
     size: u32,
 ) -> f64 {
-    let clients: Vec<BenchClient> = stream::iter(0..subscribers)
+    let configs = (0..subscribers)
         .map(|i| {
-            let config = hardlight_config(servers[i % servers.len()], cert, Transport::Quic)
-                .with_event_buffer(events as usize + 1024);
-            async move {
-                let client = BenchClient::with_config(config);
-                client.connect().await.expect("connect");
-                client
-            }
+            hardlight_config(servers[i % servers.len()], cert, Transport::Quic)
+                .with_event_buffer(events as usize + 1024)
         })
-        .buffer_unordered(64)
-        .collect()
-        .await;
+        .collect();
+    let clients = fanout::connected(configs).await;
     let ready = Arc::new(AtomicUsize::new(0));
     let woken = Arc::new(Notify::new());
     let mut receivers = Vec::new();
@@ -111,12 +103,7 @@ pub async fn hardlight(
         clients[0].start(1, 0).await.expect("warm up");
         let _ = tokio::time::timeout(Duration::from_millis(200), woken.notified()).await;
     }
-    let started = Instant::now();
-    clients[0].start(events, size).await.expect("start");
-    join_all(receivers).await;
-    let elapsed = started.elapsed();
-    join_all(clients.iter().map(|c| c.disconnect())).await;
-    (events * subscribers as u64) as f64 / elapsed.as_secs_f64()
+    fanout::timed(&clients, receivers, events, size).await
 }
 
 /// Events/s delivered by NATS alone: one publisher, `subscribers` subscriber connections.

@@ -5,7 +5,7 @@
 use std::{net::SocketAddr, sync::Arc, time::Instant};
 
 use futures_util::{future::join_all, stream, StreamExt};
-use hardlight::Transport;
+use hardlight::{ClientConfig, Transport};
 
 use crate::{
     systems::{hardlight_config, BenchClient, Tick},
@@ -22,18 +22,7 @@ pub async fn hardlight(
     size: u32,
 ) -> f64 {
     let config = hardlight_config(addr, cert, transport).with_event_buffer(events as usize + 16);
-    let clients: Vec<BenchClient> = stream::iter(0..subscribers)
-        .map(|_| {
-            let config = config.clone();
-            async move {
-                let client = BenchClient::with_config(config);
-                client.connect().await.expect("connect");
-                client
-            }
-        })
-        .buffer_unordered(64)
-        .collect()
-        .await;
+    let clients = connected(vec![config; subscribers]).await;
     let mut receivers = Vec::new();
     for client in &clients {
         let mut events_stream = client.subscribe().await.expect("subscribe");
@@ -44,12 +33,36 @@ pub async fn hardlight(
             }
         }));
     }
+    timed(&clients, receivers, events, size).await
+}
+
+/// Has the first client's server emit `events` events of `size` bytes, and returns the
+/// events/s delivered once every receiver has had them all; disconnects the clients.
+pub async fn timed(
+    clients: &[BenchClient],
+    receivers: Vec<tokio::task::JoinHandle<()>>,
+    events: u64,
+    size: u32,
+) -> f64 {
     let started = Instant::now();
     clients[0].start(events, size).await.expect("start");
     join_all(receivers).await;
     let elapsed = started.elapsed();
     join_all(clients.iter().map(|c| c.disconnect())).await;
-    (events * subscribers as u64) as f64 / elapsed.as_secs_f64()
+    (events * clients.len() as u64) as f64 / elapsed.as_secs_f64()
+}
+
+/// A client for each configuration, connected (64 connecting at a time).
+pub async fn connected(configs: Vec<ClientConfig>) -> Vec<BenchClient> {
+    stream::iter(configs)
+        .map(|config| async move {
+            let client = BenchClient::with_config(config);
+            client.connect().await.expect("connect");
+            client
+        })
+        .buffer_unordered(64)
+        .collect()
+        .await
 }
 
 /// Events/s delivered through an in-process broadcast channel to `subscribers` tasks.

@@ -79,25 +79,25 @@ mod tests {
     #[test]
     fn every_topic_maps_to_a_valid_subject_of_its_own() {
         let subjects = Subjects::new("app.v1").unwrap();
-        let topics: Vec<Topic> = [
-            b"".to_vec(),
-            b".".to_vec(),
-            b"*".to_vec(),
-            b">".to_vec(),
-            b" ".to_vec(),
-            b"\0".to_vec(),
-            vec![0xff],
-            b"$JS.API.x".to_vec(),
-            b"a..b".to_vec(),
-            b"a.b".to_vec(),
-            b"a".to_vec(),
-            vec![b'x'; INLINE_TOPIC_BYTES],
-            vec![b'x'; INLINE_TOPIC_BYTES + 1],
-            vec![b'y'; 4096],
-        ]
-        .into_iter()
-        .map(Topic::from)
-        .collect();
+        // every single byte, every pair of the bytes subjects give a meaning to, and
+        // lengths around the inline limit
+        let special = [b'.', b'*', b'>', b' ', b'\t', b'$', 0, 0xff];
+        let mut topics: HashSet<Topic> = (0..=255u8).map(|b| Topic::from(vec![b])).collect();
+        for a in special {
+            for b in special {
+                topics.insert(Topic::from(vec![a, b]));
+            }
+        }
+        for len in [
+            0,
+            1,
+            INLINE_TOPIC_BYTES - 1,
+            INLINE_TOPIC_BYTES,
+            INLINE_TOPIC_BYTES + 1,
+            4096,
+        ] {
+            topics.insert(Topic::from(vec![b'x'; len]));
+        }
         let mut seen = HashSet::new();
         for topic in &topics {
             let subject = subjects.topic(topic);
