@@ -39,6 +39,8 @@ pub(crate) async fn connect(
     base.no_echo()
         .retry_on_initial_connect()
         .ping_interval(config.ping_interval)
+        // round trips (requests) wait no longer than a lost connection takes to notice
+        .request_timeout(Some(config.ping_interval * 2))
         .subscription_capacity(SUBSCRIPTION_CAPACITY)
         .client_capacity(CLIENT_CAPACITY)
         .event_callback(move |event| {
