@@ -55,8 +55,9 @@ async fn an_event_the_receiving_server_cannot_hold_is_reported_as_a_gap() {
             .with_server_limits(ServerLimits::default().with_memory_budget(64 << 10))
     })
     .await;
-    let (_client, mut events) = subscriber(&b, b"feed").await;
     linked(&a, 0).await;
+    linked(&b, 0).await;
+    let (_client, mut events) = subscriber(&b, b"feed").await;
     linked(&b, 1).await;
     let big = Note {
         from: 0,
@@ -85,6 +86,7 @@ async fn events_from_a_server_of_another_schema_are_dropped_and_counted() {
     let (stranger, other_stats) = (other.get_event_emitter(), other.stats_handle());
     tokio::spawn(other.run());
     let b = node(&nats.url(), |c| c).await;
+    linked(&b, 0).await;
     let (_client, mut events) = subscriber(&b, b"feed").await;
     linked(&b, 1).await;
     common::eventually("the other server linked", || {

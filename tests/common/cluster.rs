@@ -14,7 +14,8 @@ use super::{
 pub const ROOMY: usize = 32_768;
 
 /// A board server in the cluster of the NATS server at `url`; `adjust` may change the
-/// cluster's settings.
+/// cluster's settings. Its link to NATS comes up in the background ([`linked`] waits for
+/// it): a client subscribing before then is told of a gap once it is up.
 pub async fn node(url: &str, adjust: impl FnOnce(ClusterConfig) -> ClusterConfig) -> BoardServer {
     let cluster = adjust(ClusterConfig::nats(url));
     BoardServer::start(|config| {

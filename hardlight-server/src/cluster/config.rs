@@ -37,6 +37,7 @@ pub struct ClusterConfig {
     pub(crate) linger: Duration,
     pub(crate) forward_queue: usize,
     pub(crate) ping_interval: Duration,
+    pub(crate) receive_buffer: usize,
     pub(crate) options: Option<Options>,
 }
 
@@ -50,6 +51,7 @@ impl ClusterConfig {
             linger: Duration::from_secs(2),
             forward_queue: 16_384,
             ping_interval: Duration::from_secs(2),
+            receive_buffer: 8192,
             options: None,
         }
     }
@@ -94,6 +96,16 @@ impl ClusterConfig {
         self
     }
 
+    /// Events of one topic received from NATS and not yet handed to the local subscribers'
+    /// queues (default 8,192). The server hands them over as fast as they come, so the
+    /// buffer fills only while it is starved of CPU; what overflows is dropped by NATS's
+    /// client and reported as a gap. Memory: at most this many events of up to NATS's
+    /// `max_payload` each, per subscribed topic, though in practice a handful.
+    pub fn with_receive_buffer(mut self, events: usize) -> Self {
+        self.receive_buffer = events.max(1);
+        self
+    }
+
     /// Adds settings to the NATS connection options: credentials, TLS roots, a client
     /// name. HardLight sets its own event callback, `no_echo`, the ping interval and
     /// retrying the first connection, over whatever this sets.
@@ -121,6 +133,7 @@ impl fmt::Debug for ClusterConfig {
             .field("linger", &self.linger)
             .field("forward_queue", &self.forward_queue)
             .field("ping_interval", &self.ping_interval)
+            .field("receive_buffer", &self.receive_buffer)
             .finish_non_exhaustive()
     }
 }

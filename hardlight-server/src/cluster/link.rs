@@ -8,10 +8,6 @@ use tracing::{info, warn};
 
 use super::config::ClusterConfig;
 
-/// Messages a NATS subscription buffers before NATS's client drops them (and reports a
-/// slow consumer, which HardLight reports as gaps).
-const SUBSCRIPTION_CAPACITY: usize = 8192;
-
 /// Commands (publishes, subscriptions) the NATS client queues before a publish waits.
 const CLIENT_CAPACITY: usize = 1024;
 
@@ -41,7 +37,7 @@ pub(crate) async fn connect(
         .ping_interval(config.ping_interval)
         // round trips (requests) wait no longer than a lost connection takes to notice
         .request_timeout(Some(config.ping_interval * 2))
-        .subscription_capacity(SUBSCRIPTION_CAPACITY)
+        .subscription_capacity(config.receive_buffer)
         .client_capacity(CLIENT_CAPACITY)
         .event_callback(move |event| {
             let state = Arc::clone(&state);
