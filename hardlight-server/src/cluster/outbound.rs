@@ -136,8 +136,12 @@ pub(crate) async fn run(
     let mut lost = TopicSet::default();
     let mut seen = link.borrow().interruptions;
     loop {
+        // while NATS is away, events wait in the forward queue (and what it cannot hold is
+        // dropped and announced), not in NATS's client: its command queue stays free for
+        // the subscriptions the interest task makes meanwhile
+        let connected = link.borrow().connected;
         tokio::select! {
-            (batch, dropped) = outbound.take() => {
+            (batch, dropped) = outbound.take(), if connected => {
                 lost.extend(dropped);
                 for (topic, event) in batch {
                     let subject = publisher.subjects.topic(&topic);
