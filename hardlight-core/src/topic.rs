@@ -95,16 +95,20 @@ impl fmt::Display for Topic {
 }
 
 /// Validates an event body — an archived `(Topic, E)`, as the `Event` frame carries it —
-/// and returns its topic, without deserializing the event. `body` must be aligned to
-/// [`codec::ALIGN`](crate::codec::ALIGN).
+/// and tells whether its topic is `topic`, without deserializing anything. `body` must be
+/// aligned to [`codec::ALIGN`](crate::codec::ALIGN).
 ///
 /// ```
-/// use hardlight_core::{codec::encode, topic::event_topic, Topic};
+/// use hardlight_core::{codec::encode, topic::is_event_of, Topic};
 /// let body = encode(&(Topic::from("rooms/1"), 42u64)).unwrap();
-/// assert_eq!(event_topic::<u64>(&body).unwrap(), Topic::from("rooms/1"));
-/// assert!(event_topic::<u64>(&body[..body.len() - 1]).is_err());
+/// assert_eq!(is_event_of::<u64>(&body, &Topic::from("rooms/1")), Ok(true));
+/// assert_eq!(is_event_of::<u64>(&body, &Topic::from("rooms/2")), Ok(false));
+/// assert!(is_event_of::<u64>(&body[..body.len() - 1], &Topic::from("rooms/1")).is_err());
 /// ```
-pub fn event_topic<E: crate::Codable>(body: &[u8]) -> Result<Topic, crate::ProtocolError> {
+pub fn is_event_of<E: crate::Codable>(
+    body: &[u8],
+    topic: &Topic,
+) -> Result<bool, crate::ProtocolError> {
     let archived = crate::codec::access::<(Topic, E)>(body)?;
-    crate::codec::deserialize::<Topic>(&archived.0)
+    Ok(archived.0 .0.as_slice() == topic.as_bytes())
 }

@@ -67,7 +67,7 @@ impl MemoryBudget {
     }
 
     /// Charges `bytes` whatever the budget holds: for what must never be refused, and is
-    /// bounded by something else (a gap notice: one per subscriber and interruption).
+    /// bounded by something else (gap notices: by the subscribers' event queues).
     #[cfg(feature = "nats")]
     pub(crate) fn charge_unchecked(self: &Arc<Self>, bytes: u64) -> Charge {
         let charge = Charge {

@@ -14,8 +14,9 @@ use crate::topics::{EncodedEvent, Hub};
 /// The header naming the schema hash of the service that published a message.
 pub(crate) const SCHEMA_HEADER: &str = "Hardlight-Schema";
 
-/// Validates an event body of the service's event type and returns its topic.
-pub(crate) type TopicOf = fn(&[u8]) -> Result<Topic, ProtocolError>;
+/// Validates an event body of the service's event type and tells whether it is of the
+/// topic given.
+pub(crate) type IsEventOf = fn(&[u8], &Topic) -> Result<bool, ProtocolError>;
 
 /// Where messages from NATS go.
 pub(crate) struct Inbound {
@@ -23,27 +24,31 @@ pub(crate) struct Inbound {
     pub(crate) subjects: Subjects,
     /// This server's [`SCHEMA_HEADER`] value.
     pub(crate) schema: String,
-    pub(crate) topic_of: TopicOf,
+    pub(crate) is_event_of: IsEventOf,
     pub(crate) compression: Compression,
     pub(crate) counters: Arc<ClusterCounters>,
     pub(crate) marks: Arc<Marks>,
 }
 
 impl Inbound {
-    /// Delivers an event from another server to this server's subscribers of its topic,
-    /// once it has checked the sender's schema, the archive, and that the topic is the one
-    /// the subject names. An event the memory budget cannot take is reported as a gap, in
-    /// its place.
-    pub(crate) fn deliver(&self, message: Message) {
+    /// Delivers an event of `topic`, received on its subscription, to this server's
+    /// subscribers of it, once it has checked the sender's schema and that the archive is
+    /// a valid event of that topic. An event the memory budget cannot take is reported as
+    /// a gap, in its place; `gapped` (kept by the subscription's task) makes a run of them
+    /// one gap.
+    pub(crate) fn deliver(&self, topic: &Topic, message: Message, gapped: &mut bool) {
         self.counters.received();
         if !self.same_schema(&message) {
             return;
         }
+        let Some(subscribers) = self.hub.subscribers(topic) else {
+            return; // the topic lingers with no subscriber left
+        };
         let body = codec::realign(&message.payload);
-        let topic = match (self.topic_of)(&body) {
-            Ok(topic) if self.subjects.topic(&topic) == message.subject.as_str() => topic,
-            Ok(topic) => {
-                warn!(subject = %message.subject, %topic, "cluster event refused: its topic is not its subject's");
+        match (self.is_event_of)(&body, topic) {
+            Ok(true) => {}
+            Ok(false) => {
+                warn!(subject = %message.subject, %topic, "cluster event refused: of another topic than its subject's");
                 self.counters.rejected();
                 return;
             }
@@ -52,16 +57,15 @@ impl Inbound {
                 self.counters.rejected();
                 return;
             }
-        };
-        let Some(subscribers) = self.hub.subscribers(&topic) else {
-            return; // the topic lingers with no subscriber left
-        };
+        }
         let Ok(charge) = self.hub.memory().charge(body.len() as u64) else {
-            // told here, in the stream's order: right where the event would have been
             self.counters.dropped();
-            self.counters.gaps(self.hub.gap(&topic));
+            if !std::mem::replace(gapped, true) {
+                self.counters.gaps(self.hub.gap(topic));
+            }
             return;
         };
+        *gapped = false;
         let event = EncodedEvent::event(Bytes::from_owner(body), self.compression, charge);
         let event = Arc::new(event);
         for outbox in subscribers.iter() {

@@ -167,7 +167,8 @@ impl State {
                 match self.interest.client.subscribe(subject).await {
                     Ok(subscriber) => {
                         let inbound = Arc::clone(&self.interest.inbound);
-                        let receiver = self.receivers.spawn(receive(inbound, subscriber));
+                        let receiving = receive(inbound, topic.clone(), subscriber);
+                        let receiver = self.receivers.spawn(receiving);
                         self.linked.insert(
                             topic,
                             Linked {
@@ -266,9 +267,10 @@ impl State {
     }
 }
 
-/// Hands a topic's events from NATS to its local subscribers.
-async fn receive(inbound: Arc<Inbound>, mut subscriber: Subscriber) {
+/// Hands `topic`'s events from NATS to its local subscribers.
+async fn receive(inbound: Arc<Inbound>, topic: Topic, mut subscriber: Subscriber) {
+    let mut gapped = false;
     while let Some(message) = subscriber.next().await {
-        inbound.deliver(message);
+        inbound.deliver(&topic, message, &mut gapped);
     }
 }

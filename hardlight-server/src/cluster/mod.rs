@@ -19,7 +19,7 @@ use std::{str::FromStr, sync::Arc};
 /// [`ClusterConfig::with_connect_options`].
 pub use async_nats;
 use async_nats::HeaderMap;
-use hardlight_core::{topic::event_topic, Codable, Compression};
+use hardlight_core::{topic::is_event_of, Codable, Compression};
 use tokio::{sync::watch, task::JoinSet};
 use tracing::error;
 
@@ -29,7 +29,7 @@ pub(crate) use stats::ClusterCounters;
 pub use stats::ClusterStats;
 
 use crate::{error::ServerError, topics::Hub};
-use inbound::{Inbound, TopicOf, SCHEMA_HEADER};
+use inbound::{Inbound, IsEventOf, SCHEMA_HEADER};
 use interest::{Interest, Marks};
 use link::LinkState;
 use subject::Subjects;
@@ -41,7 +41,7 @@ pub(crate) struct Cluster {
     counters: Arc<ClusterCounters>,
     /// The service's schema hash, as the [`SCHEMA_HEADER`] value.
     schema: String,
-    topic_of: TopicOf,
+    is_event_of: IsEventOf,
 }
 
 impl Cluster {
@@ -60,7 +60,7 @@ impl Cluster {
             config,
             counters,
             schema,
-            topic_of: event_topic::<E>,
+            is_event_of: is_event_of::<E>,
         }
     }
 
@@ -105,7 +105,7 @@ impl Cluster {
             hub: Arc::clone(hub),
             subjects: subjects.clone(),
             schema: self.schema.clone(),
-            topic_of: self.topic_of,
+            is_event_of: self.is_event_of,
             compression,
             counters: Arc::clone(&self.counters),
             marks,

@@ -46,7 +46,8 @@ impl EncodedEvent {
 
     /// A gap notice for `topic`: events of it may be missing at this point of the stream.
     /// Charged to `memory` without a check, so that a notice of loss is never itself lost
-    /// to the budget; there is at most one per subscriber for each interruption.
+    /// to the budget; what gaps hold is bounded by the subscribers' queues
+    /// (`max_queued_events`), and a run of losses on one topic is one gap.
     #[cfg(feature = "nats")]
     pub(crate) fn gap(topic: &Topic, memory: &Arc<MemoryBudget>) -> Result<Self, ProtocolError> {
         let body = Bytes::from_owner(codec::encode(topic)?);
