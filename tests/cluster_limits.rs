@@ -68,10 +68,15 @@ async fn an_event_the_receiving_server_cannot_hold_is_reported_as_a_gap() {
     a.emitter.try_emit(&"feed".into(), big).unwrap();
     a.emitter.try_emit(&"feed".into(), note(0, 1)).unwrap();
     gap(&mut events, b"feed").await;
-    let event = next(&mut events).await.expect("the small event, one gap for both losses");
+    let event = next(&mut events)
+        .await
+        .expect("the small event, one gap for both losses");
     assert_eq!(event.payload.seq, 1);
     let stats = link(&b);
-    assert_eq!((stats.events_received, stats.events_dropped, stats.gaps), (3, 2, 1));
+    assert_eq!(
+        (stats.events_received, stats.events_dropped, stats.gaps),
+        (3, 2, 1)
+    );
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
