@@ -70,6 +70,9 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
         servers.push((addr, stats));
     }
 
+    // every server linked to NATS before anyone joins (a member who joins earlier is told
+    // of a gap once the link is up: events from the other servers before it are missing)
+    linked(&servers, 0, &url).await?;
     let names = ["ada", "grace", "linus"];
     let mut members = Vec::new();
     for (name, (addr, _)) in names.iter().zip(&servers) {
@@ -80,30 +83,19 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
         members.push((*name, client, events));
     }
     // each server subscribes to the room in NATS once a member joined it there
-    let linked = async {
-        for (_, stats) in &servers {
-            while !stats
-                .snapshot()
-                .cluster
-                .is_some_and(|c| c.connected && c.topics_subscribed == 1)
-            {
-                tokio::time::sleep(Duration::from_millis(10)).await;
-            }
-        }
-    };
-    tokio::time::timeout(Duration::from_secs(10), linked)
-        .await
-        .map_err(|_| format!("no NATS at {url}: start nats-server, or set NATS_URL"))?;
+    linked(&servers, 1, &url).await?;
 
     for (name, client, _) in &members {
         client.say(format!("hello from {name}")).await?;
     }
     for (name, _, events) in &mut members {
-        for _ in 0..names.len() {
-            match tokio::time::timeout(Duration::from_secs(10), events.recv()).await? {
+        let mut heard = 0;
+        while heard < names.len() {
+            match tokio::time::timeout(Duration::from_secs(30), events.recv()).await? {
                 Ok(event) => {
                     let ChatEvent::Said { from, text } = event.payload;
                     println!("[{name}] {from}: {text}");
+                    heard += 1;
                 }
                 Err(notice) => println!("[{name}] {notice}"),
             }
@@ -121,4 +113,26 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
     }
     println!("done");
     Ok(())
+}
+
+/// Waits until every server is linked to NATS with `topics` topics subscribed there.
+async fn linked(
+    servers: &[(std::net::SocketAddr, StatsHandle)],
+    topics: u64,
+    url: &str,
+) -> Result<(), String> {
+    let all = async {
+        for (_, stats) in servers {
+            while !stats
+                .snapshot()
+                .cluster
+                .is_some_and(|c| c.connected && c.topics_subscribed == topics)
+            {
+                tokio::time::sleep(Duration::from_millis(10)).await;
+            }
+        }
+    };
+    tokio::time::timeout(Duration::from_secs(30), all)
+        .await
+        .map_err(|_| format!("no NATS at {url}: start nats-server, or set NATS_URL"))
 }
