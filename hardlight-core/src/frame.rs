@@ -6,7 +6,8 @@
 //!      4    1 kind      message kind, see [`Kind`]
 //!      5    1 flags     bit 0: body is zstd-compressed; other bits must be zero
 //!      6    2 aux       u16 LE, kind-specific (method index, error code, ...)
-//!      8    8 id        u64 LE, call id (calls, replies, cancels) or a count (lagged)
+//!      8    8 id        u64 LE, call id (calls, replies, cancels), a count (lagged) or a
+//!                      position (durable events, acks)
 //!     16    8 seq       u64 LE, state version (replies, state batches)
 //! ```
 //!
@@ -78,6 +79,13 @@ kinds! {
     /// Server → client: events of one topic may be missing here (the server's link to
     /// the other servers of its cluster was interrupted); body = the archived topic.
     Gap = 13,
+    /// Server → client: a durable event for one of the connection's consumers; `aux` =
+    /// the consumer's slot, `id` = the event's position in its topic, body = an archived
+    /// [`crate::durable::Delivery`].
+    Durable = 14,
+    /// Client → server: the durable event at position `id` of the consumer in slot `aux`
+    /// is processed; body empty.
+    Ack = 15,
 }
 
 /// A parsed frame header.

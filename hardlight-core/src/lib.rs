@@ -13,6 +13,7 @@ pub mod coalesce;
 pub mod codec;
 pub mod compression;
 pub mod decoder;
+pub mod durable;
 pub mod error;
 pub mod frame;
 pub mod handler_error;

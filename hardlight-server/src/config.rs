@@ -36,6 +36,7 @@ pub struct ServerConfig {
     pub(crate) authenticator: Option<Arc<dyn Authenticator>>,
     #[cfg(feature = "nats")]
     pub(crate) cluster: Option<crate::ClusterConfig>,
+    pub(crate) durable: Option<crate::DurableConfig>,
 }
 
 /// How the server serves WebSocket on TCP port P (beside QUIC on UDP port P).
@@ -113,6 +114,7 @@ impl ServerConfig {
             authenticator: None,
             #[cfg(feature = "nats")]
             cluster: None,
+            durable: None,
         }
     }
 
@@ -155,6 +157,16 @@ impl ServerConfig {
     /// Serves no QUIC (WebSocket only), e.g. where UDP cannot be used.
     pub fn without_quic(mut self) -> Self {
         self.quic = false;
+        self
+    }
+
+    /// Gives the server durable topics, stored in an embedded store at
+    /// [`DurableConfig`](crate::DurableConfig)'s path: handlers emit with
+    /// `EventEmitter::emit_durable` and subscribe connections with
+    /// `Subscriptions::add_durable`; every stored event reaches each consumer at least
+    /// once until it acks. The store is opened when the server binds.
+    pub fn with_durable(mut self, durable: crate::DurableConfig) -> Self {
+        self.durable = Some(durable);
         self
     }
 

@@ -55,6 +55,14 @@ pub enum ServerError {
         /// Why it is not valid.
         source: std::io::Error,
     },
+    /// The durable store could not be opened (`DurableConfig::new`'s path).
+    #[error("durable store {} could not be opened (DurableConfig::new)", path.display())]
+    DurableStore {
+        /// The store's path.
+        path: std::path::PathBuf,
+        /// Why.
+        source: crate::StoreError,
+    },
     /// The cluster's subject prefix is not one or more `.`-separated tokens of letters,
     /// digits, `-` and `_`, of at most 64 characters (`ClusterConfig::with_subject_prefix`).
     #[cfg(feature = "nats")]

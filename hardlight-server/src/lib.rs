@@ -12,6 +12,7 @@ mod auth;
 pub mod cluster;
 mod config;
 mod connection;
+mod durable;
 mod error;
 mod handler;
 mod limits;
@@ -33,6 +34,10 @@ pub use auth::{AuthError, AuthRequest, Authenticator, ConnectionInfo, Identity};
 #[cfg(feature = "nats")]
 pub use cluster::{ClusterConfig, ClusterStats};
 pub use config::{ServerConfig, WebSocketMode};
+pub use durable::{
+    DeadLetter, DurableConfig, DurableError, DurableSubscribeError, EmitOptions, Emitted, StartAt,
+    StoreError, TopicPolicy, MAX_ID_LEN,
+};
 pub use error::{ServerError, TlsError};
 pub use handler::{EventOf, Factory, HandlerContext, RpcHandler, StateOf};
 pub use limits::{AddressValidation, RateLimit, ServerLimits};

@@ -25,6 +25,7 @@ use crate::{
     session::{resume::Sessions, ServerShared},
     shutdown::{ShutdownHandle, Signals},
     stats::{ServerCounters, ServerStats, StatsHandle},
+    durable::Durable,
     topics::{EventEmitter, Hub, TopicNotifier},
     ws::{serve_memory, serve_tcp, tls_acceptor, MEMORY_PEER},
 };
@@ -85,6 +86,10 @@ impl<H: RpcHandler> Server<H> {
         };
         #[cfg(not(feature = "nats"))]
         let hub = Hub::new(memory);
+        if let Some(durable) = config.durable.clone() {
+            let memory = Arc::clone(hub.memory());
+            hub.set_durable(Durable::new(durable, memory, config.compression));
+        }
         Self {
             config,
             factory,
@@ -163,6 +168,14 @@ impl<H: RpcHandler> Server<H> {
         #[cfg(feature = "nats")]
         if let Some(cluster) = &self.cluster {
             cluster.check()?;
+        }
+        if let Some(durable) = self.hub.durable() {
+            durable
+                .open()
+                .map_err(|source| ServerError::DurableStore {
+                    path: durable.config.path.clone(),
+                    source,
+                })?;
         }
         if !self.config.quic
             && self.config.websocket == WebSocketMode::Disabled
@@ -278,6 +291,8 @@ impl<H: RpcHandler> Server<H> {
             .as_ref()
             .map(|cluster| cluster.start(&self.hub, self.config.compression))
             .transpose()?;
+        // removes expired durable events, until `run` ends
+        let sweeper = self.hub.durable().map(|durable| AbortOnDrop(durable.sweeper()));
         let span = info_span!("server", %addr);
         async {
             info!(quic = quic.is_some(), websocket = ?self.config.websocket, "listening");
@@ -325,6 +340,7 @@ impl<H: RpcHandler> Server<H> {
             }
             #[cfg(feature = "nats")]
             drop(cluster);
+            drop(sweeper);
             info!("stopped");
         }
         .instrument(span)
@@ -395,4 +411,13 @@ fn resolve(addr: &str) -> Result<SocketAddr, ServerError> {
                 "resolves to no address",
             ))
         })
+}
+
+/// A task aborted when this is dropped.
+struct AbortOnDrop(tokio::task::JoinHandle<()>);
+
+impl Drop for AbortOnDrop {
+    fn drop(&mut self) {
+        self.0.abort();
+    }
 }

@@ -29,6 +29,8 @@ pub(crate) enum Incoming<C> {
     /// The peer cancelled call `id` (multiplexed calls; a call on a QUIC stream of its
     /// own is cancelled by stopping the stream instead).
     Cancel(u64),
+    /// The peer acked durable event `seq` of the consumer in `slot`.
+    Ack { slot: u16, seq: u64 },
     /// The peer broke the protocol outside any call: close with this code and reason.
     Violation(Close, String),
     /// The connection ended.
@@ -41,6 +43,7 @@ impl<C> Incoming<C> {
         match self {
             Self::Call(call) => Incoming::Call(f(call)),
             Self::Cancel(id) => Incoming::Cancel(id),
+            Self::Ack { slot, seq } => Incoming::Ack { slot, seq },
             Self::Violation(close, reason) => Incoming::Violation(close, reason),
             Self::Ended(ended) => Incoming::Ended(ended),
         }

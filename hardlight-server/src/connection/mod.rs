@@ -173,6 +173,7 @@ async fn drive<H: RpcHandler, L: Link>(
                     }
                 }
                 Incoming::Cancel(id) => calls.cancel(id),
+                Incoming::Ack { slot, seq } => live.ack(slot, seq),
                 Incoming::Violation(close, reason) => {
                     debug!(%close, %reason, "closing the connection");
                     link.close(close, &reason);

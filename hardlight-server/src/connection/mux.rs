@@ -1,5 +1,5 @@
 //! Calls multiplexed by id on one ordered channel: a WebSocket connection, or the QUIC
-//! call channel (the handshake stream, kept open). `Call` and `Cancel` frames come in;
+//! call channel (the handshake stream, kept open). `Call`, `Cancel` and `Ack` frames come in;
 //! replies (and over WebSocket the pushes) go out through one writer task, which writes
 //! whatever is queued as one batch: one flush, one stream write, for many replies.
 
@@ -210,6 +210,10 @@ impl Demux {
                 }
             }
             Kind::Cancel => Some(Incoming::Cancel(header.id)),
+            Kind::Ack if header.body_len == 0 => Some(Incoming::Ack {
+                slot: header.aux,
+                seq: header.id,
+            }),
             other => Some(Incoming::Violation(
                 Close::Protocol,
                 format!("unexpected {} frame from a client", other.name()),

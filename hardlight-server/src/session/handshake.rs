@@ -121,6 +121,13 @@ impl<H: RpcHandler> Drop for Accepted<H> {
 }
 
 impl<H: RpcHandler> Live<H> {
+    /// The client acked durable event `seq` of the consumer in `slot`.
+    pub(crate) fn ack(&self, slot: u16, seq: u64) {
+        if let Some(session) = &self.session {
+            session.subscriptions.ack(slot, seq);
+        }
+    }
+
     /// Tells the client the server is shutting down (`GoAway` on the push stream).
     pub(crate) fn go_away(&self) {
         let _ = self.go_away.send(true);

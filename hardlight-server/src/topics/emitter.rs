@@ -6,11 +6,15 @@ use std::{marker::PhantomData, sync::Arc};
 use bytes::Bytes;
 use hardlight_core::{
     codec::{self, Codable},
+    durable::Position,
     Compression, ProtocolError, Topic,
 };
 
 use super::{encoded::EncodedEvent, hub::Hub};
-use crate::memory_budget::Exhausted;
+use crate::{
+    durable::{DeadLetter, DurableError, EmitOptions, Emitted},
+    memory_budget::Exhausted,
+};
 
 /// Publishes events of type `E` to topics. Cheap to clone; usable from any task.
 ///
@@ -111,6 +115,72 @@ impl<E: Codable> EventEmitter<E> {
         });
         self.hub.forward(topic, &event);
         Ok(queued)
+    }
+}
+
+impl<E: Codable> EventEmitter<E> {
+    /// Stores `event` in the durable topic `topic` and returns once it is stored (synced
+    /// to disk): from then on it reaches every consumer of the topic at least once until
+    /// acked, unless it expires (`EmitOptions::with_ttl`, `TopicPolicy::max_age`). With an
+    /// id (`EmitOptions::with_id`) an emit repeated within the dedup window stores nothing
+    /// and returns the first one's position. Needs `ServerConfig::with_durable`.
+    ///
+    /// ```no_run
+    /// # async fn demo(emitter: hardlight_server::EventEmitter<String>) -> Result<(), hardlight_server::DurableError> {
+    /// use hardlight_server::EmitOptions;
+    /// let options = EmitOptions::default().with_id("msg-1");
+    /// let emitted = emitter.emit_durable(&"inbox/bob".into(), "hi".to_owned(), options).await?;
+    /// println!("stored at {}", emitted.position);
+    /// # Ok(()) }
+    /// ```
+    pub async fn emit_durable(
+        &self,
+        topic: &Topic,
+        event: E,
+        options: EmitOptions,
+    ) -> Result<Emitted, DurableError> {
+        let durable = self.hub.durable().ok_or(DurableError::NotConfigured)?;
+        let body = codec::encode(&event).map_err(DurableError::Encode)?;
+        if body.len() > self.max_message_size as usize {
+            return Err(DurableError::TooLarge {
+                size: body.len(),
+                max: self.max_message_size,
+            });
+        }
+        durable.append(topic, options, body.to_vec()).await
+    }
+
+    /// The events of durable topic `topic` that a consumer did not ack in
+    /// `DurableConfig::with_max_deliver` deliveries, oldest first (at most
+    /// `TopicPolicy::max_dead_letters` per consumer).
+    pub async fn dead_letters(&self, topic: &Topic) -> Result<Vec<DeadLetter<E>>, DurableError> {
+        let durable = self.hub.durable().ok_or(DurableError::NotConfigured)?;
+        let epoch = durable.epoch();
+        durable
+            .dead_letters(topic)
+            .await?
+            .into_iter()
+            .map(|letter| {
+                Ok(DeadLetter {
+                    consumer: letter.consumer,
+                    position: Position {
+                        epoch,
+                        seq: letter.event.seq,
+                    },
+                    attempts: letter.attempts,
+                    id: letter.event.id,
+                    event: codec::decode(&letter.event.event).map_err(DurableError::Decode)?,
+                })
+            })
+            .collect()
+    }
+
+    /// Forgets consumer `consumer` of durable topic `topic`: its progress and dead letters.
+    /// The events it alone held back are removed; a connection it is attached to stops
+    /// receiving them.
+    pub async fn delete_consumer(&self, topic: &Topic, consumer: &str) -> Result<(), DurableError> {
+        let durable = self.hub.durable().ok_or(DurableError::NotConfigured)?;
+        Ok(durable.delete_consumer(topic, consumer).await?)
     }
 }
 

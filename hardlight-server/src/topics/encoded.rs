@@ -1,5 +1,5 @@
 //! One push item as every subscriber receives it: an event, serialized once and framed (and
-//! compressed) at most once per variant, or a gap notice.
+//! compressed) at most once per variant, a gap notice, or a durable event's delivery.
 
 #[cfg(feature = "nats")]
 use std::sync::Arc;
@@ -23,6 +23,9 @@ use crate::memory_budget::MemoryBudget;
 #[derive(Debug)]
 pub(crate) struct EncodedEvent {
     kind: Kind,
+    /// The frame header's `aux` and `id` (a durable event's slot and seq).
+    aux: u16,
+    id: u64,
     body: Bytes,
     compression: Compression,
     plain: OnceLock<Bytes>,
@@ -36,6 +39,8 @@ impl EncodedEvent {
     pub(crate) fn event(body: Bytes, compression: Compression, charge: Charge) -> Self {
         Self {
             kind: Kind::Event,
+            aux: 0,
+            id: 0,
             body,
             compression,
             plain: OnceLock::new(),
@@ -54,12 +59,34 @@ impl EncodedEvent {
         let charge = memory.charge_unchecked(body.len() as u64);
         Ok(Self {
             kind: Kind::Gap,
+            aux: 0,
+            id: 0,
             body,
             compression: Compression::None,
             plain: OnceLock::new(),
             compressed: OnceLock::new(),
             charge,
         })
+    }
+
+    /// One delivery of a durable event, an archived `Delivery`, to the consumer in `slot`.
+    pub(crate) fn durable(
+        slot: u16,
+        seq: u64,
+        body: Bytes,
+        compression: Compression,
+        charge: Charge,
+    ) -> Self {
+        Self {
+            kind: Kind::Durable,
+            aux: slot,
+            id: seq,
+            body,
+            compression,
+            plain: OnceLock::new(),
+            compressed: OnceLock::new(),
+            charge,
+        }
     }
 
     /// The serialized body's size, what a queue counts it as.
@@ -81,7 +108,13 @@ impl EncodedEvent {
             (&self.plain, Compression::None)
         };
         cell.get_or_init(|| {
-            let frame = encode_frame(FrameHeader::new(self.kind, 0), &self.body, compression)
+            let frame = encode_frame(
+                FrameHeader::new(self.kind, 0)
+                    .with_aux(self.aux)
+                    .with_id(self.id),
+                &self.body,
+                compression,
+            )
                 .map(Bytes::from)
                 .unwrap_or_default();
             self.charge.add(frame.len() as u64);

@@ -16,6 +16,7 @@ use super::{
 #[cfg(feature = "nats")]
 use crate::cluster::Outbound;
 use crate::{
+    durable::Durable,
     memory_budget::MemoryBudget,
     sync::{lock, read, write},
     EmitError,
@@ -50,6 +51,8 @@ pub(crate) struct Hub {
     hasher: RandomState,
     notifiers: Mutex<Vec<Weak<Pending>>>,
     memory: Arc<MemoryBudget>,
+    /// The durable topics, if configured.
+    durable: OnceLock<Arc<Durable>>,
     /// Where events for the other servers of a cluster go.
     #[cfg(feature = "nats")]
     outbound: Option<Arc<Outbound>>,
@@ -76,6 +79,7 @@ impl Hub {
             hasher: RandomState::new(),
             notifiers: Mutex::default(),
             memory,
+            durable: OnceLock::new(),
             #[cfg(feature = "nats")]
             outbound: None,
         }
@@ -124,6 +128,16 @@ impl Hub {
             outbox.push(Arc::clone(&gap));
         }
         subscribers.len()
+    }
+
+    /// Gives the hub the server's durable topics (once, at the server's creation).
+    pub(crate) fn set_durable(&self, durable: Arc<Durable>) {
+        let _ = self.durable.set(durable);
+    }
+
+    /// The durable topics, if configured.
+    pub(crate) fn durable(&self) -> Option<&Arc<Durable>> {
+        self.durable.get()
     }
 
     /// The server's memory budget.

@@ -9,7 +9,6 @@ mod outbox;
 mod subscriptions;
 
 pub use emitter::{EmitError, EventEmitter};
-#[cfg(feature = "nats")]
 pub(crate) use encoded::EncodedEvent;
 pub(crate) use hub::Hub;
 pub use notifier::{TopicNotification, TopicNotifier};

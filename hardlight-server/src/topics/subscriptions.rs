@@ -5,10 +5,11 @@ use std::{
     sync::{Arc, Mutex, MutexGuard},
 };
 
-use hardlight_core::Topic;
+use hardlight_core::{durable::Position, Topic};
 
 use super::{hub::Hub, outbox::Outbox};
 use crate::{
+    durable::{Attachment, DurableSubscribeError, StartAt},
     memory_budget::{Charge, SUBSCRIPTION_BYTES},
     sync::lock,
 };
@@ -49,6 +50,10 @@ struct Inner {
     /// `None` once the connection has ended. Each topic holds its charge to the server's
     /// memory budget: its name, twice (here and in the hub), and its entries.
     topics: Mutex<Option<HashMap<Topic, Charge>>>,
+    /// The durable consumers attached to the connection, by slot (`None`: free).
+    durable: Mutex<Vec<Option<Arc<Attachment>>>>,
+    /// One durable subscription is made at a time.
+    adding: tokio::sync::Mutex<()>,
 }
 
 impl Subscriptions {
@@ -59,6 +64,8 @@ impl Subscriptions {
                 outbox,
                 max,
                 topics: Mutex::new(Some(HashMap::new())),
+                durable: Mutex::default(),
+                adding: tokio::sync::Mutex::new(()),
             }),
         }
     }
@@ -138,11 +145,110 @@ impl Subscriptions {
             .unwrap_or_default()
     }
 
+    /// Subscribes the connection to durable topic `topic` as consumer `consumer`, from
+    /// `start`, and returns the consumer's ack floor (every event up to it is acked). The
+    /// client receives each event with its position and delivery attempt, and acks it;
+    /// unacked events come again after the ack wait. A consumer is attached to one
+    /// connection at a time: attaching it here detaches it from any other, whose unacked
+    /// events come here at once. Needs `ServerConfig::with_durable`.
+    ///
+    /// ```no_run
+    /// # async fn demo(subscriptions: &hardlight_server::Subscriptions) -> Result<(), hardlight_server::DurableSubscribeError> {
+    /// use hardlight_server::StartAt;
+    /// let floor = subscriptions.add_durable(&"inbox/bob".into(), "bob", StartAt::AckFloor).await?;
+    /// println!("bob has processed everything up to {floor}");
+    /// # Ok(()) }
+    /// ```
+    pub async fn add_durable(
+        &self,
+        topic: &Topic,
+        consumer: &str,
+        start: StartAt,
+    ) -> Result<Position, DurableSubscribeError> {
+        let durable = self
+            .inner
+            .hub
+            .durable()
+            .ok_or(DurableSubscribeError::NotConfigured)?;
+        let _one = self.inner.adding.lock().await;
+        if self.lock().is_none() {
+            return Err(DurableSubscribeError::Ended);
+        }
+        let max = durable
+            .config
+            .max_consumers_per_connection
+            .min(usize::from(u16::MAX));
+        let slot = {
+            let mut slots = lock(&self.inner.durable);
+            let same = slots.iter().position(|slot| {
+                slot.as_ref()
+                    .is_some_and(|a| a.topic == *topic && a.consumer == consumer)
+            });
+            match same.or_else(|| slots.iter().position(Option::is_none)) {
+                Some(slot) => {
+                    if let Some(previous) = slots[slot].take() {
+                        previous.stop();
+                    }
+                    slot
+                }
+                None if slots.len() < max => {
+                    slots.push(None);
+                    slots.len() - 1
+                }
+                None => return Err(DurableSubscribeError::TooMany { max }),
+            }
+        };
+        let outbox = Arc::clone(&self.inner.outbox);
+        let (attachment, floor) = durable
+            .attach(topic, consumer, start, slot as u16, outbox)
+            .await?;
+        let ended = self.lock().is_none();
+        if ended {
+            attachment.stop();
+            return Err(DurableSubscribeError::Ended);
+        }
+        lock(&self.inner.durable)[slot] = Some(attachment);
+        Ok(floor)
+    }
+
+    /// Detaches consumer `consumer` of durable topic `topic` from the connection; its
+    /// unacked events stay pending for its next attachment. `false` if it was not
+    /// attached here.
+    pub fn remove_durable(&self, topic: &Topic, consumer: &str) -> bool {
+        let mut slots = lock(&self.inner.durable);
+        let found = slots.iter_mut().find(|slot| {
+            slot.as_ref()
+                .is_some_and(|a| a.topic == *topic && a.consumer == consumer)
+        });
+        match found.and_then(Option::take) {
+            Some(attachment) => {
+                attachment.stop();
+                true
+            }
+            None => false,
+        }
+    }
+
+    /// The client acked event `seq` of the consumer in `slot` (an unknown slot or event is
+    /// ignored: it was acked before, or its consumer detached).
+    pub(crate) fn ack(&self, slot: u16, seq: u64) {
+        let attachment = lock(&self.inner.durable)
+            .get(usize::from(slot))
+            .and_then(Clone::clone);
+        if let Some(attachment) = attachment {
+            attachment.ack(seq);
+        }
+    }
+
     /// Ends every subscription; later `add`s are ignored.
     pub(crate) fn close(&self) {
         let topics = self.lock().take();
         for (topic, _charge) in topics.into_iter().flatten() {
             self.inner.hub.unsubscribe(&topic, &self.inner.outbox);
+        }
+        let attachments = std::mem::take(&mut *lock(&self.inner.durable));
+        for attachment in attachments.into_iter().flatten() {
+            attachment.stop();
         }
     }
 

@@ -1,0 +1,244 @@
+//! Durable topics: events stored before the emit returns, delivered at least once to named
+//! consumers until they ack, redelivered after an ack wait, given up on (dead letters)
+//! after `max_deliver` deliveries, expired by TTL, deduplicated by id. `docs/PROTOCOL.md`
+//! §11 Durable topics specifies what clients see.
+//!
+//! - [`store`]: the embedded store (redb), synchronous;
+//! - [`writer`]: the thread that groups every write into one synced commit;
+//! - [`consumer`]: a consumer's delivery state, without I/O;
+//! - [`pump`]: the task that delivers one attached consumer's events.
+
+mod config;
+mod consumer;
+mod error;
+mod options;
+mod pump;
+mod record;
+mod store;
+mod writer;
+
+pub use config::{DurableConfig, TopicPolicy};
+pub use error::{DurableError, DurableSubscribeError, StoreError};
+pub use options::{DeadLetter, EmitOptions, Emitted, StartAt, MAX_ID_LEN};
+pub(crate) use pump::Attachment;
+
+use std::{
+    collections::HashMap,
+    sync::{Arc, Mutex, OnceLock, Weak},
+};
+
+use hardlight_core::{durable::Position, Compression, Topic};
+use tokio::{sync::watch, task::JoinHandle, time::Instant};
+
+use self::{
+    consumer::ConsumerState,
+    record::ConsumerRecord,
+    store::{Store, StoredDeadLetter},
+    writer::Writer,
+};
+use crate::{memory_budget::MemoryBudget, sync::lock, topics::Outbox};
+
+/// A server's durable topics: the store once opened, and the consumers attached to its
+/// connections.
+#[derive(Debug)]
+pub(crate) struct Durable {
+    pub(crate) config: Arc<DurableConfig>,
+    pub(crate) memory: Arc<MemoryBudget>,
+    pub(crate) compression: Compression,
+    opened: OnceLock<Opened>,
+    /// Each watched topic's last seq, announced by the writer after every commit.
+    topics: Arc<Mutex<HashMap<Topic, watch::Sender<u64>>>>,
+    /// The attachment of each consumer, wherever it is.
+    attached: Mutex<HashMap<(Topic, String), Weak<Attachment>>>,
+    /// One attachment at a time, so that a takeover waits for the consumer's last
+    /// attachment to store its progress.
+    attaching: tokio::sync::Mutex<()>,
+}
+
+#[derive(Debug)]
+struct Opened {
+    store: Arc<Store>,
+    writer: Writer,
+}
+
+impl Durable {
+    pub(crate) fn new(
+        config: DurableConfig,
+        memory: Arc<MemoryBudget>,
+        compression: Compression,
+    ) -> Arc<Self> {
+        Arc::new(Self {
+            config: Arc::new(config),
+            memory,
+            compression,
+            opened: OnceLock::new(),
+            topics: Arc::default(),
+            attached: Mutex::default(),
+            attaching: tokio::sync::Mutex::new(()),
+        })
+    }
+
+    /// Opens (or creates) the store and starts its writer; once.
+    pub(crate) fn open(&self) -> Result<(), StoreError> {
+        if self.opened.get().is_some() {
+            return Ok(());
+        }
+        let store = Arc::new(Store::open(&self.config.path, self.config.unsynced)?);
+        let topics = Arc::clone(&self.topics);
+        let writer = Writer::start(Arc::clone(&store), Arc::clone(&self.config), move |topic, seq| {
+            if let Some(tx) = lock(&topics).get(topic) {
+                tx.send_replace(seq);
+            }
+        })?;
+        let _ = self.opened.set(Opened { store, writer });
+        Ok(())
+    }
+
+    /// Removes expired events and dedup entries every `sweep_interval`, until aborted.
+    pub(crate) fn sweeper(self: &Arc<Self>) -> JoinHandle<()> {
+        let durable = Arc::clone(self);
+        tokio::spawn(async move {
+            let mut tick = tokio::time::interval(durable.config.sweep_interval);
+            tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+            loop {
+                tick.tick().await;
+                if let Ok(writer) = durable.writer() {
+                    writer.sweep();
+                }
+            }
+        })
+    }
+
+    pub(crate) fn store(&self) -> Result<&Arc<Store>, StoreError> {
+        self.opened.get().map(|o| &o.store).ok_or(StoreError::Closed)
+    }
+
+    pub(crate) fn writer(&self) -> Result<&Writer, StoreError> {
+        self.opened.get().map(|o| &o.writer).ok_or(StoreError::Closed)
+    }
+
+    /// The store's epoch (0 before it is opened).
+    pub(crate) fn epoch(&self) -> u64 {
+        self.opened.get().map_or(0, |o| o.store.epoch())
+    }
+
+    /// Follows `topic`'s last seq.
+    pub(crate) fn watch(&self, topic: &Topic) -> watch::Receiver<u64> {
+        let mut topics = lock(&self.topics);
+        topics.retain(|_, tx| tx.receiver_count() > 0);
+        topics
+            .entry(topic.clone())
+            .or_insert_with(|| watch::Sender::new(0))
+            .subscribe()
+    }
+
+    /// Stores an event (an archive of the service's event type); returns once it is
+    /// committed.
+    pub(crate) async fn append(
+        &self,
+        topic: &Topic,
+        options: EmitOptions,
+        event: Vec<u8>,
+    ) -> Result<Emitted, DurableError> {
+        if let Some(id) = &options.id {
+            if id.len() > MAX_ID_LEN {
+                return Err(DurableError::IdTooLong {
+                    len: id.len(),
+                    max: MAX_ID_LEN,
+                });
+            }
+        }
+        let appended = self
+            .writer()
+            .map_err(|_| DurableError::NotConfigured)?
+            .append(topic.clone(), options.id, options.ttl, event)
+            .await?;
+        Ok(Emitted {
+            position: pump::position(self, appended.seq),
+            duplicate: appended.duplicate,
+        })
+    }
+
+    /// Attaches `consumer` of `topic` to a connection (slot `slot`, events into
+    /// `outbox`), from `start`; an attachment of the same consumer elsewhere is stopped
+    /// first. Returns the attachment and the consumer's ack floor.
+    pub(crate) async fn attach(
+        self: &Arc<Self>,
+        topic: &Topic,
+        consumer: &str,
+        start: StartAt,
+        slot: u16,
+        outbox: Arc<Outbox>,
+    ) -> Result<(Arc<Attachment>, Position), DurableSubscribeError> {
+        let _one = self.attaching.lock().await;
+        let store = Arc::clone(self.store().map_err(|_| DurableSubscribeError::NotConfigured)?);
+        let key = (topic.clone(), consumer.to_owned());
+        let previous = lock(&self.attached).remove(&key).and_then(|w| w.upgrade());
+        if let Some(previous) = previous {
+            previous.stopped().await;
+        }
+        let (t, c) = key.clone();
+        let (record, last) = tokio::task::spawn_blocking(move || {
+            Ok::<_, StoreError>((store.consumer(&t, &c)?, store.last_seq(&t)?))
+        })
+        .await
+        .map_err(|_| StoreError::Closed)??;
+        let epoch = self.epoch();
+        let (record, changed) = match start {
+            StartAt::AckFloor => match record {
+                Some(record) => (record, false),
+                None => (ConsumerRecord::default(), true),
+            },
+            StartAt::After(asked) => {
+                if asked.epoch != epoch {
+                    return Err(DurableSubscribeError::EpochMismatch { asked, epoch });
+                }
+                if asked.seq > last {
+                    let last = pump::position(self, last);
+                    return Err(DurableSubscribeError::PositionAhead { asked, last });
+                }
+                (after(asked.seq), true)
+            }
+            StartAt::Newest => (after(last), true),
+        };
+        if changed {
+            self.writer()?
+                .save(topic.clone(), consumer.to_owned(), record.clone(), Vec::new())
+                .await?;
+        }
+        let floor = pump::position(self, record.floor());
+        let state = ConsumerState::new(record, Instant::now());
+        let attachment = Attachment::new(topic.clone(), consumer.to_owned(), slot, state);
+        lock(&self.attached).insert(key, Arc::downgrade(&attachment));
+        attachment.start(Arc::clone(self), outbox);
+        Ok((attachment, floor))
+    }
+
+    /// The dead letters of `topic`, oldest event first.
+    pub(crate) async fn dead_letters(&self, topic: &Topic) -> Result<Vec<StoredDeadLetter>, StoreError> {
+        let store = Arc::clone(self.store()?);
+        let topic = topic.clone();
+        tokio::task::spawn_blocking(move || store.dead_letters(&topic))
+            .await
+            .map_err(|_| StoreError::Closed)?
+    }
+
+    /// Forgets `consumer` of `topic`: its progress, its dead letters, and the events only
+    /// it held back. An attachment of it stops first.
+    pub(crate) async fn delete_consumer(&self, topic: &Topic, consumer: &str) -> Result<(), StoreError> {
+        let key = (topic.clone(), consumer.to_owned());
+        let previous = lock(&self.attached).remove(&key).and_then(|w| w.upgrade());
+        if let Some(previous) = previous {
+            previous.stopped().await;
+        }
+        self.writer()?.delete(key.0, key.1).await
+    }
+}
+
+/// A consumer's progress when it starts after `seq`.
+fn after(seq: u64) -> ConsumerRecord {
+    ConsumerRecord {
+        delivered: seq,
+        pending: Default::default(),
+    }
+}

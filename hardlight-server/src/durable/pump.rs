@@ -1,0 +1,258 @@
+//! A consumer attached to a connection: the task that delivers its events into the
+//! connection's event queue. Each round redelivers what is due, gives up on what passed
+//! `max_deliver`, reads new events into the room `max_in_flight` leaves, **stores** the
+//! consumer's progress, and only then queues the frames; it then sleeps until an ack, a
+//! new event or the next ack-wait deadline.
+
+use std::sync::{
+    atomic::{AtomicBool, Ordering},
+    Arc, Mutex,
+};
+
+use bytes::Bytes;
+use hardlight_core::{
+    codec,
+    durable::{Delivery, Position},
+    Topic,
+};
+use tokio::{
+    sync::{watch, Notify},
+    task::JoinHandle,
+    time::{sleep, sleep_until, Duration, Instant},
+};
+use tracing::warn;
+
+use super::{
+    consumer::{ConsumerState, Round},
+    error::StoreError,
+    record::StoredEvent,
+    store::now_ms,
+    Durable,
+};
+use crate::{
+    sync::lock,
+    topics::{EncodedEvent, Outbox},
+};
+
+/// How long a pump waits after the store failed before it tries again.
+const RETRY: Duration = Duration::from_secs(1);
+
+/// A named consumer of a topic, attached to one connection in slot `slot`.
+#[derive(Debug)]
+pub(crate) struct Attachment {
+    pub(crate) topic: Topic,
+    pub(crate) consumer: String,
+    pub(crate) slot: u16,
+    state: Mutex<ConsumerState>,
+    wake: Notify,
+    stopped: AtomicBool,
+    task: Mutex<Option<JoinHandle<()>>>,
+}
+
+impl Attachment {
+    pub(crate) fn new(topic: Topic, consumer: String, slot: u16, state: ConsumerState) -> Arc<Self> {
+        Arc::new(Self {
+            topic,
+            consumer,
+            slot,
+            state: Mutex::new(state),
+            wake: Notify::new(),
+            stopped: AtomicBool::new(false),
+            task: Mutex::new(None),
+        })
+    }
+
+    /// Starts delivering into `outbox`.
+    pub(crate) fn start(self: &Arc<Self>, durable: Arc<Durable>, outbox: Arc<Outbox>) {
+        let stored = durable.watch(&self.topic);
+        let task = tokio::spawn(pump(durable, Arc::clone(self), outbox, stored));
+        *lock(&self.task) = Some(task);
+    }
+
+    /// The client processed event `seq`: it is not delivered again.
+    pub(crate) fn ack(&self, seq: u64) {
+        if lock(&self.state).ack(seq) {
+            self.wake.notify_one();
+        }
+    }
+
+    /// Stops delivering; unacked events stay pending for the consumer's next attachment.
+    /// Acks received so far are stored before the pump ends.
+    pub(crate) fn stop(&self) {
+        self.stopped.store(true, Ordering::SeqCst);
+        self.wake.notify_one();
+    }
+
+    /// Stops delivering and waits until the pump has ended (and stored what it had).
+    pub(crate) async fn stopped(&self) {
+        self.stop();
+        let task = lock(&self.task).take();
+        if let Some(task) = task {
+            let _ = task.await;
+        }
+    }
+}
+
+/// What one round sends.
+struct Batch {
+    /// Redeliveries first, then first deliveries: (event, attempt).
+    events: Vec<(StoredEvent, u32)>,
+    dead: Vec<(u64, u32)>,
+}
+
+async fn pump(
+    durable: Arc<Durable>,
+    attachment: Arc<Attachment>,
+    outbox: Arc<Outbox>,
+    mut stored: watch::Receiver<u64>,
+) {
+    let mut more = true;
+    loop {
+        if attachment.stopped.load(Ordering::SeqCst) {
+            let _ = save(&durable, &attachment, Vec::new(), false).await;
+            return;
+        }
+        match round(&durable, &attachment, more).await {
+            Ok((batch, read_all)) => {
+                more = !read_all;
+                let changed = !batch.events.is_empty() || !batch.dead.is_empty();
+                if let Err(error) = save(&durable, &attachment, batch.dead, changed).await {
+                    warn!(%error, topic = %attachment.topic, "durable consumer progress not stored");
+                    sleep(RETRY).await;
+                    continue;
+                }
+                for (event, attempt) in batch.events {
+                    queue(&durable, &attachment, &outbox, event, attempt);
+                }
+            }
+            Err(error) => {
+                warn!(%error, topic = %attachment.topic, "durable events not read");
+                sleep(RETRY).await;
+                continue;
+            }
+        }
+        let next_due = lock(&attachment.state).next_due();
+        tokio::select! {
+            () = attachment.wake.notified() => {}
+            changed = stored.changed(), if !more => {
+                if changed.is_ok() {
+                    more = true;
+                }
+            }
+            () = sleep_until(next_due.unwrap_or_else(Instant::now)), if next_due.is_some() => {}
+        }
+    }
+}
+
+/// Decides a round and reads its events; `true` beside the batch when every stored event
+/// was read.
+async fn round(
+    durable: &Arc<Durable>,
+    attachment: &Attachment,
+    more: bool,
+) -> Result<(Batch, bool), StoreError> {
+    let config = &durable.config;
+    let now = Instant::now();
+    let (Round {
+        redeliver,
+        dead,
+        room,
+    }, delivered) = {
+        let mut state = lock(&attachment.state);
+        let round = state.round(now, config.ack_wait, config.max_deliver, config.max_in_flight);
+        (round, state.delivered())
+    };
+    let want = if more { room } else { 0 };
+    let store = Arc::clone(durable.store()?);
+    let topic = attachment.topic.clone();
+    let (again, fresh, scanned) = tokio::task::spawn_blocking(move || {
+        let now = now_ms();
+        let again = redeliver
+            .into_iter()
+            .map(|(seq, attempt)| Ok((seq, store.get(&topic, seq, now)?, attempt)))
+            .collect::<Result<Vec<_>, StoreError>>()?;
+        let (fresh, scanned) = if want > 0 {
+            store.read(&topic, delivered, want, now)?
+        } else {
+            (Vec::new(), delivered)
+        };
+        Ok::<_, StoreError>((again, fresh, scanned))
+    })
+    .await
+    .map_err(|_| StoreError::Closed)??;
+    let read_all = if want == 0 { !more } else { fresh.len() < want };
+    let mut events = Vec::with_capacity(again.len() + fresh.len());
+    {
+        let mut state = lock(&attachment.state);
+        for (seq, event, attempt) in again {
+            match event {
+                Some(event) => events.push((event, attempt)),
+                None => state.forget(seq),
+            }
+        }
+        let seqs: Vec<u64> = fresh.iter().map(|e| e.seq).collect();
+        state.deliver(&seqs, now, config.ack_wait);
+        state.skip_to(scanned);
+    }
+    events.extend(fresh.into_iter().map(|event| (event, 1)));
+    Ok((Batch { events, dead }, read_all))
+}
+
+/// Stores the consumer's progress if it changed (`changed`, or acks since the last
+/// save), with the events it gave up on.
+async fn save(
+    durable: &Durable,
+    attachment: &Attachment,
+    dead: Vec<(u64, u32)>,
+    changed: bool,
+) -> Result<(), StoreError> {
+    let record = {
+        let mut state = lock(&attachment.state);
+        if !changed && !state.dirty() {
+            return Ok(());
+        }
+        state.snapshot()
+    };
+    durable
+        .writer()?
+        .save(attachment.topic.clone(), attachment.consumer.clone(), record, dead)
+        .await
+}
+
+/// Queues one delivery of `event` for the connection.
+fn queue(durable: &Durable, attachment: &Attachment, outbox: &Outbox, event: StoredEvent, attempt: u32) {
+    let seq = event.seq;
+    let delivery = Delivery {
+        topic: attachment.topic.clone(),
+        consumer: attachment.consumer.clone(),
+        epoch: durable.epoch(),
+        attempt,
+        id: event.id,
+        event: event.event,
+    };
+    let body = match codec::encode(&delivery) {
+        Ok(body) => body,
+        Err(error) => {
+            warn!(%error, "durable delivery not encoded");
+            return;
+        }
+    };
+    // bounded by `max_in_flight` per consumer, like the event queue it joins
+    let charge = durable.memory.charge_unchecked(body.len() as u64);
+    let encoded = EncodedEvent::durable(
+        attachment.slot,
+        seq,
+        Bytes::from_owner(body),
+        durable.compression,
+        charge,
+    );
+    outbox.push(Arc::new(encoded));
+}
+
+/// The position of `seq` in `durable`'s store.
+pub(crate) fn position(durable: &Durable, seq: u64) -> Position {
+    Position {
+        epoch: durable.epoch(),
+        seq,
+    }
+}
