@@ -1,24 +1,26 @@
 #![doc = include_str!("../docs/crate.md")]
 
 pub use hardlight_core::{
-    Codable, Compression, ConnectionState, ErrorCode, HandlerError, HandlerResult, Limits,
-    ProtocolError, RejectCode, Service, Topic, TransportKind, PROTOCOL_VERSION,
+    durable::Position, Codable, Compression, ConnectionState, ErrorCode, HandlerError,
+    HandlerResult, Limits, ProtocolError, RejectCode, Service, Topic, TransportKind,
+    PROTOCOL_VERSION,
 };
 pub use hardlight_macros::{codable, connection_state, factory, rpc, rpc_handler};
 
 #[cfg(any(feature = "client", feature = "wasm"))]
 pub use hardlight_client::{
-    Client, ClientConfig, ClientStats, ConnectError, ConnectionStatus, Event, Reconnect, RecvError,
-    RpcError, StateWatcher, StatusError, StatusWatcher, Subscription, TlsConfigError, Transport,
-    TransportError, Trust,
+    AckError, Client, ClientConfig, ClientStats, ConnectError, ConnectionStatus, DurableEvent,
+    DurableSubscription, Event, Reconnect, RecvError, RpcError, StateWatcher, StatusError,
+    StatusWatcher, Subscription, TlsConfigError, Transport, TransportError, Trust,
 };
 #[cfg(feature = "server")]
 pub use hardlight_server::{
-    AddressValidation, AuthError, AuthRequest, Authenticator, ConnectionInfo, EmitError,
+    AddressValidation, AuthError, AuthRequest, Authenticator, ConnectionInfo, DeadLetter,
+    DurableConfig, DurableError, DurableSubscribeError, EmitError, EmitOptions, Emitted,
     EventEmitter, Factory, HandlerContext, Identity, RateLimit, RpcHandler, Server, ServerConfig,
-    ServerError, ServerLimits, ServerStats, ShutdownHandle, SlowConsumerPolicy, StateHandle,
-    StateWriteGuard, StatsHandle, SubscribeError, Subscriptions, TlsError, TopicNotification,
-    TopicNotifier, TrafficStats, WebSocketMode,
+    ServerError, ServerLimits, ServerStats, ShutdownHandle, SlowConsumerPolicy, StartAt,
+    StateHandle, StateWriteGuard, StatsHandle, StoreError, SubscribeError, Subscriptions, TlsError,
+    TopicInfo, TopicNotification, TopicNotifier, TopicPolicy, TrafficStats, WebSocketMode,
 };
 
 #[cfg(feature = "prometheus")]

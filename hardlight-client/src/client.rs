@@ -21,6 +21,7 @@ use crate::{
     config::{ClientConfig, Reconnect, TransportKind},
     connect::connect,
     connection::Connection,
+    durable::{AckRoute, DurableSubscription},
     error::{CallError, ConnectError, RpcError, TransportError},
     events::{Pushed, Subscription},
     mirror::{mark_disconnected, Mirror, StateWatcher},
@@ -56,6 +57,8 @@ struct Inner<S: Service> {
     /// One connection attempt at a time (the application's and the reconnect loop's).
     connecting: tokio::sync::Mutex<()>,
     counters: Arc<Counters>,
+    /// Where acks of durable events go.
+    acks: Arc<AckRoute>,
 }
 
 /// The server session this client holds, across reconnections.
@@ -100,6 +103,7 @@ impl<S: Service> Client<S> {
                 wanted: AtomicBool::new(false),
                 connecting: tokio::sync::Mutex::new(()),
                 counters: Arc::default(),
+                acks: Arc::default(),
                 config,
             }),
             call_timeout,
@@ -152,6 +156,7 @@ impl<S: Service> Client<S> {
             mark_disconnected(&self.inner.mirror, generation);
         }
         *lock(&self.inner.session) = None;
+        self.inner.acks.clear();
         self.inner
             .status
             .send_replace(ConnectionStatus::Disconnected { error: None });
@@ -218,6 +223,17 @@ impl<S: Service> Client<S> {
             rx: self.inner.events.subscribe(),
             topic: None,
         })
+    }
+
+    /// A stream of the durable events of the consumers the server's handler attached to
+    /// this connection (see [`DurableSubscription`]); ack each once processed. Create it
+    /// before the call that subscribes: deliveries received while no stream exists are
+    /// not kept (they come again after the ack wait). It survives reconnections.
+    pub async fn durable(&self) -> Result<DurableSubscription<S::Event>, RpcError> {
+        if self.inner.mirror.borrow().generation == 0 {
+            return Err(RpcError::NotConnected);
+        }
+        Ok(DurableSubscription::new(self.inner.events.subscribe()))
     }
 
     /// A handle on the same connection whose calls time out after `timeout`
@@ -344,7 +360,10 @@ impl<S: Service> Inner<S> {
             received,
             counters: Arc::clone(&inner.counters),
             on_end,
+            acks: Arc::clone(&inner.acks),
+            session: welcome.session_id,
         });
+        inner.acks.set(welcome.session_id, connection.clone());
         let previous = lock(&inner.connection).replace((generation, connection));
         inner
             .status

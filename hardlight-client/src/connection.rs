@@ -96,6 +96,19 @@ impl Connection {
         }
     }
 
+    /// Queues a frame outside any call (an `Ack`) without waiting; `false` if the queue
+    /// to the server is full or the connection is gone.
+    pub(crate) fn send(&self, frame: Vec<u8>) -> bool {
+        match self {
+            #[cfg(feature = "native")]
+            Self::Quic(s) => s.calls.transport.send(frame),
+            #[cfg(feature = "native")]
+            Self::WebSocket(s) => s.channel.mux().send(frame),
+            #[cfg(all(feature = "wasm", not(feature = "native")))]
+            Self::Browser(s) => s.channel.mux().send(frame),
+        }
+    }
+
     /// Closes the connection.
     pub(crate) async fn close(&self) {
         match self {

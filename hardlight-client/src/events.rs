@@ -5,6 +5,8 @@ use std::sync::Arc;
 use hardlight_core::Topic;
 use tokio::sync::broadcast;
 
+use crate::durable::DurableEvent;
+
 /// An event received on a topic.
 #[derive(Debug, Clone, PartialEq)]
 pub struct Event<E> {
@@ -22,6 +24,8 @@ pub(crate) enum Pushed<E> {
     Lost(u64),
     /// Events of this topic from other servers may be missing here.
     Gap(Topic),
+    /// A durable event for one of the connection's consumers.
+    Durable(Arc<DurableEvent<E>>),
     /// A reconnection started a new server session: the old one's subscriptions are gone.
     Reset,
 }
@@ -55,6 +59,21 @@ pub enum RecvError {
         "events of topic {0} from other servers may be missing here; the subscription continues"
     )]
     Gap(Topic),
+    /// The server's durable store is not the one this consumer's events came from so far
+    /// (it was deleted, lost or recreated): positions from before mean nothing now.
+    /// Resynchronize what depends on them; the next `recv` returns the event that showed
+    /// the change.
+    #[error("the server's durable store changed for {topic} (consumer {consumer}): epoch {previous} became {epoch}; resynchronize")]
+    EpochChanged {
+        /// The topic.
+        topic: Topic,
+        /// The consumer.
+        consumer: String,
+        /// The epoch of the events before.
+        previous: u64,
+        /// The new epoch.
+        epoch: u64,
+    },
 }
 
 /// A stream of the events of the topics the server subscribed this connection to.
@@ -107,6 +126,7 @@ impl<E: Clone> Subscription<E> {
                     }
                 }
                 Ok(Pushed::Reset) => return Err(RecvError::SessionReset),
+                Ok(Pushed::Durable(_)) => {}
                 Err(broadcast::error::RecvError::Lagged(n)) => return Err(RecvError::Lagged(n)),
                 Err(broadcast::error::RecvError::Closed) => return Err(RecvError::Closed),
             }

@@ -11,6 +11,7 @@ mod config;
 mod connect;
 mod connection;
 mod drain;
+mod durable;
 mod error;
 mod events;
 mod handshake;
@@ -33,6 +34,7 @@ compile_error!(
 
 pub use client::Client;
 pub use config::{ClientConfig, Reconnect, Transport, TransportKind, Trust};
+pub use durable::{AckError, DurableEvent, DurableSubscription};
 pub use error::{ConnectError, RpcError, TlsConfigError, TransportError};
 pub use events::{Event, RecvError, Subscription};
 pub use mirror::StateWatcher;

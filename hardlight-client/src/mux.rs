@@ -72,6 +72,12 @@ impl Mux {
         }
     }
 
+    /// Queues a frame that is not a call (an `Ack`) without waiting; `false` if the queue
+    /// is full or the writer is gone.
+    pub(crate) fn send(&self, frame: Vec<u8>) -> bool {
+        self.out.try_send(frame).is_ok()
+    }
+
     /// The connection ended: every waiting call fails with `reason`.
     pub(crate) fn close(&self, reason: TransportError) {
         lock(&self.closed).get_or_insert(reason);

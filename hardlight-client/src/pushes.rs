@@ -1,4 +1,4 @@
-//! What the server pushes — state batches, events, losses, `GoAway` — delivered to the
+//! What the server pushes — state batches, events, losses, durable events, `GoAway` — delivered to the
 //! mirror and the subscriptions, whatever the transport.
 
 use std::sync::{
@@ -8,6 +8,7 @@ use std::sync::{
 
 use hardlight_core::{
     codec::{decode, Bytes},
+    durable::Delivery,
     frame::{FrameHeader, Kind},
     message::open_aligned_body,
     state::StateBatch,
@@ -17,6 +18,7 @@ use tokio::sync::{broadcast, watch};
 
 use crate::{
     drain::Drain,
+    durable::{durable_event, AckHandle, AckRoute},
     error::TransportError,
     events::{Event, Pushed},
     mirror::{apply, mark_disconnected, Mirror},
@@ -39,6 +41,9 @@ pub(crate) struct Pushes<S: Service> {
     pub(crate) counters: Arc<Counters>,
     /// Told when the connection ends.
     pub(crate) on_end: OnEnd,
+    /// Where acks of durable events go, and the session they are for.
+    pub(crate) acks: Arc<AckRoute>,
+    pub(crate) session: [u8; 16],
 }
 
 impl<S: Service> Pushes<S> {
@@ -79,12 +84,29 @@ impl<S: Service> Pushes<S> {
                 let _ = self.events.send(Pushed::Gap(topic));
                 Ok(())
             }
+            Kind::Durable => {
+                self.received.fetch_add(1, Ordering::SeqCst);
+                let delivery = decode::<Delivery>(&body)?;
+                let payload = decode::<S::Event>(&delivery.event)?;
+                self.counters
+                    .durable_received
+                    .fetch_add(1, Ordering::Relaxed);
+                let ack = AckHandle {
+                    route: Arc::clone(&self.acks),
+                    session: self.session,
+                    slot: header.aux,
+                    seq: header.id,
+                };
+                let event = durable_event(delivery, header.id, payload, ack);
+                let _ = self.events.send(Pushed::Durable(Arc::new(event)));
+                Ok(())
+            }
             Kind::GoAway => {
                 self.drain.go_away();
                 Ok(())
             }
             other => Err(ProtocolError::UnexpectedKind {
-                expected: "State, Event, Lagged, Gap or GoAway",
+                expected: "State, Event, Lagged, Gap, Durable or GoAway",
                 got: other.name(),
             }),
         }

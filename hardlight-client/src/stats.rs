@@ -26,6 +26,8 @@ pub struct ClientStats {
     /// Gaps the server reported in topics' events from other servers
     /// ([`RecvError::Gap`](crate::RecvError::Gap)).
     pub gaps: u64,
+    /// Durable events received (redeliveries included).
+    pub durable_received: u64,
     /// Reconnections made after a lost connection.
     pub reconnects: u64,
     /// The current connection's smoothed round-trip time (QUIC only).
@@ -42,6 +44,7 @@ pub(crate) struct Counters {
     pub(crate) events_received: AtomicU64,
     pub(crate) events_lost: AtomicU64,
     pub(crate) gaps: AtomicU64,
+    pub(crate) durable_received: AtomicU64,
     pub(crate) reconnects: AtomicU64,
 }
 
@@ -57,6 +60,7 @@ impl Counters {
             events_received: self.events_received.load(Relaxed),
             events_lost: self.events_lost.load(Relaxed),
             gaps: self.gaps.load(Relaxed),
+            durable_received: self.durable_received.load(Relaxed),
             reconnects: self.reconnects.load(Relaxed),
             rtt,
         }

@@ -40,6 +40,17 @@ pub struct Position {
     pub seq: u64,
 }
 
+impl crate::schema::Schema for Position {
+    fn describe(layout: &mut crate::schema::Layout) {
+        layout.named::<Self>("Position", |l| {
+            l.structure(&[
+                ("epoch", <u64 as crate::schema::Schema>::describe),
+                ("seq", <u64 as crate::schema::Schema>::describe),
+            ])
+        });
+    }
+}
+
 impl Position {
     /// Whether this position comes after `other` in the same store.
     pub fn follows(self, other: Position) -> bool {

@@ -36,7 +36,7 @@ pub use cluster::{ClusterConfig, ClusterStats};
 pub use config::{ServerConfig, WebSocketMode};
 pub use durable::{
     DeadLetter, DurableConfig, DurableError, DurableSubscribeError, EmitOptions, Emitted, StartAt,
-    StoreError, TopicPolicy, MAX_ID_LEN,
+    StoreError, TopicInfo, TopicPolicy, MAX_ID_LEN,
 };
 pub use error::{ServerError, TlsError};
 pub use handler::{EventOf, Factory, HandlerContext, RpcHandler, StateOf};

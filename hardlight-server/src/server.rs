@@ -18,6 +18,7 @@ use tracing::{debug, info, info_span, Instrument};
 use crate::{
     admission::{Admission, Connected, Refused},
     config::{ServerConfig, WebSocketMode},
+    durable::Durable,
     error::ServerError,
     handler::{EventOf, Factory, RpcHandler},
     memory_budget::MemoryBudget,
@@ -25,7 +26,6 @@ use crate::{
     session::{resume::Sessions, ServerShared},
     shutdown::{ShutdownHandle, Signals},
     stats::{ServerCounters, ServerStats, StatsHandle},
-    durable::Durable,
     topics::{EventEmitter, Hub, TopicNotifier},
     ws::{serve_memory, serve_tcp, tls_acceptor, MEMORY_PEER},
 };
@@ -170,12 +170,10 @@ impl<H: RpcHandler> Server<H> {
             cluster.check()?;
         }
         if let Some(durable) = self.hub.durable() {
-            durable
-                .open()
-                .map_err(|source| ServerError::DurableStore {
-                    path: durable.config.path.clone(),
-                    source,
-                })?;
+            durable.open().map_err(|source| ServerError::DurableStore {
+                path: durable.config.path.clone(),
+                source,
+            })?;
         }
         if !self.config.quic
             && self.config.websocket == WebSocketMode::Disabled
@@ -292,7 +290,10 @@ impl<H: RpcHandler> Server<H> {
             .map(|cluster| cluster.start(&self.hub, self.config.compression))
             .transpose()?;
         // removes expired durable events, until `run` ends
-        let sweeper = self.hub.durable().map(|durable| AbortOnDrop(durable.sweeper()));
+        let sweeper = self
+            .hub
+            .durable()
+            .map(|durable| AbortOnDrop(durable.sweeper()));
         let span = info_span!("server", %addr);
         async {
             info!(quic = quic.is_some(), websocket = ?self.config.websocket, "listening");
@@ -335,6 +336,9 @@ impl<H: RpcHandler> Server<H> {
             }
             while connections.join_next().await.is_some() {}
             sessions.close_all();
+            if let Some(durable) = self.hub.durable() {
+                durable.close().await;
+            }
             if let Some(endpoint) = &quic {
                 let _ = timeout(Duration::from_secs(1), endpoint.wait_idle()).await;
             }

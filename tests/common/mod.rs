@@ -13,6 +13,7 @@ pub mod board;
 pub mod child;
 #[cfg(feature = "nats")]
 pub mod cluster;
+pub mod ledger;
 pub mod nats;
 pub mod nats_process;
 pub mod probe;
@@ -24,6 +25,22 @@ pub mod udp_proxy;
 /// Waits until `condition` holds, checking every 10 ms; panics after 60 s as a safety net (only a hang reaches it).
 pub async fn eventually(what: &str, condition: impl Fn() -> bool) {
     eventually_within(what, Duration::from_secs(60), condition).await;
+}
+
+/// Waits until the async `condition` holds, checking every 10 ms; panics after 60 s as a
+/// safety net (only a hang reaches it).
+pub async fn eventually_async<F: std::future::Future<Output = bool>>(
+    what: &str,
+    condition: impl Fn() -> F,
+) {
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(60);
+    while tokio::time::Instant::now() < deadline {
+        if condition().await {
+            return;
+        }
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+    panic!("{what} never happened");
 }
 
 /// Waits until `condition` holds, checking every 10 ms; panics after `limit`.

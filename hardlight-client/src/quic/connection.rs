@@ -188,6 +188,11 @@ impl Exchange for Streams {
 }
 
 impl Streams {
+    /// Queues a frame that is not a call (an `Ack`) on the call channel.
+    pub(crate) fn send(&self, frame: Vec<u8>) -> bool {
+        self.mux.send(frame)
+    }
+
     fn lost(&self, error: ConnectionError) -> CallError {
         CallError::Transport(closed(&error))
     }

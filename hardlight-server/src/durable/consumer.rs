@@ -135,7 +135,11 @@ mod tests {
         let mut state = ConsumerState::new(ConsumerRecord::default(), start);
         assert_eq!(state.round(start, WAIT, 2, 3).room, 3);
         state.deliver(&[1, 2, 3], start, WAIT);
-        assert_eq!(state.round(start, WAIT, 2, 3), Round::default(), "full, nothing due");
+        assert_eq!(
+            state.round(start, WAIT, 2, 3),
+            Round::default(),
+            "full, nothing due"
+        );
         assert!(state.ack(2));
         assert!(!state.ack(2), "acked once");
         assert_eq!(state.next_due(), Some(start + WAIT));
@@ -144,7 +148,11 @@ mod tests {
         assert_eq!(round.redeliver, vec![(1, 2), (3, 2)]);
         assert_eq!(round.room, 1);
         let round = state.round(later + WAIT, WAIT, 2, 3);
-        assert_eq!(round.dead, vec![(1, 2), (3, 2)], "two attempts were the most");
+        assert_eq!(
+            round.dead,
+            vec![(1, 2), (3, 2)],
+            "two attempts were the most"
+        );
         assert_eq!(round.room, 3);
         assert_eq!(state.snapshot().floor(), 3);
     }

@@ -95,7 +95,9 @@ pub enum DurableSubscribeError {
     /// The position is from another store (deleted, lost or recreated since): its events
     /// are not this store's. Resynchronize, then subscribe from the store's ack floor or
     /// newest event.
-    #[error("position {asked} is from another store (this store's epoch is {epoch}); resynchronize")]
+    #[error(
+        "position {asked} is from another store (this store's epoch is {epoch}); resynchronize"
+    )]
     EpochMismatch {
         /// The position asked for.
         asked: Position,

@@ -19,12 +19,15 @@ mod writer;
 
 pub use config::{DurableConfig, TopicPolicy};
 pub use error::{DurableError, DurableSubscribeError, StoreError};
-pub use options::{DeadLetter, EmitOptions, Emitted, StartAt, MAX_ID_LEN};
+pub use options::{DeadLetter, EmitOptions, Emitted, StartAt, TopicInfo, MAX_ID_LEN};
 pub(crate) use pump::Attachment;
 
 use std::{
     collections::HashMap,
-    sync::{Arc, Mutex, OnceLock, Weak},
+    sync::{
+        atomic::{AtomicU64, Ordering},
+        Arc, Mutex, Weak,
+    },
 };
 
 use hardlight_core::{durable::Position, Compression, Topic};
@@ -45,7 +48,9 @@ pub(crate) struct Durable {
     pub(crate) config: Arc<DurableConfig>,
     pub(crate) memory: Arc<MemoryBudget>,
     pub(crate) compression: Compression,
-    opened: OnceLock<Opened>,
+    opened: Mutex<Option<Opened>>,
+    /// The store's epoch, once opened.
+    epoch: AtomicU64,
     /// Each watched topic's last seq, announced by the writer after every commit.
     topics: Arc<Mutex<HashMap<Topic, watch::Sender<u64>>>>,
     /// The attachment of each consumer, wherever it is.
@@ -59,6 +64,7 @@ pub(crate) struct Durable {
 struct Opened {
     store: Arc<Store>,
     writer: Writer,
+    thread: std::thread::JoinHandle<()>,
 }
 
 impl Durable {
@@ -71,27 +77,65 @@ impl Durable {
             config: Arc::new(config),
             memory,
             compression,
-            opened: OnceLock::new(),
+            opened: Mutex::new(None),
+            epoch: AtomicU64::new(0),
             topics: Arc::default(),
             attached: Mutex::default(),
             attaching: tokio::sync::Mutex::new(()),
         })
     }
 
-    /// Opens (or creates) the store and starts its writer; once.
+    /// Opens (or creates) the store and starts its writer, unless open.
     pub(crate) fn open(&self) -> Result<(), StoreError> {
-        if self.opened.get().is_some() {
+        let mut opened = lock(&self.opened);
+        if opened.is_some() {
             return Ok(());
         }
         let store = Arc::new(Store::open(&self.config.path, self.config.unsynced)?);
         let topics = Arc::clone(&self.topics);
-        let writer = Writer::start(Arc::clone(&store), Arc::clone(&self.config), move |topic, seq| {
+        let stored = move |topic: &Topic, seq| {
             if let Some(tx) = lock(&topics).get(topic) {
                 tx.send_replace(seq);
             }
-        })?;
-        let _ = self.opened.set(Opened { store, writer });
+        };
+        let (writer, thread) = Writer::start(Arc::clone(&store), Arc::clone(&self.config), stored)?;
+        self.epoch.store(store.epoch(), Ordering::SeqCst);
+        *opened = Some(Opened {
+            store,
+            writer,
+            thread,
+        });
         Ok(())
+    }
+
+    /// Stops every consumer (each stores its progress), then the writer, and closes the
+    /// store file, so that another server may open it.
+    pub(crate) async fn close(&self) {
+        let attached: Vec<_> = lock(&self.attached)
+            .drain()
+            .filter_map(|(_, attachment)| attachment.upgrade())
+            .collect();
+        for attachment in attached {
+            attachment.stopped().await;
+        }
+        let Some(Opened {
+            store,
+            writer,
+            thread,
+        }) = lock(&self.opened).take()
+        else {
+            return;
+        };
+        drop(writer);
+        // the writer ends once every handle on its queue is gone (the pumps have ended)
+        let _ = tokio::task::spawn_blocking(move || thread.join()).await;
+        // readers finish their short reads
+        for _ in 0..500 {
+            if Arc::strong_count(&store) == 1 {
+                break;
+            }
+            tokio::time::sleep(std::time::Duration::from_millis(10)).await;
+        }
     }
 
     /// Removes expired events and dedup entries every `sweep_interval`, until aborted.
@@ -109,17 +153,23 @@ impl Durable {
         })
     }
 
-    pub(crate) fn store(&self) -> Result<&Arc<Store>, StoreError> {
-        self.opened.get().map(|o| &o.store).ok_or(StoreError::Closed)
+    pub(crate) fn store(&self) -> Result<Arc<Store>, StoreError> {
+        lock(&self.opened)
+            .as_ref()
+            .map(|o| Arc::clone(&o.store))
+            .ok_or(StoreError::Closed)
     }
 
-    pub(crate) fn writer(&self) -> Result<&Writer, StoreError> {
-        self.opened.get().map(|o| &o.writer).ok_or(StoreError::Closed)
+    pub(crate) fn writer(&self) -> Result<Writer, StoreError> {
+        lock(&self.opened)
+            .as_ref()
+            .map(|o| o.writer.clone())
+            .ok_or(StoreError::Closed)
     }
 
     /// The store's epoch (0 before it is opened).
     pub(crate) fn epoch(&self) -> u64 {
-        self.opened.get().map_or(0, |o| o.store.epoch())
+        self.epoch.load(Ordering::SeqCst)
     }
 
     /// Follows `topic`'s last seq.
@@ -171,7 +221,9 @@ impl Durable {
         outbox: Arc<Outbox>,
     ) -> Result<(Arc<Attachment>, Position), DurableSubscribeError> {
         let _one = self.attaching.lock().await;
-        let store = Arc::clone(self.store().map_err(|_| DurableSubscribeError::NotConfigured)?);
+        let store = self
+            .store()
+            .map_err(|_| DurableSubscribeError::NotConfigured)?;
         let key = (topic.clone(), consumer.to_owned());
         let previous = lock(&self.attached).remove(&key).and_then(|w| w.upgrade());
         if let Some(previous) = previous {
@@ -203,7 +255,12 @@ impl Durable {
         };
         if changed {
             self.writer()?
-                .save(topic.clone(), consumer.to_owned(), record.clone(), Vec::new())
+                .save(
+                    topic.clone(),
+                    consumer.to_owned(),
+                    record.clone(),
+                    Vec::new(),
+                )
                 .await?;
         }
         let floor = pump::position(self, record.floor());
@@ -214,9 +271,26 @@ impl Durable {
         Ok((attachment, floor))
     }
 
+    /// What `topic` holds now.
+    pub(crate) async fn topic(&self, topic: &Topic) -> Result<TopicInfo, StoreError> {
+        let store = self.store()?;
+        let t = topic.clone();
+        let (last, _, events, bytes) = tokio::task::spawn_blocking(move || store.topic(&t))
+            .await
+            .map_err(|_| StoreError::Closed)??;
+        Ok(TopicInfo {
+            last: pump::position(self, last),
+            events,
+            bytes,
+        })
+    }
+
     /// The dead letters of `topic`, oldest event first.
-    pub(crate) async fn dead_letters(&self, topic: &Topic) -> Result<Vec<StoredDeadLetter>, StoreError> {
-        let store = Arc::clone(self.store()?);
+    pub(crate) async fn dead_letters(
+        &self,
+        topic: &Topic,
+    ) -> Result<Vec<StoredDeadLetter>, StoreError> {
+        let store = self.store()?;
         let topic = topic.clone();
         tokio::task::spawn_blocking(move || store.dead_letters(&topic))
             .await
@@ -225,7 +299,11 @@ impl Durable {
 
     /// Forgets `consumer` of `topic`: its progress, its dead letters, and the events only
     /// it held back. An attachment of it stops first.
-    pub(crate) async fn delete_consumer(&self, topic: &Topic, consumer: &str) -> Result<(), StoreError> {
+    pub(crate) async fn delete_consumer(
+        &self,
+        topic: &Topic,
+        consumer: &str,
+    ) -> Result<(), StoreError> {
         let key = (topic.clone(), consumer.to_owned());
         let previous = lock(&self.attached).remove(&key).and_then(|w| w.upgrade());
         if let Some(previous) = previous {

@@ -82,3 +82,15 @@ pub struct DeadLetter<E> {
     /// The event.
     pub event: E,
 }
+
+/// What a durable topic holds now.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[non_exhaustive]
+pub struct TopicInfo {
+    /// Its last stored event's position (`seq` 0 before the first).
+    pub last: Position,
+    /// Events it holds.
+    pub events: u64,
+    /// Bytes its events take in the store.
+    pub bytes: u64,
+}

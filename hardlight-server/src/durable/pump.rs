@@ -50,7 +50,12 @@ pub(crate) struct Attachment {
 }
 
 impl Attachment {
-    pub(crate) fn new(topic: Topic, consumer: String, slot: u16, state: ConsumerState) -> Arc<Self> {
+    pub(crate) fn new(
+        topic: Topic,
+        consumer: String,
+        slot: u16,
+        state: ConsumerState,
+    ) -> Arc<Self> {
         Arc::new(Self {
             topic,
             consumer,
@@ -153,17 +158,25 @@ async fn round(
 ) -> Result<(Batch, bool), StoreError> {
     let config = &durable.config;
     let now = Instant::now();
-    let (Round {
-        redeliver,
-        dead,
-        room,
-    }, delivered) = {
+    let (
+        Round {
+            redeliver,
+            dead,
+            room,
+        },
+        delivered,
+    ) = {
         let mut state = lock(&attachment.state);
-        let round = state.round(now, config.ack_wait, config.max_deliver, config.max_in_flight);
+        let round = state.round(
+            now,
+            config.ack_wait,
+            config.max_deliver,
+            config.max_in_flight,
+        );
         (round, state.delivered())
     };
     let want = if more { room } else { 0 };
-    let store = Arc::clone(durable.store()?);
+    let store = durable.store()?;
     let topic = attachment.topic.clone();
     let (again, fresh, scanned) = tokio::task::spawn_blocking(move || {
         let now = now_ms();
@@ -215,12 +228,23 @@ async fn save(
     };
     durable
         .writer()?
-        .save(attachment.topic.clone(), attachment.consumer.clone(), record, dead)
+        .save(
+            attachment.topic.clone(),
+            attachment.consumer.clone(),
+            record,
+            dead,
+        )
         .await
 }
 
 /// Queues one delivery of `event` for the connection.
-fn queue(durable: &Durable, attachment: &Attachment, outbox: &Outbox, event: StoredEvent, attempt: u32) {
+fn queue(
+    durable: &Durable,
+    attachment: &Attachment,
+    outbox: &Outbox,
+    event: StoredEvent,
+    attempt: u32,
+) {
     let seq = event.seq;
     let delivery = Delivery {
         topic: attachment.topic.clone(),

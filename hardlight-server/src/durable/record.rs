@@ -121,10 +121,16 @@ mod tests {
         let bytes = encode_event(Some("order-7"), 99, b"payload");
         let event = decode_event(3, &bytes).unwrap();
         assert_eq!(event.id.as_deref(), Some("order-7"));
-        assert_eq!((event.seq, event.expires_at, &event.event[..]), (3, 99, &b"payload"[..]));
+        assert_eq!(
+            (event.seq, event.expires_at, &event.event[..]),
+            (3, 99, &b"payload"[..])
+        );
         assert_eq!(event_expiry(&bytes), 99);
         assert!(decode_event(3, &bytes[..9]).is_err());
-        assert_eq!(decode_event(1, &encode_event(None, 0, b"")).unwrap().id, None);
+        assert_eq!(
+            decode_event(1, &encode_event(None, 0, b"")).unwrap().id,
+            None
+        );
 
         let record = ConsumerRecord {
             delivered: 10,

@@ -9,8 +9,7 @@ use std::{
 
 use hardlight_core::Topic;
 use redb::{
-    Database, Durability, ReadableDatabase, ReadableTable, Table, TableDefinition,
-    WriteTransaction,
+    Database, Durability, ReadableDatabase, ReadableTable, Table, TableDefinition, WriteTransaction,
 };
 
 use super::{
@@ -175,6 +174,15 @@ impl Store {
         Ok((!event.expired(now)).then_some(event))
     }
 
+    /// `topic`'s counters: (last seq, first seq kept, events, bytes).
+    pub(crate) fn topic(&self, topic: &Topic) -> Result<(u64, u64, u64, u64), StoreError> {
+        let txn = self.db.begin_read()?;
+        let topics = txn.open_table(TOPICS)?;
+        Ok(topics
+            .get(topic.as_bytes())?
+            .map_or((0, 1, 0, 0), |v| v.value()))
+    }
+
     /// The last seq of `topic` (0 before its first event).
     pub(crate) fn last_seq(&self, topic: &Topic) -> Result<u64, StoreError> {
         let txn = self.db.begin_read()?;
@@ -191,7 +199,9 @@ impl Store {
         let txn = self.db.begin_read()?;
         let consumers = txn.open_table(CONSUMERS)?;
         let record = consumers.get((topic.as_bytes(), consumer))?;
-        record.map(|v| ConsumerRecord::decode(v.value())).transpose()
+        record
+            .map(|v| ConsumerRecord::decode(v.value()))
+            .transpose()
     }
 
     /// The dead letters of `topic` (of every consumer), oldest event first.
@@ -272,11 +282,7 @@ impl<'txn> Batch<'txn> {
         }
         let policy = config.policy(topic);
         let (last, first, events, bytes) = self.counters(topic)?;
-        let record = encode_event(
-            id,
-            expiry(now, ttl, policy.max_age),
-            event,
-        );
+        let record = encode_event(id, expiry(now, ttl, policy.max_age), event);
         let size = record.len() as u64;
         if events >= policy.max_events || bytes + size > policy.max_bytes {
             return Ok(Err(DurableError::TopicFull {
@@ -335,7 +341,11 @@ impl<'txn> Batch<'txn> {
     }
 
     /// Forgets a consumer: its progress and dead letters, and what it held back.
-    pub(crate) fn delete_consumer(&mut self, topic: &Topic, consumer: &str) -> Result<(), StoreError> {
+    pub(crate) fn delete_consumer(
+        &mut self,
+        topic: &Topic,
+        consumer: &str,
+    ) -> Result<(), StoreError> {
         let key = topic.as_bytes();
         self.consumers.remove((key, consumer))?;
         let letters: Vec<(u64, u64)> = self
@@ -357,10 +367,12 @@ impl<'txn> Batch<'txn> {
                 .expiry
                 .range((0, &[][..], 0)..(now.saturating_add(1), &[][..], 0))?
                 .take(1024)
-                .map(|entry| entry.map(|(k, _)| {
-                    let (at, topic, seq) = k.value();
-                    (at, topic.to_vec(), seq)
-                }))
+                .map(|entry| {
+                    entry.map(|(k, _)| {
+                        let (at, topic, seq) = k.value();
+                        (at, topic.to_vec(), seq)
+                    })
+                })
                 .collect::<Result<_, _>>()?;
             if expired.is_empty() {
                 break;
@@ -376,10 +388,12 @@ impl<'txn> Batch<'txn> {
                 .dedup_age
                 .range((0, &[][..], "")..(horizon, &[][..], ""))?
                 .take(1024)
-                .map(|entry| entry.map(|(k, _)| {
-                    let (at, topic, id) = k.value();
-                    (at, topic.to_vec(), id.to_owned())
-                }))
+                .map(|entry| {
+                    entry.map(|(k, _)| {
+                        let (at, topic, id) = k.value();
+                        (at, topic.to_vec(), id.to_owned())
+                    })
+                })
                 .collect::<Result<_, _>>()?;
             if old.is_empty() {
                 break;
@@ -484,7 +498,12 @@ impl<'txn> Batch<'txn> {
         let (last, first, events, bytes) = self.counters(topic)?;
         self.topics.insert(
             key,
-            (last, first, events.saturating_sub(1), bytes.saturating_sub(size)),
+            (
+                last,
+                first,
+                events.saturating_sub(1),
+                bytes.saturating_sub(size),
+            ),
         )?;
         self.sub_bytes(size)
     }

@@ -63,13 +63,13 @@ impl Writer {
         store: Arc<Store>,
         config: Arc<DurableConfig>,
         stored: impl Fn(&Topic, u64) + Send + 'static,
-    ) -> Result<Self, StoreError> {
+    ) -> Result<(Self, std::thread::JoinHandle<()>), StoreError> {
         let (tx, rx) = mpsc::channel(QUEUE);
-        std::thread::Builder::new()
+        let thread = std::thread::Builder::new()
             .name("hardlight-durable-writer".into())
             .spawn(move || run(&store, &config, rx, stored))
             .map_err(|e| StoreError::from(redb::Error::Io(e)))?;
-        Ok(Self { tx })
+        Ok((Self { tx }, thread))
     }
 
     /// Stores an event; returns once it is committed.
@@ -133,7 +133,7 @@ impl Writer {
 }
 
 fn run(
-    store: &Store,
+    store: &Arc<Store>,
     config: &DurableConfig,
     mut rx: mpsc::Receiver<Op>,
     stored: impl Fn(&Topic, u64),
@@ -158,7 +158,14 @@ fn run(
                         ttl,
                         event,
                         ..
-                    } => Done::Appended(batch.append(config, topic, id.as_deref(), *ttl, event, now)?),
+                    } => Done::Appended(batch.append(
+                        config,
+                        topic,
+                        id.as_deref(),
+                        *ttl,
+                        event,
+                        now,
+                    )?),
                     Op::Save {
                         topic,
                         consumer,

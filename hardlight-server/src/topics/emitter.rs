@@ -12,7 +12,7 @@ use hardlight_core::{
 
 use super::{encoded::EncodedEvent, hub::Hub};
 use crate::{
-    durable::{DeadLetter, DurableError, EmitOptions, Emitted},
+    durable::{DeadLetter, DurableError, EmitOptions, Emitted, TopicInfo},
     memory_budget::Exhausted,
 };
 
@@ -173,6 +173,13 @@ impl<E: Codable> EventEmitter<E> {
                 })
             })
             .collect()
+    }
+
+    /// What durable topic `topic` holds now: its last position, its events and their
+    /// bytes.
+    pub async fn topic_info(&self, topic: &Topic) -> Result<TopicInfo, DurableError> {
+        let durable = self.hub.durable().ok_or(DurableError::NotConfigured)?;
+        Ok(durable.topic(topic).await?)
     }
 
     /// Forgets consumer `consumer` of durable topic `topic`: its progress and dead letters.

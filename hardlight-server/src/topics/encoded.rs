@@ -115,8 +115,8 @@ impl EncodedEvent {
                 &self.body,
                 compression,
             )
-                .map(Bytes::from)
-                .unwrap_or_default();
+            .map(Bytes::from)
+            .unwrap_or_default();
             self.charge.add(frame.len() as u64);
             frame
         })
