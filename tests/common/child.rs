@@ -38,9 +38,15 @@ impl ChildServer {
     /// Runs test `serving` of this binary in a child process and waits for its server's
     /// announcement.
     pub fn spawn(serving: &str) -> Self {
+        Self::spawn_with(serving, &[])
+    }
+
+    /// Like [`ChildServer::spawn`], with `env` added to the child's environment.
+    pub fn spawn_with(serving: &str, env: &[(&str, &str)]) -> Self {
         let mut child = Command::new(std::env::current_exe().unwrap())
             .args([serving, "--exact", "--nocapture", "--test-threads=1"])
             .env(CHILD_ENV, "1")
+            .envs(env.iter().copied())
             .stdout(Stdio::piped())
             .stderr(Stdio::null())
             .spawn()
