@@ -55,6 +55,33 @@ fn the_counter_example_shows_calls_state_errors_events_and_topics() {
 }
 
 #[test]
+fn the_inbox_example_delivers_to_an_offline_recipient_and_drops_the_expired_message() {
+    let out = run_example("inbox");
+    let lunch = out.find("[bob] alice says \"lunch at noon?\" (attempt 1");
+    let later = out.find("[bob] alice says \"see you\"");
+    assert!(
+        lunch.is_some() && later > lunch && !out.contains("knock knock\" ("),
+        "{out}"
+    );
+    assert!(out.contains("done"), "{out}");
+}
+
+#[test]
+fn the_event_log_example_redelivers_the_unacked_event_after_a_restart() {
+    let out = run_example("event_log");
+    for shown in [
+        "[worker] may not publish to payroll",
+        "[worker] processed created order 1 (attempt 1)",
+        "[worker] processed paid order 1 (attempt 1)",
+        "[worker] redelivered: shipped order 1 (attempt 2, redelivery: true",
+        "done",
+    ] {
+        assert!(out.contains(shown), "missing `{shown}`:\n{out}");
+    }
+    assert_eq!(out.matches("redelivered:").count(), 1, "{out}");
+}
+
+#[test]
 fn the_chat_example_delivers_every_message() {
     let out = run_example("chat");
     assert!(out.contains("[ada] said hello to 3 members"), "{out}");

@@ -120,7 +120,7 @@ pub enum ConnectError {
     /// The server does not speak the client's protocol version.
     #[error("the server does not speak {offered}; upgrade the older of client and server")]
     VersionMismatch {
-        /// The protocol the client offered, e.g. `hardlight/4`.
+        /// The protocol the client offered, e.g. `hardlight/5`.
         offered: String,
     },
     /// The server refused the handshake (schema mismatch, auth, shutting down, ...).

@@ -67,8 +67,8 @@ impl MemoryBudget {
     }
 
     /// Charges `bytes` whatever the budget holds: for what must never be refused, and is
-    /// bounded by something else (gap notices: by the subscribers' event queues).
-    #[cfg(feature = "nats")]
+    /// bounded by something else (gap notices: by the subscribers' event queues; durable
+    /// deliveries: by each consumer's `max_in_flight`).
     pub(crate) fn charge_unchecked(self: &Arc<Self>, bytes: u64) -> Charge {
         let charge = Charge {
             budget: Arc::clone(self),
