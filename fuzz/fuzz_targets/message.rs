@@ -1,12 +1,16 @@
-//! Call arguments, replies and events: arbitrary bytes decoded as the typed messages a
-//! service exchanges (nested enums, options, maps, strings, vectors).
+//! Call arguments, replies, events and durable deliveries: arbitrary bytes decoded as the
+//! typed messages a service exchanges (nested enums, options, maps, strings, vectors), and
+//! a durable delivery's event decoded as the client decodes it.
 #![no_main]
 
 use std::collections::{BTreeMap, HashMap};
 
 use hardlight::{
     codable,
-    protocol::codec::{decode, realign},
+    protocol::{
+        codec::{decode, realign},
+        durable::Delivery,
+    },
     HandlerError, Topic,
 };
 use libfuzzer_sys::fuzz_target;
@@ -35,4 +39,7 @@ fuzz_target!(|data: &[u8]| {
     let _ = decode::<(Topic, Shape)>(&aligned);
     let _ = decode::<HandlerError>(&aligned);
     let _ = decode::<(Vec<u8>,)>(&aligned);
+    if let Ok(delivery) = decode::<Delivery>(&aligned) {
+        let _ = decode::<Shape>(&delivery.event);
+    }
 });

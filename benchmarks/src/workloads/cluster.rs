@@ -36,10 +36,28 @@ pub struct Nats {
 impl Nats {
     /// Starts `nats-server` from `PATH`, or `None` where it is not installed.
     pub fn start() -> Option<Self> {
+        Self::start_with(None)
+    }
+
+    /// Starts `nats-server` with JetStream storing in `dir` and syncing every write to
+    /// disk before acknowledging it (`sync_interval: always`, as a durable emit is synced),
+    /// or `None` where it is not installed.
+    pub fn start_jetstream(dir: &std::path::Path) -> Option<Self> {
+        let config = dir.join("nats.conf");
+        let store = dir.join("jetstream");
+        std::fs::write(
+            &config,
+            format!("jetstream {{ store_dir: {store:?}, sync_interval: always }}\n"),
+        )
+        .expect("write the NATS configuration");
+        Self::start_with(Some(&config))
+    }
+
+    fn start_with(config: Option<&std::path::PathBuf>) -> Option<Self> {
         if !nats_process::installed() {
             return None;
         }
-        let (child, addr) = nats_process::spawn(None);
+        let (child, addr) = nats_process::spawn(config);
         Some(Self {
             child,
             url: format!("nats://{addr}"),

@@ -3,6 +3,7 @@
 pub mod closed_loop;
 #[cfg(feature = "cluster")]
 pub mod cluster;
+pub mod durable;
 pub mod fanout;
 pub mod handshakes;
 pub mod idle;

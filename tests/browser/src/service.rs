@@ -1,14 +1,17 @@
-//! A small service exercising calls, typed errors, state and events from the browser.
+//! A small service exercising calls, typed errors, state, events and durable events from
+//! the browser.
 //! Shared as source with the native test that serves it.
 
 use hardlight::*;
 
-/// What is published to a room.
+/// What is published to a room, or stored in the durable `notes` topic.
 #[codable]
 #[derive(Debug, Clone, PartialEq)]
 pub enum Shout {
     /// Someone said something.
     Said { from: String, text: String },
+    /// A note kept until read.
+    Note(String),
 }
 
 /// The handler's own error.
@@ -35,6 +38,10 @@ pub trait Room {
     async fn join(&self, room: String, name: String) -> HandlerResult<()>;
     /// Publishes `text` to the room; returns how many shouts this connection made.
     async fn shout(&self, text: String) -> HandlerResult<u32, BrowserError>;
+    /// Stores `text` in the durable `notes` topic; returns its position.
+    async fn note(&self, text: String) -> HandlerResult<Position>;
+    /// Attaches this connection to the `notes` consumer `reader`; returns its ack floor.
+    async fn read_notes(&self) -> HandlerResult<Position>;
 }
 
 /// Per-connection state, mirrored in the browser.

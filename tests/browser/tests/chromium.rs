@@ -1,7 +1,8 @@
 //! Runs in headless Chromium (wasm-bindgen-test) against the native server that
 //! `tests/browser_chromium.rs` starts and names in `HARDLIGHT_BROWSER_SERVER`; with
 //! `HARDLIGHT_BROWSER_GAP` set, that server is in a cluster whose NATS it loses after the
-//! shout, and the browser expects the gap notice.
+//! shout, and the browser expects the gap notice. The server keeps durable topics with a
+//! 200 ms ack wait.
 
 use hardlight::*;
 use hardlight_browser_tests::service::{BrowserError, RoomClient, Shout};
@@ -70,4 +71,40 @@ async fn calls_state_errors_and_events_from_the_browser() {
 
     client.disconnect().await;
     assert!(!client.is_connected());
+}
+
+#[wasm_bindgen_test]
+async fn durable_events_are_acked_from_the_browser_and_redelivered_when_not() {
+    let client = RoomClient::with_config(ClientConfig::new(format!("wss://{}/", server())));
+    client.connect().await.expect("connect from the browser");
+    let mut notes = client.durable().await.expect("durable");
+    client.read_notes().await.expect("read notes");
+    let first = client.note("one".into()).await.expect("note");
+    let event = notes.recv().await.expect("a durable event");
+    assert_eq!(
+        (&event.payload, event.position, event.attempt),
+        (&Shout::Note("one".into()), first, 1)
+    );
+    event.ack().expect("ack");
+    // not acked: delivered again after the ack wait, with its position
+    let second = client.note("two".into()).await.expect("note");
+    let event = notes.recv().await.expect("a durable event");
+    assert_eq!(
+        (&event.payload, event.attempt),
+        (&Shout::Note("two".into()), 1)
+    );
+    let again = notes.recv().await.expect("the redelivery");
+    assert_eq!(
+        (
+            &again.payload,
+            again.position,
+            again.attempt,
+            again.is_redelivery()
+        ),
+        (&Shout::Note("two".into()), second, 2, true)
+    );
+    again.ack().expect("ack");
+    assert!(second.follows(first));
+    assert_eq!(client.stats().durable_received, 3);
+    client.disconnect().await;
 }
