@@ -4,6 +4,7 @@ use hardlight::*;
 trait Api {
     async fn connect(&self) -> HandlerResult<()>;
     async fn disconnect(&self) -> HandlerResult<()>;
+    async fn durable(&self) -> HandlerResult<()>;
     async fn is_connected(&self) -> HandlerResult<()>;
     async fn new(&self) -> HandlerResult<()>;
     async fn new_self_signed(&self) -> HandlerResult<()>;

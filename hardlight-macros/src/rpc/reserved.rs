@@ -11,6 +11,7 @@ pub(super) const RESERVED: &[&str] = &[
     // `hardlight::Client`
     "connect",
     "disconnect",
+    "durable",
     "is_connected",
     "new",
     "new_self_signed",
