@@ -88,7 +88,12 @@ impl<H: RpcHandler> Server<H> {
         let hub = Hub::new(memory);
         if let Some(durable) = config.durable.clone() {
             let memory = Arc::clone(hub.memory());
-            hub.set_durable(Durable::new(durable, memory, config.compression));
+            let durable = Durable::new(durable, memory, config.compression);
+            #[cfg(feature = "nats")]
+            if let Some(cluster) = &config.cluster {
+                durable.join_cluster(cluster);
+            }
+            hub.set_durable(durable);
         }
         Self {
             config,

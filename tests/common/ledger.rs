@@ -183,6 +183,11 @@ impl LedgerServer {
     ) -> Self {
         let config = ServerConfig::new_self_signed("127.0.0.1:0")
             .with_durable(adjust(DurableConfig::new(store)));
+        Self::start_with(config).await
+    }
+
+    /// A ledger server with `config`.
+    pub async fn start_with(config: ServerConfig) -> Self {
         let certificate_pem = config.certificate_pem().expect("certificate");
         let mut server = Server::new(config, factory!(LedgerHandler));
         let addr = server.bind().expect("bind");

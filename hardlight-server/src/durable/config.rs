@@ -38,6 +38,9 @@ pub struct DurableConfig {
     pub(crate) sweep_interval: Duration,
     /// Test-only: commits are not synced, so an `Ok` emit is not stored yet.
     pub(crate) unsynced: bool,
+    /// Stored in the cluster's JetStream rather than at `path`.
+    #[cfg(feature = "nats")]
+    pub(crate) jetstream: bool,
 }
 
 impl DurableConfig {
@@ -56,6 +59,31 @@ impl DurableConfig {
             policies: Vec::new(),
             sweep_interval: Duration::from_secs(1),
             unsynced: false,
+            #[cfg(feature = "nats")]
+            jetstream: false,
+        }
+    }
+
+    /// Durable topics stored in the cluster's NATS JetStream (the server must have
+    /// `ServerConfig::with_cluster`), shared by every server of the service: a consumer
+    /// goes on through any of them from the same ack floor. One stream holds them all
+    /// (`docs/PROTOCOL.md` §11 Durable topics): JetStream applies the default
+    /// [`TopicPolicy`] to every topic, removes events by age and limits only (not once
+    /// acked), and counts TTLs in whole seconds. Run JetStream with
+    /// `sync_interval: always` for an `Ok` emit to survive a NATS crash as with the
+    /// embedded store.
+    ///
+    /// ```
+    /// use hardlight_server::{ClusterConfig, DurableConfig, ServerConfig};
+    /// let config = ServerConfig::new_self_signed("0.0.0.0:8080")
+    ///     .with_cluster(ClusterConfig::nats("nats://10.0.0.5:4222"))
+    ///     .with_durable(DurableConfig::jetstream());
+    /// ```
+    #[cfg(feature = "nats")]
+    pub fn jetstream() -> Self {
+        Self {
+            jetstream: true,
+            ..Self::new(PathBuf::new())
         }
     }
 

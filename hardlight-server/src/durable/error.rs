@@ -14,6 +14,13 @@ pub enum StoreError {
     /// A stored record does not decode: the file was changed by something else.
     #[error("durable store holds a record it cannot read ({0})")]
     Corrupt(&'static str),
+    /// JetStream (`DurableConfig::jetstream`) is unreachable, or refused the request.
+    #[error("JetStream is unavailable or refused the request")]
+    Unavailable(#[source] Arc<dyn std::error::Error + Send + Sync>),
+    /// `DurableConfig::jetstream` needs the server to be in a cluster
+    /// (`ServerConfig::with_cluster`).
+    #[error("DurableConfig::jetstream needs ServerConfig::with_cluster")]
+    NoCluster,
     /// The store's writer has stopped (the server is shutting down, or the store failed
     /// earlier).
     #[error("the durable store is closed")]

@@ -11,6 +11,8 @@
 mod config;
 mod consumer;
 mod error;
+#[cfg(feature = "nats")]
+mod jetstream;
 mod options;
 mod pump;
 mod record;
@@ -58,6 +60,9 @@ pub(crate) struct Durable {
     /// One attachment at a time, so that a takeover waits for the consumer's last
     /// attachment to store its progress.
     attaching: tokio::sync::Mutex<()>,
+    /// JetStream, when it stores the durable topics (`DurableConfig::jetstream`).
+    #[cfg(feature = "nats")]
+    jetstream: std::sync::OnceLock<Arc<jetstream::JetStream>>,
 }
 
 #[derive(Debug)]
@@ -82,11 +87,37 @@ impl Durable {
             topics: Arc::default(),
             attached: Mutex::default(),
             attaching: tokio::sync::Mutex::new(()),
+            #[cfg(feature = "nats")]
+            jetstream: std::sync::OnceLock::new(),
         })
     }
 
-    /// Opens (or creates) the store and starts its writer, unless open.
+    /// Stores in the JetStream of the cluster `cluster`, if so configured.
+    #[cfg(feature = "nats")]
+    pub(crate) fn join_cluster(&self, cluster: &crate::ClusterConfig) {
+        if self.config.jetstream {
+            let _ = self
+                .jetstream
+                .set(Arc::new(jetstream::JetStream::new(cluster.clone())));
+        }
+    }
+
+    /// JetStream, when it stores the durable topics.
+    #[cfg(feature = "nats")]
+    fn jetstream(&self) -> Option<&Arc<jetstream::JetStream>> {
+        self.jetstream.get()
+    }
+
+    /// Opens (or creates) the store and starts its writer, unless open. JetStream is
+    /// connected to on first use.
     pub(crate) fn open(&self) -> Result<(), StoreError> {
+        #[cfg(feature = "nats")]
+        if self.config.jetstream {
+            return match self.jetstream() {
+                Some(_) => Ok(()),
+                None => Err(StoreError::NoCluster),
+            };
+        }
         let mut opened = lock(&self.opened);
         if opened.is_some() {
             return Ok(());
@@ -169,6 +200,10 @@ impl Durable {
 
     /// The store's epoch (0 before it is opened).
     pub(crate) fn epoch(&self) -> u64 {
+        #[cfg(feature = "nats")]
+        if let Some(jetstream) = self.jetstream() {
+            return jetstream.epoch();
+        }
         self.epoch.load(Ordering::SeqCst)
     }
 
@@ -198,6 +233,16 @@ impl Durable {
                 });
             }
         }
+        #[cfg(feature = "nats")]
+        if let Some(jetstream) = self.jetstream() {
+            let (seq, duplicate) = jetstream
+                .append(&self.config, topic, options, event)
+                .await?;
+            return Ok(Emitted {
+                position: pump::position(self, seq),
+                duplicate,
+            });
+        }
         let appended = self
             .writer()
             .map_err(|_| DurableError::NotConfigured)?
@@ -221,14 +266,28 @@ impl Durable {
         outbox: Arc<Outbox>,
     ) -> Result<(Arc<Attachment>, Position), DurableSubscribeError> {
         let _one = self.attaching.lock().await;
-        let store = self
-            .store()
-            .map_err(|_| DurableSubscribeError::NotConfigured)?;
         let key = (topic.clone(), consumer.to_owned());
         let previous = lock(&self.attached).remove(&key).and_then(|w| w.upgrade());
         if let Some(previous) = previous {
             previous.stopped().await;
         }
+        #[cfg(feature = "nats")]
+        if let Some(jetstream) = self.jetstream() {
+            let (made, floor) = jetstream
+                .consumer(&self.config, topic, consumer, start)
+                .await?;
+            let (topic, name) = key.clone();
+            let max = self.config.max_in_flight;
+            let attachment = Attachment::remote(topic, name, slot, max);
+            lock(&self.attached).insert(key, Arc::downgrade(&attachment));
+            let pump =
+                Arc::clone(jetstream).pump(Arc::clone(self), Arc::clone(&attachment), outbox, made);
+            attachment.run(pump);
+            return Ok((attachment, pump::position(self, floor)));
+        }
+        let store = self
+            .store()
+            .map_err(|_| DurableSubscribeError::NotConfigured)?;
         let (t, c) = key.clone();
         let (record, last) = tokio::task::spawn_blocking(move || {
             Ok::<_, StoreError>((store.consumer(&t, &c)?, store.last_seq(&t)?))
@@ -265,7 +324,7 @@ impl Durable {
         }
         let floor = pump::position(self, record.floor());
         let state = ConsumerState::new(record, Instant::now());
-        let attachment = Attachment::new(topic.clone(), consumer.to_owned(), slot, state);
+        let attachment = Attachment::local(topic.clone(), consumer.to_owned(), slot, state);
         lock(&self.attached).insert(key, Arc::downgrade(&attachment));
         attachment.start(Arc::clone(self), outbox);
         Ok((attachment, floor))
@@ -273,6 +332,10 @@ impl Durable {
 
     /// What `topic` holds now.
     pub(crate) async fn topic(&self, topic: &Topic) -> Result<TopicInfo, StoreError> {
+        #[cfg(feature = "nats")]
+        if let Some(jetstream) = self.jetstream() {
+            return jetstream.topic(&self.config, topic).await;
+        }
         let store = self.store()?;
         let t = topic.clone();
         let (last, _, events, bytes) = tokio::task::spawn_blocking(move || store.topic(&t))
@@ -290,6 +353,10 @@ impl Durable {
         &self,
         topic: &Topic,
     ) -> Result<Vec<StoredDeadLetter>, StoreError> {
+        #[cfg(feature = "nats")]
+        if let Some(jetstream) = self.jetstream() {
+            return jetstream.dead_letters(&self.config, topic).await;
+        }
         let store = self.store()?;
         let topic = topic.clone();
         tokio::task::spawn_blocking(move || store.dead_letters(&topic))
@@ -308,6 +375,12 @@ impl Durable {
         let previous = lock(&self.attached).remove(&key).and_then(|w| w.upgrade());
         if let Some(previous) = previous {
             previous.stopped().await;
+        }
+        #[cfg(feature = "nats")]
+        if let Some(jetstream) = self.jetstream() {
+            return jetstream
+                .delete_consumer(&self.config, topic, consumer)
+                .await;
         }
         self.writer()?.delete(key.0, key.1).await
     }

@@ -43,41 +43,115 @@ pub(crate) struct Attachment {
     pub(crate) topic: Topic,
     pub(crate) consumer: String,
     pub(crate) slot: u16,
-    state: Mutex<ConsumerState>,
+    progress: Progress,
     wake: Notify,
     stopped: AtomicBool,
     task: Mutex<Option<JoinHandle<()>>>,
 }
 
+/// Where a consumer's progress is kept.
+#[derive(Debug)]
+enum Progress {
+    /// Here, stored in the embedded store by the pump.
+    Local(Mutex<ConsumerState>),
+    /// In JetStream: the acks the pump is to pass on, at most `max_in_flight` (more are
+    /// dropped, and their events come again).
+    #[cfg(feature = "nats")]
+    Remote(Mutex<Vec<u64>>, usize),
+}
+
 impl Attachment {
-    pub(crate) fn new(
+    /// A consumer whose progress is `state`, kept in the embedded store.
+    pub(crate) fn local(
         topic: Topic,
         consumer: String,
         slot: u16,
         state: ConsumerState,
     ) -> Arc<Self> {
+        Self::new(topic, consumer, slot, Progress::Local(Mutex::new(state)))
+    }
+
+    /// A consumer whose progress JetStream keeps; it has at most `max_in_flight` events
+    /// unacked.
+    #[cfg(feature = "nats")]
+    pub(crate) fn remote(
+        topic: Topic,
+        consumer: String,
+        slot: u16,
+        max_in_flight: usize,
+    ) -> Arc<Self> {
+        let progress = Progress::Remote(Mutex::default(), max_in_flight);
+        Self::new(topic, consumer, slot, progress)
+    }
+
+    fn new(topic: Topic, consumer: String, slot: u16, progress: Progress) -> Arc<Self> {
         Arc::new(Self {
             topic,
             consumer,
             slot,
-            state: Mutex::new(state),
+            progress,
             wake: Notify::new(),
             stopped: AtomicBool::new(false),
             task: Mutex::new(None),
         })
     }
 
-    /// Starts delivering into `outbox`.
+    /// Starts delivering into `outbox` from the embedded store.
     pub(crate) fn start(self: &Arc<Self>, durable: Arc<Durable>, outbox: Arc<Outbox>) {
         let stored = durable.watch(&self.topic);
-        let task = tokio::spawn(pump(durable, Arc::clone(self), outbox, stored));
-        *lock(&self.task) = Some(task);
+        self.run(pump(durable, Arc::clone(self), outbox, stored));
+    }
+
+    /// Runs `pump` as this consumer's delivery task.
+    pub(crate) fn run(&self, pump: impl std::future::Future<Output = ()> + Send + 'static) {
+        *lock(&self.task) = Some(tokio::spawn(pump));
     }
 
     /// The client processed event `seq`: it is not delivered again.
     pub(crate) fn ack(&self, seq: u64) {
-        if lock(&self.state).ack(seq) {
+        let woken = match &self.progress {
+            Progress::Local(state) => lock(state).ack(seq),
+            #[cfg(feature = "nats")]
+            Progress::Remote(acks, max) => {
+                let mut acks = lock(acks);
+                let room = acks.len() < *max;
+                if room {
+                    acks.push(seq);
+                }
+                room
+            }
+        };
+        if woken {
             self.wake.notify_one();
+        }
+    }
+
+    /// The acks received since last asked (JetStream consumers).
+    #[cfg(feature = "nats")]
+    pub(crate) fn take_acks(&self) -> Vec<u64> {
+        match &self.progress {
+            Progress::Remote(acks, _) => std::mem::take(&mut *lock(acks)),
+            Progress::Local(_) => Vec::new(),
+        }
+    }
+
+    /// Completes when an ack came in or the consumer was stopped.
+    #[cfg(feature = "nats")]
+    pub(crate) async fn woken(&self) {
+        self.wake.notified().await;
+    }
+
+    /// Whether the consumer was stopped.
+    pub(crate) fn is_stopped(&self) -> bool {
+        self.stopped.load(Ordering::SeqCst)
+    }
+
+    /// The embedded consumer's state (every attachment the embedded pump runs has one).
+    fn state(&self) -> Option<std::sync::MutexGuard<'_, ConsumerState>> {
+        match &self.progress {
+            Progress::Local(state) => Some(lock(state)),
+            #[cfg(feature = "nats")]
+            Progress::Remote(..) => None,
         }
     }
 
@@ -113,7 +187,7 @@ async fn pump(
 ) {
     let mut more = true;
     loop {
-        if attachment.stopped.load(Ordering::SeqCst) {
+        if attachment.is_stopped() {
             let _ = save(&durable, &attachment, Vec::new(), false).await;
             return;
         }
@@ -127,7 +201,7 @@ async fn pump(
                     continue;
                 }
                 for (event, attempt) in batch.events {
-                    queue(&durable, &attachment, &outbox, event, attempt);
+                    deliver(&durable, &attachment, &outbox, event, attempt);
                 }
             }
             Err(error) => {
@@ -136,7 +210,7 @@ async fn pump(
                 continue;
             }
         }
-        let next_due = lock(&attachment.state).next_due();
+        let next_due = attachment.state().and_then(|state| state.next_due());
         tokio::select! {
             () = attachment.wake.notified() => {}
             changed = stored.changed(), if !more => {
@@ -166,7 +240,7 @@ async fn round(
         },
         delivered,
     ) = {
-        let mut state = lock(&attachment.state);
+        let mut state = attachment.state().ok_or(StoreError::Closed)?;
         let round = state.round(
             now,
             config.ack_wait,
@@ -196,7 +270,7 @@ async fn round(
     let read_all = if want == 0 { !more } else { fresh.len() < want };
     let mut events = Vec::with_capacity(again.len() + fresh.len());
     {
-        let mut state = lock(&attachment.state);
+        let mut state = attachment.state().ok_or(StoreError::Closed)?;
         for (seq, event, attempt) in again {
             match event {
                 Some(event) => events.push((event, attempt)),
@@ -220,7 +294,9 @@ async fn save(
     changed: bool,
 ) -> Result<(), StoreError> {
     let record = {
-        let mut state = lock(&attachment.state);
+        let Some(mut state) = attachment.state() else {
+            return Ok(());
+        };
         if !changed && !state.dirty() {
             return Ok(());
         }
@@ -238,7 +314,7 @@ async fn save(
 }
 
 /// Queues one delivery of `event` for the connection.
-fn queue(
+pub(crate) fn deliver(
     durable: &Durable,
     attachment: &Attachment,
     outbox: &Outbox,
