@@ -12,6 +12,17 @@ use hardlight::*;
 
 const TOPIC: &str = "log";
 
+/// A ledger server on a new store (durable configuration adjusted) and a client over QUIC.
+async fn start(
+    name: &str,
+    adjust: impl FnOnce(DurableConfig) -> DurableConfig,
+) -> (TempDir, LedgerServer, LedgerClient) {
+    let dir = TempDir::new(name);
+    let server = LedgerServer::start(dir.store(), adjust).await;
+    let client = server.client(Transport::Quic).await;
+    (dir, server, client)
+}
+
 async fn append(client: &LedgerClient, n: u64) -> Position {
     client
         .append(TOPIC.into(), n, None, None)
@@ -76,10 +87,10 @@ async fn websocket_delivers_in_order_and_acked_events_are_not_redelivered() {
 
 #[tokio::test]
 async fn an_unacked_event_is_redelivered_after_the_ack_wait_with_its_id_and_position() {
-    let dir = TempDir::new("durable-redeliver");
-    let server =
-        LedgerServer::start(dir.store(), |c| c.with_ack_wait(Duration::from_millis(100))).await;
-    let client = server.client(Transport::Quic).await;
+    let (_dir, server, client) = start("durable-redeliver", |c| {
+        c.with_ack_wait(Duration::from_millis(100))
+    })
+    .await;
     let mut events = client.durable().await.unwrap();
     consume(&client, "reader").await;
     client
@@ -106,13 +117,11 @@ async fn an_unacked_event_is_redelivered_after_the_ack_wait_with_its_id_and_posi
 
 #[tokio::test]
 async fn past_max_deliver_an_event_goes_to_the_dead_letters() {
-    let dir = TempDir::new("durable-dead");
-    let server = LedgerServer::start(dir.store(), |c| {
+    let (_dir, server, client) = start("durable-dead", |c| {
         c.with_ack_wait(Duration::from_millis(50))
             .with_max_deliver(2)
     })
     .await;
-    let client = server.client(Transport::Quic).await;
     let mut events = client.durable().await.unwrap();
     consume(&client, "reader").await;
     append(&client, 1).await;
@@ -135,12 +144,10 @@ async fn past_max_deliver_an_event_goes_to_the_dead_letters() {
 
 #[tokio::test]
 async fn an_expired_event_is_never_delivered_and_its_space_is_reclaimed() {
-    let dir = TempDir::new("durable-ttl");
-    let server = LedgerServer::start(dir.store(), |c| {
+    let (_dir, server, client) = start("durable-ttl", |c| {
         c.with_sweep_interval(Duration::from_millis(20))
     })
     .await;
-    let client = server.client(Transport::Quic).await;
     client
         .append(TOPIC.into(), 1, None, Some(30))
         .await
@@ -164,12 +171,10 @@ async fn an_expired_event_is_never_delivered_and_its_space_is_reclaimed() {
 
 #[tokio::test]
 async fn an_expired_event_is_not_delivered_even_before_the_sweep() {
-    let dir = TempDir::new("durable-ttl-unswept");
-    let server = LedgerServer::start(dir.store(), |c| {
+    let (_dir, server, client) = start("durable-ttl-unswept", |c| {
         c.with_sweep_interval(Duration::from_secs(3600))
     })
     .await;
-    let client = server.client(Transport::Quic).await;
     client.append(TOPIC.into(), 1, None, Some(1)).await.unwrap();
     tokio::time::sleep(Duration::from_millis(20)).await;
     append(&client, 2).await;
@@ -181,9 +186,7 @@ async fn an_expired_event_is_not_delivered_even_before_the_sweep() {
 
 #[tokio::test]
 async fn an_emit_repeated_with_its_id_is_stored_once() {
-    let dir = TempDir::new("durable-dedup");
-    let server = LedgerServer::start(dir.store(), |c| c).await;
-    let client = server.client(Transport::Quic).await;
+    let (_dir, server, client) = start("durable-dedup", |c| c).await;
     let (first, duplicate) = client
         .append(TOPIC.into(), 1, Some("order-1".into()), None)
         .await
@@ -204,13 +207,11 @@ async fn an_emit_repeated_with_its_id_is_stored_once() {
 
 #[tokio::test]
 async fn an_id_outside_the_dedup_window_is_stored_again() {
-    let dir = TempDir::new("durable-dedup-window");
-    let server = LedgerServer::start(dir.store(), |c| {
+    let (_dir, server, client) = start("durable-dedup-window", |c| {
         c.with_dedup_window(Duration::from_millis(20))
             .with_sweep_interval(Duration::from_millis(20))
     })
     .await;
-    let client = server.client(Transport::Quic).await;
     let (first, _) = client
         .append(TOPIC.into(), 1, Some("k".into()), None)
         .await
@@ -227,12 +228,10 @@ async fn an_id_outside_the_dedup_window_is_stored_again() {
 
 #[tokio::test]
 async fn a_full_topic_refuses_emits_until_its_consumers_ack() {
-    let dir = TempDir::new("durable-full");
-    let server = LedgerServer::start(dir.store(), |c| {
+    let (_dir, server, client) = start("durable-full", |c| {
         c.with_policy(TopicPolicy::default().with_max_events(3))
     })
     .await;
-    let client = server.client(Transport::Quic).await;
     let mut events = client.durable().await.unwrap();
     consume(&client, "reader").await;
     for n in 1..=3 {
@@ -256,9 +255,7 @@ async fn a_full_topic_refuses_emits_until_its_consumers_ack() {
 
 #[tokio::test]
 async fn a_full_store_refuses_emits() {
-    let dir = TempDir::new("durable-store-full");
-    let server = LedgerServer::start(dir.store(), |c| c.with_max_bytes(64)).await;
-    let client = server.client(Transport::Quic).await;
+    let (_dir, server, client) = start("durable-store-full", |c| c.with_max_bytes(64)).await;
     let mut stored = 0;
     let refusal = loop {
         match client.append(TOPIC.into(), stored, None, None).await {
@@ -273,13 +270,11 @@ async fn a_full_store_refuses_emits() {
 
 #[tokio::test]
 async fn a_consumer_at_max_in_flight_gets_redeliveries_before_new_events() {
-    let dir = TempDir::new("durable-in-flight");
-    let server = LedgerServer::start(dir.store(), |c| {
+    let (_dir, server, client) = start("durable-in-flight", |c| {
         c.with_max_in_flight(2)
             .with_ack_wait(Duration::from_millis(50))
     })
     .await;
-    let client = server.client(Transport::Quic).await;
     let mut events = client.durable().await.unwrap();
     consume(&client, "reader").await;
     for n in 1..=3 {
@@ -312,9 +307,7 @@ async fn a_consumer_at_max_in_flight_gets_redeliveries_before_new_events() {
 
 #[tokio::test]
 async fn a_consumer_taken_over_by_another_connection_gets_its_unacked_events_there() {
-    let dir = TempDir::new("durable-takeover");
-    let server = LedgerServer::start(dir.store(), |c| c).await;
-    let first = server.client(Transport::Quic).await;
+    let (_dir, server, first) = start("durable-takeover", |c| c).await;
     let mut first_events = first.durable().await.unwrap();
     consume(&first, "reader").await;
     append(&first, 1).await;
@@ -340,9 +333,8 @@ async fn a_consumer_taken_over_by_another_connection_gets_its_unacked_events_the
 
 #[tokio::test]
 async fn durable_subscriptions_per_connection_are_limited() {
-    let dir = TempDir::new("durable-many");
-    let server = LedgerServer::start(dir.store(), |c| c.with_max_consumers_per_connection(1)).await;
-    let client = server.client(Transport::Quic).await;
+    let (_dir, server, client) =
+        start("durable-many", |c| c.with_max_consumers_per_connection(1)).await;
     consume(&client, "a").await;
     assert!(matches!(
         client
@@ -359,9 +351,7 @@ async fn durable_subscriptions_per_connection_are_limited() {
 
 #[tokio::test]
 async fn starting_after_a_position_or_at_the_newest_event() {
-    let dir = TempDir::new("durable-start");
-    let server = LedgerServer::start(dir.store(), |c| c).await;
-    let client = server.client(Transport::Quic).await;
+    let (_dir, server, client) = start("durable-start", |c| c).await;
     let positions = [append(&client, 1).await, append(&client, 2).await];
     let mut events = client.durable().await.unwrap();
     let floor = client
@@ -401,9 +391,7 @@ async fn starting_after_a_position_or_at_the_newest_event() {
 
 #[tokio::test]
 async fn a_position_from_a_deleted_store_is_refused_with_the_new_epoch() {
-    let dir = TempDir::new("durable-epoch");
-    let server = LedgerServer::start(dir.store(), |c| c).await;
-    let client = server.client(Transport::Quic).await;
+    let (dir, server, client) = start("durable-epoch", |c| c).await;
     let old = append(&client, 1).await;
     drop(client);
     server.stop().await;

@@ -20,6 +20,17 @@ pub struct Tick {
     pub emitted_us: u64,
 }
 
+impl Tick {
+    /// Event `seq` with `size` payload bytes, stamped `emitted_us`.
+    pub fn new(seq: u64, size: u32, emitted_us: u64) -> Self {
+        Self {
+            seq,
+            data: vec![(seq % 251) as u8; size as usize],
+            emitted_us,
+        }
+    }
+}
+
 /// The topic of the emit → deliver latency workloads.
 const TIMED: &str = "bench-timed";
 
@@ -43,13 +54,15 @@ pub trait Bench {
     async fn join_timed(&self, durable: bool) -> HandlerResult<()>;
     /// Emits `count` timestamped events of `size` payload bytes to the timed topic from
     /// `emitters` concurrent emitters, each waiting for its emit to return (a durable emit
-    /// returns once stored); returns how long that took, in ns.
+    /// returns once stored) and, with `pace_us` above 0, emitting at most once per
+    /// `pace_us` µs; returns how long that took, in ns.
     async fn emit_timed(
         &self,
         count: u64,
         size: u32,
         emitters: u32,
         durable: bool,
+        pace_us: u64,
     ) -> HandlerResult<u64>;
 }
 
@@ -69,13 +82,7 @@ impl Bench for Handler {
         tokio::spawn(async move {
             let topic = Topic::from("bench");
             for seq in 0..count {
-                let data = vec![(seq % 251) as u8; size as usize];
-                let tick = Tick {
-                    seq,
-                    data,
-                    emitted_us: 0,
-                };
-                events.emit(&topic, tick).await;
+                events.emit(&topic, Tick::new(seq, size, 0)).await;
             }
         });
         Ok(())
@@ -99,6 +106,7 @@ impl Bench for Handler {
         size: u32,
         emitters: u32,
         durable: bool,
+        pace_us: u64,
     ) -> HandlerResult<u64> {
         let started = std::time::Instant::now();
         let emitters = u64::from(emitters.max(1));
@@ -107,12 +115,17 @@ impl Bench for Handler {
                 let events = self.events.clone();
                 tokio::spawn(async move {
                     let topic = Topic::from(TIMED);
+                    let mut pace = (pace_us > 0).then(|| {
+                        let mut pace =
+                            tokio::time::interval(std::time::Duration::from_micros(pace_us));
+                        pace.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+                        pace
+                    });
                     for seq in (e..count).step_by(emitters as usize) {
-                        let tick = Tick {
-                            seq,
-                            data: vec![(seq % 251) as u8; size as usize],
-                            emitted_us: now_us(),
-                        };
+                        if let Some(pace) = &mut pace {
+                            pace.tick().await;
+                        }
+                        let tick = Tick::new(seq, size, now_us());
                         if durable {
                             let stored = events
                                 .emit_durable(&topic, tick, EmitOptions::default())

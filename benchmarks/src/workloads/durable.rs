@@ -34,7 +34,8 @@ fn figures(events: u64, nanos: u64, latencies: &Latencies) -> Figures {
 }
 
 /// `events` events of `size` bytes from `emitters` emitters on the server at `addr`,
-/// durable or in memory, received over QUIC.
+/// durable or in memory, each emitter emitting at most once per `pace` if given, received
+/// over QUIC.
 pub async fn hardlight(
     addr: SocketAddr,
     cert: &Certificate,
@@ -42,6 +43,7 @@ pub async fn hardlight(
     events: u64,
     size: u32,
     emitters: u32,
+    pace: Option<Duration>,
 ) -> Figures {
     let config =
         hardlight_config(addr, cert, Transport::Quic).with_event_buffer(events as usize + 1024);
@@ -77,7 +79,13 @@ pub async fn hardlight(
         })
     };
     let nanos = client
-        .emit_timed(events, size, emitters, durable)
+        .emit_timed(
+            events,
+            size,
+            emitters,
+            durable,
+            pace.map_or(0, |p| p.as_micros() as u64),
+        )
         .await
         .expect("emit");
     let latencies = receiver.await.expect("receiver");

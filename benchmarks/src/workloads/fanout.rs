@@ -80,12 +80,7 @@ pub async fn broadcast(subscribers: usize, events: u64, size: u32) -> f64 {
         .collect();
     let started = Instant::now();
     for seq in 0..events {
-        let data = vec![(seq % 251) as u8; size as usize];
-        let _ = tx.send(Arc::new(Tick {
-            seq,
-            data,
-            emitted_us: 0,
-        }));
+        let _ = tx.send(Arc::new(Tick::new(seq, size, 0)));
     }
     join_all(receivers).await;
     (events * subscribers as u64) as f64 / started.elapsed().as_secs_f64()

@@ -25,14 +25,11 @@ use std::{
     time::Duration,
 };
 
-use async_nats::{
-    jetstream::{
-        self,
-        consumer::{pull, AckPolicy, DeliverPolicy},
-        message::PublishMessage,
-        stream::{self, DiscardPolicy, StorageType},
-    },
-    HeaderMap,
+use async_nats::jetstream::{
+    self,
+    consumer::{pull, AckPolicy, DeliverPolicy},
+    message::PublishMessage,
+    stream::{self, DiscardPolicy, StorageType},
 };
 use base64::{engine::general_purpose::URL_SAFE_NO_PAD, Engine};
 use bytes::Bytes;
@@ -56,6 +53,8 @@ const CONSUMER_HEADER: &str = "Hardlight-Consumer";
 const ATTEMPTS_HEADER: &str = "Hardlight-Attempts";
 /// The header giving a dead letter's event seq.
 const SEQ_HEADER: &str = "Hardlight-Seq";
+/// The header giving a dead letter's emit id.
+const ID_HEADER: &str = "Hardlight-Id";
 /// How long a pump waits after JetStream failed before it tries again.
 const RETRY: Duration = Duration::from_secs(1);
 /// How often JetStream tells a waiting pull that it is still there.
@@ -166,8 +165,8 @@ impl JetStream {
         options: EmitOptions,
         event: Vec<u8>,
     ) -> Result<(u64, bool), DurableError> {
-        let stream = self.stream(config).await?;
-        let _ = stream;
+        // the stream exists (and its epoch is known) before anything is published to it
+        self.stream(config).await?;
         let mut message = PublishMessage::build().payload(Bytes::from(event));
         if let Some(id) = &options.id {
             message = message.message_id(id);
@@ -345,27 +344,21 @@ impl JetStream {
         let Ok(context) = self.context().await else {
             return;
         };
-        let mut headers = HeaderMap::new();
-        headers.insert(CONSUMER_HEADER, attachment.consumer.as_str());
-        headers.insert(ATTEMPTS_HEADER, attempts.to_string().as_str());
-        headers.insert(SEQ_HEADER, seq.to_string().as_str());
         let mut letter = PublishMessage::build()
             .payload(message.payload.clone())
             .message_id(format!(
                 "dead:{}:{seq}",
                 token(attachment.consumer.as_bytes())
-            ));
-        for (name, values) in headers.iter() {
-            for value in values {
-                letter = letter.header(name.clone(), value.clone());
-            }
-        }
+            ))
+            .header(CONSUMER_HEADER, attachment.consumer.as_str())
+            .header(ATTEMPTS_HEADER, attempts.to_string().as_str())
+            .header(SEQ_HEADER, seq.to_string().as_str());
         if let Some(id) = message
             .headers
             .as_ref()
             .and_then(|h| h.get(async_nats::header::NATS_MESSAGE_ID))
         {
-            letter = letter.header("Hardlight-Id", id.clone());
+            letter = letter.header(ID_HEADER, id.clone());
         }
         let subject = self.dead_subject(&attachment.topic, &attachment.consumer);
         let stored = match context.send_publish(subject, letter).await {
@@ -417,7 +410,7 @@ impl JetStream {
                     .unwrap_or(0),
                 event: StoredEvent {
                     seq: header(SEQ_HEADER).and_then(|s| s.parse().ok()).unwrap_or(0),
-                    id: header("Hardlight-Id"),
+                    id: header(ID_HEADER),
                     expires_at: 0,
                     event: message.payload.to_vec(),
                 },

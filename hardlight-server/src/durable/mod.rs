@@ -207,6 +207,15 @@ impl Durable {
         self.epoch.load(Ordering::SeqCst)
     }
 
+    /// Stops the attachment of consumer `key` wherever it is, and waits until it has
+    /// stored its progress.
+    async fn detach(&self, key: &(Topic, String)) {
+        let previous = lock(&self.attached).remove(key).and_then(|w| w.upgrade());
+        if let Some(previous) = previous {
+            previous.stopped().await;
+        }
+    }
+
     /// Follows `topic`'s last seq.
     pub(crate) fn watch(&self, topic: &Topic) -> watch::Receiver<u64> {
         let mut topics = lock(&self.topics);
@@ -267,10 +276,7 @@ impl Durable {
     ) -> Result<(Arc<Attachment>, Position), DurableSubscribeError> {
         let _one = self.attaching.lock().await;
         let key = (topic.clone(), consumer.to_owned());
-        let previous = lock(&self.attached).remove(&key).and_then(|w| w.upgrade());
-        if let Some(previous) = previous {
-            previous.stopped().await;
-        }
+        self.detach(&key).await;
         #[cfg(feature = "nats")]
         if let Some(jetstream) = self.jetstream() {
             let (made, floor) = jetstream
@@ -372,10 +378,7 @@ impl Durable {
         consumer: &str,
     ) -> Result<(), StoreError> {
         let key = (topic.clone(), consumer.to_owned());
-        let previous = lock(&self.attached).remove(&key).and_then(|w| w.upgrade());
-        if let Some(previous) = previous {
-            previous.stopped().await;
-        }
+        self.detach(&key).await;
         #[cfg(feature = "nats")]
         if let Some(jetstream) = self.jetstream() {
             return jetstream

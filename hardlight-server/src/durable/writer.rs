@@ -80,16 +80,15 @@ impl Writer {
         ttl: Option<Duration>,
         event: Vec<u8>,
     ) -> Result<Appended, DurableError> {
-        let (reply, answer) = oneshot::channel();
-        let op = Op::Append {
+        self.request(|reply| Op::Append {
             topic,
             id,
             ttl,
             event,
             reply,
-        };
-        self.tx.send(op).await.map_err(|_| StoreError::Closed)?;
-        answer.await.map_err(|_| StoreError::Closed)?
+        })
+        .await
+        .map_err(DurableError::from)?
     }
 
     /// Stores a consumer's progress and moves its `dead` events to its dead letters;
@@ -101,28 +100,37 @@ impl Writer {
         record: ConsumerRecord,
         dead: Vec<(u64, u32)>,
     ) -> Result<(), StoreError> {
-        let (reply, answer) = oneshot::channel();
-        let op = Op::Save {
+        self.request(|reply| Op::Save {
             topic,
             consumer,
             record,
             dead,
             reply,
-        };
-        self.tx.send(op).await.map_err(|_| StoreError::Closed)?;
-        answer.await.map_err(|_| StoreError::Closed)?
+        })
+        .await?
     }
 
     /// Forgets a consumer; returns once committed.
     pub(crate) async fn delete(&self, topic: Topic, consumer: String) -> Result<(), StoreError> {
-        let (reply, answer) = oneshot::channel();
-        let op = Op::Delete {
+        self.request(|reply| Op::Delete {
             topic,
             consumer,
             reply,
-        };
-        self.tx.send(op).await.map_err(|_| StoreError::Closed)?;
-        answer.await.map_err(|_| StoreError::Closed)?
+        })
+        .await?
+    }
+
+    /// Queues the op `make` builds around its reply channel and waits for the answer.
+    async fn request<T>(
+        &self,
+        make: impl FnOnce(oneshot::Sender<T>) -> Op,
+    ) -> Result<T, StoreError> {
+        let (reply, answer) = oneshot::channel();
+        self.tx
+            .send(make(reply))
+            .await
+            .map_err(|_| StoreError::Closed)?;
+        answer.await.map_err(|_| StoreError::Closed)
     }
 
     /// Asks for expired events and dedup entries to be removed (skipped if the writer is
