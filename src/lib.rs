@@ -16,11 +16,12 @@ pub use hardlight_client::{
 #[cfg(feature = "server")]
 pub use hardlight_server::{
     AddressValidation, AuthError, AuthRequest, Authenticator, ConnectionInfo, DeadLetter,
-    DurableConfig, DurableError, DurableSubscribeError, EmitError, EmitOptions, Emitted,
-    EventEmitter, Factory, HandlerContext, Identity, RateLimit, RpcHandler, Server, ServerConfig,
-    ServerError, ServerLimits, ServerStats, ShutdownHandle, SlowConsumerPolicy, StartAt,
-    StateHandle, StateWriteGuard, StatsHandle, StoreError, SubscribeError, Subscriptions, TlsError,
-    TopicInfo, TopicNotification, TopicNotifier, TopicPolicy, TrafficStats, WebSocketMode,
+    DurableConfig, DurableError, DurableStats, DurableSubscribeError, EmitError, EmitOptions,
+    Emitted, EventEmitter, Factory, HandlerContext, Identity, RateLimit, RpcHandler, Server,
+    ServerConfig, ServerError, ServerLimits, ServerStats, ShutdownHandle, SlowConsumerPolicy,
+    StartAt, StateHandle, StateWriteGuard, StatsHandle, StoreError, SubscribeError, Subscriptions,
+    TlsError, TopicInfo, TopicNotification, TopicNotifier, TopicPolicy, TrafficStats,
+    WebSocketMode,
 };
 
 #[cfg(feature = "prometheus")]

@@ -139,6 +139,18 @@ async fn past_max_deliver_an_event_goes_to_the_dead_letters() {
         (2, 1),
         "1 is not delivered again"
     );
+    // the counters (and `hardlight_durable_*` metrics) saw the same
+    let stats = server.stats.snapshot().durable.expect("durable stats");
+    assert_eq!(
+        (
+            stats.events_stored,
+            stats.deliveries,
+            stats.redeliveries,
+            stats.dead_letters,
+            stats.acks
+        ),
+        (2, 2, 1, 1, 0)
+    );
     server.stop().await;
 }
 

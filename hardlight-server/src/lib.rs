@@ -35,8 +35,8 @@ pub use auth::{AuthError, AuthRequest, Authenticator, ConnectionInfo, Identity};
 pub use cluster::{ClusterConfig, ClusterStats};
 pub use config::{ServerConfig, WebSocketMode};
 pub use durable::{
-    DeadLetter, DurableConfig, DurableError, DurableSubscribeError, EmitOptions, Emitted, StartAt,
-    StoreError, TopicInfo, TopicPolicy, MAX_ID_LEN,
+    DeadLetter, DurableConfig, DurableError, DurableStats, DurableSubscribeError, EmitOptions,
+    Emitted, StartAt, StoreError, TopicInfo, TopicPolicy, MAX_ID_LEN,
 };
 pub use error::{ServerError, TlsError};
 pub use handler::{EventOf, Factory, HandlerContext, RpcHandler, StateOf};

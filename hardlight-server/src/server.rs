@@ -86,15 +86,20 @@ impl<H: RpcHandler> Server<H> {
         };
         #[cfg(not(feature = "nats"))]
         let hub = Hub::new(memory);
-        if let Some(durable) = config.durable.clone() {
-            let memory = Arc::clone(hub.memory());
-            let durable = Durable::new(durable, memory, config.compression);
-            #[cfg(feature = "nats")]
-            if let Some(cluster) = &config.cluster {
-                durable.join_cluster(cluster);
+        let counters = match config.durable.clone() {
+            Some(durable) => {
+                let memory = Arc::clone(hub.memory());
+                let durable = Durable::new(durable, memory, config.compression);
+                #[cfg(feature = "nats")]
+                if let Some(cluster) = &config.cluster {
+                    durable.join_cluster(cluster);
+                }
+                let counters = counters.with_durable(Arc::clone(&durable.counters));
+                hub.set_durable(durable);
+                counters
             }
-            hub.set_durable(durable);
-        }
+            None => counters,
+        };
         Self {
             config,
             factory,

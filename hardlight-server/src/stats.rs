@@ -42,6 +42,8 @@ pub struct ServerStats {
     pub memory_refusals: u64,
     /// Calls, bytes and dropped events of all connections.
     pub traffic: TrafficStats,
+    /// The durable topics, when the server has them (`ServerConfig::with_durable`).
+    pub durable: Option<crate::DurableStats>,
     /// The cluster link, when the server has one (`ServerConfig::with_cluster`).
     #[cfg(feature = "nats")]
     pub cluster: Option<crate::ClusterStats>,
@@ -109,6 +111,7 @@ pub(crate) struct ServerCounters {
     memory: Arc<MemoryBudget>,
     #[cfg(feature = "nats")]
     cluster: Option<Arc<crate::cluster::ClusterCounters>>,
+    durable: Option<Arc<crate::durable::DurableCounters>>,
 }
 
 /// How a parked session left the parked set.
@@ -152,6 +155,12 @@ impl ServerCounters {
     #[cfg(feature = "nats")]
     pub(crate) fn with_cluster(mut self, cluster: Arc<crate::cluster::ClusterCounters>) -> Self {
         self.cluster = Some(cluster);
+        self
+    }
+
+    /// Counts the durable topics' activity too.
+    pub(crate) fn with_durable(mut self, durable: Arc<crate::durable::DurableCounters>) -> Self {
+        self.durable = Some(durable);
         self
     }
 
@@ -229,6 +238,7 @@ impl ServerCounters {
             traffic: self.calls.snapshot(),
             #[cfg(feature = "nats")]
             cluster: self.cluster.as_ref().map(|c| c.snapshot()),
+            durable: self.durable.as_ref().map(|d| d.snapshot()),
         }
     }
 }

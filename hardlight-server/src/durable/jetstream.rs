@@ -366,6 +366,7 @@ impl JetStream {
             Err(_) => false,
         };
         if stored {
+            attachment.buried(1);
             let _ = message.ack_with(jetstream::AckKind::Term).await;
         }
     }

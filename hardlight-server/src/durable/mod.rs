@@ -16,6 +16,7 @@ mod jetstream;
 mod options;
 mod pump;
 mod record;
+mod stats;
 mod store;
 mod writer;
 
@@ -23,6 +24,8 @@ pub use config::{DurableConfig, TopicPolicy};
 pub use error::{DurableError, DurableSubscribeError, StoreError};
 pub use options::{DeadLetter, EmitOptions, Emitted, StartAt, TopicInfo, MAX_ID_LEN};
 pub(crate) use pump::Attachment;
+pub(crate) use stats::DurableCounters;
+pub use stats::DurableStats;
 
 use std::{
     collections::HashMap,
@@ -50,6 +53,7 @@ pub(crate) struct Durable {
     pub(crate) config: Arc<DurableConfig>,
     pub(crate) memory: Arc<MemoryBudget>,
     pub(crate) compression: Compression,
+    pub(crate) counters: Arc<DurableCounters>,
     opened: Mutex<Option<Opened>>,
     /// The store's epoch, once opened.
     epoch: AtomicU64,
@@ -82,6 +86,7 @@ impl Durable {
             config: Arc::new(config),
             memory,
             compression,
+            counters: Arc::default(),
             opened: Mutex::new(None),
             epoch: AtomicU64::new(0),
             topics: Arc::default(),
@@ -247,6 +252,7 @@ impl Durable {
             let (seq, duplicate) = jetstream
                 .append(&self.config, topic, options, event)
                 .await?;
+            self.counters.emitted(duplicate);
             return Ok(Emitted {
                 position: pump::position(self, seq),
                 duplicate,
@@ -257,6 +263,7 @@ impl Durable {
             .map_err(|_| DurableError::NotConfigured)?
             .append(topic.clone(), options.id, options.ttl, event)
             .await?;
+        self.counters.emitted(appended.duplicate);
         Ok(Emitted {
             position: pump::position(self, appended.seq),
             duplicate: appended.duplicate,
@@ -284,7 +291,7 @@ impl Durable {
                 .await?;
             let (topic, name) = key.clone();
             let max = self.config.max_in_flight;
-            let attachment = Attachment::remote(topic, name, slot, max);
+            let attachment = Attachment::remote(topic, name, slot, max, Arc::clone(&self.counters));
             lock(&self.attached).insert(key, Arc::downgrade(&attachment));
             let pump =
                 Arc::clone(jetstream).pump(Arc::clone(self), Arc::clone(&attachment), outbox, made);
@@ -330,7 +337,13 @@ impl Durable {
         }
         let floor = pump::position(self, record.floor());
         let state = ConsumerState::new(record, Instant::now());
-        let attachment = Attachment::local(topic.clone(), consumer.to_owned(), slot, state);
+        let attachment = Attachment::local(
+            topic.clone(),
+            consumer.to_owned(),
+            slot,
+            state,
+            Arc::clone(&self.counters),
+        );
         lock(&self.attached).insert(key, Arc::downgrade(&attachment));
         attachment.start(Arc::clone(self), outbox);
         Ok((attachment, floor))

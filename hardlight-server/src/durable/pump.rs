@@ -26,6 +26,7 @@ use super::{
     consumer::{ConsumerState, Round},
     error::StoreError,
     record::StoredEvent,
+    stats::DurableCounters,
     store::now_ms,
     Durable,
 };
@@ -44,6 +45,7 @@ pub(crate) struct Attachment {
     pub(crate) consumer: String,
     pub(crate) slot: u16,
     progress: Progress,
+    counters: Arc<DurableCounters>,
     wake: Notify,
     stopped: AtomicBool,
     task: Mutex<Option<JoinHandle<()>>>,
@@ -67,8 +69,10 @@ impl Attachment {
         consumer: String,
         slot: u16,
         state: ConsumerState,
+        counters: Arc<DurableCounters>,
     ) -> Arc<Self> {
-        Self::new(topic, consumer, slot, Progress::Local(Mutex::new(state)))
+        let progress = Progress::Local(Mutex::new(state));
+        Self::new(topic, consumer, slot, progress, counters)
     }
 
     /// A consumer whose progress JetStream keeps; it has at most `max_in_flight` events
@@ -79,17 +83,25 @@ impl Attachment {
         consumer: String,
         slot: u16,
         max_in_flight: usize,
+        counters: Arc<DurableCounters>,
     ) -> Arc<Self> {
         let progress = Progress::Remote(Mutex::default(), max_in_flight);
-        Self::new(topic, consumer, slot, progress)
+        Self::new(topic, consumer, slot, progress, counters)
     }
 
-    fn new(topic: Topic, consumer: String, slot: u16, progress: Progress) -> Arc<Self> {
+    fn new(
+        topic: Topic,
+        consumer: String,
+        slot: u16,
+        progress: Progress,
+        counters: Arc<DurableCounters>,
+    ) -> Arc<Self> {
         Arc::new(Self {
             topic,
             consumer,
             slot,
             progress,
+            counters,
             wake: Notify::new(),
             stopped: AtomicBool::new(false),
             task: Mutex::new(None),
@@ -122,8 +134,14 @@ impl Attachment {
             }
         };
         if woken {
+            self.counters.acked();
             self.wake.notify_one();
         }
+    }
+
+    /// `n` events went to the dead letters.
+    pub(crate) fn buried(&self, n: usize) {
+        self.counters.buried(n);
     }
 
     /// The acks received since last asked (JetStream consumers).
@@ -195,11 +213,13 @@ async fn pump(
             Ok((batch, read_all)) => {
                 more = !read_all;
                 let changed = !batch.events.is_empty() || !batch.dead.is_empty();
+                let buried = batch.dead.len();
                 if let Err(error) = save(&durable, &attachment, batch.dead, changed).await {
                     warn!(%error, topic = %attachment.topic, "durable consumer progress not stored");
                     sleep(RETRY).await;
                     continue;
                 }
+                attachment.buried(buried);
                 for (event, attempt) in batch.events {
                     deliver(&durable, &attachment, &outbox, event, attempt);
                 }
@@ -337,6 +357,7 @@ pub(crate) fn deliver(
             return;
         }
     };
+    attachment.counters.delivered(attempt);
     // bounded by `max_in_flight` per consumer, like the event queue it joins
     let charge = durable.memory.charge_unchecked(body.len() as u64);
     let encoded = EncodedEvent::durable(
