@@ -57,14 +57,7 @@ impl Board for BoardHandler {
 }
 
 /// A running board server.
-pub struct BoardServer {
-    pub addr: SocketAddr,
-    pub certificate_pem: String,
-    pub shutdown: ShutdownHandle,
-    pub emitter: EventEmitter<Note>,
-    pub notifier: TopicNotifier,
-    pub stats: StatsHandle,
-}
+pub type BoardServer = super::Running<Note>;
 
 impl BoardServer {
     /// The next topic change; panics after 60 s (only a hang gets there).
@@ -77,22 +70,7 @@ impl BoardServer {
 
     pub async fn start(adjust: impl FnOnce(ServerConfig) -> ServerConfig) -> Self {
         let config = adjust(ServerConfig::new_self_signed("127.0.0.1:0"));
-        let certificate_pem = config.certificate_pem().expect("certificate");
-        let mut server = Server::new(config, factory!(BoardHandler));
-        let addr = server.bind().expect("bind");
-        let emitter = server.get_event_emitter();
-        let notifier = server.get_topic_notifier();
-        let shutdown = server.shutdown_handle();
-        let stats = server.stats_handle();
-        tokio::spawn(server.run());
-        Self {
-            addr,
-            certificate_pem,
-            shutdown,
-            emitter,
-            notifier,
-            stats,
-        }
+        super::run(config, factory!(BoardHandler))
     }
 
     /// A client configuration for reaching this server at `addr` (e.g. through a proxy).

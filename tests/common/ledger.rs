@@ -167,13 +167,7 @@ impl Drop for TempDir {
 }
 
 /// A running ledger server.
-pub struct LedgerServer {
-    pub addr: SocketAddr,
-    pub certificate_pem: String,
-    pub shutdown: ShutdownHandle,
-    pub emitter: EventEmitter<Entry>,
-    pub stats: StatsHandle,
-}
+pub type LedgerServer = super::Running<Entry>;
 
 impl LedgerServer {
     /// A ledger server storing in `store`, its durable configuration adjusted.
@@ -188,20 +182,7 @@ impl LedgerServer {
 
     /// A ledger server with `config`.
     pub async fn start_with(config: ServerConfig) -> Self {
-        let certificate_pem = config.certificate_pem().expect("certificate");
-        let mut server = Server::new(config, factory!(LedgerHandler));
-        let addr = server.bind().expect("bind");
-        let emitter = server.get_event_emitter();
-        let shutdown = server.shutdown_handle();
-        let stats = server.stats_handle();
-        tokio::spawn(server.run());
-        Self {
-            addr,
-            certificate_pem,
-            shutdown,
-            emitter,
-            stats,
-        }
+        super::run(config, factory!(LedgerHandler))
     }
 
     /// A connected client over `transport`.

@@ -252,6 +252,36 @@ pub fn config_via(addr: SocketAddr, certificate_pem: &str, transport: Transport)
         .with_transport(transport)
 }
 
+/// A server of one of the test services, running on loopback.
+pub struct Running<E> {
+    pub addr: SocketAddr,
+    pub certificate_pem: String,
+    pub shutdown: ShutdownHandle,
+    pub emitter: EventEmitter<E>,
+    pub notifier: TopicNotifier,
+    pub stats: StatsHandle,
+}
+
+/// Binds a server of `factory`'s handlers with `config` and runs it in the background.
+pub fn run<H: RpcHandler>(
+    config: ServerConfig,
+    factory: Factory<H>,
+) -> Running<<H::Service as Service>::Event> {
+    let certificate_pem = config.certificate_pem().expect("certificate");
+    let mut server = Server::new(config, factory);
+    let addr = server.bind().expect("bind");
+    let running = Running {
+        addr,
+        certificate_pem,
+        shutdown: server.shutdown_handle(),
+        emitter: server.get_event_emitter(),
+        notifier: server.get_topic_notifier(),
+        stats: server.stats_handle(),
+    };
+    tokio::spawn(server.run());
+    running
+}
+
 /// A running server for tests.
 pub struct TestServer {
     pub addr: SocketAddr,
