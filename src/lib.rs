@@ -1,9 +1,9 @@
 #![doc = include_str!("../docs/crate.md")]
 
 pub use hardlight_core::{
-    durable::Position, Codable, Compression, ConnectionState, ErrorCode, HandlerError,
-    HandlerResult, Limits, ProtocolError, RejectCode, Service, Topic, TransportKind,
-    PROTOCOL_VERSION,
+    context::TraceParent, durable::Position, CallContext, Codable, Compression,
+    ConnectionState, CurrentCall, ErrorCode, HandlerError, HandlerResult, Limits,
+    ProtocolError, RejectCode, Service, Topic, TransportKind, PROTOCOL_VERSION,
 };
 pub use hardlight_macros::{codable, connection_state, factory, rpc, rpc_handler};
 
@@ -17,7 +17,8 @@ pub use hardlight_client::{
 pub use hardlight_server::{
     AddressValidation, AuthError, AuthRequest, Authenticator, ConnectionInfo, DeadLetter,
     DurableConfig, DurableError, DurableStats, DurableSubscribeError, EmitError, EmitOptions,
-    Emitted, EventEmitter, Factory, HandlerContext, Identity, RateLimit, RpcHandler, Server,
+    Emitted, EventEmitter, Factory, HandlerContext, Identity, InterceptedCall, Interceptor,
+    RateLimit, Refusal, RpcHandler, Server,
     ServerConfig, ServerError, ServerLimits, ServerStats, ShutdownHandle, SlowConsumerPolicy,
     StartAt, StateHandle, StateWriteGuard, StatsHandle, StoreError, SubscribeError, Subscriptions,
     TlsError, TopicInfo, TopicNotification, TopicNotifier, TopicPolicy, TrafficStats,
@@ -46,7 +47,7 @@ pub mod __private {
         schema::{Layout, Schema, ServiceSchema},
         service::{BoxFuture, Outcome, Service, ServiceOf},
         state::{unknown_field, ConnectionState},
-        Compression, HandlerError, ProtocolError,
+        CallContext, Compression, HandlerError, ProtocolError,
     };
     #[cfg(feature = "server")]
     pub use hardlight_server::{

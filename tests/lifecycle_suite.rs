@@ -74,7 +74,7 @@ async fn a_cancelled_call_is_dropped_on_the_server(via: Via) {
     let impatient = client.with_call_timeout(Some(Duration::from_secs(3)));
     assert!(matches!(
         impatient.sleep(3_600_000).await,
-        Err(RpcError::Timeout(_))
+        Err(RpcError::DeadlineExceeded(_))
     ));
     // the handler future was dropped: the call no longer runs
     eventually("the cancelled call dropped", || {

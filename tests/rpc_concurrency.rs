@@ -46,7 +46,7 @@ async fn a_call_timeout_is_reported_as_such() {
     let client = server.client().await;
     let impatient = client.with_call_timeout(Some(Duration::from_millis(50)));
     match impatient.sleep(60_000).await {
-        Err(RpcError::Timeout(limit)) => assert_eq!(limit, Duration::from_millis(50)),
+        Err(RpcError::DeadlineExceeded(limit)) => assert_eq!(limit, Duration::from_millis(50)),
         other => panic!("expected a timeout, got {other:?}"),
     }
     assert_eq!(

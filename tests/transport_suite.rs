@@ -137,7 +137,7 @@ async fn call_timeouts_cancel(transport: Transport) {
     let impatient = client.with_call_timeout(Some(Duration::from_millis(50)));
     assert!(matches!(
         impatient.sleep(60_000).await,
-        Err(RpcError::Timeout(_))
+        Err(RpcError::DeadlineExceeded(_))
     ));
     assert_eq!(client.sleep(1).await.unwrap(), 1);
 }

@@ -6,7 +6,7 @@ use std::{future::Future, sync::Arc};
 
 use hardlight_core::{
     codec::Bytes,
-    frame::{FrameHeader, Kind, HEADER_LEN},
+    frame::{FrameHeader, HEADER_LEN},
     handshake::Welcome,
     message::{encode_frame, open_aligned_body},
     Compression, ProtocolError,
@@ -54,14 +54,14 @@ impl<T: Exchange> Calls<T> {
         }
     }
 
-    /// Makes a call and returns its opened reply frame. Dropping the future cancels it.
+    /// Makes the call `header` (method, budget, flags) with body `args` and returns its
+    /// opened reply frame. Dropping the future cancels it.
     pub(crate) async fn call(
         &self,
-        method: u16,
+        header: FrameHeader,
         args: &[u8],
     ) -> Result<(FrameHeader, Bytes), CallError> {
         let _in_flight = self.drain.enter()?;
-        let header = FrameHeader::new(Kind::Call, 0).with_aux(method);
         let frame = encode_frame(header, args, self.compression)?;
         // refused here rather than by the server, which would close the connection
         let body_len = frame.len().saturating_sub(HEADER_LEN);

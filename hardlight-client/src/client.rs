@@ -11,9 +11,11 @@ use std::{
 
 use hardlight_core::{
     codec::{encode, Codable},
-    frame::HEADER_LEN,
+    context::{append_context, budget_to_seq, CallContext},
+    current::CurrentCall,
+    frame::{FrameHeader, Kind, HEADER_LEN},
     handshake::Resume,
-    Compression, ConnectionState, ProtocolError, RejectCode, Service,
+    Compression, ConnectionState, ErrorCode, ProtocolError, RejectCode, Service,
 };
 use tokio::sync::{broadcast, watch};
 
@@ -25,6 +27,7 @@ use crate::{
     error::{CallError, ConnectError, RpcError, TransportError},
     events::{Pushed, Subscription},
     mirror::{mark_disconnected, Mirror, StateWatcher},
+    propagate::Propagated,
     pushes::Pushes,
     reply::decode_reply,
     rt::{self, OnEnd},
@@ -41,6 +44,7 @@ use crate::{
 pub struct Client<S: Service> {
     inner: Arc<Inner<S>>,
     call_timeout: Option<Duration>,
+    context: Option<Arc<CallContext>>,
 }
 
 struct Inner<S: Service> {
@@ -75,6 +79,7 @@ impl<S: Service> Clone for Client<S> {
         Self {
             inner: Arc::clone(&self.inner),
             call_timeout: self.call_timeout,
+            context: self.context.clone(),
         }
     }
 }
@@ -107,6 +112,7 @@ impl<S: Service> Client<S> {
                 config,
             }),
             call_timeout,
+            context: None,
         }
     }
 
@@ -236,12 +242,37 @@ impl<S: Service> Client<S> {
         Ok(DurableSubscription::new(self.inner.events.subscribe()))
     }
 
-    /// A handle on the same connection whose calls time out after `timeout`
-    /// (`None`: no deadline). A timed-out call is cancelled on the server.
+    /// A handle on the same connection whose calls have `timeout` to complete (`None`:
+    /// no deadline). The deadline travels with each call: the server drops the handler
+    /// when it passes, and a call the handler makes gets at most the time left. Past it
+    /// the call fails with [`RpcError::DeadlineExceeded`] and is cancelled on the server.
     pub fn with_call_timeout(&self, timeout: Option<Duration>) -> Self {
         Self {
-            inner: Arc::clone(&self.inner),
             call_timeout: timeout,
+            ..self.clone()
+        }
+    }
+
+    /// A handle on the same connection whose calls carry `context` (trace context,
+    /// entries of the caller's), which the handler reads with `CurrentCall::context`.
+    /// Made inside a handler, a call carries the served call's context unless the
+    /// handle has one, and its trace in any case.
+    ///
+    /// ```
+    /// # use hardlight_client::Client;
+    /// # use hardlight_core::{context::CallContext, Service};
+    /// # fn traced<S: Service>(client: &Client<S>) -> Client<S> {
+    /// client.with_context(
+    ///     CallContext::new()
+    ///         .with_traceparent("00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01")
+    ///         .with_entry("request-id", "r-17"),
+    /// )
+    /// # }
+    /// ```
+    pub fn with_context(&self, context: CallContext) -> Self {
+        Self {
+            context: (!context.is_empty()).then(|| Arc::new(context)),
+            ..self.clone()
         }
     }
 
@@ -254,12 +285,25 @@ impl<S: Service> Client<S> {
     ) -> Result<T, RpcError<E>> {
         let counters = &self.inner.counters;
         counters.calls.fetch_add(1, Ordering::Relaxed);
-        let call = self.call(method, &args);
-        let result = match self.call_timeout {
-            None => call.await,
-            Some(limit) => rt::timeout(limit, call)
+        let current = CurrentCall::get();
+        let propagated = Propagated::new(
+            self.call_timeout,
+            self.context.as_deref(),
+            current.as_ref(),
+        );
+        let result = match propagated.budget {
+            None => self.call(method, &args, &propagated).await,
+            Some(budget) if budget.is_zero() => Err(RpcError::DeadlineExceeded(budget)),
+            Some(budget) => rt::timeout(budget, self.call(method, &args, &propagated))
                 .await
-                .unwrap_or(Err(RpcError::Timeout(limit))),
+                .unwrap_or(Err(RpcError::DeadlineExceeded(budget)))
+                .map_err(|error| match error {
+                    RpcError::Remote {
+                        code: ErrorCode::DeadlineExceeded,
+                        ..
+                    } => RpcError::DeadlineExceeded(budget),
+                    other => other,
+                }),
         };
         counters.finished.fetch_add(1, Ordering::Relaxed);
         if matches!(&result, Err(e) if !matches!(e, RpcError::Handler(_))) {
@@ -272,14 +316,23 @@ impl<S: Service> Client<S> {
         &self,
         method: u16,
         args: &A,
+        propagated: &Propagated<'_>,
     ) -> Result<T, RpcError<E>> {
         let (generation, connection) = self.live_connection().ok_or(RpcError::NotConnected)?;
-        let args = encode(args)?;
+        let mut args = encode(args)?;
+        let flags = match &propagated.context {
+            Some(context) => append_context(&mut args, context)?,
+            None => 0,
+        };
+        let header = FrameHeader::new(Kind::Call, 0)
+            .with_aux(method)
+            .with_seq(budget_to_seq(propagated.budget))
+            .with_flags(flags);
         let counters = &self.inner.counters;
         counters
             .bytes_sent
             .fetch_add((HEADER_LEN + args.len()) as u64, Ordering::Relaxed);
-        let (header, body) = connection.call(method, &args).await?;
+        let (header, body) = connection.call(header, &args).await?;
         counters
             .bytes_received
             .fetch_add((HEADER_LEN + body.len()) as u64, Ordering::Relaxed);

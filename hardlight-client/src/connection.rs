@@ -80,19 +80,19 @@ impl Connection {
         }
     }
 
-    /// Makes a call and returns its (opened) reply frame.
+    /// Makes the call `header` with body `args` and returns its (opened) reply frame.
     pub(crate) async fn call(
         &self,
-        method: u16,
+        header: FrameHeader,
         args: &[u8],
     ) -> Result<(FrameHeader, Bytes), CallError> {
         match self {
             #[cfg(feature = "native")]
-            Self::Quic(s) => s.calls.call(method, args).await,
+            Self::Quic(s) => s.calls.call(header, args).await,
             #[cfg(feature = "native")]
-            Self::WebSocket(s) => s.channel.calls.call(method, args).await,
+            Self::WebSocket(s) => s.channel.calls.call(header, args).await,
             #[cfg(all(feature = "wasm", not(feature = "native")))]
-            Self::Browser(s) => s.channel.calls.call(method, args).await,
+            Self::Browser(s) => s.channel.calls.call(header, args).await,
         }
     }
 

@@ -34,9 +34,10 @@ pub enum RpcError<E = HandlerError> {
     /// The connection failed or was closed while the call was in flight.
     #[error(transparent)]
     Transport(#[from] TransportError),
-    /// The call's deadline passed; the call was cancelled on the server.
-    #[error("call timed out after {0:?}")]
-    Timeout(Duration),
+    /// The call's time budget (its timeout, or the time its caller had left) ran out; the
+    /// call was cancelled on the server. Carries the budget.
+    #[error("deadline exceeded: the call's budget of {0:?} ran out")]
+    DeadlineExceeded(Duration),
     /// The server ended the call without replying (e.g. it stopped at a shutdown deadline).
     #[error("call cancelled by the server")]
     Cancelled,
@@ -51,11 +52,17 @@ impl<E> RpcError<E> {
     /// overloaded, and the call rate limit. HardLight never retries a call by itself.
     pub fn is_retriable(&self) -> bool {
         match self {
-            Self::Transport(_) | Self::Timeout(_) | Self::Cancelled | Self::NotConnected => true,
+            Self::Transport(_)
+            | Self::DeadlineExceeded(_)
+            | Self::Cancelled
+            | Self::NotConnected => true,
             Self::Remote { code, .. } => {
                 matches!(
                     code,
-                    ErrorCode::ShuttingDown | ErrorCode::Overloaded | ErrorCode::RateLimited
+                    ErrorCode::ShuttingDown
+                        | ErrorCode::Overloaded
+                        | ErrorCode::RateLimited
+                        | ErrorCode::QuotaExceeded
                 )
             }
             Self::Handler(_) | Self::Protocol(_) => false,
@@ -120,7 +127,7 @@ pub enum ConnectError {
     /// The server does not speak the client's protocol version.
     #[error("the server does not speak {offered}; upgrade the older of client and server")]
     VersionMismatch {
-        /// The protocol the client offered, e.g. `hardlight/5`.
+        /// The protocol the client offered, e.g. `hardlight/6`.
         offered: String,
     },
     /// The server refused the handshake (schema mismatch, auth, shutting down, ...).

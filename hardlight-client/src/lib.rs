@@ -17,6 +17,7 @@ mod events;
 mod handshake;
 mod mirror;
 mod mux;
+mod propagate;
 mod pushes;
 #[cfg(feature = "native")]
 mod quic;

@@ -149,4 +149,12 @@ codes! {
     RateLimited = 11 => "call rate limit exceeded",
     /// The call's frame did not arrive whole within `Limits::frame_read_timeout`.
     FrameTimeout = 12 => "call frame not received in time",
+    /// The call's time budget ran out before its handler returned; the handler was
+    /// dropped.
+    DeadlineExceeded = 13 => "deadline exceeded",
+    /// An interceptor of the server's refused the call: the caller may not make it.
+    PermissionDenied = 14 => "permission denied",
+    /// An interceptor of the server's refused the call: a quota of the caller's is spent;
+    /// retry later.
+    QuotaExceeded = 15 => "quota exceeded",
 }

@@ -4,11 +4,13 @@
 //! offset size field
 //!      0    4 body_len  u32 LE, bytes of body after this header (compressed size if compressed)
 //!      4    1 kind      message kind, see [`Kind`]
-//!      5    1 flags     bit 0: body is zstd-compressed; other bits must be zero
+//!      5    1 flags     bit 0: body is zstd-compressed; bit 1 (calls only): the body ends
+//!                      with a call context; other bits must be zero
 //!      6    2 aux       u16 LE, kind-specific (method index, error code, ...)
 //!      8    8 id        u64 LE, call id (calls, replies, cancels), a count (lagged) or a
 //!                      position (durable events, acks)
-//!     16    8 seq       u64 LE, state version (replies, state batches)
+//!     16    8 seq       u64 LE, state version (replies, state batches) or a call's time
+//!                      budget in microseconds
 //! ```
 //!
 //! Parsing is pure: [`FrameHeader::parse`] checks the size limit before anything
@@ -21,7 +23,10 @@ pub const HEADER_LEN: usize = 24;
 
 /// Flag bit: the body is zstd-compressed.
 pub const FLAG_COMPRESSED: u8 = 0b0000_0001;
-const KNOWN_FLAGS: u8 = FLAG_COMPRESSED;
+/// Flag bit, on `Call` frames only: the body ends with a call context
+/// ([`crate::context`]).
+pub const FLAG_CONTEXT: u8 = 0b0000_0010;
+const KNOWN_FLAGS: u8 = FLAG_COMPRESSED | FLAG_CONTEXT;
 
 macro_rules! kinds {
     ($($(#[$doc:meta])* $name:ident = $value:literal,)*) => {
@@ -58,7 +63,9 @@ kinds! {
     Welcome = 2,
     /// Server → client: the handshake failed; `aux` is a [`crate::RejectCode`].
     Reject = 3,
-    /// Client → server: a call; `aux` = method index, `id` = call id, body = arguments.
+    /// Client → server: a call; `aux` = method index, `id` = call id, `seq` = its time
+    /// budget in microseconds (0: none), body = arguments (and, with [`FLAG_CONTEXT`], the
+    /// call context).
     Call = 4,
     /// Client → server: cancel call `id` (multiplexed transports only).
     Cancel = 5,
@@ -181,7 +188,7 @@ impl FrameHeader {
         let [l0, l1, l2, l3, kind, flags, a0, a1, rest @ ..] = *bytes;
         let body_len = u32::from_le_bytes([l0, l1, l2, l3]);
         let kind = Kind::from_u8(kind).ok_or(ProtocolError::UnknownKind(kind))?;
-        if flags & !KNOWN_FLAGS != 0 {
+        if flags & !KNOWN_FLAGS != 0 || (flags & FLAG_CONTEXT != 0 && kind != Kind::Call) {
             return Err(ProtocolError::UnknownFlags(flags));
         }
         if body_len > max_body {
@@ -272,6 +279,13 @@ mod tests {
         assert_eq!(
             FrameHeader::parse(&bytes, 10),
             Err(ProtocolError::UnknownKind(200))
+        );
+        let mut bytes = FrameHeader::new(Kind::ReplyOk, 0).encode();
+        bytes[5] = FLAG_CONTEXT;
+        assert_eq!(
+            FrameHeader::parse(&bytes, 10),
+            Err(ProtocolError::UnknownFlags(FLAG_CONTEXT)),
+            "a call context on anything but a call"
         );
         let mut bytes = FrameHeader::new(Kind::Call, 0).encode();
         bytes[5] = 0x80;

@@ -12,6 +12,8 @@ pub mod close;
 pub mod coalesce;
 pub mod codec;
 pub mod compression;
+pub mod context;
+pub mod current;
 pub mod decoder;
 pub mod durable;
 pub mod error;
@@ -31,6 +33,8 @@ pub mod topic;
 
 pub use codec::Codable;
 pub use compression::Compression;
+pub use context::CallContext;
+pub use current::CurrentCall;
 pub use error::{ErrorCode, ProtocolError};
 pub use handler_error::{HandlerError, HandlerResult};
 pub use handshake::{RejectCode, PROTOCOL_VERSION};

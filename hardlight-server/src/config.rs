@@ -8,6 +8,7 @@ use std::sync::Arc;
 
 use crate::{
     auth::Authenticator,
+    intercept::Interceptor,
     error::{ServerError, TlsError},
     limits::ServerLimits,
     topics::SlowConsumerPolicy,
@@ -34,6 +35,7 @@ pub struct ServerConfig {
     pub(crate) quic: bool,
     pub(crate) websocket: WebSocketMode,
     pub(crate) authenticator: Option<Arc<dyn Authenticator>>,
+    pub(crate) interceptors: Vec<Arc<dyn Interceptor>>,
     #[cfg(feature = "nats")]
     pub(crate) cluster: Option<crate::ClusterConfig>,
     pub(crate) durable: Option<crate::DurableConfig>,
@@ -112,6 +114,7 @@ impl ServerConfig {
             quic: true,
             websocket: WebSocketMode::default(),
             authenticator: None,
+            interceptors: Vec::new(),
             #[cfg(feature = "nats")]
             cluster: None,
             durable: None,
@@ -124,6 +127,15 @@ impl ServerConfig {
     /// [`Identity::anonymous`]: crate::Identity::anonymous
     pub fn with_authenticator(mut self, authenticator: impl Authenticator) -> Self {
         self.authenticator = Some(Arc::new(authenticator));
+        self
+    }
+
+    /// Runs `interceptor` before every call, after those added before it (see
+    /// [`Interceptor`]): it sees the method, the caller's identity, deadline and context,
+    /// and may refuse the call with a [`Refusal`](crate::Refusal) before its arguments
+    /// are validated.
+    pub fn with_interceptor(mut self, interceptor: impl Interceptor) -> Self {
+        self.interceptors.push(Arc::new(interceptor));
         self
     }
 

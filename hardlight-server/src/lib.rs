@@ -1,7 +1,7 @@
 //! The HardLight server runtime.
 //!
-//! A [`Server`] listens for QUIC on UDP port P (ALPN `hardlight/5`) and for WebSocket on
-//! TCP port P (subprotocol `hardlight.5`), runs the HardLight handshake, creates one
+//! A [`Server`] listens for QUIC on UDP port P (ALPN `hardlight/6`) and for WebSocket on
+//! TCP port P (subprotocol `hardlight.6`), runs the HardLight handshake, creates one
 //! [`RpcHandler`] per connection through its [`Factory`], serves calls (one QUIC stream each,
 //! or multiplexed by id over WebSocket), syncs the connection state and delivers topic
 //! events. Users reach all of this through the `hardlight` crate and its macros.
@@ -15,6 +15,7 @@ mod connection;
 mod durable;
 mod error;
 mod handler;
+mod intercept;
 mod limits;
 mod memory_budget;
 #[cfg(feature = "prometheus")]
@@ -40,6 +41,7 @@ pub use durable::{
 };
 pub use error::{ServerError, TlsError};
 pub use handler::{EventOf, Factory, HandlerContext, RpcHandler, StateOf};
+pub use intercept::{InterceptedCall, Interceptor, Refusal};
 pub use limits::{AddressValidation, RateLimit, ServerLimits};
 pub use server::Server;
 pub use shutdown::ShutdownHandle;

@@ -21,6 +21,7 @@ use crate::{
     durable::Durable,
     error::ServerError,
     handler::{EventOf, Factory, RpcHandler},
+    intercept::Interceptors,
     memory_budget::MemoryBudget,
     quic::{quinn_config, serve_connection, validated, Unproven},
     session::{resume::Sessions, ServerShared},
@@ -273,6 +274,7 @@ impl<H: RpcHandler> Server<H> {
             hub: Arc::clone(&self.hub),
             slow_consumer: self.config.slow_consumer,
             authenticator: self.config.authenticator.clone(),
+            interceptors: Interceptors::new(self.config.interceptors.clone()),
             admission: Admission::new(
                 server_limits.max_connections(),
                 server_limits.max_connections_per_ip(),

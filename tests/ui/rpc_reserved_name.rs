@@ -17,6 +17,7 @@ trait Api {
     async fn watch_status(&self) -> HandlerResult<()>;
     async fn with_call_timeout(&self) -> HandlerResult<()>;
     async fn with_config(&self) -> HandlerResult<()>;
+    async fn with_context(&self) -> HandlerResult<()>;
     async fn clone(&self) -> HandlerResult<()>;
     async fn clone_from(&self) -> HandlerResult<()>;
     async fn deref(&self) -> HandlerResult<()>;

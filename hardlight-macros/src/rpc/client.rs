@@ -72,6 +72,12 @@ pub(crate) fn generate(item: &syn::ItemTrait, service: &Service) -> TokenStream 
                     Self(self.0.with_call_timeout(timeout))
                 }
 
+                /// A handle on the same connection whose calls carry `context` (trace
+                /// context, entries of the caller's).
+                #vis fn with_context(&self, context: #p::CallContext) -> Self {
+                    Self(self.0.with_context(context))
+                }
+
                 #(#methods)*
             }
 

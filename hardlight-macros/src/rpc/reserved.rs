@@ -24,6 +24,7 @@ pub(super) const RESERVED: &[&str] = &[
     "watch_status",
     "with_call_timeout",
     "with_config",
+    "with_context",
     // the generated client's trait impls
     "clone",
     "clone_from",

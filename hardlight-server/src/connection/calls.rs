@@ -17,7 +17,7 @@ use crate::{
     handler::{RpcHandler, StateOf},
     session::{
         dispatch::{overloaded, refusal, reply_frame, Unread},
-        CallContext,
+        CallEnv,
     },
     state_handle::StateHandle,
     sync::lock,
@@ -43,7 +43,7 @@ struct Table {
 pub(super) struct Serving<H: RpcHandler> {
     pub(super) handler: Arc<H>,
     pub(super) state: StateHandle<StateOf<H>>,
-    pub(super) context: Arc<CallContext>,
+    pub(super) context: Arc<CallEnv>,
 }
 
 impl Calls {
@@ -169,7 +169,7 @@ async fn serve<H: RpcHandler, C: CallIo>(
     mut io: C,
     handler: Arc<H>,
     state: StateHandle<StateOf<H>>,
-    context: Arc<CallContext>,
+    context: Arc<CallEnv>,
     slot: Slot,
 ) {
     let (id, outcome) = match io.read(&context).await {

@@ -9,7 +9,7 @@ use hardlight_core::{close::Close, codec::Bytes, frame::FrameHeader};
 use crate::session::{
     dispatch::{Call, Unread},
     push::PushSink,
-    CallContext,
+    CallEnv,
 };
 
 /// How a connection ended.
@@ -87,7 +87,7 @@ pub(crate) trait Link: Send + Sized + 'static {
 
     /// The next call, cancellation or end; keeps the connection alive and notices a silent
     /// peer where the transport does not do so itself.
-    fn next(&mut self, context: &CallContext) -> impl Future<Output = Incoming<Self::Call>> + Send;
+    fn next(&mut self, context: &CallEnv) -> impl Future<Output = Incoming<Self::Call>> + Send;
 
     /// Starts closing the connection with `close`, without waiting on the peer.
     fn close(&mut self, close: Close, reason: &str);
@@ -104,7 +104,7 @@ pub(crate) trait CallIo: Send + 'static {
 
     /// Reads the call: its header, its share of the connection's and the server's byte
     /// budgets, its body.
-    fn read(&mut self, context: &CallContext) -> impl Future<Output = Result<Call, Unread>> + Send;
+    fn read(&mut self, context: &CallEnv) -> impl Future<Output = Result<Call, Unread>> + Send;
 
     /// Completes if the client gives up on the call before its reply (over QUIC: the
     /// stream is stopped; multiplexed calls are cancelled by `Cancel` instead).

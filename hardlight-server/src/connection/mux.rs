@@ -22,7 +22,7 @@ use super::link::{CallIo, Incoming};
 use crate::session::{
     dispatch::{connection_share, Call, Reservation, Unread},
     push::PushSink,
-    CallContext,
+    CallEnv,
 };
 
 /// Writes queued ahead of a slow peer before senders wait.
@@ -193,7 +193,7 @@ impl Demux {
         &mut self,
         header: FrameHeader,
         body: Bytes,
-        context: &CallContext,
+        context: &CallEnv,
     ) -> Option<Incoming<MuxCall>> {
         match header.kind {
             Kind::Call => {
@@ -227,7 +227,7 @@ impl Demux {
     }
 
     /// Completes when the waiting call has its share (cancel-safe); pending if none waits.
-    pub(crate) async fn admitted(&mut self, context: &CallContext) -> Incoming<MuxCall> {
+    pub(crate) async fn admitted(&mut self, context: &CallEnv) -> Incoming<MuxCall> {
         let Some((header, _)) = &self.waiting else {
             return pending().await;
         };
@@ -266,7 +266,7 @@ impl CallIo for MuxCall {
         Some(self.header.id)
     }
 
-    async fn read(&mut self, context: &CallContext) -> Result<Call, Unread> {
+    async fn read(&mut self, context: &CallEnv) -> Result<Call, Unread> {
         let share = self.permit.take().ok_or(ProtocolError::Malformed)?;
         let reserved = Reservation::new(share, context).map_err(Unread::Overloaded)?;
         let body = std::mem::take(&mut self.body);

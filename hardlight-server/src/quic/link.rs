@@ -27,7 +27,7 @@ use crate::{
     session::{
         dispatch::{reserve, Call, Reservation, Unread},
         push::PushSink,
-        CallContext,
+        CallEnv,
     },
 };
 
@@ -122,7 +122,7 @@ impl Link for QuicLink {
         })
     }
 
-    async fn next(&mut self, context: &CallContext) -> Incoming<QuicCall> {
+    async fn next(&mut self, context: &CallEnv) -> Incoming<QuicCall> {
         loop {
             tokio::select! {
                 accepted = self.conn.accept_bi() => return match accepted {
@@ -182,7 +182,7 @@ enum Read {
 /// writer fails or stalls, or `None` to read on. Pending while there is nothing to read.
 async fn next_on(
     channel: &mut Option<Channel>,
-    context: &CallContext,
+    context: &CallEnv,
 ) -> Option<Incoming<MuxCall>> {
     let Some(channel) = channel else {
         return pending().await;
@@ -322,7 +322,7 @@ impl CallIo for QuicCall {
         }
     }
 
-    async fn read(&mut self, context: &CallContext) -> Result<Call, Unread> {
+    async fn read(&mut self, context: &CallEnv) -> Result<Call, Unread> {
         match self {
             Self::Channel(call) => call.read(context).await,
             Self::Stream(call) => call.read(context).await,
@@ -370,7 +370,7 @@ impl CallIo for StreamCall {
         None
     }
 
-    async fn read(&mut self, context: &CallContext) -> Result<Call, Unread> {
+    async fn read(&mut self, context: &CallEnv) -> Result<Call, Unread> {
         let limit = context.limits.frame_read_timeout();
         let mut deadline = Instant::now() + limit;
         let mut decoder = FrameDecoder::new(context.limits.max_message_size());

@@ -6,15 +6,17 @@ use std::{future::Future, panic::AssertUnwindSafe, sync::Arc};
 use futures_util::FutureExt;
 use hardlight_core::{
     codec::{encode, Bytes},
+    context::{budget_from_seq, split_context},
+    current::CurrentCall,
     frame::{FrameHeader, Kind},
     io::ReadError,
     message::{encode_frame, open_aligned_body},
-    ErrorCode, Outcome, ProtocolError, Service,
+    CallContext, ErrorCode, Outcome, ProtocolError, Service,
 };
 use tokio::sync::OwnedSemaphorePermit;
 use tracing::{debug, Instrument};
 
-use super::CallContext;
+use super::CallEnv;
 use crate::{
     handler::RpcHandler,
     memory_budget::{Charge, Exhausted},
@@ -57,7 +59,7 @@ impl Reservation {
     /// other connections' calls, events or sessions).
     pub(crate) fn new(
         connection: OwnedSemaphorePermit,
-        context: &CallContext,
+        context: &CallEnv,
     ) -> Result<Self, Exhausted> {
         let server = context.memory.charge(connection.num_permits() as u64)?;
         Ok(Self { connection, server })
@@ -65,7 +67,7 @@ impl Reservation {
 
     /// `bytes` more, of both budgets, taken at once or refused: what a compressed body
     /// grows to when opened.
-    fn grow(&mut self, context: &CallContext, bytes: usize) -> Result<(), Outcome> {
+    fn grow(&mut self, context: &CallEnv, bytes: usize) -> Result<(), Outcome> {
         let connection = u32::try_from(bytes)
             .ok()
             .and_then(|n| Arc::clone(&context.budget).try_acquire_many_owned(n).ok())
@@ -88,7 +90,7 @@ impl Reservation {
 /// earlier calls to release theirs if needed. Cancel-safe: dropped before it completes,
 /// it holds nothing.
 pub(crate) async fn connection_share(
-    context: &CallContext,
+    context: &CallEnv,
     header: &FrameHeader,
 ) -> Result<OwnedSemaphorePermit, ProtocolError> {
     Arc::clone(&context.budget)
@@ -99,7 +101,7 @@ pub(crate) async fn connection_share(
 
 /// [`connection_share`], then the server's share.
 pub(crate) async fn reserve(
-    context: &CallContext,
+    context: &CallEnv,
     header: &FrameHeader,
 ) -> Result<Reservation, Unread> {
     let share = connection_share(context, header).await?;
@@ -139,7 +141,7 @@ impl Call {
     pub(crate) async fn run<H: RpcHandler>(
         self,
         handler: Arc<H>,
-        context: &CallContext,
+        context: &CallEnv,
         cancelled: impl Future,
     ) -> Option<Outcome> {
         let Self {
@@ -151,7 +153,7 @@ impl Call {
             return Some(refused);
         }
         let compressed = header.is_compressed();
-        let args = match open_aligned_body(
+        let mut args = match open_aligned_body(
             &header,
             raw,
             context.compression_negotiated(),
@@ -167,20 +169,62 @@ impl Call {
                 return Some(refused);
             }
         }
+        let call_context = match split_context(&header, &mut args) {
+            Ok(call_context) => call_context,
+            Err(error) => return Some(refusal(&error)),
+        };
+        let method = <H::Service as Service>::method_name(header.aux);
+        let trace = call_context.as_ref().and_then(CallContext::trace);
+        // a span of the caller's trace gets an id of its own, which the calls the handler
+        // makes carry as their parent
+        let span_id = trace.map_or(0, |_| rand::random::<u64>().max(1));
+        let call = CurrentCall::new(method, budget_from_seq(header.seq), call_context, span_id);
         let span = tracing::debug_span!(
             "call",
             id = header.id,
-            method = <H::Service as Service>::method_name(header.aux)
+            method,
+            trace_id = tracing::field::Empty,
+            parent_id = tracing::field::Empty,
+            span_id = tracing::field::Empty,
         );
+        if let Some(trace) = trace {
+            span.record("trace_id", trace.trace_id());
+            span.record("parent_id", trace.parent_id());
+            span.record("span_id", format!("{span_id:016x}"));
+        }
+        let deadline = call.deadline();
         let mut running = Running::start(context);
-        let dispatch = AssertUnwindSafe(handler.dispatch(header.aux, args)).catch_unwind();
         let outcome = async {
+            let run = async {
+                if !context.interceptors.is_empty() {
+                    let service = <H::Service as Service>::NAME;
+                    if let Err(refused) = context
+                        .interceptors
+                        .check(service, &context.connection, &call)
+                        .await
+                    {
+                        return refused;
+                    }
+                }
+                let dispatch = call.scope(handler.dispatch(header.aux, args));
+                AssertUnwindSafe(dispatch)
+                    .catch_unwind()
+                    .await
+                    .unwrap_or_else(|panic| {
+                        let message = panic_message(panic.as_ref());
+                        tracing::warn!(%message, "handler panicked");
+                        Outcome::Failure(ErrorCode::HandlerPanicked, message)
+                    })
+            };
             tokio::select! {
-                result = dispatch => Some(result.unwrap_or_else(|panic| {
-                    let message = panic_message(panic.as_ref());
-                    tracing::warn!(%message, "handler panicked");
-                    Outcome::Failure(ErrorCode::HandlerPanicked, message)
-                })),
+                outcome = run => Some(outcome),
+                () = expiry(deadline) => {
+                    debug!("call dropped at its deadline");
+                    Some(Outcome::Failure(
+                        ErrorCode::DeadlineExceeded,
+                        format!("the call's time budget of {:?} ran out", budget_from_seq(header.seq).unwrap_or_default()),
+                    ))
+                }
                 _ = cancelled => {
                     debug!("call cancelled by the client");
                     None
@@ -194,15 +238,23 @@ impl Call {
     }
 }
 
+/// Completes at `deadline`; never without one.
+async fn expiry(deadline: Option<std::time::Instant>) {
+    match deadline {
+        Some(deadline) => tokio::time::sleep_until(deadline.into()).await,
+        None => std::future::pending().await,
+    }
+}
+
 /// A call counted as running until dropped: also when its task is aborted (cancelled by
 /// the client, or at a shutdown deadline) before the handler returns.
 struct Running<'a> {
-    context: &'a CallContext,
+    context: &'a CallEnv,
     failed: bool,
 }
 
 impl<'a> Running<'a> {
-    fn start(context: &'a CallContext) -> Self {
+    fn start(context: &'a CallEnv) -> Self {
         context.meter.call_started();
         Self {
             context,
@@ -226,7 +278,7 @@ fn panic_message(panic: &(dyn std::any::Any + Send)) -> String {
 }
 
 /// Frames an outcome as the reply to call `id`, tagged with state version `seq`.
-pub(crate) fn reply_frame(id: u64, seq: u64, outcome: Outcome, context: &CallContext) -> Vec<u8> {
+pub(crate) fn reply_frame(id: u64, seq: u64, outcome: Outcome, context: &CallEnv) -> Vec<u8> {
     let (header, body) = match outcome {
         Outcome::Ok(body) => (FrameHeader::new(Kind::ReplyOk, 0), body),
         Outcome::HandlerError(body) => (FrameHeader::new(Kind::ReplyHandlerError, 0), body),

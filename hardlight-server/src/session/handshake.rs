@@ -21,7 +21,7 @@ use super::{
     call_rate,
     push::{push_loop, PushEnd, PushSink},
     resume::{Session, Sessions},
-    CallContext, ServerShared,
+    CallEnv, ServerShared,
 };
 use crate::{
     auth::{AuthRequest, ConnectionInfo, Identity},
@@ -47,7 +47,7 @@ pub(crate) const MAX_HELLO: u32 = 64 * 1024;
 pub(crate) struct Accepted<H: RpcHandler> {
     session: Option<Session<H>>,
     sessions: Arc<Sessions<H>>,
-    pub(crate) context: Arc<CallContext>,
+    pub(crate) context: Arc<CallEnv>,
     /// The `Welcome` frame to send.
     pub(crate) welcome: Vec<u8>,
 }
@@ -64,7 +64,7 @@ fn rejection(code: RejectCode, reason: impl Into<String>) -> Rejection {
 pub(crate) struct Live<H: RpcHandler> {
     pub(crate) handler: Arc<H>,
     pub(crate) state: StateHandle<StateOf<H>>,
-    pub(crate) context: Arc<CallContext>,
+    pub(crate) context: Arc<CallEnv>,
     /// Notified when a resuming client takes this session over.
     pub(crate) kick: Arc<Notify>,
     session: Option<Session<H>>,
@@ -238,6 +238,7 @@ async fn admit<H: RpcHandler>(
     };
     let is_resumed = resumed.is_some();
     let connection = ConnectionInfo::new(identity, peer.remote, peer.transport);
+    let caller = connection.clone();
     let address = shared.admission.address(peer.remote.ip());
     let session = match resumed {
         Some(session) => Session { address, ..session },
@@ -258,11 +259,12 @@ async fn admit<H: RpcHandler>(
         state_version,
         resumed: is_resumed,
     };
-    let context = Arc::new(CallContext::new(
+    let context = Arc::new(CallEnv::new(
         shared,
         negotiated.compression,
         session.meter.clone(),
         session.rate.clone(),
+        caller.with_meter(session.meter.clone()),
     ));
     let welcome = encode(&welcome).and_then(|body| {
         encode_frame(

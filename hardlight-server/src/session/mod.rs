@@ -18,7 +18,8 @@ use tokio::sync::Semaphore;
 
 use crate::{
     admission::Admission,
-    auth::Authenticator,
+    auth::{Authenticator, ConnectionInfo},
+    intercept::Interceptors,
     memory_budget::MemoryBudget,
     quic::Unproven,
     rate::TokenBucket,
@@ -38,6 +39,7 @@ pub(crate) struct ServerShared {
     pub(crate) hub: Arc<Hub>,
     pub(crate) slow_consumer: SlowConsumerPolicy,
     pub(crate) authenticator: Option<Arc<dyn Authenticator>>,
+    pub(crate) interceptors: Interceptors,
     pub(crate) admission: Arc<Admission>,
     pub(crate) counters: Arc<ServerCounters>,
     /// QUIC handshakes in progress of peers whose address is not proven.
@@ -46,7 +48,7 @@ pub(crate) struct ServerShared {
 
 /// What a connection's calls share after the handshake.
 #[derive(Debug)]
-pub(crate) struct CallContext {
+pub(crate) struct CallEnv {
     pub(crate) limits: Limits,
     /// The compression negotiated for this connection.
     pub(crate) compression: Compression,
@@ -59,6 +61,10 @@ pub(crate) struct CallContext {
     /// The call rate limit, if any: the session's, so that a reconnect that resumes the
     /// session does not refill it.
     rate: Option<CallRate>,
+    /// The server's interceptors, run before every call.
+    pub(crate) interceptors: Interceptors,
+    /// Who is connected, for the interceptors.
+    pub(crate) connection: ConnectionInfo,
 }
 
 /// A session's call-rate token bucket (`ServerLimits::call_rate`).
@@ -72,12 +78,13 @@ pub(crate) fn call_rate(shared: &ServerShared) -> Option<CallRate> {
         .map(|rate| Arc::new(Mutex::new(TokenBucket::new(rate))))
 }
 
-impl CallContext {
+impl CallEnv {
     pub(crate) fn new(
         shared: &ServerShared,
         compression: Compression,
         meter: Meter,
         rate: Option<CallRate>,
+        connection: ConnectionInfo,
     ) -> Self {
         let budget = shared.server_limits.max_inflight_bytes();
         Self {
@@ -89,6 +96,8 @@ impl CallContext {
             memory: Arc::clone(shared.counters.memory()),
             meter,
             rate,
+            interceptors: shared.interceptors.clone(),
+            connection,
         }
     }
 

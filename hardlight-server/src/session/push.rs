@@ -14,7 +14,7 @@ use hardlight_core::{
 use tokio::sync::watch;
 use tracing::{debug, warn};
 
-use super::CallContext;
+use super::CallEnv;
 use crate::{state_handle::StateHandle, topics::Outbox};
 
 /// Events written per batch.
@@ -50,7 +50,7 @@ pub(crate) async fn push_loop<S: ConnectionState, P: PushSink>(
     mut sink: P,
     state: StateHandle<S>,
     outbox: Arc<Outbox>,
-    context: Arc<CallContext>,
+    context: Arc<CallEnv>,
     mut go_away: watch::Receiver<bool>,
 ) -> PushEnd {
     let compressed = context.compression_negotiated();
@@ -98,7 +98,7 @@ pub(crate) async fn push_loop<S: ConnectionState, P: PushSink>(
 fn state_frame(
     version: u64,
     batch: &StateBatch,
-    context: &CallContext,
+    context: &CallEnv,
 ) -> Result<Vec<u8>, ProtocolError> {
     let body = encode(batch)?;
     encode_frame(

@@ -36,7 +36,7 @@ use crate::{
         mux::{Broken, Demux, Fed, FrameSink, MuxCall, Outgoing, QueuedPush, Writer},
         Ended, FrameDeadline, Incoming, Link, NoHello,
     },
-    session::CallContext,
+    session::CallEnv,
 };
 
 /// WebSocket framing and read-ahead allowed beyond the `Hello` itself.
@@ -129,7 +129,7 @@ impl<S: AsyncRead + AsyncWrite + Unpin + Send + 'static> WsLink<S> {
     fn receive(
         &mut self,
         message: Option<Result<Message, WsError>>,
-        context: &CallContext,
+        context: &CallEnv,
     ) -> Option<Incoming<MuxCall>> {
         let data = match message {
             Some(Ok(Message::Binary(data))) => data,
@@ -203,7 +203,7 @@ impl<S: AsyncRead + AsyncWrite + Unpin + Send + 'static> Link for WsLink<S> {
         Some(self.writer.push_sink())
     }
 
-    async fn next(&mut self, context: &CallContext) -> Incoming<MuxCall> {
+    async fn next(&mut self, context: &CallEnv) -> Incoming<MuxCall> {
         loop {
             if self.demux.is_waiting() {
                 // the peer is not read while its call waits: TCP holds back the rest
