@@ -1,6 +1,7 @@
 //! Call arguments, replies, events and durable deliveries: arbitrary bytes decoded as the
-//! typed messages a service exchanges (nested enums, options, maps, strings, vectors), and
-//! a durable delivery's event decoded as the client decodes it.
+//! typed messages a service exchanges (nested enums, options, maps, strings, vectors), a
+//! durable delivery's event decoded as the client decodes it, and a call body split into
+//! its call context and arguments as the server splits it.
 #![no_main]
 
 use std::collections::{BTreeMap, HashMap};
@@ -9,7 +10,9 @@ use hardlight::{
     codable,
     protocol::{
         codec::{decode, realign},
+        context::{split_context, TraceParent},
         durable::Delivery,
+        frame::{FrameHeader, Kind, FLAG_CONTEXT},
     },
     HandlerError, Topic,
 };
@@ -41,5 +44,16 @@ fuzz_target!(|data: &[u8]| {
     let _ = decode::<(Vec<u8>,)>(&aligned);
     if let Ok(delivery) = decode::<Delivery>(&aligned) {
         let _ = decode::<Shape>(&delivery.event);
+    }
+    let call = FrameHeader::new(Kind::Call, 0).with_flags(FLAG_CONTEXT);
+    let mut body = aligned.clone();
+    if let Ok(Some(context)) = split_context(&call, &mut body) {
+        assert!(body.len() <= aligned.len());
+        let _ = decode::<(Shape, Option<f64>)>(&body);
+        if let Some(traceparent) = &context.traceparent {
+            if let Some(parsed) = TraceParent::parse(traceparent) {
+                assert_eq!(TraceParent::parse(&parsed.to_string()), Some(parsed));
+            }
+        }
     }
 });
