@@ -1,9 +1,9 @@
 #![doc = include_str!("../docs/crate.md")]
 
 pub use hardlight_core::{
-    context::TraceParent, durable::Position, CallContext, Codable, Compression,
-    ConnectionState, CurrentCall, ErrorCode, HandlerError, HandlerResult, Limits,
-    ProtocolError, RejectCode, Service, Topic, TransportKind, PROTOCOL_VERSION,
+    context::TraceParent, durable::Position, CallContext, Codable, Compression, ConnectionState,
+    CurrentCall, ErrorCode, HandlerError, HandlerResult, Limits, ProtocolError, RejectCode,
+    Service, Topic, TransportKind, PROTOCOL_VERSION,
 };
 pub use hardlight_macros::{codable, connection_state, factory, rpc, rpc_handler};
 
@@ -18,11 +18,10 @@ pub use hardlight_server::{
     AddressValidation, AuthError, AuthRequest, Authenticator, ConnectionInfo, DeadLetter,
     DurableConfig, DurableError, DurableStats, DurableSubscribeError, EmitError, EmitOptions,
     Emitted, EventEmitter, Factory, HandlerContext, Identity, InterceptedCall, Interceptor,
-    RateLimit, Refusal, RpcHandler, Server,
-    ServerConfig, ServerError, ServerLimits, ServerStats, ShutdownHandle, SlowConsumerPolicy,
-    StartAt, StateHandle, StateWriteGuard, StatsHandle, StoreError, SubscribeError, Subscriptions,
-    TlsError, TopicInfo, TopicNotification, TopicNotifier, TopicPolicy, TrafficStats,
-    WebSocketMode,
+    RateLimit, Refusal, RpcHandler, Server, ServerConfig, ServerError, ServerLimits, ServerStats,
+    ShutdownHandle, SlowConsumerPolicy, StartAt, StateHandle, StateWriteGuard, StatsHandle,
+    StoreError, SubscribeError, Subscriptions, TlsError, TopicInfo, TopicNotification,
+    TopicNotifier, TopicPolicy, TrafficStats, WebSocketMode,
 };
 
 #[cfg(feature = "prometheus")]

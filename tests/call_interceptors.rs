@@ -42,7 +42,9 @@ impl Interceptor for Quota {
             // a check that waits, as one asking a quota service would
             tokio::task::yield_now().await;
             self.left
-                .fetch_update(Ordering::SeqCst, Ordering::SeqCst, |left| left.checked_sub(1))
+                .fetch_update(Ordering::SeqCst, Ordering::SeqCst, |left| {
+                    left.checked_sub(1)
+                })
                 .map(|_| ())
                 .map_err(|_| Refusal::quota_exceeded("3 additions per server"))
         })
@@ -104,7 +106,13 @@ async fn interceptors_see_each_call_and_refuse_with_typed_errors() {
         }
         let refused = client.add(1, 1, 1).await.unwrap_err();
         assert!(
-            matches!(&refused, RpcError::Remote { code: ErrorCode::QuotaExceeded, .. }),
+            matches!(
+                &refused,
+                RpcError::Remote {
+                    code: ErrorCode::QuotaExceeded,
+                    ..
+                }
+            ),
             "{via:?}: {refused:?}"
         );
         assert!(refused.is_retriable());
@@ -116,7 +124,11 @@ async fn interceptors_see_each_call_and_refuse_with_typed_errors() {
 
         let sightings = sightings.lock().unwrap().clone();
         let methods: Vec<_> = sightings.iter().map(|s| s.method).collect();
-        assert_eq!(methods, ["explode", "add", "add", "add", "add", "whoami"], "{via:?}");
+        assert_eq!(
+            methods,
+            ["explode", "add", "add", "add", "add", "whoami"],
+            "{via:?}"
+        );
         let last = sightings.last().unwrap();
         assert_eq!(
             last,
@@ -128,7 +140,9 @@ async fn interceptors_see_each_call_and_refuse_with_typed_errors() {
                 request_id: Some("r-9".into()),
             }
         );
-        assert!(sightings[..5].iter().all(|s| !s.has_deadline && s.request_id.is_none()));
+        assert!(sightings[..5]
+            .iter()
+            .all(|s| !s.has_deadline && s.request_id.is_none()));
         // refused calls do not count as served; the three admitted additions and whoami do
         assert_eq!(after_refusal.load(Ordering::SeqCst), 4, "{via:?}");
     }

@@ -83,7 +83,10 @@ fn seen_now() -> Seen {
         trace_id: trace.map(|t| t.trace_id()),
         parent_id: trace.map(|t| t.parent_id()),
         span_id: format!("{:016x}", call.span_id()),
-        entries: call.context().map(|c| c.entries.clone()).unwrap_or_default(),
+        entries: call
+            .context()
+            .map(|c| c.entries.clone())
+            .unwrap_or_default(),
     }
 }
 
@@ -204,7 +207,11 @@ fn call_frame(method: u16, id: u64, budget: Option<Duration>, body: &[u8], flags
         .with_id(id)
         .with_seq(budget_to_seq(budget))
         .with_flags(flags);
-    Message::Binary(encode_frame(header, body, Compression::None).unwrap().into())
+    Message::Binary(
+        encode_frame(header, body, Compression::None)
+            .unwrap()
+            .into(),
+    )
 }
 
 const HOLD: u16 = 0;
@@ -216,15 +223,25 @@ async fn the_server_keeps_the_deadline_without_the_client() {
     let node = Node::start();
     let mut ws = raw_peer(&node).await;
     let args = encode(&()).unwrap();
-    ws.send(call_frame(HOLD, 1, Some(Duration::from_millis(100)), &args, 0))
-        .await
-        .unwrap();
+    ws.send(call_frame(
+        HOLD,
+        1,
+        Some(Duration::from_millis(100)),
+        &args,
+        0,
+    ))
+    .await
+    .unwrap();
     let (header, body) = next_frame(&mut ws).await;
     assert_eq!((header.kind, header.id), (Kind::ReplyFailure, 1));
     assert_eq!(ErrorCode::from_u16(header.aux), ErrorCode::DeadlineExceeded);
     let message: String = decode(&body).unwrap();
     assert!(message.contains("100ms"), "{message}");
-    assert_eq!(node.dropped(), 1, "the handler was dropped before the reply");
+    assert_eq!(
+        node.dropped(),
+        1,
+        "the handler was dropped before the reply"
+    );
     // no budget: the call runs to its end
     ws.send(call_frame(SEEN, 2, None, &args, 0)).await.unwrap();
     let (header, body) = next_frame(&mut ws).await;
@@ -255,8 +272,10 @@ impl tracing::field::Visit for Fields<'_> {
     }
 
     fn record_debug(&mut self, field: &tracing::field::Field, value: &dyn std::fmt::Debug) {
-        self.0
-            .insert(field.name().to_owned(), format!("{value:?}").trim_matches('"').to_owned());
+        self.0.insert(
+            field.name().to_owned(),
+            format!("{value:?}").trim_matches('"').to_owned(),
+        );
     }
 }
 
@@ -321,8 +340,14 @@ async fn deadline_and_trace_propagate_over_two_hops() {
             .await
             .unwrap();
 
-        let (left_a, left_b) = (at_a.remaining_micros.unwrap(), at_b.remaining_micros.unwrap());
-        assert!(left_a <= budget.as_micros() as u64, "{transport:?}: {left_a}");
+        let (left_a, left_b) = (
+            at_a.remaining_micros.unwrap(),
+            at_b.remaining_micros.unwrap(),
+        );
+        assert!(
+            left_a <= budget.as_micros() as u64,
+            "{transport:?}: {left_a}"
+        );
         assert!(
             left_b <= left_a,
             "{transport:?}: B has no more than A had left ({left_b} > {left_a} µs)"
@@ -333,7 +358,11 @@ async fn deadline_and_trace_propagate_over_two_hops() {
         assert_eq!(at_a.parent_id.as_deref(), Some("00f067aa0ba902b7"));
         assert_eq!(at_a.entries, entries);
         assert_eq!(at_b.trace_id.as_deref(), Some(TRACE_ID));
-        assert_eq!(at_b.parent_id.as_deref(), Some(at_a.span_id.as_str()), "B's parent is A's span");
+        assert_eq!(
+            at_b.parent_id.as_deref(),
+            Some(at_a.span_id.as_str()),
+            "B's parent is A's span"
+        );
         assert_eq!(at_b.entries, entries);
         assert_ne!(at_b.span_id, at_a.span_id);
 
@@ -365,10 +394,16 @@ async fn an_inherited_deadline_ends_the_downstream_call() {
 }
 
 fn context_of_len(len: usize) -> CallContext {
-    let base = encode(&CallContext::new().with_entry("k", "")).unwrap().len();
+    let base = encode(&CallContext::new().with_entry("k", ""))
+        .unwrap()
+        .len();
     let mut value = "v".repeat(len.saturating_sub(base));
     // a string's archived length grows past its inline size; trim to the exact size
-    while encode(&CallContext::new().with_entry("k", value.clone())).unwrap().len() > len {
+    while encode(&CallContext::new().with_entry("k", value.clone()))
+        .unwrap()
+        .len()
+        > len
+    {
         value.pop();
     }
     CallContext::new().with_entry("k", value)
@@ -415,13 +450,22 @@ async fn malformed_contexts_are_refused_per_call() {
     not_a_context.resize(args.len().next_multiple_of(16), 0);
     not_a_context.extend_from_slice(&[0xff; 32]);
     not_a_context.extend_from_slice(&(args.len() as u32).to_le_bytes());
-    for (id, body) in [(1, past_the_end), (2, too_large), (3, not_a_context), (4, vec![1])] {
+    for (id, body) in [
+        (1, past_the_end),
+        (2, too_large),
+        (3, not_a_context),
+        (4, vec![1]),
+    ] {
         ws.send(call_frame(SEEN, id, None, &body, FLAG_CONTEXT))
             .await
             .unwrap();
         let (header, _) = next_frame(&mut ws).await;
         assert_eq!((header.kind, header.id), (Kind::ReplyFailure, id));
-        assert_eq!(ErrorCode::from_u16(header.aux), ErrorCode::InvalidPayload, "call {id}");
+        assert_eq!(
+            ErrorCode::from_u16(header.aux),
+            ErrorCode::InvalidPayload,
+            "call {id}"
+        );
     }
     ws.send(call_frame(SEEN, 5, None, &args, 0)).await.unwrap();
     assert_eq!(next_frame(&mut ws).await.0.kind, Kind::ReplyOk);

@@ -26,7 +26,10 @@ async fn dropped_and_timed_out_calls_drop_the_handler_future() {
 
     // a per-call timeout does the same (long enough for the server to have started the call)
     let impatient = client.with_call_timeout(Some(Duration::from_secs(3)));
-    assert!(matches!(impatient.hold().await, Err(RpcError::DeadlineExceeded(_))));
+    assert!(matches!(
+        impatient.hold().await,
+        Err(RpcError::DeadlineExceeded(_))
+    ));
     wait_until(|| count(&CALLS_CANCELLED) == 2).await;
     assert_eq!(count(&CALLS_STARTED), 2);
 

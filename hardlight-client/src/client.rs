@@ -286,11 +286,8 @@ impl<S: Service> Client<S> {
         let counters = &self.inner.counters;
         counters.calls.fetch_add(1, Ordering::Relaxed);
         let current = CurrentCall::get();
-        let propagated = Propagated::new(
-            self.call_timeout,
-            self.context.as_deref(),
-            current.as_ref(),
-        );
+        let propagated =
+            Propagated::new(self.call_timeout, self.context.as_deref(), current.as_ref());
         let result = match propagated.budget {
             None => self.call(method, &args, &propagated).await,
             Some(budget) if budget.is_zero() => Err(RpcError::DeadlineExceeded(budget)),

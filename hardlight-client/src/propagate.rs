@@ -56,10 +56,7 @@ mod tests {
         let budget = Propagated::new(own, None, Some(&serving)).budget.unwrap();
         assert!(budget <= Duration::from_secs(1));
         let short = Some(Duration::from_millis(10));
-        assert_eq!(
-            Propagated::new(short, None, Some(&serving)).budget,
-            short
-        );
+        assert_eq!(Propagated::new(short, None, Some(&serving)).budget, short);
         assert_eq!(Propagated::new(own, None, None).budget, own);
         let untimed = CurrentCall::new("m", None, None, 0);
         assert_eq!(Propagated::new(None, None, Some(&untimed)).budget, None);
@@ -70,7 +67,11 @@ mod tests {
         let serving = CurrentCall::new(
             "m",
             None,
-            Some(CallContext::new().with_traceparent(PARENT).with_entry("tenant", "a")),
+            Some(
+                CallContext::new()
+                    .with_traceparent(PARENT)
+                    .with_entry("tenant", "a"),
+            ),
             0x77,
         );
         let inherited = Propagated::new(None, None, Some(&serving)).context.unwrap();
@@ -78,7 +79,9 @@ mod tests {
         let child = inherited.trace().unwrap();
         assert_eq!(child.parent_id(), "0000000000000077");
         let own = CallContext::new().with_entry("tenant", "b");
-        let merged = Propagated::new(None, Some(&own), Some(&serving)).context.unwrap();
+        let merged = Propagated::new(None, Some(&own), Some(&serving))
+            .context
+            .unwrap();
         assert_eq!(merged.entry("tenant"), Some("b"));
         assert_eq!(merged.trace(), Some(child));
         assert!(Propagated::new(None, None, None).context.is_none());

@@ -131,7 +131,10 @@ impl TraceParent {
         {
             return None;
         }
-        let hex = |s: &str| s.bytes().all(|b| b.is_ascii_digit() || (b'a'..=b'f').contains(&b));
+        let hex = |s: &str| {
+            s.bytes()
+                .all(|b| b.is_ascii_digit() || (b'a'..=b'f').contains(&b))
+        };
         if !(hex(trace) && hex(parent) && hex(flags)) {
             return None;
         }

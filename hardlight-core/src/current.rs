@@ -185,7 +185,9 @@ mod tests {
         let inner = CurrentCall::new("inner", None, None, 0);
         let seen = block_on(outer.scope(async move {
             let before = CurrentCall::get().map(|c| c.method());
-            let during = inner.scope(async { CurrentCall::get().map(|c| c.method()) }).await;
+            let during = inner
+                .scope(async { CurrentCall::get().map(|c| c.method()) })
+                .await;
             let after = CurrentCall::get().map(|c| c.method());
             (before, during, after)
         }));
@@ -212,7 +214,12 @@ mod tests {
         );
         assert_eq!(out.tracestate.as_deref(), Some("vendor=1"));
         assert_eq!(out.entry("tenant"), Some("a"));
-        let untraced = CurrentCall::new("m", None, Some(CallContext::new().with_traceparent("junk")), 1);
+        let untraced = CurrentCall::new(
+            "m",
+            None,
+            Some(CallContext::new().with_traceparent("junk")),
+            1,
+        );
         assert_eq!(
             untraced.outgoing_context().unwrap().traceparent,
             None,

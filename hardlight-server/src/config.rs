@@ -8,8 +8,8 @@ use std::sync::Arc;
 
 use crate::{
     auth::Authenticator,
-    intercept::Interceptor,
     error::{ServerError, TlsError},
+    intercept::Interceptor,
     limits::ServerLimits,
     topics::SlowConsumerPolicy,
 };

@@ -180,10 +180,7 @@ enum Read {
 
 /// The next call or cancellation on the channel, the end of the connection when its
 /// writer fails or stalls, or `None` to read on. Pending while there is nothing to read.
-async fn next_on(
-    channel: &mut Option<Channel>,
-    context: &CallEnv,
-) -> Option<Incoming<MuxCall>> {
+async fn next_on(channel: &mut Option<Channel>, context: &CallEnv) -> Option<Incoming<MuxCall>> {
     let Some(channel) = channel else {
         return pending().await;
     };
