@@ -3,15 +3,15 @@
 pub use hardlight_core::{
     context::TraceParent, durable::Position, CallContext, Codable, Compression, ConnectionState,
     CurrentCall, ErrorCode, HandlerError, HandlerResult, Limits, ProtocolError, RejectCode,
-    Service, Topic, TransportKind, PROTOCOL_VERSION,
+    Service, Streaming, Topic, TransportKind, PROTOCOL_VERSION,
 };
 pub use hardlight_macros::{codable, connection_state, factory, rpc, rpc_handler};
 
 #[cfg(any(feature = "client", feature = "wasm"))]
 pub use hardlight_client::{
-    AckError, Client, ClientConfig, ClientStats, ConnectError, ConnectionStatus, DurableEvent,
-    DurableSubscription, Event, Reconnect, RecvError, RpcError, StateWatcher, StatusError,
-    StatusWatcher, Subscription, TlsConfigError, Transport, TransportError, Trust,
+    AckError, CallStream, Client, ClientConfig, ClientStats, ConnectError, ConnectionStatus,
+    DurableEvent, DurableSubscription, Event, Reconnect, RecvError, RpcError, StateWatcher,
+    StatusError, StatusWatcher, Subscription, TlsConfigError, Transport, TransportError, Trust,
 };
 #[cfg(feature = "server")]
 pub use hardlight_server::{
@@ -39,13 +39,14 @@ pub use hardlight_core as protocol;
 pub mod __private {
     pub use core::result::Result::{self, Err, Ok};
     #[cfg(any(feature = "client", feature = "wasm"))]
-    pub use hardlight_client::{Client, ClientConfig, RpcError};
+    pub use hardlight_client::{CallStream, Client, ClientConfig, RpcError};
     pub use hardlight_core::{
         codec::{decode, encode, Bytes, Codable},
         rkyv,
         schema::{Layout, Schema, ServiceSchema},
         service::{BoxFuture, Outcome, Service, ServiceOf},
         state::{unknown_field, ConnectionState},
+        stream::encode_items,
         CallContext, Compression, HandlerError, ProtocolError,
     };
     #[cfg(feature = "server")]

@@ -12,7 +12,12 @@ use hardlight_core::{
     Compression, ProtocolError,
 };
 
-use crate::{config::ClientConfig, drain::Drain, error::CallError};
+use crate::{
+    config::ClientConfig,
+    drain::{Drain, InFlight},
+    error::CallError,
+    streaming::ItemSource,
+};
 
 /// Carries one call frame to the server and its reply frame back (still compressed).
 /// Dropping the future cancels the call on the server.
@@ -22,6 +27,14 @@ pub(crate) trait Exchange: Send + Sync {
         frame: Vec<u8>,
         reply_max: u32,
     ) -> impl Future<Output = Result<(FrameHeader, Bytes), CallError>> + Send;
+
+    /// Starts a streaming call: sends its frame and returns where its items and reply
+    /// arrive. Dropping that cancels the call on the server.
+    fn open_stream(
+        &self,
+        frame: Vec<u8>,
+        reply_max: u32,
+    ) -> impl Future<Output = Result<ItemSource, CallError>> + Send;
 }
 
 /// A connection's calls over transport `T`.
@@ -62,8 +75,34 @@ impl<T: Exchange> Calls<T> {
         args: &[u8],
     ) -> Result<(FrameHeader, Bytes), CallError> {
         let _in_flight = self.drain.enter()?;
+        let frame = self.frame(header, args)?;
+        let (header, body) = self.transport.exchange(frame, self.reply_max).await?;
+        let body = open_aligned_body(&header, body, self.compressed(), self.reply_max)?;
+        Ok((header, body))
+    }
+
+    /// Starts the streaming call `header` with body `args`; its items and reply come
+    /// from the returned stream, opened.
+    pub(crate) async fn stream(
+        &self,
+        header: FrameHeader,
+        args: &[u8],
+    ) -> Result<OpenedItems, CallError> {
+        let in_flight = self.drain.enter()?;
+        let frame = self.frame(header, args)?;
+        let source = self.transport.open_stream(frame, self.reply_max).await?;
+        Ok(OpenedItems {
+            source,
+            _in_flight: in_flight,
+            compressed: self.compressed(),
+            max: self.reply_max,
+        })
+    }
+
+    /// The frame of a call, refused here if it is larger than the server accepts (the
+    /// server would close the connection).
+    fn frame(&self, header: FrameHeader, args: &[u8]) -> Result<Vec<u8>, CallError> {
         let frame = encode_frame(header, args, self.compression)?;
-        // refused here rather than by the server, which would close the connection
         let body_len = frame.len().saturating_sub(HEADER_LEN);
         if body_len > self.server_max as usize {
             return Err(CallError::Protocol(ProtocolError::FrameTooLarge {
@@ -71,9 +110,35 @@ impl<T: Exchange> Calls<T> {
                 max: self.server_max,
             }));
         }
-        let (header, body) = self.transport.exchange(frame, self.reply_max).await?;
-        let compressed = self.compression != Compression::None;
-        let body = open_aligned_body(&header, body, compressed, self.reply_max)?;
-        Ok((header, body))
+        Ok(frame)
+    }
+
+    fn compressed(&self) -> bool {
+        self.compression != Compression::None
+    }
+}
+
+/// A streaming call's items and reply, their bodies opened; counted in flight for the
+/// drain after `GoAway` until dropped.
+#[derive(Debug)]
+pub(crate) struct OpenedItems {
+    source: ItemSource,
+    _in_flight: InFlight,
+    compressed: bool,
+    max: u32,
+}
+
+impl OpenedItems {
+    /// The next item or the reply, and its size on the wire.
+    pub(crate) async fn next(&mut self) -> Result<(FrameHeader, Bytes, usize), CallError> {
+        let (header, body) = self.source.next().await?;
+        let wire = HEADER_LEN + header.body_len as usize;
+        let body = open_aligned_body(&header, body, self.compressed, self.max)?;
+        Ok((header, body, wire))
+    }
+
+    /// The application took an item of `frame_len` bytes on the wire.
+    pub(crate) async fn took(&mut self, frame_len: usize) -> Result<(), CallError> {
+        self.source.took(frame_len).await
     }
 }

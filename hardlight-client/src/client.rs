@@ -10,10 +10,10 @@ use std::{
 };
 
 use hardlight_core::{
-    codec::{encode, Codable},
+    codec::{encode, Bytes, Codable},
     context::{append_context, budget_to_seq, CallContext},
     current::CurrentCall,
-    frame::{FrameHeader, Kind, HEADER_LEN},
+    frame::{FrameHeader, Kind, FLAG_STREAM, HEADER_LEN},
     handshake::Resume,
     Compression, ConnectionState, ErrorCode, ProtocolError, RejectCode, Service,
 };
@@ -33,6 +33,7 @@ use crate::{
     rt::{self, OnEnd},
     stats::{ClientStats, Counters},
     status::{ConnectionStatus, StatusError, StatusWatcher},
+    streaming::{typed, CallStream},
     sync::lock,
 };
 
@@ -309,6 +310,49 @@ impl<S: Service> Client<S> {
         result
     }
 
+    /// Starts a streaming call. Used by generated clients.
+    #[doc(hidden)]
+    pub async fn __stream<A, T, E>(
+        &self,
+        method: u16,
+        args: A,
+    ) -> Result<CallStream<T, E>, RpcError<E>>
+    where
+        A: Codable,
+        T: Codable + Send + 'static,
+        E: Codable + Send + 'static,
+    {
+        let counters = &self.inner.counters;
+        counters.calls.fetch_add(1, Ordering::Relaxed);
+        let current = CurrentCall::get();
+        let propagated =
+            Propagated::new(self.call_timeout, self.context.as_deref(), current.as_ref());
+        let opened = async {
+            if propagated.budget.is_some_and(|budget| budget.is_zero()) {
+                return Err(RpcError::DeadlineExceeded(Duration::ZERO));
+            }
+            let (generation, connection) = self.live_connection().ok_or(RpcError::NotConnected)?;
+            let (header, args) = call_frame(method, &args, FLAG_STREAM, &propagated)?;
+            counters
+                .bytes_sent
+                .fetch_add((HEADER_LEN + args.len()) as u64, Ordering::Relaxed);
+            let opened = connection.stream(header, &args).await?;
+            let mirror = Arc::clone(&self.inner.mirror);
+            let limit = self.inner.config.limits.frame_read_timeout();
+            let wait = move |version| {
+                let mirror = Arc::clone(&mirror);
+                async move { wait_for_version(&mirror, generation, version, limit).await }
+            };
+            Ok(typed(opened, propagated.budget, wait, Arc::clone(counters)))
+        }
+        .await;
+        counters.finished.fetch_add(1, Ordering::Relaxed);
+        if opened.is_err() {
+            counters.failed.fetch_add(1, Ordering::Relaxed);
+        }
+        opened
+    }
+
     async fn call<A: Codable, T: Codable, E: Codable>(
         &self,
         method: u16,
@@ -316,15 +360,7 @@ impl<S: Service> Client<S> {
         propagated: &Propagated<'_>,
     ) -> Result<T, RpcError<E>> {
         let (generation, connection) = self.live_connection().ok_or(RpcError::NotConnected)?;
-        let mut args = encode(args)?;
-        let flags = match &propagated.context {
-            Some(context) => append_context(&mut args, context)?,
-            None => 0,
-        };
-        let header = FrameHeader::new(Kind::Call, 0)
-            .with_aux(method)
-            .with_seq(budget_to_seq(propagated.budget))
-            .with_flags(flags);
+        let (header, args) = call_frame(method, args, 0, propagated)?;
         let counters = &self.inner.counters;
         counters
             .bytes_sent
@@ -492,6 +528,26 @@ async fn reconnect<S: Service>(inner: Weak<Inner<S>>, policy: Reconnect, mut err
             Err(e) => error = StatusError::Connect(e),
         }
     }
+}
+
+/// The header and body of a call of `method` with `args`: its `flags`, and the budget and
+/// context it carries.
+fn call_frame<A: Codable>(
+    method: u16,
+    args: &A,
+    flags: u8,
+    propagated: &Propagated<'_>,
+) -> Result<(FrameHeader, Bytes), ProtocolError> {
+    let mut args = encode(args)?;
+    let context = match &propagated.context {
+        Some(context) => append_context(&mut args, context)?,
+        None => 0,
+    };
+    let header = FrameHeader::new(Kind::Call, 0)
+        .with_aux(method)
+        .with_seq(budget_to_seq(propagated.budget))
+        .with_flags(flags | context);
+    Ok((header, args))
 }
 
 /// Whether another connection attempt can succeed where this one failed.

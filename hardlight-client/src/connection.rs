@@ -4,7 +4,9 @@ use std::sync::Arc;
 
 use hardlight_core::{codec::Bytes, frame::FrameHeader, handshake::Welcome, Service};
 
-use crate::{config::TransportKind, drain::Drain, error::CallError, pushes::Pushes};
+use crate::{
+    calls::OpenedItems, config::TransportKind, drain::Drain, error::CallError, pushes::Pushes,
+};
 
 #[cfg(all(feature = "wasm", not(feature = "native")))]
 use crate::ws::BrowserConnection;
@@ -93,6 +95,22 @@ impl Connection {
             Self::WebSocket(s) => s.channel.calls.call(header, args).await,
             #[cfg(all(feature = "wasm", not(feature = "native")))]
             Self::Browser(s) => s.channel.calls.call(header, args).await,
+        }
+    }
+
+    /// Starts the streaming call `header` with body `args`.
+    pub(crate) async fn stream(
+        &self,
+        header: FrameHeader,
+        args: &[u8],
+    ) -> Result<OpenedItems, CallError> {
+        match self {
+            #[cfg(feature = "native")]
+            Self::Quic(s) => s.calls.stream(header, args).await,
+            #[cfg(feature = "native")]
+            Self::WebSocket(s) => s.channel.calls.stream(header, args).await,
+            #[cfg(all(feature = "wasm", not(feature = "native")))]
+            Self::Browser(s) => s.channel.calls.stream(header, args).await,
         }
     }
 

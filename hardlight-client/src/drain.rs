@@ -57,6 +57,7 @@ impl Drain {
 }
 
 /// A call in flight.
+#[derive(Debug)]
 pub(crate) struct InFlight(Arc<Drain>);
 
 impl Drop for InFlight {

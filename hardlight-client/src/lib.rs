@@ -25,6 +25,7 @@ mod reply;
 mod rt;
 mod stats;
 mod status;
+mod streaming;
 mod sync;
 mod ws;
 
@@ -41,3 +42,4 @@ pub use events::{Event, RecvError, Subscription};
 pub use mirror::StateWatcher;
 pub use stats::ClientStats;
 pub use status::{ConnectionStatus, StatusError, StatusWatcher};
+pub use streaming::CallStream;

@@ -9,27 +9,47 @@ use hardlight_core::{
     calls::CallTable,
     close::Close,
     codec::Bytes,
-    frame::{FrameHeader, Kind},
+    frame::{FrameHeader, Kind, HEADER_LEN},
     handshake::Welcome,
+    stream::{window_cost, STREAM_WINDOW},
     ProtocolError,
 };
-use tokio::sync::{mpsc, oneshot, Semaphore, SemaphorePermit};
+use tokio::sync::{mpsc, oneshot, OwnedSemaphorePermit, Semaphore, SemaphorePermit};
 
 use crate::{
     calls::{Calls, Exchange},
     config::ClientConfig,
     drain::Drain,
     error::{CallError, TransportError},
+    streaming::ItemSource,
     sync::lock,
 };
 
 type Reply = (FrameHeader, Bytes);
 
+/// What a call in flight waits with.
+#[derive(Debug)]
+enum Waiter {
+    /// A call: its one reply.
+    Reply(oneshot::Sender<Reply>),
+    /// A streaming call: its items, then its reply.
+    Stream(StreamWaiter),
+}
+
+#[derive(Debug)]
+struct StreamWaiter {
+    frames: mpsc::UnboundedSender<Reply>,
+    /// Bytes of items received and not yet credited back ([`STREAM_WINDOW`] at most).
+    outstanding: u32,
+    /// Bytes of items the application took, to credit back.
+    taken: u32,
+}
+
 /// The calls of one multiplexed connection.
 #[derive(Debug)]
 pub(crate) struct Mux {
-    pending: Mutex<CallTable<oneshot::Sender<Reply>>>,
-    slots: Semaphore,
+    pending: Mutex<CallTable<Waiter>>,
+    slots: Arc<Semaphore>,
     out: mpsc::Sender<Vec<u8>>,
     closed: Mutex<Option<TransportError>>,
 }
@@ -51,25 +71,111 @@ impl Mux {
         let (out, frames) = mpsc::channel(2 * max_calls);
         let mux = Arc::new(Self {
             pending: Mutex::new(CallTable::new()),
-            slots: Semaphore::new(max_calls),
+            slots: Arc::new(Semaphore::new(max_calls)),
             out,
             closed: Mutex::new(None),
         });
         (mux, frames)
     }
 
-    /// Routes a reply frame to its call; `Err` for an id no call is waiting on.
+    /// Routes a reply frame, or a streaming call's item, to its call; `Err` for an id no
+    /// call is waiting on, or an item beyond its call's window.
     pub(crate) fn deliver(&self, header: FrameHeader, body: Bytes) -> Result<(), ProtocolError> {
-        let waiting = lock(&self.pending).remove(header.id);
+        let mut pending = lock(&self.pending);
+        if header.kind == Kind::StreamItem {
+            let Some(Waiter::Stream(stream)) = pending.get_mut(header.id) else {
+                // an item of a call dropped meanwhile, or of no call at all
+                return match header.id {
+                    0 => Err(ProtocolError::Malformed),
+                    _ => Ok(()),
+                };
+            };
+            let cost = window_cost(HEADER_LEN + header.body_len as usize);
+            stream.outstanding = stream.outstanding.saturating_add(cost);
+            if stream.outstanding > STREAM_WINDOW {
+                return Err(ProtocolError::StreamWindowExceeded {
+                    id: header.id,
+                    window: STREAM_WINDOW,
+                });
+            }
+            let _ = stream.frames.send((header, body));
+            return Ok(());
+        }
+        let waiting = pending.remove(header.id);
+        drop(pending);
         match waiting {
             // the call may have been dropped meanwhile: its reply is not needed
-            Some(tx) => {
+            Some(Waiter::Reply(tx)) => {
                 let _ = tx.send((header, body));
+                Ok(())
+            }
+            Some(Waiter::Stream(stream)) => {
+                let _ = stream.frames.send((header, body));
                 Ok(())
             }
             None if header.id == 0 => Err(ProtocolError::Malformed),
             None => Ok(()),
         }
+    }
+
+    /// Starts streaming call `frame`: gives it an id and a slot, sends it, and returns
+    /// where its items and reply arrive. Dropping that sends `Cancel`.
+    pub(crate) async fn open_stream(
+        self: &Arc<Self>,
+        mut frame: Vec<u8>,
+    ) -> Result<MuxStream, CallError> {
+        let slot = self.owned_slot().await?;
+        let (tx, frames) = mpsc::unbounded_channel();
+        let waiter = Waiter::Stream(StreamWaiter {
+            frames: tx,
+            outstanding: 0,
+            taken: 0,
+        });
+        let id = {
+            let mut pending = lock(&self.pending);
+            let id = pending.next_id();
+            pending.insert(id, waiter).map_err(|_| self.closed())?;
+            id
+        };
+        FrameHeader::set_id(&mut frame, id);
+        let stream = MuxStream {
+            mux: Arc::clone(self),
+            id,
+            frames,
+            ended: false,
+            _slot: slot,
+        };
+        self.out.send(frame).await.map_err(|_| self.closed())?;
+        Ok(stream)
+    }
+
+    /// The application took an item of `cost` bytes of streaming call `id`: once half the
+    /// window is taken, the server gets it back as credit.
+    async fn took(&self, id: u64, cost: u32) -> Result<(), CallError> {
+        let grant = {
+            let mut pending = lock(&self.pending);
+            match pending.get_mut(id) {
+                Some(Waiter::Stream(stream)) => {
+                    stream.taken = stream.taken.saturating_add(cost);
+                    (stream.taken >= STREAM_WINDOW / 2).then(|| {
+                        let grant = std::mem::take(&mut stream.taken);
+                        stream.outstanding = stream.outstanding.saturating_sub(grant);
+                        grant
+                    })
+                }
+                _ => None,
+            }
+        };
+        if let Some(grant) = grant {
+            let credit = FrameHeader::new(Kind::StreamCredit, 0)
+                .with_id(id)
+                .with_seq(u64::from(grant));
+            self.out
+                .send(credit.encode().to_vec())
+                .await
+                .map_err(|_| self.closed())?;
+        }
+        Ok(())
     }
 
     /// Queues a frame that is not a call (an `Ack`) without waiting; `false` if the queue
@@ -92,6 +198,14 @@ impl Mux {
         self.slots.acquire().await.map_err(|_| self.closed())
     }
 
+    /// An owned call slot, for a streaming call on a QUIC stream of its own.
+    pub(crate) async fn owned_slot(&self) -> Result<OwnedSemaphorePermit, CallError> {
+        Arc::clone(&self.slots)
+            .acquire_owned()
+            .await
+            .map_err(|_| self.closed())
+    }
+
     fn closed(&self) -> CallError {
         let error = lock(&self.closed)
             .clone()
@@ -101,6 +215,10 @@ impl Mux {
 }
 
 impl Exchange for Arc<Mux> {
+    async fn open_stream(&self, frame: Vec<u8>, _reply_max: u32) -> Result<ItemSource, CallError> {
+        Ok(ItemSource::Channel(Mux::open_stream(self, frame).await?))
+    }
+
     /// Gives the call an id, sends it and waits for its reply; waits for a slot past the
     /// in-flight limit. Dropping the future sends `Cancel`.
     async fn exchange(
@@ -113,7 +231,9 @@ impl Exchange for Arc<Mux> {
         let id = {
             let mut pending = lock(&self.pending);
             let id = pending.next_id();
-            pending.insert(id, tx).map_err(|_| self.closed())?;
+            pending
+                .insert(id, Waiter::Reply(tx))
+                .map_err(|_| self.closed())?;
             id
         };
         FrameHeader::set_id(&mut frame, id);
@@ -141,12 +261,52 @@ impl Drop for Pending<'_> {
         if self.answered {
             return;
         }
-        let removed = lock(&self.mux.pending).remove(self.id);
+        self.mux.cancel(self.id);
+    }
+}
+
+impl Mux {
+    /// Call `id` is dropped before its reply: the server is told to cancel it.
+    fn cancel(&self, id: u64) {
+        let removed = lock(&self.pending).remove(id);
         if removed.is_some() {
             // with the queue full the `Cancel` is dropped: the server then runs the call to
             // its end, and its reply, for an id no longer waited for, is discarded
-            let cancel = FrameHeader::new(Kind::Cancel, 0).with_id(self.id);
-            let _ = self.mux.out.try_send(cancel.encode().to_vec());
+            let cancel = FrameHeader::new(Kind::Cancel, 0).with_id(id);
+            let _ = self.out.try_send(cancel.encode().to_vec());
+        }
+    }
+}
+
+/// A streaming call on a multiplexed connection: its items and reply as they arrive.
+/// Dropped before the reply, it cancels the call.
+#[derive(Debug)]
+pub(crate) struct MuxStream {
+    mux: Arc<Mux>,
+    id: u64,
+    frames: mpsc::UnboundedReceiver<Reply>,
+    ended: bool,
+    _slot: OwnedSemaphorePermit,
+}
+
+impl MuxStream {
+    /// The next item or the reply.
+    pub(crate) async fn next(&mut self) -> Result<Reply, CallError> {
+        let frame = self.frames.recv().await.ok_or_else(|| self.mux.closed())?;
+        self.ended = frame.0.kind != Kind::StreamItem;
+        Ok(frame)
+    }
+
+    /// The application took an item of `frame_len` bytes.
+    pub(crate) async fn took(&mut self, frame_len: usize) -> Result<(), CallError> {
+        self.mux.took(self.id, window_cost(frame_len)).await
+    }
+}
+
+impl Drop for MuxStream {
+    fn drop(&mut self) {
+        if !self.ended {
+            self.mux.cancel(self.id);
         }
     }
 }

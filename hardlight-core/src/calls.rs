@@ -93,6 +93,11 @@ impl<T> CallTable<T> {
         }
     }
 
+    /// Call `id`'s waiter, left in the table (a streaming call's, between its items).
+    pub fn get_mut(&mut self, id: u64) -> Option<&mut T> {
+        self.waiting.get_mut(&id)
+    }
+
     /// Whether call `id` is in flight.
     pub fn contains(&self, id: u64) -> bool {
         self.waiting.contains_key(&id)

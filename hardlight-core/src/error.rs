@@ -55,6 +55,15 @@ pub enum ProtocolError {
     /// The bytes do not form a frame header.
     #[error("malformed frame")]
     Malformed,
+    /// A peer sent more of a streaming call's items than the call's window allows
+    /// ([`crate::stream::STREAM_WINDOW`]) before the receiver granted room for them.
+    #[error("streaming call {id} received more than its window of {window} bytes before granting credit")]
+    StreamWindowExceeded {
+        /// The call.
+        id: u64,
+        /// The window in force.
+        window: u32,
+    },
     /// A frame did not arrive whole within the deadline (a peer that announces a frame and
     /// then sends it slowly, or not at all).
     #[error("frame not received within frame_read_timeout ({limit:?}); raise Limits::frame_read_timeout if the peer's link is this slow")]
@@ -77,6 +86,7 @@ impl ProtocolError {
             | Self::UnknownKind(_)
             | Self::UnknownFlags(_)
             | Self::UnexpectedKind { .. }
+            | Self::StreamWindowExceeded { .. }
             | Self::Malformed => ErrorCode::Malformed,
         }
     }

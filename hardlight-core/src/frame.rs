@@ -26,7 +26,12 @@ pub const FLAG_COMPRESSED: u8 = 0b0000_0001;
 /// Flag bit, on `Call` frames only: the body ends with a call context
 /// ([`crate::context`]).
 pub const FLAG_CONTEXT: u8 = 0b0000_0010;
-const KNOWN_FLAGS: u8 = FLAG_COMPRESSED | FLAG_CONTEXT;
+/// Flag bit, on `Call` frames only: a streaming call ([`crate::stream`]), answered with
+/// `StreamItem` frames before its reply.
+pub const FLAG_STREAM: u8 = 0b0000_0100;
+const KNOWN_FLAGS: u8 = FLAG_COMPRESSED | FLAG_CONTEXT | FLAG_STREAM;
+/// Flags only `Call` frames may carry.
+const CALL_FLAGS: u8 = FLAG_CONTEXT | FLAG_STREAM;
 
 macro_rules! kinds {
     ($($(#[$doc:meta])* $name:ident = $value:literal,)*) => {
@@ -93,6 +98,12 @@ kinds! {
     /// Client → server: the durable event at position `id` of the consumer in slot `aux`
     /// is processed; body empty.
     Ack = 15,
+    /// Server → client: an item of streaming call `id`; `seq` = state version, body = the
+    /// item's archive.
+    StreamItem = 16,
+    /// Either way, on multiplexed connections: `seq` more bytes of streaming call `id`'s
+    /// items may be sent ([`crate::stream::STREAM_WINDOW`]); body empty.
+    StreamCredit = 17,
 }
 
 /// A parsed frame header.
@@ -188,7 +199,7 @@ impl FrameHeader {
         let [l0, l1, l2, l3, kind, flags, a0, a1, rest @ ..] = *bytes;
         let body_len = u32::from_le_bytes([l0, l1, l2, l3]);
         let kind = Kind::from_u8(kind).ok_or(ProtocolError::UnknownKind(kind))?;
-        if flags & !KNOWN_FLAGS != 0 || (flags & FLAG_CONTEXT != 0 && kind != Kind::Call) {
+        if flags & !KNOWN_FLAGS != 0 || (flags & CALL_FLAGS != 0 && kind != Kind::Call) {
             return Err(ProtocolError::UnknownFlags(flags));
         }
         if body_len > max_body {

@@ -29,6 +29,7 @@ pub mod message;
 pub mod schema;
 pub mod service;
 pub mod state;
+pub mod stream;
 pub mod topic;
 
 pub use codec::Codable;
@@ -43,6 +44,7 @@ pub use rkyv;
 pub use schema::Schema;
 pub use service::{Outcome, Service};
 pub use state::ConnectionState;
+pub use stream::Streaming;
 pub use topic::Topic;
 
 /// The transport a connection uses: `Client::transport` on the client, the

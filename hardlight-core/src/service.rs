@@ -8,6 +8,7 @@ use crate::{
     error::{ErrorCode, ProtocolError},
     schema::{Schema, ServiceSchema},
     state::ConnectionState,
+    stream::ItemStream,
 };
 
 /// A boxed, sendable future.
@@ -27,6 +28,12 @@ pub trait Service: Send + Sync + 'static {
     /// the full layout of every type they reach (computed once).
     fn schema() -> &'static ServiceSchema;
 
+    /// Whether method `index` returns a stream (is called as a streaming call).
+    fn streams(index: u16) -> bool {
+        let _ = index;
+        false
+    }
+
     /// The name of method `index`, or `"<unknown>"`.
     fn method_name(index: u16) -> &'static str {
         Self::METHODS
@@ -45,7 +52,6 @@ pub trait ServiceOf {
 }
 
 /// What a dispatched call produced, ready to be framed as a reply.
-#[derive(Debug)]
 pub enum Outcome {
     /// The handler returned `Ok`; the archived value.
     Ok(Bytes),
@@ -53,6 +59,22 @@ pub enum Outcome {
     HandlerError(Bytes),
     /// The call failed before or after the handler ran.
     Failure(ErrorCode, String),
+    /// The handler returned a stream: its items, sent one by one, then the final
+    /// outcome.
+    Stream(ItemStream),
+}
+
+impl std::fmt::Debug for Outcome {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Self::Ok(body) => f.debug_tuple("Ok").field(&body.len()).finish(),
+            Self::HandlerError(body) => f.debug_tuple("HandlerError").field(&body.len()).finish(),
+            Self::Failure(code, message) => {
+                f.debug_tuple("Failure").field(code).field(message).finish()
+            }
+            Self::Stream(_) => f.write_str("Stream"),
+        }
+    }
 }
 
 impl Outcome {

@@ -30,6 +30,7 @@ use crate::{
     handshake::{hello_frame, welcome},
     mux::{Mux, Outgoing},
     pushes::Pushes,
+    streaming::ItemSource,
     sync::lock,
 };
 
@@ -161,6 +162,10 @@ impl QuicConnection {
 }
 
 impl Exchange for Streams {
+    async fn open_stream(&self, frame: Vec<u8>, reply_max: u32) -> Result<ItemSource, CallError> {
+        Ok(ItemSource::Quic(self.open_items(frame, reply_max).await?))
+    }
+
     /// Sends a small call on the call channel (dropping the future sends `Cancel`), any
     /// other on a stream of its own (dropping the future stops the stream); either way
     /// the server cancels the call.
@@ -187,7 +192,48 @@ impl Exchange for Streams {
     }
 }
 
+/// A streaming call on a QUIC stream of its own: its items and reply are read as the
+/// application asks for them, so QUIC's flow control holds the server back. Dropped
+/// before the reply, the stream is stopped and the server cancels the call.
+#[derive(Debug)]
+pub(crate) struct QuicItems {
+    _send: SendStream,
+    recv: RecvStream,
+    reader: FrameReader,
+    conn: quinn::Connection,
+    _slot: tokio::sync::OwnedSemaphorePermit,
+}
+
+impl QuicItems {
+    /// The next item or the reply.
+    pub(crate) async fn next(&mut self) -> Result<(FrameHeader, Bytes), CallError> {
+        match self.reader.next(&mut self.recv).await {
+            Ok(frame) => Ok(frame),
+            Err(ReadError::Finished) => Err(CallError::Cancelled),
+            Err(ReadError::Protocol(e)) => Err(CallError::Protocol(e)),
+            Err(ReadError::Io(e)) => Err(stream_failed(&self.conn, e)),
+        }
+    }
+}
+
 impl Streams {
+    /// Streaming calls always go on a stream of their own.
+    async fn open_items(&self, frame: Vec<u8>, reply_max: u32) -> Result<QuicItems, CallError> {
+        let slot = self.mux.owned_slot().await?;
+        let (mut send, recv) = self.conn.open_bi().await.map_err(|e| self.lost(e))?;
+        send.write_all(&frame)
+            .await
+            .map_err(|e| self.stream_failed(e))?;
+        let _ = send.finish();
+        Ok(QuicItems {
+            _send: send,
+            recv,
+            reader: FrameReader::new(reply_max),
+            conn: self.conn.clone(),
+            _slot: slot,
+        })
+    }
+
     /// Queues a frame that is not a call (an `Ack`) on the call channel.
     pub(crate) fn send(&self, frame: Vec<u8>) -> bool {
         self.mux.send(frame)
@@ -198,10 +244,15 @@ impl Streams {
     }
 
     fn stream_failed(&self, error: impl std::fmt::Display) -> CallError {
-        match self.conn.close_reason() {
-            Some(reason) => CallError::Transport(closed(&reason)),
-            None => CallError::Transport(TransportError::Stream(error.to_string())),
-        }
+        stream_failed(&self.conn, error)
+    }
+}
+
+/// A stream of `conn` failed with `error`: the connection's end, if that was it.
+fn stream_failed(conn: &quinn::Connection, error: impl std::fmt::Display) -> CallError {
+    match conn.close_reason() {
+        Some(reason) => CallError::Transport(closed(&reason)),
+        None => CallError::Transport(TransportError::Stream(error.to_string())),
     }
 }
 

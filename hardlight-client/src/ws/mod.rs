@@ -28,7 +28,7 @@ fn route<S: Service>(
 ) -> Result<(), ProtocolError> {
     let (header, body) = FrameHeader::split(data, max)?;
     match header.kind {
-        Kind::ReplyOk | Kind::ReplyHandlerError | Kind::ReplyFailure => {
+        Kind::ReplyOk | Kind::ReplyHandlerError | Kind::ReplyFailure | Kind::StreamItem => {
             mux.deliver(header, realign(body))
         }
         _ => pushes.handle(&header, realign(body)),

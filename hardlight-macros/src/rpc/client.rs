@@ -26,6 +26,19 @@ pub(crate) fn generate(item: &syn::ItemTrait, service: &Service) -> TokenStream 
             .map_or_else(|| quote!(#p::HandlerError), |e| quote!(#e));
         let args: Vec<_> = m.args.iter().map(|a| &a.ident).collect();
         let types: Vec<_> = m.args.iter().map(|a| &a.ty).collect();
+        if let Some(item) = &m.stream {
+            let call = quote_spanned! {method.span()=>
+                self.0.__stream::<(#(#types,)*), #item, #err>(#index, (#(#args,)*)).await
+            };
+            return quote! {
+                #(#docs)*
+                #vis async fn #method(&self, #(#args: #types),*)
+                    -> #p::Result<#p::CallStream<#item, #err>, #p::RpcError<#err>>
+                {
+                    #call
+                }
+            };
+        }
         // spanned at the user's method so a type error shows there, not at #[rpc]
         let call = quote_spanned! {method.span()=>
             self.0.__call::<(#(#types,)*), #ok, #err>(#index, (#(#args,)*)).await

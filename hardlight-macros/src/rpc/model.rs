@@ -1,5 +1,6 @@
 //! The checked model of an `#[rpc]` trait.
 
+use quote::ToTokens;
 use syn::spanned::Spanned;
 
 use crate::errors::Errors;
@@ -21,6 +22,8 @@ pub(crate) struct Method {
     pub(crate) ok: syn::Type,
     /// The error type, if the return type names one.
     pub(crate) err: Option<syn::Type>,
+    /// The item type, when the method returns a stream (`Streaming<T>`).
+    pub(crate) stream: Option<syn::Type>,
     /// The return type as written.
     pub(crate) output: syn::Type,
 }
@@ -119,12 +122,14 @@ impl Method {
                 return None;
             }
         };
+        let stream = streamed_item(&ok, err.as_ref(), errors);
         Some(Self {
             ident: sig.ident.clone(),
             attrs: f.attrs.clone(),
             args,
             ok,
             err,
+            stream,
             output,
         })
     }
@@ -187,6 +192,48 @@ fn parse_args(sig: &syn::Signature, errors: &mut Errors) -> Vec<Arg> {
             })
         })
         .collect()
+}
+
+/// `Streaming<T>` or `Streaming<T, E>` → `T`, checking that a stream's error type is the
+/// method's: `HandlerResult<Streaming<T, E>, E>`.
+fn streamed_item(
+    ok: &syn::Type,
+    err: Option<&syn::Type>,
+    errors: &mut Errors,
+) -> Option<syn::Type> {
+    let syn::Type::Path(path) = ok else {
+        return None;
+    };
+    let last = path.path.segments.last()?;
+    if last.ident != "Streaming" {
+        return None;
+    }
+    let syn::PathArguments::AngleBracketed(args) = &last.arguments else {
+        errors.at(ok, "a stream names its item type: `Streaming<T>`");
+        return None;
+    };
+    let mut types = args.args.iter().filter_map(|a| match a {
+        syn::GenericArgument::Type(t) => Some(t),
+        _ => None,
+    });
+    let item = types.next().cloned();
+    let stream_err = types.next();
+    let same = match (stream_err, err) {
+        (None, None) => true,
+        (Some(a), Some(b)) => a.to_token_stream().to_string() == b.to_token_stream().to_string(),
+        (Some(a), None) => a.to_token_stream().to_string() == "HandlerError",
+        (None, Some(_)) => false,
+    };
+    if !same {
+        errors.at(
+            ok,
+            "a stream ends with the method's error: write `HandlerResult<Streaming<T, E>, E>` with the same `E` in both",
+        );
+    }
+    if item.is_none() {
+        errors.at(ok, "a stream names its item type: `Streaming<T>`");
+    }
+    item
 }
 
 /// `HandlerResult<T>` → (T, None); `HandlerResult<T, E>` or `Result<T, E>` → (T, Some(E)).

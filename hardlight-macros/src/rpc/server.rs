@@ -34,7 +34,7 @@ pub(crate) fn generate(item: &syn::ItemTrait, attr: &Attr, service: &Service) ->
         m.args
             .iter()
             .map(|a| &a.ty)
-            .chain([&m.ok])
+            .chain([m.stream.as_ref().unwrap_or(&m.ok)])
             .chain(m.err.as_ref())
             .map(|ty| quote_spanned! {ty.span()=> __assert_codable::<#ty>(); })
     });
@@ -46,8 +46,22 @@ pub(crate) fn generate(item: &syn::ItemTrait, attr: &Attr, service: &Service) ->
         let types = m.args.iter().map(|a| &a.ty);
         // spanned at the user's method so a type error shows there, not at #[rpc]
         let decode = quote_spanned! {method.span()=> #p::decode::<(#(#types,)*)>(&args) };
-        let run = quote_spanned! {m.output.span()=>
-            #p::Outcome::from_result(self.#method(#(#args),*).await)
+        let run = match &m.stream {
+            None => quote_spanned! {m.output.span()=>
+                #p::Outcome::from_result(self.#method(#(#args),*).await)
+            },
+            Some(item) => {
+                let err = m
+                    .err
+                    .as_ref()
+                    .map_or_else(|| quote!(#p::HandlerError), ToTokens::to_token_stream);
+                quote_spanned! {m.output.span()=>
+                    match self.#method(#(#args),*).await {
+                        #p::Ok(items) => #p::Outcome::Stream(#p::encode_items::<#item, #err>(items)),
+                        #p::Err(error) => #p::Outcome::from_result::<(), #err>(#p::Err(error)),
+                    }
+                }
+            }
         };
         quote! {
             #index => {
@@ -62,6 +76,20 @@ pub(crate) fn generate(item: &syn::ItemTrait, attr: &Attr, service: &Service) ->
         }
     });
     let method_names = service.methods.iter().map(|m| m.ident.to_string());
+    let streaming: Vec<u16> = service
+        .methods
+        .iter()
+        .enumerate()
+        .filter(|(_, m)| m.stream.is_some())
+        .map(|(i, _)| i as u16)
+        .collect();
+    let streams = (!streaming.is_empty()).then(|| {
+        quote! {
+            fn streams(index: u16) -> bool {
+                matches!(index, #(#streaming)|*)
+            }
+        }
+    });
     let schema_methods = service.methods.iter().map(|m| {
         let method = m.ident.to_string();
         let types = m.args.iter().map(|a| &a.ty);
@@ -118,6 +146,8 @@ pub(crate) fn generate(item: &syn::ItemTrait, attr: &Attr, service: &Service) ->
             type Event = #events;
             const NAME: &'static str = #name;
             const METHODS: &'static [&'static str] = &[#(#method_names),*];
+
+            #streams
 
             fn schema() -> &'static #p::ServiceSchema {
                 static SCHEMA: ::std::sync::OnceLock<#p::ServiceSchema> =

@@ -175,7 +175,7 @@ async fn serve<H: RpcHandler, C: CallIo>(
     let (id, outcome) = match io.read(&context).await {
         Ok(call) => {
             let id = call.header.id;
-            match call.run(handler, &context, io.abandoned()).await {
+            match call.run(handler, &context, &mut io, &state).await {
                 Some(outcome) => (id, outcome),
                 None => return,
             }

@@ -110,6 +110,11 @@ pub(crate) trait CallIo: Send + 'static {
     /// stream is stopped; multiplexed calls are cancelled by `Cancel` instead).
     fn abandoned(&mut self) -> impl Future<Output = ()> + Send;
 
+    /// Sends an item of a streaming call once the client has room for it (its stream's
+    /// flow control, or the call's window on a multiplexed channel); `false` if the client
+    /// is gone or does not take it within `Limits::send_timeout` once it has room.
+    fn send_item(&mut self, frame: Vec<u8>) -> impl Future<Output = bool> + Send;
+
     /// Writes the reply frame, within `Limits::send_timeout`.
     fn reply(self, frame: Vec<u8>) -> impl Future<Output = ()> + Send;
 }

@@ -3,26 +3,36 @@
 //! replies (and over WebSocket the pushes) go out through one writer task, which writes
 //! whatever is queued as one batch: one flush, one stream write, for many replies.
 
-use std::{future::pending, future::Future, sync::Arc, time::Duration};
+use std::{
+    collections::{hash_map::Entry, HashMap},
+    future::pending,
+    future::Future,
+    sync::{Arc, Mutex},
+    time::Duration,
+};
 
 use bytes::Bytes as Shared;
 use hardlight_core::{
     close::Close,
     codec::Bytes,
-    frame::{FrameHeader, Kind, HEADER_LEN},
+    frame::{FrameHeader, Kind, FLAG_STREAM, HEADER_LEN},
+    stream::{window_cost, STREAM_WINDOW},
     ProtocolError,
 };
 use tokio::{
-    sync::{mpsc, OwnedSemaphorePermit},
+    sync::{mpsc, OwnedSemaphorePermit, Semaphore},
     task::JoinHandle,
     time::timeout,
 };
 
 use super::link::{CallIo, Incoming};
-use crate::session::{
-    dispatch::{connection_share, Call, Reservation, Unread},
-    push::PushSink,
-    CallEnv,
+use crate::{
+    session::{
+        dispatch::{connection_share, Call, Reservation, Unread},
+        push::PushSink,
+        CallEnv,
+    },
+    sync::lock,
 };
 
 /// Writes queued ahead of a slow peer before senders wait.
@@ -175,15 +185,20 @@ pub(crate) struct Demux {
     /// A call read and waiting for its share of the connection's byte budget; the peer is
     /// not read meanwhile (its transport holds back the rest).
     waiting: Option<(FrameHeader, Bytes)>,
+    /// The windows of the streaming calls in flight, by id; `None` where streaming calls
+    /// go on streams of their own (the QUIC call channel).
+    windows: Option<Windows>,
 }
 
 impl Demux {
-    /// Calls whose replies go to `writer`.
-    pub(crate) fn new(writer: &Writer) -> Self {
+    /// Calls whose replies go to `writer`; `streams`: whether streaming calls come on
+    /// this channel too (WebSocket, in-process) or not (the QUIC call channel).
+    pub(crate) fn new(writer: &Writer, streams: bool) -> Self {
         Self {
             tx: writer.tx.clone(),
             send_timeout: writer.send_timeout,
             waiting: None,
+            windows: streams.then(Windows::default),
         }
     }
 
@@ -210,6 +225,20 @@ impl Demux {
                 }
             }
             Kind::Cancel => Some(Incoming::Cancel(header.id)),
+            Kind::StreamCredit if header.body_len == 0 => {
+                let granted = self
+                    .windows
+                    .as_ref()
+                    .map(|windows| windows.credit(header.id, header.seq));
+                match granted {
+                    Some(Ok(())) => None,
+                    Some(Err(reason)) => Some(Incoming::Violation(Close::Protocol, reason)),
+                    None => Some(Incoming::Violation(
+                        Close::Protocol,
+                        "StreamCredit on the QUIC call channel: streaming calls have streams of their own".into(),
+                    )),
+                }
+            }
             Kind::Ack if header.body_len == 0 => Some(Incoming::Ack {
                 slot: header.aux,
                 seq: header.id,
@@ -242,12 +271,88 @@ impl Demux {
     }
 
     fn call(&self, header: FrameHeader, body: Bytes, permit: OwnedSemaphorePermit) -> MuxCall {
+        let window = match &self.windows {
+            Some(windows) if header.flags & FLAG_STREAM != 0 => windows.open(header.id),
+            _ => None,
+        };
         MuxCall {
             header,
             body,
             permit: Some(permit),
             tx: self.tx.clone(),
             send_timeout: self.send_timeout,
+            window,
+        }
+    }
+}
+
+/// The send windows of a channel's streaming calls, by call id.
+#[derive(Default, Clone)]
+struct Windows(Arc<Mutex<HashMap<u64, Arc<Semaphore>>>>);
+
+/// A streaming call's send window, taken out of the table when the call ends.
+pub(crate) struct Window {
+    credit: Arc<Semaphore>,
+    id: u64,
+    windows: Windows,
+}
+
+impl Windows {
+    /// The window of new streaming call `id`; `None` if a call with this id is in flight
+    /// (it will be refused as a duplicate).
+    fn open(&self, id: u64) -> Option<Window> {
+        let credit = Arc::new(Semaphore::new(STREAM_WINDOW as usize));
+        match lock(&self.0).entry(id) {
+            Entry::Occupied(_) => return None,
+            Entry::Vacant(slot) => slot.insert(Arc::clone(&credit)),
+        };
+        Some(Window {
+            credit,
+            id,
+            windows: self.clone(),
+        })
+    }
+
+    /// The client took `bytes` of call `id`'s items. Credit for a call that has ended is
+    /// late, not wrong; more than was outstanding breaks the protocol.
+    fn credit(&self, id: u64, bytes: u64) -> Result<(), String> {
+        let Some(credit) = lock(&self.0).get(&id).cloned() else {
+            return Ok(());
+        };
+        let outstanding = STREAM_WINDOW as usize - credit.available_permits();
+        match usize::try_from(bytes) {
+            Ok(bytes) if bytes <= outstanding => {
+                credit.add_permits(bytes);
+                Ok(())
+            }
+            _ => Err(format!(
+                "StreamCredit of {bytes} bytes for call {id}, which has {outstanding} outstanding"
+            )),
+        }
+    }
+}
+
+impl Window {
+    /// Waits until an item of `frame_len` bytes fits the window, and takes its room.
+    async fn take(&self, frame_len: usize) -> bool {
+        match self.credit.acquire_many(window_cost(frame_len)).await {
+            Ok(room) => {
+                room.forget();
+                true
+            }
+            Err(_) => false,
+        }
+    }
+}
+
+impl Drop for Window {
+    fn drop(&mut self) {
+        let mut windows = lock(&self.windows.0);
+        if windows
+            .get(&self.id)
+            .is_some_and(|credit| Arc::ptr_eq(credit, &self.credit))
+        {
+            windows.remove(&self.id);
         }
     }
 }
@@ -259,6 +364,8 @@ pub(crate) struct MuxCall {
     permit: Option<OwnedSemaphorePermit>,
     tx: mpsc::Sender<Outgoing>,
     send_timeout: Duration,
+    /// A streaming call's send window.
+    window: Option<Window>,
 }
 
 impl CallIo for MuxCall {
@@ -276,6 +383,23 @@ impl CallIo for MuxCall {
     async fn abandoned(&mut self) {
         // cancelled by `Cancel`, which aborts the call's task
         pending().await
+    }
+
+    async fn send_item(&mut self, frame: Vec<u8>) -> bool {
+        let Some(window) = &self.window else {
+            return false;
+        };
+        if !window.take(frame.len()).await {
+            return false;
+        }
+        matches!(
+            timeout(
+                self.send_timeout,
+                self.tx.send(Outgoing::Frame(frame.into()))
+            )
+            .await,
+            Ok(Ok(()))
+        )
     }
 
     async fn reply(self, frame: Vec<u8>) {

@@ -256,7 +256,7 @@ async fn next_on(channel: &mut Option<Channel>, context: &CallEnv) -> Option<Inc
                 },
                 send_timeout,
             );
-            let demux = Demux::new(&writer);
+            let demux = Demux::new(&writer, false);
             mux.insert((writer, demux))
         }
     };
@@ -333,6 +333,13 @@ impl CallIo for QuicCall {
         }
     }
 
+    async fn send_item(&mut self, frame: Vec<u8>) -> bool {
+        match self {
+            Self::Channel(call) => call.send_item(frame).await,
+            Self::Stream(call) => call.send_item(frame).await,
+        }
+    }
+
     async fn reply(self, frame: Vec<u8>) {
         match self {
             Self::Channel(call) => call.reply(frame).await,
@@ -400,6 +407,11 @@ impl CallIo for StreamCall {
 
     async fn abandoned(&mut self) {
         let _ = self.send.stopped().await;
+    }
+
+    async fn send_item(&mut self, frame: Vec<u8>) -> bool {
+        // QUIC's flow control is the stream's backpressure: waiting for it is not a stall
+        self.send.write_all(&frame).await.is_ok()
     }
 
     async fn reply(mut self, frame: Vec<u8>) {

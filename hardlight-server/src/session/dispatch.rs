@@ -1,25 +1,28 @@
 //! Running one call: its arguments opened, the handler run (panics caught, cancellation
 //! honoured) and the outcome framed as a reply.
 
-use std::{future::Future, panic::AssertUnwindSafe, sync::Arc};
+use std::{panic::AssertUnwindSafe, sync::Arc};
 
-use futures_util::FutureExt;
+use futures_util::{FutureExt, StreamExt};
 use hardlight_core::{
     codec::{encode, Bytes},
     context::{budget_from_seq, split_context},
     current::CurrentCall,
-    frame::{FrameHeader, Kind},
+    frame::{FrameHeader, Kind, FLAG_STREAM},
     io::ReadError,
     message::{encode_frame, open_aligned_body},
-    CallContext, ErrorCode, Outcome, ProtocolError, Service,
+    stream::ItemStream,
+    CallContext, ConnectionState, ErrorCode, Outcome, ProtocolError, Service,
 };
 use tokio::sync::OwnedSemaphorePermit;
 use tracing::{debug, Instrument};
 
 use super::CallEnv;
 use crate::{
-    handler::RpcHandler,
+    connection::CallIo,
+    handler::{RpcHandler, StateOf},
     memory_budget::{Charge, Exhausted},
+    state_handle::StateHandle,
 };
 
 /// A call ready to run: its header, its body as received (aligned, maybe compressed), and
@@ -136,13 +139,15 @@ impl Call {
     /// Runs the handler, catching a panic, if the rate limit admits the call — checked
     /// before the body is decompressed or validated, so that refused calls cost no more
     /// than their reading — and both budgets take what a compressed body opens to.
-    /// Returns `None` if `cancelled` completes first, in which case the handler future
+    /// A streaming call's items go out through `io` as they come. Returns `None` if the
+    /// client abandons the call first, in which case the handler future (or its stream)
     /// has been dropped.
-    pub(crate) async fn run<H: RpcHandler>(
+    pub(crate) async fn run<H: RpcHandler, C: CallIo>(
         self,
         handler: Arc<H>,
         context: &CallEnv,
-        cancelled: impl Future,
+        io: &mut C,
+        state: &StateHandle<StateOf<H>>,
     ) -> Option<Outcome> {
         let Self {
             header,
@@ -174,11 +179,27 @@ impl Call {
             Err(error) => return Some(refusal(&error)),
         };
         let method = <H::Service as Service>::method_name(header.aux);
+        let streaming = header.flags & FLAG_STREAM != 0;
+        if streaming != <H::Service as Service>::streams(header.aux) {
+            return Some(Outcome::Failure(
+                ErrorCode::Malformed,
+                format!(
+                    "`{method}` {} a stream: call it with the STREAM flag {}",
+                    if streaming {
+                        "does not return"
+                    } else {
+                        "returns"
+                    },
+                    if streaming { "clear" } else { "set" },
+                ),
+            ));
+        }
         let trace = call_context.as_ref().and_then(CallContext::trace);
         // a span of the caller's trace gets an id of its own, which the calls the handler
         // makes carry as their parent
         let span_id = trace.map_or(0, |_| rand::random::<u64>().max(1));
-        let call = CurrentCall::new(method, budget_from_seq(header.seq), call_context, span_id);
+        let budget = budget_from_seq(header.seq);
+        let call = CurrentCall::new(method, budget, call_context, span_id);
         let span = tracing::debug_span!(
             "call",
             id = header.id,
@@ -203,38 +224,84 @@ impl Call {
                         .check(service, &context.connection, &call)
                         .await
                     {
-                        return refused;
+                        return Some(refused);
                     }
                 }
-                let dispatch = call.scope(handler.dispatch(header.aux, args));
-                AssertUnwindSafe(dispatch)
+                let served = async {
+                    let outcome = tokio::select! {
+                        outcome = handler.dispatch(header.aux, args) => outcome,
+                        () = io.abandoned() => return None,
+                    };
+                    match outcome {
+                        Outcome::Stream(items) => {
+                            send_items(items, io, header.id, state, context).await
+                        }
+                        done => Some(done),
+                    }
+                };
+                AssertUnwindSafe(call.clone().scope(served))
                     .catch_unwind()
                     .await
                     .unwrap_or_else(|panic| {
                         let message = panic_message(panic.as_ref());
                         tracing::warn!(%message, "handler panicked");
-                        Outcome::Failure(ErrorCode::HandlerPanicked, message)
+                        Some(Outcome::Failure(ErrorCode::HandlerPanicked, message))
                     })
             };
             tokio::select! {
-                outcome = run => Some(outcome),
+                outcome = run => outcome,
                 () = expiry(deadline) => {
                     debug!("call dropped at its deadline");
                     Some(Outcome::Failure(
                         ErrorCode::DeadlineExceeded,
-                        format!("the call's time budget of {:?} ran out", budget_from_seq(header.seq).unwrap_or_default()),
+                        format!("the call's time budget of {:?} ran out", budget.unwrap_or_default()),
                     ))
-                }
-                _ = cancelled => {
-                    debug!("call cancelled by the client");
-                    None
                 }
             }
         }
         .instrument(span)
         .await;
+        if outcome.is_none() {
+            debug!("call cancelled by the client");
+        }
         running.failed = matches!(outcome, Some(Outcome::Failure(..)));
         outcome
+    }
+}
+
+/// Sends a streaming call's items as the handler's stream yields them, each tagged with
+/// the state version when it goes and waiting for the client's room; the final outcome
+/// when the stream ends (or `None` when the client abandons the call).
+async fn send_items<S: ConnectionState, C: CallIo>(
+    mut items: ItemStream,
+    io: &mut C,
+    id: u64,
+    state: &StateHandle<S>,
+    context: &CallEnv,
+) -> Option<Outcome> {
+    loop {
+        let next = tokio::select! {
+            next = items.next() => next,
+            () = io.abandoned() => return None,
+        };
+        let item = match next {
+            Some(Ok(item)) => item,
+            Some(Err(end)) => return Some(end),
+            None => return Some(Outcome::from_result::<(), ()>(Ok(()))),
+        };
+        let header = FrameHeader::new(Kind::StreamItem, 0)
+            .with_id(id)
+            .with_seq(state.version());
+        let frame = match encode_frame(header, &item, context.compression) {
+            Ok(frame) => frame,
+            Err(error) => return Some(Outcome::Failure(ErrorCode::Internal, error.to_string())),
+        };
+        drop(item);
+        let len = frame.len();
+        if !io.send_item(frame).await {
+            return None;
+        }
+        context.meter.sent(len);
     }
 }
 
@@ -283,6 +350,8 @@ pub(crate) fn reply_frame(id: u64, seq: u64, outcome: Outcome, context: &CallEnv
         Outcome::Ok(body) => (FrameHeader::new(Kind::ReplyOk, 0), body),
         Outcome::HandlerError(body) => (FrameHeader::new(Kind::ReplyHandlerError, 0), body),
         Outcome::Failure(code, message) => failure_parts(code, &message),
+        // a stream's items are sent by `send_items`, which ends with another outcome
+        Outcome::Stream(_) => failure_parts(ErrorCode::Internal, "a stream as a reply"),
     };
     let header = header.with_id(id).with_seq(seq);
     let frame = encode_frame(header, &body, context.compression).unwrap_or_else(|error| {

@@ -106,7 +106,7 @@ impl<S: AsyncRead + AsyncWrite + Unpin + Send + 'static> WsLink<S> {
         keep_alive.set_missed_tick_behavior(MissedTickBehavior::Delay);
         Self {
             source,
-            demux: Demux::new(&writer),
+            demux: Demux::new(&writer, true),
             writer,
             budget,
             deadline: FrameDeadline::new(limits.frame_read_timeout()),

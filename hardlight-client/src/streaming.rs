@@ -1,0 +1,195 @@
+//! Streaming calls on the client: where a call's items come from on each transport, and
+//! the typed stream the application reads them from.
+
+use std::{
+    fmt,
+    pin::Pin,
+    sync::{atomic::Ordering, Arc},
+    task::{Context, Poll},
+    time::Duration,
+};
+
+use futures_util::{
+    future::{self, Either},
+    Stream,
+};
+use hardlight_core::{
+    codec::{decode, Bytes, Codable},
+    frame::{FrameHeader, Kind},
+    ErrorCode, HandlerError,
+};
+
+#[cfg(feature = "native")]
+use crate::quic::QuicItems;
+use crate::{
+    calls::OpenedItems,
+    error::{CallError, RpcError},
+    mux::MuxStream,
+    reply::decode_reply,
+    rt,
+    stats::Counters,
+};
+
+/// Where a streaming call's items and reply arrive.
+#[derive(Debug)]
+pub(crate) enum ItemSource {
+    /// Multiplexed by id with the connection's other calls, paced by the call's window.
+    Channel(MuxStream),
+    /// A QUIC stream of its own, paced by QUIC's flow control.
+    #[cfg(feature = "native")]
+    Quic(QuicItems),
+}
+
+impl ItemSource {
+    /// The next item or the reply.
+    pub(crate) async fn next(&mut self) -> Result<(FrameHeader, Bytes), CallError> {
+        match self {
+            Self::Channel(items) => items.next().await,
+            #[cfg(feature = "native")]
+            Self::Quic(items) => items.next().await,
+        }
+    }
+
+    /// The application took an item of `frame_len` bytes on the wire: room for more.
+    pub(crate) async fn took(&mut self, frame_len: usize) -> Result<(), CallError> {
+        match self {
+            Self::Channel(items) => items.took(frame_len).await,
+            // reading the stream is what makes room
+            #[cfg(feature = "native")]
+            Self::Quic(_) => Ok(()),
+        }
+    }
+}
+
+#[cfg(feature = "native")]
+type Items<T, E> = Pin<Box<dyn Stream<Item = Result<T, RpcError<E>>> + Send>>;
+#[cfg(not(feature = "native"))]
+type Items<T, E> = Pin<Box<dyn Stream<Item = Result<T, RpcError<E>>>>>;
+
+/// The items of a streaming call, as the server's handler yields them: each `Ok(item)`,
+/// then the end of the stream — or one `Err` and then the end, if the handler failed,
+/// the call's deadline passed or the connection was lost.
+///
+/// The server sends items only as fast as this stream is read: a stream nobody reads
+/// holds the server back (within a window of 256 KiB, or QUIC's flow control) without
+/// holding up the connection's other calls. Dropping it cancels the call on the server.
+/// State written by the handler before it yielded an item is in the client's mirror when
+/// the item comes out.
+///
+/// ```no_run
+/// # use futures_util::StreamExt;
+/// # async fn watch(mut ticks: hardlight_client::CallStream<u64>) {
+/// while let Some(tick) = ticks.next().await {
+///     match tick {
+///         Ok(tick) => println!("tick {tick}"),
+///         Err(error) => eprintln!("the stream failed: {error}"),
+///     }
+/// }
+/// # }
+/// ```
+pub struct CallStream<T, E = HandlerError> {
+    items: Items<T, E>,
+}
+
+impl<T, E> CallStream<T, E> {
+    pub(crate) fn new(items: Items<T, E>) -> Self {
+        Self { items }
+    }
+}
+
+impl<T, E> Stream for CallStream<T, E> {
+    type Item = Result<T, RpcError<E>>;
+
+    fn poll_next(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Option<Self::Item>> {
+        self.items.as_mut().poll_next(cx)
+    }
+}
+
+impl<T, E> fmt::Debug for CallStream<T, E> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("CallStream")
+    }
+}
+
+#[cfg(feature = "native")]
+type Sleep = Pin<Box<dyn std::future::Future<Output = ()> + Send>>;
+#[cfg(not(feature = "native"))]
+type Sleep = Pin<Box<dyn std::future::Future<Output = ()>>>;
+
+/// A streaming call in progress, between two items.
+struct Flow<W> {
+    opened: OpenedItems,
+    /// Completes when the call's budget has run out.
+    deadline: Option<Sleep>,
+    /// Waits until the mirror holds a state version.
+    wait: W,
+    counters: Arc<Counters>,
+}
+
+/// The typed items of the streaming call `opened`, each handed out once the mirror holds
+/// the state version it was sent at (`wait`), within `budget`.
+pub(crate) fn typed<T, E, W, F>(
+    opened: OpenedItems,
+    budget: Option<Duration>,
+    wait: W,
+    counters: Arc<Counters>,
+) -> CallStream<T, E>
+where
+    T: Codable + Send + 'static,
+    E: Codable + Send + 'static,
+    W: Fn(u64) -> F + Send + 'static,
+    F: std::future::Future<Output = Result<(), CallError>> + Send,
+{
+    let flow = Flow {
+        opened,
+        deadline: budget.map(|budget| -> Sleep { Box::pin(rt::sleep(budget)) }),
+        wait,
+        counters,
+    };
+    let items = futures_util::stream::unfold(Some(flow), move |flow| async move {
+        let mut flow = flow?;
+        let next = match flow.deadline.as_mut() {
+            None => flow.opened.next().await,
+            Some(deadline) => {
+                match future::select(std::pin::pin!(flow.opened.next()), deadline.as_mut()).await {
+                    Either::Left((next, _)) => next,
+                    Either::Right(((), _)) => {
+                        let budget = budget.unwrap_or_default();
+                        return Some((Err(RpcError::DeadlineExceeded(budget)), None));
+                    }
+                }
+            }
+        };
+        let (header, body, wire) = match next {
+            Ok(frame) => frame,
+            Err(error) => return Some((Err(error.into()), None)),
+        };
+        flow.counters
+            .bytes_received
+            .fetch_add(wire as u64, Ordering::Relaxed);
+        if let Err(error) = (flow.wait)(header.seq).await {
+            return Some((Err(error.into()), None));
+        }
+        if header.kind != Kind::StreamItem {
+            return match decode_reply::<(), E>(&header, &body) {
+                Ok(()) => None,
+                Err(RpcError::Remote {
+                    code: ErrorCode::DeadlineExceeded,
+                    ..
+                }) => Some((
+                    Err(RpcError::DeadlineExceeded(budget.unwrap_or_default())),
+                    None,
+                )),
+                Err(error) => Some((Err(error), None)),
+            };
+        }
+        if let Err(error) = flow.opened.took(wire).await {
+            return Some((Err(error.into()), None));
+        }
+        match decode::<T>(&body) {
+            Ok(item) => Some((Ok(item), Some(flow))),
+            Err(error) => Some((Err(error.into()), None)),
+        }
+    });
+    CallStream::new(Box::pin(items))
+}

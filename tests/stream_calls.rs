@@ -1,0 +1,419 @@
+//! Server-streaming calls over QUIC, WebSocket and in-process: items in order with the
+//! state written before each, typed errors, cancellation, deadlines, a consumer that stops
+//! reading holding back only its own stream, and 10,000 streams on one connection.
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
+mod common;
+
+use std::{
+    sync::{
+        atomic::{AtomicU64, Ordering},
+        Arc,
+    },
+    time::Duration,
+};
+
+use common::{
+    raw::hello_for,
+    raw_ws::{handshaken_to, RawWs},
+    Running,
+};
+use futures_util::{stream, SinkExt, StreamExt};
+use hardlight::{
+    protocol::{
+        codec::encode,
+        frame::{FrameHeader, Kind, FLAG_STREAM},
+        message::encode_frame,
+        stream::STREAM_WINDOW,
+    },
+    *,
+};
+use tokio_tungstenite::tungstenite::Message;
+
+/// What the feed's handlers tell their client.
+#[connection_state]
+pub struct FeedState {
+    /// The last number sent.
+    pub sent: u64,
+}
+
+/// Streams of numbers and bytes.
+#[rpc(state = FeedState)]
+pub trait Feed {
+    /// `count` numbers from `from`; the state's `sent` is each number before it goes.
+    async fn count(&self, from: u64, count: u64) -> HandlerResult<Streaming<u64>>;
+    /// `count` numbers, then the handler's error.
+    async fn fail_after(&self, count: u64) -> HandlerResult<Streaming<u64>>;
+    /// The handler's error before any item.
+    async fn refuse(&self) -> HandlerResult<Streaming<u64>>;
+    /// Items of `size` bytes without end, counting those made and the stream's drop.
+    async fn firehose(&self, size: u32) -> HandlerResult<Streaming<Vec<u8>>>;
+    /// One item, then nothing for ever.
+    async fn stall(&self) -> HandlerResult<Streaming<u64>>;
+    /// A plain call.
+    async fn ping(&self) -> HandlerResult<u32>;
+    /// `count` numbers from `from`, writing no state.
+    async fn numbers(&self, from: u64, count: u64) -> HandlerResult<Streaming<u64>>;
+}
+
+/// What the handlers of one server count.
+#[derive(Default)]
+pub struct Counts {
+    made: AtomicU64,
+    dropped: AtomicU64,
+}
+
+struct CountDrop(Arc<Counts>);
+
+impl Drop for CountDrop {
+    fn drop(&mut self) {
+        self.0.dropped.fetch_add(1, Ordering::SeqCst);
+    }
+}
+
+#[rpc_handler(pub, app = Counts)]
+impl Feed for FeedHandler {
+    async fn count(&self, from: u64, count: u64) -> HandlerResult<Streaming<u64>> {
+        let state = self.state.clone();
+        Ok(Streaming::new(stream::unfold(from, move |n| {
+            let state = state.clone();
+            async move {
+                if n >= from + count {
+                    return None;
+                }
+                state.write().await.sent = n;
+                Some((n, n + 1))
+            }
+        })))
+    }
+
+    async fn fail_after(&self, count: u64) -> HandlerResult<Streaming<u64>> {
+        let items = (0..count)
+            .map(Ok)
+            .chain([Err(HandlerError::new("the source went away"))]);
+        Ok(Streaming::try_new(stream::iter(items)))
+    }
+
+    async fn refuse(&self) -> HandlerResult<Streaming<u64>> {
+        Err(HandlerError::new("no stream for you"))
+    }
+
+    async fn firehose(&self, size: u32) -> HandlerResult<Streaming<Vec<u8>>> {
+        let counts = Arc::clone(&self.app);
+        let guard = CountDrop(Arc::clone(&self.app));
+        Ok(Streaming::new(stream::repeat_with(move || {
+            let _held = &guard;
+            counts.made.fetch_add(1, Ordering::SeqCst);
+            vec![7u8; size as usize]
+        })))
+    }
+
+    async fn stall(&self) -> HandlerResult<Streaming<u64>> {
+        Ok(Streaming::new(stream::iter([1]).chain(stream::pending())))
+    }
+
+    async fn ping(&self) -> HandlerResult<u32> {
+        Ok(1)
+    }
+
+    async fn numbers(&self, from: u64, count: u64) -> HandlerResult<Streaming<u64>> {
+        Ok(Streaming::new(stream::iter(from..from + count)))
+    }
+}
+
+struct Node {
+    running: Running<()>,
+    counts: Arc<Counts>,
+    memory: protocol::memory::InMemory,
+}
+
+#[derive(Debug, Clone, Copy)]
+enum Via {
+    Quic,
+    WebSocket,
+    Memory,
+}
+
+const VIAS: [Via; 3] = [Via::Quic, Via::WebSocket, Via::Memory];
+
+impl Node {
+    fn start() -> Self {
+        Self::start_with(|config| config)
+    }
+
+    fn start_with(adjust: impl FnOnce(ServerConfig) -> ServerConfig) -> Self {
+        let counts = Arc::new(Counts::default());
+        let config = adjust(ServerConfig::new_self_signed("127.0.0.1:0"));
+        let certificate_pem = config.certificate_pem().unwrap();
+        let mut server = Server::new(
+            config,
+            Factory::<FeedHandler>::with_shared_app(Arc::clone(&counts)),
+        );
+        let addr = server.bind().unwrap();
+        let memory = server.in_memory();
+        let running = Running {
+            addr,
+            certificate_pem,
+            shutdown: server.shutdown_handle(),
+            emitter: server.get_event_emitter(),
+            notifier: server.get_topic_notifier(),
+            stats: server.stats_handle(),
+        };
+        tokio::spawn(server.run());
+        Self {
+            running,
+            counts,
+            memory,
+        }
+    }
+
+    fn config(&self, via: Via) -> ClientConfig {
+        let over = |transport| {
+            common::config_via(self.running.addr, &self.running.certificate_pem, transport)
+        };
+        match via {
+            Via::Quic => over(Transport::Quic),
+            Via::WebSocket => over(Transport::WebSocket),
+            Via::Memory => ClientConfig::in_memory(self.memory.clone()),
+        }
+    }
+
+    async fn client(&self, via: Via) -> FeedClient {
+        let client = FeedClient::with_config(self.config(via));
+        client.connect().await.unwrap();
+        client
+    }
+
+    fn made(&self) -> u64 {
+        self.counts.made.load(Ordering::SeqCst)
+    }
+}
+
+#[tokio::test]
+async fn items_arrive_in_order_after_the_state_written_before_them() {
+    let node = Node::start();
+    for via in VIAS {
+        let client = node.client(via).await;
+        let mut items = client.count(10, 200).await.unwrap();
+        let mut expected = 10;
+        while let Some(item) = items.next().await {
+            let item = item.unwrap();
+            assert_eq!(item, expected, "{via:?}");
+            let sent = client.state().await.unwrap().sent;
+            assert!(
+                sent >= item,
+                "{via:?}: item {item} came before its state ({sent})"
+            );
+            expected += 1;
+        }
+        assert_eq!(expected, 210, "{via:?}: every item, then the end");
+        assert_eq!(client.ping().await.unwrap(), 1);
+    }
+}
+
+#[tokio::test]
+async fn handler_errors_end_the_stream_typed() {
+    let node = Node::start();
+    for via in VIAS {
+        let client = node.client(via).await;
+        let items: Vec<_> = client.fail_after(3).await.unwrap().collect().await;
+        assert_eq!(items.len(), 4, "{via:?}");
+        assert!(items[..3].iter().all(Result::is_ok));
+        match &items[3] {
+            Err(RpcError::Handler(error)) => assert_eq!(error.message(), "the source went away"),
+            other => panic!("{via:?}: expected the handler's error, got {other:?}"),
+        }
+        let refused: Vec<_> = client.refuse().await.unwrap().collect().await;
+        assert!(
+            matches!(&refused[..], [Err(RpcError::Handler(e))] if e.message() == "no stream for you"),
+            "{via:?}: {refused:?}"
+        );
+    }
+}
+
+#[tokio::test]
+async fn dropping_the_stream_drops_the_handlers_stream() {
+    for via in VIAS {
+        let node = Node::start();
+        let client = node.client(via).await;
+        let mut items = client.firehose(100).await.unwrap();
+        assert_eq!(items.next().await.unwrap().unwrap().len(), 100);
+        drop(items);
+        common::eventually("the handler's stream dropped", || {
+            node.counts.dropped.load(Ordering::SeqCst) == 1
+        })
+        .await;
+        assert_eq!(client.ping().await.unwrap(), 1, "{via:?}");
+    }
+}
+
+#[tokio::test]
+async fn a_stream_past_its_deadline_ends_with_deadline_exceeded() {
+    let node = Node::start();
+    for via in VIAS {
+        let client = node.client(via).await;
+        let budget = Duration::from_millis(300);
+        let mut items = client
+            .with_call_timeout(Some(budget))
+            .stall()
+            .await
+            .unwrap();
+        assert_eq!(items.next().await.unwrap().unwrap(), 1);
+        match items.next().await {
+            Some(Err(RpcError::DeadlineExceeded(limit))) => assert_eq!(limit, budget),
+            other => panic!("{via:?}: expected DeadlineExceeded, got {other:?}"),
+        }
+        assert!(items.next().await.is_none());
+    }
+}
+
+/// Item size in the slow-consumer test, and what an item's frame counts against the
+/// window: the archived vector (length, then the bytes, padded) and the frame header.
+const ITEM: u32 = 1000;
+const ITEM_FRAME: u64 = 24 + 8 + 1000;
+/// The client's QUIC stream receive window (`ClientConfig`'s transport).
+const QUIC_STREAM_WINDOW: u64 = 1 << 20;
+
+/// A consumer that stops reading one stream: the connection's other calls and streams
+/// complete, and the server makes no more of the stalled stream's items than its window
+/// holds (plus the one waiting for room).
+#[tokio::test]
+async fn a_consumer_that_stops_reading_holds_back_only_its_stream() {
+    for via in VIAS {
+        let node = Node::start();
+        let client = node.client(via).await;
+        let mut stalled = client.firehose(ITEM).await.unwrap();
+        assert_eq!(stalled.next().await.unwrap().unwrap().len(), ITEM as usize);
+
+        assert_eq!(client.ping().await.unwrap(), 1, "{via:?}");
+        let other: Vec<u64> = client
+            .count(0, 2_000)
+            .await
+            .unwrap()
+            .map(Result::unwrap)
+            .collect()
+            .await;
+        assert_eq!(other.len(), 2_000, "{via:?}");
+        assert_eq!(client.ping().await.unwrap(), 1, "{via:?}");
+
+        let window = match via {
+            Via::Quic => QUIC_STREAM_WINDOW,
+            Via::WebSocket | Via::Memory => u64::from(STREAM_WINDOW),
+        };
+        // in the window, the one the client took, and the one waiting for room
+        let bound = window / ITEM_FRAME + 2;
+        let made = node.made();
+        assert!(
+            made <= bound,
+            "{via:?}: {made} items made for a consumer that took one (bound {bound})"
+        );
+        assert!(made > 1, "{via:?}: the stream ran ahead into its window");
+        drop(stalled);
+    }
+}
+
+#[tokio::test]
+async fn ten_thousand_streams_on_one_connection() {
+    const STREAMS: u32 = 10_000;
+    let node = Node::start_with(|config| {
+        config.with_server_limits(
+            ServerLimits::default()
+                .with_max_concurrent_calls(STREAMS)
+                .with_max_call_streams(STREAMS),
+        )
+    });
+    for via in [Via::Quic, Via::WebSocket] {
+        let client = node.client(via).await;
+        let opened =
+            futures_util::future::join_all((0..u64::from(STREAMS)).map(|n| client.numbers(n, 3)))
+                .await;
+        let totals = futures_util::future::join_all(opened.into_iter().map(|items| async {
+            items
+                .unwrap()
+                .map(|n| n.unwrap_or_else(|e| panic!("{via:?}: {e}")))
+                .fold(0u64, |sum, n| async move { sum + n })
+                .await
+        }))
+        .await;
+        for (n, total) in totals.into_iter().enumerate() {
+            let n = n as u64;
+            assert_eq!(total, 3 * n + 3, "{via:?}: stream {n}");
+        }
+    }
+}
+
+async fn raw_peer(node: &Node) -> RawWs {
+    handshaken_to(
+        node.running.addr,
+        &node.running.certificate_pem,
+        &hello_for::<__FeedService>(vec![]),
+    )
+    .await
+}
+
+async fn next_kind(ws: &mut RawWs) -> FrameHeader {
+    loop {
+        match tokio::time::timeout(Duration::from_secs(60), ws.next()).await {
+            Ok(Some(Ok(Message::Binary(bytes)))) => {
+                let (header, _) = FrameHeader::split(&bytes, u32::MAX).unwrap();
+                if header.kind != Kind::State {
+                    return header;
+                }
+            }
+            Ok(Some(Ok(_))) => continue,
+            other => panic!("expected a frame, got {other:?}"),
+        }
+    }
+}
+
+const COUNT: u16 = 0;
+const PING: u16 = 5;
+
+/// The STREAM flag must match the method: a streaming call of a plain method, or a plain
+/// call of a streaming method, is refused and the connection serves on.
+#[tokio::test]
+async fn the_stream_flag_must_match_the_method() {
+    let node = Node::start();
+    let mut ws = raw_peer(&node).await;
+    let call = |method: u16, id: u64, flags: u8, body: &[u8]| {
+        let header = FrameHeader::new(Kind::Call, 0)
+            .with_aux(method)
+            .with_id(id)
+            .with_flags(flags);
+        Message::Binary(
+            encode_frame(header, body, Compression::None)
+                .unwrap()
+                .into(),
+        )
+    };
+    let unit = encode(&()).unwrap();
+    let counting = encode(&(0u64, 1u64)).unwrap();
+    for (method, flags, body, id) in [(PING, FLAG_STREAM, &unit, 1), (COUNT, 0, &counting, 2)] {
+        ws.send(call(method, id, flags, body)).await.unwrap();
+        let reply = next_kind(&mut ws).await;
+        assert_eq!((reply.kind, reply.id), (Kind::ReplyFailure, id));
+        assert_eq!(ErrorCode::from_u16(reply.aux), ErrorCode::Malformed);
+    }
+    ws.send(call(COUNT, 3, FLAG_STREAM, &counting))
+        .await
+        .unwrap();
+    assert_eq!(next_kind(&mut ws).await.kind, Kind::StreamItem);
+    assert_eq!(next_kind(&mut ws).await.kind, Kind::ReplyOk);
+    // credit for more than is outstanding breaks the protocol
+    ws.send(call(
+        COUNT,
+        4,
+        FLAG_STREAM,
+        &encode(&(0u64, 1_000_000u64)).unwrap(),
+    ))
+    .await
+    .unwrap();
+    assert_eq!(next_kind(&mut ws).await.kind, Kind::StreamItem);
+    let credit = FrameHeader::new(Kind::StreamCredit, 0)
+        .with_id(4)
+        .with_seq(u64::from(STREAM_WINDOW) + 1);
+    ws.send(Message::Binary(credit.encode().to_vec().into()))
+        .await
+        .unwrap();
+    assert_eq!(common::raw_ws::close_code(&mut ws).await, Some(1002));
+}
