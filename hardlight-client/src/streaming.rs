@@ -116,6 +116,19 @@ type Sleep = Pin<Box<dyn std::future::Future<Output = ()> + Send>>;
 #[cfg(not(feature = "native"))]
 type Sleep = Pin<Box<dyn std::future::Future<Output = ()>>>;
 
+/// `Send` natively, where streams are polled on any thread; nothing in the browser, whose
+/// timers and sockets live on its one thread.
+#[cfg(feature = "native")]
+pub(crate) trait MaybeSend: Send {}
+#[cfg(feature = "native")]
+impl<T: Send> MaybeSend for T {}
+/// `Send` natively, where streams are polled on any thread; nothing in the browser, whose
+/// timers and sockets live on its one thread.
+#[cfg(not(feature = "native"))]
+pub(crate) trait MaybeSend {}
+#[cfg(not(feature = "native"))]
+impl<T> MaybeSend for T {}
+
 /// A streaming call in progress, between two items.
 struct Flow<W> {
     opened: OpenedItems,
@@ -137,8 +150,8 @@ pub(crate) fn typed<T, E, W, F>(
 where
     T: Codable + Send + 'static,
     E: Codable + Send + 'static,
-    W: Fn(u64) -> F + Send + 'static,
-    F: std::future::Future<Output = Result<(), CallError>> + Send,
+    W: Fn(u64) -> F + MaybeSend + 'static,
+    F: std::future::Future<Output = Result<(), CallError>> + MaybeSend,
 {
     let flow = Flow {
         opened,
