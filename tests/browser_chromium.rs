@@ -1,6 +1,6 @@
 //! The wasm client in real headless Chromium against a real native server: typed calls,
-//! state updates, typed errors, events and durable events (acked, and redelivered when
-//! not) over the browser's WebSocket.
+//! state updates, typed errors, events, durable events (acked, and redelivered when
+//! not) and a streaming call over the browser's WebSocket.
 //!
 //! Needs the `wasm32-unknown-unknown` target, `wasm-bindgen-test-runner` (wasm-bindgen-cli
 //! at the version in `tests/browser/Cargo.lock`), `chromium` and `chromedriver`; `.ci/run`
@@ -67,6 +67,20 @@ impl Room for Handler {
             .subscriptions
             .add_durable(&topic, "reader", StartAt::AckFloor)
             .await?)
+    }
+
+    async fn count_to(&self, to: u32) -> HandlerResult<Streaming<u32>> {
+        let state = self.state.clone();
+        Ok(Streaming::new(futures_util::stream::unfold(1, move |n| {
+            let state = state.clone();
+            async move {
+                if n > to {
+                    return None;
+                }
+                state.write().await.counted = n;
+                Some((n, n + 1))
+            }
+        })))
     }
 }
 

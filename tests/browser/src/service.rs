@@ -1,5 +1,5 @@
-//! A small service exercising calls, typed errors, state, events and durable events from
-//! the browser.
+//! A small service exercising calls, typed errors, state, events, durable events and a streaming
+//! call from the browser.
 //! Shared as source with the native test that serves it.
 
 use hardlight::*;
@@ -42,6 +42,8 @@ pub trait Room {
     async fn note(&self, text: String) -> HandlerResult<Position>;
     /// Attaches this connection to the `notes` consumer `reader`; returns its ack floor.
     async fn read_notes(&self) -> HandlerResult<Position>;
+    /// Streams 1 to `to`, setting the state's `counted` to each number before it goes.
+    async fn count_to(&self, to: u32) -> HandlerResult<Streaming<u32>>;
 }
 
 /// Per-connection state, mirrored in the browser.
@@ -50,4 +52,5 @@ pub struct BrowserState {
     pub name: String,
     pub room: String,
     pub shouts: u32,
+    pub counted: u32,
 }

@@ -4,6 +4,7 @@
 //! shout, and the browser expects the gap notice. The server keeps durable topics with a
 //! 200 ms ack wait.
 
+use futures_util::StreamExt;
 use hardlight::*;
 use hardlight_browser_tests::service::{BrowserError, RoomClient, Shout};
 use wasm_bindgen_test::*;
@@ -71,6 +72,22 @@ async fn calls_state_errors_and_events_from_the_browser() {
 
     client.disconnect().await;
     assert!(!client.is_connected());
+}
+
+#[wasm_bindgen_test]
+async fn a_streaming_call_from_the_browser() {
+    let client = RoomClient::with_config(ClientConfig::new(format!("wss://{}/", server())));
+    client.connect().await.expect("connect from the browser");
+    let mut numbers = client.count_to(50).await.expect("count_to");
+    let mut seen = Vec::new();
+    while let Some(n) = numbers.next().await {
+        let n = n.expect("an item");
+        let counted = client.state().await.expect("state").counted;
+        assert!(counted >= n, "item {n} came before its state ({counted})");
+        seen.push(n);
+    }
+    assert_eq!(seen, (1..=50).collect::<Vec<_>>());
+    client.disconnect().await;
 }
 
 #[wasm_bindgen_test]
