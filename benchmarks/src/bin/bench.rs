@@ -9,6 +9,7 @@
 //! cargo run --release -p hardlight-benchmarks --bin bench -- --only lossy
 //! cargo run --release -p hardlight-benchmarks --features cluster --bin bench -- --only cluster
 //! cargo run --release -p hardlight-benchmarks --features cluster --bin bench -- --only durable
+//! cargo run --release -p hardlight-benchmarks --features peers --bin bench -- --only streaming
 //! ```
 //!
 //! Every server runs in its own child process (`bench serve <system> <cert-dir>`); the
@@ -24,6 +25,10 @@
 //! `--only durable` measures durable emits (stored, synced) and their emit → deliver
 //! latency beside in-memory topics and, with the `cluster` feature and `nats-server` on
 //! `PATH`, JetStream publishing directly; see `workloads::durable`.
+//!
+//! `--only streaming` measures server-streaming calls — stream open time (call → first
+//! item) and MB/s through one stream — beside a raw quinn stream and, with the `peers`
+//! feature, tonic server streaming; see `workloads::streaming`.
 //!
 //! `--only instructions` (not in the default set: it runs every system under valgrind)
 //! counts instructions per call with callgrind, client and server, and the functions they
@@ -207,6 +212,9 @@ fn main() {
         if wants("durable") {
             tables.extend(durable_tables(&args.plan, &cert, &dir).await);
         }
+        if wants("streaming") {
+            tables.extend(streaming_tables(&args.plan, &cert, &dir).await);
+        }
     });
     let _ = std::fs::remove_dir_all(&dir);
     for table in &tables {
@@ -266,6 +274,7 @@ async fn serve(args: &[String]) {
             };
             serve_hardlight(cert, serving).await;
         }
+        "quinn-items" => hardlight_benchmarks::systems::streams::quinn_serve(cert).await,
         "hardlight-streams" => {
             let serving = Serving {
                 call_streams: Some(128),
@@ -605,6 +614,51 @@ async fn durable_tables(plan: &Plan, cert: &Certificate, dir: &Path) -> Vec<Tabl
         }
     }
     vec![throughput, latency]
+}
+
+/// Server-streaming calls, every streaming system, interleaved round by round.
+async fn streaming_tables(plan: &Plan, cert: &Certificate, dir: &Path) -> Vec<Table> {
+    use hardlight_benchmarks::{systems::streams::StreamSystem, workloads::streaming};
+    const SIZES: [u32; 2] = [1024, 64 * 1024];
+    let (opens, bytes) = if plan.quick {
+        (200, 16 << 20)
+    } else {
+        (1_000, 64 << 20)
+    };
+    let floor = Some(StreamSystem::Quinn.name());
+    let mut open = Table::new(
+        "stream_open",
+        "Stream open time: call → first item of a one-item stream, 16 B, connection up, median of sequential opens (µs)",
+        "µs",
+        false,
+        &["p50"],
+    );
+    let mut throughput = Table::new(
+        "stream_throughput",
+        "One stream's throughput, items read as they come (MB/s)",
+        "MB/s",
+        true,
+        &["1 KiB items", "64 KiB items"],
+    );
+    let systems = StreamSystem::available();
+    let mut running = Vec::new();
+    for system in &systems {
+        let server = spawn(system.server_key(), dir, &[]);
+        let streamer = system.connect(server.addr, cert).await;
+        running.push((*system, server, streamer));
+    }
+    for round in 0..plan.rounds {
+        progress(&format!("streaming, round {}/{}", round + 1, plan.rounds));
+        for (system, _server, streamer) in &running {
+            let figures = streaming::measure(streamer, opens, bytes, &SIZES).await;
+            let floor = floor.filter(|f| *f != system.name());
+            open.record(system.name(), floor, 0, figures.open_p50_us);
+            for (i, mb) in figures.mb_per_sec.iter().enumerate() {
+                throughput.record(system.name(), floor, i, *mb);
+            }
+        }
+    }
+    vec![open, throughput]
 }
 
 /// Server RSS per idle connection, for each connection count. Each measurement runs its

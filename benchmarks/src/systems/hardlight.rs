@@ -46,6 +46,8 @@ pub fn now_us() -> u64 {
 pub trait Bench {
     /// Returns `data`.
     async fn echo(&self, data: Vec<u8>) -> HandlerResult<Vec<u8>>;
+    /// Streams `count` items of `size` bytes.
+    async fn items(&self, count: u64, size: u32) -> HandlerResult<Streaming<Vec<u8>>>;
     /// Subscribes this connection to the fan-out topic.
     async fn join(&self) -> HandlerResult<()>;
     /// Emits `count` events of `size` payload bytes to the fan-out topic, in the background.
@@ -70,6 +72,13 @@ pub trait Bench {
 impl Bench for Handler {
     async fn echo(&self, data: Vec<u8>) -> HandlerResult<Vec<u8>> {
         Ok(data)
+    }
+
+    async fn items(&self, count: u64, size: u32) -> HandlerResult<Streaming<Vec<u8>>> {
+        let item = vec![7u8; size as usize];
+        Ok(Streaming::new(futures_util::stream::iter(
+            (0..count).map(move |_| item.clone()),
+        )))
     }
 
     async fn join(&self) -> HandlerResult<()> {

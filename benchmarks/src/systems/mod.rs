@@ -3,6 +3,7 @@
 mod hardlight;
 mod pipelined;
 mod quinn_echo;
+pub mod streams;
 #[cfg(feature = "peers")]
 mod tarpc_echo;
 mod tls_echo;

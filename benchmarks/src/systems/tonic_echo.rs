@@ -26,6 +26,30 @@ pub(super) struct Blob {
 }
 
 const PATH: &str = "/bench.Echo/Echo";
+const ITEMS: &str = "/bench.Echo/Items";
+
+/// Server streaming: the request's data is `count` (u64 LE) then `size` (u32 LE); the
+/// reply is `count` blobs of `size` bytes.
+struct ItemsMethod;
+
+type Blobs =
+    std::pin::Pin<Box<dyn futures_util::Stream<Item = Result<Blob, tonic::Status>> + Send>>;
+
+impl tonic::server::ServerStreamingService<Blob> for ItemsMethod {
+    type Response = Blob;
+    type ResponseStream = Blobs;
+    type Future = std::future::Ready<Result<tonic::Response<Blobs>, tonic::Status>>;
+
+    fn call(&mut self, request: tonic::Request<Blob>) -> Self::Future {
+        let data = request.into_inner().data;
+        let (count, size) = super::streams::parse_request(&data);
+        let item = vec![7u8; size as usize];
+        let blobs: Blobs = Box::pin(futures_util::stream::iter(
+            (0..count).map(move |_| Ok(Blob { data: item.clone() })),
+        ));
+        std::future::ready(Ok(tonic::Response::new(blobs)))
+    }
+}
 
 #[derive(Clone)]
 struct EchoServer;
@@ -59,13 +83,14 @@ impl Service<http::Request<tonic::body::Body>> for EchoServer {
 
     fn call(&mut self, request: http::Request<tonic::body::Body>) -> Self::Future {
         async move {
-            if request.uri().path() != PATH {
-                return Ok(tonic::Status::unimplemented("no such method").into_http());
-            }
             let mut grpc = tonic::server::Grpc::new(ProstCodec::<Blob, Blob>::default())
                 .max_decoding_message_size(MAX_MESSAGE)
                 .max_encoding_message_size(MAX_MESSAGE);
-            Ok(grpc.unary(EchoMethod, request).await)
+            match request.uri().path() {
+                PATH => Ok(grpc.unary(EchoMethod, request).await),
+                ITEMS => Ok(grpc.server_streaming(ItemsMethod, request).await),
+                _ => Ok(tonic::Status::unimplemented("no such method").into_http()),
+            }
         }
         .boxed()
     }
@@ -90,7 +115,38 @@ pub(super) async fn serve(cert: Option<Certificate>) {
         .expect("serve");
 }
 
-pub(super) async fn connect(addr: SocketAddr, cert: Option<&Certificate>) -> Connection {
+/// Drains one server-streaming call of `count` items of `size` bytes: the time to the
+/// first item and to the end.
+pub(super) async fn drain_items(channel: &Channel, count: u64, size: u32) -> (Duration, Duration) {
+    let mut grpc = tonic::client::Grpc::new(channel.clone())
+        .max_decoding_message_size(MAX_MESSAGE)
+        .max_encoding_message_size(MAX_MESSAGE);
+    let started = std::time::Instant::now();
+    grpc.ready().await.expect("ready");
+    let mut blobs = grpc
+        .server_streaming(
+            tonic::Request::new(Blob {
+                data: super::streams::request(count, size),
+            }),
+            http::uri::PathAndQuery::from_static(ITEMS),
+            ProstCodec::<Blob, Blob>::default(),
+        )
+        .await
+        .expect("items")
+        .into_inner();
+    let mut first = None;
+    let mut seen = 0;
+    while let Some(blob) = blobs.message().await.expect("an item") {
+        first.get_or_insert_with(|| started.elapsed());
+        assert_eq!(blob.data.len(), size as usize);
+        seen += 1;
+    }
+    assert_eq!(seen, count);
+    (first.unwrap_or_default(), started.elapsed())
+}
+
+/// A channel to the server at `addr`.
+pub(super) async fn channel(addr: SocketAddr, cert: Option<&Certificate>) -> Channel {
     let endpoint = match cert {
         Some(cert) => Endpoint::from_shared(format!("https://{addr}"))
             .expect("endpoint")
@@ -102,13 +158,16 @@ pub(super) async fn connect(addr: SocketAddr, cert: Option<&Certificate>) -> Con
             .expect("client TLS"),
         None => Endpoint::from_shared(format!("http://{addr}")).expect("endpoint"),
     };
-    let channel = endpoint
+    endpoint
         .tcp_nodelay(true)
         .connect_timeout(Duration::from_secs(10))
         .connect()
         .await
-        .expect("connect");
-    Arc::new(TonicTarget(channel))
+        .expect("connect")
+}
+
+pub(super) async fn connect(addr: SocketAddr, cert: Option<&Certificate>) -> Connection {
+    Arc::new(TonicTarget(channel(addr, cert).await))
 }
 
 struct TonicTarget(Channel);

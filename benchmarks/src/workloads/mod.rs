@@ -10,3 +10,4 @@ pub mod idle;
 pub mod instructions;
 pub mod lossy;
 pub mod open_loop;
+pub mod streaming;
