@@ -38,6 +38,7 @@ pub use hardlight_core as protocol;
 #[doc(hidden)]
 pub mod __private {
     pub use core::result::Result::{self, Err, Ok};
+    pub use futures_util::Stream;
     #[cfg(any(feature = "client", feature = "wasm"))]
     pub use hardlight_client::{CallStream, Client, ClientConfig, RpcError};
     pub use hardlight_core::{
@@ -46,8 +47,8 @@ pub mod __private {
         schema::{Layout, Schema, ServiceSchema},
         service::{BoxFuture, Outcome, Service, ServiceOf},
         state::{unknown_field, ConnectionState},
-        stream::encode_items,
-        CallContext, Compression, HandlerError, ProtocolError,
+        stream::{encode_items, no_items, Inbound, StreamKind},
+        CallContext, Compression, HandlerError, ProtocolError, Streaming,
     };
     #[cfg(feature = "server")]
     pub use hardlight_server::{

@@ -1,6 +1,7 @@
-//! Server-streaming calls over QUIC, WebSocket and in-process: items in order with the
-//! state written before each, typed errors, cancellation, deadlines, a consumer that stops
-//! reading holding back only its own stream, and 10,000 streams on one connection.
+//! Streaming calls of all three kinds over QUIC, WebSocket and in-process: items in order
+//! with the state written before each, typed errors, cancellation, deadlines, a consumer
+//! that stops reading (on either side) holding back only its own stream, and 10,000
+//! streams on one connection.
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
 mod common;
@@ -54,6 +55,14 @@ pub trait Feed {
     async fn ping(&self) -> HandlerResult<u32>;
     /// `count` numbers from `from`, writing no state.
     async fn numbers(&self, from: u64, count: u64) -> HandlerResult<Streaming<u64>>;
+    /// The sum of the client's numbers, under `label`; the state's `sent` is the count.
+    async fn sum(&self, label: String, numbers: Streaming<u64>) -> HandlerResult<(String, u64)>;
+    /// Each of the client's numbers doubled, as it comes.
+    async fn double(&self, numbers: Streaming<u64>) -> HandlerResult<Streaming<u64>>;
+    /// Reads `take` of the client's items and returns without reading the rest.
+    async fn take(&self, take: u64, items: Streaming<Vec<u8>>) -> HandlerResult<u64>;
+    /// Reads none of the client's items, and never returns.
+    async fn ignore(&self, items: Streaming<Vec<u8>>) -> HandlerResult<u64>;
 }
 
 /// What the handlers of one server count.
@@ -118,6 +127,35 @@ impl Feed for FeedHandler {
 
     async fn numbers(&self, from: u64, count: u64) -> HandlerResult<Streaming<u64>> {
         Ok(Streaming::new(stream::iter(from..from + count)))
+    }
+
+    async fn sum(
+        &self,
+        label: String,
+        mut numbers: Streaming<u64>,
+    ) -> HandlerResult<(String, u64)> {
+        let (mut sum, mut count) = (0, 0);
+        while let Some(n) = numbers.next().await {
+            sum += n?;
+            count += 1;
+        }
+        self.state.write().await.sent = count;
+        Ok((label, sum))
+    }
+
+    async fn double(&self, numbers: Streaming<u64>) -> HandlerResult<Streaming<u64>> {
+        Ok(Streaming::try_new(numbers.map(|n| n.map(|n| 2 * n))))
+    }
+
+    async fn take(&self, take: u64, mut items: Streaming<Vec<u8>>) -> HandlerResult<u64> {
+        for _ in 0..take {
+            items.next().await.transpose()?;
+        }
+        Ok(take)
+    }
+
+    async fn ignore(&self, _items: Streaming<Vec<u8>>) -> HandlerResult<u64> {
+        std::future::pending().await
     }
 }
 
@@ -309,6 +347,109 @@ async fn a_consumer_that_stops_reading_holds_back_only_its_stream() {
         );
         assert!(made > 1, "{via:?}: the stream ran ahead into its window");
         drop(stalled);
+    }
+}
+
+#[tokio::test]
+async fn client_streaming_sums_every_item() {
+    let node = Node::start();
+    for via in VIAS {
+        let client = node.client(via).await;
+        let (label, sum) = client
+            .sum("total".into(), stream::iter(1..=1_000))
+            .await
+            .unwrap();
+        assert_eq!((label.as_str(), sum), ("total", 500_500), "{via:?}");
+        assert_eq!(
+            client.state().await.unwrap().sent,
+            1_000,
+            "{via:?}: state before the reply"
+        );
+        let (_, none) = client.sum("empty".into(), stream::empty()).await.unwrap();
+        assert_eq!(none, 0);
+    }
+}
+
+/// Items go both ways at once: each doubled number comes back before the next is sent.
+#[tokio::test]
+async fn bidirectional_items_come_back_as_they_go() {
+    let node = Node::start();
+    for via in VIAS {
+        let client = node.client(via).await;
+        let (tx, rx) = tokio::sync::mpsc::unbounded_channel::<u64>();
+        let input = stream::unfold(rx, |mut rx| async move { rx.recv().await.map(|n| (n, rx)) });
+        let mut doubled = client.double(input).await.unwrap();
+        for n in 0..100 {
+            tx.send(n).unwrap();
+            assert_eq!(doubled.next().await.unwrap().unwrap(), 2 * n, "{via:?}");
+        }
+        drop(tx);
+        assert!(
+            doubled.next().await.is_none(),
+            "{via:?}: the end of ours ends theirs"
+        );
+    }
+}
+
+/// The handler's reply ends a client-streaming call, also with the client's items not
+/// all sent.
+#[tokio::test]
+async fn the_reply_ends_an_upload_early() {
+    let node = Node::start();
+    for via in VIAS {
+        let client = node.client(via).await;
+        let endless = stream::repeat_with(|| vec![1u8; 100]);
+        assert_eq!(client.take(5, endless).await.unwrap(), 5, "{via:?}");
+        assert_eq!(client.ping().await.unwrap(), 1);
+    }
+}
+
+/// The server's QUIC stream receive window (`ServerConfig`'s transport).
+const SERVER_QUIC_STREAM_WINDOW: u64 = 1 << 20;
+
+/// A handler that does not read the client's stream: the client sends no more than the
+/// window holds, the connection's other calls complete, and the deadline ends the call.
+#[tokio::test]
+async fn a_handler_that_stops_reading_holds_back_only_its_client_stream() {
+    for via in VIAS {
+        let node = Node::start();
+        let client = node.client(via).await;
+        let produced = Arc::new(AtomicU64::new(0));
+        let counter = Arc::clone(&produced);
+        let endless = stream::repeat_with(move || {
+            counter.fetch_add(1, Ordering::SeqCst);
+            vec![7u8; ITEM as usize]
+        });
+        let impatient = client.with_call_timeout(Some(Duration::from_secs(2)));
+        let stuck = impatient.ignore(endless);
+        let others = async {
+            assert_eq!(client.ping().await.unwrap(), 1, "{via:?}");
+            let total: u64 = client
+                .numbers(0, 1_000)
+                .await
+                .unwrap()
+                .map(Result::unwrap)
+                .fold(0, |sum, n| async move { sum + n })
+                .await;
+            assert_eq!(total, 499_500, "{via:?}");
+        };
+        let (stuck, ()) = tokio::join!(stuck, others);
+        assert!(
+            matches!(stuck, Err(RpcError::DeadlineExceeded(_))),
+            "{via:?}: {stuck:?}"
+        );
+        let window = match via {
+            Via::Quic => SERVER_QUIC_STREAM_WINDOW,
+            Via::WebSocket | Via::Memory => u64::from(STREAM_WINDOW),
+        };
+        // in the window, and the one waiting for room
+        let bound = window / ITEM_FRAME + 2;
+        let sent = produced.load(Ordering::SeqCst);
+        assert!(
+            sent <= bound,
+            "{via:?}: {sent} items sent to a handler that read none (bound {bound})"
+        );
+        assert!(sent > 1, "{via:?}");
     }
 }
 

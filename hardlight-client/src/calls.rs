@@ -6,7 +6,7 @@ use std::{future::Future, sync::Arc};
 
 use hardlight_core::{
     codec::Bytes,
-    frame::{FrameHeader, HEADER_LEN},
+    frame::{FrameHeader, Kind, HEADER_LEN},
     handshake::Welcome,
     message::{encode_frame, open_aligned_body},
     Compression, ProtocolError,
@@ -16,7 +16,7 @@ use crate::{
     config::ClientConfig,
     drain::{Drain, InFlight},
     error::CallError,
-    streaming::ItemSource,
+    streaming::{ItemSink, ItemSource},
 };
 
 /// Carries one call frame to the server and its reply frame back (still compressed).
@@ -34,6 +34,7 @@ pub(crate) trait Exchange: Send + Sync {
         &self,
         frame: Vec<u8>,
         reply_max: u32,
+        sends_items: bool,
     ) -> impl Future<Output = Result<ItemSource, CallError>> + Send;
 }
 
@@ -81,20 +82,26 @@ impl<T: Exchange> Calls<T> {
         Ok((header, body))
     }
 
-    /// Starts the streaming call `header` with body `args`; its items and reply come
-    /// from the returned stream, opened.
+    /// Starts the streaming call `header` with body `args` (whose items the client
+    /// sends, if `sends_items`); its items and reply come from the returned stream,
+    /// opened.
     pub(crate) async fn stream(
         &self,
         header: FrameHeader,
         args: &[u8],
+        sends_items: bool,
     ) -> Result<OpenedItems, CallError> {
         let in_flight = self.drain.enter()?;
         let frame = self.frame(header, args)?;
-        let source = self.transport.open_stream(frame, self.reply_max).await?;
+        let source = self
+            .transport
+            .open_stream(frame, self.reply_max, sends_items)
+            .await?;
         Ok(OpenedItems {
             source,
             _in_flight: in_flight,
-            compressed: self.compressed(),
+            compression: self.compression,
+            server_max: self.server_max,
             max: self.reply_max,
         })
     }
@@ -118,13 +125,54 @@ impl<T: Exchange> Calls<T> {
     }
 }
 
+/// Sends the client's items of a streaming call: framed, compressed when it pays, and
+/// refused here if larger than the server accepts.
+#[derive(Debug)]
+pub(crate) struct ItemSender {
+    sink: ItemSink,
+    compression: Compression,
+    server_max: u32,
+}
+
+impl ItemSender {
+    /// Sends `item` once the server has room for it.
+    pub(crate) async fn send(&mut self, item: &[u8]) -> Result<(), CallError> {
+        let frame = encode_frame(
+            FrameHeader::new(Kind::StreamItem, 0),
+            item,
+            self.compression,
+        )?;
+        let body_len = frame.len().saturating_sub(HEADER_LEN);
+        if body_len > self.server_max as usize {
+            return Err(CallError::Protocol(ProtocolError::FrameTooLarge {
+                len: body_len as u64,
+                max: self.server_max,
+            }));
+        }
+        self.sink.send(frame).await
+    }
+
+    /// The items are all sent.
+    pub(crate) async fn end(self) {
+        self.sink.end().await;
+    }
+
+    /// The items cannot all be sent: the call fails with `error`.
+    pub(crate) fn fail(self, error: CallError) {
+        self.sink.fail(error);
+    }
+}
+
 /// A streaming call's items and reply, their bodies opened; counted in flight for the
 /// drain after `GoAway` until dropped.
 #[derive(Debug)]
 pub(crate) struct OpenedItems {
     source: ItemSource,
     _in_flight: InFlight,
-    compressed: bool,
+    compression: Compression,
+    /// Largest item the server accepts.
+    server_max: u32,
+    /// Largest item and reply the client accepts.
     max: u32,
 }
 
@@ -133,8 +181,18 @@ impl OpenedItems {
     pub(crate) async fn next(&mut self) -> Result<(FrameHeader, Bytes, usize), CallError> {
         let (header, body) = self.source.next().await?;
         let wire = HEADER_LEN + header.body_len as usize;
-        let body = open_aligned_body(&header, body, self.compressed, self.max)?;
+        let compressed = self.compression != Compression::None;
+        let body = open_aligned_body(&header, body, compressed, self.max)?;
         Ok((header, body, wire))
+    }
+
+    /// What sends the client's items, for a call that sends them (once).
+    pub(crate) fn sender(&mut self) -> Option<ItemSender> {
+        Some(ItemSender {
+            sink: self.source.sink()?,
+            compression: self.compression,
+            server_max: self.server_max,
+        })
     }
 
     /// The application took an item of `frame_len` bytes on the wire.

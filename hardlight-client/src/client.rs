@@ -9,6 +9,7 @@ use std::{
     time::Duration,
 };
 
+use futures_util::{Stream, StreamExt};
 use hardlight_core::{
     codec::{encode, Bytes, Codable},
     context::{append_context, budget_to_seq, CallContext},
@@ -20,6 +21,7 @@ use hardlight_core::{
 use tokio::sync::{broadcast, watch};
 
 use crate::{
+    calls::{ItemSender, OpenedItems},
     config::{ClientConfig, Reconnect, TransportKind},
     connect::connect,
     connection::Connection,
@@ -310,7 +312,7 @@ impl<S: Service> Client<S> {
         result
     }
 
-    /// Starts a streaming call. Used by generated clients.
+    /// Starts a server-streaming call. Used by generated clients.
     #[doc(hidden)]
     pub async fn __stream<A, T, E>(
         &self,
@@ -322,6 +324,96 @@ impl<S: Service> Client<S> {
         T: Codable + Send + 'static,
         E: Codable + Send + 'static,
     {
+        let open = self.open_streaming(method, &args, false).await?;
+        Ok(self.typed(open))
+    }
+
+    /// Starts a bidirectional streaming call, sending `items` as the server takes them.
+    /// Used by generated clients.
+    #[doc(hidden)]
+    pub async fn __exchange<A, I, T, E>(
+        &self,
+        method: u16,
+        args: A,
+        items: impl Stream<Item = I> + Send + 'static,
+    ) -> Result<CallStream<T, E>, RpcError<E>>
+    where
+        A: Codable,
+        I: Codable + Send + 'static,
+        T: Codable + Send + 'static,
+        E: Codable + Send + 'static,
+    {
+        let mut open = self.open_streaming(method, &args, true).await?;
+        if let Some(sender) = open.items.sender() {
+            rt::spawn(send_all(sender, items));
+        }
+        Ok(self.typed(open))
+    }
+
+    /// Makes a client-streaming call: sends `items` as the server takes them and returns
+    /// the handler's result. Used by generated clients.
+    #[doc(hidden)]
+    pub async fn __upload<A, I, T, E>(
+        &self,
+        method: u16,
+        args: A,
+        items: impl Stream<Item = I> + Send + 'static,
+    ) -> Result<T, RpcError<E>>
+    where
+        A: Codable,
+        I: Codable + Send + 'static,
+        T: Codable,
+        E: Codable,
+    {
+        let Open {
+            items: mut opened,
+            generation,
+            budget,
+        } = self.open_streaming(method, &args, true).await?;
+        let sender = opened.sender();
+        let limit = self.inner.config.limits.frame_read_timeout();
+        let reply = async {
+            let (header, body, _) = opened.next().await?;
+            wait_for_version(&self.inner.mirror, generation, header.seq, limit).await?;
+            decode_reply::<T, E>(&header, &body)
+        };
+        // the reply may come before every item is sent (the handler failed, say): it
+        // ends the call, and the sending with it
+        let sending = async {
+            if let Some(sender) = sender {
+                send_all(sender, items).await;
+            }
+            std::future::pending::<()>().await;
+        };
+        let exchange = async {
+            tokio::select! {
+                reply = reply => reply,
+                () = sending => unreachable!("sending never completes"),
+            }
+        };
+        match budget {
+            None => exchange.await,
+            Some(budget) => rt::timeout(budget, exchange)
+                .await
+                .unwrap_or(Err(RpcError::DeadlineExceeded(budget)))
+                .map_err(|error| match error {
+                    RpcError::Remote {
+                        code: ErrorCode::DeadlineExceeded,
+                        ..
+                    } => RpcError::DeadlineExceeded(budget),
+                    other => other,
+                }),
+        }
+    }
+
+    /// Opens a streaming call of `method` with `args`, with its budget and context;
+    /// counted as a call once open (or failed).
+    async fn open_streaming<A: Codable, E>(
+        &self,
+        method: u16,
+        args: &A,
+        sends_items: bool,
+    ) -> Result<Open, RpcError<E>> {
         let counters = &self.inner.counters;
         counters.calls.fetch_add(1, Ordering::Relaxed);
         let current = CurrentCall::get();
@@ -332,18 +424,16 @@ impl<S: Service> Client<S> {
                 return Err(RpcError::DeadlineExceeded(Duration::ZERO));
             }
             let (generation, connection) = self.live_connection().ok_or(RpcError::NotConnected)?;
-            let (header, args) = call_frame(method, &args, FLAG_STREAM, &propagated)?;
+            let (header, args) = call_frame(method, args, FLAG_STREAM, &propagated)?;
             counters
                 .bytes_sent
                 .fetch_add((HEADER_LEN + args.len()) as u64, Ordering::Relaxed);
-            let opened = connection.stream(header, &args).await?;
-            let mirror = Arc::clone(&self.inner.mirror);
-            let limit = self.inner.config.limits.frame_read_timeout();
-            let wait = move |version| {
-                let mirror = Arc::clone(&mirror);
-                async move { wait_for_version(&mirror, generation, version, limit).await }
-            };
-            Ok(typed(opened, propagated.budget, wait, Arc::clone(counters)))
+            let items = connection.stream(header, &args, sends_items).await?;
+            Ok(Open {
+                items,
+                generation,
+                budget: propagated.budget,
+            })
         }
         .await;
         counters.finished.fetch_add(1, Ordering::Relaxed);
@@ -351,6 +441,27 @@ impl<S: Service> Client<S> {
             counters.failed.fetch_add(1, Ordering::Relaxed);
         }
         opened
+    }
+
+    /// The typed items of an open streaming call.
+    fn typed<T, E>(&self, open: Open) -> CallStream<T, E>
+    where
+        T: Codable + Send + 'static,
+        E: Codable + Send + 'static,
+    {
+        let mirror = Arc::clone(&self.inner.mirror);
+        let limit = self.inner.config.limits.frame_read_timeout();
+        let generation = open.generation;
+        let wait = move |version| {
+            let mirror = Arc::clone(&mirror);
+            async move { wait_for_version(&mirror, generation, version, limit).await }
+        };
+        typed(
+            open.items,
+            open.budget,
+            wait,
+            Arc::clone(&self.inner.counters),
+        )
     }
 
     async fn call<A: Codable, T: Codable, E: Codable>(
@@ -528,6 +639,31 @@ async fn reconnect<S: Service>(inner: Weak<Inner<S>>, policy: Reconnect, mut err
             Err(e) => error = StatusError::Connect(e),
         }
     }
+}
+
+/// A streaming call, open.
+struct Open {
+    items: OpenedItems,
+    /// The mirror generation of its connection.
+    generation: u64,
+    budget: Option<Duration>,
+}
+
+/// Sends `items` on a streaming call as the server takes them, then their end; a failure
+/// to send one fails the call.
+async fn send_all<I: Codable>(mut sender: ItemSender, items: impl Stream<Item = I>) {
+    let mut items = std::pin::pin!(items);
+    while let Some(item) = items.next().await {
+        let sent = match encode(&item) {
+            Ok(item) => sender.send(&item).await,
+            Err(error) => Err(error.into()),
+        };
+        if let Err(error) = sent {
+            tracing::debug!(?error, "a streaming call's item could not be sent");
+            return sender.fail(error);
+        }
+    }
+    sender.end().await;
 }
 
 /// The header and body of a call of `method` with `args`: its `flags`, and the budget and

@@ -98,19 +98,21 @@ impl Connection {
         }
     }
 
-    /// Starts the streaming call `header` with body `args`.
+    /// Starts the streaming call `header` with body `args`, whose items the client sends
+    /// if `sends_items`.
     pub(crate) async fn stream(
         &self,
         header: FrameHeader,
         args: &[u8],
+        sends_items: bool,
     ) -> Result<OpenedItems, CallError> {
         match self {
             #[cfg(feature = "native")]
-            Self::Quic(s) => s.calls.stream(header, args).await,
+            Self::Quic(s) => s.calls.stream(header, args, sends_items).await,
             #[cfg(feature = "native")]
-            Self::WebSocket(s) => s.channel.calls.stream(header, args).await,
+            Self::WebSocket(s) => s.channel.calls.stream(header, args, sends_items).await,
             #[cfg(all(feature = "wasm", not(feature = "native")))]
-            Self::Browser(s) => s.channel.calls.stream(header, args).await,
+            Self::Browser(s) => s.channel.calls.stream(header, args, sends_items).await,
         }
     }
 

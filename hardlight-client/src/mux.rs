@@ -38,7 +38,10 @@ enum Waiter {
 
 #[derive(Debug)]
 struct StreamWaiter {
-    frames: mpsc::UnboundedSender<Reply>,
+    frames: mpsc::UnboundedSender<Result<Reply, CallError>>,
+    /// Room for the client's items ([`STREAM_WINDOW`] at first), granted back by the
+    /// server's `StreamCredit`.
+    credit: Arc<Semaphore>,
     /// Bytes of items received and not yet credited back ([`STREAM_WINDOW`] at most).
     outstanding: u32,
     /// Bytes of items the application took, to credit back.
@@ -98,7 +101,7 @@ impl Mux {
                     window: STREAM_WINDOW,
                 });
             }
-            let _ = stream.frames.send((header, body));
+            let _ = stream.frames.send(Ok((header, body)));
             return Ok(());
         }
         let waiting = pending.remove(header.id);
@@ -110,7 +113,7 @@ impl Mux {
                 Ok(())
             }
             Some(Waiter::Stream(stream)) => {
-                let _ = stream.frames.send((header, body));
+                let _ = stream.frames.send(Ok((header, body)));
                 Ok(())
             }
             None if header.id == 0 => Err(ProtocolError::Malformed),
@@ -126,8 +129,10 @@ impl Mux {
     ) -> Result<MuxStream, CallError> {
         let slot = self.owned_slot().await?;
         let (tx, frames) = mpsc::unbounded_channel();
+        let credit = Arc::new(Semaphore::new(STREAM_WINDOW as usize));
         let waiter = Waiter::Stream(StreamWaiter {
             frames: tx,
+            credit: Arc::clone(&credit),
             outstanding: 0,
             taken: 0,
         });
@@ -142,11 +147,42 @@ impl Mux {
             mux: Arc::clone(self),
             id,
             frames,
+            credit: Some(credit),
             ended: false,
             _slot: slot,
         };
         self.out.send(frame).await.map_err(|_| self.closed())?;
         Ok(stream)
+    }
+
+    /// The server took `bytes` of streaming call `id`'s items: room for more. Credit for
+    /// a call no longer waited for is late; more than was outstanding breaks the
+    /// protocol.
+    pub(crate) fn credit(&self, id: u64, bytes: u64) -> Result<(), ProtocolError> {
+        let pending = lock(&self.pending);
+        let Some(Waiter::Stream(stream)) = pending.get(id) else {
+            return Ok(());
+        };
+        let outstanding = STREAM_WINDOW as usize - stream.credit.available_permits();
+        match usize::try_from(bytes) {
+            Ok(bytes) if bytes <= outstanding => {
+                stream.credit.add_permits(bytes);
+                Ok(())
+            }
+            _ => Err(ProtocolError::StreamWindowExceeded {
+                id,
+                window: STREAM_WINDOW,
+            }),
+        }
+    }
+
+    /// Streaming call `id` cannot go on: its items could not be sent. The server is told
+    /// to cancel it and the application gets `error`.
+    fn fail(&self, id: u64, error: CallError) {
+        if let Some(Waiter::Stream(stream)) = lock(&self.pending).get(id) {
+            let _ = stream.frames.send(Err(error));
+        }
+        self.cancel(id);
     }
 
     /// The application took an item of `cost` bytes of streaming call `id`: once half the
@@ -215,7 +251,12 @@ impl Mux {
 }
 
 impl Exchange for Arc<Mux> {
-    async fn open_stream(&self, frame: Vec<u8>, _reply_max: u32) -> Result<ItemSource, CallError> {
+    async fn open_stream(
+        &self,
+        frame: Vec<u8>,
+        _reply_max: u32,
+        _sends_items: bool,
+    ) -> Result<ItemSource, CallError> {
         Ok(ItemSource::Channel(Mux::open_stream(self, frame).await?))
     }
 
@@ -284,7 +325,9 @@ impl Mux {
 pub(crate) struct MuxStream {
     mux: Arc<Mux>,
     id: u64,
-    frames: mpsc::UnboundedReceiver<Reply>,
+    frames: mpsc::UnboundedReceiver<Result<Reply, CallError>>,
+    /// Room for the client's items, until a sender takes it.
+    credit: Option<Arc<Semaphore>>,
     ended: bool,
     _slot: OwnedSemaphorePermit,
 }
@@ -292,14 +335,62 @@ pub(crate) struct MuxStream {
 impl MuxStream {
     /// The next item or the reply.
     pub(crate) async fn next(&mut self) -> Result<Reply, CallError> {
-        let frame = self.frames.recv().await.ok_or_else(|| self.mux.closed())?;
-        self.ended = frame.0.kind != Kind::StreamItem;
-        Ok(frame)
+        let frame = self.frames.recv().await.ok_or_else(|| self.mux.closed());
+        let frame = frame.and_then(|frame| frame);
+        self.ended = !matches!(&frame, Ok((header, _)) if header.kind == Kind::StreamItem);
+        frame
+    }
+
+    /// What sends the client's items of this call.
+    pub(crate) fn sender(&mut self) -> Option<MuxSender> {
+        Some(MuxSender {
+            mux: Arc::clone(&self.mux),
+            id: self.id,
+            credit: self.credit.take()?,
+        })
     }
 
     /// The application took an item of `frame_len` bytes.
     pub(crate) async fn took(&mut self, frame_len: usize) -> Result<(), CallError> {
         self.mux.took(self.id, window_cost(frame_len)).await
+    }
+}
+
+/// Sends the client's items of a streaming call on a multiplexed connection, each once
+/// the server has room for it.
+#[derive(Debug)]
+pub(crate) struct MuxSender {
+    mux: Arc<Mux>,
+    id: u64,
+    credit: Arc<Semaphore>,
+}
+
+impl MuxSender {
+    /// Sends an item's frame once it fits the call's window.
+    pub(crate) async fn send(&mut self, mut frame: Vec<u8>) -> Result<(), CallError> {
+        let room = self
+            .credit
+            .acquire_many(window_cost(frame.len()))
+            .await
+            .map_err(|_| self.mux.closed())?;
+        room.forget();
+        FrameHeader::set_id(&mut frame, self.id);
+        self.mux
+            .out
+            .send(frame)
+            .await
+            .map_err(|_| self.mux.closed())
+    }
+
+    /// The items are all sent.
+    pub(crate) async fn end(self) {
+        let end = FrameHeader::new(Kind::StreamEnd, 0).with_id(self.id);
+        let _ = self.mux.out.send(end.encode().to_vec()).await;
+    }
+
+    /// The items cannot all be sent: the call fails with `error`.
+    pub(crate) fn fail(self, error: CallError) {
+        self.mux.fail(self.id, error);
     }
 }
 

@@ -20,11 +20,11 @@ use hardlight_core::{
 };
 
 #[cfg(feature = "native")]
-use crate::quic::QuicItems;
+use crate::quic::{QuicItems, QuicSender};
 use crate::{
     calls::OpenedItems,
     error::{CallError, RpcError},
-    mux::MuxStream,
+    mux::{MuxSender, MuxStream},
     reply::decode_reply,
     rt,
     stats::Counters,
@@ -50,6 +50,15 @@ impl ItemSource {
         }
     }
 
+    /// What sends the client's items of this call (once).
+    pub(crate) fn sink(&mut self) -> Option<ItemSink> {
+        match self {
+            Self::Channel(items) => items.sender().map(ItemSink::Channel),
+            #[cfg(feature = "native")]
+            Self::Quic(items) => items.sender().map(ItemSink::Quic),
+        }
+    }
+
     /// The application took an item of `frame_len` bytes on the wire: room for more.
     pub(crate) async fn took(&mut self, frame_len: usize) -> Result<(), CallError> {
         match self {
@@ -57,6 +66,42 @@ impl ItemSource {
             // reading the stream is what makes room
             #[cfg(feature = "native")]
             Self::Quic(_) => Ok(()),
+        }
+    }
+}
+
+/// Where the client's items of a streaming call go.
+#[derive(Debug)]
+pub(crate) enum ItemSink {
+    /// Multiplexed, within the call's window.
+    Channel(MuxSender),
+    /// The call's QUIC stream.
+    #[cfg(feature = "native")]
+    Quic(QuicSender),
+}
+
+impl ItemSink {
+    pub(crate) async fn send(&mut self, frame: Vec<u8>) -> Result<(), CallError> {
+        match self {
+            Self::Channel(sink) => sink.send(frame).await,
+            #[cfg(feature = "native")]
+            Self::Quic(sink) => sink.send(frame).await,
+        }
+    }
+
+    pub(crate) async fn end(self) {
+        match self {
+            Self::Channel(sink) => sink.end().await,
+            #[cfg(feature = "native")]
+            Self::Quic(sink) => sink.end().await,
+        }
+    }
+
+    pub(crate) fn fail(self, error: CallError) {
+        match self {
+            Self::Channel(sink) => sink.fail(error),
+            #[cfg(feature = "native")]
+            Self::Quic(sink) => sink.fail(error),
         }
     }
 }

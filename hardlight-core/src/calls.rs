@@ -93,6 +93,11 @@ impl<T> CallTable<T> {
         }
     }
 
+    /// Call `id`'s waiter.
+    pub fn get(&self, id: u64) -> Option<&T> {
+        self.waiting.get(&id)
+    }
+
     /// Call `id`'s waiter, left in the table (a streaming call's, between its items).
     pub fn get_mut(&mut self, id: u64) -> Option<&mut T> {
         self.waiting.get_mut(&id)

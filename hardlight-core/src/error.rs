@@ -64,6 +64,9 @@ pub enum ProtocolError {
         /// The window in force.
         window: u32,
     },
+    /// The peer reset its stream before the end of a streaming call's items.
+    #[error("the peer reset the stream before the end of its items")]
+    StreamReset,
     /// A frame did not arrive whole within the deadline (a peer that announces a frame and
     /// then sends it slowly, or not at all).
     #[error("frame not received within frame_read_timeout ({limit:?}); raise Limits::frame_read_timeout if the peer's link is this slow")]
@@ -87,6 +90,7 @@ impl ProtocolError {
             | Self::UnknownFlags(_)
             | Self::UnexpectedKind { .. }
             | Self::StreamWindowExceeded { .. }
+            | Self::StreamReset
             | Self::Malformed => ErrorCode::Malformed,
         }
     }

@@ -98,12 +98,15 @@ kinds! {
     /// Client → server: the durable event at position `id` of the consumer in slot `aux`
     /// is processed; body empty.
     Ack = 15,
-    /// Server → client: an item of streaming call `id`; `seq` = state version, body = the
-    /// item's archive.
+    /// Either way: an item of streaming call `id`; body = the item's archive, `seq` = the
+    /// state version (server → client) or 0.
     StreamItem = 16,
     /// Either way, on multiplexed connections: `seq` more bytes of streaming call `id`'s
     /// items may be sent ([`crate::stream::STREAM_WINDOW`]); body empty.
     StreamCredit = 17,
+    /// Client → server, on multiplexed connections: the client's items of streaming call
+    /// `id` are all sent (over QUIC, the end of the call's stream says so); body empty.
+    StreamEnd = 18,
 }
 
 /// A parsed frame header.

@@ -8,7 +8,7 @@ use crate::{
     error::{ErrorCode, ProtocolError},
     schema::{Schema, ServiceSchema},
     state::ConnectionState,
-    stream::ItemStream,
+    stream::{ItemStream, StreamKind},
 };
 
 /// A boxed, sendable future.
@@ -28,10 +28,11 @@ pub trait Service: Send + Sync + 'static {
     /// the full layout of every type they reach (computed once).
     fn schema() -> &'static ServiceSchema;
 
-    /// Whether method `index` returns a stream (is called as a streaming call).
-    fn streams(index: u16) -> bool {
+    /// Which way method `index` streams (a streaming call's `Call` has the `STREAM`
+    /// flag).
+    fn stream_kind(index: u16) -> StreamKind {
         let _ = index;
-        false
+        StreamKind::Unary
     }
 
     /// The name of method `index`, or `"<unknown>"`.

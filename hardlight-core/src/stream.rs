@@ -1,5 +1,5 @@
-//! Streaming calls: the typed stream of items a handler returns, what it becomes on the
-//! wire, and the flow-control window of a stream on a multiplexed connection.
+//! Streaming calls: the typed streams of items a handler returns and takes, what they are
+//! on the wire, and the flow-control window of a stream on a multiplexed connection.
 
 use std::{
     fmt,
@@ -10,8 +10,8 @@ use std::{
 use futures_util::{Stream, StreamExt};
 
 use crate::{
-    codec::{encode, Bytes, Codable},
-    error::ErrorCode,
+    codec::{decode, encode, Bytes, Codable},
+    error::{ErrorCode, ProtocolError},
     schema::{Layout, Schema},
     service::Outcome,
     HandlerError,
@@ -23,6 +23,42 @@ use crate::{
 /// allowed size can go when nothing is outstanding). Over QUIC each streaming call has a
 /// stream of its own, and QUIC's flow control does this.
 pub const STREAM_WINDOW: u32 = 256 * 1024;
+
+/// Which way a method streams.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+#[non_exhaustive]
+pub enum StreamKind {
+    /// A plain call: arguments in, one result out.
+    Unary,
+    /// The method returns a stream (`HandlerResult<Streaming<T>>`).
+    Server,
+    /// An argument is a stream (`items: Streaming<T>`); one result out.
+    Client,
+    /// Both.
+    Bidirectional,
+}
+
+impl StreamKind {
+    /// Whether the call is a streaming call (its `Call` has the `STREAM` flag).
+    pub fn is_streaming(self) -> bool {
+        self != Self::Unary
+    }
+
+    /// Whether the client sends items.
+    pub fn takes_stream(self) -> bool {
+        matches!(self, Self::Client | Self::Bidirectional)
+    }
+}
+
+/// The items a client sends on a streaming call, as archives, in order; the end of the
+/// stream is the end of the client's items.
+pub type Inbound = Pin<Box<dyn Stream<Item = Result<Bytes, ProtocolError>> + Send>>;
+
+/// A client stream without items. Used by generated code.
+#[doc(hidden)]
+pub fn no_items() -> Inbound {
+    Box::pin(futures_util::stream::empty())
+}
 
 /// What an item of `frame_len` bytes counts against a stream's window.
 ///
@@ -70,6 +106,22 @@ impl<T: Send + 'static, E: Send + 'static> Streaming<T, E> {
     pub fn try_new(items: impl Stream<Item = Result<T, E>> + Send + 'static) -> Self {
         Self {
             items: Box::pin(items),
+        }
+    }
+}
+
+impl<T: Codable + Send + 'static> Streaming<T> {
+    /// The client's items of a streaming call, decoded as they are taken; an item that
+    /// does not validate as a `T` is an `Err` (and the call fails with `InvalidPayload`).
+    /// Used by generated code.
+    #[doc(hidden)]
+    pub fn decoding(inbound: Inbound) -> Self {
+        Self {
+            items: Box::pin(inbound.map(|item| {
+                item.and_then(|bytes| decode::<T>(&bytes)).map_err(|error| {
+                    HandlerError::new(format!("an item of the call's stream: {error}"))
+                })
+            })),
         }
     }
 }

@@ -165,8 +165,9 @@ fn generate(
                 self: ::std::sync::Arc<Self>,
                 method: u16,
                 args: #p::Bytes,
+                inbound: ::core::option::Option<#p::Inbound>,
             ) -> #p::BoxFuture<'static, #p::Outcome> {
-                <Self as #trait_path>::__hardlight_dispatch(self, method, args)
+                <Self as #trait_path>::__hardlight_dispatch(self, method, args, inbound)
             }
         }
 

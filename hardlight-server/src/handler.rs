@@ -3,7 +3,7 @@
 
 use std::sync::Arc;
 
-use hardlight_core::{codec::Bytes, service::BoxFuture, Outcome, Service};
+use hardlight_core::{codec::Bytes, service::BoxFuture, stream::Inbound, Outcome, Service};
 
 use crate::{
     auth::ConnectionInfo,
@@ -30,8 +30,14 @@ pub trait RpcHandler: Send + Sync + Sized + 'static {
     /// Creates the handler for a new connection.
     fn new(context: HandlerContext<StateOf<Self>, EventOf<Self>>, app: &Arc<Self::App>) -> Self;
 
-    /// Decodes the arguments of method `method`, runs it and encodes its result.
-    fn dispatch(self: Arc<Self>, method: u16, args: Bytes) -> BoxFuture<'static, Outcome>;
+    /// Decodes the arguments of method `method`, runs it and encodes its result; a method
+    /// that takes a stream reads the client's items from `inbound`.
+    fn dispatch(
+        self: Arc<Self>,
+        method: u16,
+        args: Bytes,
+        inbound: Option<Inbound>,
+    ) -> BoxFuture<'static, Outcome>;
 }
 
 /// What a new handler gets from its connection.

@@ -628,14 +628,14 @@ async fn streaming_tables(plan: &Plan, cert: &Certificate, dir: &Path) -> Vec<Ta
     let floor = Some(StreamSystem::Quinn.name());
     let mut open = Table::new(
         "stream_open",
-        "Stream open time: call → first item of a one-item stream, 16 B, connection up, median of sequential opens (µs)",
+        "Stream open time: call → first item of a one-item stream, 16 B, connection up, median of sequential opens",
         "µs",
         false,
         &["p50"],
     );
     let mut throughput = Table::new(
         "stream_throughput",
-        "One stream's throughput, items read as they come (MB/s)",
+        "One stream's throughput, items read as they come",
         "MB/s",
         true,
         &["1 KiB items", "64 KiB items"],

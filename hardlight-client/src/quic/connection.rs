@@ -162,8 +162,15 @@ impl QuicConnection {
 }
 
 impl Exchange for Streams {
-    async fn open_stream(&self, frame: Vec<u8>, reply_max: u32) -> Result<ItemSource, CallError> {
-        Ok(ItemSource::Quic(self.open_items(frame, reply_max).await?))
+    async fn open_stream(
+        &self,
+        frame: Vec<u8>,
+        reply_max: u32,
+        sends_items: bool,
+    ) -> Result<ItemSource, CallError> {
+        Ok(ItemSource::Quic(
+            self.open_items(frame, reply_max, sends_items).await?,
+        ))
     }
 
     /// Sends a small call on the call channel (dropping the future sends `Cancel`), any
@@ -197,7 +204,8 @@ impl Exchange for Streams {
 /// before the reply, the stream is stopped and the server cancels the call.
 #[derive(Debug)]
 pub(crate) struct QuicItems {
-    _send: SendStream,
+    /// The call's sending side, for a call that sends items, until a sender takes it.
+    send: Option<SendStream>,
     recv: RecvStream,
     reader: FrameReader,
     conn: quinn::Connection,
@@ -214,19 +222,63 @@ impl QuicItems {
             Err(ReadError::Io(e)) => Err(stream_failed(&self.conn, e)),
         }
     }
+
+    /// What sends the client's items of this call.
+    pub(crate) fn sender(&mut self) -> Option<QuicSender> {
+        Some(QuicSender {
+            send: self.send.take()?,
+            conn: self.conn.clone(),
+        })
+    }
+}
+
+/// Sends the client's items of a streaming call on its QUIC stream, paced by QUIC's flow
+/// control.
+#[derive(Debug)]
+pub(crate) struct QuicSender {
+    send: SendStream,
+    conn: quinn::Connection,
+}
+
+impl QuicSender {
+    /// Sends an item's frame.
+    pub(crate) async fn send(&mut self, frame: Vec<u8>) -> Result<(), CallError> {
+        self.send
+            .write_all(&frame)
+            .await
+            .map_err(|e| stream_failed(&self.conn, e))
+    }
+
+    /// The items are all sent: the end of the client's side of the stream.
+    pub(crate) async fn end(mut self) {
+        let _ = self.send.finish();
+    }
+
+    /// The items cannot all be sent: the stream is reset, so that the server does not
+    /// take the items sent as all of them.
+    pub(crate) fn fail(mut self, _error: CallError) {
+        let _ = self.send.reset(VarInt::from_u32(0));
+    }
 }
 
 impl Streams {
     /// Streaming calls always go on a stream of their own.
-    async fn open_items(&self, frame: Vec<u8>, reply_max: u32) -> Result<QuicItems, CallError> {
+    async fn open_items(
+        &self,
+        frame: Vec<u8>,
+        reply_max: u32,
+        sends_items: bool,
+    ) -> Result<QuicItems, CallError> {
         let slot = self.mux.owned_slot().await?;
         let (mut send, recv) = self.conn.open_bi().await.map_err(|e| self.lost(e))?;
         send.write_all(&frame)
             .await
             .map_err(|e| self.stream_failed(e))?;
-        let _ = send.finish();
+        if !sends_items {
+            let _ = send.finish();
+        }
         Ok(QuicItems {
-            _send: send,
+            send: sends_items.then_some(send),
             recv,
             reader: FrameReader::new(reply_max),
             conn: self.conn.clone(),

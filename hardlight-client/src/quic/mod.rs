@@ -5,4 +5,4 @@
 mod connection;
 pub(crate) mod tls;
 
-pub(crate) use connection::{resolve, transport_failure, QuicConnection, QuicItems};
+pub(crate) use connection::{resolve, transport_failure, QuicConnection, QuicItems, QuicSender};

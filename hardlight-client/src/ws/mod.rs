@@ -31,6 +31,7 @@ fn route<S: Service>(
         Kind::ReplyOk | Kind::ReplyHandlerError | Kind::ReplyFailure | Kind::StreamItem => {
             mux.deliver(header, realign(body))
         }
+        Kind::StreamCredit if body.is_empty() => mux.credit(header.id, header.seq),
         _ => pushes.handle(&header, realign(body)),
     }
 }

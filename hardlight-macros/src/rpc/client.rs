@@ -26,6 +26,45 @@ pub(crate) fn generate(item: &syn::ItemTrait, service: &Service) -> TokenStream 
             .map_or_else(|| quote!(#p::HandlerError), |e| quote!(#e));
         let args: Vec<_> = m.args.iter().map(|a| &a.ident).collect();
         let types: Vec<_> = m.args.iter().map(|a| &a.ty).collect();
+        if let Some((input, sent)) = m.input() {
+            let params = m.args.iter().map(|a| {
+                let ident = &a.ident;
+                match &a.stream {
+                    Some(item) => quote! {
+                        #ident: impl #p::Stream<Item = #item> + ::core::marker::Send + 'static
+                    },
+                    None => {
+                        let ty = &a.ty;
+                        quote!(#ident: #ty)
+                    }
+                }
+            });
+            let plain: Vec<_> = m.plain_args().map(|a| &a.ident).collect();
+            let plain_types: Vec<_> = m.plain_args().map(|a| &a.ty).collect();
+            let items = &input.ident;
+            return match &m.stream {
+                Some(item) => quote! {
+                    #(#docs)*
+                    #vis async fn #method(&self, #(#params),*)
+                        -> #p::Result<#p::CallStream<#item, #err>, #p::RpcError<#err>>
+                    {
+                        self.0.__exchange::<(#(#plain_types,)*), #sent, #item, #err>(
+                            #index, (#(#plain,)*), #items,
+                        ).await
+                    }
+                },
+                None => quote! {
+                    #(#docs)*
+                    #vis async fn #method(&self, #(#params),*)
+                        -> #p::Result<#ok, #p::RpcError<#err>>
+                    {
+                        self.0.__upload::<(#(#plain_types,)*), #sent, #ok, #err>(
+                            #index, (#(#plain,)*), #items,
+                        ).await
+                    }
+                },
+            };
+        }
         if let Some(item) = &m.stream {
             let call = quote_spanned! {method.span()=>
                 self.0.__stream::<(#(#types,)*), #item, #err>(#index, (#(#args,)*)).await

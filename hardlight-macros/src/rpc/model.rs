@@ -32,6 +32,32 @@ pub(crate) struct Method {
 pub(crate) struct Arg {
     pub(crate) ident: syn::Ident,
     pub(crate) ty: syn::Type,
+    /// The item type, when the argument is the client's stream (`Streaming<T>`).
+    pub(crate) stream: Option<syn::Type>,
+}
+
+impl Method {
+    /// The argument the client streams, if any.
+    pub(crate) fn input(&self) -> Option<(&Arg, &syn::Type)> {
+        self.args
+            .iter()
+            .find_map(|a| a.stream.as_ref().map(|item| (a, item)))
+    }
+
+    /// The arguments sent in the `Call`: all but the streamed one.
+    pub(crate) fn plain_args(&self) -> impl Iterator<Item = &Arg> {
+        self.args.iter().filter(|a| a.stream.is_none())
+    }
+
+    /// The `StreamKind` variant of the method.
+    pub(crate) fn kind(&self) -> &'static str {
+        match (self.input().is_some(), self.stream.is_some()) {
+            (false, false) => "Unary",
+            (false, true) => "Server",
+            (true, false) => "Client",
+            (true, true) => "Bidirectional",
+        }
+    }
 }
 
 impl Service {
@@ -123,6 +149,12 @@ impl Method {
             }
         };
         let stream = streamed_item(&ok, err.as_ref(), errors);
+        for extra in args.iter().filter(|a| a.stream.is_some()).skip(1) {
+            errors.at(
+                &extra.ty,
+                "a method takes at most one stream: send the others' items in one `Streaming<T>` of a #[codable] enum",
+            );
+        }
         Some(Self {
             ident: sig.ident.clone(),
             attrs: f.attrs.clone(),
@@ -186,12 +218,45 @@ fn parse_args(sig: &syn::Signature, errors: &mut Errors) -> Vec<Arg> {
                     return None;
                 }
             };
+            let stream = streamed_arg(&t.ty, errors);
             Some(Arg {
                 ident,
                 ty: (*t.ty).clone(),
+                stream,
             })
         })
         .collect()
+}
+
+/// `Streaming<T>` as an argument → `T`: the client's stream, whose items end without an
+/// error of the method's.
+fn streamed_arg(ty: &syn::Type, errors: &mut Errors) -> Option<syn::Type> {
+    let syn::Type::Path(path) = ty else {
+        return None;
+    };
+    let last = path.path.segments.last()?;
+    if last.ident != "Streaming" {
+        return None;
+    }
+    let syn::PathArguments::AngleBracketed(args) = &last.arguments else {
+        errors.at(ty, "a stream names its item type: `Streaming<T>`");
+        return None;
+    };
+    let types: Vec<_> = args
+        .args
+        .iter()
+        .filter_map(|a| match a {
+            syn::GenericArgument::Type(t) => Some(t.clone()),
+            _ => None,
+        })
+        .collect();
+    if types.len() != 1 {
+        errors.at(
+            ty,
+            "a streamed argument is `Streaming<T>`: the client's items carry no error type",
+        );
+    }
+    types.into_iter().next()
 }
 
 /// `Streaming<T>` or `Streaming<T, E>` → `T`, checking that a stream's error type is the

@@ -33,7 +33,7 @@ pub(crate) fn generate(item: &syn::ItemTrait, attr: &Attr, service: &Service) ->
     let assertions = service.methods.iter().flat_map(|m| {
         m.args
             .iter()
-            .map(|a| &a.ty)
+            .map(|a| a.stream.as_ref().unwrap_or(&a.ty))
             .chain([m.stream.as_ref().unwrap_or(&m.ok)])
             .chain(m.err.as_ref())
             .map(|ty| quote_spanned! {ty.span()=> __assert_codable::<#ty>(); })
@@ -43,9 +43,18 @@ pub(crate) fn generate(item: &syn::ItemTrait, attr: &Attr, service: &Service) ->
         let method = &m.ident;
         let method_name = method.to_string();
         let args: Vec<_> = m.args.iter().map(|a| &a.ident).collect();
-        let types = m.args.iter().map(|a| &a.ty);
+        let plain: Vec<_> = m.plain_args().map(|a| &a.ident).collect();
+        let types = m.plain_args().map(|a| &a.ty);
         // spanned at the user's method so a type error shows there, not at #[rpc]
         let decode = quote_spanned! {method.span()=> #p::decode::<(#(#types,)*)>(&args) };
+        let input = m.input().map(|(arg, item)| {
+            let ident = &arg.ident;
+            quote_spanned! {arg.ty.span()=>
+                let #ident = #p::Streaming::<#item>::decoding(
+                    inbound.unwrap_or_else(#p::no_items),
+                );
+            }
+        });
         let run = match &m.stream {
             None => quote_spanned! {m.output.span()=>
                 #p::Outcome::from_result(self.#method(#(#args),*).await)
@@ -65,7 +74,8 @@ pub(crate) fn generate(item: &syn::ItemTrait, attr: &Attr, service: &Service) ->
         };
         quote! {
             #index => {
-                let (#(#args,)*) = match #decode {
+                #input
+                let (#(#plain,)*) = match #decode {
                     #p::Ok(args) => args,
                     #p::Err(error) => return #p::Outcome::invalid_arguments(#method_name, error),
                 };
@@ -80,13 +90,26 @@ pub(crate) fn generate(item: &syn::ItemTrait, attr: &Attr, service: &Service) ->
         .methods
         .iter()
         .enumerate()
-        .filter(|(_, m)| m.stream.is_some())
+        .filter(|(_, m)| m.kind() != "Unary")
         .map(|(i, _)| i as u16)
         .collect();
     let streams = (!streaming.is_empty()).then(|| {
+        let arms = service
+            .methods
+            .iter()
+            .enumerate()
+            .filter(|(_, m)| m.kind() != "Unary")
+            .map(|(i, m)| {
+                let index = i as u16;
+                let kind = syn::Ident::new(m.kind(), proc_macro2::Span::call_site());
+                quote!(#index => #p::StreamKind::#kind,)
+            });
         quote! {
-            fn streams(index: u16) -> bool {
-                matches!(index, #(#streaming)|*)
+            fn stream_kind(index: u16) -> #p::StreamKind {
+                match index {
+                    #(#arms)*
+                    _ => #p::StreamKind::Unary,
+                }
             }
         }
     });
@@ -119,11 +142,14 @@ pub(crate) fn generate(item: &syn::ItemTrait, attr: &Attr, service: &Service) ->
                 self: ::std::sync::Arc<Self>,
                 method: u16,
                 args: #p::Bytes,
+                inbound: ::core::option::Option<#p::Inbound>,
             ) -> #p::BoxFuture<'static, #p::Outcome>
             where
                 Self: ::core::marker::Sized,
             {
                 ::std::boxed::Box::pin(async move {
+                    // the client's stream, for the method that takes one
+                    let _ = &inbound;
                     match method {
                         #(#arms)*
                         _ => #p::Outcome::unknown_method(#name, method),

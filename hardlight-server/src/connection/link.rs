@@ -2,9 +2,9 @@
 //! [`CallIo`] for each call. QUIC and WebSocket implement them; everything they share —
 //! the lifecycle, shutdown, takeover, slow consumers, the call table — is the driver's.
 
-use std::future::Future;
+use std::{future::Future, sync::Arc};
 
-use hardlight_core::{close::Close, codec::Bytes, frame::FrameHeader};
+use hardlight_core::{close::Close, codec::Bytes, frame::FrameHeader, stream::Inbound};
 
 use crate::session::{
     dispatch::{Call, Unread},
@@ -109,6 +109,10 @@ pub(crate) trait CallIo: Send + 'static {
     /// Completes if the client gives up on the call before its reply (over QUIC: the
     /// stream is stopped; multiplexed calls are cancelled by `Cancel` instead).
     fn abandoned(&mut self) -> impl Future<Output = ()> + Send;
+
+    /// The client's items of a streaming call that takes a stream, read as the handler
+    /// takes them.
+    fn inbound(&mut self, context: &Arc<CallEnv>) -> Inbound;
 
     /// Sends an item of a streaming call once the client has room for it (its stream's
     /// flow control, or the call's window on a multiplexed channel); `false` if the client

@@ -8,6 +8,7 @@ mod calls;
 mod deadline;
 mod link;
 pub(crate) mod mux;
+mod streams;
 
 pub(crate) use deadline::FrameDeadline;
 pub(crate) use link::{CallIo, Ended, Incoming, Link, NoHello};

@@ -3,36 +3,30 @@
 //! replies (and over WebSocket the pushes) go out through one writer task, which writes
 //! whatever is queued as one batch: one flush, one stream write, for many replies.
 
-use std::{
-    collections::{hash_map::Entry, HashMap},
-    future::pending,
-    future::Future,
-    sync::{Arc, Mutex},
-    time::Duration,
-};
+use std::{future::pending, future::Future, sync::Arc, time::Duration};
 
 use bytes::Bytes as Shared;
 use hardlight_core::{
     close::Close,
     codec::Bytes,
     frame::{FrameHeader, Kind, FLAG_STREAM, HEADER_LEN},
-    stream::{window_cost, STREAM_WINDOW},
+    stream::{no_items, Inbound},
     ProtocolError,
 };
 use tokio::{
-    sync::{mpsc, OwnedSemaphorePermit, Semaphore},
+    sync::{mpsc, OwnedSemaphorePermit},
     task::JoinHandle,
     time::timeout,
 };
 
-use super::link::{CallIo, Incoming};
-use crate::{
-    session::{
-        dispatch::{connection_share, Call, Reservation, Unread},
-        push::PushSink,
-        CallEnv,
-    },
-    sync::lock,
+use super::{
+    link::{CallIo, Incoming},
+    streams::{Items, Streams, Window},
+};
+use crate::session::{
+    dispatch::{connection_share, Call, Reservation, Unread},
+    push::PushSink,
+    CallEnv,
 };
 
 /// Writes queued ahead of a slow peer before senders wait.
@@ -185,9 +179,9 @@ pub(crate) struct Demux {
     /// A call read and waiting for its share of the connection's byte budget; the peer is
     /// not read meanwhile (its transport holds back the rest).
     waiting: Option<(FrameHeader, Bytes)>,
-    /// The windows of the streaming calls in flight, by id; `None` where streaming calls
-    /// go on streams of their own (the QUIC call channel).
-    windows: Option<Windows>,
+    /// The streaming calls in flight; `None` where streaming calls go on streams of
+    /// their own (the QUIC call channel).
+    streams: Option<Streams>,
 }
 
 impl Demux {
@@ -198,7 +192,7 @@ impl Demux {
             tx: writer.tx.clone(),
             send_timeout: writer.send_timeout,
             waiting: None,
-            windows: streams.then(Windows::default),
+            streams: streams.then(Streams::default),
         }
     }
 
@@ -225,19 +219,45 @@ impl Demux {
                 }
             }
             Kind::Cancel => Some(Incoming::Cancel(header.id)),
-            Kind::StreamCredit if header.body_len == 0 => {
-                let granted = self
-                    .windows
-                    .as_ref()
-                    .map(|windows| windows.credit(header.id, header.seq));
-                match granted {
-                    Some(Ok(())) => None,
-                    Some(Err(reason)) => Some(Incoming::Violation(Close::Protocol, reason)),
-                    None => Some(Incoming::Violation(
+            Kind::StreamCredit | Kind::StreamItem | Kind::StreamEnd => {
+                let Some(streams) = &self.streams else {
+                    return Some(Incoming::Violation(
                         Close::Protocol,
-                        "StreamCredit on the QUIC call channel: streaming calls have streams of their own".into(),
-                    )),
-                }
+                        format!(
+                            "{} on the QUIC call channel: streaming calls have streams of their own",
+                            header.kind.name()
+                        ),
+                    ));
+                };
+                let routed = match header.kind {
+                    Kind::StreamCredit if header.body_len == 0 => {
+                        streams.credit(header.id, header.seq)
+                    }
+                    Kind::StreamEnd if header.body_len == 0 => {
+                        streams.end(header.id);
+                        Ok(())
+                    }
+                    Kind::StreamItem => {
+                        context
+                            .meter
+                            .received(HEADER_LEN + header.body_len as usize);
+                        if !streams.takes(header.id) {
+                            // an item of a call that has ended
+                            return None;
+                        }
+                        match Arc::clone(&context.budget).try_acquire_many_owned(header.body_len) {
+                            Ok(share) => streams.item(header, body, share),
+                            Err(_) => {
+                                self.waiting = Some((header, body));
+                                return None;
+                            }
+                        }
+                    }
+                    other => Err(format!("{} frame with a body", other.name())),
+                };
+                routed
+                    .err()
+                    .map(|reason| Incoming::Violation(Close::Protocol, reason))
             }
             Kind::Ack if header.body_len == 0 => Some(Incoming::Ack {
                 slot: header.aux,
@@ -255,8 +275,9 @@ impl Demux {
         self.waiting.is_some()
     }
 
-    /// Completes when the waiting call has its share (cancel-safe); pending if none waits.
-    pub(crate) async fn admitted(&mut self, context: &CallEnv) -> Incoming<MuxCall> {
+    /// Completes when the waiting call, or streaming call's item, has its share
+    /// (cancel-safe); pending if none waits. `None` once an item is routed.
+    pub(crate) async fn admitted(&mut self, context: &CallEnv) -> Option<Incoming<MuxCall>> {
         let Some((header, _)) = &self.waiting else {
             return pending().await;
         };
@@ -264,17 +285,25 @@ impl Demux {
         let Some((header, body)) = self.waiting.take() else {
             return pending().await;
         };
-        match permit {
-            Ok(permit) => Incoming::Call(self.call(header, body, permit)),
-            Err(error) => Incoming::Violation(Close::Protocol, error.to_string()),
+        let permit = match permit {
+            Ok(permit) => permit,
+            Err(error) => return Some(Incoming::Violation(Close::Protocol, error.to_string())),
+        };
+        match (&self.streams, header.kind) {
+            (Some(streams), Kind::StreamItem) => streams
+                .item(header, body, permit)
+                .err()
+                .map(|reason| Incoming::Violation(Close::Protocol, reason)),
+            _ => Some(Incoming::Call(self.call(header, body, permit))),
         }
     }
 
     fn call(&self, header: FrameHeader, body: Bytes, permit: OwnedSemaphorePermit) -> MuxCall {
-        let window = match &self.windows {
-            Some(windows) if header.flags & FLAG_STREAM != 0 => windows.open(header.id),
+        let opened = match &self.streams {
+            Some(streams) if header.flags & FLAG_STREAM != 0 => streams.open(header.id),
             _ => None,
         };
+        let (window, items) = opened.map_or((None, None), |o| (Some(o.window), Some(o.items)));
         MuxCall {
             header,
             body,
@@ -282,77 +311,7 @@ impl Demux {
             tx: self.tx.clone(),
             send_timeout: self.send_timeout,
             window,
-        }
-    }
-}
-
-/// The send windows of a channel's streaming calls, by call id.
-#[derive(Default, Clone)]
-struct Windows(Arc<Mutex<HashMap<u64, Arc<Semaphore>>>>);
-
-/// A streaming call's send window, taken out of the table when the call ends.
-pub(crate) struct Window {
-    credit: Arc<Semaphore>,
-    id: u64,
-    windows: Windows,
-}
-
-impl Windows {
-    /// The window of new streaming call `id`; `None` if a call with this id is in flight
-    /// (it will be refused as a duplicate).
-    fn open(&self, id: u64) -> Option<Window> {
-        let credit = Arc::new(Semaphore::new(STREAM_WINDOW as usize));
-        match lock(&self.0).entry(id) {
-            Entry::Occupied(_) => return None,
-            Entry::Vacant(slot) => slot.insert(Arc::clone(&credit)),
-        };
-        Some(Window {
-            credit,
-            id,
-            windows: self.clone(),
-        })
-    }
-
-    /// The client took `bytes` of call `id`'s items. Credit for a call that has ended is
-    /// late, not wrong; more than was outstanding breaks the protocol.
-    fn credit(&self, id: u64, bytes: u64) -> Result<(), String> {
-        let Some(credit) = lock(&self.0).get(&id).cloned() else {
-            return Ok(());
-        };
-        let outstanding = STREAM_WINDOW as usize - credit.available_permits();
-        match usize::try_from(bytes) {
-            Ok(bytes) if bytes <= outstanding => {
-                credit.add_permits(bytes);
-                Ok(())
-            }
-            _ => Err(format!(
-                "StreamCredit of {bytes} bytes for call {id}, which has {outstanding} outstanding"
-            )),
-        }
-    }
-}
-
-impl Window {
-    /// Waits until an item of `frame_len` bytes fits the window, and takes its room.
-    async fn take(&self, frame_len: usize) -> bool {
-        match self.credit.acquire_many(window_cost(frame_len)).await {
-            Ok(room) => {
-                room.forget();
-                true
-            }
-            Err(_) => false,
-        }
-    }
-}
-
-impl Drop for Window {
-    fn drop(&mut self) {
-        let mut windows = lock(&self.windows.0);
-        if windows
-            .get(&self.id)
-            .is_some_and(|credit| Arc::ptr_eq(credit, &self.credit))
-        {
-            windows.remove(&self.id);
+            items,
         }
     }
 }
@@ -366,6 +325,8 @@ pub(crate) struct MuxCall {
     send_timeout: Duration,
     /// A streaming call's send window.
     window: Option<Window>,
+    /// A streaming call's items from the client.
+    items: Option<Items>,
 }
 
 impl CallIo for MuxCall {
@@ -383,6 +344,13 @@ impl CallIo for MuxCall {
     async fn abandoned(&mut self) {
         // cancelled by `Cancel`, which aborts the call's task
         pending().await
+    }
+
+    fn inbound(&mut self, context: &Arc<CallEnv>) -> Inbound {
+        match self.items.take() {
+            Some(items) => items.into_inbound(context, self.tx.clone(), self.send_timeout),
+            None => no_items(),
+        }
     }
 
     async fn send_item(&mut self, frame: Vec<u8>) -> bool {

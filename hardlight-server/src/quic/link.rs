@@ -11,8 +11,10 @@ use hardlight_core::{
     coalesce::Coalesced,
     codec::Bytes,
     decoder::FrameDecoder,
-    frame::{FrameHeader, HEADER_LEN},
+    frame::{FrameHeader, Kind, HEADER_LEN},
     io::{read_frame, read_header, read_rest, FrameReader, ReadError},
+    message::open_aligned_body,
+    stream::{no_items, Inbound},
     ErrorCode, Limits, ProtocolError,
 };
 use quinn::{Connection, ConnectionError, RecvStream, SendStream, VarInt};
@@ -128,7 +130,7 @@ impl Link for QuicLink {
                 accepted = self.conn.accept_bi() => return match accepted {
                     Ok((send, recv)) => Incoming::Call(QuicCall::Stream(StreamCall {
                         send,
-                        recv,
+                        recv: Some(recv),
                         send_timeout: self.send_timeout,
                     })),
                     Err(error) => {
@@ -193,7 +195,7 @@ async fn next_on(channel: &mut Option<Channel>, context: &CallEnv) -> Option<Inc
     if let Some((writer, demux)) = mux.as_mut().filter(|(_, demux)| demux.is_waiting()) {
         // the client is not read while its call waits: QUIC flow control holds back the rest
         return tokio::select! {
-            incoming = demux.admitted(context) => Some(incoming),
+            incoming = demux.admitted(context) => incoming,
             () = writer.ended() => Some(Incoming::Ended(Ended::Lost)),
         };
     }
@@ -333,6 +335,13 @@ impl CallIo for QuicCall {
         }
     }
 
+    fn inbound(&mut self, context: &Arc<CallEnv>) -> Inbound {
+        match self {
+            Self::Channel(call) => call.inbound(context),
+            Self::Stream(call) => call.inbound(context),
+        }
+    }
+
     async fn send_item(&mut self, frame: Vec<u8>) -> bool {
         match self {
             Self::Channel(call) => call.send_item(frame).await,
@@ -348,10 +357,12 @@ impl CallIo for QuicCall {
     }
 }
 
-/// A call on a stream of its own: one `Call` frame in and the reply out.
+/// A call on a stream of its own: one `Call` frame in and the reply out; for a
+/// streaming call, items either way before the reply.
 pub(crate) struct StreamCall {
     send: SendStream,
-    recv: RecvStream,
+    /// Until a call that takes the client's stream takes its items.
+    recv: Option<RecvStream>,
     send_timeout: Duration,
 }
 
@@ -365,7 +376,9 @@ impl StreamCall {
 
     /// The call's body is not read: the peer is told to stop sending it, with `code`.
     fn stop(&mut self, code: ErrorCode) {
-        let _ = self.recv.stop(VarInt::from_u32(code.to_u16().into()));
+        if let Some(recv) = &mut self.recv {
+            let _ = recv.stop(VarInt::from_u32(code.to_u16().into()));
+        }
     }
 }
 
@@ -378,7 +391,8 @@ impl CallIo for StreamCall {
         let limit = context.limits.frame_read_timeout();
         let mut deadline = Instant::now() + limit;
         let mut decoder = FrameDecoder::new(context.limits.max_message_size());
-        let header = timeout_at(deadline, read_header(&mut self.recv, &mut decoder))
+        let recv = self.recv.as_mut().ok_or(ReadError::Finished)?;
+        let header = timeout_at(deadline, read_header(recv, &mut decoder))
             .await
             .map_err(|_| self.late(limit))??;
         context
@@ -399,7 +413,8 @@ impl CallIo for StreamCall {
                 self.stop(ErrorCode::Overloaded);
             }
         })?;
-        let (header, raw) = timeout_at(deadline, read_rest(&mut self.recv, &mut decoder))
+        let recv = self.recv.as_mut().ok_or(ReadError::Finished)?;
+        let (header, raw) = timeout_at(deadline, read_rest(recv, &mut decoder))
             .await
             .map_err(|_| self.late(limit))??;
         Ok(Call::open(header, raw, reserved)?)
@@ -407,6 +422,13 @@ impl CallIo for StreamCall {
 
     async fn abandoned(&mut self) {
         let _ = self.send.stopped().await;
+    }
+
+    fn inbound(&mut self, context: &Arc<CallEnv>) -> Inbound {
+        match self.recv.take() {
+            Some(recv) => client_items(recv, Arc::clone(context)),
+            None => no_items(),
+        }
     }
 
     async fn send_item(&mut self, frame: Vec<u8>) -> bool {
@@ -419,6 +441,57 @@ impl CallIo for StreamCall {
             let _ = self.send.finish();
         }
     }
+}
+
+/// The client's items on a streaming call's stream, read as the handler takes them: each
+/// within its share of the connection's byte budget (held until the next is read), the
+/// stream's end the end of the items. QUIC's flow control holds the client back meanwhile.
+fn client_items(recv: RecvStream, context: Arc<CallEnv>) -> Inbound {
+    let max = context.limits.max_message_size();
+    let state = (recv, FrameDecoder::new(max), None::<Reservation>);
+    Box::pin(futures_util::stream::unfold(Some(state), move |state| {
+        let context = Arc::clone(&context);
+        async move {
+            let (mut recv, mut decoder, held) = state?;
+            drop(held);
+            let header = match read_header(&mut recv, &mut decoder).await {
+                Ok(header) if header.kind == Kind::StreamItem => header,
+                Ok(header) => {
+                    let error = ProtocolError::UnexpectedKind {
+                        expected: "StreamItem",
+                        got: header.kind.name(),
+                    };
+                    return Some((Err(error), None));
+                }
+                Err(ReadError::Finished) => return None,
+                Err(ReadError::Protocol(error)) => return Some((Err(error), None)),
+                Err(ReadError::Io(_)) => return Some((Err(ProtocolError::StreamReset), None)),
+            };
+            context
+                .meter
+                .received(HEADER_LEN + header.body_len as usize);
+            let reserved = match reserve(&context, &header).await {
+                Ok(reserved) => reserved,
+                Err(_) => {
+                    let error = ProtocolError::InvalidPayload(
+                        "the server's memory budget cannot take this item".into(),
+                    );
+                    return Some((Err(error), None));
+                }
+            };
+            let item = match read_rest(&mut recv, &mut decoder).await {
+                Ok((header, raw)) => {
+                    open_aligned_body(&header, raw, context.compression_negotiated(), max)
+                }
+                Err(ReadError::Protocol(error)) => Err(error),
+                Err(_) => Err(ProtocolError::StreamReset),
+            };
+            match item {
+                Ok(item) => Some((Ok(item), Some((recv, decoder, Some(reserved))))),
+                Err(error) => Some((Err(error), None)),
+            }
+        }
+    }))
 }
 
 /// The push stream.

@@ -145,7 +145,7 @@ impl Call {
     pub(crate) async fn run<H: RpcHandler, C: CallIo>(
         self,
         handler: Arc<H>,
-        context: &CallEnv,
+        context: &Arc<CallEnv>,
         io: &mut C,
         state: &StateHandle<StateOf<H>>,
     ) -> Option<Outcome> {
@@ -180,7 +180,8 @@ impl Call {
         };
         let method = <H::Service as Service>::method_name(header.aux);
         let streaming = header.flags & FLAG_STREAM != 0;
-        if streaming != <H::Service as Service>::streams(header.aux) {
+        let kind = <H::Service as Service>::stream_kind(header.aux);
+        if streaming != kind.is_streaming() {
             return Some(Outcome::Failure(
                 ErrorCode::Malformed,
                 format!(
@@ -227,9 +228,10 @@ impl Call {
                         return Some(refused);
                     }
                 }
+                let inbound = kind.takes_stream().then(|| io.inbound(context));
                 let served = async {
                     let outcome = tokio::select! {
-                        outcome = handler.dispatch(header.aux, args) => outcome,
+                        outcome = handler.dispatch(header.aux, args, inbound) => outcome,
                         () = io.abandoned() => return None,
                     };
                     match outcome {

@@ -208,7 +208,10 @@ impl<S: AsyncRead + AsyncWrite + Unpin + Send + 'static> Link for WsLink<S> {
             if self.demux.is_waiting() {
                 // the peer is not read while its call waits: TCP holds back the rest
                 tokio::select! {
-                    incoming = self.demux.admitted(context) => return incoming,
+                    incoming = self.demux.admitted(context) => match incoming {
+                        Some(incoming) => return incoming,
+                        None => continue,
+                    },
                     _ = self.keep_alive.tick() => self.ping(),
                     () = self.writer.ended() => return Incoming::Ended(Ended::Lost),
                 }
