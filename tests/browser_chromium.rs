@@ -1,6 +1,6 @@
 //! The wasm client in real headless Chromium against a real native server: typed calls,
 //! state updates, typed errors, events, durable events (acked, and redelivered when
-//! not) and a streaming call over the browser's WebSocket.
+//! not) and streaming calls of all three kinds over the browser's WebSocket.
 //!
 //! Needs the `wasm32-unknown-unknown` target, `wasm-bindgen-test-runner` (wasm-bindgen-cli
 //! at the version in `tests/browser/Cargo.lock`), `chromium` and `chromedriver`; `.ci/run`
@@ -67,6 +67,21 @@ impl Room for Handler {
             .subscriptions
             .add_durable(&topic, "reader", StartAt::AckFloor)
             .await?)
+    }
+
+    async fn measure(&self, mut words: Streaming<String>) -> HandlerResult<u32> {
+        let mut total = 0;
+        while let Some(word) = futures_util::StreamExt::next(&mut words).await {
+            total += word?.len() as u32;
+        }
+        Ok(total)
+    }
+
+    async fn shout_back(&self, words: Streaming<String>) -> HandlerResult<Streaming<String>> {
+        Ok(Streaming::try_new(futures_util::StreamExt::map(
+            words,
+            |word| word.map(|word| word.to_uppercase()),
+        )))
     }
 
     async fn count_to(&self, to: u32) -> HandlerResult<Streaming<u32>> {

@@ -1,5 +1,5 @@
-//! A small service exercising calls, typed errors, state, events, durable events and a streaming
-//! call from the browser.
+//! A small service exercising calls, typed errors, state, events, durable events and
+//! streaming calls from the browser.
 //! Shared as source with the native test that serves it.
 
 use hardlight::*;
@@ -44,6 +44,10 @@ pub trait Room {
     async fn read_notes(&self) -> HandlerResult<Position>;
     /// Streams 1 to `to`, setting the state's `counted` to each number before it goes.
     async fn count_to(&self, to: u32) -> HandlerResult<Streaming<u32>>;
+    /// The total length of the client's words.
+    async fn measure(&self, words: Streaming<String>) -> HandlerResult<u32>;
+    /// Each of the client's words in upper case, as it comes.
+    async fn shout_back(&self, words: Streaming<String>) -> HandlerResult<Streaming<String>>;
 }
 
 /// Per-connection state, mirrored in the browser.

@@ -75,7 +75,7 @@ async fn calls_state_errors_and_events_from_the_browser() {
 }
 
 #[wasm_bindgen_test]
-async fn a_streaming_call_from_the_browser() {
+async fn streaming_calls_from_the_browser() {
     let client = RoomClient::with_config(ClientConfig::new(format!("wss://{}/", server())));
     client.connect().await.expect("connect from the browser");
     let mut numbers = client.count_to(50).await.expect("count_to");
@@ -87,6 +87,22 @@ async fn a_streaming_call_from_the_browser() {
         seen.push(n);
     }
     assert_eq!(seen, (1..=50).collect::<Vec<_>>());
+
+    // the browser's own stream, and both ways at once
+    let words = ["streams", "from", "the", "browser"].map(String::from);
+    let total = client
+        .measure(futures_util::stream::iter(words.clone()))
+        .await
+        .expect("measure");
+    assert_eq!(total, 21);
+    let shouted: Vec<String> = client
+        .shout_back(futures_util::stream::iter(words))
+        .await
+        .expect("shout_back")
+        .map(|word| word.expect("a word"))
+        .collect()
+        .await;
+    assert_eq!(shouted, ["STREAMS", "FROM", "THE", "BROWSER"]);
     client.disconnect().await;
 }
 
