@@ -558,3 +558,33 @@ async fn the_stream_flag_must_match_the_method() {
         .unwrap();
     assert_eq!(common::raw_ws::close_code(&mut ws).await, Some(1002));
 }
+
+const IGNORE: u16 = 10;
+
+/// A client that sends more of its items than the call's window: the connection is
+/// closed, the server having held no more than the window.
+#[tokio::test]
+async fn items_past_the_window_break_the_protocol() {
+    let node = Node::start();
+    let mut ws = raw_peer(&node).await;
+    let header = FrameHeader::new(Kind::Call, 0)
+        .with_aux(IGNORE)
+        .with_id(1)
+        .with_flags(FLAG_STREAM);
+    let call = encode_frame(header, &encode(&()).unwrap(), Compression::None).unwrap();
+    ws.send(Message::Binary(call.into())).await.unwrap();
+    let item = encode(&vec![7u8; ITEM as usize]).unwrap();
+    let frame = encode_frame(
+        FrameHeader::new(Kind::StreamItem, 0).with_id(1),
+        &item,
+        Compression::None,
+    )
+    .unwrap();
+    let fit = u64::from(STREAM_WINDOW) / frame.len() as u64;
+    for _ in 0..=fit {
+        if ws.send(Message::Binary(frame.clone().into())).await.is_err() {
+            break;
+        }
+    }
+    assert_eq!(common::raw_ws::close_code(&mut ws).await, Some(1002));
+}
