@@ -11,7 +11,8 @@ pub use hardlight_macros::{codable, connection_state, factory, rpc, rpc_handler}
 pub use hardlight_client::{
     AckError, CallStream, Client, ClientConfig, ClientStats, ConnectError, ConnectionStatus,
     DurableEvent, DurableSubscription, Event, Reconnect, RecvError, RpcError, StateWatcher,
-    StatusError, StatusWatcher, Subscription, TlsConfigError, Transport, TransportError, Trust,
+    StatusError, StatusWatcher, StreamSnapshot, Subscription, TlsConfigError, Transport,
+    TransportError, Trust,
 };
 #[cfg(feature = "server")]
 pub use hardlight_server::{

@@ -383,11 +383,24 @@ async fn bidirectional_items_come_back_as_they_go() {
             tx.send(n).unwrap();
             assert_eq!(doubled.next().await.unwrap().unwrap(), 2 * n, "{via:?}");
         }
+        let seen = doubled.observe();
+        assert_eq!(
+            (seen.items_sent, seen.items_received),
+            (100, 100),
+            "{via:?}"
+        );
+        assert!(!seen.sent_end && !seen.received_end && seen.last_error.is_none());
+        assert!(seen.bytes_received >= 100 * 24 && seen.bytes_sent >= 100 * 24);
+        assert_eq!(client.stats().streams_open, 1, "{via:?}");
         drop(tx);
         assert!(
             doubled.next().await.is_none(),
             "{via:?}: the end of ours ends theirs"
         );
+        let seen = doubled.observe();
+        assert!(seen.sent_end && seen.received_end, "{via:?}: {seen:?}");
+        drop(doubled);
+        assert_eq!(client.stats().streams_open, 0, "{via:?}");
     }
 }
 
@@ -582,7 +595,11 @@ async fn items_past_the_window_break_the_protocol() {
     .unwrap();
     let fit = u64::from(STREAM_WINDOW) / frame.len() as u64;
     for _ in 0..=fit {
-        if ws.send(Message::Binary(frame.clone().into())).await.is_err() {
+        if ws
+            .send(Message::Binary(frame.clone().into()))
+            .await
+            .is_err()
+        {
             break;
         }
     }

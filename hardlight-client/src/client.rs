@@ -35,7 +35,7 @@ use crate::{
     rt::{self, OnEnd},
     stats::{ClientStats, Counters},
     status::{ConnectionStatus, StatusError, StatusWatcher},
-    streaming::{typed, CallStream},
+    streaming::{typed, CallStream, Observed},
     sync::lock,
 };
 
@@ -345,7 +345,7 @@ impl<S: Service> Client<S> {
     {
         let mut open = self.open_streaming(method, &args, true).await?;
         if let Some(sender) = open.items.sender() {
-            rt::spawn(send_all(sender, items));
+            rt::spawn(send_all(sender, items, open.observed.clone()));
         }
         Ok(self.typed(open))
     }
@@ -369,6 +369,7 @@ impl<S: Service> Client<S> {
             items: mut opened,
             generation,
             budget,
+            observed,
         } = self.open_streaming(method, &args, true).await?;
         let sender = opened.sender();
         let limit = self.inner.config.limits.frame_read_timeout();
@@ -381,7 +382,7 @@ impl<S: Service> Client<S> {
         // ends the call, and the sending with it
         let sending = async {
             if let Some(sender) = sender {
-                send_all(sender, items).await;
+                send_all(sender, items, observed).await;
             }
             std::future::pending::<()>().await;
         };
@@ -433,6 +434,7 @@ impl<S: Service> Client<S> {
                 items,
                 generation,
                 budget: propagated.budget,
+                observed: Observed::open(counters, sends_items),
             })
         }
         .await;
@@ -461,6 +463,7 @@ impl<S: Service> Client<S> {
             open.budget,
             wait,
             Arc::clone(&self.inner.counters),
+            open.observed,
         )
     }
 
@@ -647,23 +650,40 @@ struct Open {
     /// The mirror generation of its connection.
     generation: u64,
     budget: Option<Duration>,
+    observed: Observed,
 }
 
 /// Sends `items` on a streaming call as the server takes them, then their end; a failure
 /// to send one fails the call.
-async fn send_all<I: Codable>(mut sender: ItemSender, items: impl Stream<Item = I>) {
+async fn send_all<I: Codable>(
+    mut sender: ItemSender,
+    items: impl Stream<Item = I>,
+    observed: Observed,
+) {
     let mut items = std::pin::pin!(items);
     while let Some(item) = items.next().await {
         let sent = match encode(&item) {
-            Ok(item) => sender.send(&item).await,
+            Ok(item) => sender.send(&item).await.map(|()| item.len()),
             Err(error) => Err(error.into()),
         };
-        if let Err(error) = sent {
-            tracing::debug!(?error, "a streaming call's item could not be sent");
-            return sender.fail(error);
+        match sent {
+            Ok(len) => observed.update(|seen| {
+                seen.items_sent += 1;
+                seen.bytes_sent += (HEADER_LEN + len) as u64;
+            }),
+            Err(error) => {
+                tracing::debug!(?error, "a streaming call's item could not be sent");
+                let described = RpcError::<()>::from(error.clone()).describe();
+                observed.update(|seen| {
+                    seen.sent_end = true;
+                    seen.last_error = Some(described);
+                });
+                return sender.fail(error);
+            }
         }
     }
     sender.end().await;
+    observed.update(|seen| seen.sent_end = true);
 }
 
 /// The header and body of a call of `method` with `args`: its `flags`, and the budget and

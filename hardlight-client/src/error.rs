@@ -47,6 +47,21 @@ pub enum RpcError<E = HandlerError> {
 }
 
 impl<E> RpcError<E> {
+    /// What went wrong, for people, whatever the handler's error type.
+    pub(crate) fn describe(&self) -> String {
+        match self {
+            Self::Handler(_) => "the handler returned its error".into(),
+            Self::Remote { code, message } => format!("server failed the call ({code}): {message}"),
+            Self::Protocol(error) => format!("protocol error: {error}"),
+            Self::Transport(error) => error.to_string(),
+            Self::DeadlineExceeded(budget) => {
+                format!("deadline exceeded: the call's budget of {budget:?} ran out")
+            }
+            Self::Cancelled => "call cancelled by the server".into(),
+            Self::NotConnected => "not connected".into(),
+        }
+    }
+
     /// Whether the same call may succeed if tried again (after reconnecting, or later):
     /// true for transport failures, timeouts, cancellations, a server shutting down or
     /// overloaded, and the call rate limit. HardLight never retries a call by itself.
@@ -189,7 +204,7 @@ impl From<TlsConfigError> for ConnectError {
 }
 
 /// A failed call before the reply is decoded, independent of the handler's error type.
-#[derive(Debug)]
+#[derive(Debug, Clone)]
 pub(crate) enum CallError {
     Transport(TransportError),
     Protocol(ProtocolError),

@@ -42,4 +42,4 @@ pub use events::{Event, RecvError, Subscription};
 pub use mirror::StateWatcher;
 pub use stats::ClientStats;
 pub use status::{ConnectionStatus, StatusError, StatusWatcher};
-pub use streaming::CallStream;
+pub use streaming::{CallStream, StreamSnapshot};

@@ -15,6 +15,8 @@ pub struct ClientStats {
     pub calls_in_flight: u64,
     /// Calls that failed other than with the handler's own error.
     pub calls_failed: u64,
+    /// Streaming calls open: opened and neither ended nor dropped.
+    pub streams_open: u64,
     /// Frame bytes of calls sent (before compression).
     pub bytes_sent: u64,
     /// Frame bytes of replies received.
@@ -39,6 +41,8 @@ pub(crate) struct Counters {
     pub(crate) calls: AtomicU64,
     pub(crate) finished: AtomicU64,
     pub(crate) failed: AtomicU64,
+    pub(crate) streams_opened: AtomicU64,
+    pub(crate) streams_closed: AtomicU64,
     pub(crate) bytes_sent: AtomicU64,
     pub(crate) bytes_received: AtomicU64,
     pub(crate) events_received: AtomicU64,
@@ -55,6 +59,10 @@ impl Counters {
             calls,
             calls_in_flight: calls.saturating_sub(self.finished.load(Relaxed)),
             calls_failed: self.failed.load(Relaxed),
+            streams_open: self
+                .streams_opened
+                .load(Relaxed)
+                .saturating_sub(self.streams_closed.load(Relaxed)),
             bytes_sent: self.bytes_sent.load(Relaxed),
             bytes_received: self.bytes_received.load(Relaxed),
             events_received: self.events_received.load(Relaxed),

@@ -134,11 +134,85 @@ type Items<T, E> = Pin<Box<dyn Stream<Item = Result<T, RpcError<E>>>>>;
 /// ```
 pub struct CallStream<T, E = HandlerError> {
     items: Items<T, E>,
+    observed: Observed,
 }
 
 impl<T, E> CallStream<T, E> {
-    pub(crate) fn new(items: Items<T, E>) -> Self {
-        Self { items }
+    pub(crate) fn new(items: Items<T, E>, observed: Observed) -> Self {
+        Self { items, observed }
+    }
+
+    /// What this call has moved so far, and whether each side has ended.
+    ///
+    /// ```no_run
+    /// # async fn watch(ticks: hardlight_client::CallStream<u64>) {
+    /// let seen = ticks.observe();
+    /// println!("{} items, {} bytes, ended: {}", seen.items_received, seen.bytes_received, seen.received_end);
+    /// # }
+    /// ```
+    pub fn observe(&self) -> StreamSnapshot {
+        self.observed.snapshot()
+    }
+}
+
+/// A streaming call's counters and state, as a plain value ([`CallStream::observe`]).
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+#[non_exhaustive]
+pub struct StreamSnapshot {
+    /// Items received from the server.
+    pub items_received: u64,
+    /// Frame bytes of those items, as received.
+    pub bytes_received: u64,
+    /// The client's items sent.
+    pub items_sent: u64,
+    /// Frame bytes of those items, as sent.
+    pub bytes_sent: u64,
+    /// The server's side has ended: its reply came (or the call failed).
+    pub received_end: bool,
+    /// The client's side has ended: every item sent, or sending failed (or there are none
+    /// to send).
+    pub sent_end: bool,
+    /// The last error, for people.
+    pub last_error: Option<String>,
+}
+
+/// A streaming call's snapshot, shared by its reading and sending sides, and its place
+/// in the client's count of open streams until dropped.
+#[derive(Debug, Clone)]
+pub(crate) struct Observed(Arc<ObservedInner>);
+
+#[derive(Debug)]
+struct ObservedInner {
+    snapshot: std::sync::Mutex<StreamSnapshot>,
+    counters: Arc<Counters>,
+}
+
+impl Observed {
+    /// A streaming call just opened, counted among the client's open streams.
+    pub(crate) fn open(counters: &Arc<Counters>, sends_items: bool) -> Self {
+        counters.streams_opened.fetch_add(1, Ordering::Relaxed);
+        let snapshot = StreamSnapshot {
+            sent_end: !sends_items,
+            ..StreamSnapshot::default()
+        };
+        Self(Arc::new(ObservedInner {
+            snapshot: std::sync::Mutex::new(snapshot),
+            counters: Arc::clone(counters),
+        }))
+    }
+
+    pub(crate) fn snapshot(&self) -> StreamSnapshot {
+        crate::sync::lock(&self.0.snapshot).clone()
+    }
+
+    pub(crate) fn update(&self, change: impl FnOnce(&mut StreamSnapshot)) {
+        change(&mut crate::sync::lock(&self.0.snapshot));
+    }
+}
+
+impl Drop for ObservedInner {
+    fn drop(&mut self) {
+        self.counters.streams_closed.fetch_add(1, Ordering::Relaxed);
     }
 }
 
@@ -182,6 +256,7 @@ struct Flow<W> {
     /// Waits until the mirror holds a state version.
     wait: W,
     counters: Arc<Counters>,
+    observed: Observed,
 }
 
 /// The typed items of the streaming call `opened`, each handed out once the mirror holds
@@ -191,6 +266,7 @@ pub(crate) fn typed<T, E, W, F>(
     budget: Option<Duration>,
     wait: W,
     counters: Arc<Counters>,
+    observed: Observed,
 ) -> CallStream<T, E>
 where
     T: Codable + Send + 'static,
@@ -203,9 +279,37 @@ where
         deadline: budget.map(|budget| -> Sleep { Box::pin(rt::sleep(budget)) }),
         wait,
         counters,
+        observed: observed.clone(),
     };
     let items = futures_util::stream::unfold(Some(flow), move |flow| async move {
-        let mut flow = flow?;
+        let flow = flow?;
+        let observed = flow.observed.clone();
+        let next = next_item::<T, E, W, F>(flow, budget).await;
+        observed.update(|seen| match &next {
+            Some((Ok(_), _)) => seen.items_received += 1,
+            Some((Err(error), _)) => {
+                seen.received_end = true;
+                seen.last_error = Some(error.describe());
+            }
+            None => seen.received_end = true,
+        });
+        next
+    });
+    CallStream::new(Box::pin(items), observed)
+}
+
+/// The next of a streaming call's items: `None` at its end; an error ends it.
+async fn next_item<T, E, W, F>(
+    mut flow: Flow<W>,
+    budget: Option<Duration>,
+) -> Option<(Result<T, RpcError<E>>, Option<Flow<W>>)>
+where
+    T: Codable + Send + 'static,
+    E: Codable + Send + 'static,
+    W: Fn(u64) -> F + MaybeSend + 'static,
+    F: std::future::Future<Output = Result<(), CallError>> + MaybeSend,
+{
+    {
         let next = match flow.deadline.as_mut() {
             None => flow.opened.next().await,
             Some(deadline) => {
@@ -225,6 +329,10 @@ where
         flow.counters
             .bytes_received
             .fetch_add(wire as u64, Ordering::Relaxed);
+        if header.kind == Kind::StreamItem {
+            flow.observed
+                .update(|seen| seen.bytes_received += wire as u64);
+        }
         if let Err(error) = (flow.wait)(header.seq).await {
             return Some((Err(error.into()), None));
         }
@@ -248,6 +356,5 @@ where
             Ok(item) => Some((Ok(item), Some(flow))),
             Err(error) => Some((Err(error.into()), None)),
         }
-    });
-    CallStream::new(Box::pin(items))
+    }
 }
