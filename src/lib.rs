@@ -31,6 +31,11 @@ pub use hardlight_server::prometheus;
 #[cfg(feature = "nats")]
 pub use hardlight_server::{cluster, ClusterConfig, ClusterStats};
 
+/// Raw byte streams over streaming calls: `AsyncRead`s sent as chunks and read back,
+/// pipes, per-operation deadlines.
+#[cfg(any(feature = "client", feature = "server"))]
+pub use hardlight_core::byte_stream;
+
 /// The protocol building blocks (frames, codec, handshake), for tools and tests that
 /// speak the wire format directly.
 pub use hardlight_core as protocol;

@@ -155,6 +155,20 @@ impl<T, E> CallStream<T, E> {
     }
 }
 
+#[cfg(feature = "native")]
+impl<E: Send + 'static> CallStream<Vec<u8>, E> {
+    /// The items read as raw bytes, for bulk transfer: an `AsyncRead` whose errors carry
+    /// the call's error as their message. Wrap it in
+    /// [`WithDeadline`](hardlight_core::byte_stream::WithDeadline) to give each read a
+    /// deadline.
+    pub fn into_reader(self) -> impl tokio::io::AsyncRead + Send + Unpin {
+        use futures_util::StreamExt;
+        hardlight_core::byte_stream::byte_reader(
+            self.map(|chunk| chunk.map_err(|error| error.describe())),
+        )
+    }
+}
+
 /// A streaming call's counters and state, as a plain value ([`CallStream::observe`]).
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 #[non_exhaustive]

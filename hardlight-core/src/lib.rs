@@ -6,6 +6,8 @@
 //! `docs/PROTOCOL.md`.
 
 pub mod addr;
+#[cfg(feature = "io")]
+pub mod byte_stream;
 pub mod calls;
 pub mod close;
 #[cfg(feature = "io")]
