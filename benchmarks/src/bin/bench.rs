@@ -136,7 +136,11 @@ fn parse_args() -> Args {
     };
     let only = value("--only")
         .map(|list| list.split(',').map(str::to_owned).collect())
-        .unwrap_or_else(|| vec!["rpc".into(), "fanout".into(), "idle".into()]);
+        .unwrap_or_else(|| {
+            ["rpc", "fanout", "idle", "streaming"]
+                .map(String::from)
+                .to_vec()
+        });
     let json = value("--json")
         .map(PathBuf::from)
         .unwrap_or_else(|| PathBuf::from("target/bench.json"));
