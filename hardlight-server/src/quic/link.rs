@@ -444,8 +444,9 @@ impl CallIo for StreamCall {
 }
 
 /// The client's items on a streaming call's stream, read as the handler takes them: each
-/// within its share of the connection's byte budget (held until the next is read), the
-/// stream's end the end of the items. QUIC's flow control holds the client back meanwhile.
+/// within its share of the connection's byte budget (held until the next is read) and,
+/// once begun, whole within `frame_read_timeout`; the stream's end is the end of the
+/// items. QUIC's flow control holds the client back meanwhile.
 fn client_items(recv: RecvStream, context: Arc<CallEnv>) -> Inbound {
     let max = context.limits.max_message_size();
     let state = (recv, FrameDecoder::new(max), None::<Reservation>);
@@ -479,12 +480,14 @@ fn client_items(recv: RecvStream, context: Arc<CallEnv>) -> Inbound {
                     return Some((Err(error), None));
                 }
             };
-            let item = match read_rest(&mut recv, &mut decoder).await {
-                Ok((header, raw)) => {
+            let limit = context.limits.frame_read_timeout();
+            let item = match timeout(limit, read_rest(&mut recv, &mut decoder)).await {
+                Ok(Ok((header, raw))) => {
                     open_aligned_body(&header, raw, context.compression_negotiated(), max)
                 }
-                Err(ReadError::Protocol(error)) => Err(error),
-                Err(_) => Err(ProtocolError::StreamReset),
+                Ok(Err(ReadError::Protocol(error))) => Err(error),
+                Ok(Err(_)) => Err(ProtocolError::StreamReset),
+                Err(_) => Err(ProtocolError::FrameTimeout { limit }),
             };
             match item {
                 Ok(item) => Some((Ok(item), Some((recv, decoder, Some(reserved))))),
