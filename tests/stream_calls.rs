@@ -162,7 +162,6 @@ impl Feed for FeedHandler {
 struct Node {
     running: Running<()>,
     counts: Arc<Counts>,
-    memory: protocol::memory::InMemory,
 }
 
 #[derive(Debug, Clone, Copy)]
@@ -181,28 +180,11 @@ impl Node {
 
     fn start_with(adjust: impl FnOnce(ServerConfig) -> ServerConfig) -> Self {
         let counts = Arc::new(Counts::default());
-        let config = adjust(ServerConfig::new_self_signed("127.0.0.1:0"));
-        let certificate_pem = config.certificate_pem().unwrap();
-        let mut server = Server::new(
-            config,
+        let running = common::run(
+            adjust(ServerConfig::new_self_signed("127.0.0.1:0")),
             Factory::<FeedHandler>::with_shared_app(Arc::clone(&counts)),
         );
-        let addr = server.bind().unwrap();
-        let memory = server.in_memory();
-        let running = Running {
-            addr,
-            certificate_pem,
-            shutdown: server.shutdown_handle(),
-            emitter: server.get_event_emitter(),
-            notifier: server.get_topic_notifier(),
-            stats: server.stats_handle(),
-        };
-        tokio::spawn(server.run());
-        Self {
-            running,
-            counts,
-            memory,
-        }
+        Self { running, counts }
     }
 
     fn config(&self, via: Via) -> ClientConfig {
@@ -212,7 +194,7 @@ impl Node {
         match via {
             Via::Quic => over(Transport::Quic),
             Via::WebSocket => over(Transport::WebSocket),
-            Via::Memory => ClientConfig::in_memory(self.memory.clone()),
+            Via::Memory => ClientConfig::in_memory(self.running.memory.clone()),
         }
     }
 

@@ -16,7 +16,7 @@ use hardlight_core::{
     current::CurrentCall,
     frame::{FrameHeader, Kind, FLAG_STREAM, HEADER_LEN},
     handshake::Resume,
-    Compression, ConnectionState, ErrorCode, ProtocolError, RejectCode, Service,
+    Compression, ConnectionState, ProtocolError, RejectCode, Service,
 };
 use tokio::sync::{broadcast, watch};
 
@@ -291,20 +291,7 @@ impl<S: Service> Client<S> {
         let current = CurrentCall::get();
         let propagated =
             Propagated::new(self.call_timeout, self.context.as_deref(), current.as_ref());
-        let result = match propagated.budget {
-            None => self.call(method, &args, &propagated).await,
-            Some(budget) if budget.is_zero() => Err(RpcError::DeadlineExceeded(budget)),
-            Some(budget) => rt::timeout(budget, self.call(method, &args, &propagated))
-                .await
-                .unwrap_or(Err(RpcError::DeadlineExceeded(budget)))
-                .map_err(|error| match error {
-                    RpcError::Remote {
-                        code: ErrorCode::DeadlineExceeded,
-                        ..
-                    } => RpcError::DeadlineExceeded(budget),
-                    other => other,
-                }),
-        };
+        let result = within(propagated.budget, self.call(method, &args, &propagated)).await;
         counters.finished.fetch_add(1, Ordering::Relaxed);
         if matches!(&result, Err(e) if !matches!(e, RpcError::Handler(_))) {
             counters.failed.fetch_add(1, Ordering::Relaxed);
@@ -392,19 +379,7 @@ impl<S: Service> Client<S> {
                 () = sending => unreachable!("sending never completes"),
             }
         };
-        match budget {
-            None => exchange.await,
-            Some(budget) => rt::timeout(budget, exchange)
-                .await
-                .unwrap_or(Err(RpcError::DeadlineExceeded(budget)))
-                .map_err(|error| match error {
-                    RpcError::Remote {
-                        code: ErrorCode::DeadlineExceeded,
-                        ..
-                    } => RpcError::DeadlineExceeded(budget),
-                    other => other,
-                }),
-        }
+        within(budget, exchange).await
     }
 
     /// Opens a streaming call of `method` with `args`, with its budget and context;
@@ -641,6 +616,23 @@ async fn reconnect<S: Service>(inner: Weak<Inner<S>>, policy: Reconnect, mut err
             }
             Err(e) => error = StatusError::Connect(e),
         }
+    }
+}
+
+/// Runs `call` within `budget` (none: without a deadline): past it, or when the server
+/// says so, the call fails with `DeadlineExceeded`; a budget already spent fails it at
+/// once.
+async fn within<T, E>(
+    budget: Option<Duration>,
+    call: impl std::future::Future<Output = Result<T, RpcError<E>>>,
+) -> Result<T, RpcError<E>> {
+    match budget {
+        None => call.await,
+        Some(budget) if budget.is_zero() => Err(RpcError::DeadlineExceeded(budget)),
+        Some(budget) => rt::timeout(budget, call)
+            .await
+            .unwrap_or(Err(RpcError::DeadlineExceeded(budget)))
+            .map_err(|error| error.past(budget)),
     }
 }
 

@@ -47,6 +47,18 @@ pub enum RpcError<E = HandlerError> {
 }
 
 impl<E> RpcError<E> {
+    /// The server's `DeadlineExceeded` failure as the caller's own, carrying `budget`;
+    /// any other error as it is.
+    pub(crate) fn past(self, budget: Duration) -> Self {
+        match self {
+            Self::Remote {
+                code: ErrorCode::DeadlineExceeded,
+                ..
+            } => Self::DeadlineExceeded(budget),
+            other => other,
+        }
+    }
+
     /// What went wrong, for people, whatever the handler's error type.
     pub(crate) fn describe(&self) -> String {
         match self {

@@ -16,7 +16,7 @@ use futures_util::{
 use hardlight_core::{
     codec::{decode, Bytes, Codable},
     frame::{FrameHeader, Kind},
-    ErrorCode, HandlerError,
+    HandlerError,
 };
 
 #[cfg(feature = "native")]
@@ -353,14 +353,7 @@ where
         if header.kind != Kind::StreamItem {
             return match decode_reply::<(), E>(&header, &body) {
                 Ok(()) => None,
-                Err(RpcError::Remote {
-                    code: ErrorCode::DeadlineExceeded,
-                    ..
-                }) => Some((
-                    Err(RpcError::DeadlineExceeded(budget.unwrap_or_default())),
-                    None,
-                )),
-                Err(error) => Some((Err(error), None)),
+                Err(error) => Some((Err(error.past(budget.unwrap_or_default())), None)),
             };
         }
         if let Err(error) = flow.opened.took(wire).await {

@@ -260,6 +260,8 @@ pub struct Running<E> {
     pub emitter: EventEmitter<E>,
     pub notifier: TopicNotifier,
     pub stats: StatsHandle,
+    /// The in-process way to the server.
+    pub memory: protocol::memory::InMemory,
 }
 
 /// Binds a server of `factory`'s handlers with `config` and runs it in the background.
@@ -277,6 +279,7 @@ pub fn run<H: RpcHandler>(
         emitter: server.get_event_emitter(),
         notifier: server.get_topic_notifier(),
         stats: server.stats_handle(),
+        memory: server.in_memory(),
     };
     tokio::spawn(server.run());
     running

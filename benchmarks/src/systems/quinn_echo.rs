@@ -19,14 +19,41 @@ pub(super) enum Streams {
     Pipelined,
 }
 
-pub(super) async fn serve(cert: Certificate, streams: Streams) {
-    let crypto = quinn::crypto::rustls::QuicServerConfig::try_from(cert.server_config(ALPN))
+/// A raw quinn server on loopback speaking `alpn`, its address announced to the parent.
+pub(super) fn endpoint(cert: &Certificate, alpn: &[u8]) -> quinn::Endpoint {
+    let crypto = quinn::crypto::rustls::QuicServerConfig::try_from(cert.server_config(alpn))
         .expect("QUIC TLS");
     let mut config = quinn::ServerConfig::with_crypto(Arc::new(crypto));
     config.transport_config(Arc::new(transport()));
     let endpoint =
         quinn::Endpoint::server(config, SocketAddr::from(([127, 0, 0, 1], 0))).expect("bind");
     announce(endpoint.local_addr().expect("address"));
+    endpoint
+}
+
+/// A raw quinn connection to the server at `addr` speaking `alpn`, and its endpoint.
+pub(super) async fn connection(
+    addr: SocketAddr,
+    cert: &Certificate,
+    alpn: &[u8],
+) -> (quinn::Connection, quinn::Endpoint) {
+    let crypto = quinn::crypto::rustls::QuicClientConfig::try_from(cert.client_config(alpn))
+        .expect("QUIC TLS");
+    let mut endpoint =
+        quinn::Endpoint::client(SocketAddr::from(([127, 0, 0, 1], 0))).expect("endpoint");
+    let mut client = quinn::ClientConfig::new(Arc::new(crypto));
+    client.transport_config(Arc::new(transport()));
+    endpoint.set_default_client_config(client);
+    let conn = endpoint
+        .connect(addr, "localhost")
+        .expect("connect")
+        .await
+        .expect("handshake");
+    (conn, endpoint)
+}
+
+pub(super) async fn serve(cert: Certificate, streams: Streams) {
+    let endpoint = endpoint(&cert, ALPN);
     while let Some(incoming) = endpoint.accept().await {
         tokio::spawn(async move {
             let Ok(conn) = incoming.await else { return };
@@ -57,18 +84,7 @@ fn transport() -> quinn::TransportConfig {
 }
 
 pub(super) async fn connect(addr: SocketAddr, cert: &Certificate, streams: Streams) -> Connection {
-    let crypto = quinn::crypto::rustls::QuicClientConfig::try_from(cert.client_config(ALPN))
-        .expect("QUIC TLS");
-    let mut endpoint =
-        quinn::Endpoint::client(SocketAddr::from(([127, 0, 0, 1], 0))).expect("endpoint");
-    let mut client = quinn::ClientConfig::new(Arc::new(crypto));
-    client.transport_config(Arc::new(transport()));
-    endpoint.set_default_client_config(client);
-    let conn = endpoint
-        .connect(addr, "localhost")
-        .expect("connect")
-        .await
-        .expect("handshake");
+    let (conn, endpoint) = connection(addr, cert, ALPN).await;
     match streams {
         Streams::PerRequest => Arc::new(QuinnTarget {
             conn,

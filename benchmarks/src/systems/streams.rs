@@ -4,14 +4,13 @@
 
 use std::{
     net::SocketAddr,
-    sync::Arc,
     time::{Duration, Instant},
 };
 
 use futures_util::StreamExt;
 
 use super::hardlight::{client_config, BenchClient};
-use crate::{child::announce, tls::Certificate};
+use crate::tls::Certificate;
 
 const ALPN: &[u8] = b"items";
 
@@ -136,12 +135,7 @@ pub fn parse_request(data: &[u8]) -> (u64, u32) {
 /// Serves the raw quinn floor: each bidirectional stream carries one request, answered
 /// with its items, each a u32 length and the bytes.
 pub async fn quinn_serve(cert: Certificate) {
-    let crypto = quinn::crypto::rustls::QuicServerConfig::try_from(cert.server_config(ALPN))
-        .expect("QUIC TLS");
-    let config = quinn::ServerConfig::with_crypto(Arc::new(crypto));
-    let endpoint =
-        quinn::Endpoint::server(config, SocketAddr::from(([127, 0, 0, 1], 0))).expect("bind");
-    announce(endpoint.local_addr().expect("address"));
+    let endpoint = super::quinn_echo::endpoint(&cert, ALPN);
     while let Some(incoming) = endpoint.accept().await {
         tokio::spawn(async move {
             let Ok(conn) = incoming.await else { return };
@@ -169,17 +163,7 @@ async fn quinn_connect(
     addr: SocketAddr,
     cert: &Certificate,
 ) -> (quinn::Connection, quinn::Endpoint) {
-    let crypto = quinn::crypto::rustls::QuicClientConfig::try_from(cert.client_config(ALPN))
-        .expect("QUIC TLS");
-    let mut endpoint =
-        quinn::Endpoint::client(SocketAddr::from(([127, 0, 0, 1], 0))).expect("endpoint");
-    endpoint.set_default_client_config(quinn::ClientConfig::new(Arc::new(crypto)));
-    let conn = endpoint
-        .connect(addr, "localhost")
-        .expect("connect")
-        .await
-        .expect("handshake");
-    (conn, endpoint)
+    super::quinn_echo::connection(addr, cert, ALPN).await
 }
 
 async fn quinn_drain(conn: &quinn::Connection, count: u64, size: u32) -> (Duration, Duration) {

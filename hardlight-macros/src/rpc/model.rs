@@ -228,9 +228,9 @@ fn parse_args(sig: &syn::Signature, errors: &mut Errors) -> Vec<Arg> {
         .collect()
 }
 
-/// `Streaming<T>` as an argument → `T`: the client's stream, whose items end without an
-/// error of the method's.
-fn streamed_arg(ty: &syn::Type, errors: &mut Errors) -> Option<syn::Type> {
+/// The type arguments of `ty` if it is `Streaming<…>`; `None` for any other type (and
+/// for a `Streaming` without them, reported).
+fn streaming_args(ty: &syn::Type, errors: &mut Errors) -> Option<Vec<syn::Type>> {
     let syn::Type::Path(path) = ty else {
         return None;
     };
@@ -242,14 +242,17 @@ fn streamed_arg(ty: &syn::Type, errors: &mut Errors) -> Option<syn::Type> {
         errors.at(ty, "a stream names its item type: `Streaming<T>`");
         return None;
     };
-    let types: Vec<_> = args
-        .args
-        .iter()
-        .filter_map(|a| match a {
-            syn::GenericArgument::Type(t) => Some(t.clone()),
-            _ => None,
-        })
-        .collect();
+    let types = args.args.iter().filter_map(|a| match a {
+        syn::GenericArgument::Type(t) => Some(t.clone()),
+        _ => None,
+    });
+    Some(types.collect())
+}
+
+/// `Streaming<T>` as an argument → `T`: the client's stream, whose items end without an
+/// error of the method's.
+fn streamed_arg(ty: &syn::Type, errors: &mut Errors) -> Option<syn::Type> {
+    let types = streaming_args(ty, errors)?;
     if types.len() != 1 {
         errors.at(
             ty,
@@ -266,27 +269,12 @@ fn streamed_item(
     err: Option<&syn::Type>,
     errors: &mut Errors,
 ) -> Option<syn::Type> {
-    let syn::Type::Path(path) = ok else {
-        return None;
-    };
-    let last = path.path.segments.last()?;
-    if last.ident != "Streaming" {
-        return None;
-    }
-    let syn::PathArguments::AngleBracketed(args) = &last.arguments else {
-        errors.at(ok, "a stream names its item type: `Streaming<T>`");
-        return None;
-    };
-    let mut types = args.args.iter().filter_map(|a| match a {
-        syn::GenericArgument::Type(t) => Some(t),
-        _ => None,
-    });
-    let item = types.next().cloned();
-    let stream_err = types.next();
-    let same = match (stream_err, err) {
+    let types = streaming_args(ok, errors)?;
+    let tokens = |ty: &syn::Type| ty.to_token_stream().to_string();
+    let same = match (types.get(1), err) {
         (None, None) => true,
-        (Some(a), Some(b)) => a.to_token_stream().to_string() == b.to_token_stream().to_string(),
-        (Some(a), None) => a.to_token_stream().to_string() == "HandlerError",
+        (Some(a), Some(b)) => tokens(a) == tokens(b),
+        (Some(a), None) => tokens(a) == "HandlerError",
         (None, Some(_)) => false,
     };
     if !same {
@@ -295,6 +283,7 @@ fn streamed_item(
             "a stream ends with the method's error: write `HandlerResult<Streaming<T, E>, E>` with the same `E` in both",
         );
     }
+    let item = types.into_iter().next();
     if item.is_none() {
         errors.at(ok, "a stream names its item type: `Streaming<T>`");
     }
