@@ -16,16 +16,15 @@ use std::{
 
 use common::{
     raw::hello_for,
-    raw_ws::{handshaken_to, RawWs},
+    raw_ws::{call_message, handshaken_to, next_frame, RawWs},
     Running,
 };
-use futures_util::{SinkExt, StreamExt};
+use futures_util::SinkExt;
 use hardlight::{
     protocol::{
         codec::{decode, encode},
         context::{budget_to_seq, MAX_CONTEXT_LEN},
-        frame::{FrameHeader, Kind, FLAG_CONTEXT},
-        message::encode_frame,
+        frame::{Kind, FLAG_CONTEXT},
     },
     *,
 };
@@ -175,23 +174,6 @@ async fn a_handler_past_its_deadline_is_dropped_and_the_caller_gets_deadline_exc
     }
 }
 
-/// The next binary message's header and body.
-async fn next_frame(ws: &mut RawWs) -> (FrameHeader, Vec<u8>) {
-    loop {
-        match tokio::time::timeout(Duration::from_secs(60), ws.next()).await {
-            Ok(Some(Ok(Message::Binary(bytes)))) => {
-                let (header, body) = FrameHeader::split(&bytes, u32::MAX).unwrap();
-                if matches!(header.kind, Kind::State) {
-                    continue;
-                }
-                return (header, body.to_vec());
-            }
-            Ok(Some(Ok(_))) => continue,
-            other => panic!("expected a frame, got {other:?}"),
-        }
-    }
-}
-
 async fn raw_peer(node: &Node) -> RawWs {
     handshaken_to(
         node.running.addr,
@@ -202,16 +184,7 @@ async fn raw_peer(node: &Node) -> RawWs {
 }
 
 fn call_frame(method: u16, id: u64, budget: Option<Duration>, body: &[u8], flags: u8) -> Message {
-    let header = FrameHeader::new(Kind::Call, 0)
-        .with_aux(method)
-        .with_id(id)
-        .with_seq(budget_to_seq(budget))
-        .with_flags(flags);
-    Message::Binary(
-        encode_frame(header, body, Compression::None)
-            .unwrap()
-            .into(),
-    )
+    call_message(method, id, budget_to_seq(budget), flags, body)
 }
 
 const HOLD: u16 = 0;

@@ -16,7 +16,7 @@ use std::{
 
 use common::{
     raw::hello_for,
-    raw_ws::{handshaken_to, RawWs},
+    raw_ws::{call_message, handshaken_to, next_frame, RawWs},
     Running,
 };
 use futures_util::{stream, SinkExt, StreamExt};
@@ -488,18 +488,7 @@ async fn raw_peer(node: &Node) -> RawWs {
 }
 
 async fn next_kind(ws: &mut RawWs) -> FrameHeader {
-    loop {
-        match tokio::time::timeout(Duration::from_secs(60), ws.next()).await {
-            Ok(Some(Ok(Message::Binary(bytes)))) => {
-                let (header, _) = FrameHeader::split(&bytes, u32::MAX).unwrap();
-                if header.kind != Kind::State {
-                    return header;
-                }
-            }
-            Ok(Some(Ok(_))) => continue,
-            other => panic!("expected a frame, got {other:?}"),
-        }
-    }
+    next_frame(ws).await.0
 }
 
 const COUNT: u16 = 0;
@@ -511,17 +500,8 @@ const PING: u16 = 5;
 async fn the_stream_flag_must_match_the_method() {
     let node = Node::start();
     let mut ws = raw_peer(&node).await;
-    let call = |method: u16, id: u64, flags: u8, body: &[u8]| {
-        let header = FrameHeader::new(Kind::Call, 0)
-            .with_aux(method)
-            .with_id(id)
-            .with_flags(flags);
-        Message::Binary(
-            encode_frame(header, body, Compression::None)
-                .unwrap()
-                .into(),
-        )
-    };
+    let call =
+        |method: u16, id: u64, flags: u8, body: &[u8]| call_message(method, id, 0, flags, body);
     let unit = encode(&()).unwrap();
     let counting = encode(&(0u64, 1u64)).unwrap();
     for (method, flags, body, id) in [(PING, FLAG_STREAM, &unit, 1), (COUNT, 0, &counting, 2)] {

@@ -113,3 +113,35 @@ pub async fn close_code(ws: &mut RawWs) -> Option<u16> {
     }
     None
 }
+
+/// A `Call` of `method` with id `id`, `seq` (its time budget), `flags` and `body` (the
+/// archived arguments, maybe followed by a call context), as a WebSocket message.
+pub fn call_message(method: u16, id: u64, seq: u64, flags: u8, body: &[u8]) -> Message {
+    let header = FrameHeader::new(Kind::Call, 0)
+        .with_aux(method)
+        .with_id(id)
+        .with_seq(seq)
+        .with_flags(flags);
+    Message::Binary(
+        encode_frame(header, body, Compression::None)
+            .unwrap()
+            .into(),
+    )
+}
+
+/// The next frame from the server that is not a state batch: its header and body.
+/// Panics if none comes within 60 s (only a hang reaches that).
+pub async fn next_frame(ws: &mut RawWs) -> (FrameHeader, Vec<u8>) {
+    loop {
+        match tokio::time::timeout(std::time::Duration::from_secs(60), ws.next()).await {
+            Ok(Some(Ok(Message::Binary(bytes)))) => {
+                let (header, body) = FrameHeader::split(&bytes, u32::MAX).unwrap();
+                if header.kind != Kind::State {
+                    return (header, body.to_vec());
+                }
+            }
+            Ok(Some(Ok(_))) => continue,
+            other => panic!("expected a frame, got {other:?}"),
+        }
+    }
+}
