@@ -19,6 +19,7 @@ pub mod nats_process;
 pub mod probe;
 pub mod raw;
 pub mod raw_ws;
+pub mod relay;
 pub mod tcp_proxy;
 pub mod udp_proxy;
 
