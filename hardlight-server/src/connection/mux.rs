@@ -303,7 +303,9 @@ impl Demux {
             Some(streams) if header.flags & FLAG_STREAM != 0 => streams.open(header.id),
             _ => None,
         };
-        let (window, items) = opened.map_or((None, None), |o| (Some(o.window), Some(o.items)));
+        let (window, items) = opened.map_or((None, None), |o| {
+            (Some(Box::new(o.window)), Some(Box::new(o.items)))
+        });
         MuxCall {
             header,
             body,
@@ -323,10 +325,11 @@ pub(crate) struct MuxCall {
     permit: Option<OwnedSemaphorePermit>,
     tx: mpsc::Sender<Outgoing>,
     send_timeout: Duration,
-    /// A streaming call's send window.
-    window: Option<Window>,
+    /// A streaming call's send window (boxed, as the next: most calls do not stream, and
+    /// every call's task holds its `MuxCall`).
+    window: Option<Box<Window>>,
     /// A streaming call's items from the client.
-    items: Option<Items>,
+    items: Option<Box<Items>>,
 }
 
 impl CallIo for MuxCall {
@@ -348,7 +351,7 @@ impl CallIo for MuxCall {
 
     fn inbound(&mut self, context: &Arc<CallEnv>) -> Inbound {
         match self.items.take() {
-            Some(items) => items.into_inbound(context, self.tx.clone(), self.send_timeout),
+            Some(items) => (*items).into_inbound(context, self.tx.clone(), self.send_timeout),
             None => no_items(),
         }
     }

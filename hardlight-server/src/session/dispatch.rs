@@ -220,35 +220,34 @@ impl Call {
             let run = async {
                 if !context.interceptors.is_empty() {
                     let service = <H::Service as Service>::NAME;
-                    if let Err(refused) = context
+                    // boxed, like the streaming below: what only some calls run does not
+                    // enlarge every call's task
+                    let check = context
                         .interceptors
-                        .check(service, &context.connection, &call)
-                        .await
-                    {
+                        .check(service, &context.connection, &call);
+                    if let Err(refused) = Box::pin(check).await {
                         return Some(refused);
                     }
                 }
                 let inbound = kind.takes_stream().then(|| io.inbound(context));
-                let served = async {
-                    let outcome = tokio::select! {
-                        outcome = handler.dispatch(header.aux, args, inbound) => outcome,
-                        () = io.abandoned() => return None,
-                    };
-                    match outcome {
-                        Outcome::Stream(items) => {
-                            send_items(items, io, header.id, state, context).await
-                        }
-                        done => Some(done),
-                    }
+                // the handler runs in the call's scope (`CurrentCall`), its panic caught
+                let dispatch = handler.dispatch(header.aux, args, inbound);
+                let dispatch = AssertUnwindSafe(call.clone().scope(dispatch)).catch_unwind();
+                let outcome = tokio::select! {
+                    outcome = dispatch => outcome.unwrap_or_else(panicked),
+                    () = io.abandoned() => return None,
                 };
-                AssertUnwindSafe(call.clone().scope(served))
-                    .catch_unwind()
-                    .await
-                    .unwrap_or_else(|panic| {
-                        let message = panic_message(panic.as_ref());
-                        tracing::warn!(%message, "handler panicked");
-                        Some(Outcome::Failure(ErrorCode::HandlerPanicked, message))
-                    })
+                match outcome {
+                    Outcome::Stream(items) => {
+                        // so is its stream; boxed, so as not to enlarge every call's task
+                        let sending = send_items(items, io, header.id, state, context);
+                        let sending = AssertUnwindSafe(call.clone().scope(sending)).catch_unwind();
+                        Box::pin(sending)
+                            .await
+                            .unwrap_or_else(|panic| Some(panicked(panic)))
+                    }
+                    done => Some(done),
+                }
             };
             tokio::select! {
                 outcome = run => outcome,
@@ -307,10 +306,11 @@ async fn send_items<S: ConnectionState, C: CallIo>(
     }
 }
 
-/// Completes at `deadline`; never without one.
+/// Completes at `deadline`; never without one. The timer is boxed: most calls have no
+/// deadline, and a timer in place would enlarge every call's task.
 async fn expiry(deadline: Option<std::time::Instant>) {
     match deadline {
-        Some(deadline) => tokio::time::sleep_until(deadline.into()).await,
+        Some(deadline) => Box::pin(tokio::time::sleep_until(deadline.into())).await,
         None => std::future::pending().await,
     }
 }
@@ -336,6 +336,13 @@ impl Drop for Running<'_> {
     fn drop(&mut self) {
         self.context.meter.call_finished(self.failed);
     }
+}
+
+/// The outcome of a handler that panicked.
+fn panicked(panic: Box<dyn std::any::Any + Send>) -> Outcome {
+    let message = panic_message(panic.as_ref());
+    tracing::warn!(%message, "handler panicked");
+    Outcome::Failure(ErrorCode::HandlerPanicked, message)
 }
 
 fn panic_message(panic: &(dyn std::any::Any + Send)) -> String {
