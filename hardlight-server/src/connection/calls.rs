@@ -1,7 +1,9 @@
-//! A connection's calls in flight: each on its own task, counted until its reply is
-//! handed to the transport (written to its QUIC stream, queued for the WebSocket writer,
-//! which is before the client can have it), found by id for cancellation, refused when the connection is draining, already
-//! has the id, or is at `ServerLimits::max_concurrent_calls`.
+//! A connection's calls in flight: each on its own task, counted until just before its
+//! client can have its reply (once the multiplexed writer has room for it, or as it is
+//! written to the call's own QUIC stream, whose credit bounds those), so that a client
+//! that makes its next call on a reply never finds the server still counting the last;
+//! found by id for cancellation, refused when the connection is draining, already has
+//! the id, or is at `ServerLimits::max_concurrent_calls`.
 
 use std::sync::{
     atomic::{AtomicUsize, Ordering},
@@ -107,8 +109,7 @@ impl Calls {
             match refused {
                 Some(outcome) => {
                     let frame = reply_frame(id.unwrap_or(0), state.version(), outcome, &context);
-                    io.reply(frame).await;
-                    drop(slot);
+                    io.reply(frame, move || drop(slot)).await;
                 }
                 None => serve(io, handler, state, context, slot).await,
             }
@@ -134,7 +135,7 @@ impl Calls {
     }
 }
 
-/// A call counted in flight until dropped: once its reply is handed to the transport, or
+/// A call counted in flight until dropped: just before its client can have its reply, or
 /// when its task is aborted.
 struct Slot {
     table: Arc<Table>,
@@ -197,6 +198,5 @@ async fn serve<H: RpcHandler, C: CallIo>(
         }
     };
     let frame = reply_frame(id, state.version(), outcome, &context);
-    io.reply(frame).await;
-    drop(slot);
+    io.reply(frame, move || drop(slot)).await;
 }

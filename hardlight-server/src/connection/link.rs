@@ -119,6 +119,8 @@ pub(crate) trait CallIo: Send + 'static {
     /// is gone or does not take it within `Limits::send_timeout` once it has room.
     fn send_item(&mut self, frame: Vec<u8>) -> impl Future<Output = bool> + Send;
 
-    /// Writes the reply frame, within `Limits::send_timeout`.
-    fn reply(self, frame: Vec<u8>) -> impl Future<Output = ()> + Send;
+    /// Writes the reply frame, within `Limits::send_timeout`, calling `done` just before
+    /// the client can have it: a call stops counting in flight before its client, which
+    /// then makes its next call, learns that it ended.
+    fn reply(self, frame: Vec<u8>, done: impl FnOnce() + Send) -> impl Future<Output = ()> + Send;
 }

@@ -373,12 +373,25 @@ impl CallIo for MuxCall {
         )
     }
 
-    async fn reply(self, frame: Vec<u8>) {
+    async fn reply(self, frame: Vec<u8>, done: impl FnOnce() + Send) {
         let reply = Outgoing::Frame(frame.into());
-        // only a writer backed up on a peer that does not read needs the deadline (boxed:
-        // the rare wait would otherwise enlarge every call's task)
-        if let Err(mpsc::error::TrySendError::Full(reply)) = self.tx.try_send(reply) {
-            let _ = Box::pin(timeout(self.send_timeout, self.tx.send(reply))).await;
+        // room in the writer's queue first, then `done`, then the reply: the call is still
+        // counted while it waits for room, and no longer once the client can have it
+        match self.tx.try_reserve() {
+            Ok(room) => {
+                done();
+                room.send(reply);
+            }
+            Err(mpsc::error::TrySendError::Full(())) => {
+                // only a writer backed up on a peer that does not read needs the deadline
+                // (boxed: the rare wait would otherwise enlarge every call's task)
+                let room = Box::pin(timeout(self.send_timeout, self.tx.reserve())).await;
+                done();
+                if let Ok(Ok(room)) = room {
+                    room.send(reply);
+                }
+            }
+            Err(mpsc::error::TrySendError::Closed(())) => done(),
         }
     }
 }

@@ -349,10 +349,10 @@ impl CallIo for QuicCall {
         }
     }
 
-    async fn reply(self, frame: Vec<u8>) {
+    async fn reply(self, frame: Vec<u8>, done: impl FnOnce() + Send) {
         match self {
-            Self::Channel(call) => call.reply(frame).await,
-            Self::Stream(call) => call.reply(frame).await,
+            Self::Channel(call) => call.reply(frame, done).await,
+            Self::Stream(call) => call.reply(frame, done).await,
         }
     }
 }
@@ -436,7 +436,10 @@ impl CallIo for StreamCall {
         self.send.write_all(&frame).await.is_ok()
     }
 
-    async fn reply(mut self, frame: Vec<u8>) {
+    async fn reply(mut self, frame: Vec<u8>, done: impl FnOnce() + Send) {
+        // the client's stream credit, not this count, bounds the calls on streams of
+        // their own that wait for their reply to be written
+        done();
         if let Ok(Ok(())) = timeout(self.send_timeout, self.send.write_all(&frame)).await {
             let _ = self.send.finish();
         }
