@@ -2,8 +2,8 @@
 
 pub use hardlight_core::{
     context::TraceParent, durable::Position, CallContext, Codable, Compression, ConnectionState,
-    CurrentCall, ErrorCode, HandlerError, HandlerResult, Limits, ProtocolError, RejectCode,
-    Service, Streaming, Topic, TransportKind, PROTOCOL_VERSION,
+    CurrentCall, ErrorCode, HandlerError, HandlerResult, Limits, Priority, ProtocolError,
+    RejectCode, Service, Streaming, Topic, TransportKind, PROTOCOL_VERSION,
 };
 pub use hardlight_macros::{codable, connection_state, factory, rpc, rpc_handler};
 
@@ -54,7 +54,7 @@ pub mod __private {
         service::{BoxFuture, Outcome, Service, ServiceOf},
         state::{unknown_field, ConnectionState},
         stream::{encode_items, no_items, Inbound, StreamKind},
-        CallContext, Compression, HandlerError, ProtocolError, Streaming,
+        CallContext, Compression, HandlerError, Priority, ProtocolError, Streaming,
     };
     #[cfg(feature = "server")]
     pub use hardlight_server::{

@@ -122,7 +122,7 @@ async fn bad_calls_get_typed_replies_and_the_connection_lives_on() {
 #[tokio::test]
 async fn a_binary_hello_is_required() {
     let server = server().await;
-    let mut ws = upgrade(&server, "hardlight.6").await.unwrap();
+    let mut ws = upgrade(&server, "hardlight.7").await.unwrap();
     ws.send(Message::Text("hi".into())).await.unwrap();
     assert_eq!(close_code(&mut ws).await, Some(1008));
 }
@@ -194,7 +194,7 @@ async fn a_large_message_before_the_handshake_is_refused() {
     let server =
         TestServer::start_with(|c| c.with_limits(Limits::default().with_max_message_size(1 << 20)))
             .await;
-    let mut ws = upgrade(&server, "hardlight.6").await.unwrap();
+    let mut ws = upgrade(&server, "hardlight.7").await.unwrap();
     let _ = ws.send(Message::Binary(vec![0u8; 512 * 1024].into())).await;
     let ended = tokio::time::timeout(SAFETY_NET, close_code(&mut ws)).await;
     // cut off mid-message (no close frame), not read whole and then rejected (1008)

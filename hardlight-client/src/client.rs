@@ -16,6 +16,7 @@ use hardlight_core::{
     current::CurrentCall,
     frame::{FrameHeader, Kind, FLAG_STREAM, HEADER_LEN},
     handshake::Resume,
+    priority::Priority,
     Compression, ConnectionState, ProtocolError, RejectCode, Service,
 };
 use tokio::sync::{broadcast, watch};
@@ -48,6 +49,8 @@ pub struct Client<S: Service> {
     inner: Arc<Inner<S>>,
     call_timeout: Option<Duration>,
     context: Option<Arc<CallContext>>,
+    /// The priority of this handle's calls (`None`: each method's own).
+    priority: Option<Priority>,
 }
 
 struct Inner<S: Service> {
@@ -83,6 +86,7 @@ impl<S: Service> Clone for Client<S> {
             inner: Arc::clone(&self.inner),
             call_timeout: self.call_timeout,
             context: self.context.clone(),
+            priority: self.priority,
         }
     }
 }
@@ -116,6 +120,7 @@ impl<S: Service> Client<S> {
             }),
             call_timeout,
             context: None,
+            priority: None,
         }
     }
 
@@ -279,6 +284,31 @@ impl<S: Service> Client<S> {
         }
     }
 
+    /// A handle on the same connection whose calls have `priority`, whatever their
+    /// method's own (`#[rpc(priority = ..)]`). Over QUIC a call that is not
+    /// [`Priority::Normal`] goes on a stream of its own with that send priority on both
+    /// sides; over WebSocket the server writes queued frames highest priority first. A
+    /// large low-priority transfer then does not hold up small high-priority calls.
+    ///
+    /// ```
+    /// # use hardlight_client::Client;
+    /// # use hardlight_core::{Priority, Service};
+    /// # fn bulk<S: Service>(client: &Client<S>) -> Client<S> {
+    /// client.with_priority(Priority::Low)
+    /// # }
+    /// ```
+    pub fn with_priority(&self, priority: Priority) -> Self {
+        Self {
+            priority: Some(priority),
+            ..self.clone()
+        }
+    }
+
+    /// The priority of a call of `method` from this handle.
+    fn priority(&self, method: u16) -> Priority {
+        self.priority.unwrap_or_else(|| S::priority(method))
+    }
+
     /// Makes a call. Used by generated clients.
     #[doc(hidden)]
     pub async fn __call<A: Codable, T: Codable, E: Codable>(
@@ -400,7 +430,8 @@ impl<S: Service> Client<S> {
                 return Err(RpcError::DeadlineExceeded(Duration::ZERO));
             }
             let (generation, connection) = self.live_connection().ok_or(RpcError::NotConnected)?;
-            let (header, args) = call_frame(method, args, FLAG_STREAM, &propagated)?;
+            let flags = FLAG_STREAM | self.priority(method).flags();
+            let (header, args) = call_frame(method, args, flags, &propagated)?;
             counters
                 .bytes_sent
                 .fetch_add((HEADER_LEN + args.len()) as u64, Ordering::Relaxed);
@@ -449,7 +480,7 @@ impl<S: Service> Client<S> {
         propagated: &Propagated<'_>,
     ) -> Result<T, RpcError<E>> {
         let (generation, connection) = self.live_connection().ok_or(RpcError::NotConnected)?;
-        let (header, args) = call_frame(method, args, 0, propagated)?;
+        let (header, args) = call_frame(method, args, self.priority(method).flags(), propagated)?;
         let counters = &self.inner.counters;
         counters
             .bytes_sent
@@ -523,6 +554,12 @@ impl<S: Service> Inner<S> {
                 Inner::lost(&inner, generation, reason);
             }
         });
+        if connected.zero_rtt {
+            inner
+                .counters
+                .zero_rtt_accepted
+                .fetch_add(1, Ordering::Relaxed);
+        }
         let connection = connected.connection;
         let transport = connection.kind();
         connection.start(Pushes::<S> {
@@ -537,6 +574,7 @@ impl<S: Service> Inner<S> {
             on_end,
             acks: Arc::clone(&inner.acks),
             session: welcome.session_id,
+            unreliable_seen: AtomicU64::new(0),
         });
         inner.acks.set(welcome.session_id, connection.clone());
         let previous = lock(&inner.connection).replace((generation, connection));

@@ -62,6 +62,11 @@ pub struct ClientConfig {
     /// In-process instead of over the network.
     #[cfg(feature = "native")]
     pub(crate) memory: Option<hardlight_core::memory::InMemory>,
+    /// Whether a reconnection sends its `Hello` in 0-RTT.
+    pub(crate) zero_rtt: bool,
+    /// The TLS session tickets servers issued, shared by the config's clones.
+    #[cfg(feature = "native")]
+    pub(crate) tls_sessions: std::sync::Arc<rustls::client::ClientSessionMemoryCache>,
 }
 
 /// Leaves out the token and the session being resumed.
@@ -141,6 +146,10 @@ impl Reconnect {
     }
 }
 
+/// TLS session tickets a config keeps, one per server name (each a few hundred bytes).
+#[cfg(feature = "native")]
+const TLS_SESSIONS: usize = 32;
+
 impl ClientConfig {
     /// Connect to `addr` (`host:port`), verifying the server against the system roots.
     pub fn new(addr: impl Into<String>) -> Self {
@@ -162,6 +171,11 @@ impl ClientConfig {
             resume: None,
             #[cfg(feature = "native")]
             memory: None,
+            zero_rtt: true,
+            #[cfg(feature = "native")]
+            tls_sessions: std::sync::Arc::new(rustls::client::ClientSessionMemoryCache::new(
+                TLS_SESSIONS,
+            )),
         }
     }
 
@@ -267,6 +281,22 @@ impl ClientConfig {
     /// ```
     pub fn with_stream_per_call(mut self, stream_per_call: bool) -> Self {
         self.stream_per_call = stream_per_call;
+        self
+    }
+
+    /// Whether a reconnection (or a new client made from a clone of this config) to a
+    /// QUIC server that issued a TLS session ticket sends its `Hello` as 0-RTT data, so
+    /// that the first reply comes one round trip sooner. Default on. No call is ever sent
+    /// in 0-RTT (an attacker could replay it); the server takes the 0-RTT `Hello` only
+    /// once, as its tickets are single-use (docs/PROTOCOL.md §1). Off, a reconnection
+    /// still resumes the TLS session, in one round trip.
+    ///
+    /// ```
+    /// let config = hardlight_client::ClientConfig::new("example.com:4433").with_zero_rtt(false);
+    /// # let _ = config;
+    /// ```
+    pub fn with_zero_rtt(mut self, zero_rtt: bool) -> Self {
+        self.zero_rtt = zero_rtt;
         self
     }
 

@@ -17,6 +17,8 @@ use crate::{quic::QuicConnection, ws::WsConnection};
 pub(crate) struct Connected {
     pub(crate) connection: Connection,
     pub(crate) welcome: Welcome,
+    /// The `Hello` went in 0-RTT and the server accepted it.
+    pub(crate) zero_rtt: bool,
 }
 
 /// One live connection.

@@ -9,11 +9,16 @@ use crate::durable::DurableEvent;
 
 /// An event received on a topic.
 #[derive(Debug, Clone, PartialEq)]
+#[non_exhaustive]
 pub struct Event<E> {
     /// The topic it was emitted on.
     pub topic: Topic,
     /// The event itself, of the service's event type.
     pub payload: E,
+    /// Sent unreliably (`EventEmitter::emit_unreliable`): such events may be lost or
+    /// dropped, and may arrive out of order with the others; the reliable ones are all
+    /// delivered, in order, whatever happens to these.
+    pub unreliable: bool,
 }
 
 /// What the push-stream reader hands to subscriptions.

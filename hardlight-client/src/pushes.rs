@@ -7,7 +7,7 @@ use std::sync::{
 };
 
 use hardlight_core::{
-    codec::{decode, Bytes},
+    codec::{decode, realign, Bytes},
     durable::Delivery,
     frame::{FrameHeader, Kind},
     message::open_aligned_body,
@@ -44,6 +44,8 @@ pub(crate) struct Pushes<S: Service> {
     /// Where acks of durable events go, and the session they are for.
     pub(crate) acks: Arc<AckRoute>,
     pub(crate) session: [u8; 16],
+    /// The highest number of an unreliable event received on this connection.
+    pub(crate) unreliable_seen: AtomicU64,
 }
 
 impl<S: Service> Pushes<S> {
@@ -64,9 +66,21 @@ impl<S: Service> Pushes<S> {
                     .events_received
                     .fetch_add(1, Ordering::Relaxed);
                 // with no subscription there is nobody to deliver to or tell
-                let _ = self
-                    .events
-                    .send(Pushed::Event(Arc::new(Event { topic, payload })));
+                let _ = self.events.send(Pushed::Event(Arc::new(Event {
+                    topic,
+                    payload,
+                    unreliable: false,
+                })));
+                Ok(())
+            }
+            Kind::Unreliable => {
+                let (topic, payload) = decode::<(Topic, S::Event)>(&body)?;
+                self.unreliable(header.id);
+                let _ = self.events.send(Pushed::Event(Arc::new(Event {
+                    topic,
+                    payload,
+                    unreliable: true,
+                })));
                 Ok(())
             }
             Kind::Lagged => {
@@ -110,6 +124,37 @@ impl<S: Service> Pushes<S> {
                 got: other.name(),
             }),
         }
+    }
+
+    /// Counts unreliable event `seq` of the connection, and those its number shows lost:
+    /// the ones between the highest seen before and it. One that arrives after a higher
+    /// one (datagrams may be reordered) was counted lost, and no longer is.
+    fn unreliable(&self, seq: u64) {
+        self.counters
+            .unreliable_received
+            .fetch_add(1, Ordering::Relaxed);
+        let highest = self.unreliable_seen.fetch_max(seq, Ordering::Relaxed);
+        let lost = &self.counters.unreliable_lost;
+        if seq > highest {
+            lost.fetch_add(seq - highest - 1, Ordering::Relaxed);
+        } else {
+            let _ = lost.fetch_update(Ordering::Relaxed, Ordering::Relaxed, |n| n.checked_sub(1));
+        }
+    }
+
+    /// Handles one QUIC datagram: an `Unreliable` frame, whole.
+    pub(crate) fn datagram(&self, datagram: &[u8]) -> Result<(), ProtocolError> {
+        let (header, body) = FrameHeader::split(datagram, self.max)?;
+        if header.kind != Kind::Unreliable {
+            return Err(ProtocolError::UnexpectedKind {
+                expected: "Unreliable",
+                got: header.kind.name(),
+            });
+        }
+        self.counters
+            .unreliable_datagrams
+            .fetch_add(1, Ordering::Relaxed);
+        self.handle(&header, realign(body))
     }
 
     /// The connection ended (`reason` says how): wake calls waiting for its state, and let

@@ -30,6 +30,17 @@ pub struct ClientStats {
     pub gaps: u64,
     /// Durable events received (redeliveries included).
     pub durable_received: u64,
+    /// Unreliable events received (`Event::unreliable`), however they came.
+    pub unreliable_received: u64,
+    /// Of those, the ones that came as QUIC datagrams.
+    pub unreliable_datagrams: u64,
+    /// Unreliable events the server sent that never arrived, as far as the numbers of
+    /// the ones that did tell (a loss after the last one received is not yet known).
+    /// Expected, and never reported as lost events.
+    pub unreliable_lost: u64,
+    /// Connections whose handshake went in 0-RTT, accepted by the server (QUIC, on a
+    /// reconnection to a server that issued this client a session ticket).
+    pub zero_rtt_accepted: u64,
     /// Reconnections made after a lost connection.
     pub reconnects: u64,
     /// The current connection's smoothed round-trip time (QUIC only).
@@ -49,6 +60,10 @@ pub(crate) struct Counters {
     pub(crate) events_lost: AtomicU64,
     pub(crate) gaps: AtomicU64,
     pub(crate) durable_received: AtomicU64,
+    pub(crate) unreliable_received: AtomicU64,
+    pub(crate) unreliable_datagrams: AtomicU64,
+    pub(crate) unreliable_lost: AtomicU64,
+    pub(crate) zero_rtt_accepted: AtomicU64,
     pub(crate) reconnects: AtomicU64,
 }
 
@@ -69,6 +84,10 @@ impl Counters {
             events_lost: self.events_lost.load(Relaxed),
             gaps: self.gaps.load(Relaxed),
             durable_received: self.durable_received.load(Relaxed),
+            unreliable_received: self.unreliable_received.load(Relaxed),
+            unreliable_datagrams: self.unreliable_datagrams.load(Relaxed),
+            unreliable_lost: self.unreliable_lost.load(Relaxed),
+            zero_rtt_accepted: self.zero_rtt_accepted.load(Relaxed),
             reconnects: self.reconnects.load(Relaxed),
             rtt,
         }

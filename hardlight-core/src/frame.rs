@@ -5,7 +5,8 @@
 //!      0    4 body_len  u32 LE, bytes of body after this header (compressed size if compressed)
 //!      4    1 kind      message kind, see [`Kind`]
 //!      5    1 flags     bit 0: body is zstd-compressed; bit 1 (calls only): the body ends
-//!                      with a call context; other bits must be zero
+//!                      with a call context; bit 2 (calls only): a streaming call;
+//!                      bits 3-4 (calls only): the call's priority; other bits must be zero
 //!      6    2 aux       u16 LE, kind-specific (method index, error code, ...)
 //!      8    8 id        u64 LE, call id (calls, replies, cancels), a count (lagged) or a
 //!                      position (durable events, acks)
@@ -29,9 +30,12 @@ pub const FLAG_CONTEXT: u8 = 0b0000_0010;
 /// Flag bit, on `Call` frames only: a streaming call ([`crate::stream`]), answered with
 /// `StreamItem` frames before its reply.
 pub const FLAG_STREAM: u8 = 0b0000_0100;
-const KNOWN_FLAGS: u8 = FLAG_COMPRESSED | FLAG_CONTEXT | FLAG_STREAM;
+/// Flag bits 3–4, on `Call` frames only: the call's priority
+/// ([`crate::priority::Priority`]; 0 = normal).
+pub const FLAG_PRIORITY: u8 = 0b0001_1000;
+const KNOWN_FLAGS: u8 = FLAG_COMPRESSED | FLAG_CONTEXT | FLAG_STREAM | FLAG_PRIORITY;
 /// Flags only `Call` frames may carry.
-const CALL_FLAGS: u8 = FLAG_CONTEXT | FLAG_STREAM;
+const CALL_FLAGS: u8 = FLAG_CONTEXT | FLAG_STREAM | FLAG_PRIORITY;
 
 macro_rules! kinds {
     ($($(#[$doc:meta])* $name:ident = $value:literal,)*) => {
@@ -107,6 +111,11 @@ kinds! {
     /// Client → server, on multiplexed connections: the client's items of streaming call
     /// `id` are all sent (over QUIC, the end of the call's stream says so); body empty.
     StreamEnd = 18,
+    /// Server → client: an event sent unreliably (`EventEmitter::emit_unreliable`): as a
+    /// QUIC datagram, or on the push stream only when nothing else waits there; `id` =
+    /// the connection's count of such events so far (gaps tell the client how many were
+    /// lost), body as `Event`'s.
+    Unreliable = 19,
 }
 
 /// A parsed frame header.

@@ -9,7 +9,7 @@ use crate::{
 };
 
 /// The protocol version this build speaks.
-pub const PROTOCOL_VERSION: u16 = 6;
+pub const PROTOCOL_VERSION: u16 = 7;
 
 /// Most schema parts a `Hello` carries (the hash covers every part; these only name the
 /// first that differs).

@@ -28,6 +28,7 @@ pub mod limits;
 #[cfg(feature = "io")]
 pub mod memory;
 pub mod message;
+pub mod priority;
 pub mod schema;
 pub mod service;
 pub mod state;
@@ -42,6 +43,7 @@ pub use error::{ErrorCode, ProtocolError};
 pub use handler_error::{HandlerError, HandlerResult};
 pub use handshake::{RejectCode, PROTOCOL_VERSION};
 pub use limits::Limits;
+pub use priority::Priority;
 pub use rkyv;
 pub use schema::Schema;
 pub use service::{Outcome, Service};

@@ -6,6 +6,7 @@ use std::{future::Future, pin::Pin};
 use crate::{
     codec::{encode, Bytes, Codable},
     error::{ErrorCode, ProtocolError},
+    priority::Priority,
     schema::{Schema, ServiceSchema},
     state::ConnectionState,
     stream::{ItemStream, StreamKind},
@@ -33,6 +34,13 @@ pub trait Service: Send + Sync + 'static {
     fn stream_kind(index: u16) -> StreamKind {
         let _ = index;
         StreamKind::Unary
+    }
+
+    /// The priority of method `index`'s calls unless the client sets one
+    /// (`#[rpc(priority = ..)]` on the method; [`Priority::Normal`] by default).
+    fn priority(index: u16) -> Priority {
+        let _ = index;
+        Priority::Normal
     }
 
     /// The name of method `index`, or `"<unknown>"`.

@@ -27,6 +27,9 @@ pub struct ServerStats {
     pub address_validations: u64,
     /// Handshakes rejected (version, schema, authentication, shutdown, malformed).
     pub handshakes_rejected: u64,
+    /// QUIC handshakes whose `Hello` came as 0-RTT data (a reconnecting client with a
+    /// session ticket of this server), answered before the TLS handshake completed.
+    pub zero_rtt_handshakes: u64,
     /// Sessions kept after their connection was lost, waiting to be resumed.
     pub sessions_parked: u64,
     /// Sessions resumed by a reconnecting client.
@@ -68,6 +71,15 @@ pub struct TrafficStats {
     pub bytes_sent: u64,
     /// Events dropped from slow clients' queues.
     pub events_dropped: u64,
+    /// Unreliable events (`EventEmitter::emit_unreliable`) sent as QUIC datagrams.
+    pub unreliable_datagrams: u64,
+    /// Unreliable events sent on the push stream (or over WebSocket): too large for a
+    /// datagram, or the client takes none, and nothing else was waiting.
+    pub unreliable_inline: u64,
+    /// Unreliable events dropped because the connection was busy: events were queued,
+    /// or a newer unreliable event replaced one not yet sent. Not counted as lost events
+    /// and never reported as `Lagged`.
+    pub unreliable_dropped: u64,
 }
 
 #[derive(Debug, Default)]
@@ -79,6 +91,9 @@ struct Calls {
     bytes_received: AtomicU64,
     bytes_sent: AtomicU64,
     events_dropped: AtomicU64,
+    unreliable_datagrams: AtomicU64,
+    unreliable_inline: AtomicU64,
+    unreliable_dropped: AtomicU64,
 }
 
 impl Calls {
@@ -92,6 +107,9 @@ impl Calls {
             bytes_received: self.bytes_received.load(Relaxed),
             bytes_sent: self.bytes_sent.load(Relaxed),
             events_dropped: self.events_dropped.load(Relaxed),
+            unreliable_datagrams: self.unreliable_datagrams.load(Relaxed),
+            unreliable_inline: self.unreliable_inline.load(Relaxed),
+            unreliable_dropped: self.unreliable_dropped.load(Relaxed),
         }
     }
 }
@@ -105,6 +123,7 @@ pub(crate) struct ServerCounters {
     refused: AtomicU64,
     retried: AtomicU64,
     rejected: AtomicU64,
+    zero_rtt: AtomicU64,
     parked: AtomicU64,
     resumed: AtomicU64,
     expired: AtomicU64,
@@ -182,6 +201,11 @@ impl ServerCounters {
         metrics::gauge!("hardlight_connections_open").decrement(1.0);
     }
 
+    pub(crate) fn zero_rtt_handshake(&self) {
+        add(&self.zero_rtt, 1);
+        metrics::counter!("hardlight_zero_rtt_handshakes_total").increment(1);
+    }
+
     pub(crate) fn connection_refused(&self, reason: &'static str) {
         add(&self.refused, 1);
         metrics::counter!("hardlight_connections_refused_total", "reason" => reason).increment(1);
@@ -230,6 +254,7 @@ impl ServerCounters {
             connections_refused: self.refused.load(Relaxed),
             address_validations: self.retried.load(Relaxed),
             handshakes_rejected: self.rejected.load(Relaxed),
+            zero_rtt_handshakes: self.zero_rtt.load(Relaxed),
             sessions_parked: self.parked.load(Relaxed),
             sessions_resumed: self.resumed.load(Relaxed),
             sessions_expired: self.expired.load(Relaxed),
@@ -289,6 +314,22 @@ impl Meter {
     pub(crate) fn events_dropped(&self, n: u64) {
         self.both(|c| add(&c.events_dropped, n));
         metrics::counter!("hardlight_events_dropped_total").increment(n);
+    }
+
+    /// An unreliable event was sent: as a datagram, or inline on the push stream.
+    pub(crate) fn unreliable_sent(&self, datagram: bool) {
+        if datagram {
+            self.both(|c| add(&c.unreliable_datagrams, 1));
+        } else {
+            self.both(|c| add(&c.unreliable_inline, 1));
+        }
+        metrics::counter!("hardlight_unreliable_sent_total").increment(1);
+    }
+
+    /// An unreliable event was dropped: the connection was busy.
+    pub(crate) fn unreliable_dropped(&self) {
+        self.both(|c| add(&c.unreliable_dropped, 1));
+        metrics::counter!("hardlight_unreliable_dropped_total").increment(1);
     }
 
     pub(crate) fn connection(&self) -> TrafficStats {

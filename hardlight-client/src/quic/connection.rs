@@ -11,7 +11,7 @@ use hardlight_core::{
     frame::{FrameHeader, Kind},
     handshake::alpn,
     io::{read_frame, FrameReader, ReadError},
-    ProtocolError, Service,
+    Priority, ProtocolError, Service,
 };
 use quinn::{
     crypto::rustls::QuicClientConfig, ConnectionError, RecvStream, SendStream, TransportErrorCode,
@@ -44,13 +44,18 @@ const CLOSE_PROTOCOL: VarInt = VarInt::from_u32(Close::Protocol.quic_code());
 /// behind it, and gets a stream of its own.
 const CHANNEL_MAX: usize = 16 * 1024;
 
+/// Unreliable events received as datagrams and not yet read, in bytes, before quinn
+/// drops the oldest.
+const DATAGRAM_RECEIVE_BUFFER: usize = 64 * 1024;
+
 /// An established QUIC connection.
 #[derive(Debug)]
 pub(crate) struct QuicConnection {
     pub(crate) conn: quinn::Connection,
     endpoint: quinn::Endpoint,
     pub(crate) calls: Calls<Streams>,
-    push: std::sync::Mutex<Option<JoinHandle<()>>>,
+    /// The push stream's reader and the datagrams'.
+    push: std::sync::Mutex<Option<[JoinHandle<()>; 2]>>,
     /// The call channel's writer and reader.
     channel: [JoinHandle<()>; 2],
 }
@@ -66,8 +71,8 @@ pub(crate) struct Streams {
 
 impl Drop for QuicConnection {
     fn drop(&mut self) {
-        if let Some(push) = lock(&self.push).take() {
-            push.abort();
+        for task in lock(&self.push).take().into_iter().flatten() {
+            task.abort();
         }
         for task in &self.channel {
             task.abort();
@@ -82,7 +87,13 @@ impl QuicConnection {
     ) -> Result<Connected, ConnectError> {
         let addr = resolve(&config.addr).await?;
         let offered = alpn(config.protocol_version);
-        let tls = client_config(&config.trust, offered.clone())?;
+        let mut tls = client_config(&config.trust, offered.clone())?;
+        // tickets kept across connections: a reconnection resumes the TLS session and,
+        // unless turned off, sends its `Hello` in 0-RTT
+        tls.resumption = rustls::client::Resumption::store(
+            Arc::clone(&config.tls_sessions) as Arc<dyn rustls::client::ClientSessionStore>
+        );
+        tls.enable_early_data = config.zero_rtt;
         let crypto =
             QuicClientConfig::try_from(tls).map_err(|e| TlsConfigError::Quic(Arc::new(e)))?;
         let mut client = quinn::ClientConfig::new(Arc::new(crypto));
@@ -94,22 +105,51 @@ impl QuicConnection {
         };
         let endpoint =
             quinn::Endpoint::client(bind).map_err(|e| transport_failure(&config.addr, e))?;
-        let conn = endpoint
+        let connecting = endpoint
             .connect_with(client, addr, config.server_name())
-            .map_err(|e| transport_failure(&config.addr, e))?
-            .await
-            .map_err(|e| connection_failure(&config.addr, &offered, e))?;
-
-        let closed = |e: &dyn std::fmt::Display| transport_failure(&config.addr, e);
-        let (mut send, mut recv) = conn.open_bi().await.map_err(|e| closed(&e))?;
-        send.write_all(&hello_frame::<S>(config)?)
-            .await
-            .map_err(|e| closed(&e))?;
-        // exactly the answer: the call channel's replies follow it
-        let (header, body) = match read_frame(&mut recv, config.limits.max_message_size()).await {
-            Ok(frame) => frame,
-            Err(ReadError::Protocol(e)) => return Err(e.into()),
-            Err(e) => return Err(closed(&e)),
+            .map_err(|e| transport_failure(&config.addr, e))?;
+        let hello = hello_frame::<S>(config)?;
+        let (conn, zero_rtt, (send, recv, header, body)) = match connecting.into_0rtt() {
+            Ok((conn, accepted)) => {
+                // the `Hello` goes in 0-RTT; if the server refuses 0-RTT, the stream never
+                // reached it, and the `Hello` goes again once the handshake is complete
+                let (early, accepted) = {
+                    let mut accepted = accepted;
+                    let early = handshake(&conn, &hello, config);
+                    tokio::pin!(early);
+                    tokio::select! {
+                        answer = &mut early => (Some(answer), accepted.await),
+                        accepted = &mut accepted => match accepted {
+                            true => (Some(early.await), true),
+                            false => (None, false),
+                        },
+                    }
+                };
+                match early {
+                    Some(Ok(answer)) => (conn, accepted, answer),
+                    None | Some(Err(_)) if !accepted && conn.close_reason().is_none() => {
+                        let answer = handshake(&conn, &hello, config).await?;
+                        (conn, false, answer)
+                    }
+                    early => {
+                        return Err(match (early, conn.close_reason()) {
+                            (_, Some(reason)) => connection_failure(&config.addr, &offered, reason),
+                            (Some(Err(error)), None) => error,
+                            (_, None) => transport_failure(
+                                &config.addr,
+                                "the handshake did not complete after 0-RTT",
+                            ),
+                        })
+                    }
+                }
+            }
+            Err(connecting) => {
+                let conn = connecting
+                    .await
+                    .map_err(|e| connection_failure(&config.addr, &offered, e))?;
+                let answer = handshake(&conn, &hello, config).await?;
+                (conn, false, answer)
+            }
         };
         let welcome = welcome(config, &header, body).inspect_err(|_| {
             conn.close(CLOSE_NORMAL, b"handshake refused");
@@ -145,13 +185,16 @@ impl QuicConnection {
         Ok(Connected {
             connection: Connection::Quic(Arc::new(established)),
             welcome,
+            zero_rtt,
         })
     }
 
-    /// Starts reading the push stream.
+    /// Starts reading the push stream and the datagrams.
     pub(crate) fn start<S: Service>(&self, pushes: Pushes<S>) {
+        let pushes = Arc::new(pushes);
+        let datagrams = tokio::spawn(datagram_reader(self.conn.clone(), Arc::clone(&pushes)));
         let task = tokio::spawn(push_reader(self.conn.clone(), pushes));
-        *lock(&self.push) = Some(task);
+        *lock(&self.push) = Some([task, datagrams]);
     }
 
     /// Closes the connection and waits briefly for the close to reach the server.
@@ -173,19 +216,21 @@ impl Exchange for Streams {
         ))
     }
 
-    /// Sends a small call on the call channel (dropping the future sends `Cancel`), any
-    /// other on a stream of its own (dropping the future stops the stream); either way
-    /// the server cancels the call.
+    /// Sends a small call of normal priority on the call channel (dropping the future
+    /// sends `Cancel`), any other on a stream of its own with the call's send priority
+    /// (dropping the future stops the stream); either way the server cancels the call.
     async fn exchange(
         &self,
         frame: Vec<u8>,
         reply_max: u32,
     ) -> Result<(FrameHeader, Bytes), CallError> {
-        if frame.len() <= self.channel_max {
+        let priority = priority_of(&frame);
+        if frame.len() <= self.channel_max && priority == Priority::Normal {
             return self.mux.exchange(frame, reply_max).await;
         }
         let _slot = self.mux.slot().await?;
         let (mut send, mut recv) = self.conn.open_bi().await.map_err(|e| self.lost(e))?;
+        let _ = send.set_priority(priority.quic());
         send.write_all(&frame)
             .await
             .map_err(|e| self.stream_failed(e))?;
@@ -271,6 +316,7 @@ impl Streams {
     ) -> Result<QuicItems, CallError> {
         let slot = self.mux.owned_slot().await?;
         let (mut send, recv) = self.conn.open_bi().await.map_err(|e| self.lost(e))?;
+        let _ = send.set_priority(priority_of(&frame).quic());
         send.write_all(&frame)
             .await
             .map_err(|e| self.stream_failed(e))?;
@@ -298,6 +344,13 @@ impl Streams {
     fn stream_failed(&self, error: impl std::fmt::Display) -> CallError {
         stream_failed(&self.conn, error)
     }
+}
+
+/// The priority a call frame carries in its flags.
+fn priority_of(frame: &[u8]) -> Priority {
+    frame
+        .get(5)
+        .map_or(Priority::Normal, |&flags| Priority::from_flags(flags))
 }
 
 /// A stream of `conn` failed with `error`: the connection's end, if that was it.
@@ -385,13 +438,25 @@ async fn channel_reader(conn: quinn::Connection, mut recv: RecvStream, mux: Arc<
 
 /// Reads the server's push stream until the connection ends, then marks the connection
 /// disconnected. A protocol violation on it closes the connection.
-async fn push_reader<S: Service>(conn: quinn::Connection, pushes: Pushes<S>) {
+async fn push_reader<S: Service>(conn: quinn::Connection, pushes: Arc<Pushes<S>>) {
     if let Err(error) = read_pushes(&conn, &pushes).await {
         warn!(%error, "server broke the protocol on the push stream; closing");
         conn.close(CLOSE_PROTOCOL, b"protocol error on push stream");
     }
     let reason = conn.closed().await;
     pushes.disconnected(&closed(&reason));
+}
+
+/// Reads the server's datagrams, unreliable events each, until the connection ends. One
+/// that is not a valid `Unreliable` frame closes the connection.
+async fn datagram_reader<S: Service>(conn: quinn::Connection, pushes: Arc<Pushes<S>>) {
+    while let Ok(datagram) = conn.read_datagram().await {
+        if let Err(error) = pushes.datagram(&datagram) {
+            warn!(%error, "server sent an invalid datagram; closing");
+            conn.close(CLOSE_PROTOCOL, b"protocol error in a datagram");
+            return;
+        }
+    }
 }
 
 async fn read_pushes<S: Service>(
@@ -422,9 +487,28 @@ fn transport(config: &ClientConfig) -> Result<quinn::TransportConfig, ConnectErr
         .max_concurrent_bidi_streams(VarInt::from_u32(0))
         .stream_receive_window(VarInt::from_u32(1 << 20))
         .receive_window(VarInt::from_u32(16 << 20))
+        // unreliable events from the server: a limit, not an allocation
+        .datagram_receive_buffer_size(Some(DATAGRAM_RECEIVE_BUFFER))
         .max_idle_timeout(Some(idle))
         .keep_alive_interval(Some(config.limits.keep_alive()));
     Ok(transport)
+}
+
+/// Sends the `Hello` on a new stream and reads exactly the answer: the call channel's
+/// replies follow it on the stream.
+async fn handshake(
+    conn: &quinn::Connection,
+    hello: &[u8],
+    config: &ClientConfig,
+) -> Result<(SendStream, RecvStream, FrameHeader, Bytes), ConnectError> {
+    let closed = |e: &dyn std::fmt::Display| transport_failure(&config.addr, e);
+    let (mut send, mut recv) = conn.open_bi().await.map_err(|e| closed(&e))?;
+    send.write_all(hello).await.map_err(|e| closed(&e))?;
+    match read_frame(&mut recv, config.limits.max_message_size()).await {
+        Ok((header, body)) => Ok((send, recv, header, body)),
+        Err(ReadError::Protocol(e)) => Err(e.into()),
+        Err(e) => Err(closed(&e)),
+    }
 }
 
 /// Resolves `host:port` to its first address.

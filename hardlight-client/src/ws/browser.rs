@@ -168,6 +168,7 @@ impl BrowserConnection {
         Ok(Connected {
             connection: Connection::Browser(Arc::new(established)),
             welcome,
+            zero_rtt: false,
         })
     }
 

@@ -171,6 +171,7 @@ impl WsConnection {
         Ok(Connected {
             connection: Connection::WebSocket(Arc::new(established)),
             welcome,
+            zero_rtt: false,
         })
     }
 

@@ -26,6 +26,8 @@ pub(crate) struct Method {
     pub(crate) stream: Option<syn::Type>,
     /// The return type as written.
     pub(crate) output: syn::Type,
+    /// The `Priority` variant of `#[rpc(priority = ..)]` on the method, if given.
+    pub(crate) priority: Option<syn::Ident>,
 }
 
 /// A checked argument.
@@ -155,9 +157,11 @@ impl Method {
                 "a method takes at most one stream: send the others' items in one `Streaming<T>` of a #[codable] enum",
             );
         }
+        let (attrs, priority) = method_options(&f.attrs, errors);
         Some(Self {
             ident: sig.ident.clone(),
-            attrs: f.attrs.clone(),
+            attrs,
+            priority,
             args,
             ok,
             err,
@@ -165,6 +169,45 @@ impl Method {
             output,
         })
     }
+}
+
+/// The method's attributes without its `#[rpc(..)]` options, and the priority they set.
+fn method_options(
+    attrs: &[syn::Attribute],
+    errors: &mut Errors,
+) -> (Vec<syn::Attribute>, Option<syn::Ident>) {
+    let mut priority = None;
+    let mut kept = Vec::new();
+    for attr in attrs {
+        if !attr.path().is_ident("rpc") {
+            kept.push(attr.clone());
+            continue;
+        }
+        let parsed = attr.parse_nested_meta(|meta| {
+            if !meta.path.is_ident("priority") {
+                return Err(meta.error("unknown method option; expected `priority = high`, `normal`, `low` or `background`"));
+            }
+            let level: syn::Ident = meta.value()?.parse()?;
+            let variant = match level.to_string().as_str() {
+                "high" => "High",
+                "normal" => "Normal",
+                "low" => "Low",
+                "background" => "Background",
+                _ => {
+                    return Err(syn::Error::new(
+                        level.span(),
+                        "unknown priority; expected `high`, `normal`, `low` or `background`",
+                    ))
+                }
+            };
+            priority = Some(syn::Ident::new(variant, level.span()));
+            Ok(())
+        });
+        if let Err(error) = parsed {
+            errors.push(error);
+        }
+    }
+    (kept, priority)
 }
 
 fn check_receiver(sig: &syn::Signature, errors: &mut Errors) {

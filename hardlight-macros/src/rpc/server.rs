@@ -113,6 +113,26 @@ pub(crate) fn generate(item: &syn::ItemTrait, attr: &Attr, service: &Service) ->
             }
         }
     });
+    let ranked: Vec<_> = service
+        .methods
+        .iter()
+        .enumerate()
+        .filter_map(|(i, m)| {
+            let index = i as u16;
+            let level = m.priority.as_ref()?;
+            Some(quote!(#index => #p::Priority::#level,))
+        })
+        .collect();
+    let priorities = (!ranked.is_empty()).then(|| {
+        quote! {
+            fn priority(index: u16) -> #p::Priority {
+                match index {
+                    #(#ranked)*
+                    _ => #p::Priority::Normal,
+                }
+            }
+        }
+    });
     let schema_methods = service.methods.iter().map(|m| {
         let method = m.ident.to_string();
         let types = m.args.iter().map(|a| &a.ty);
@@ -174,6 +194,7 @@ pub(crate) fn generate(item: &syn::ItemTrait, attr: &Attr, service: &Service) ->
             const METHODS: &'static [&'static str] = &[#(#method_names),*];
 
             #streams
+            #priorities
 
             fn schema() -> &'static #p::ServiceSchema {
                 static SCHEMA: ::std::sync::OnceLock<#p::ServiceSchema> =

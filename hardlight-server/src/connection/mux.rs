@@ -11,7 +11,7 @@ use hardlight_core::{
     codec::Bytes,
     frame::{FrameHeader, Kind, FLAG_STREAM, HEADER_LEN},
     stream::{no_items, Inbound},
-    ProtocolError,
+    Priority, ProtocolError,
 };
 use tokio::{
     sync::{mpsc, OwnedSemaphorePermit},
@@ -34,14 +34,29 @@ const OUTGOING_QUEUE: usize = 64;
 
 /// What the writer task sends.
 pub(crate) enum Outgoing {
-    /// A reply or the handshake's answer.
-    Frame(Shared),
+    /// A reply, a call's item or credit, or the handshake's answer, sent ahead of frames
+    /// of lower priority queued at the same time.
+    Frame(Shared, Priority),
     /// Pushed frames (state updates and events), in order.
     Frames(Vec<Shared>),
     /// A keep-alive (WebSocket: the client, or browser, answers with a pong).
     Ping,
     /// The last thing written.
     Close(Close, String),
+}
+
+impl Outgoing {
+    /// A frame of normal priority.
+    pub(crate) fn frame(frame: impl Into<Shared>) -> Self {
+        Self::Frame(frame.into(), Priority::Normal)
+    }
+
+    fn priority(&self) -> Priority {
+        match self {
+            Self::Frame(_, priority) => *priority,
+            _ => Priority::Normal,
+        }
+    }
 }
 
 /// What a writer task writes into.
@@ -143,18 +158,38 @@ async fn write_loop<W: FrameSink>(
     }
 }
 
-/// Writes `first` and whatever else is queued, then flushes.
+/// Writes `first` and whatever else is queued, highest priority first (in the order
+/// queued within a priority, so a call's items precede its reply and pushes stay in
+/// order), then flushes. This is the connection's send scheduler: frames queued while
+/// the last batch was being written go out by priority, so the reply of a high-priority
+/// call overtakes the items of a low-priority transfer queued before it.
 async fn write_batch<W: FrameSink>(
     sink: &mut W,
     first: Outgoing,
     rx: &mut mpsc::Receiver<Outgoing>,
 ) -> Result<Fed, Broken> {
-    let mut next = Some(first);
-    while let Some(out) = next.take() {
+    let Ok(second) = rx.try_recv() else {
+        // the common case under light load: one frame, nothing to order
+        if let Fed::Closed = sink.feed(first).await? {
+            return Ok(Fed::Closed);
+        }
+        sink.flush().await?;
+        return Ok(Fed::More);
+    };
+    let mut batch = vec![first, second];
+    while batch.len() < OUTGOING_QUEUE {
+        match rx.try_recv() {
+            Ok(out) => batch.push(out),
+            Err(_) => break,
+        }
+    }
+    if batch.iter().any(|out| out.priority() != Priority::Normal) {
+        batch.sort_by_key(|out| std::cmp::Reverse(out.priority()));
+    }
+    for out in batch {
         if let Fed::Closed = sink.feed(out).await? {
             return Ok(Fed::Closed);
         }
-        next = rx.try_recv().ok();
     }
     sink.flush().await?;
     Ok(Fed::More)
@@ -332,6 +367,13 @@ pub(crate) struct MuxCall {
     items: Option<Box<Items>>,
 }
 
+impl MuxCall {
+    /// The call's priority, from its `Call` frame.
+    fn priority(&self) -> Priority {
+        Priority::from_flags(self.header.flags)
+    }
+}
+
 impl CallIo for MuxCall {
     fn id(&self) -> Option<u64> {
         Some(self.header.id)
@@ -363,18 +405,15 @@ impl CallIo for MuxCall {
         if !window.take(frame.len()).await {
             return false;
         }
+        let item = Outgoing::Frame(frame.into(), self.priority());
         matches!(
-            timeout(
-                self.send_timeout,
-                self.tx.send(Outgoing::Frame(frame.into()))
-            )
-            .await,
+            timeout(self.send_timeout, self.tx.send(item)).await,
             Ok(Ok(()))
         )
     }
 
     async fn reply(self, frame: Vec<u8>, done: impl FnOnce() + Send) {
-        let reply = Outgoing::Frame(frame.into());
+        let reply = Outgoing::Frame(frame.into(), self.priority());
         // room in the writer's queue first, then `done`, then the reply: the call is still
         // counted while it waits for room, and no longer once the client can have it
         match self.tx.try_reserve() {

@@ -219,7 +219,7 @@ impl Items {
                     let credit = FrameHeader::new(Kind::StreamCredit, 0)
                         .with_id(items.id)
                         .with_seq(u64::from(grant));
-                    let credit = Outgoing::Frame(credit.encode().to_vec().into());
+                    let credit = Outgoing::frame(credit.encode().to_vec());
                     let _ = timeout(send_timeout, out.send(credit)).await;
                 }
                 // the share is released once the handler holds the item

@@ -32,19 +32,23 @@ pub(crate) async fn serve_connection<H: RpcHandler>(
             Ok(connecting) => connecting,
             Err(error) => return debug!(%error, "incoming connection failed"),
         };
-        let conn = match timeout_at(deadline, connecting).await {
-            Ok(Ok(conn)) => conn,
-            Ok(Err(error)) => return debug!(%error, "QUIC handshake failed"),
-            Err(_) => return debug!("QUIC handshake timed out"),
+        // at once, so that a `Hello` sent in 0-RTT is answered in 0.5-RTT; calls wait for
+        // the handshake to complete (`QuicLink::welcome`), as does a fresh `Hello`, which
+        // can only come in 1-RTT
+        let (conn, handshake) = match connecting.into_0rtt() {
+            Ok((conn, done)) => (conn, Some(done)),
+            Err(connecting) => match timeout_at(deadline, connecting).await {
+                Ok(Ok(conn)) => (conn, None),
+                Ok(Err(error)) => return debug!(%error, "QUIC handshake failed"),
+                Err(_) => return debug!("QUIC handshake timed out"),
+            },
         };
-        // a completed handshake proves the address
-        drop(unproven);
         let peer = Peer {
             remote,
             transport: Transport::Quic,
             headers: Vec::new(),
         };
-        let link = QuicLink::new(conn, &shared.limits);
+        let link = QuicLink::new(conn, handshake, unproven, &shared);
         connection::serve(link, peer, deadline, sessions, shared).await;
     }
     .instrument(span)

@@ -15,9 +15,9 @@ use hardlight_core::{
     io::{read_frame, read_header, read_rest, FrameReader, ReadError},
     message::open_aligned_body,
     stream::{no_items, Inbound},
-    ErrorCode, Limits, ProtocolError,
+    ErrorCode, Priority, ProtocolError,
 };
-use quinn::{Connection, ConnectionError, RecvStream, SendStream, VarInt};
+use quinn::{Connection, ConnectionError, RecvStream, SendStream, VarInt, ZeroRttAccepted};
 use tokio::time::{timeout, timeout_at, Instant};
 use tracing::debug;
 
@@ -29,9 +29,12 @@ use crate::{
     session::{
         dispatch::{reserve, Call, Reservation, Unread},
         push::PushSink,
-        CallEnv,
+        CallEnv, ServerShared,
     },
+    stats::ServerCounters,
 };
+
+use super::validation::UnprovenHandshake;
 
 /// How long a rejected client gets to read its `Reject` before the connection closes.
 const REJECT_LINGER: Duration = Duration::from_secs(2);
@@ -48,10 +51,21 @@ pub(crate) struct QuicLink {
     send_timeout: Duration,
     frame_read_timeout: Duration,
     max_message_size: u32,
+    /// Completes with the TLS handshake, until it has.
+    handshake: Option<ZeroRttAccepted>,
+    /// Counted as a handshake of a peer whose address is unproven, until it completes.
+    unproven: Option<UnprovenHandshake>,
+    counters: Arc<ServerCounters>,
 }
 
 impl QuicLink {
-    pub(crate) fn new(conn: Connection, limits: &Limits) -> Self {
+    pub(crate) fn new(
+        conn: Connection,
+        handshake: Option<ZeroRttAccepted>,
+        unproven: Option<UnprovenHandshake>,
+        shared: &ServerShared,
+    ) -> Self {
+        let limits = &shared.limits;
         Self {
             conn,
             answer: None,
@@ -60,7 +74,22 @@ impl QuicLink {
             send_timeout: limits.send_timeout(),
             frame_read_timeout: limits.frame_read_timeout(),
             max_message_size: limits.max_message_size(),
+            handshake,
+            unproven,
+            counters: Arc::clone(&shared.counters),
         }
+    }
+
+    /// Waits for the TLS handshake to complete (which proves the peer's address); `false`
+    /// if it failed.
+    async fn handshake_complete(&mut self) -> bool {
+        if let Some(handshake) = self.handshake.take() {
+            if !handshake.await {
+                return false;
+            }
+        }
+        self.unproven = None;
+        true
     }
 
     async fn answer(&mut self, frame: &[u8]) -> Option<&mut SendStream> {
@@ -83,6 +112,10 @@ impl Link for QuicLink {
 
     async fn hello(&mut self, max: u32) -> Result<(FrameHeader, Bytes), NoHello> {
         let (send, mut recv) = self.conn.accept_bi().await.map_err(|_| NoHello::Gone)?;
+        if recv.is_0rtt() && self.handshake.is_some() {
+            // a replay of it cannot reach here: the ticket it needs is single-use
+            self.counters.zero_rtt_handshake();
+        }
         self.answer = Some(send);
         // exactly the `Hello`: what follows it on the stream is the call channel's
         let hello = read_frame(&mut recv, max)
@@ -94,6 +127,11 @@ impl Link for QuicLink {
 
     async fn welcome(&mut self, frame: Vec<u8>) -> bool {
         if self.answer(&frame).await.is_none() {
+            return false;
+        }
+        // 0-RTT data is for the `Hello` alone: calls are read once the handshake is
+        // complete, so none of them can be a replay
+        if !self.handshake_complete().await {
             return false;
         }
         if let (Some(send), Some(recv)) = (self.answer.take(), self.hello.take()) {
@@ -118,9 +156,15 @@ impl Link for QuicLink {
     }
 
     async fn open_push(&mut self) -> Option<QuicPush> {
+        let datagrams = self
+            .conn
+            .max_datagram_size()
+            .is_some()
+            .then(|| self.conn.clone());
         self.conn.open_uni().await.ok().map(|stream| QuicPush {
             stream,
             batch: Coalesced::default(),
+            datagrams,
         })
     }
 
@@ -275,7 +319,7 @@ struct ChannelSink {
 impl FrameSink for ChannelSink {
     async fn feed(&mut self, out: Outgoing) -> Result<Fed, Broken> {
         match out {
-            Outgoing::Frame(frame) => self.batch.push(frame),
+            Outgoing::Frame(frame, _) => self.batch.push(frame),
             Outgoing::Frames(frames) => frames.into_iter().for_each(|f| self.batch.push(f)),
             // QUIC keeps the connection alive itself
             Outgoing::Ping => {}
@@ -395,6 +439,10 @@ impl CallIo for StreamCall {
         let header = timeout_at(deadline, read_header(recv, &mut decoder))
             .await
             .map_err(|_| self.late(limit))??;
+        // the reply (and items) go out at the call's priority
+        let _ = self
+            .send
+            .set_priority(Priority::from_flags(header.flags).quic());
         context
             .meter
             .received(HEADER_LEN + header.body_len as usize);
@@ -504,6 +552,8 @@ fn client_items(recv: RecvStream, context: Arc<CallEnv>) -> Inbound {
 pub(crate) struct QuicPush {
     stream: SendStream,
     batch: Coalesced,
+    /// The connection, when its client takes datagrams.
+    datagrams: Option<Connection>,
 }
 
 impl PushSink for QuicPush {
@@ -512,5 +562,9 @@ impl PushSink for QuicPush {
         let written = self.stream.write_all_chunks(self.batch.chunks()).await;
         self.batch.clear();
         written.is_ok()
+    }
+
+    fn datagrams(&self) -> Option<Connection> {
+        self.datagrams.clone()
     }
 }

@@ -11,12 +11,24 @@ use crate::{
     limits::ServerLimits,
 };
 
+/// Unreliable events waiting to go out as datagrams, per connection, before the oldest
+/// is dropped.
+const DATAGRAM_SEND_BUFFER: usize = 64 * 1024;
+
+/// TLS sessions kept for resumption and 0-RTT, server-wide (a few hundred bytes each);
+/// beyond it the oldest are forgotten, and their clients reconnect in one round trip.
+const TLS_SESSIONS: usize = 4096;
+
 /// Per-stream receive window: large enough for multi-MiB payloads at loopback speed.
 const STREAM_WINDOW: u32 = 1 << 20;
 
 pub(crate) fn quinn_config(config: &ServerConfig) -> Result<quinn::ServerConfig, ServerError> {
     let mut tls = config.rustls(alpn(PROTOCOL_VERSION))?;
-    tls.max_early_data_size = 0;
+    // 0-RTT for reconnecting clients (quinn takes u32::MAX to mean "allowed"). rustls
+    // accepts early data only with tickets stored here, each taken on use: a replayed
+    // ClientHello finds its ticket gone and gets a full handshake, its 0-RTT data unread
+    tls.max_early_data_size = u32::MAX;
+    tls.session_storage = rustls::server::ServerSessionMemoryCache::new(TLS_SESSIONS);
     let crypto = QuicServerConfig::try_from(tls).map_err(TlsError::Quic)?;
     let mut server = quinn::ServerConfig::with_crypto(Arc::new(crypto));
     server.transport_config(Arc::new(transport(&config.limits, &config.server_limits)?));
@@ -45,8 +57,10 @@ fn transport(
         .send_window(receive_window)
         .max_idle_timeout(Some(idle))
         .keep_alive_interval(Some(limits.keep_alive()))
-        // HardLight sends no unreliable datagrams: reserve no buffers for them
+        // clients send no datagrams; unreliable events go the other way, at most
+        // DATAGRAM_SEND_BUFFER bytes of them waiting per connection (a limit, not an
+        // allocation: an idle connection holds none)
         .datagram_receive_buffer_size(None)
-        .datagram_send_buffer_size(0);
+        .datagram_send_buffer_size(DATAGRAM_SEND_BUFFER);
     Ok(transport)
 }

@@ -24,6 +24,21 @@ const EVENTS_PER_WRITE: usize = 64;
 pub(crate) trait PushSink: Send {
     /// Writes frames in order; `false` once the peer is gone.
     fn write(&mut self, frames: Vec<Bytes>) -> impl Future<Output = bool> + Send;
+
+    /// The QUIC connection to send unreliable events on as datagrams, if the client
+    /// takes them.
+    fn datagrams(&self) -> Option<quinn::Connection> {
+        None
+    }
+}
+
+/// Stops unreliable events going to the connection once its push loop ends.
+struct Detach<'a>(&'a Outbox);
+
+impl Drop for Detach<'_> {
+    fn drop(&mut self) {
+        self.0.detach();
+    }
 }
 
 /// Why the push loop ended.
@@ -55,6 +70,8 @@ pub(crate) async fn push_loop<S: ConnectionState, P: PushSink>(
 ) -> PushEnd {
     let compressed = context.compression_negotiated();
     let send_timeout = context.limits.send_timeout();
+    outbox.attach(sink.datagrams(), compressed);
+    let _detach = Detach(&outbox);
     let mut told = false;
     loop {
         let mut frames: Vec<Bytes> = Vec::new();
@@ -77,6 +94,10 @@ pub(crate) async fn push_loop<S: ConnectionState, P: PushSink>(
                     frames.push(Bytes::copy_from_slice(&lagged.encode()));
                 }
                 frames.extend(taken.events.iter().map(|event| event.frame(compressed)));
+                if let Some((seq, event)) = taken.unreliable {
+                    frames.push(event.unreliable_frame(compressed, seq));
+                    outbox.unreliable_inline();
+                }
             }
         }
         context.meter.sent(frames.iter().map(Bytes::len).sum());

@@ -93,20 +93,8 @@ impl<E: Codable> EventEmitter<E> {
         if subscribers.is_none() && !self.hub.forwards() {
             return Ok(0);
         }
-        let body = codec::encode(&(topic.clone(), event)).map_err(EmitError::Encode)?;
-        if body.len() > self.max_message_size as usize {
-            return Err(EmitError::TooLarge {
-                size: body.len(),
-                max: self.max_message_size,
-            });
-        }
-        self.hub.check_forward(body.len())?;
-        let charge = self.hub.memory().charge(body.len() as u64)?;
-        let event = Arc::new(EncodedEvent::event(
-            Bytes::from_owner(body),
-            self.compression,
-            charge,
-        ));
+        let event = self.encode(topic, event)?;
+        self.hub.check_forward(event.size())?;
         let queued = subscribers.map_or(0, |subscribers| {
             for outbox in subscribers.iter() {
                 outbox.push(Arc::clone(&event));
@@ -115,6 +103,58 @@ impl<E: Codable> EventEmitter<E> {
         });
         self.hub.forward(topic, &event);
         Ok(queued)
+    }
+
+    /// Sends `event` unreliably to every connection of this server subscribed to `topic`,
+    /// for latest-value updates (positions, cursors, presence) where a newer event makes
+    /// an older one worthless. Over QUIC it goes as a datagram when the client takes them
+    /// and it fits the path's datagram size; otherwise (and over WebSocket) it is sent
+    /// only when nothing else waits for the connection, a newer unreliable event replacing
+    /// one not sent yet. It is never queued behind other events: it may be lost or
+    /// dropped, is counted then (`TrafficStats::unreliable_dropped`), and never reported
+    /// as lost events (`Lagged`). The client receives it marked `unreliable`. Not
+    /// forwarded to the other servers of a cluster. Returns how many connections it was
+    /// offered to; errors as [`EventEmitter::try_emit`]'s.
+    ///
+    /// ```no_run
+    /// # fn demo(emitter: hardlight_server::EventEmitter<(f32, f32)>) {
+    /// let offered = emitter.emit_unreliable(&"cursor/alice".into(), (0.5, 0.25));
+    /// # }
+    /// ```
+    pub fn emit_unreliable(&self, topic: &Topic, event: E) -> usize {
+        let Some(subscribers) = self.hub.subscribers(topic) else {
+            return 0;
+        };
+        match self.encode(topic, event) {
+            Ok(event) => {
+                for outbox in subscribers.iter() {
+                    outbox.offer(&event);
+                }
+                subscribers.len()
+            }
+            Err(error) => {
+                tracing::warn!(%topic, %error, "unreliable event not sent");
+                0
+            }
+        }
+    }
+
+    /// `event` on `topic`, serialized once for every subscriber and charged to the
+    /// server's memory budget.
+    fn encode(&self, topic: &Topic, event: E) -> Result<Arc<EncodedEvent>, EmitError> {
+        let body = codec::encode(&(topic.clone(), event)).map_err(EmitError::Encode)?;
+        if body.len() > self.max_message_size as usize {
+            return Err(EmitError::TooLarge {
+                size: body.len(),
+                max: self.max_message_size,
+            });
+        }
+        let charge = self.hub.memory().charge(body.len() as u64)?;
+        Ok(Arc::new(EncodedEvent::event(
+            Bytes::from_owner(body),
+            self.compression,
+            charge,
+        )))
     }
 }
 

@@ -100,6 +100,17 @@ impl EncodedEvent {
         &self.body
     }
 
+    /// The event as the `seq`-th unreliable event of a connection that negotiated
+    /// `compressed` (or not): its frame, as an `Unreliable` frame numbered `seq`.
+    pub(crate) fn unreliable_frame(&self, compressed: bool, seq: u64) -> Bytes {
+        let mut frame = self.frame(compressed).to_vec();
+        if let Some(kind) = frame.get_mut(4) {
+            *kind = Kind::Unreliable as u8;
+        }
+        FrameHeader::set_id(&mut frame, seq);
+        frame.into()
+    }
+
     /// The frame for a connection that negotiated `compressed` (or not).
     pub(crate) fn frame(&self, compressed: bool) -> Bytes {
         let (cell, compression) = if compressed {

@@ -61,6 +61,31 @@ struct Queue {
     /// event number `taken - sent_weight`.
     sent: VecDeque<Sent>,
     sent_weight: u64,
+    unreliable: Unreliable,
+}
+
+/// The unreliable events of the connection now serving the session.
+#[derive(Debug, Default)]
+struct Unreliable {
+    /// Whether a connection serves the session.
+    attached: bool,
+    /// The QUIC connection, when its client takes datagrams.
+    datagrams: Option<quinn::Connection>,
+    /// Whether the connection negotiated compression.
+    compressed: bool,
+    /// Unreliable events sent on the connection so far: the next one's `id` is one more.
+    sent: u64,
+    /// The one waiting for the push stream, which takes it only when no event is queued.
+    waiting: Option<Arc<EncodedEvent>>,
+}
+
+impl Unreliable {
+    /// The waiting event, numbered.
+    fn take_waiting(&mut self) -> Option<(u64, Arc<EncodedEvent>)> {
+        let event = self.waiting.take()?;
+        self.sent += 1;
+        Some((self.sent, event))
+    }
 }
 
 /// A push frame taken for the client: an event, or a loss report.
@@ -87,6 +112,8 @@ pub(crate) struct Taken {
     pub(crate) lost: u64,
     /// Events to send, oldest first.
     pub(crate) events: Vec<Arc<EncodedEvent>>,
+    /// An unreliable event to send after them, and its number on the connection.
+    pub(crate) unreliable: Option<(u64, Arc<EncodedEvent>)>,
     /// The queue overflowed under [`SlowConsumerPolicy::Disconnect`].
     pub(crate) overflowed: bool,
 }
@@ -152,13 +179,19 @@ impl Outbox {
                         ..Taken::default()
                     };
                 }
-                if !queue.items.is_empty() || queue.lost > 0 {
+                if !queue.items.is_empty() || queue.lost > 0 || queue.unreliable.waiting.is_some() {
                     let n = queue.items.len().min(max);
                     let events: Vec<_> = queue.items.drain(..n).collect();
                     queue.bytes -= events.iter().map(|e| e.size()).sum::<usize>();
+                    let unreliable = if queue.items.is_empty() {
+                        queue.unreliable.take_waiting()
+                    } else {
+                        None
+                    };
                     let taken = Taken {
                         lost: std::mem::take(&mut queue.lost),
                         events,
+                        unreliable,
                         overflowed: false,
                     };
                     self.remember(&mut queue, &taken);
@@ -167,6 +200,65 @@ impl Outbox {
             }
             self.ready.notified().await;
         }
+    }
+
+    /// A connection starts serving the session: unreliable events go to it, as datagrams
+    /// when `datagrams` is given, numbered from 1.
+    pub(crate) fn attach(&self, datagrams: Option<quinn::Connection>, compressed: bool) {
+        let mut queue = self.lock();
+        queue.unreliable = Unreliable {
+            attached: true,
+            datagrams,
+            compressed,
+            ..Unreliable::default()
+        };
+    }
+
+    /// The connection stopped serving the session: unreliable events are dropped until
+    /// the next one attaches.
+    pub(crate) fn detach(&self) {
+        self.lock().unreliable = Unreliable::default();
+    }
+
+    /// Offers an unreliable event: sent at once as a QUIC datagram when the client takes
+    /// them and it fits; otherwise it waits for the push stream only while no event is
+    /// queued, in a single place where a newer unreliable event replaces it. Whatever is
+    /// not sent is dropped (and counted), never queued and never reported as lost.
+    pub(crate) fn offer(&self, event: &Arc<EncodedEvent>) {
+        let mut queue = self.lock();
+        let unreliable = &mut queue.unreliable;
+        if let Some(conn) = &unreliable.datagrams {
+            let frame = event.unreliable_frame(unreliable.compressed, unreliable.sent + 1);
+            if conn
+                .max_datagram_size()
+                .is_some_and(|max| frame.len() <= max)
+            {
+                // quinn drops the oldest datagram when its send buffer is full: a loss the
+                // client sees as a gap in the numbers, like one in the network
+                if conn.send_datagram(frame).is_ok() {
+                    unreliable.sent += 1;
+                    self.meter.unreliable_sent(true);
+                } else {
+                    self.meter.unreliable_dropped();
+                }
+                return;
+            }
+        }
+        let idle = queue.items.is_empty() && queue.lost == 0 && !queue.overflowed;
+        if !idle || !queue.unreliable.attached {
+            self.meter.unreliable_dropped();
+            return;
+        }
+        if queue
+            .unreliable
+            .waiting
+            .replace(Arc::clone(event))
+            .is_some()
+        {
+            self.meter.unreliable_dropped();
+        }
+        drop(queue);
+        self.ready.notify_one();
     }
 
     /// Records the frames of `taken` (a `Lagged` first if anything was lost) for replay.
@@ -235,6 +327,11 @@ impl Outbox {
     #[cfg(test)]
     pub(crate) fn len(&self) -> usize {
         self.lock().items.len()
+    }
+
+    /// Counts an unreliable event sent on the push stream.
+    pub(crate) fn unreliable_inline(&self) {
+        self.meter.unreliable_sent(false);
     }
 
     fn lock(&self) -> MutexGuard<'_, Queue> {

@@ -191,11 +191,11 @@ impl<S: AsyncRead + AsyncWrite + Unpin + Send + 'static> Link for WsLink<S> {
     async fn welcome(&mut self, frame: Vec<u8>) -> bool {
         self.budget.lift();
         self.heard = Instant::now();
-        self.writer.send(Outgoing::Frame(frame.into())).await
+        self.writer.send(Outgoing::frame(frame)).await
     }
 
     async fn reject(&mut self, frame: Vec<u8>, reason: &str) {
-        self.writer.send(Outgoing::Frame(frame.into())).await;
+        self.writer.send(Outgoing::frame(frame)).await;
         self.close(Close::Rejected, reason);
     }
 
@@ -303,7 +303,7 @@ impl<S: AsyncRead + AsyncWrite + Unpin + Send + 'static> FrameSink for WsSink<S>
     async fn feed(&mut self, out: Outgoing) -> Result<Fed, Broken> {
         let sink = &mut self.0;
         match out {
-            Outgoing::Frame(frame) => sink.feed(Message::Binary(frame)).await.map_err(broken)?,
+            Outgoing::Frame(frame, _) => sink.feed(Message::Binary(frame)).await.map_err(broken)?,
             Outgoing::Frames(frames) => {
                 for frame in frames {
                     sink.feed(Message::Binary(frame)).await.map_err(broken)?;

@@ -1,5 +1,5 @@
 //! Accepting a TCP connection: TLS (unless plain WebSocket was configured), then the HTTP
-//! upgrade with subprotocol `hardlight.<version>` (`hardlight.6`), bounded in size and time.
+//! upgrade with subprotocol `hardlight.<version>` (`hardlight.7`), bounded in size and time.
 
 use hardlight_core::TransportKind as Transport;
 use std::{net::SocketAddr, sync::Arc};
