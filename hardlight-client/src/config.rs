@@ -64,9 +64,10 @@ pub struct ClientConfig {
     pub(crate) memory: Option<hardlight_core::memory::InMemory>,
     /// Whether a reconnection sends its `Hello` in 0-RTT.
     pub(crate) zero_rtt: bool,
-    /// The TLS session tickets servers issued, shared by the config's clones.
+    /// The QUIC TLS configuration (and the session tickets servers issued), built on
+    /// first use and shared by the config's clones.
     #[cfg(feature = "native")]
-    pub(crate) tls_sessions: std::sync::Arc<rustls::client::ClientSessionMemoryCache>,
+    pub(crate) quic_tls: crate::quic::QuicTls,
 }
 
 /// Leaves out the token and the session being resumed.
@@ -146,10 +147,6 @@ impl Reconnect {
     }
 }
 
-/// TLS session tickets a config keeps, one per server name (each a few hundred bytes).
-#[cfg(feature = "native")]
-const TLS_SESSIONS: usize = 32;
-
 impl ClientConfig {
     /// Connect to `addr` (`host:port`), verifying the server against the system roots.
     pub fn new(addr: impl Into<String>) -> Self {
@@ -173,9 +170,7 @@ impl ClientConfig {
             memory: None,
             zero_rtt: true,
             #[cfg(feature = "native")]
-            tls_sessions: std::sync::Arc::new(rustls::client::ClientSessionMemoryCache::new(
-                TLS_SESSIONS,
-            )),
+            quic_tls: Default::default(),
         }
     }
 
@@ -212,12 +207,20 @@ impl ClientConfig {
     /// Trust only the CA certificates in this PEM bundle.
     pub fn with_ca_pem(mut self, pem: impl Into<Vec<u8>>) -> Self {
         self.trust = Trust::CaPem(pem.into());
+        #[cfg(feature = "native")]
+        {
+            self.quic_tls = Default::default();
+        }
         self
     }
 
     /// Sets which certificates to trust.
     pub fn with_trust(mut self, trust: Trust) -> Self {
         self.trust = trust;
+        #[cfg(feature = "native")]
+        {
+            self.quic_tls = Default::default();
+        }
         self
     }
 
@@ -297,6 +300,10 @@ impl ClientConfig {
     /// ```
     pub fn with_zero_rtt(mut self, zero_rtt: bool) -> Self {
         self.zero_rtt = zero_rtt;
+        #[cfg(feature = "native")]
+        {
+            self.quic_tls = Default::default();
+        }
         self
     }
 
@@ -310,6 +317,10 @@ impl ClientConfig {
     #[doc(hidden)]
     pub fn with_protocol_version(mut self, version: u16) -> Self {
         self.protocol_version = version;
+        #[cfg(feature = "native")]
+        {
+            self.quic_tls = Default::default();
+        }
         self
     }
 

@@ -37,6 +37,8 @@ struct State {
     sent_by_client: HashMap<SocketAddr, usize>,
     /// The address packets reach the server from.
     from: IpAddr,
+    /// Packets from clients, as they came, while recording.
+    recorded: Option<Vec<Vec<u8>>>,
 }
 
 /// A running proxy; stops on drop.
@@ -65,6 +67,7 @@ impl UdpProxy {
             held: HashMap::new(),
             sent_by_client: HashMap::new(),
             from,
+            recorded: None,
         }));
         let task = tokio::spawn(run(socket, Arc::clone(&state)));
         Self { addr, state, task }
@@ -73,6 +76,24 @@ impl UdpProxy {
     /// Applies `faults` from now on.
     pub fn set(&self, faults: Faults) {
         self.state.lock().unwrap().faults = faults;
+    }
+
+    /// Records the packets clients send from now on, for [`UdpProxy::replay`].
+    pub fn record(&self) {
+        self.state.lock().unwrap().recorded = Some(Vec::new());
+    }
+
+    /// Sends the recorded packets to the server again, in order, from a new address: an
+    /// attacker replaying what it captured.
+    pub async fn replay(&self) {
+        let (packets, server, from) = {
+            let state = self.state.lock().unwrap();
+            (state.recorded.clone().unwrap_or_default(), state.server, state.from)
+        };
+        let socket = UdpSocket::bind((from, 0)).await.unwrap();
+        for packet in packets {
+            let _ = socket.send_to(&packet, server).await;
+        }
     }
 
     /// Sends every packet to `server` from now on, as if the old server's host had come
@@ -147,12 +168,13 @@ async fn run(socket: Arc<UdpSocket>, state: Arc<Mutex<State>>) {
                 upstream
             }
         };
-        let packets = decide(
-            &mut state.lock().unwrap(),
-            client,
-            true,
-            buf[..len].to_vec(),
-        );
+        let packets = {
+            let mut state = state.lock().unwrap();
+            if let Some(recorded) = &mut state.recorded {
+                recorded.push(buf[..len].to_vec());
+            }
+            decide(&mut state, client, true, buf[..len].to_vec())
+        };
         for packet in packets {
             let _ = upstream.send(&packet).await;
         }

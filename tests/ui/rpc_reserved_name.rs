@@ -18,6 +18,7 @@ trait Api {
     async fn with_call_timeout(&self) -> HandlerResult<()>;
     async fn with_config(&self) -> HandlerResult<()>;
     async fn with_context(&self) -> HandlerResult<()>;
+    async fn with_priority(&self) -> HandlerResult<()>;
     async fn clone(&self) -> HandlerResult<()>;
     async fn clone_from(&self) -> HandlerResult<()>;
     async fn deref(&self) -> HandlerResult<()>;

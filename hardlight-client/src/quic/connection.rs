@@ -20,7 +20,6 @@ use quinn::{
 use tokio::task::JoinHandle;
 use tracing::{debug, warn};
 
-use super::tls::client_config;
 use crate::{
     calls::{Calls, Exchange},
     config::ClientConfig,
@@ -87,13 +86,7 @@ impl QuicConnection {
     ) -> Result<Connected, ConnectError> {
         let addr = resolve(&config.addr).await?;
         let offered = alpn(config.protocol_version);
-        let mut tls = client_config(&config.trust, offered.clone())?;
-        // tickets kept across connections: a reconnection resumes the TLS session and,
-        // unless turned off, sends its `Hello` in 0-RTT
-        tls.resumption = rustls::client::Resumption::store(
-            Arc::clone(&config.tls_sessions) as Arc<dyn rustls::client::ClientSessionStore>
-        );
-        tls.enable_early_data = config.zero_rtt;
+        let tls = config.quic_tls.get(config)?;
         let crypto =
             QuicClientConfig::try_from(tls).map_err(|e| TlsConfigError::Quic(Arc::new(e)))?;
         let mut client = quinn::ClientConfig::new(Arc::new(crypto));

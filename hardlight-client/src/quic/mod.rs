@@ -6,3 +6,4 @@ mod connection;
 pub(crate) mod tls;
 
 pub(crate) use connection::{resolve, transport_failure, QuicConnection, QuicItems, QuicSender};
+pub(crate) use tls::QuicTls;

@@ -1,8 +1,11 @@
 //! rustls client configuration: system roots, a CA bundle, or (explicitly) none.
 
-use std::sync::Arc;
+use std::sync::{Arc, Mutex};
+
+use hardlight_core::handshake::alpn;
 
 use rustls::{
+    client::Resumption,
     client::danger::{HandshakeSignatureValid, ServerCertVerified, ServerCertVerifier},
     crypto::{verify_tls12_signature, verify_tls13_signature, CryptoProvider},
     pki_types::{pem::PemObject, CertificateDer, ServerName, UnixTime},
@@ -13,6 +16,38 @@ use crate::{
     config::Trust,
     error::{ConnectError, TlsConfigError},
 };
+
+/// Servers whose TLS session tickets a config keeps (a few tickets of a few hundred
+/// bytes each per server).
+const TLS_SESSIONS: usize = 32;
+
+/// The QUIC TLS configuration of a [`ClientConfig`](crate::ClientConfig), built on first
+/// use and shared by its clones (changing its trust, version or 0-RTT setting starts a
+/// new one). rustls resumes a session, and sends 0-RTT data, only with the certificate
+/// verifier that accepted the server when it issued the ticket: one configuration must
+/// serve every connection of a client.
+#[derive(Debug, Clone, Default)]
+pub(crate) struct QuicTls(Arc<Mutex<Option<Arc<rustls::ClientConfig>>>>);
+
+impl QuicTls {
+    /// The configuration for `config`: tickets kept across connections, and early data
+    /// if `config` allows 0-RTT.
+    pub(crate) fn get(
+        &self,
+        config: &crate::ClientConfig,
+    ) -> Result<Arc<rustls::ClientConfig>, ConnectError> {
+        let mut built = self.0.lock().unwrap_or_else(|poisoned| poisoned.into_inner());
+        if let Some(tls) = &*built {
+            return Ok(Arc::clone(tls));
+        }
+        let mut tls = client_config(&config.trust, alpn(config.protocol_version))?;
+        tls.resumption = Resumption::in_memory_sessions(TLS_SESSIONS);
+        tls.enable_early_data = config.zero_rtt;
+        let tls = Arc::new(tls);
+        *built = Some(Arc::clone(&tls));
+        Ok(tls)
+    }
+}
 
 /// A TLS 1.3 client configuration offering ALPN `alpn`.
 pub(crate) fn client_config(

@@ -130,6 +130,12 @@ pub(crate) fn generate(item: &syn::ItemTrait, service: &Service) -> TokenStream 
                     Self(self.0.with_context(context))
                 }
 
+                /// A handle on the same connection whose calls have `priority`, whatever
+                /// their method's own.
+                #vis fn with_priority(&self, priority: #p::Priority) -> Self {
+                    Self(self.0.with_priority(priority))
+                }
+
                 #(#methods)*
             }
 

@@ -25,6 +25,7 @@ pub(super) const RESERVED: &[&str] = &[
     "with_call_timeout",
     "with_config",
     "with_context",
+    "with_priority",
     // the generated client's trait impls
     "clone",
     "clone_from",

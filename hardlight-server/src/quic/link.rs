@@ -84,7 +84,10 @@ impl QuicLink {
     /// if it failed.
     async fn handshake_complete(&mut self) -> bool {
         if let Some(handshake) = self.handshake.take() {
-            if !handshake.await {
+            // on a server it resolves when the handshake completes or fails; its value
+            // says nothing of 0-RTT there
+            let _ = handshake.await;
+            if self.conn.close_reason().is_some() {
                 return false;
             }
         }
@@ -112,8 +115,8 @@ impl Link for QuicLink {
 
     async fn hello(&mut self, max: u32) -> Result<(FrameHeader, Bytes), NoHello> {
         let (send, mut recv) = self.conn.accept_bi().await.map_err(|_| NoHello::Gone)?;
-        if recv.is_0rtt() && self.handshake.is_some() {
-            // a replay of it cannot reach here: the ticket it needs is single-use
+        if recv.is_0rtt() {
+            // a replay of it cannot get here: the ticket it needs is single-use
             self.counters.zero_rtt_handshake();
         }
         self.answer = Some(send);
