@@ -17,6 +17,7 @@ const CHUNK: usize = 64 * 1024;
 const CHUNKS: u32 = 256;
 const BURST: u32 = 32;
 
+/// No state.
 #[connection_state]
 pub struct State {}
 

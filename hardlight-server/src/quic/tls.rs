@@ -15,6 +15,9 @@ use crate::{
 /// is dropped.
 const DATAGRAM_SEND_BUFFER: usize = 64 * 1024;
 
+/// Datagrams from a client held, in bytes (it has no reason to send any).
+const DATAGRAM_RECEIVE_BUFFER: usize = 1200;
+
 /// TLS sessions kept for resumption and 0-RTT, server-wide (a few hundred bytes each);
 /// beyond it the oldest are forgotten, and their clients reconnect in one round trip.
 const TLS_SESSIONS: usize = 4096;
@@ -57,10 +60,12 @@ fn transport(
         .send_window(receive_window)
         .max_idle_timeout(Some(idle))
         .keep_alive_interval(Some(limits.keep_alive()))
-        // clients send no datagrams; unreliable events go the other way, at most
-        // DATAGRAM_SEND_BUFFER bytes of them waiting per connection (a limit, not an
-        // allocation: an idle connection holds none)
-        .datagram_receive_buffer_size(None)
+        // unreliable events go out as datagrams, at most DATAGRAM_SEND_BUFFER bytes of them
+        // waiting per connection (a limit, not an allocation: an idle connection holds
+        // none). quinn sends datagrams only with a receive buffer: clients send none, and
+        // what a hostile one sends is held up to its small size, never read, the oldest
+        // dropped
+        .datagram_receive_buffer_size(Some(DATAGRAM_RECEIVE_BUFFER))
         .datagram_send_buffer_size(DATAGRAM_SEND_BUFFER);
     Ok(transport)
 }

@@ -235,11 +235,15 @@ impl Outbox {
             {
                 // quinn drops the oldest datagram when its send buffer is full: a loss the
                 // client sees as a gap in the numbers, like one in the network
-                if conn.send_datagram(frame).is_ok() {
-                    unreliable.sent += 1;
-                    self.meter.unreliable_sent(true);
-                } else {
-                    self.meter.unreliable_dropped();
+                match conn.send_datagram(frame) {
+                    Ok(()) => {
+                        unreliable.sent += 1;
+                        self.meter.unreliable_sent(true);
+                    }
+                    Err(error) => {
+                        tracing::debug!(%error, "unreliable event dropped");
+                        self.meter.unreliable_dropped();
+                    }
                 }
                 return;
             }
