@@ -41,11 +41,8 @@ async fn joined(
     addr: std::net::SocketAddr,
     transport: Transport,
 ) -> (UpdatesClient, Subscription<u64>) {
-    let client = UpdatesClient::with_config(common::config_via(
-        addr,
-        &server.certificate_pem,
-        transport,
-    ));
+    let client =
+        UpdatesClient::with_config(common::config_via(addr, &server.certificate_pem, transport));
     client.connect().await.unwrap();
     let events = client.subscribe().await.unwrap();
     client.join("pos".into()).await.unwrap();

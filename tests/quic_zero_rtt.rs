@@ -23,7 +23,11 @@ async fn a_reconnection_sends_its_hello_in_0rtt() {
     let client = KitchenClient::with_config(via(&server, server.addr));
     client.connect().await.unwrap();
     assert_eq!(client.add(1, 2, 3).await.unwrap(), 6);
-    assert_eq!(client.stats().zero_rtt_accepted, 0, "a fresh connection is 1-RTT");
+    assert_eq!(
+        client.stats().zero_rtt_accepted,
+        0,
+        "a fresh connection is 1-RTT"
+    );
     assert_eq!(server.stats.snapshot().zero_rtt_handshakes, 0);
 
     client.disconnect().await;
@@ -66,21 +70,33 @@ async fn a_replayed_0rtt_hello_gets_no_welcome() {
     assert_eq!(client.stats().zero_rtt_accepted, 1);
     client.disconnect().await;
     let stats = || server.stats.snapshot();
-    eventually("the client's connections end", || stats().connections_open == 0).await;
+    eventually("the client's connections end", || {
+        stats().connections_open == 0
+    })
+    .await;
     let accepted = stats().connections_accepted;
 
     // the captured flight (ClientHello with its ticket, then the 0-RTT `Hello`), sent
     // again until the server takes it as a new connection attempt
-    common::eventually_async("the replay reaches the server as a new connection", || async {
-        proxy.replay().await;
-        tokio::time::sleep(Duration::from_millis(50)).await;
-        stats().connections_accepted > accepted
-    })
+    common::eventually_async(
+        "the replay reaches the server as a new connection",
+        || async {
+            proxy.replay().await;
+            tokio::time::sleep(Duration::from_millis(50)).await;
+            stats().connections_accepted > accepted
+        },
+    )
     .await;
     // it cannot complete its handshake, and times out
-    eventually("the replayed attempts end", || stats().connections_open == 0).await;
+    eventually("the replayed attempts end", || {
+        stats().connections_open == 0
+    })
+    .await;
     let after = stats();
-    assert_eq!(after.zero_rtt_handshakes, 1, "the replayed Hello was not read");
+    assert_eq!(
+        after.zero_rtt_handshakes, 1,
+        "the replayed Hello was not read"
+    );
     assert_eq!(after.sessions_resumed, 0);
     assert_eq!(after.handshakes_rejected, 0);
 }

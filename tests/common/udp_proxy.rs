@@ -88,7 +88,11 @@ impl UdpProxy {
     pub async fn replay(&self) {
         let (packets, server, from) = {
             let state = self.state.lock().unwrap();
-            (state.recorded.clone().unwrap_or_default(), state.server, state.from)
+            (
+                state.recorded.clone().unwrap_or_default(),
+                state.server,
+                state.from,
+            )
         };
         let socket = UdpSocket::bind((from, 0)).await.unwrap();
         for packet in packets {

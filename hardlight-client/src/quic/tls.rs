@@ -5,8 +5,8 @@ use std::sync::{Arc, Mutex};
 use hardlight_core::handshake::alpn;
 
 use rustls::{
-    client::Resumption,
     client::danger::{HandshakeSignatureValid, ServerCertVerified, ServerCertVerifier},
+    client::Resumption,
     crypto::{verify_tls12_signature, verify_tls13_signature, CryptoProvider},
     pki_types::{pem::PemObject, CertificateDer, ServerName, UnixTime},
     DigitallySignedStruct, RootCertStore, SignatureScheme,
@@ -36,7 +36,10 @@ impl QuicTls {
         &self,
         config: &crate::ClientConfig,
     ) -> Result<Arc<rustls::ClientConfig>, ConnectError> {
-        let mut built = self.0.lock().unwrap_or_else(|poisoned| poisoned.into_inner());
+        let mut built = self
+            .0
+            .lock()
+            .unwrap_or_else(|poisoned| poisoned.into_inner());
         if let Some(tls) = &*built {
             return Ok(Arc::clone(tls));
         }

@@ -21,6 +21,8 @@ pub(crate) fn expand(args: TokenStream, input: TokenStream) -> TokenStream {
     };
     let attr = attr::parse(args);
     let service = model::Service::parse(&item);
+    // emitted as written on error, less the methods' options (which only #[rpc] reads)
+    let item = without_method_options(item);
     match (attr, service) {
         (Ok(attr), Ok(service)) => {
             let mut out = server::generate(&item, &attr, &service);
@@ -33,6 +35,16 @@ pub(crate) fn expand(args: TokenStream, input: TokenStream) -> TokenStream {
         }
         (Err(e), _) | (_, Err(e)) => with_item(e, item),
     }
+}
+
+/// `item` without the `#[rpc(..)]` options of its methods.
+fn without_method_options(mut item: syn::ItemTrait) -> syn::ItemTrait {
+    for trait_item in &mut item.items {
+        if let syn::TraitItem::Fn(f) = trait_item {
+            f.attrs.retain(|a| !a.path().is_ident("rpc"));
+        }
+    }
+    item
 }
 
 /// The hidden descriptor type generated for trait `name`.
