@@ -7,6 +7,7 @@
 //! cargo run --release -p hardlight-benchmarks --bin bench -- --only instructions
 //!     [--systems ...] [--in-flight 64] [--profiles DIR]
 //! cargo run --release -p hardlight-benchmarks --bin bench -- --only lossy
+//! cargo run --release -p hardlight-benchmarks --bin bench -- --only quic
 //! cargo run --release -p hardlight-benchmarks --features cluster --bin bench -- --only cluster
 //! cargo run --release -p hardlight-benchmarks --features cluster --bin bench -- --only durable
 //! cargo run --release -p hardlight-benchmarks --features peers --bin bench -- --only streaming
@@ -218,6 +219,9 @@ fn main() {
         }
         if wants("streaming") {
             tables.extend(streaming_tables(&args.plan, &cert, &dir).await);
+        }
+        if wants("quic") {
+            tables.extend(quic_tables(&args.plan, &cert).await);
         }
     });
     let _ = std::fs::remove_dir_all(&dir);
@@ -618,6 +622,76 @@ async fn durable_tables(plan: &Plan, cert: &Certificate, dir: &Path) -> Vec<Tabl
         }
     }
     vec![throughput, latency]
+}
+
+/// QUIC's own strengths (0-RTT, priorities, unreliable events), HardLight against a
+/// server on a thread of its own, the variants interleaved round by round.
+async fn quic_tables(plan: &Plan, cert: &Certificate) -> Vec<Table> {
+    use hardlight_benchmarks::workloads::quic_features as quic;
+    let (reconnects, calls, events) = if plan.quick {
+        (100, 300, 2_000)
+    } else {
+        (500, 2_000, 20_000)
+    };
+    let (addr, emitter) = quic::serve(cert);
+    let mut reconnect = Table::new(
+        "reconnect",
+        "Reconnection to first reply: connect (the client holds a session ticket) and one call",
+        "µs",
+        false,
+        &["p50", "p99"],
+    );
+    let mut small = Table::new(
+        "small_call_under_bulk",
+        "Small call latency, sequential, alone or beside a 16 MiB transfer on the same connection",
+        "µs",
+        false,
+        &["p50", "p99"],
+    );
+    let mut delivered = Table::new(
+        "unreliable_delivered",
+        "Unreliable events delivered, each emitted beside a reliable one, loopback",
+        "%",
+        true,
+        &["delivered"],
+    );
+    const RECONNECTS: [(&str, Transport, bool); 3] = [
+        ("QUIC 0-RTT", Transport::Quic, true),
+        ("QUIC 1-RTT", Transport::Quic, false),
+        ("WebSocket", Transport::WebSocket, false),
+    ];
+    const LOADS: [(&str, Option<bool>); 3] = [
+        ("alone", None),
+        ("beside bulk, priorities on", Some(true)),
+        ("beside bulk, priorities off", Some(false)),
+    ];
+    for round in 0..plan.rounds {
+        progress(&format!("quic, round {}/{}", round + 1, plan.rounds));
+        for (name, transport, zero_rtt) in RECONNECTS {
+            let (p50, p99) = quic::reconnect(addr, cert, transport, zero_rtt, reconnects).await;
+            let floor = (name != "QUIC 1-RTT").then_some("QUIC 1-RTT");
+            reconnect.record(name, floor, 0, p50);
+            reconnect.record(name, floor, 1, p99);
+        }
+        for transport in [Transport::Quic, Transport::WebSocket] {
+            let over = if transport == Transport::Quic {
+                "QUIC"
+            } else {
+                "WebSocket"
+            };
+            for (load, bulk) in LOADS {
+                let (p50, p99) = quic::small_calls(addr, cert, transport, bulk, calls).await;
+                let name = format!("{over}, {load}");
+                let floor = format!("{over}, alone");
+                let floor = bulk.map(|_| floor.as_str());
+                small.record(&name, floor, 0, p50);
+                small.record(&name, floor, 1, p99);
+            }
+            let rate = quic::unreliable(addr, cert, &emitter, transport, events).await;
+            delivered.record(over, None, 0, rate);
+        }
+    }
+    vec![reconnect, small, delivered]
 }
 
 /// Server-streaming calls, every streaming system, interleaved round by round.

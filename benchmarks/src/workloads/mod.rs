@@ -10,4 +10,5 @@ pub mod idle;
 pub mod instructions;
 pub mod lossy;
 pub mod open_loop;
+pub mod quic_features;
 pub mod streaming;
