@@ -63,6 +63,7 @@ pub struct ClientConfig {
     #[cfg(feature = "native")]
     pub(crate) memory: Option<hardlight_core::memory::InMemory>,
     /// Whether a reconnection sends its `Hello` in 0-RTT.
+    #[cfg(feature = "native")]
     pub(crate) zero_rtt: bool,
     /// The QUIC TLS configuration (and the session tickets servers issued), built on
     /// first use and shared by the config's clones.
@@ -168,6 +169,7 @@ impl ClientConfig {
             resume: None,
             #[cfg(feature = "native")]
             memory: None,
+            #[cfg(feature = "native")]
             zero_rtt: true,
             #[cfg(feature = "native")]
             quic_tls: Default::default(),
@@ -299,11 +301,13 @@ impl ClientConfig {
     /// # let _ = config;
     /// ```
     pub fn with_zero_rtt(mut self, zero_rtt: bool) -> Self {
-        self.zero_rtt = zero_rtt;
         #[cfg(feature = "native")]
         {
+            self.zero_rtt = zero_rtt;
             self.quic_tls = Default::default();
         }
+        #[cfg(not(feature = "native"))]
+        let _ = zero_rtt;
         self
     }
 

@@ -71,20 +71,27 @@ pub fn serve(cert: &Certificate) -> (SocketAddr, EventEmitter<u64>) {
     rx.recv().expect("server started")
 }
 
+fn settings(
+    addr: SocketAddr,
+    cert: &Certificate,
+    transport: Transport,
+    zero_rtt: bool,
+) -> ClientConfig {
+    ClientConfig::new(addr.to_string())
+        .with_ca_pem(cert.cert_pem.clone())
+        .with_server_name("localhost")
+        .with_transport(transport)
+        .with_reconnect(None)
+        .with_zero_rtt(zero_rtt)
+}
+
 fn client(
     addr: SocketAddr,
     cert: &Certificate,
     transport: Transport,
     zero_rtt: bool,
 ) -> FeaturesClient {
-    FeaturesClient::with_config(
-        ClientConfig::new(addr.to_string())
-            .with_ca_pem(cert.cert_pem.clone())
-            .with_server_name("localhost")
-            .with_transport(transport)
-            .with_reconnect(None)
-            .with_zero_rtt(zero_rtt),
-    )
+    FeaturesClient::with_config(settings(addr, cert, transport, zero_rtt))
 }
 
 /// Median and p99 in µs of `count` reconnections, each timed from `connect` to the first
@@ -164,7 +171,9 @@ pub async fn unreliable(
     transport: Transport,
     count: u64,
 ) -> f64 {
-    let client = client(addr, cert, transport, true);
+    // room for every event: they are read once all are emitted
+    let config = settings(addr, cert, transport, true).with_event_buffer(2 * count as usize + 16);
+    let client = FeaturesClient::with_config(config);
     client.connect().await.expect("connect");
     let mut events = client.subscribe().await.expect("subscribe");
     client.join().await.expect("join");
