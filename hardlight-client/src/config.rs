@@ -300,6 +300,7 @@ impl ClientConfig {
     /// let config = hardlight_client::ClientConfig::new("example.com:4433").with_zero_rtt(false);
     /// # let _ = config;
     /// ```
+    #[cfg_attr(not(feature = "native"), allow(unused_mut))]
     pub fn with_zero_rtt(mut self, zero_rtt: bool) -> Self {
         #[cfg(feature = "native")]
         {

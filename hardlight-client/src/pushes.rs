@@ -7,7 +7,7 @@ use std::sync::{
 };
 
 use hardlight_core::{
-    codec::{decode, realign, Bytes},
+    codec::{decode, Bytes},
     durable::Delivery,
     frame::{FrameHeader, Kind},
     message::open_aligned_body,
@@ -155,7 +155,7 @@ impl<S: Service> Pushes<S> {
         self.counters
             .unreliable_datagrams
             .fetch_add(1, Ordering::Relaxed);
-        self.handle(&header, realign(body))
+        self.handle(&header, hardlight_core::codec::realign(body))
     }
 
     /// The connection ended (`reason` says how): wake calls waiting for its state, and let
