@@ -293,7 +293,7 @@ impl ClientConfig {
     /// QUIC server that issued a TLS session ticket sends its `Hello` as 0-RTT data, so
     /// that the first reply comes one round trip sooner. Default on. No call is ever sent
     /// in 0-RTT (an attacker could replay it); the server takes the 0-RTT `Hello` only
-    /// once, as its tickets are single-use (docs/PROTOCOL.md §1). Off, a reconnection
+    /// once, as its tickets are single-use (docs/PROTOCOL.md §1 Transport and negotiation). Off, a reconnection
     /// still resumes the TLS session, in one round trip.
     ///
     /// ```
