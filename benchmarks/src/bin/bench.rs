@@ -660,10 +660,20 @@ async fn quic_tables(plan: &Plan, cert: &Certificate) -> Vec<Table> {
         ("QUIC 1-RTT", Transport::Quic, false),
         ("WebSocket", Transport::WebSocket, false),
     ];
-    const LOADS: [(&str, Option<bool>); 3] = [
-        ("alone", None),
-        ("beside bulk, priorities on", Some(true)),
-        ("beside bulk, priorities off", Some(false)),
+    const LOADS: [(&str, quic::Beside); 4] = [
+        ("alone", quic::Beside::Nothing),
+        (
+            "beside bulk, priorities on",
+            quic::Beside::Bulk { priorities: true },
+        ),
+        (
+            "beside bulk, priorities off",
+            quic::Beside::Bulk { priorities: false },
+        ),
+        (
+            "beside bulk on another connection",
+            quic::Beside::BulkElsewhere,
+        ),
     ];
     for round in 0..plan.rounds {
         progress(&format!("quic, round {}/{}", round + 1, plan.rounds));
@@ -679,11 +689,11 @@ async fn quic_tables(plan: &Plan, cert: &Certificate) -> Vec<Table> {
             } else {
                 "WebSocket"
             };
-            for (load, bulk) in LOADS {
-                let (p50, p99) = quic::small_calls(addr, cert, transport, bulk, calls).await;
+            for (load, beside) in LOADS {
+                let (p50, p99) = quic::small_calls(addr, cert, transport, beside, calls).await;
                 let name = format!("{over}, {load}");
                 let floor = format!("{over}, alone");
-                let floor = bulk.map(|_| floor.as_str());
+                let floor = (beside != quic::Beside::Nothing).then_some(floor.as_str());
                 small.record(&name, floor, 0, p50);
                 small.record(&name, floor, 1, p99);
             }

@@ -118,24 +118,42 @@ pub async fn reconnect(
     (latencies.quantile_us(0.5), latencies.quantile_us(0.99))
 }
 
-/// p50 and p99 in µs of `calls` sequential small calls, alone or while the same
-/// connection downloads 16 MiB transfers one after another, with priorities (the
-/// methods' own: pings high, the transfer low) or without (everything normal).
+/// What runs beside the small calls.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Beside {
+    /// Nothing.
+    Nothing,
+    /// 16 MiB transfers one after another on the same connection, with priorities (the
+    /// methods' own: pings high, the transfer low) or without (everything normal).
+    Bulk { priorities: bool },
+    /// The same transfers on another connection of the same client process.
+    BulkElsewhere,
+}
+
+/// p50 and p99 in µs of `calls` sequential small calls, with `beside` running.
 pub async fn small_calls(
     addr: SocketAddr,
     cert: &Certificate,
     transport: Transport,
-    bulk: Option<bool>,
+    beside: Beside,
     calls: usize,
 ) -> (f64, f64) {
     let client = client(addr, cert, transport, true);
     client.connect().await.expect("connect");
-    let caller = match bulk {
-        Some(false) => client.with_priority(Priority::Normal),
+    let caller = match beside {
+        Beside::Bulk { priorities: false } => client.with_priority(Priority::Normal),
         _ => client.clone(),
     };
-    let transfer = bulk.map(|_| {
-        let downloader = caller.clone();
+    let downloader = match beside {
+        Beside::Nothing => None,
+        Beside::Bulk { .. } => Some(caller.clone()),
+        Beside::BulkElsewhere => {
+            let other = self::client(addr, cert, transport, true);
+            other.connect().await.expect("connect");
+            Some(other)
+        }
+    };
+    let transfer = downloader.map(|downloader| {
         tokio::spawn(async move {
             loop {
                 let mut items = downloader.bulk(256).await.expect("bulk");
