@@ -123,6 +123,27 @@ async fn small_calls_overtake_a_low_priority_stream_over_websocket() {
     download_then_burst(Transport::WebSocket).await;
 }
 
+/// On one thread with the server, as on a server's worker thread: a stream whose items
+/// are always ready, into a transport that always takes them, does not hold the thread
+/// until it ends.
+#[tokio::test]
+async fn a_stream_that_is_always_ready_lets_other_connections_in() {
+    let server = start();
+    let bulk = client(&server, Transport::Quic).await;
+    let other = client(&server, Transport::Quic).await;
+    race(&other, move |started| async move {
+        let mut items = bulk.download(CHUNKS).await.unwrap();
+        let mut started = Some(started);
+        while let Some(item) = items.next().await {
+            item.unwrap();
+            if let Some(started) = started.take() {
+                started.send(()).unwrap();
+            }
+        }
+    })
+    .await;
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn small_calls_overtake_a_low_priority_reply_over_quic() {
     let server = start();

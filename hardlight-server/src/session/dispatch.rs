@@ -273,6 +273,10 @@ impl Call {
 /// Sends a streaming call's items as the handler's stream yields them, each tagged with
 /// the state version when it goes and waiting for the client's room; the final outcome
 /// when the stream ends (or `None` when the client abandons the call).
+/// Item bytes a streaming call encodes and sends before it lets the other tasks of its
+/// thread run (other calls, other connections): what a small call can wait behind.
+const YIELD_EVERY: usize = 64 * 1024;
+
 async fn send_items<S: ConnectionState, C: CallIo>(
     mut items: ItemStream,
     io: &mut C,
@@ -280,7 +284,14 @@ async fn send_items<S: ConnectionState, C: CallIo>(
     state: &StateHandle<S>,
     context: &CallEnv,
 ) -> Option<Outcome> {
+    let mut since_yield = 0;
     loop {
+        if since_yield >= YIELD_EVERY {
+            // a handler's stream that is always ready, into a transport that always takes
+            // more, would otherwise hold the thread for the whole stream
+            since_yield = 0;
+            tokio::task::yield_now().await;
+        }
         let next = tokio::select! {
             next = items.next() => next,
             () = io.abandoned() => return None,
@@ -297,6 +308,7 @@ async fn send_items<S: ConnectionState, C: CallIo>(
             Ok(frame) => frame,
             Err(error) => return Some(Outcome::Failure(ErrorCode::Internal, error.to_string())),
         };
+        since_yield += item.len();
         drop(item);
         let len = frame.len();
         if !io.send_item(frame).await {
