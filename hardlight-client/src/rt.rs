@@ -50,6 +50,20 @@ pub(crate) fn spawn(future: impl Future<Output = ()> + 'static) {
     wasm_bindgen_futures::spawn_local(future);
 }
 
+/// Lets the other tasks of the executor run once, on any executor.
+pub(crate) async fn yield_now() {
+    let mut yielded = false;
+    std::future::poll_fn(|cx| {
+        if yielded {
+            return std::task::Poll::Ready(());
+        }
+        yielded = true;
+        cx.waker().wake_by_ref();
+        std::task::Poll::Pending
+    })
+    .await
+}
+
 /// A number in [0, 1) that differs between calls and between processes (for backoff
 /// jitter; not for cryptography).
 #[cfg(feature = "native")]

@@ -271,7 +271,14 @@ struct Flow<W> {
     wait: W,
     counters: Arc<Counters>,
     observed: Observed,
+    /// Item bytes handed out since the stream last let other tasks run.
+    since_yield: usize,
 }
+
+/// Item bytes a streaming call hands out before it lets the other tasks of its executor
+/// run: items that keep arriving faster than they are read would otherwise hold the
+/// thread (and the replies of other calls waiting on it) until the stream ends.
+const YIELD_EVERY: usize = 64 * 1024;
 
 /// The typed items of the streaming call `opened`, each handed out once the mirror holds
 /// the state version it was sent at (`wait`), within `budget`.
@@ -294,6 +301,7 @@ where
         wait,
         counters,
         observed: observed.clone(),
+        since_yield: 0,
     };
     let items = futures_util::stream::unfold(Some(flow), move |flow| async move {
         let flow = flow?;
@@ -324,6 +332,10 @@ where
     F: std::future::Future<Output = Result<(), CallError>> + MaybeSend,
 {
     {
+        if flow.since_yield >= YIELD_EVERY {
+            flow.since_yield = 0;
+            rt::yield_now().await;
+        }
         let next = match flow.deadline.as_mut() {
             None => flow.opened.next().await,
             Some(deadline) => {
@@ -359,6 +371,7 @@ where
         if let Err(error) = flow.opened.took(wire).await {
             return Some((Err(error.into()), None));
         }
+        flow.since_yield += body.len();
         match decode::<T>(&body) {
             Ok(item) => Some((Ok(item), Some(flow))),
             Err(error) => Some((Err(error.into()), None)),
