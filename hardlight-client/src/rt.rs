@@ -50,7 +50,16 @@ pub(crate) fn spawn(future: impl Future<Output = ()> + 'static) {
     wasm_bindgen_futures::spawn_local(future);
 }
 
-/// Lets the other tasks of the executor run once, on any executor.
+/// Lets the other tasks of the runtime run, and its I/O driver look for events, before
+/// going on (tokio defers the yielding task until after the driver was polled: a task
+/// that only re-queued itself would keep the I/O of the others waiting).
+#[cfg(feature = "native")]
+pub(crate) async fn yield_now() {
+    tokio::task::yield_now().await
+}
+
+/// Lets the other tasks of the executor run once.
+#[cfg(all(feature = "wasm", not(feature = "native")))]
 pub(crate) async fn yield_now() {
     let mut yielded = false;
     std::future::poll_fn(|cx| {
