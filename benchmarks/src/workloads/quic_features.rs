@@ -125,7 +125,10 @@ pub enum Beside {
     Nothing,
     /// 16 MiB transfers one after another on the same connection, with priorities (the
     /// methods' own: pings high, the transfer low) or without (everything normal).
-    Bulk { priorities: bool },
+    Bulk {
+        /// Whether the calls keep their methods' priorities.
+        priorities: bool,
+    },
     /// The same transfers on another connection of the same client process.
     BulkElsewhere,
 }
