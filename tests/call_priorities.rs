@@ -2,7 +2,8 @@
 //! high-priority calls on the same connection completes before the transfer, over QUIC
 //! (stream send priorities on both sides) and WebSocket (the server's send scheduler);
 //! the priority comes from the method (`#[rpc(priority = ..)]`) or the call
-//! (`with_priority`). Asserted by order of completion, not by time.
+//! (`with_priority`). Asserted by order of completion, not by time. The transfers do
+//! not compress, so that they are as large on the wire as they are.
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
 mod common;
@@ -27,6 +28,9 @@ pub trait Bulk {
     /// `chunks` items of 64 KiB.
     #[rpc(priority = low)]
     async fn download(&self, chunks: u32) -> HandlerResult<Streaming<Vec<u8>>>;
+    /// `chunks` items of 64 KiB of zeros, which compress to almost nothing: the stream is
+    /// always ready, and the transport always takes more.
+    async fn zeros(&self, chunks: u32) -> HandlerResult<Streaming<Vec<u8>>>;
     /// One reply of `bytes` bytes (low priority only when the client says so).
     async fn blob(&self, bytes: u32) -> HandlerResult<Vec<u8>>;
     /// A small call.
@@ -34,16 +38,36 @@ pub trait Bulk {
     async fn ping(&self, n: u32) -> HandlerResult<u32>;
 }
 
+/// `len` bytes that do not compress: a transfer is as large on the wire as it is.
+fn noise(len: usize) -> Vec<u8> {
+    let mut state = 0x9e37_79b9_7f4a_7c15_u64;
+    (0..len)
+        .map(|_| {
+            state ^= state << 13;
+            state ^= state >> 7;
+            state ^= state << 17;
+            state as u8
+        })
+        .collect()
+}
+
 #[rpc_handler(pub)]
 impl Bulk for BulkHandler {
     async fn download(&self, chunks: u32) -> HandlerResult<Streaming<Vec<u8>>> {
+        let chunk = noise(CHUNK);
         Ok(Streaming::new(
-            stream::iter(0..chunks).map(|i| vec![i as u8; CHUNK]),
+            stream::iter(0..chunks).map(move |_| chunk.clone()),
+        ))
+    }
+
+    async fn zeros(&self, chunks: u32) -> HandlerResult<Streaming<Vec<u8>>> {
+        Ok(Streaming::new(
+            stream::iter(0..chunks).map(|_| vec![0; CHUNK]),
         ))
     }
 
     async fn blob(&self, bytes: u32) -> HandlerResult<Vec<u8>> {
-        Ok(vec![7; bytes as usize])
+        Ok(noise(bytes as usize))
     }
 
     async fn ping(&self, n: u32) -> HandlerResult<u32> {
@@ -124,15 +148,16 @@ async fn small_calls_overtake_a_low_priority_stream_over_websocket() {
 }
 
 /// On one thread with the server, as on a server's worker thread: a stream whose items
-/// are always ready, into a transport that always takes them, does not hold the thread
-/// until it ends.
+/// are always ready, into a transport that always takes them (they compress to almost
+/// nothing), does not hold the thread until it ends, on either side: another
+/// connection's calls get in.
 #[tokio::test]
 async fn a_stream_that_is_always_ready_lets_other_connections_in() {
     let server = start();
     let bulk = client(&server, Transport::Quic).await;
     let other = client(&server, Transport::Quic).await;
     race(&other, move |started| async move {
-        let mut items = bulk.download(CHUNKS).await.unwrap();
+        let mut items = bulk.zeros(CHUNKS).await.unwrap();
         let mut started = Some(started);
         while let Some(item) = items.next().await {
             item.unwrap();
