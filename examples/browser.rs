@@ -3,9 +3,12 @@
 //! `cargo run --example browser`, then open the printed URL. The example builds the page's
 //! wasm app (`examples/browser-app`, needs the `wasm32-unknown-unknown` target and
 //! `wasm-bindgen` on `PATH`), serves it over HTTP, and runs a HardLight server whose bot
-//! posts to the lobby every second. For a local demo the server speaks plain WebSocket
-//! (`ws://`), which a browser accepts without a trusted certificate; real deployments use
-//! TLS or a TLS-terminating proxy.
+//! posts to the lobby every second. The page connects over WebTransport, accepting the
+//! server's self-signed development certificate by the hash the example writes into it;
+//! where the browser has no WebTransport it falls back to WebSocket, which for a local
+//! demo is plain (`ws://`, which a browser accepts without a trusted certificate; real
+//! deployments use TLS or a TLS-terminating proxy). The page shows which transport it is
+//! on.
 //!
 //! `--once` serves for 20 seconds and exits (for a scripted check).
 
@@ -135,6 +138,12 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
 
     let config = ServerConfig::new_self_signed("127.0.0.1:0")
         .with_websocket(WebSocketMode::PlainBehindTlsProxy);
+    let hash: String = config
+        .certificate_sha256()
+        .iter()
+        .flatten()
+        .map(|byte| format!("{byte:02x}"))
+        .collect();
     let mut server = Server::new(config, factory!(Handler));
     let addr = server.bind()?;
     let emitter = server.get_event_emitter();
@@ -150,10 +159,11 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
         }
     });
 
-    let page =
-        include_str!("browser-app/index.html").replace("HARDLIGHT_URL", &format!("ws://{addr}/"));
+    let page = include_str!("browser-app/index.html")
+        .replace("HARDLIGHT_URL", &format!("ws://{addr}/"))
+        .replace("HARDLIGHT_CERT_HASH", &hash);
     let http = TcpListener::bind("127.0.0.1:0").await?;
-    println!("HardLight server on {addr} (QUIC and WebSocket)");
+    println!("HardLight server on {addr} (QUIC, WebTransport and WebSocket)");
     println!("open http://{}/", http.local_addr()?);
     let serving = tokio::spawn(serve_http(http, page, pkg));
     if std::env::args().any(|a| a == "--once") {

@@ -22,7 +22,7 @@ pub use hardlight_server::{
     RateLimit, Refusal, RpcHandler, Server, ServerConfig, ServerError, ServerLimits, ServerStats,
     ShutdownHandle, SlowConsumerPolicy, StartAt, StateHandle, StateWriteGuard, StatsHandle,
     StoreError, SubscribeError, Subscriptions, TlsError, TopicInfo, TopicNotification,
-    TopicNotifier, TopicPolicy, TrafficStats, WebSocketMode,
+    TopicNotifier, TopicPolicy, TrafficStats, WebSocketMode, SELF_SIGNED_VALIDITY,
 };
 
 #[cfg(feature = "prometheus")]

@@ -1,6 +1,10 @@
 //! The wasm client in real headless Chromium against a real native server: typed calls,
 //! state updates, typed errors, events, durable events (acked, and redelivered when
-//! not) and streaming calls of all three kinds over the browser's WebSocket.
+//! not), streaming calls of all three kinds and a stalled stream beside other calls —
+//! the whole suite twice: over WebTransport (the server's self-signed certificate
+//! accepted by its hash, and by nothing else), then against a server without
+//! WebTransport, where the client falls back to WebSocket by itself (and, in one test,
+//! in a page without WebTransport at all).
 //!
 //! Needs the `wasm32-unknown-unknown` target, `wasm-bindgen-test-runner` (wasm-bindgen-cli
 //! at the version in `tests/browser/Cargo.lock`), `chromium` and `chromedriver`; `.ci/run`
@@ -84,6 +88,12 @@ impl Room for Handler {
         )))
     }
 
+    async fn bulk(&self, chunks: u32) -> HandlerResult<Streaming<Vec<u8>>> {
+        Ok(Streaming::new(futures_util::stream::iter(
+            (0..chunks).map(|_| vec![7u8; 64 * 1024]),
+        )))
+    }
+
     async fn count_to(&self, to: u32) -> HandlerResult<Streaming<u32>> {
         let state = self.state.clone();
         Ok(Streaming::new(futures_util::stream::unfold(1, move |n| {
@@ -102,6 +112,21 @@ impl Room for Handler {
 /// Shouts served (their events queued).
 static SHOUTS_SERVED: AtomicU32 = AtomicU32::new(0);
 
+/// Connections authenticated over WebTransport, with the page's `Origin`.
+static WEBTRANSPORT_ORIGINS: AtomicU32 = AtomicU32::new(0);
+
+/// Admits a browser's connection only with its `Origin` header, which over WebTransport
+/// comes from the session's `CONNECT` request.
+async fn origin_required(request: AuthRequest) -> Result<Identity, AuthError> {
+    let origin = request
+        .origin()
+        .ok_or_else(|| AuthError::new("browsers send an Origin"))?;
+    if request.transport == TransportKind::WebTransport {
+        WEBTRANSPORT_ORIGINS.fetch_add(1, Ordering::SeqCst);
+    }
+    Ok(Identity::new(origin))
+}
+
 /// The path of `tool` on `PATH`.
 fn which(tool: &str) -> Option<PathBuf> {
     std::env::var_os("PATH").and_then(|paths| {
@@ -119,6 +144,41 @@ fn wasm_target_installed() -> bool {
         .unwrap_or(false)
 }
 
+/// Chromium's arguments for a run: headless, and `extra`.
+fn webdriver_json(extra: &[&str]) -> String {
+    let mut args = vec![
+        "--headless=new",
+        "--no-sandbox",
+        "--disable-gpu",
+        "--disable-dev-shm-usage",
+        "--no-first-run",
+        "--disable-background-networking",
+        "--disable-component-update",
+        "--disable-sync",
+    ];
+    args.extend_from_slice(extra);
+    let args = args
+        .iter()
+        .map(|arg| format!("\"{arg}\""))
+        .collect::<Vec<_>>()
+        .join(", ");
+    format!("{{\"goog:chromeOptions\": {{\"args\": [{args}]}}}}")
+}
+
+fn hex(bytes: &[u8]) -> String {
+    bytes.iter().map(|byte| format!("{byte:02x}")).collect()
+}
+
+/// One run of the browser suite against `server`, expecting `transport`, with
+/// Chromium's `args`.
+struct Run {
+    transport: &'static str,
+    server: ServerConfig,
+    args: &'static [&'static str],
+    /// Whether this run's server loses its NATS after the first shout.
+    gap: bool,
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_wasm_client_works_in_headless_chromium() {
     let runner = which("wasm-bindgen-test-runner");
@@ -133,54 +193,107 @@ async fn the_wasm_client_works_in_headless_chromium() {
         eprintln!("skipped: {missing} not installed (.ci/run installs them)");
         return;
     }
-    // with the cluster feature and a nats-server, the server is in a cluster whose NATS
-    // is killed once the browser's shout is served: the browser then receives a gap
-    let store = common::ledger::TempDir::new("browser");
-    // a short ack wait: the browser sees an unacked note come again
-    let durable = DurableConfig::new(store.store()).with_ack_wait(Duration::from_millis(200));
-    let config = ServerConfig::new_self_signed("127.0.0.1:0").with_durable(durable);
+    let (runner, chromedriver) = (runner.unwrap(), chromedriver.unwrap());
+    let _ = tracing_subscriber::fmt()
+        .with_env_filter(tracing_subscriber::EnvFilter::from_default_env())
+        .try_init();
+    // with the cluster feature and a nats-server, the first run's server is in a cluster
+    // whose NATS is killed once the browser's first shout is served: the browser then
+    // receives a gap
     #[cfg(feature = "nats")]
-    let nats = common::nats::NatsServer::start().await;
+    let mut nats = common::nats::NatsServer::start().await;
+    #[cfg(feature = "nats")]
+    let gap = nats.is_some();
+    #[cfg(not(feature = "nats"))]
+    let gap = false;
+    let stores = [
+        common::ledger::TempDir::new("browser-webtransport"),
+        common::ledger::TempDir::new("browser-websocket"),
+    ];
+    // a short ack wait: the browser sees an unacked note come again
+    let durable = |store: &common::ledger::TempDir| {
+        DurableConfig::new(store.store()).with_ack_wait(Duration::from_millis(200))
+    };
+    let config = ServerConfig::new_self_signed("127.0.0.1:0")
+        .with_durable(durable(&stores[0]))
+        .with_authenticator(origin_required);
     #[cfg(feature = "nats")]
     let config = match &nats {
         Some(nats) => config.with_cluster(ClusterConfig::nats(nats.url())),
         None => config,
     };
-    let mut server = Server::new(config, factory!(Handler));
-    let addr = server.bind().unwrap();
-    tokio::spawn(server.run());
+    // the second run's server serves no WebTransport: the browser's attempt fails in the
+    // QUIC handshake, and the client falls back to WebSocket
+    let fallback = ServerConfig::new_self_signed("127.0.0.1:0")
+        .with_durable(durable(&stores[1]))
+        .with_authenticator(origin_required)
+        .without_webtransport();
 
     let root = PathBuf::from(env!("CARGO_MANIFEST_DIR"));
-    let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".into());
-    let browser = root.join("tests/browser");
-    let mut command = tokio::process::Command::new(cargo);
-    command
-        .current_dir(&browser)
-        .args(["test", "--target", "wasm32-unknown-unknown", "--target-dir"])
-        .arg(root.join("target/browser"))
-        .env("HARDLIGHT_BROWSER_SERVER", addr.to_string());
-    #[cfg(feature = "nats")]
-    if nats.is_some() {
-        command.env("HARDLIGHT_BROWSER_GAP", "1");
+    let target = root.join("target/browser");
+    std::fs::create_dir_all(&target).unwrap();
+    let runs = [
+        // the certificate is accepted by its hash only: no flag makes Chromium trust it
+        Run {
+            transport: "webtransport",
+            server: config,
+            args: &[],
+            gap,
+        },
+        // Chromium is told to accept the certificate for the WebSocket
+        Run {
+            transport: "websocket",
+            server: fallback,
+            args: &["--ignore-certificate-errors"],
+            gap: false,
+        },
+    ];
+    for run in runs {
+        let hash = hex(&run.server.certificate_sha256().unwrap());
+        let mut server = Server::new(run.server, factory!(Handler));
+        let addr = server.bind().unwrap();
+        tokio::spawn(server.run());
+        let webdriver = target.join(format!("webdriver-{}.json", run.transport));
+        std::fs::write(&webdriver, webdriver_json(run.args)).unwrap();
+        let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".into());
+        let mut command = tokio::process::Command::new(cargo);
+        command
+            .current_dir(root.join("tests/browser"))
+            .args(["test", "--target", "wasm32-unknown-unknown", "--target-dir"])
+            .arg(&target)
+            .env("HARDLIGHT_BROWSER_SERVER", addr.to_string())
+            .env("HARDLIGHT_BROWSER_CERT_HASH", &hash)
+            .env("HARDLIGHT_BROWSER_TRANSPORT", run.transport)
+            .env("WASM_BINDGEN_TEST_WEBDRIVER_JSON", &webdriver)
+            .env("CARGO_TARGET_WASM32_UNKNOWN_UNKNOWN_RUNNER", &runner)
+            .env("CHROMEDRIVER", &chromedriver)
+            .env("WASM_BINDGEN_TEST_TIMEOUT", "120");
+        if run.gap {
+            command.env("HARDLIGHT_BROWSER_GAP", "1");
+        } else {
+            command.env_remove("HARDLIGHT_BROWSER_GAP");
+        }
+        let mut browser_test = command.spawn().expect("run the browser test");
+        #[cfg(feature = "nats")]
+        if run.gap {
+            if let Some(mut nats) = nats.take() {
+                // the shout served: its event is queued before the gap
+                common::eventually("the browser's shout served", || {
+                    SHOUTS_SERVED.load(Ordering::SeqCst) >= 1
+                })
+                .await;
+                nats.kill();
+            }
+        }
+        let status = browser_test.wait().await.expect("run the browser test");
+        assert!(
+            status.success(),
+            "the browser test over {} failed",
+            run.transport
+        );
+        if run.transport == "webtransport" {
+            // every connection of the run came over WebTransport, its Origin authenticated
+            assert!(WEBTRANSPORT_ORIGINS.load(Ordering::SeqCst) >= 4);
+        }
     }
-    let mut browser_test = command
-        .env(
-            "CARGO_TARGET_WASM32_UNKNOWN_UNKNOWN_RUNNER",
-            runner.unwrap(),
-        )
-        .env("CHROMEDRIVER", chromedriver.unwrap())
-        .env("WASM_BINDGEN_TEST_TIMEOUT", "120")
-        .spawn()
-        .expect("run the browser test");
-    #[cfg(feature = "nats")]
-    if let Some(mut nats) = nats {
-        // the shout served: its event is queued before the gap
-        common::eventually("the browser's shout served", || {
-            SHOUTS_SERVED.load(Ordering::SeqCst) >= 1
-        })
-        .await;
-        nats.kill();
-    }
-    let status = browser_test.wait().await.expect("run the browser test");
-    assert!(status.success(), "the browser test failed");
 }

@@ -9,7 +9,7 @@ use hardlight_core::{
     frame::{FrameHeader, Kind, HEADER_LEN},
     handshake::Welcome,
     message::{encode_frame, open_aligned_body},
-    Compression, ProtocolError,
+    Compression, Priority, ProtocolError,
 };
 
 use crate::{
@@ -18,6 +18,23 @@ use crate::{
     error::CallError,
     streaming::{ItemSink, ItemSource},
 };
+
+/// Largest call frame sent on a QUIC or WebTransport call channel: a larger one would
+/// hold up the calls behind it, and gets a stream of its own.
+pub(crate) const CHANNEL_MAX: usize = 16 * 1024;
+
+/// Whether a unary call frame goes on the call channel (no larger than `channel_max`,
+/// of normal priority) rather than on a stream of its own.
+pub(crate) fn rides_channel(frame: &[u8], channel_max: usize) -> bool {
+    frame.len() <= channel_max && priority_of(frame) == Priority::Normal
+}
+
+/// The priority a call frame carries in its flags.
+pub(crate) fn priority_of(frame: &[u8]) -> Priority {
+    frame
+        .get(5)
+        .map_or(Priority::Normal, |&flags| Priority::from_flags(flags))
+}
 
 /// Carries one call frame to the server and its reply frame back (still compressed).
 /// Dropping the future cancels the call on the server.

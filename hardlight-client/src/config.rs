@@ -18,9 +18,13 @@ pub enum Trust {
 }
 
 /// Which transport `connect()` uses.
+///
+/// In the browser (the `wasm` feature) QUIC means WebTransport, the browser's QUIC, and
+/// [`Transport::Auto`] falls back to WebSocket where the browser has no WebTransport or
+/// it fails or stalls (see [`ClientConfig::with_quic_head_start`]).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
 pub enum Transport {
-    /// QUIC only.
+    /// QUIC only (WebTransport in the browser).
     Quic,
     /// WebSocket only (TCP + TLS), e.g. where UDP is blocked.
     WebSocket,
@@ -56,6 +60,8 @@ pub struct ClientConfig {
     pub(crate) quic_head_start: Duration,
     pub(crate) stream_per_call: bool,
     pub(crate) token: Option<Vec<u8>>,
+    /// Certificates a browser accepts for WebTransport by their SHA-256 hash.
+    pub(crate) certificate_hashes: Vec<[u8; 32]>,
     pub(crate) reconnect: Option<Reconnect>,
     /// Set per attempt by the reconnect loop, never by users.
     pub(crate) resume: Option<hardlight_core::handshake::Resume>,
@@ -165,6 +171,7 @@ impl ClientConfig {
             quic_head_start: Duration::from_millis(250),
             stream_per_call: false,
             token: None,
+            certificate_hashes: Vec::new(),
             reconnect: Some(Reconnect::default()),
             resume: None,
             #[cfg(feature = "native")]
@@ -226,6 +233,24 @@ impl ClientConfig {
         self
     }
 
+    /// In the browser, accept over WebTransport the server certificate whose SHA-256 hash
+    /// is `hash` (the server's `ServerConfig::certificate_sha256`), as browsers allow for
+    /// a self-signed ECDSA certificate valid for at most 14 days
+    /// (`ServerConfig::new_self_signed` makes one). This is how a development page
+    /// reaches a development server over QUIC; the browser's WebSocket still trusts only
+    /// what the browser trusts. May be given several times (e.g. across a certificate
+    /// rotation). Native clients verify certificates by [`Trust`] and ignore it.
+    ///
+    /// ```
+    /// let hash = [0u8; 32]; // from the server, e.g. embedded in the page
+    /// let config = hardlight_client::ClientConfig::new("localhost:4433").with_certificate_hash(hash);
+    /// # let _ = config;
+    /// ```
+    pub fn with_certificate_hash(mut self, hash: [u8; 32]) -> Self {
+        self.certificate_hashes.push(hash);
+        self
+    }
+
     /// **Insecure**: accept any server certificate (development with self-signed servers).
     pub fn insecure_accept_any_certificate(self) -> Self {
         self.with_trust(Trust::InsecureAcceptAny)
@@ -268,7 +293,9 @@ impl ClientConfig {
     }
 
     /// With [`Transport::Auto`], how long QUIC may try alone before WebSocket starts
-    /// racing it. Default 250 ms.
+    /// racing it. Default 250 ms. In the browser this also bounds what a WebTransport
+    /// that never opens (some browsers' implementations stall) costs: WebSocket starts
+    /// after it, and the first to connect wins.
     pub fn with_quic_head_start(mut self, head_start: Duration) -> Self {
         self.quic_head_start = head_start;
         self

@@ -1,4 +1,5 @@
-//! Choosing a transport: QUIC, WebSocket, or both raced with a head start for QUIC.
+//! Choosing a transport: QUIC (WebTransport in the browser), WebSocket, or both raced
+//! with a head start for QUIC.
 
 use hardlight_core::Service;
 
@@ -30,15 +31,29 @@ async fn attempt<S: Service>(config: &ClientConfig) -> Result<Connected, Connect
     }
 }
 
-/// In the browser only WebSocket exists, whatever the configured transport.
+/// In the browser QUIC is WebTransport: tried first, WebSocket racing it after the head
+/// start, or at once where the browser has no WebTransport.
 #[cfg(all(feature = "wasm", not(feature = "native")))]
 async fn attempt<S: Service>(config: &ClientConfig) -> Result<Connected, ConnectError> {
-    crate::ws::BrowserConnection::connect::<S>(config).await
+    use crate::{config::Transport, webtransport::WtConnection, ws::BrowserConnection};
+    match config.transport {
+        Transport::Quic => WtConnection::connect::<S>(config).await,
+        Transport::WebSocket => BrowserConnection::connect::<S>(config).await,
+        Transport::Auto if !WtConnection::available(config) => {
+            BrowserConnection::connect::<S>(config).await
+        }
+        Transport::Auto => {
+            let websocket = async {
+                rt::sleep(config.quic_head_start).await;
+                BrowserConnection::connect::<S>(config).await
+            };
+            race(WtConnection::connect::<S>(config), websocket).await
+        }
+    }
 }
 
 /// The first success of `a` and `b`; if both fail, the more telling error: a refusal by
 /// the server beats a transport failure, and otherwise `a`'s error is kept.
-#[cfg(feature = "native")]
 async fn race<T>(
     a: impl std::future::Future<Output = Result<T, ConnectError>>,
     b: impl std::future::Future<Output = Result<T, ConnectError>>,
@@ -52,7 +67,6 @@ async fn race<T>(
     }
 }
 
-#[cfg(feature = "native")]
 fn telling(a: ConnectError, b: ConnectError) -> ConnectError {
     let answered = |e: &ConnectError| {
         matches!(

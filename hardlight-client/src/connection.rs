@@ -8,10 +8,10 @@ use crate::{
     calls::OpenedItems, config::TransportKind, drain::Drain, error::CallError, pushes::Pushes,
 };
 
-#[cfg(all(feature = "wasm", not(feature = "native")))]
-use crate::ws::BrowserConnection;
 #[cfg(feature = "native")]
 use crate::{quic::QuicConnection, ws::WsConnection};
+#[cfg(all(feature = "wasm", not(feature = "native")))]
+use crate::{webtransport::WtConnection, ws::BrowserConnection};
 
 /// A connection whose handshake succeeded, not yet reading pushes.
 pub(crate) struct Connected {
@@ -33,6 +33,9 @@ pub(crate) enum Connection {
     /// The browser's WebSocket.
     #[cfg(all(feature = "wasm", not(feature = "native")))]
     Browser(Arc<BrowserConnection>),
+    /// The browser's WebTransport.
+    #[cfg(all(feature = "wasm", not(feature = "native")))]
+    WebTransport(Arc<WtConnection>),
 }
 
 impl Connection {
@@ -45,6 +48,8 @@ impl Connection {
             Self::WebSocket(s) => s.kind,
             #[cfg(all(feature = "wasm", not(feature = "native")))]
             Self::Browser(_) => TransportKind::WebSocket,
+            #[cfg(all(feature = "wasm", not(feature = "native")))]
+            Self::WebTransport(_) => TransportKind::WebTransport,
         }
     }
 
@@ -56,7 +61,7 @@ impl Connection {
             #[cfg(feature = "native")]
             Self::WebSocket(_) => None,
             #[cfg(all(feature = "wasm", not(feature = "native")))]
-            Self::Browser(_) => None,
+            Self::Browser(_) | Self::WebTransport(_) => None,
         }
     }
 
@@ -69,6 +74,8 @@ impl Connection {
             Self::WebSocket(s) => Arc::clone(&s.channel.calls.drain),
             #[cfg(all(feature = "wasm", not(feature = "native")))]
             Self::Browser(s) => Arc::clone(&s.channel.calls.drain),
+            #[cfg(all(feature = "wasm", not(feature = "native")))]
+            Self::WebTransport(s) => Arc::clone(&s.calls.drain),
         }
     }
 
@@ -81,6 +88,8 @@ impl Connection {
             Self::WebSocket(s) => s.start(pushes),
             #[cfg(all(feature = "wasm", not(feature = "native")))]
             Self::Browser(s) => s.start(pushes),
+            #[cfg(all(feature = "wasm", not(feature = "native")))]
+            Self::WebTransport(s) => s.start(pushes),
         }
     }
 
@@ -97,6 +106,8 @@ impl Connection {
             Self::WebSocket(s) => s.channel.calls.call(header, args).await,
             #[cfg(all(feature = "wasm", not(feature = "native")))]
             Self::Browser(s) => s.channel.calls.call(header, args).await,
+            #[cfg(all(feature = "wasm", not(feature = "native")))]
+            Self::WebTransport(s) => s.calls.call(header, args).await,
         }
     }
 
@@ -115,6 +126,8 @@ impl Connection {
             Self::WebSocket(s) => s.channel.calls.stream(header, args, sends_items).await,
             #[cfg(all(feature = "wasm", not(feature = "native")))]
             Self::Browser(s) => s.channel.calls.stream(header, args, sends_items).await,
+            #[cfg(all(feature = "wasm", not(feature = "native")))]
+            Self::WebTransport(s) => s.calls.stream(header, args, sends_items).await,
         }
     }
 
@@ -128,6 +141,8 @@ impl Connection {
             Self::WebSocket(s) => s.channel.mux().send(frame),
             #[cfg(all(feature = "wasm", not(feature = "native")))]
             Self::Browser(s) => s.channel.mux().send(frame),
+            #[cfg(all(feature = "wasm", not(feature = "native")))]
+            Self::WebTransport(s) => s.send(frame),
         }
     }
 
@@ -140,6 +155,8 @@ impl Connection {
             Self::WebSocket(s) => s.close().await,
             #[cfg(all(feature = "wasm", not(feature = "native")))]
             Self::Browser(s) => s.channel.close(),
+            #[cfg(all(feature = "wasm", not(feature = "native")))]
+            Self::WebTransport(s) => s.close(),
         }
     }
 }

@@ -27,6 +27,8 @@ mod stats;
 mod status;
 mod streaming;
 mod sync;
+#[cfg(all(feature = "wasm", not(feature = "native")))]
+mod webtransport;
 mod ws;
 
 #[cfg(not(any(feature = "native", feature = "wasm")))]

@@ -242,7 +242,8 @@ impl Mux {
             .map_err(|_| self.closed())
     }
 
-    fn closed(&self) -> CallError {
+    /// The error of a call on a closed connection: why it closed.
+    pub(crate) fn closed(&self) -> CallError {
         let error = lock(&self.closed)
             .clone()
             .unwrap_or_else(|| TransportError::closed(None, "connection closed"));

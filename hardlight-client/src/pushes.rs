@@ -142,8 +142,7 @@ impl<S: Service> Pushes<S> {
         }
     }
 
-    /// Handles one QUIC datagram: an `Unreliable` frame, whole.
-    #[cfg(feature = "native")]
+    /// Handles one QUIC or WebTransport datagram: an `Unreliable` frame, whole.
     pub(crate) fn datagram(&self, datagram: &[u8]) -> Result<(), ProtocolError> {
         let (header, body) = FrameHeader::split(datagram, self.max)?;
         if header.kind != Kind::Unreliable {

@@ -21,6 +21,8 @@ use hardlight_core::{
 
 #[cfg(feature = "native")]
 use crate::quic::{QuicItems, QuicSender};
+#[cfg(all(feature = "wasm", not(feature = "native")))]
+use crate::webtransport::{PipedItems, PipedSender};
 use crate::{
     calls::OpenedItems,
     error::{CallError, RpcError},
@@ -38,6 +40,9 @@ pub(crate) enum ItemSource {
     /// A QUIC stream of its own, paced by QUIC's flow control.
     #[cfg(feature = "native")]
     Quic(QuicItems),
+    /// A WebTransport stream of its own, carried by the session's task.
+    #[cfg(all(feature = "wasm", not(feature = "native")))]
+    Piped(PipedItems),
 }
 
 impl ItemSource {
@@ -47,6 +52,8 @@ impl ItemSource {
             Self::Channel(items) => items.next().await,
             #[cfg(feature = "native")]
             Self::Quic(items) => items.next().await,
+            #[cfg(all(feature = "wasm", not(feature = "native")))]
+            Self::Piped(items) => items.next().await,
         }
     }
 
@@ -56,6 +63,8 @@ impl ItemSource {
             Self::Channel(items) => items.sender().map(ItemSink::Channel),
             #[cfg(feature = "native")]
             Self::Quic(items) => items.sender().map(ItemSink::Quic),
+            #[cfg(all(feature = "wasm", not(feature = "native")))]
+            Self::Piped(items) => items.sender().map(ItemSink::Piped),
         }
     }
 
@@ -66,6 +75,8 @@ impl ItemSource {
             // reading the stream is what makes room
             #[cfg(feature = "native")]
             Self::Quic(_) => Ok(()),
+            #[cfg(all(feature = "wasm", not(feature = "native")))]
+            Self::Piped(_) => Ok(()),
         }
     }
 }
@@ -78,6 +89,9 @@ pub(crate) enum ItemSink {
     /// The call's QUIC stream.
     #[cfg(feature = "native")]
     Quic(QuicSender),
+    /// The call's WebTransport stream.
+    #[cfg(all(feature = "wasm", not(feature = "native")))]
+    Piped(PipedSender),
 }
 
 impl ItemSink {
@@ -86,6 +100,8 @@ impl ItemSink {
             Self::Channel(sink) => sink.send(frame).await,
             #[cfg(feature = "native")]
             Self::Quic(sink) => sink.send(frame).await,
+            #[cfg(all(feature = "wasm", not(feature = "native")))]
+            Self::Piped(sink) => sink.send(frame).await,
         }
     }
 
@@ -94,6 +110,8 @@ impl ItemSink {
             Self::Channel(sink) => sink.end().await,
             #[cfg(feature = "native")]
             Self::Quic(sink) => sink.end().await,
+            #[cfg(all(feature = "wasm", not(feature = "native")))]
+            Self::Piped(sink) => sink.end().await,
         }
     }
 
@@ -102,6 +120,8 @@ impl ItemSink {
             Self::Channel(sink) => sink.fail(error),
             #[cfg(feature = "native")]
             Self::Quic(sink) => sink.fail(error),
+            #[cfg(all(feature = "wasm", not(feature = "native")))]
+            Self::Piped(sink) => sink.fail(error),
         }
     }
 }

@@ -39,6 +39,16 @@ pub fn websocket_subprotocol(version: u16) -> String {
     format!("hardlight.{version}")
 }
 
+/// The path of the WebTransport session for a protocol version: `/hardlight/<version>`
+/// (the request is `CONNECT https://host:port/hardlight/<version>`).
+///
+/// ```
+/// assert_eq!(hardlight_core::handshake::webtransport_path(7), "/hardlight/7");
+/// ```
+pub fn webtransport_path(version: u16) -> String {
+    format!("/hardlight/{version}")
+}
+
 /// The client's first message. Its `Debug` leaves out the token and the session id.
 #[derive(Clone, PartialEq, rkyv::Archive, rkyv::Serialize, rkyv::Deserialize)]
 pub struct Hello {

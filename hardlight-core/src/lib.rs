@@ -60,6 +60,8 @@ pub enum TransportKind {
     Quic,
     /// WebSocket over TCP.
     WebSocket,
+    /// A WebTransport session (HTTP/3 over QUIC), as browsers connect over QUIC.
+    WebTransport,
     /// In-process, over memory ([`memory::InMemory`]).
     Memory,
 }
@@ -74,6 +76,7 @@ impl TransportKind {
         match self {
             Self::Quic => "quic",
             Self::WebSocket => "websocket",
+            Self::WebTransport => "webtransport",
             Self::Memory => "memory",
         }
     }

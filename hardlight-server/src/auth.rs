@@ -25,13 +25,15 @@ pub struct AuthRequest {
     pub remote: SocketAddr,
     /// The transport it came over.
     pub transport: Transport,
-    /// Over WebSocket, the HTTP upgrade request's headers (names lower-case); empty over
-    /// QUIC.
+    /// Over WebSocket, the HTTP upgrade request's headers; over WebTransport, the
+    /// `CONNECT` request's (names lower-case, pseudo-headers left out; a browser sends
+    /// `origin`). Empty over QUIC.
     pub headers: Vec<(String, String)>,
 }
 
 impl AuthRequest {
-    /// The first value of header `name` (case-insensitive), WebSocket only.
+    /// The first value of header `name` (case-insensitive), WebSocket and WebTransport
+    /// only.
     pub fn header(&self, name: &str) -> Option<&str> {
         self.headers
             .iter()
@@ -39,7 +41,7 @@ impl AuthRequest {
             .map(|(_, v)| v.as_str())
     }
 
-    /// The `Origin` header of a browser's WebSocket upgrade.
+    /// The `Origin` header of a browser's WebSocket upgrade or WebTransport `CONNECT`.
     pub fn origin(&self) -> Option<&str> {
         self.header("origin")
     }

@@ -33,6 +33,7 @@ pub struct ServerConfig {
     pub(crate) compression: Compression,
     pub(crate) slow_consumer: SlowConsumerPolicy,
     pub(crate) quic: bool,
+    pub(crate) webtransport: bool,
     pub(crate) websocket: WebSocketMode,
     pub(crate) authenticator: Option<Arc<dyn Authenticator>>,
     pub(crate) interceptors: Vec<Arc<dyn Interceptor>>,
@@ -62,10 +63,13 @@ pub(crate) struct Identity {
 
 impl ServerConfig {
     /// A server on `addr` with a freshly generated self-signed certificate for
-    /// `localhost`, `127.0.0.1`, `::1` and the host part of `addr`.
+    /// `localhost`, `127.0.0.1`, `::1` and the host part of `addr`: ECDSA P-256, valid
+    /// for [`SELF_SIGNED_VALIDITY`] from an hour ago, as browsers require of a certificate
+    /// they accept by its hash ([`ServerConfig::certificate_sha256`]).
     ///
     /// For development: clients must opt into trusting it (`new_self_signed` on the client
-    /// skips verification; or pass [`ServerConfig::certificate_pem`] to the client as CA).
+    /// skips verification; or pass [`ServerConfig::certificate_pem`] to the client as CA;
+    /// a browser page passes the hash to the wasm client).
     pub fn new_self_signed(addr: impl Into<String>) -> Self {
         let addr = addr.into();
         let mut names = vec!["localhost".to_owned(), "127.0.0.1".into(), "::1".into()];
@@ -74,12 +78,7 @@ impl ServerConfig {
                 names.push(host.to_owned());
             }
         }
-        let identity = rcgen::generate_simple_self_signed(names)
-            .map(|cert| Identity {
-                chain: vec![cert.cert.der().clone()],
-                key: PrivateKeyDer::Pkcs8(cert.key_pair.serialize_der().into()),
-            })
-            .map_err(|e| Arc::new(TlsError::SelfSigned(e)));
+        let identity = self_signed(names).map_err(|e| Arc::new(TlsError::SelfSigned(e)));
         Self::with_identity(addr, identity)
     }
 
@@ -112,6 +111,7 @@ impl ServerConfig {
             compression: Compression::default(),
             slow_consumer: SlowConsumerPolicy::default(),
             quic: true,
+            webtransport: true,
             websocket: WebSocketMode::default(),
             authenticator: None,
             interceptors: Vec::new(),
@@ -169,6 +169,16 @@ impl ServerConfig {
     /// Serves no QUIC (WebSocket only), e.g. where UDP cannot be used.
     pub fn without_quic(mut self) -> Self {
         self.quic = false;
+        self
+    }
+
+    /// Serves no WebTransport: browsers then connect over WebSocket only. By default the
+    /// QUIC endpoint also accepts WebTransport sessions (HTTP/3, ALPN `h3`) carrying the
+    /// same protocol, with the same limits and authentication, which is how browsers use
+    /// QUIC; each connection then allows one more bidirectional stream (the session's)
+    /// and three unidirectional ones (HTTP/3's control streams), about 400 bytes.
+    pub fn without_webtransport(mut self) -> Self {
+        self.webtransport = false;
         self
     }
 
@@ -232,6 +242,47 @@ impl ServerConfig {
         let leaf = self.identity.as_ref().ok()?.chain.first()?;
         Some(pem::encode(&pem::Pem::new("CERTIFICATE", leaf.to_vec())))
     }
+
+    /// The SHA-256 hash of the leaf certificate: what a browser page passes to the wasm
+    /// client (`ClientConfig::with_certificate_hash`) to reach a server with a
+    /// self-signed certificate over WebTransport. Browsers accept a certificate by its
+    /// hash only if it is ECDSA and valid for at most 14 days, as
+    /// [`ServerConfig::new_self_signed`] makes it. `None` if the identity could not be
+    /// created.
+    ///
+    /// ```
+    /// use hardlight_server::ServerConfig;
+    /// let config = ServerConfig::new_self_signed("localhost:8080");
+    /// assert_eq!(config.certificate_sha256().unwrap().len(), 32);
+    /// ```
+    pub fn certificate_sha256(&self) -> Option<[u8; 32]> {
+        let leaf = self.identity.as_ref().ok()?.chain.first()?;
+        ring::digest::digest(&ring::digest::SHA256, leaf)
+            .as_ref()
+            .try_into()
+            .ok()
+    }
+}
+
+/// How long a certificate made by [`ServerConfig::new_self_signed`] is valid: browsers
+/// accept a self-signed certificate by its hash only for a validity of at most 14 days.
+/// A development server running longer needs a new one (a restart makes it).
+pub const SELF_SIGNED_VALIDITY: std::time::Duration =
+    std::time::Duration::from_secs(13 * 24 * 60 * 60);
+
+/// A self-signed ECDSA P-256 certificate for `names`, valid from an hour ago for
+/// [`SELF_SIGNED_VALIDITY`].
+fn self_signed(names: Vec<String>) -> Result<Identity, rcgen::Error> {
+    let mut params = rcgen::CertificateParams::new(names)?;
+    let now = time::OffsetDateTime::now_utc();
+    params.not_before = now - time::Duration::hours(1);
+    params.not_after = now + SELF_SIGNED_VALIDITY;
+    let key = rcgen::KeyPair::generate_for(&rcgen::PKCS_ECDSA_P256_SHA256)?;
+    let cert = params.self_signed(&key)?;
+    Ok(Identity {
+        chain: vec![cert.der().clone()],
+        key: PrivateKeyDer::Pkcs8(key.serialize_der().into()),
+    })
 }
 
 #[cfg(test)]

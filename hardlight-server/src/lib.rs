@@ -34,7 +34,7 @@ mod ws;
 pub use auth::{AuthError, AuthRequest, Authenticator, ConnectionInfo, Identity};
 #[cfg(feature = "nats")]
 pub use cluster::{ClusterConfig, ClusterStats};
-pub use config::{ServerConfig, WebSocketMode};
+pub use config::{ServerConfig, WebSocketMode, SELF_SIGNED_VALIDITY};
 pub use durable::{
     DeadLetter, DurableConfig, DurableError, DurableStats, DurableSubscribeError, EmitOptions,
     Emitted, StartAt, StoreError, TopicInfo, TopicPolicy, MAX_ID_LEN,

@@ -29,16 +29,34 @@ fn show(id: &str, text: &str) {
     }
 }
 
-/// Connects to the HardLight server at `url` (e.g. `ws://127.0.0.1:4433/`) and runs the page.
+/// The 32 bytes of a hash in hex, if it is one.
+fn hash(hex: &str) -> Option<[u8; 32]> {
+    let mut hash = [0u8; 32];
+    if hex.len() != 64 {
+        return None;
+    }
+    for (byte, pair) in hash.iter_mut().zip(hex.as_bytes().chunks(2)) {
+        *byte = u8::from_str_radix(std::str::from_utf8(pair).ok()?, 16).ok()?;
+    }
+    Some(hash)
+}
+
+/// Connects to the HardLight server at `url` (e.g. `ws://127.0.0.1:4433/`) — over
+/// WebTransport where the browser has it, accepting the server's development certificate
+/// by its SHA-256 hash `certificate_hash` (hex), else over WebSocket — and runs the page.
 #[wasm_bindgen]
-pub async fn run(url: String) -> Result<(), JsValue> {
-    let client = LobbyClient::with_config(ClientConfig::new(url));
+pub async fn run(url: String, certificate_hash: String) -> Result<(), JsValue> {
+    let mut config = ClientConfig::new(url);
+    if let Some(hash) = hash(&certificate_hash) {
+        config = config.with_certificate_hash(hash);
+    }
+    let client = LobbyClient::with_config(config);
     client
         .connect()
         .await
         .map_err(|e| JsValue::from_str(&e.to_string()))?;
     let transport = match client.transport() {
-        Some(TransportKind::Quic) => "QUIC",
+        Some(TransportKind::WebTransport) => "WebTransport (QUIC)",
         Some(TransportKind::WebSocket) => "WebSocket",
         Some(other) => other.name(),
         None => "nothing",

@@ -11,7 +11,7 @@ use hardlight_core::{
     frame::{FrameHeader, Kind},
     handshake::alpn,
     io::{read_frame, FrameReader, ReadError},
-    Priority, ProtocolError, Service,
+    ProtocolError, Service,
 };
 use quinn::{
     crypto::rustls::QuicClientConfig, ConnectionError, RecvStream, SendStream, TransportErrorCode,
@@ -21,7 +21,7 @@ use tokio::task::JoinHandle;
 use tracing::{debug, warn};
 
 use crate::{
-    calls::{Calls, Exchange},
+    calls::{priority_of, rides_channel, Calls, Exchange, CHANNEL_MAX},
     config::ClientConfig,
     connection::{Connected, Connection},
     drain::Drain,
@@ -39,9 +39,6 @@ const NO_APPLICATION_PROTOCOL: u8 = 120;
 const CLOSE_NORMAL: VarInt = VarInt::from_u32(Close::Normal.quic_code());
 /// Close code the client uses when the server broke the protocol.
 const CLOSE_PROTOCOL: VarInt = VarInt::from_u32(Close::Protocol.quic_code());
-/// Largest call frame sent on the call channel: a larger one would hold up the calls
-/// behind it, and gets a stream of its own.
-const CHANNEL_MAX: usize = 16 * 1024;
 
 /// Unreliable events received as datagrams and not yet read, in bytes, before quinn
 /// drops the oldest.
@@ -217,13 +214,12 @@ impl Exchange for Streams {
         frame: Vec<u8>,
         reply_max: u32,
     ) -> Result<(FrameHeader, Bytes), CallError> {
-        let priority = priority_of(&frame);
-        if frame.len() <= self.channel_max && priority == Priority::Normal {
+        if rides_channel(&frame, self.channel_max) {
             return self.mux.exchange(frame, reply_max).await;
         }
         let _slot = self.mux.slot().await?;
         let (mut send, mut recv) = self.conn.open_bi().await.map_err(|e| self.lost(e))?;
-        let _ = send.set_priority(priority.quic());
+        let _ = send.set_priority(priority_of(&frame).quic());
         send.write_all(&frame)
             .await
             .map_err(|e| self.stream_failed(e))?;
@@ -337,13 +333,6 @@ impl Streams {
     fn stream_failed(&self, error: impl std::fmt::Display) -> CallError {
         stream_failed(&self.conn, error)
     }
-}
-
-/// The priority a call frame carries in its flags.
-fn priority_of(frame: &[u8]) -> Priority {
-    frame
-        .get(5)
-        .map_or(Priority::Normal, |&flags| Priority::from_flags(flags))
 }
 
 /// A stream of `conn` failed with `error`: the connection's end, if that was it.

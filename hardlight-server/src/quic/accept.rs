@@ -1,14 +1,15 @@
-//! Accepting a QUIC connection: the TLS handshake within the handshake timeout, then the
-//! connection's lifecycle on a [`QuicLink`].
+//! Accepting a QUIC connection: the TLS handshake within the handshake timeout, then, by
+//! the protocol it negotiated, HardLight on the connection itself or in a WebTransport
+//! session on it, the connection's lifecycle on a [`QuicLink`] either way.
 
 use std::sync::Arc;
 
-use hardlight_core::TransportKind as Transport;
-use quinn::Incoming;
+use hardlight_core::{close::Close, TransportKind as Transport, PROTOCOL_VERSION};
+use quinn::{crypto::rustls::HandshakeData, Connection, Incoming, VarInt};
 use tokio::time::{timeout_at, Instant};
 use tracing::{debug, info_span, Instrument};
 
-use super::{link::QuicLink, validation::UnprovenHandshake};
+use super::{link::QuicLink, session::QuicSession, validation::UnprovenHandshake, webtransport};
 use crate::{
     admission::Connected,
     connection,
@@ -43,14 +44,53 @@ pub(crate) async fn serve_connection<H: RpcHandler>(
                 Err(_) => return debug!("QUIC handshake timed out"),
             },
         };
+        if !is_webtransport(&conn) {
+            let peer = Peer {
+                remote,
+                transport: Transport::Quic,
+                headers: Vec::new(),
+            };
+            let link = QuicLink::new(QuicSession::native(conn), handshake, unproven, &shared);
+            return connection::serve(link, peer, deadline, sessions, shared).await;
+        }
+        // a session's CONNECT is read once the handshake is complete
+        if let Some(handshake) = handshake {
+            match timeout_at(deadline, handshake).await {
+                Ok(_) if conn.close_reason().is_none() => {}
+                Ok(_) => return debug!("QUIC handshake failed"),
+                Err(_) => return debug!("QUIC handshake timed out"),
+            }
+        }
+        drop(unproven);
+        let opened = match timeout_at(deadline, webtransport::open(&conn, PROTOCOL_VERSION)).await {
+            Ok(Ok(opened)) => opened,
+            Ok(Err(refused)) => {
+                debug!(%refused, "WebTransport session refused");
+                return conn.close(VarInt::from_u32(Close::Rejected.quic_code()), b"no session");
+            }
+            Err(_) => {
+                debug!("WebTransport session not opened in time");
+                return conn.close(VarInt::from_u32(Close::Protocol.quic_code()), b"timed out");
+            }
+        };
+        debug!("WebTransport session open");
         let peer = Peer {
             remote,
-            transport: Transport::Quic,
-            headers: Vec::new(),
+            transport: Transport::WebTransport,
+            headers: opened.headers,
         };
-        let link = QuicLink::new(conn, handshake, unproven, &shared);
+        let session = QuicSession::webtransport(conn, opened.session);
+        let link = QuicLink::new(session, None, None, &shared);
         connection::serve(link, peer, deadline, sessions, shared).await;
     }
     .instrument(span)
     .await
+}
+
+/// Whether the client negotiated HTTP/3 (a WebTransport session) rather than HardLight.
+fn is_webtransport(conn: &Connection) -> bool {
+    conn.handshake_data()
+        .and_then(|data| data.downcast::<HandshakeData>().ok())
+        .and_then(|data| data.protocol)
+        .is_some_and(|protocol| protocol == webtransport::ALPN)
 }

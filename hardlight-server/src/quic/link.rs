@@ -17,7 +17,7 @@ use hardlight_core::{
     stream::{no_items, Inbound},
     ErrorCode, Priority, ProtocolError,
 };
-use quinn::{Connection, ConnectionError, RecvStream, SendStream, VarInt, ZeroRttAccepted};
+use quinn::{ConnectionError, RecvStream, SendStream, ZeroRttAccepted};
 use tokio::time::{timeout, timeout_at, Instant};
 use tracing::debug;
 
@@ -34,14 +34,18 @@ use crate::{
     stats::ServerCounters,
 };
 
-use super::validation::UnprovenHandshake;
+use super::{
+    session::{Datagrams, QuicSession},
+    validation::UnprovenHandshake,
+    webtransport::Framing,
+};
 
 /// How long a rejected client gets to read its `Reject` before the connection closes.
 const REJECT_LINGER: Duration = Duration::from_secs(2);
 
-/// One QUIC connection after its TLS handshake.
+/// One QUIC connection (or WebTransport session) after its TLS handshake.
 pub(crate) struct QuicLink {
-    conn: Connection,
+    session: QuicSession,
     /// The handshake stream's sending half, until the answer is written.
     answer: Option<SendStream>,
     /// The handshake stream, once the `Welcome` is out.
@@ -60,14 +64,14 @@ pub(crate) struct QuicLink {
 
 impl QuicLink {
     pub(crate) fn new(
-        conn: Connection,
+        session: QuicSession,
         handshake: Option<ZeroRttAccepted>,
         unproven: Option<UnprovenHandshake>,
         shared: &ServerShared,
     ) -> Self {
         let limits = &shared.limits;
         Self {
-            conn,
+            session,
             answer: None,
             channel: None,
             hello: None,
@@ -87,7 +91,7 @@ impl QuicLink {
             // on a server it resolves when the handshake completes or fails; its value
             // says nothing of 0-RTT there
             let _ = handshake.await;
-            if self.conn.close_reason().is_some() {
+            if self.session.conn.close_reason().is_some() {
                 return false;
             }
         }
@@ -105,16 +109,18 @@ impl QuicLink {
     }
 }
 
-fn code(close: Close) -> VarInt {
-    VarInt::from_u32(close.quic_code())
-}
-
 impl Link for QuicLink {
     type Call = QuicCall;
     type Push = QuicPush;
 
     async fn hello(&mut self, max: u32) -> Result<(FrameHeader, Bytes), NoHello> {
-        let (send, mut recv) = self.conn.accept_bi().await.map_err(|_| NoHello::Gone)?;
+        let (send, mut recv) = self.session.accept_bi().await.map_err(|_| NoHello::Gone)?;
+        debug!("handshake stream opened");
+        self.session
+            .framing()
+            .read_stream_header(&mut recv)
+            .await
+            .map_err(|e| NoHello::Invalid(format!("handshake stream: {e}")))?;
         if recv.is_0rtt() {
             // a replay of it cannot get here: the ticket it needs is single-use
             self.counters.zero_rtt_handshake();
@@ -159,26 +165,23 @@ impl Link for QuicLink {
     }
 
     async fn open_push(&mut self) -> Option<QuicPush> {
-        let datagrams = self
-            .conn
-            .max_datagram_size()
-            .is_some()
-            .then(|| self.conn.clone());
-        self.conn.open_uni().await.ok().map(|stream| QuicPush {
+        let stream = self.session.open_uni().await?;
+        Some(QuicPush {
             stream,
             batch: Coalesced::default(),
-            datagrams,
+            datagrams: self.session.datagrams(),
         })
     }
 
     async fn next(&mut self, context: &CallEnv) -> Incoming<QuicCall> {
         loop {
             tokio::select! {
-                accepted = self.conn.accept_bi() => return match accepted {
+                accepted = self.session.accept_bi() => return match accepted {
                     Ok((send, recv)) => Incoming::Call(QuicCall::Stream(StreamCall {
                         send,
                         recv: Some(recv),
                         send_timeout: self.send_timeout,
+                        framing: self.session.framing(),
                     })),
                     Err(error) => {
                         debug!(%error, "connection ended");
@@ -189,7 +192,7 @@ impl Link for QuicLink {
                     // the channel's writer ended with the connection still up: the client
                     // stopped taking its replies (it did not read them within
                     // send_timeout, or stopped the stream)
-                    Some(Incoming::Ended(Ended::Lost)) if self.conn.close_reason().is_none() => {
+                    Some(Incoming::Ended(Ended::Lost)) if self.session.conn.close_reason().is_none() => {
                         return Incoming::Violation(
                             Close::SlowConsumer,
                             "the client did not take its call channel's replies within send_timeout".into(),
@@ -203,7 +206,7 @@ impl Link for QuicLink {
     }
 
     fn close(&mut self, close: Close, reason: &str) {
-        self.conn.close(code(close), reason.as_bytes());
+        self.session.close(close, reason);
     }
 
     async fn finish(self, _ended: Ended) {}
@@ -411,6 +414,8 @@ pub(crate) struct StreamCall {
     /// Until a call that takes the client's stream takes its items.
     recv: Option<RecvStream>,
     send_timeout: Duration,
+    /// How the stream is marked: its first bytes, and the codes it is stopped with.
+    framing: Framing,
 }
 
 impl StreamCall {
@@ -424,7 +429,7 @@ impl StreamCall {
     /// The call's body is not read: the peer is told to stop sending it, with `code`.
     fn stop(&mut self, code: ErrorCode) {
         if let Some(recv) = &mut self.recv {
-            let _ = recv.stop(VarInt::from_u32(code.to_u16().into()));
+            let _ = recv.stop(self.framing.stream_code(code.to_u16().into()));
         }
     }
 }
@@ -439,9 +444,13 @@ impl CallIo for StreamCall {
         let mut deadline = Instant::now() + limit;
         let mut decoder = FrameDecoder::new(context.limits.max_message_size());
         let recv = self.recv.as_mut().ok_or(ReadError::Finished)?;
-        let header = timeout_at(deadline, read_header(recv, &mut decoder))
-            .await
-            .map_err(|_| self.late(limit))??;
+        let framing = self.framing;
+        let header = timeout_at(deadline, async {
+            framing.read_stream_header(recv).await?;
+            read_header(recv, &mut decoder).await
+        })
+        .await
+        .map_err(|_| self.late(limit))??;
         // the reply (and items) go out at the call's priority
         let _ = self
             .send
@@ -555,8 +564,8 @@ fn client_items(recv: RecvStream, context: Arc<CallEnv>) -> Inbound {
 pub(crate) struct QuicPush {
     stream: SendStream,
     batch: Coalesced,
-    /// The connection, when its client takes datagrams.
-    datagrams: Option<Connection>,
+    /// Where unreliable events go as datagrams, when the client takes them.
+    datagrams: Option<Datagrams>,
 }
 
 impl PushSink for QuicPush {
@@ -567,7 +576,7 @@ impl PushSink for QuicPush {
         written.is_ok()
     }
 
-    fn datagrams(&self) -> Option<Connection> {
+    fn datagrams(&self) -> Option<Datagrams> {
         self.datagrams.clone()
     }
 }

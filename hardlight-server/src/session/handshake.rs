@@ -36,7 +36,8 @@ use crate::{
 pub(crate) struct Peer {
     pub(crate) remote: std::net::SocketAddr,
     pub(crate) transport: Transport,
-    /// The WebSocket upgrade request's headers (empty over QUIC).
+    /// The WebSocket upgrade or WebTransport `CONNECT` request's headers (empty over
+    /// QUIC).
     pub(crate) headers: Vec<(String, String)>,
 }
 

@@ -25,9 +25,8 @@ pub(crate) trait PushSink: Send {
     /// Writes frames in order; `false` once the peer is gone.
     fn write(&mut self, frames: Vec<Bytes>) -> impl Future<Output = bool> + Send;
 
-    /// The QUIC connection to send unreliable events on as datagrams, if the client
-    /// takes them.
-    fn datagrams(&self) -> Option<quinn::Connection> {
+    /// Where unreliable events go as datagrams, if the client takes them.
+    fn datagrams(&self) -> Option<crate::quic::Datagrams> {
         None
     }
 }

@@ -69,8 +69,8 @@ struct Queue {
 struct Unreliable {
     /// Whether a connection serves the session.
     attached: bool,
-    /// The QUIC connection, when its client takes datagrams.
-    datagrams: Option<quinn::Connection>,
+    /// Where unreliable events go as datagrams, when the client takes them.
+    datagrams: Option<crate::quic::Datagrams>,
     /// Whether the connection negotiated compression.
     compressed: bool,
     /// Unreliable events sent on the connection so far: the next one's `id` is one more.
@@ -204,7 +204,7 @@ impl Outbox {
 
     /// A connection starts serving the session: unreliable events go to it, as datagrams
     /// when `datagrams` is given, numbered from 1.
-    pub(crate) fn attach(&self, datagrams: Option<quinn::Connection>, compressed: bool) {
+    pub(crate) fn attach(&self, datagrams: Option<crate::quic::Datagrams>, compressed: bool) {
         let mut queue = self.lock();
         queue.unreliable = Unreliable {
             attached: true,
@@ -227,15 +227,12 @@ impl Outbox {
     pub(crate) fn offer(&self, event: &Arc<EncodedEvent>) {
         let mut queue = self.lock();
         let unreliable = &mut queue.unreliable;
-        if let Some(conn) = &unreliable.datagrams {
+        if let Some(datagrams) = &unreliable.datagrams {
             let frame = event.unreliable_frame(unreliable.compressed, unreliable.sent + 1);
-            if conn
-                .max_datagram_size()
-                .is_some_and(|max| frame.len() <= max)
-            {
+            if datagrams.max_size().is_some_and(|max| frame.len() <= max) {
                 // quinn drops the oldest datagram when its send buffer is full: a loss the
                 // client sees as a gap in the numbers, like one in the network
-                match conn.send_datagram(frame) {
+                match datagrams.send(frame) {
                     Ok(()) => {
                         unreliable.sent += 1;
                         self.meter.unreliable_sent(true);

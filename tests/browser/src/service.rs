@@ -42,6 +42,8 @@ pub trait Room {
     async fn note(&self, text: String) -> HandlerResult<Position>;
     /// Attaches this connection to the `notes` consumer `reader`; returns its ack floor.
     async fn read_notes(&self) -> HandlerResult<Position>;
+    /// Streams `chunks` chunks of 64 KiB.
+    async fn bulk(&self, chunks: u32) -> HandlerResult<Streaming<Vec<u8>>>;
     /// Streams 1 to `to`, setting the state's `counted` to each number before it goes.
     async fn count_to(&self, to: u32) -> HandlerResult<Streaming<u32>>;
     /// The total length of the client's words.

@@ -1,8 +1,10 @@
 //! Runs in headless Chromium (wasm-bindgen-test) against the native server that
-//! `tests/browser_chromium.rs` starts and names in `HARDLIGHT_BROWSER_SERVER`; with
-//! `HARDLIGHT_BROWSER_GAP` set, that server is in a cluster whose NATS it loses after the
-//! shout, and the browser expects the gap notice. The server keeps durable topics with a
-//! 200 ms ack wait.
+//! `tests/browser_chromium.rs` starts and names in `HARDLIGHT_BROWSER_SERVER`, with the
+//! SHA-256 hash of its certificate in `HARDLIGHT_BROWSER_CERT_HASH` and the transport the
+//! client must end up on in `HARDLIGHT_BROWSER_TRANSPORT` (`webtransport` or `websocket`,
+//! the browser is started to allow one or the other); with `HARDLIGHT_BROWSER_GAP` set,
+//! that server is in a cluster whose NATS it loses after the shout, and the browser
+//! expects the gap notice. The server keeps durable topics with a 200 ms ack wait.
 
 use futures_util::StreamExt;
 use hardlight::*;
@@ -17,11 +19,41 @@ fn server() -> &'static str {
     )
 }
 
+/// The client's configuration: the server, whose certificate it accepts by its hash.
+fn config() -> ClientConfig {
+    let config = ClientConfig::new(format!("wss://{}/", server()));
+    match option_env!("HARDLIGHT_BROWSER_CERT_HASH") {
+        Some(hex) => {
+            let mut hash = [0u8; 32];
+            for (byte, pair) in hash.iter_mut().zip(hex.as_bytes().chunks(2)) {
+                *byte = u8::from_str_radix(std::str::from_utf8(pair).unwrap(), 16).unwrap();
+            }
+            config.with_certificate_hash(hash)
+        }
+        None => config,
+    }
+}
+
+/// Whether this run's server serves WebTransport.
+fn webtransport() -> bool {
+    option_env!("HARDLIGHT_BROWSER_TRANSPORT") == Some("webtransport")
+}
+
+/// Connects, and checks the transport is the one this run expects.
+async fn connected() -> RoomClient {
+    let client = RoomClient::with_config(config());
+    client.connect().await.expect("connect from the browser");
+    let expected = match webtransport() {
+        true => TransportKind::WebTransport,
+        false => TransportKind::WebSocket,
+    };
+    assert_eq!(client.transport(), Some(expected));
+    client
+}
+
 #[wasm_bindgen_test]
 async fn calls_state_errors_and_events_from_the_browser() {
-    let client = RoomClient::with_config(ClientConfig::new(format!("wss://{}/", server())));
-    client.connect().await.expect("connect from the browser");
-    assert_eq!(client.transport(), Some(TransportKind::WebSocket));
+    let client = connected().await;
 
     // typed calls
     assert_eq!(client.add(40, 2).await.expect("add"), 42);
@@ -76,8 +108,7 @@ async fn calls_state_errors_and_events_from_the_browser() {
 
 #[wasm_bindgen_test]
 async fn streaming_calls_from_the_browser() {
-    let client = RoomClient::with_config(ClientConfig::new(format!("wss://{}/", server())));
-    client.connect().await.expect("connect from the browser");
+    let client = connected().await;
     let mut numbers = client.count_to(50).await.expect("count_to");
     let mut seen = Vec::new();
     while let Some(n) = numbers.next().await {
@@ -108,8 +139,7 @@ async fn streaming_calls_from_the_browser() {
 
 #[wasm_bindgen_test]
 async fn durable_events_are_acked_from_the_browser_and_redelivered_when_not() {
-    let client = RoomClient::with_config(ClientConfig::new(format!("wss://{}/", server())));
-    client.connect().await.expect("connect from the browser");
+    let client = connected().await;
     let mut notes = client.durable().await.expect("durable");
     client.read_notes().await.expect("read notes");
     let first = client.note("one".into()).await.expect("note");
@@ -139,5 +169,38 @@ async fn durable_events_are_acked_from_the_browser_and_redelivered_when_not() {
     again.ack().expect("ack");
     assert!(second.follows(first));
     assert_eq!(client.stats().durable_received, 3);
+    client.disconnect().await;
+}
+
+#[wasm_bindgen_test]
+async fn a_stalled_stream_holds_up_no_other_call() {
+    let client = connected().await;
+    let mut bulk = client.bulk(256).await.expect("bulk");
+    let first = bulk.next().await.expect("a chunk").expect("a chunk");
+    // the rest of the 16 MiB is not read: the server is held back by the stream's flow
+    // control; calls beside it complete all the same, before the transfer can
+    for n in 0..10 {
+        assert_eq!(client.add(n, 1).await.expect("add"), n + 1);
+    }
+    let mut total = first.len();
+    while let Some(chunk) = bulk.next().await {
+        total += chunk.expect("a chunk").len();
+    }
+    assert_eq!(total, 256 * 64 * 1024);
+    client.disconnect().await;
+}
+
+#[wasm_bindgen_test]
+async fn a_page_without_webtransport_goes_straight_to_websocket() {
+    if webtransport() {
+        return;
+    }
+    // as in a browser that has none: the client does not wait out the QUIC head start
+    let global = js_sys::global();
+    let constructor = js_sys::Reflect::get(&global, &"WebTransport".into()).unwrap();
+    js_sys::Reflect::delete_property(&global, &"WebTransport".into()).unwrap();
+    let client = connected().await;
+    js_sys::Reflect::set(&global, &"WebTransport".into(), &constructor).unwrap();
+    assert_eq!(client.add(1, 2).await.expect("add"), 3);
     client.disconnect().await;
 }
