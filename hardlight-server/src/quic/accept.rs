@@ -5,7 +5,7 @@
 use std::sync::Arc;
 
 use hardlight_core::{close::Close, TransportKind as Transport, PROTOCOL_VERSION};
-use quinn::{crypto::rustls::HandshakeData, Connection, Incoming, VarInt};
+use quinn::{crypto::rustls::HandshakeData, Incoming, VarInt};
 use tokio::time::{timeout_at, Instant};
 use tracing::{debug, info_span, Instrument};
 
@@ -29,9 +29,16 @@ pub(crate) async fn serve_connection<H: RpcHandler>(
     let span = info_span!("connection", transport = "quic", %remote);
     async move {
         let deadline = Instant::now() + shared.server_limits.handshake_timeout();
-        let connecting = match incoming.accept() {
+        let mut connecting = match incoming.accept() {
             Ok(connecting) => connecting,
             Err(error) => return debug!(%error, "incoming connection failed"),
+        };
+        // the protocol the client chose, once its whole ClientHello is in (it can take
+        // more than one packet)
+        let webtransport = match timeout_at(deadline, connecting.handshake_data()).await {
+            Ok(Ok(data)) => is_webtransport(data),
+            Ok(Err(error)) => return debug!(%error, "QUIC handshake failed"),
+            Err(_) => return debug!("QUIC handshake timed out"),
         };
         // at once, so that a `Hello` sent in 0-RTT is answered in 0.5-RTT; calls wait for
         // the handshake to complete (`QuicLink::welcome`), as does a fresh `Hello`, which
@@ -44,7 +51,7 @@ pub(crate) async fn serve_connection<H: RpcHandler>(
                 Err(_) => return debug!("QUIC handshake timed out"),
             },
         };
-        if !is_webtransport(&conn) {
+        if !webtransport {
             let peer = Peer {
                 remote,
                 transport: Transport::Quic,
@@ -88,9 +95,10 @@ pub(crate) async fn serve_connection<H: RpcHandler>(
 }
 
 /// Whether the client negotiated HTTP/3 (a WebTransport session) rather than HardLight.
-fn is_webtransport(conn: &Connection) -> bool {
-    conn.handshake_data()
-        .and_then(|data| data.downcast::<HandshakeData>().ok())
+fn is_webtransport(handshake: Box<dyn std::any::Any>) -> bool {
+    handshake
+        .downcast::<HandshakeData>()
+        .ok()
         .and_then(|data| data.protocol)
         .is_some_and(|protocol| protocol == webtransport::ALPN)
 }
