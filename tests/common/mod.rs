@@ -22,6 +22,7 @@ pub mod raw_ws;
 pub mod relay;
 pub mod tcp_proxy;
 pub mod udp_proxy;
+pub mod webtransport;
 
 /// Waits until `condition` holds, checking every 10 ms; panics after 60 s as a safety net (only a hang reaches it).
 pub async fn eventually(what: &str, condition: impl Fn() -> bool) {

@@ -225,8 +225,10 @@ pub(crate) async fn open(conn: &Connection, version: u16) -> Result<Opened, Refu
                 &SessionResponse::not_found().headers().generate_frame(),
                 &mut answer,
             );
-            let _ = send.write_all(&answer).await;
-            let _ = send.finish();
+            // the client gets its answer (or a short linger passes) before the close
+            if send.write_all(&answer).await.is_ok() && send.finish().is_ok() {
+                let _ = timeout(CLOSE_LINGER, send.stopped()).await;
+            }
             return Err(Refused::Path(path));
         }
         let mut answer = Vec::new();
