@@ -138,12 +138,7 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
 
     let config = ServerConfig::new_self_signed("127.0.0.1:0")
         .with_websocket(WebSocketMode::PlainBehindTlsProxy);
-    let hash: String = config
-        .certificate_sha256()
-        .iter()
-        .flatten()
-        .map(|byte| format!("{byte:02x}"))
-        .collect();
+    let hash = config.certificate_sha256_hex().unwrap_or_default();
     let mut server = Server::new(config, factory!(Handler));
     let addr = server.bind()?;
     let emitter = server.get_event_emitter();

@@ -165,10 +165,6 @@ fn webdriver_json(extra: &[&str]) -> String {
     format!("{{\"goog:chromeOptions\": {{\"args\": [{args}]}}}}")
 }
 
-fn hex(bytes: &[u8]) -> String {
-    bytes.iter().map(|byte| format!("{byte:02x}")).collect()
-}
-
 /// One run of the browser suite against `server`, expecting `transport`, with
 /// Chromium's `args`.
 struct Run {
@@ -249,7 +245,7 @@ async fn the_wasm_client_works_in_headless_chromium() {
         },
     ];
     for run in runs {
-        let hash = hex(&run.server.certificate_sha256().unwrap());
+        let hash = run.server.certificate_sha256_hex().unwrap();
         let mut server = Server::new(run.server, factory!(Handler));
         let addr = server.bind().unwrap();
         tokio::spawn(server.run());

@@ -19,12 +19,23 @@ use common::{
 };
 use hardlight::{
     protocol::{
+        close::Close,
         frame::Kind,
         handshake::{webtransport_path, Hello},
         PROTOCOL_VERSION,
     },
     *,
 };
+
+/// The code the server closed `peer`'s connection with.
+async fn close_code(peer: &WtPeer) -> u32 {
+    match peer.conn.closed().await {
+        quinn::ConnectionError::ApplicationClosed(close) => {
+            u32::try_from(close.error_code.into_inner()).unwrap()
+        }
+        other => panic!("expected the server to close the connection, got {other}"),
+    }
+}
 
 /// The path of this protocol version's sessions.
 fn path() -> String {
@@ -106,7 +117,7 @@ async fn a_refused_hello_closes_the_session_with_a_capsule_naming_the_code() {
     let capsule = frame.payload();
     assert_eq!(&capsule[..2], [0x68, 0x43]);
     let code = u32::from_be_bytes(capsule[3..7].try_into().unwrap());
-    assert_eq!(code, protocol::close::Close::Rejected.quic_code());
+    assert_eq!(code, Close::Rejected.quic_code());
     assert!(!capsule[7..].is_empty(), "the capsule carries the reason");
 }
 
@@ -118,13 +129,7 @@ async fn a_connect_to_another_version_is_answered_404_and_closed() {
         .request(&webtransport_path(PROTOCOL_VERSION + 1), &[])
         .await;
     assert_eq!(status, 404);
-    match peer.conn.closed().await {
-        quinn::ConnectionError::ApplicationClosed(close) => assert_eq!(
-            close.error_code.into_inner(),
-            u64::from(protocol::close::Close::Rejected.quic_code())
-        ),
-        other => panic!("expected the server to close the connection, got {other}"),
-    }
+    assert_eq!(close_code(&peer).await, Close::Rejected.quic_code());
 }
 
 #[tokio::test]
@@ -136,13 +141,7 @@ async fn a_peer_that_never_opens_a_session_is_closed_at_the_handshake_timeout() 
     })
     .await;
     let peer = WtPeer::connect(&server).await.expect("h3 connection");
-    match peer.conn.closed().await {
-        quinn::ConnectionError::ApplicationClosed(close) => assert_eq!(
-            close.error_code.into_inner(),
-            u64::from(protocol::close::Close::Protocol.quic_code())
-        ),
-        other => panic!("expected the server to close the connection, got {other}"),
-    }
+    assert_eq!(close_code(&peer).await, Close::Protocol.quic_code());
 }
 
 #[tokio::test]

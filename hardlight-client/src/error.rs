@@ -123,6 +123,14 @@ impl TransportError {
             reason: reason.into(),
         }
     }
+
+    /// A connection the client closed because the server broke the protocol.
+    pub(crate) fn violation(error: &hardlight_core::ProtocolError) -> Self {
+        Self::closed(
+            Some(Close::Protocol),
+            format!("protocol error from the server: {error}"),
+        )
+    }
 }
 
 /// Why `connect()` failed.

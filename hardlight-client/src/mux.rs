@@ -242,6 +242,36 @@ impl Mux {
             .map_err(|_| self.closed())
     }
 
+    /// The drain of a connection whose calls all go through this multiplexer: after
+    /// `GoAway` and the last reply, its calls fail.
+    pub(crate) fn drain(self: &Arc<Self>) -> Arc<Drain> {
+        let mux = Arc::clone(self);
+        Drain::new(move || {
+            mux.close(TransportError::closed(
+                Some(Close::Shutdown),
+                "server shut down",
+            ))
+        })
+    }
+
+    /// A frame of a QUIC or WebTransport call channel, which carries replies only: to
+    /// its call; anything else breaks the protocol.
+    pub(crate) fn deliver_reply(
+        &self,
+        header: FrameHeader,
+        body: Bytes,
+    ) -> Result<(), ProtocolError> {
+        match header.kind {
+            Kind::ReplyOk | Kind::ReplyHandlerError | Kind::ReplyFailure => {
+                self.deliver(header, body)
+            }
+            other => Err(ProtocolError::UnexpectedKind {
+                expected: "a reply",
+                got: other.name(),
+            }),
+        }
+    }
+
     /// The error of a call on a closed connection: why it closed.
     pub(crate) fn closed(&self) -> CallError {
         let error = lock(&self.closed)
@@ -421,13 +451,7 @@ impl Channel {
         close: oneshot::Sender<()>,
     ) -> (Self, Outgoing) {
         let (mux, frames) = Mux::new(welcome.max_concurrent_calls);
-        let on_drained = Arc::clone(&mux);
-        let drain = Drain::new(move || {
-            on_drained.close(TransportError::closed(
-                Some(Close::Shutdown),
-                "server shut down",
-            ))
-        });
+        let drain = mux.drain();
         let channel = Self {
             calls: Calls::new(mux, drain, welcome, config),
             close: Mutex::new(Some(close)),

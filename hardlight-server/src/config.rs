@@ -262,6 +262,18 @@ impl ServerConfig {
             .try_into()
             .ok()
     }
+
+    /// [`ServerConfig::certificate_sha256`] in lower-case hex, as a page embeds it.
+    ///
+    /// ```
+    /// use hardlight_server::ServerConfig;
+    /// let config = ServerConfig::new_self_signed("localhost:8080");
+    /// assert_eq!(config.certificate_sha256_hex().unwrap().len(), 64);
+    /// ```
+    pub fn certificate_sha256_hex(&self) -> Option<String> {
+        let hash = self.certificate_sha256()?;
+        Some(hash.iter().map(|byte| format!("{byte:02x}")).collect())
+    }
 }
 
 /// How long a certificate made by [`ServerConfig::new_self_signed`] is valid: browsers

@@ -41,12 +41,7 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
     let runner = which("wasm-bindgen-test-runner").ok_or("wasm-bindgen-test-runner not on PATH")?;
     let chromedriver = which("chromedriver").ok_or("chromedriver not on PATH")?;
     let config = ServerConfig::new_self_signed("127.0.0.1:0");
-    let hash: String = config
-        .certificate_sha256()
-        .iter()
-        .flatten()
-        .map(|byte| format!("{byte:02x}"))
-        .collect();
+    let hash = config.certificate_sha256_hex().unwrap_or_default();
     let mut server = Server::new(config, factory!(Handler));
     let addr = server.bind()?;
     tokio::spawn(server.run());

@@ -8,7 +8,7 @@ use hardlight_core::{
     close::Close,
     coalesce::Coalesced,
     codec::Bytes,
-    frame::{FrameHeader, Kind},
+    frame::FrameHeader,
     handshake::alpn,
     io::{read_frame, FrameReader, ReadError},
     ProtocolError, Service,
@@ -381,19 +381,11 @@ async fn channel_reader(conn: quinn::Connection, mut recv: RecvStream, mux: Arc<
     let mut reader = FrameReader::new(max);
     let violation = loop {
         match reader.next(&mut recv).await {
-            Ok((header, body)) => match header.kind {
-                Kind::ReplyOk | Kind::ReplyHandlerError | Kind::ReplyFailure => {
-                    if let Err(error) = mux.deliver(header, body) {
-                        break Some(error);
-                    }
+            Ok((header, body)) => {
+                if let Err(error) = mux.deliver_reply(header, body) {
+                    break Some(error);
                 }
-                other => {
-                    break Some(ProtocolError::UnexpectedKind {
-                        expected: "a reply",
-                        got: other.name(),
-                    })
-                }
-            },
+            }
             Err(ReadError::Protocol(error)) => break Some(error),
             Err(error) => {
                 debug!(%error, "call channel ended");
@@ -405,10 +397,7 @@ async fn channel_reader(conn: quinn::Connection, mut recv: RecvStream, mux: Arc<
         Some(error) => {
             warn!(%error, "server broke the protocol on the call channel; closing");
             conn.close(CLOSE_PROTOCOL, b"protocol error on the call channel");
-            TransportError::closed(
-                Some(Close::Protocol),
-                format!("protocol error from the server: {error}"),
-            )
+            TransportError::violation(&error)
         }
         None => match conn.close_reason() {
             Some(reason) => closed(&reason),

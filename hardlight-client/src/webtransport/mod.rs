@@ -24,7 +24,6 @@ use crate::{
     calls::{priority_of, rides_channel, Calls, Exchange, CHANNEL_MAX},
     config::ClientConfig,
     connection::{Connected, Connection},
-    drain::Drain,
     error::{CallError, ConnectError, TransportError},
     handshake::{hello_frame, welcome},
     mux::{Mux, Outgoing},
@@ -154,13 +153,7 @@ impl WtConnection {
         let (start, start_rx) = oneshot::channel();
         let (streams, stream_rx) = mpsc::unbounded_channel();
         let (mux, frames) = Mux::new(welcome.max_concurrent_calls);
-        let on_drained = Arc::clone(&mux);
-        let drain = Drain::new(move || {
-            on_drained.close(TransportError::closed(
-                Some(Close::Shutdown),
-                "server shut down",
-            ))
-        });
+        let drain = mux.drain();
         let transport = session.0.clone();
         wasm_bindgen_futures::spawn_local(channel_writer(writer, frames));
         wasm_bindgen_futures::spawn_local(channel_reader(
@@ -455,19 +448,11 @@ async fn channel_writer(writer: Writer, mut frames: Outgoing) {
 async fn channel_reader(session: WebTransport, mut reader: FrameStream, mux: Arc<Mux>) {
     let violation = loop {
         match reader.next().await {
-            Ok((header, body)) => match header.kind {
-                Kind::ReplyOk | Kind::ReplyHandlerError | Kind::ReplyFailure => {
-                    if let Err(error) = mux.deliver(header, body) {
-                        break Some(error);
-                    }
+            Ok((header, body)) => {
+                if let Err(error) = mux.deliver_reply(header, body) {
+                    break Some(error);
                 }
-                other => {
-                    break Some(ProtocolError::UnexpectedKind {
-                        expected: "a reply",
-                        got: other.name(),
-                    })
-                }
-            },
+            }
             Err(Unread::Protocol(error)) => break Some(error),
             Err(_) => break None,
         }
@@ -479,10 +464,7 @@ async fn channel_reader(session: WebTransport, mut reader: FrameStream, mux: Arc
                 Close::Protocol.quic_code(),
                 "protocol error on the call channel",
             );
-            TransportError::closed(
-                Some(Close::Protocol),
-                format!("protocol error from the server: {error}"),
-            )
+            TransportError::violation(&error)
         }
         None => ended(session.ended().await),
     };

@@ -212,10 +212,7 @@ async fn read_loop<S: Service>(
         match source.recv().await {
             Some(Incoming::Binary(data)) => {
                 if let Err(error) = super::route(&data, &mux, &pushes, max) {
-                    break TransportError::closed(
-                        Some(Close::Protocol),
-                        format!("protocol error from the server: {error}"),
-                    );
+                    break TransportError::violation(&error);
                 }
             }
             Some(Incoming::Text) => {

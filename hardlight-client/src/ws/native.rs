@@ -290,10 +290,7 @@ async fn read_loop<S: Service>(
         };
         if let Err(error) = super::route(&data, &mux, &pushes, max) {
             debug!(%error, "server broke the protocol; closing");
-            break TransportError::closed(
-                Some(Close::Protocol),
-                format!("protocol error from the server: {error}"),
-            );
+            break TransportError::violation(&error);
         }
     };
     pushes.disconnected(&ended);
