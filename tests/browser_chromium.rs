@@ -88,6 +88,17 @@ impl Room for Handler {
         )))
     }
 
+    async fn wave(&self) -> HandlerResult<()> {
+        let room = Topic::from(self.state.read().await.room.as_str());
+        let wave = Shout::Said {
+            from: "wave".into(),
+            text: "~".into(),
+        };
+        self.events.emit_unreliable(&room, wave);
+        self.events.emit(&room, Shout::Note("waved".into())).await;
+        Ok(())
+    }
+
     async fn bulk(&self, chunks: u32) -> HandlerResult<Streaming<Vec<u8>>> {
         Ok(Streaming::new(futures_util::stream::iter(
             (0..chunks).map(|_| vec![7u8; 64 * 1024]),

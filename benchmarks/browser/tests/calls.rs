@@ -28,12 +28,15 @@ fn now() -> f64 {
 }
 
 fn config(transport: Transport) -> ClientConfig {
-    let hex = env!("HARDLIGHT_BENCH_CERT_HASH");
+    let hex = option_env!("HARDLIGHT_BENCH_CERT_HASH")
+        .expect("run through `cargo run --release -p hardlight-benchmarks --bin browser`");
     let mut hash = [0u8; 32];
     for (byte, pair) in hash.iter_mut().zip(hex.as_bytes().chunks(2)) {
         *byte = u8::from_str_radix(std::str::from_utf8(pair).unwrap(), 16).unwrap();
     }
-    ClientConfig::new(format!("wss://{}/", env!("HARDLIGHT_BENCH_SERVER")))
+    let server = option_env!("HARDLIGHT_BENCH_SERVER")
+        .expect("run through `cargo run --release -p hardlight-benchmarks --bin browser`");
+    ClientConfig::new(format!("wss://{server}/"))
         .with_certificate_hash(hash)
         .with_transport(transport)
 }

@@ -5,6 +5,15 @@
 //!
 //! One session per connection: the server allows one, and HTTP/3 requests other than
 //! the session's `CONNECT` are refused.
+//!
+//! The HTTP/3 pieces — `SETTINGS`, QPACK header blocks, stream types — are encoded and
+//! parsed by `wtransport-proto`, which does no I/O; this module drives them on the one
+//! quinn endpoint that also serves native connections. The alternatives did not fit:
+//! `web-transport-quinn` keeps only the `CONNECT` request's URL, so the authenticator
+//! could not see `Origin`; `wtransport` runs an endpoint of its own, which cannot share
+//! the UDP port with native HardLight on one endpoint selecting by ALPN;
+//! `h3-webtransport` is marked experimental and brings a whole HTTP/3 server for one
+//! request.
 
 use std::time::Duration;
 

@@ -42,6 +42,9 @@ pub trait Room {
     async fn note(&self, text: String) -> HandlerResult<Position>;
     /// Attaches this connection to the `notes` consumer `reader`; returns its ack floor.
     async fn read_notes(&self) -> HandlerResult<Position>;
+    /// Emits an unreliable `Said` from "wave" to the connection's room, then a reliable
+    /// `Note("waved")` after it.
+    async fn wave(&self) -> HandlerResult<()>;
     /// Streams `chunks` chunks of 64 KiB.
     async fn bulk(&self, chunks: u32) -> HandlerResult<Streaming<Vec<u8>>>;
     /// Streams 1 to `to`, setting the state's `counted` to each number before it goes.

@@ -204,3 +204,38 @@ async fn a_page_without_webtransport_goes_straight_to_websocket() {
     assert_eq!(client.add(1, 2).await.expect("add"), 3);
     client.disconnect().await;
 }
+
+#[wasm_bindgen_test]
+async fn unreliable_events_reach_the_browser() {
+    let client = connected().await;
+    let mut events = client.subscribe().await.expect("subscribe");
+    client
+        .join("waves".into(), "chromium".into())
+        .await
+        .expect("join");
+    // an unreliable event may be lost: wave until one arrives (each wave is followed by
+    // a reliable note, so that no wait is open-ended)
+    let mut arrived = false;
+    for _ in 0..50 {
+        client.wave().await.expect("wave");
+        loop {
+            let event = events.recv().await.expect("an event");
+            if event.unreliable {
+                assert!(matches!(&event.payload, Shout::Said { from, .. } if from == "wave"));
+                arrived = true;
+            } else {
+                assert_eq!(event.payload, Shout::Note("waved".into()));
+                break;
+            }
+        }
+        if arrived {
+            break;
+        }
+    }
+    assert!(arrived, "no unreliable event arrived in 50 waves");
+    let stats = client.stats();
+    assert!(stats.unreliable_received >= 1);
+    // over WebTransport they come as datagrams
+    assert_eq!(stats.unreliable_datagrams >= 1, webtransport(), "{stats:?}");
+    client.disconnect().await;
+}
