@@ -1,7 +1,8 @@
 //! WebTransport in the browser: the protocol exactly as over QUIC natively — the
 //! handshake stream kept open as the call channel (small calls multiplexed by id), every
 //! other call on a bidirectional stream of its own, pushes on the server's
-//! unidirectional stream, unreliable events as datagrams (`docs/PROTOCOL.md`, §1).
+//! unidirectional stream, unreliable events as datagrams (`docs/PROTOCOL.md`,
+//! §1 Transport and negotiation).
 //!
 //! The browser's objects cannot leave the thread's event loop, so they live in local
 //! tasks: the connection hands them frames and calls through channels.

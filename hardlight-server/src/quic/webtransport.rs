@@ -1,7 +1,8 @@
 //! WebTransport over HTTP/3 (ALPN `h3`) on the QUIC endpoint: the HTTP/3 settings, the
 //! extended `CONNECT` that opens the session, and how the session's streams and
 //! datagrams are marked. Once the session is open it carries the HardLight protocol
-//! exactly as a QUIC connection of its own does (`docs/PROTOCOL.md`, §1).
+//! exactly as a QUIC connection of its own does (`docs/PROTOCOL.md`,
+//! §1 Transport and negotiation).
 //!
 //! One session per connection: the server allows one, and HTTP/3 requests other than
 //! the session's `CONNECT` are refused.
