@@ -175,8 +175,9 @@ impl ServerConfig {
     /// Serves no WebTransport: browsers then connect over WebSocket only. By default the
     /// QUIC endpoint also accepts WebTransport sessions (HTTP/3, ALPN `h3`) carrying the
     /// same protocol, with the same limits and authentication, which is how browsers use
-    /// QUIC; each connection then allows one more bidirectional stream (the session's)
-    /// and three unidirectional ones (HTTP/3's control streams), about 400 bytes.
+    /// QUIC. Every connection then allows three unidirectional streams (HTTP/3's control
+    /// streams, a few hundred bytes), and a session's one more bidirectional stream (its
+    /// `CONNECT` stream).
     pub fn without_webtransport(mut self) -> Self {
         self.webtransport = false;
         self

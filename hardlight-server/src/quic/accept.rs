@@ -60,6 +60,9 @@ pub(crate) async fn serve_connection<H: RpcHandler>(
             let link = QuicLink::new(QuicSession::native(conn), handshake, unproven, &shared);
             return connection::serve(link, peer, deadline, sessions, shared).await;
         }
+        // the session's CONNECT stream stays open beside the call streams
+        let streams = shared.server_limits.max_call_streams().saturating_add(2);
+        conn.set_max_concurrent_bi_streams(VarInt::from_u32(streams));
         // a session's CONNECT is read once the handshake is complete
         if let Some(handshake) = handshake {
             match timeout_at(deadline, handshake).await {

@@ -46,16 +46,16 @@ pub(crate) fn quinn_config(config: &ServerConfig) -> Result<quinn::ServerConfig,
 }
 
 /// Stream limits chosen with memory in mind: the call channel and calls on streams of
-/// their own are bidirectional streams, capped at one more than `max_call_streams` (two
-/// more with WebTransport, whose session's `CONNECT` stream stays open); clients open no
-/// unidirectional streams but, for WebTransport, HTTP/3's control and QPACK streams; the
-/// connection-wide receive window caps what one peer can make the server buffer in the
-/// transport.
+/// their own are bidirectional streams, capped at one more than `max_call_streams` (a
+/// WebTransport session's connection gets one more once its protocol is known, for the
+/// session's `CONNECT` stream); clients open no unidirectional streams but, for
+/// WebTransport, HTTP/3's control and QPACK streams; the connection-wide receive window
+/// caps what one peer can make the server buffer in the transport.
 fn transport(config: &ServerConfig) -> Result<quinn::TransportConfig, ServerError> {
     let (limits, server_limits) = (&config.limits, &config.server_limits);
-    let (connect_stream, h3_streams) = match config.webtransport {
-        true => (1, H3_CLIENT_STREAMS),
-        false => (0, 0),
+    let h3_streams = match config.webtransport {
+        true => H3_CLIENT_STREAMS,
+        false => 0,
     };
     let mut transport = quinn::TransportConfig::default();
     let idle = IdleTimeout::try_from(limits.idle_timeout())
@@ -64,9 +64,7 @@ fn transport(config: &ServerConfig) -> Result<quinn::TransportConfig, ServerErro
     let receive_window = u64::from(STREAM_WINDOW).max(inflight.min(16 << 20));
     transport
         .max_concurrent_bidi_streams(VarInt::from_u32(
-            server_limits
-                .max_call_streams()
-                .saturating_add(1 + connect_stream),
+            server_limits.max_call_streams().saturating_add(1),
         ))
         .max_concurrent_uni_streams(VarInt::from_u32(h3_streams))
         .stream_receive_window(VarInt::from_u32(STREAM_WINDOW))
