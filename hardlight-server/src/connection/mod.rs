@@ -46,25 +46,28 @@ pub(crate) async fn serve<H: RpcHandler, L: Link>(
     shared: Arc<ServerShared>,
 ) {
     let mut shutdown = shared.signals.deadline.subscribe();
-    let starting = start(&mut link, peer, deadline, &sessions, &shared);
+    // the phases before and after the connection's live one run boxed: the connection's
+    // task, which lives as long as the connection, is then only as large as what the
+    // live phase holds (`BENCHMARKS.md`, idle connections)
+    let starting = Box::pin(start(&mut link, peer, deadline, &sessions, &shared));
     // a peer that stalls its handshake or its push stream does not hold up the shutdown
     let started = tokio::select! {
         started = starting => started,
         () = deadline_passed(&mut shutdown) => {
             link.close(Close::Shutdown, "server shut down");
-            return link.finish(Ended::Closed).await;
+            return Box::pin(link.finish(Ended::Closed)).await;
         }
     };
     let (accepted, push) = match started {
         Start::Live(accepted, push) => (accepted, push),
-        Start::Ended(ended) => return link.finish(ended).await,
+        Start::Ended(ended) => return Box::pin(link.finish(ended)).await,
     };
     debug!("connected");
     let mut live = accepted.go_live(push);
     let ended = drive(&mut link, &mut live, &shared).await;
     debug!(?ended, "disconnected");
-    live.end(ended == Ended::Lost).await;
-    link.finish(ended).await;
+    Box::pin(live.end(ended == Ended::Lost)).await;
+    Box::pin(link.finish(ended)).await;
 }
 
 /// How a connection's start went.

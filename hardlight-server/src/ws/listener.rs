@@ -74,7 +74,7 @@ pub(crate) async fn serve_tcp<H: RpcHandler>(
         let _ = stream.set_nodelay(true);
         let deadline = Instant::now() + shared.server_limits.handshake_timeout();
         match tls {
-            Some(acceptor) => match timeout_at(deadline, acceptor.accept(stream)).await {
+            Some(acceptor) => match timeout_at(deadline, Box::pin(acceptor.accept(stream))).await {
                 Ok(Ok(stream)) => upgrade(stream, remote, deadline, sessions, shared).await,
                 Ok(Err(error)) => debug!(%error, "TLS handshake failed"),
                 Err(_) => debug!("TLS handshake timed out"),
@@ -108,7 +108,7 @@ async fn upgrade<H: RpcHandler, S: AsyncRead + AsyncWrite + Unpin + Send + 'stat
         select_subprotocol(request, response)
     };
     let accepting = tokio_tungstenite::accept_hdr_async_with_config(stream, callback, Some(config));
-    match timeout_at(deadline, accepting).await {
+    match timeout_at(deadline, Box::pin(accepting)).await {
         Ok(Ok(ws)) => {
             let peer = Peer {
                 remote,
