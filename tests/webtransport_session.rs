@@ -2,7 +2,7 @@
 //! reaches them (headless Chromium does in `browser_chromium.rs`): the session carries
 //! the protocol with its streams marked, the `CONNECT` request's headers reach the
 //! authenticator, the server closes a session with a capsule naming its close code, and
-//! what is not a HardLight session is refused.
+//! what is not a HardLight session (or not HTTP/3 at all) is refused.
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
 mod common;
@@ -162,4 +162,22 @@ async fn a_server_without_webtransport_does_not_speak_http3() {
     // HardLight's own protocol is served as ever
     let client = server.client_over(Transport::Quic).await;
     assert!(client.is_connected());
+}
+
+#[tokio::test]
+async fn a_hostile_header_block_is_refused_and_the_server_goes_on() {
+    let server = TestServer::start().await;
+    let mut peer = WtPeer::connect(&server).await.expect("h3 connection");
+    // the QPACK prefix, then a literal field name whose length runs on for 10 empty
+    // continuation bytes before a non-empty one: its bits land beyond 64
+    let mut block = vec![0x00, 0x00, 0x27];
+    block.extend_from_slice(&[0x80; 10]);
+    block.push(0x01);
+    peer.send_header_block(&block).await;
+    assert_eq!(close_code(&peer).await, Close::Rejected.quic_code());
+    // and a well-formed session after it is served
+    let mut peer = WtPeer::connect(&server).await.expect("h3 connection");
+    assert_eq!(peer.request(&path(), &[]).await, 200);
+    let (_send, _recv, header, _) = peer.hello(&kitchen_hello(vec![])).await;
+    assert_eq!(header.kind, Kind::Welcome);
 }

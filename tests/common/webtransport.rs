@@ -72,6 +72,17 @@ impl WtPeer {
         })
     }
 
+    /// Sends a request whose HEADERS frame carries `block` as its encoded field section.
+    pub async fn send_header_block(&mut self, block: &[u8]) {
+        let mut bytes = Vec::new();
+        Frame::new_headers(Cow::Borrowed(block))
+            .write(&mut bytes)
+            .expect("headers");
+        let (mut send, recv) = self.conn.open_bi().await.expect("request stream");
+        send.write_all(&bytes).await.expect("request");
+        self.connect = Some((send, recv));
+    }
+
     /// Sends an extended `CONNECT` to `path` with `headers` besides the pseudo-headers,
     /// and returns the response's `:status`.
     pub async fn request(&mut self, path: &str, headers: &[(&str, &str)]) -> u16 {

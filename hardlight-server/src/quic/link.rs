@@ -115,7 +115,6 @@ impl Link for QuicLink {
 
     async fn hello(&mut self, max: u32) -> Result<(FrameHeader, Bytes), NoHello> {
         let (send, mut recv) = self.session.accept_bi().await.map_err(|_| NoHello::Gone)?;
-        debug!("handshake stream opened");
         self.session
             .framing()
             .read_stream_header(&mut recv)

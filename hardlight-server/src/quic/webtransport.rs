@@ -16,7 +16,7 @@
 //! `h3-webtransport` is marked experimental and brings a whole HTTP/3 server for one
 //! request.
 
-use std::time::Duration;
+use std::{panic::AssertUnwindSafe, time::Duration};
 
 use futures_util::{stream::FuturesUnordered, StreamExt};
 use hardlight_core::handshake::webtransport_path;
@@ -284,8 +284,16 @@ async fn read_connect(recv: &mut RecvStream) -> Result<SessionRequest, Refused> 
         match Frame::read(&mut reader) {
             Ok(Some(frame)) => match frame.kind() {
                 FrameKind::Headers => {
-                    let headers = Headers::with_frame(&frame)
-                        .map_err(|_| Refused::Invalid("an invalid CONNECT header block"))?;
+                    // the QPACK decoder shifts an integer's continuation bytes without a
+                    // bound, which overflows (and panics, where overflow is checked) on
+                    // a long one: whatever it does with a hostile block, the block is
+                    // refused and the server goes on
+                    let decoded =
+                        std::panic::catch_unwind(AssertUnwindSafe(|| Headers::with_frame(&frame)));
+                    let headers = decoded
+                        .ok()
+                        .and_then(Result::ok)
+                        .ok_or(Refused::Invalid("an invalid CONNECT header block"))?;
                     return SessionRequest::try_from(headers)
                         .map_err(|_| Refused::Invalid("not a WebTransport CONNECT request"));
                 }
