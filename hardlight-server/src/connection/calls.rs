@@ -1,9 +1,12 @@
-//! A connection's calls in flight: each on its own task, counted until just before its
-//! client can have its reply (once the multiplexed writer has room for it, or as it is
-//! written to the call's own QUIC stream, whose credit bounds those), so that a client
-//! that makes its next call on a reply never finds the server still counting the last;
-//! found by id for cancellation, refused when the connection is draining, already has
-//! the id, or is at `ServerLimits::max_concurrent_calls`.
+//! A connection's calls in flight. Each runs on a task of its own, which nothing joins:
+//! the table keeps every call's abort handle, so that a `Cancel` or the connection's end
+//! drops the handler, and a call that ends wakes nobody. A call is counted in flight until
+//! just before its client can have its reply (once the multiplexed writer has room for
+//! it, or as it is written to the call's own QUIC stream, whose credit bounds those), so
+//! that a client that makes its next call on a reply never finds the server still
+//! counting the last. Calls are found by id for cancellation, and refused when the
+//! connection is draining, already has the id, or is at
+//! `ServerLimits::max_concurrent_calls`.
 
 use std::sync::{
     atomic::{AtomicUsize, Ordering},
@@ -11,7 +14,7 @@ use std::sync::{
 };
 
 use hardlight_core::{calls::CallTable, io::ReadError, ErrorCode, Outcome};
-use tokio::task::{AbortHandle, JoinSet};
+use tokio::task::AbortHandle;
 use tracing::debug;
 
 use super::link::CallIo;
@@ -27,7 +30,6 @@ use crate::{
 
 /// The calls of one connection.
 pub(super) struct Calls {
-    tasks: JoinSet<()>,
     table: Arc<Table>,
     max: usize,
 }
@@ -37,8 +39,25 @@ struct Table {
     /// Calls counted in flight: serving, or writing their reply or refusal. A peer that
     /// does not read its replies runs into the limits, instead of piling up tasks.
     in_flight: AtomicUsize,
+    /// The calls being served, to be aborted.
+    running: Mutex<Running>,
+}
+
+#[derive(Default)]
+struct Running {
     /// Calls with an id, for `Cancel` and the duplicate-id check.
-    by_id: Mutex<CallTable<AbortHandle>>,
+    by_id: CallTable<AbortHandle>,
+    /// Calls without one (on QUIC streams of their own), by a serial number.
+    unnamed: CallTable<AbortHandle>,
+}
+
+/// Where a call's abort handle is kept.
+#[derive(Clone, Copy)]
+enum Entry {
+    /// In `by_id`, unless the call was refused.
+    Id(u64),
+    /// In `unnamed` under this serial number.
+    Serial(u64),
 }
 
 /// What every call of the connection runs against.
@@ -51,15 +70,15 @@ pub(super) struct Serving<H: RpcHandler> {
 impl Calls {
     pub(super) fn new(max_concurrent_calls: u32) -> Self {
         Self {
-            tasks: JoinSet::new(),
             table: Arc::default(),
             max: max_concurrent_calls.max(1) as usize,
         }
     }
 
-    /// Calls on their tasks now.
+    /// Calls being served now (not counting those only writing their reply).
     pub(super) fn len(&self) -> usize {
-        self.tasks.len()
+        let running = lock(&self.table.running);
+        running.by_id.len() + running.unnamed.len()
     }
 
     /// Starts serving `io`, or refusing it. `Err` when the peer keeps twice the allowed
@@ -78,7 +97,8 @@ impl Calls {
             ));
         }
         let id = io.id();
-        let mut by_id = lock(&self.table.by_id);
+        let mut running = lock(&self.table.running);
+        let by_id = &running.by_id;
         let refused = if draining {
             Some(Outcome::Failure(
                 ErrorCode::ShuttingDown,
@@ -97,15 +117,19 @@ impl Calls {
         } else {
             None
         };
-        let slot = Slot::take(&self.table, id);
+        let entry = match id {
+            Some(id) => Entry::Id(id),
+            None => Entry::Serial(running.unnamed.next_id()),
+        };
+        let slot = Slot::take(&self.table, entry);
         let (handler, state, context) = (
             Arc::clone(&serving.handler),
             serving.state.clone(),
             Arc::clone(&serving.context),
         );
         let register = refused.is_none();
-        // the id is in the table before the task can run and take it out again
-        let abort = self.tasks.spawn(async move {
+        // the call is in the table before its task can run and take it out again
+        let abort = tokio::spawn(async move {
             match refused {
                 Some(outcome) => {
                     let frame = reply_frame(id.unwrap_or(0), state.version(), outcome, &context);
@@ -113,25 +137,36 @@ impl Calls {
                 }
                 None => serve(io, handler, state, context, slot).await,
             }
-        });
-        if let (Some(id), true) = (id, register) {
-            // checked above, and the table is closed only with the connection
-            let _ = by_id.insert(id, abort);
-        }
+        })
+        .abort_handle();
+        // a refused call is not entered: it runs no handler, and its id may be another's
+        // checked above, and the tables are closed only with the connection
+        let _ = match (entry, register) {
+            (Entry::Id(id), true) => running.by_id.insert(id, abort),
+            (Entry::Serial(serial), _) => running.unnamed.insert(serial, abort),
+            (Entry::Id(_), false) => Ok(()),
+        };
         Ok(())
     }
 
     /// The client cancelled call `id`: its task, and the handler future with it, is
     /// dropped.
     pub(super) fn cancel(&mut self, id: u64) {
-        if let Some(call) = lock(&self.table.by_id).remove(id) {
+        if let Some(call) = lock(&self.table.running).by_id.remove(id) {
             call.abort();
         }
     }
+}
 
-    /// Completes when a call's task has ended (`None` when there are none).
-    pub(super) async fn reap(&mut self) -> Option<()> {
-        self.tasks.join_next().await.map(|_| ())
+impl Drop for Calls {
+    /// The connection ended: every call still being served is dropped with it.
+    fn drop(&mut self) {
+        let mut running = lock(&self.table.running);
+        let (named, unnamed) = (running.by_id.close(), running.unnamed.close());
+        drop(running);
+        for call in named.into_iter().chain(unnamed) {
+            call.abort();
+        }
     }
 }
 
@@ -139,15 +174,15 @@ impl Calls {
 /// when its task is aborted.
 struct Slot {
     table: Arc<Table>,
-    id: Option<u64>,
+    entry: Entry,
 }
 
 impl Slot {
-    fn take(table: &Arc<Table>, id: Option<u64>) -> Self {
+    fn take(table: &Arc<Table>, entry: Entry) -> Self {
         table.in_flight.fetch_add(1, Ordering::AcqRel);
         Self {
             table: Arc::clone(table),
-            id,
+            entry,
         }
     }
 }
@@ -155,12 +190,17 @@ impl Slot {
 impl Drop for Slot {
     fn drop(&mut self) {
         self.table.in_flight.fetch_sub(1, Ordering::AcqRel);
-        let Some(id) = self.id else {
-            return;
-        };
-        // only this task's own entry: a newer call may have reused the id
-        let this = tokio::task::try_id();
-        lock(&self.table.by_id).remove_if(id, |call| Some(call.id()) == this);
+        let mut running = lock(&self.table.running);
+        match self.entry {
+            Entry::Id(id) => {
+                // only this task's own entry: a newer call may have reused the id
+                let this = tokio::task::try_id();
+                running.by_id.remove_if(id, |call| Some(call.id()) == this);
+            }
+            Entry::Serial(serial) => {
+                running.unnamed.remove(serial);
+            }
+        }
     }
 }
 

@@ -213,7 +213,6 @@ async fn drive<H: RpcHandler, L: Link>(
                 // the transport reports the end
                 PushEnd::Gone => {}
             },
-            Some(()) = calls.reap() => {}
         }
     }
 }
