@@ -128,8 +128,10 @@ impl Calls {
             Arc::clone(&serving.context),
         );
         let register = refused.is_none();
-        // the call is in the table before its task can run and take it out again
-        let abort = tokio::spawn(async move {
+        // the call is in the table before its task can run and take it out again. Its
+        // future (about 1.5 KiB) is boxed: the runtime moves what it is given into the
+        // task and its states, and a box is moved as a pointer
+        let abort = tokio::spawn(Box::pin(async move {
             match refused {
                 Some(outcome) => {
                     let frame = reply_frame(id.unwrap_or(0), state.version(), outcome, &context);
@@ -137,7 +139,7 @@ impl Calls {
                 }
                 None => serve(io, handler, state, context, slot).await,
             }
-        })
+        }))
         .abort_handle();
         // a refused call is not entered: it runs no handler, and its id may be another's
         // checked above, and the tables are closed only with the connection
