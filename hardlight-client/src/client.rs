@@ -405,6 +405,7 @@ impl<S: Service> Client<S> {
         };
         let exchange = async {
             tokio::select! {
+                biased;
                 reply = reply => reply,
                 () = sending => unreachable!("sending never completes"),
             }

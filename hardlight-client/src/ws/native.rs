@@ -230,6 +230,8 @@ async fn write_loop(
 ) {
     loop {
         tokio::select! {
+            biased;
+            _ = &mut close => break,
             frame = frames.recv() => {
                 let Some(frame) = frame else { break };
                 let batch = write_batch(&mut sink, frame, &mut frames);
@@ -237,7 +239,6 @@ async fn write_loop(
                     return;
                 }
             }
-            _ = &mut close => break,
         }
     }
     let _ = tokio::time::timeout(send_timeout, sink.send(Message::Close(None))).await;

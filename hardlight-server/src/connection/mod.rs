@@ -167,24 +167,10 @@ async fn drive<H: RpcHandler, L: Link>(
     let mut drain_deadline: Option<Instant> = None;
     let kick = Arc::clone(&live.kick);
     loop {
+        // the control arms first, each time: a peer that keeps the link busy delays none
+        // of them (and no random start is drawn for every call)
         tokio::select! {
-            incoming = link.next(&serving.context) => match incoming {
-                Incoming::Call(io) => {
-                    if let Err(reason) = calls.start(io, &serving, drain_deadline.is_some()) {
-                        debug!(%reason, "closing the connection");
-                        link.close(Close::Protocol, &reason);
-                        return Ended::Closed;
-                    }
-                }
-                Incoming::Cancel(id) => calls.cancel(id),
-                Incoming::Ack { slot, seq } => live.ack(slot, seq),
-                Incoming::Violation(close, reason) => {
-                    debug!(%close, %reason, "closing the connection");
-                    link.close(close, &reason);
-                    return Ended::Closed;
-                }
-                Incoming::Ended(ended) => return ended,
-            },
+            biased;
             Some(deadline) = requested(&mut shutdown), if drain_deadline.is_none() => {
                 drain_deadline = Some(deadline);
                 live.go_away();
@@ -212,6 +198,23 @@ async fn drive<H: RpcHandler, L: Link>(
                 }
                 // the transport reports the end
                 PushEnd::Gone => {}
+            },
+            incoming = link.next(&serving.context) => match incoming {
+                Incoming::Call(io) => {
+                    if let Err(reason) = calls.start(io, &serving, drain_deadline.is_some()) {
+                        debug!(%reason, "closing the connection");
+                        link.close(Close::Protocol, &reason);
+                        return Ended::Closed;
+                    }
+                }
+                Incoming::Cancel(id) => calls.cancel(id),
+                Incoming::Ack { slot, seq } => live.ack(slot, seq),
+                Incoming::Violation(close, reason) => {
+                    debug!(%close, %reason, "closing the connection");
+                    link.close(close, &reason);
+                    return Ended::Closed;
+                }
+                Incoming::Ended(ended) => return ended,
             },
         }
     }

@@ -234,6 +234,7 @@ impl Call {
                 let dispatch = handler.dispatch(header.aux, args, inbound);
                 let dispatch = AssertUnwindSafe(call.clone().scope(dispatch)).catch_unwind();
                 let outcome = tokio::select! {
+                    biased;
                     outcome = dispatch => outcome.unwrap_or_else(panicked),
                     () = io.abandoned() => return None,
                 };
@@ -250,6 +251,7 @@ impl Call {
                 }
             };
             tokio::select! {
+                biased;
                 outcome = run => outcome,
                 () = expiry(deadline) => {
                     debug!("call dropped at its deadline");

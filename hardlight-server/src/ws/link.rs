@@ -217,7 +217,24 @@ impl<S: AsyncRead + AsyncWrite + Unpin + Send + 'static> Link for WsLink<S> {
                 }
                 continue;
             }
+            // the timers and the writer first: a peer that always has more to read delays
+            // neither its pings nor the end of a stopped writer
             tokio::select! {
+                biased;
+                () = self.writer.ended() => {
+                    debug!("the writer stopped: a write failed or took longer than send_timeout");
+                    return Incoming::Ended(Ended::Lost);
+                }
+                _ = self.keep_alive.tick() => self.ping(),
+                () = self.idle.as_mut() => {
+                    let deadline = self.heard + self.idle_timeout;
+                    if deadline > Instant::now() {
+                        self.idle.as_mut().reset(deadline);
+                        continue;
+                    }
+                    debug!(idle = ?self.idle_timeout, "nothing from the client within the idle timeout; connection lost");
+                    return Incoming::Ended(Ended::Lost);
+                }
                 read = read(&mut self.source, &self.budget, &mut self.deadline) => {
                     let message = match read {
                         Read::Message(message) => message,
@@ -230,20 +247,6 @@ impl<S: AsyncRead + AsyncWrite + Unpin + Send + 'static> Link for WsLink<S> {
                     if let Some(incoming) = self.receive(message, context) {
                         return incoming;
                     }
-                }
-                _ = self.keep_alive.tick() => self.ping(),
-                () = self.idle.as_mut() => {
-                    let deadline = self.heard + self.idle_timeout;
-                    if deadline > Instant::now() {
-                        self.idle.as_mut().reset(deadline);
-                        continue;
-                    }
-                    debug!(idle = ?self.idle_timeout, "nothing from the client within the idle timeout; connection lost");
-                    return Incoming::Ended(Ended::Lost);
-                }
-                () = self.writer.ended() => {
-                    debug!("the writer stopped: a write failed or took longer than send_timeout");
-                    return Incoming::Ended(Ended::Lost);
                 }
             }
         }
