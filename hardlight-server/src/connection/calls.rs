@@ -1,11 +1,13 @@
-//! A connection's calls in flight. Each runs on a task of its own, which nothing joins:
-//! the table keeps every call's abort handle, so that a `Cancel` or the connection's end
-//! drops the handler, and a call that ends wakes nobody. A call is counted in flight until
-//! just before its client can have its reply (once the multiplexed writer has room for
-//! it, or as it is written to the call's own QUIC stream, whose credit bounds those), so
-//! that a client that makes its next call on a reply never finds the server still
-//! counting the last. Calls are found by id for cancellation, and refused when the
-//! connection is draining, already has the id, or is at
+//! A connection's calls in flight. A call is polled once where it arrives, in the
+//! connection's task: one that completes then (a handler that does not wait, its reply
+//! queued) costs no task of its own. One that waits is moved, boxed, to a task of its
+//! own, which nothing joins: the table keeps its abort handle, so that a `Cancel` or the
+//! connection's end drops the handler, and a call that ends wakes nobody. A call is
+//! counted in flight until just before its client can have its reply (once the
+//! multiplexed writer has room for it, or as it is written to the call's own QUIC stream,
+//! whose credit bounds those), so that a client that makes its next call on a reply never
+//! finds the server still counting the last. Calls are found by id for cancellation, and
+//! refused when the connection is draining, already has the id, or is at
 //! `ServerLimits::max_concurrent_calls`.
 
 use std::sync::{
@@ -13,6 +15,7 @@ use std::sync::{
     Arc, Mutex,
 };
 
+use futures_util::FutureExt;
 use hardlight_core::{calls::CallTable, io::ReadError, ErrorCode, Outcome};
 use tokio::task::AbortHandle;
 use tracing::debug;
@@ -46,18 +49,29 @@ struct Table {
 #[derive(Default)]
 struct Running {
     /// Calls with an id, for `Cancel` and the duplicate-id check.
-    by_id: CallTable<AbortHandle>,
-    /// Calls without one (on QUIC streams of their own), by a serial number.
-    unnamed: CallTable<AbortHandle>,
+    by_id: CallTable<Entry>,
+    /// Calls without one (on QUIC streams of their own), by serial number; also where
+    /// serial numbers come from.
+    unnamed: CallTable<Option<AbortHandle>>,
 }
 
-/// Where a call's abort handle is kept.
+/// A call being served.
+struct Entry {
+    /// Tells this call from a newer one that reuses its id.
+    serial: u64,
+    /// Its task's, once it has one.
+    abort: Option<AbortHandle>,
+}
+
+/// Where a call is in the table.
 #[derive(Clone, Copy)]
-enum Entry {
-    /// In `by_id`, unless the call was refused.
-    Id(u64),
-    /// In `unnamed` under this serial number.
+enum Key {
+    /// In `by_id`.
+    Id { id: u64, serial: u64 },
+    /// In `unnamed`.
     Serial(u64),
+    /// Nowhere: a refused call, which runs no handler (and its id may be another's).
+    None,
 }
 
 /// What every call of the connection runs against.
@@ -98,13 +112,12 @@ impl Calls {
         }
         let id = io.id();
         let mut running = lock(&self.table.running);
-        let by_id = &running.by_id;
         let refused = if draining {
             Some(Outcome::Failure(
                 ErrorCode::ShuttingDown,
                 "server is shutting down; call not run".into(),
             ))
-        } else if id.is_some_and(|id| by_id.contains(id)) {
+        } else if id.is_some_and(|id| running.by_id.contains(id)) {
             Some(Outcome::Failure(
                 ErrorCode::Malformed,
                 format!("call id {} is already in flight", id.unwrap_or(0)),
@@ -117,21 +130,34 @@ impl Calls {
         } else {
             None
         };
-        let entry = match id {
-            Some(id) => Entry::Id(id),
-            None => Entry::Serial(running.unnamed.next_id()),
+        let serial = running.unnamed.next_id();
+        // checked above, and the tables are closed only with the connection
+        let key = match (id, &refused) {
+            (Some(id), None) => {
+                let _ = running.by_id.insert(
+                    id,
+                    Entry {
+                        serial,
+                        abort: None,
+                    },
+                );
+                Key::Id { id, serial }
+            }
+            (Some(_), Some(_)) => Key::None,
+            (None, _) => {
+                let _ = running.unnamed.insert(serial, None);
+                Key::Serial(serial)
+            }
         };
-        let slot = Slot::take(&self.table, entry);
+        drop(running);
+        let slot = Slot::take(&self.table, key);
         let (handler, state, context) = (
             Arc::clone(&serving.handler),
             serving.state.clone(),
             Arc::clone(&serving.context),
         );
-        let register = refused.is_none();
-        // the call is in the table before its task can run and take it out again. Its
-        // future (about 1.5 KiB) is boxed: the runtime moves what it is given into the
-        // task and its states, and a box is moved as a pointer
-        let abort = tokio::spawn(Box::pin(async move {
+        // Boxed (about 1.5 KiB): it may move to a task, and a box moves as a pointer.
+        let mut call = Box::pin(async move {
             match refused {
                 Some(outcome) => {
                     let frame = reply_frame(id.unwrap_or(0), state.version(), outcome, &context);
@@ -139,23 +165,37 @@ impl Calls {
                 }
                 None => serve(io, handler, state, context, slot).await,
             }
-        }))
-        .abort_handle();
-        // a refused call is not entered: it runs no handler, and its id may be another's
-        // checked above, and the tables are closed only with the connection
-        let _ = match (entry, register) {
-            (Entry::Id(id), true) => running.by_id.insert(id, abort),
-            (Entry::Serial(serial), _) => running.unnamed.insert(serial, abort),
-            (Entry::Id(_), false) => Ok(()),
-        };
+        });
+        // Its first poll, here. Whatever it waits on then is polled again, with the
+        // task's waker, when the task starts.
+        if call.as_mut().now_or_never().is_some() {
+            return Ok(());
+        }
+        let abort = tokio::spawn(call).abort_handle();
+        // unless it has already dropped its slot (its reply is going out)
+        let mut running = lock(&self.table.running);
+        match key {
+            Key::Id { id, serial } => {
+                if let Some(entry) = running.by_id.get_mut(id).filter(|e| e.serial == serial) {
+                    entry.abort = Some(abort);
+                }
+            }
+            Key::Serial(serial) => {
+                if let Some(entry) = running.unnamed.get_mut(serial) {
+                    *entry = Some(abort);
+                }
+            }
+            Key::None => {}
+        }
         Ok(())
     }
 
     /// The client cancelled call `id`: its task, and the handler future with it, is
-    /// dropped.
+    /// dropped. (A call without a task has completed: its entry is gone.)
     pub(super) fn cancel(&mut self, id: u64) {
-        if let Some(call) = lock(&self.table.running).by_id.remove(id) {
-            call.abort();
+        let entry = lock(&self.table.running).by_id.remove(id);
+        if let Some(abort) = entry.and_then(|entry| entry.abort) {
+            abort.abort();
         }
     }
 }
@@ -164,10 +204,12 @@ impl Drop for Calls {
     /// The connection ended: every call still being served is dropped with it.
     fn drop(&mut self) {
         let mut running = lock(&self.table.running);
-        let (named, unnamed) = (running.by_id.close(), running.unnamed.close());
+        let named = running.by_id.close();
+        let unnamed = running.unnamed.close();
         drop(running);
-        for call in named.into_iter().chain(unnamed) {
-            call.abort();
+        let named = named.into_iter().filter_map(|entry| entry.abort);
+        for abort in named.chain(unnamed.into_iter().flatten()) {
+            abort.abort();
         }
     }
 }
@@ -176,15 +218,15 @@ impl Drop for Calls {
 /// when its task is aborted.
 struct Slot {
     table: Arc<Table>,
-    entry: Entry,
+    key: Key,
 }
 
 impl Slot {
-    fn take(table: &Arc<Table>, entry: Entry) -> Self {
+    fn take(table: &Arc<Table>, key: Key) -> Self {
         table.in_flight.fetch_add(1, Ordering::AcqRel);
         Self {
             table: Arc::clone(table),
-            entry,
+            key,
         }
     }
 }
@@ -193,15 +235,15 @@ impl Drop for Slot {
     fn drop(&mut self) {
         self.table.in_flight.fetch_sub(1, Ordering::AcqRel);
         let mut running = lock(&self.table.running);
-        match self.entry {
-            Entry::Id(id) => {
-                // only this task's own entry: a newer call may have reused the id
-                let this = tokio::task::try_id();
-                running.by_id.remove_if(id, |call| Some(call.id()) == this);
+        match self.key {
+            Key::Id { id, serial } => {
+                // only this call's own entry: a newer call may have reused the id
+                running.by_id.remove_if(id, |entry| entry.serial == serial);
             }
-            Entry::Serial(serial) => {
+            Key::Serial(serial) => {
                 running.unnamed.remove(serial);
             }
+            Key::None => {}
         }
     }
 }
