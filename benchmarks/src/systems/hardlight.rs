@@ -176,7 +176,12 @@ pub async fn serve(cert: Certificate, serving: Serving) {
         .with_max_connections(100_000)
         .with_max_connections_per_ip(100_000);
     if let Some(queue) = serving.queue {
-        limits = limits.with_max_queued_events(queue);
+        // in events and in bytes (a queued 64 B event is about 100 B): a subscriber that
+        // falls behind the emitter (unpinned, it shares a core with the server) catches up
+        // instead of lagging
+        limits = limits
+            .with_max_queued_events(queue)
+            .with_max_queued_bytes(queue.saturating_mul(256));
     }
     if let Some(streams) = serving.call_streams {
         limits = limits.with_max_call_streams(streams);
