@@ -50,9 +50,11 @@ fn websocket_config(shared: &ServerShared) -> WebSocketConfig {
     let max_message = shared.limits.max_message_size() as usize + HEADER_LEN;
     let mut config = WebSocketConfig::default();
     // tungstenite zero-fills this much before every read, also before reads that find
-    // nothing: 4 KiB keeps that cheap for small calls and costs large messages nothing
-    // (they are read in more, equally full, reads).
-    config.read_buffer_size = 4 * 1024;
+    // nothing, and holds it for the connection's life: 2 KiB keeps that cheap for small
+    // calls and idle connections (4 KiB cost about 1,000 instructions per call more on
+    // each side, and 2.2 KiB per idle connection) and costs large messages nothing
+    // measurable (they are read in more, equally full, reads).
+    config.read_buffer_size = 2 * 1024;
     config.write_buffer_size = 16 * 1024;
     config.max_write_buffer_size = max_message + 64 * 1024;
     config.max_message_size = Some(max_message);
