@@ -2,26 +2,52 @@
 //! to its floor or its bar, the ratio, and whether the bar is met. A target whose tables
 //! did not run (say `instructions` was not in `--only`) says which workload it needs.
 
-use crate::report::Table;
+use crate::{
+    report::{number, Table},
+    stats::Summary,
+    systems::System,
+};
 
-const QUIC: &str = "HardLight QUIC";
-const WEBSOCKET: &str = "HardLight WebSocket";
-const QUINN: &str = "raw quinn, stream per request";
-const QUINN_PIPELINED: &str = "raw quinn, pipelined (QUIC floor)";
-const TLS: &str = "raw TLS/TCP (TCP floor)";
+/// The workloads the targets are checked on (`--only targets`).
+pub const WORKLOADS: [&str; 4] = ["rpc", "fanout", "idle", "instructions"];
+
+const QUIC: System = System::HardLightQuic;
+const WEBSOCKET: System = System::HardLightWebSocket;
+const QUINN: System = System::QuinnFloor;
+const QUINN_PIPELINED: System = System::QuinnPipelined;
+const TLS: System = System::TlsFloor;
 /// The row of `nats-server`'s own fan-out in the fan-out table.
 pub const NATS_FANOUT: &str = "nats-server (NATS core, 1 publisher)";
 
-/// One target: what is compared, the bar, and the result if measured.
+/// One target: what is compared, and the result if measured.
 struct Check {
     target: String,
-    result: Result<Outcome, &'static str>,
+    result: Result<Outcome, Missing>,
+}
+
+/// Why a target could not be checked.
+enum Missing {
+    /// Its workload did not run.
+    Workload(&'static str),
+    /// A system it compares did not run.
+    System(System),
+}
+
+impl std::fmt::Display for Missing {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Self::Workload(workload) => write!(f, "add `{workload}` to `--only`"),
+            Self::System(system) => write!(f, "add `{}` to `--systems`", system.key()),
+        }
+    }
 }
 
 struct Outcome {
     measured: String,
     value: f64,
     bar: f64,
+    /// Whether `value` is a ratio to a floor or a figure against an absolute bar.
+    relative: bool,
     /// Whether higher values are better (`value ≥ bar`) or lower (`value ≤ bar`).
     at_least: bool,
 }
@@ -36,43 +62,65 @@ impl Outcome {
     }
 }
 
-fn find<'a>(tables: &'a [Table], id: &str) -> Option<&'a Table> {
-    tables.iter().find(|t| t.id() == id)
+/// A workload's table, by id, and which workload makes it.
+type Workload = (&'static str, &'static str);
+
+/// Table `id`'s column `metric`.
+fn column<'a>(
+    tables: &'a [Table],
+    (id, workload): Workload,
+    metric: &str,
+) -> Result<(&'a Table, usize), Missing> {
+    let table = tables
+        .iter()
+        .find(|t| t.id() == id)
+        .ok_or(Missing::Workload(workload))?;
+    let metric = table
+        .metric_index(metric)
+        .ok_or(Missing::Workload(workload))?;
+    Ok((table, metric))
 }
 
-/// `row / floor` on `metric` of table `id`, against `bar`.
+/// `system`'s summary in column `metric` of `table`.
+fn summary(table: &Table, metric: usize, system: System) -> Result<Summary, Missing> {
+    table
+        .summary(system.name(), metric)
+        .ok_or(Missing::System(system))
+}
+
+/// `row / floor` on `metric` of the workload's table, against `bar`.
 fn ratio(
     tables: &[Table],
-    (id, needs): (&str, &'static str),
+    workload: Workload,
     metric: &str,
-    (row, floor): (&str, &str),
+    (row, floor): (System, System),
     bar: f64,
     at_least: bool,
-) -> Result<Outcome, &'static str> {
-    let table = find(tables, id).ok_or(needs)?;
-    let metric = table.metric_index(metric).ok_or(needs)?;
-    let mine = table.median(row, metric).ok_or(needs)?;
-    let theirs = table.median(floor, metric).ok_or(needs)?;
+) -> Result<Outcome, Missing> {
+    let (table, metric) = column(tables, workload, metric)?;
+    let mine = summary(table, metric, row)?.median;
+    let theirs = summary(table, metric, floor)?.median;
     Ok(Outcome {
         measured: format!("{} vs {} {}", number(mine), number(theirs), table.unit()),
         value: mine / theirs,
         bar,
+        relative: true,
         at_least,
     })
 }
 
-/// A median of `metric` of table `id` against an absolute `bar`.
+/// A median of `metric` of the workload's table against an absolute `bar`, with the
+/// rows `beside` that ran shown next to it.
 fn absolute(
     tables: &[Table],
-    (id, needs): (&str, &'static str),
+    workload: Workload,
     metric: &str,
-    row: &str,
+    row: System,
     (bar, at_least): (f64, bool),
     beside: &[&str],
-) -> Result<Outcome, &'static str> {
-    let table = find(tables, id).ok_or(needs)?;
-    let metric = table.metric_index(metric).ok_or(needs)?;
-    let value = table.median(row, metric).ok_or(needs)?;
+) -> Result<Outcome, Missing> {
+    let (table, metric) = column(tables, workload, metric)?;
+    let value = summary(table, metric, row)?.median;
     let mut measured = format!("{} {}", number(value), table.unit());
     for (name, other) in beside
         .iter()
@@ -84,6 +132,7 @@ fn absolute(
         measured,
         value,
         bar,
+        relative: false,
         at_least,
     })
 }
@@ -91,36 +140,35 @@ fn absolute(
 /// The round-to-round spread (max − min over the median) of `row` over `floor`'s.
 fn spread(
     tables: &[Table],
-    id: &str,
+    workload: Workload,
     metric: &str,
-    (row, floor): (&str, &str),
-) -> Result<Outcome, &'static str> {
-    const NEEDS: &str = "rpc";
-    let table = find(tables, id).ok_or(NEEDS)?;
-    let metric = table.metric_index(metric).ok_or(NEEDS)?;
-    let relative = |name: &str| {
-        table
-            .summary(name, metric)
-            .map(|s| (s.max - s.min) / s.median)
-    };
-    let (mine, theirs) = (relative(row).ok_or(NEEDS)?, relative(floor).ok_or(NEEDS)?);
+    (row, floor): (System, System),
+) -> Result<Outcome, Missing> {
+    let (table, metric) = column(tables, workload, metric)?;
+    let relative = |system| summary(table, metric, system).map(|s| (s.max - s.min) / s.median);
+    let (mine, theirs) = (relative(row)?, relative(floor)?);
     Ok(Outcome {
         measured: format!("±{:.0}% vs ±{:.0}%", mine * 50.0, theirs * 50.0),
         // a floor that did not move at all is given 1% of its median
         value: mine / theirs.max(0.01),
         bar: 2.0,
+        relative: true,
         at_least: false,
     })
 }
 
 /// Every target against `tables`, as markdown.
 pub fn markdown(tables: &[Table]) -> String {
-    const RATE: (&str, &str) = ("unary_throughput", "rpc");
-    const LATENCY: (&str, &str) = ("unary_latency", "rpc");
-    const PAYLOAD: (&str, &str) = ("payload_throughput", "rpc");
-    const INSTRUCTIONS: (&str, &str) = ("instructions", "instructions");
-    const FANOUT: (&str, &str) = ("fanout", "fanout");
-    const IDLE: (&str, &str) = ("idle_rss", "idle");
+    const RATE: Workload = ("unary_throughput", "rpc");
+    const LATENCY: Workload = ("unary_latency", "rpc");
+    const PAYLOAD: Workload = ("payload_throughput", "rpc");
+    const INSTRUCTIONS: Workload = ("instructions", "instructions");
+    const FANOUT: Workload = ("fanout", "fanout");
+    const IDLE: Workload = ("idle_rss", "idle");
+    const TRANSPORTS: [(System, System, &str); 2] = [
+        (QUIC, QUINN_PIPELINED, "QUIC"),
+        (WEBSOCKET, TLS, "WebSocket"),
+    ];
     let mut checks = vec![
         Check {
             target: "calls/s at 64 in flight, QUIC: ≥ 0.7× raw quinn pipelined".into(),
@@ -137,14 +185,14 @@ pub fn markdown(tables: &[Table]) -> String {
             target: "calls/s at 64 in flight, WebSocket: ≥ 0.6× raw TLS".into(),
             result: ratio(tables, RATE, "64 in flight", (WEBSOCKET, TLS), 0.6, true),
         },
-        Check {
-            target: "calls/s spread between rounds, QUIC: ≤ 2× the floor's".into(),
-            result: spread(tables, RATE.0, "64 in flight", (QUIC, QUINN_PIPELINED)),
-        },
-        Check {
-            target: "calls/s spread between rounds, WebSocket: ≤ 2× the floor's".into(),
-            result: spread(tables, RATE.0, "64 in flight", (WEBSOCKET, TLS)),
-        },
+    ];
+    for (row, floor, over) in TRANSPORTS {
+        checks.push(Check {
+            target: format!("calls/s spread between rounds, {over}: ≤ 2× the floor's"),
+            result: spread(tables, RATE, "64 in flight", (row, floor)),
+        });
+    }
+    checks.extend([
         Check {
             target: "sequential p50, QUIC: ≤ 1.1× raw quinn stream per request".into(),
             result: ratio(tables, LATENCY, "p50", (QUIC, QUINN), 1.1, false),
@@ -153,11 +201,8 @@ pub fn markdown(tables: &[Table]) -> String {
             target: "sequential p50, WebSocket: ≤ 1.1× raw TLS".into(),
             result: ratio(tables, LATENCY, "p50", (WEBSOCKET, TLS), 1.1, false),
         },
-    ];
-    for (row, floor, over) in [
-        (QUIC, QUINN_PIPELINED, "QUIC"),
-        (WEBSOCKET, TLS, "WebSocket"),
-    ] {
+    ]);
+    for (row, floor, over) in TRANSPORTS {
         for side in ["client", "server"] {
             checks.push(Check {
                 target: format!(
@@ -167,16 +212,13 @@ pub fn markdown(tables: &[Table]) -> String {
             });
         }
     }
-    for (row, floor, over) in [
-        (QUIC, QUINN_PIPELINED, "QUIC"),
-        (WEBSOCKET, TLS, "WebSocket"),
-    ] {
+    for (row, floor, over) in TRANSPORTS {
         checks.push(Check {
             target: format!("4 MiB payloads, {over}: ≥ 0.8× the floor's MB/s"),
             result: ratio(tables, PAYLOAD, "4 MiB", (row, floor), 0.8, true),
         });
     }
-    for (row, over) in [(QUIC, "QUIC"), (WEBSOCKET, "WebSocket")] {
+    for (row, _, over) in TRANSPORTS {
         checks.push(Check {
             target: format!("fan-out to 1,000 subscribers, {over}: ≥ 1.5 M deliveries/s"),
             result: absolute(
@@ -189,12 +231,12 @@ pub fn markdown(tables: &[Table]) -> String {
             ),
         });
     }
-    for (row, over) in [(QUIC, "QUIC"), (WEBSOCKET, "WebSocket")] {
+    for (row, _, over) in TRANSPORTS {
         // quinn's own share: its connections alone, configured as each floor is
         let floors: &[&str] = if row == QUIC {
-            &[QUINN, QUINN_PIPELINED]
+            &[QUINN.name(), QUINN_PIPELINED.name()]
         } else {
-            &[TLS]
+            &[TLS.name()]
         };
         checks.push(Check {
             target: format!("idle connection, {over}: ≤ 24 KiB of server memory"),
@@ -207,11 +249,10 @@ pub fn markdown(tables: &[Table]) -> String {
     for check in &checks {
         match &check.result {
             Ok(outcome) => {
-                // a ratio to a floor, or a figure over its absolute bar
-                let shown = if outcome.bar >= 10.0 {
-                    format!("{:.2}× the bar", outcome.value / outcome.bar)
-                } else {
+                let shown = if outcome.relative {
                     format!("{:.2}×", outcome.value)
+                } else {
+                    format!("{:.2}× the bar", outcome.value / outcome.bar)
                 };
                 let met = if outcome.met() { "yes" } else { "**no**" };
                 out.push_str(&format!(
@@ -219,16 +260,12 @@ pub fn markdown(tables: &[Table]) -> String {
                     check.target, outcome.measured
                 ));
             }
-            Err(needs) => out.push_str(&format!(
-                "| {} | not measured: add `{needs}` to `--only` | — | — |\n",
+            Err(missing) => out.push_str(&format!(
+                "| {} | not measured: {missing} | — | — |\n",
                 check.target
             )),
         }
     }
     out.push_str("\nMedians of this run's rounds; the floors ran in the same rounds.\n");
     out
-}
-
-fn number(value: f64) -> String {
-    crate::report::number(value)
 }

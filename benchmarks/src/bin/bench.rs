@@ -146,7 +146,7 @@ fn parse_args() -> Args {
         .map(|list| {
             list.split(',')
                 .flat_map(|what| match what {
-                    "targets" => vec!["rpc", "fanout", "idle", "instructions"],
+                    "targets" => targets::WORKLOADS.to_vec(),
                     other => vec![other],
                 })
                 .map(str::to_owned)
@@ -243,7 +243,7 @@ fn main() {
     for table in &tables {
         println!("{}", table.markdown());
     }
-    if ["rpc", "fanout", "idle", "instructions"]
+    if targets::WORKLOADS
         .iter()
         .any(|what| args.only.iter().any(|o| o == what))
     {

@@ -211,9 +211,9 @@ fn websocket_config(config: &ClientConfig) -> WebSocketConfig {
     let mut ws = WebSocketConfig::default();
     // tungstenite zero-fills this much before every read, also before reads that find
     // nothing, and holds it for the connection's life: 2 KiB keeps that cheap for small
-    // calls and idle connections (4 KiB cost about 1,000 instructions per call more on
-    // each side, and 2.2 KiB per idle connection) and costs large messages nothing
-    // measurable (they are read in more, equally full, reads).
+    // calls and idle connections (4 KiB cost a few hundred instructions per call, client
+    // and server, and 2.2 KiB per idle connection on the server) and costs large messages
+    // nothing measurable (they are read in more, equally full, reads).
     ws.read_buffer_size = 2 * 1024;
     ws.write_buffer_size = 16 * 1024;
     ws.max_write_buffer_size = max + 64 * 1024;

@@ -70,7 +70,8 @@ enum Key {
     Id { id: u64, serial: u64 },
     /// In `unnamed`.
     Serial(u64),
-    /// Nowhere: a refused call, which runs no handler (and its id may be another's).
+    /// Nowhere: a refused call, which runs no handler (and its id may be another's); it
+    /// only writes its refusal, which the connection's end cuts short.
     None,
 }
 
@@ -143,11 +144,11 @@ impl Calls {
                 );
                 Key::Id { id, serial }
             }
-            (Some(_), Some(_)) => Key::None,
-            (None, _) => {
+            (None, None) => {
                 let _ = running.unnamed.insert(serial, None);
                 Key::Serial(serial)
             }
+            (_, Some(_)) => Key::None,
         };
         drop(running);
         let slot = Slot::take(&self.table, key);

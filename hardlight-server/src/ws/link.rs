@@ -217,8 +217,9 @@ impl<S: AsyncRead + AsyncWrite + Unpin + Send + 'static> Link for WsLink<S> {
                 }
                 continue;
             }
-            // the timers and the writer first: a peer that always has more to read delays
-            // neither its pings nor the end of a stopped writer
+            // the writer and the pings before the peer: a peer that always has more to
+            // read delays neither its pings nor the end of a stopped writer; the idle
+            // timeout last, so that it never fires with a message waiting to be read
             tokio::select! {
                 biased;
                 () = self.writer.ended() => {
@@ -226,15 +227,6 @@ impl<S: AsyncRead + AsyncWrite + Unpin + Send + 'static> Link for WsLink<S> {
                     return Incoming::Ended(Ended::Lost);
                 }
                 _ = self.keep_alive.tick() => self.ping(),
-                () = self.idle.as_mut() => {
-                    let deadline = self.heard + self.idle_timeout;
-                    if deadline > Instant::now() {
-                        self.idle.as_mut().reset(deadline);
-                        continue;
-                    }
-                    debug!(idle = ?self.idle_timeout, "nothing from the client within the idle timeout; connection lost");
-                    return Incoming::Ended(Ended::Lost);
-                }
                 read = read(&mut self.source, &self.budget, &mut self.deadline) => {
                     let message = match read {
                         Read::Message(message) => message,
@@ -247,6 +239,15 @@ impl<S: AsyncRead + AsyncWrite + Unpin + Send + 'static> Link for WsLink<S> {
                     if let Some(incoming) = self.receive(message, context) {
                         return incoming;
                     }
+                }
+                () = self.idle.as_mut() => {
+                    let deadline = self.heard + self.idle_timeout;
+                    if deadline > Instant::now() {
+                        self.idle.as_mut().reset(deadline);
+                        continue;
+                    }
+                    debug!(idle = ?self.idle_timeout, "nothing from the client within the idle timeout; connection lost");
+                    return Incoming::Ended(Ended::Lost);
                 }
             }
         }
