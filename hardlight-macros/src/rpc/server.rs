@@ -72,8 +72,10 @@ pub(crate) fn generate(item: &syn::ItemTrait, attr: &Attr, service: &Service) ->
                 }
             }
         };
+        // a future of its own per method: a call is sized by its own method, not by the
+        // service's largest
         quote! {
-            #index => {
+            #index => ::std::boxed::Box::pin(async move {
                 #input
                 let (#(#plain,)*) = match #decode {
                     #p::Ok(args) => args,
@@ -82,7 +84,7 @@ pub(crate) fn generate(item: &syn::ItemTrait, attr: &Attr, service: &Service) ->
                 // the handler holds its decoded arguments, not the archive as well
                 ::core::mem::drop(args);
                 #run
-            }
+            }),
         }
     });
     let method_names = service.methods.iter().map(|m| m.ident.to_string());
@@ -167,14 +169,14 @@ pub(crate) fn generate(item: &syn::ItemTrait, attr: &Attr, service: &Service) ->
             where
                 Self: ::core::marker::Sized,
             {
-                ::std::boxed::Box::pin(async move {
-                    // the client's stream, for the method that takes one
-                    let _ = &inbound;
-                    match method {
-                        #(#arms)*
-                        _ => #p::Outcome::unknown_method(#name, method),
-                    }
-                })
+                // the client's stream, for the method that takes one
+                let _ = &inbound;
+                match method {
+                    #(#arms)*
+                    _ => ::std::boxed::Box::pin(::core::future::ready(
+                        #p::Outcome::unknown_method(#name, method),
+                    )),
+                }
             }
         }
 
