@@ -9,17 +9,26 @@ mod deadline;
 mod link;
 pub(crate) mod mux;
 mod streams;
+mod woken;
 
 pub(crate) use deadline::FrameDeadline;
 pub(crate) use link::{CallIo, Ended, Incoming, Link, NoHello};
+pub(crate) use woken::Woken;
 
-use std::sync::Arc;
+use std::{
+    future::Future,
+    pin::{pin, Pin},
+    sync::Arc,
+    task::Poll,
+};
+
+use futures_util::FutureExt;
 
 use hardlight_core::{
     close::Close,
     handshake::{RejectCode, Rejection},
 };
-use tokio::time::{sleep_until, timeout_at, Instant};
+use tokio::time::{sleep_until, timeout_at, Instant, Sleep};
 use tracing::debug;
 
 use self::calls::{Calls, Serving};
@@ -164,44 +173,64 @@ async fn drive<H: RpcHandler, L: Link>(
     };
     let mut calls = Calls::new(shared.server_limits.max_concurrent_calls());
     let mut shutdown = shared.signals.deadline.subscribe();
-    let mut drain_deadline: Option<Instant> = None;
+    // The control arms live across the loop's turns, and are polled only when one of them
+    // has woken: not again for every frame read.
+    let control = Woken::new();
+    let mut requested = pin!(requested(&mut shutdown).fuse());
     let kick = Arc::clone(&live.kick);
+    let mut kicked = pin!(kick.notified());
+    let mut drain: Option<Pin<Box<Sleep>>> = None;
     loop {
-        // the control arms first, each time: a peer that keeps the link busy delays none
-        // of them (and no random start is drawn for every call)
+        // the control arms first, each time one has woken: a peer that keeps the link busy
+        // delays none of them
         tokio::select! {
             biased;
-            Some(deadline) = requested(&mut shutdown), if drain_deadline.is_none() => {
-                drain_deadline = Some(deadline);
-                live.go_away();
-            }
-            () = sleep_until(drain_deadline.unwrap_or_else(Instant::now)), if drain_deadline.is_some() => {
-                debug!(remaining = calls.len(), "shutdown deadline passed; cancelling calls");
-                link.close(Close::Shutdown, "server shut down");
-                return Ended::Closed;
-            }
-            () = kick.notified() => {
-                debug!("session taken over by a resuming connection");
-                link.close(Close::TakenOver, "session resumed on another connection");
-                return Ended::Lost;
-            }
-            Some(end) = live.push_ended() => match end {
-                PushEnd::SlowConsumer => {
+            control = control.next(|cx| {
+                if drain.is_none() {
+                    if let Poll::Ready(Some(deadline)) = requested.as_mut().poll(cx) {
+                        return Poll::Ready(Control::Drain(deadline));
+                    }
+                }
+                if let Some(sleep) = &mut drain {
+                    if sleep.as_mut().poll(cx).is_ready() {
+                        return Poll::Ready(Control::Deadline);
+                    }
+                }
+                if kicked.as_mut().poll(cx).is_ready() {
+                    return Poll::Ready(Control::TakenOver);
+                }
+                live.poll_push_ended(cx).map(Control::PushEnded)
+            }) => match control {
+                Control::Drain(deadline) => {
+                    drain = Some(Box::pin(sleep_until(deadline)));
+                    live.go_away();
+                }
+                Control::Deadline => {
+                    debug!(remaining = calls.len(), "shutdown deadline passed; cancelling calls");
+                    link.close(Close::Shutdown, "server shut down");
+                    return Ended::Closed;
+                }
+                Control::TakenOver => {
+                    debug!("session taken over by a resuming connection");
+                    link.close(Close::TakenOver, "session resumed on another connection");
+                    return Ended::Lost;
+                }
+                Control::PushEnded(PushEnd::SlowConsumer) => {
                     debug!("event queue overflowed; disconnecting the slow client");
                     link.close(Close::SlowConsumer, "event queue overflowed");
                     return Ended::Closed;
                 }
-                PushEnd::Stalled => {
+                Control::PushEnded(PushEnd::Stalled) => {
                     debug!("the client took no push frame within send_timeout; disconnecting");
                     link.close(Close::SlowConsumer, "the client stopped reading");
                     return Ended::Closed;
                 }
                 // the transport reports the end
-                PushEnd::Gone => {}
+                Control::PushEnded(PushEnd::Gone) => {}
             },
             incoming = link.next(&serving.context) => match incoming {
                 Incoming::Call(io) => {
-                    if let Err(reason) = calls.start(io, &serving, drain_deadline.is_some()) {
+                    if let Err(reason) = calls.start(io, &serving, drain.is_some()) {
                         debug!(%reason, "closing the connection");
                         link.close(Close::Protocol, &reason);
                         return Ended::Closed;
@@ -218,4 +247,16 @@ async fn drive<H: RpcHandler, L: Link>(
             },
         }
     }
+}
+
+/// What woke a control arm of a live connection.
+enum Control {
+    /// Shutdown was requested, to complete by this deadline.
+    Drain(Instant),
+    /// The shutdown deadline passed.
+    Deadline,
+    /// A resuming client took the session over.
+    TakenOver,
+    /// The push stream ended.
+    PushEnded(PushEnd),
 }

@@ -3,7 +3,13 @@
 //! replies (and over WebSocket the pushes) go out through one writer task, which writes
 //! whatever is queued as one batch: one flush, one stream write, for many replies.
 
-use std::{future::pending, future::Future, sync::Arc, time::Duration};
+use std::{
+    future::{pending, Future},
+    pin::Pin,
+    sync::Arc,
+    task::{ready, Context, Poll},
+    time::Duration,
+};
 
 use bytes::Bytes as Shared;
 use hardlight_core::{
@@ -119,15 +125,14 @@ impl Writer {
         }
     }
 
-    /// Completes when the writer task has ended; then never again.
-    pub(crate) async fn ended(&mut self) {
-        match &mut self.task {
-            Some(task) => {
-                let _ = task.await;
-                self.task = None;
-            }
-            None => pending().await,
-        }
+    /// Ready when the writer task has ended; then never again.
+    pub(crate) fn poll_ended(&mut self, cx: &mut Context<'_>) -> Poll<()> {
+        let Some(task) = &mut self.task else {
+            return Poll::Pending;
+        };
+        let _ = ready!(Pin::new(task).poll(cx));
+        self.task = None;
+        Poll::Ready(())
     }
 
     /// Stops the writer at once (it is backed up on a peer that does not read).

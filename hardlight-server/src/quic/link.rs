@@ -24,7 +24,7 @@ use tracing::debug;
 use crate::{
     connection::{
         mux::{Broken, Demux, Fed, FrameSink, MuxCall, Outgoing, Writer},
-        CallIo, Ended, FrameDeadline, Incoming, Link, NoHello,
+        CallIo, Ended, FrameDeadline, Incoming, Link, NoHello, Woken,
     },
     session::{
         dispatch::{reserve, Call, Reservation, Unread},
@@ -35,7 +35,7 @@ use crate::{
 };
 
 use super::{
-    session::{Datagrams, QuicSession},
+    session::{Accepting, Datagrams, QuicSession},
     validation::UnprovenHandshake,
     webtransport::Framing,
 };
@@ -60,6 +60,12 @@ pub(crate) struct QuicLink {
     /// Counted as a handshake of a peer whose address is unproven, until it completes.
     unproven: Option<UnprovenHandshake>,
     counters: Arc<ServerCounters>,
+    /// The call channel's replies, from its first call.
+    writer: Option<Writer>,
+    /// The next stream a client opens for a call of its own, once the connection is live.
+    accepting: Option<Accepting>,
+    /// Polls `accepting` and the writer's end only when one of them has woken.
+    control: Woken,
 }
 
 impl QuicLink {
@@ -81,6 +87,9 @@ impl QuicLink {
             handshake,
             unproven,
             counters: Arc::clone(&shared.counters),
+            writer: None,
+            accepting: None,
+            control: Woken::new(),
         }
     }
 
@@ -146,7 +155,7 @@ impl Link for QuicLink {
             self.channel = Some(Channel {
                 recv: Some((recv, FrameReader::new(self.max_message_size))),
                 send: Some((send, self.send_timeout)),
-                mux: None,
+                demux: None,
                 deadline: FrameDeadline::new(self.frame_read_timeout),
             });
         }
@@ -174,33 +183,87 @@ impl Link for QuicLink {
 
     async fn next(&mut self, context: &CallEnv) -> Incoming<QuicCall> {
         loop {
-            tokio::select! {
-                accepted = self.session.accept_bi() => return match accepted {
-                    Ok((send, recv)) => Incoming::Call(QuicCall::Stream(StreamCall {
-                        send,
-                        recv: Some(recv),
-                        send_timeout: self.send_timeout,
-                        framing: self.session.framing(),
-                    })),
-                    Err(error) => {
-                        debug!(%error, "connection ended");
-                        Incoming::Ended(ended(&error))
-                    }
+            let Self {
+                session,
+                channel,
+                writer,
+                accepting,
+                control,
+                ..
+            } = self;
+            // calls on streams of their own and the end of the channel's writer, polled when
+            // one of them has woken; the channel, where most calls come, at every turn
+            let accept = accepting.get_or_insert_with(|| session.accepting());
+            let woke = control.next(|cx| {
+                if let Poll::Ready(accepted) = accept.as_mut().poll(cx) {
+                    return Poll::Ready(Control::Accepted(accepted));
+                }
+                match writer {
+                    Some(writer) => writer.poll_ended(cx).map(|()| Control::WriterEnded),
+                    None => Poll::Pending,
+                }
+            });
+            let read = tokio::select! {
+                biased;
+                woke = woke => woke,
+                read = next_on(channel, context) => match read {
+                    Some(read) => Control::Read(read),
+                    None => continue,
                 },
-                incoming = next_on(&mut self.channel, context) => match incoming {
-                    // the channel's writer ended with the connection still up: the client
-                    // stopped taking its replies (it did not read them within
-                    // send_timeout, or stopped the stream)
-                    Some(Incoming::Ended(Ended::Lost)) if self.session.conn.close_reason().is_none() => {
-                        return Incoming::Violation(
-                            Close::SlowConsumer,
-                            "the client did not take its call channel's replies within send_timeout".into(),
-                        );
+            };
+            return match read {
+                Control::Accepted(accepted) => {
+                    *accepting = None;
+                    match accepted {
+                        Ok((send, recv)) => Incoming::Call(QuicCall::Stream(StreamCall {
+                            send,
+                            recv: Some(recv),
+                            send_timeout: self.send_timeout,
+                            framing: session.framing(),
+                        })),
+                        Err(error) => {
+                            debug!(%error, "connection ended");
+                            Incoming::Ended(ended(&error))
+                        }
                     }
-                    Some(incoming) => return incoming.map(QuicCall::Channel),
-                    None => {}
-                },
-            }
+                }
+                // the channel's writer ended with the connection still up: the client stopped
+                // taking its replies (it did not read them within send_timeout, or stopped the
+                // stream)
+                Control::WriterEnded if session.conn.close_reason().is_none() => {
+                    debug!("the call channel's writer stopped: a write failed or took longer than send_timeout");
+                    Incoming::Violation(
+                        Close::SlowConsumer,
+                        "the client did not take its call channel's replies within send_timeout"
+                            .into(),
+                    )
+                }
+                Control::WriterEnded => Incoming::Ended(Ended::Lost),
+                Control::Read(Read::Incoming(incoming)) => incoming.map(QuicCall::Channel),
+                Control::Read(Read::First(header, body)) => {
+                    // the channel's first call starts its writer (an idle connection has none)
+                    let Some(channel) = channel else {
+                        continue;
+                    };
+                    let Some((stream, send_timeout)) = channel.send.take() else {
+                        continue;
+                    };
+                    let started = Writer::start(
+                        ChannelSink {
+                            stream,
+                            batch: Coalesced::default(),
+                        },
+                        send_timeout,
+                    );
+                    let demux = channel.demux.insert(Demux::new(&started, false));
+                    *writer = Some(started);
+                    control.renew();
+                    match demux.frame(header, body, context) {
+                        Some(incoming) => incoming.map(QuicCall::Channel),
+                        None => continue,
+                    }
+                }
+            };
         }
     }
 
@@ -212,106 +275,95 @@ impl Link for QuicLink {
 }
 
 /// The call channel: the handshake stream after the `Welcome`, carrying calls multiplexed
-/// by id. Its writer starts with its first call (an idle connection has none).
+/// by id. Its writer (in [`QuicLink`]) starts with its first call: an idle connection has
+/// none.
 struct Channel {
     /// `None` once the client finished the stream (or reset it).
     recv: Option<(RecvStream, FrameReader)>,
     /// The sending half, until the writer takes it.
     send: Option<(SendStream, Duration)>,
-    mux: Option<(Writer, Demux)>,
+    /// Once the writer has started.
+    demux: Option<Demux>,
     deadline: FrameDeadline,
 }
 
-/// What a read on the channel gave.
+/// What woke [`QuicLink::next`].
+enum Control {
+    /// The client opened a stream for a call of its own, or the connection ended.
+    Accepted(Result<(SendStream, RecvStream), ConnectionError>),
+    /// The call channel's writer stopped.
+    WriterEnded,
+    Read(Read),
+}
+
+/// What the call channel gave.
 enum Read {
-    Frame(Result<(FrameHeader, Bytes), ReadError>),
+    Incoming(Incoming<MuxCall>),
+    /// The channel's first call, before its writer has started.
+    First(FrameHeader, Bytes),
+}
+
+/// What a read on the channel gave.
+enum Frame {
+    Read(Result<(FrameHeader, Bytes), ReadError>),
     /// A frame began and did not complete within `Limits::frame_read_timeout`.
     Late(Duration),
 }
 
-/// The next call or cancellation on the channel, the end of the connection when its
-/// writer fails or stalls, or `None` to read on. Pending while there is nothing to read.
-async fn next_on(channel: &mut Option<Channel>, context: &CallEnv) -> Option<Incoming<MuxCall>> {
+/// The next call or cancellation on the channel, or `None` to read on. Pending while
+/// there is nothing to read.
+async fn next_on(channel: &mut Option<Channel>, context: &CallEnv) -> Option<Read> {
     let Some(channel) = channel else {
         return pending().await;
     };
     let Channel {
         recv,
-        send,
-        mux,
+        demux,
         deadline,
+        ..
     } = channel;
-    if let Some((writer, demux)) = mux.as_mut().filter(|(_, demux)| demux.is_waiting()) {
+    if let Some(demux) = demux.as_mut().filter(|demux| demux.is_waiting()) {
         // the client is not read while its call waits: QUIC flow control holds back the rest
-        return tokio::select! {
-            incoming = demux.admitted(context) => incoming,
-            () = writer.ended() => Some(Incoming::Ended(Ended::Lost)),
-        };
+        return demux.admitted(context).await.map(Read::Incoming);
     }
-    let writer_ended = async {
-        match mux {
-            Some((writer, _)) => writer.ended().await,
-            None => pending().await,
+    let Some((stream, reader)) = recv.as_mut() else {
+        return pending().await;
+    };
+    let read = poll_fn(|cx| {
+        if let Poll::Ready(frame) = reader.poll_next(cx, stream) {
+            deadline.read();
+            return Poll::Ready(Frame::Read(frame));
         }
-    };
-    let read = async {
-        let Some((stream, reader)) = recv.as_mut() else {
-            return pending().await;
-        };
-        poll_fn(|cx| {
-            if let Poll::Ready(frame) = reader.poll_next(cx, stream) {
-                deadline.read();
-                return Poll::Ready(Read::Frame(frame));
-            }
-            deadline.poll_late(cx, reader.partial()).map(Read::Late)
-        })
-        .await
-    };
-    let read = tokio::select! {
-        read = read => read,
-        () = writer_ended => {
-            debug!("the call channel's writer stopped: a write failed or took longer than send_timeout");
-            return Some(Incoming::Ended(Ended::Lost));
-        }
-    };
+        deadline.poll_late(cx, reader.partial()).map(Frame::Late)
+    })
+    .await;
     let (header, body) = match read {
-        Read::Frame(Ok(frame)) => frame,
-        Read::Frame(Err(ReadError::Protocol(error))) => {
+        Frame::Read(Ok(frame)) => frame,
+        Frame::Read(Err(ReadError::Protocol(error))) => {
             let close = match error {
                 ProtocolError::FrameTooLarge { .. } => Close::TooBig,
                 _ => Close::Protocol,
             };
-            return Some(Incoming::Violation(close, format!("call channel: {error}")));
+            let reason = format!("call channel: {error}");
+            return Some(Read::Incoming(Incoming::Violation(close, reason)));
         }
-        Read::Frame(Err(error)) => {
+        Frame::Read(Err(error)) => {
             // finished or reset by the client: calls may still come on their own streams
             debug!(%error, "the client ended its call channel");
             *recv = None;
             return None;
         }
-        Read::Late(limit) => {
-            return Some(Incoming::Violation(
+        Frame::Late(limit) => {
+            return Some(Read::Incoming(Incoming::Violation(
                 Close::SlowSender,
                 ProtocolError::FrameTimeout { limit }.to_string(),
-            ))
+            )))
         }
     };
-    let (_, demux) = match mux {
-        Some(mux) => mux,
-        None => {
-            let (stream, send_timeout) = send.take()?;
-            let writer = Writer::start(
-                ChannelSink {
-                    stream,
-                    batch: Coalesced::default(),
-                },
-                send_timeout,
-            );
-            let demux = Demux::new(&writer, false);
-            mux.insert((writer, demux))
-        }
-    };
-    demux.frame(header, body, context)
+    match demux {
+        Some(demux) => demux.frame(header, body, context).map(Read::Incoming),
+        None => Some(Read::First(header, body)),
+    }
 }
 
 /// The call channel's sending half as a writer's sink: a batch of replies is one stream

@@ -3,11 +3,18 @@
 //! Both carry the same streams and datagrams; a session only marks them
 //! ([`Framing`]) and closes with a capsule before the connection.
 
+use std::{future::Future, pin::Pin};
+
 use bytes::{BufMut, Bytes as Shared, BytesMut};
 use hardlight_core::close::Close;
 use quinn::{Connection, ConnectionError, RecvStream, SendStream, VarInt};
 
 use super::webtransport::{self, Framing};
+
+/// The next bidirectional stream a client opens.
+pub(crate) type Accepting = Pin<
+    Box<dyn Future<Output = Result<(SendStream, RecvStream), ConnectionError>> + Send + 'static>,
+>;
 
 /// A QUIC connection, or the WebTransport session on it.
 #[derive(Debug)]
@@ -44,6 +51,13 @@ impl QuicSession {
     /// [`Framing::read_stream_header`]).
     pub(crate) async fn accept_bi(&self) -> Result<(SendStream, RecvStream), ConnectionError> {
         self.conn.accept_bi().await
+    }
+
+    /// [`QuicSession::accept_bi`] as a future of its own, which lives across the polls of
+    /// the connection's loop.
+    pub(crate) fn accepting(&self) -> Accepting {
+        let conn = self.conn.clone();
+        Box::pin(async move { conn.accept_bi().await })
     }
 
     /// Opens a unidirectional stream, marked as the session's.

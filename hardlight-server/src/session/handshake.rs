@@ -2,7 +2,12 @@
 //! handler, state, event queue and subscriptions, and the `Welcome` to send.
 
 use hardlight_core::TransportKind as Transport;
-use std::sync::Arc;
+use std::{
+    future::Future,
+    pin::Pin,
+    sync::Arc,
+    task::{ready, Context, Poll},
+};
 
 use hardlight_core::{
     codec::{decode, encode},
@@ -134,13 +139,14 @@ impl<H: RpcHandler> Live<H> {
         let _ = self.go_away.send(true);
     }
 
-    /// Completes when the push loop ends, with why; then never again (`None` at once if it
-    /// already ended). Cancel-safe.
-    pub(crate) async fn push_ended(&mut self) -> Option<PushEnd> {
-        let push = self.push.as_mut()?;
-        let end = push.await.unwrap_or(PushEnd::Gone);
+    /// Ready when the push loop ends, with why; then never again.
+    pub(crate) fn poll_push_ended(&mut self, cx: &mut Context<'_>) -> Poll<PushEnd> {
+        let Some(push) = &mut self.push else {
+            return Poll::Pending;
+        };
+        let end = ready!(Pin::new(push).poll(cx)).unwrap_or(PushEnd::Gone);
         self.push = None;
-        Some(end)
+        Poll::Ready(end)
     }
 
     /// The connection ended: `lost` (dropped by the network or taken over, not closed by

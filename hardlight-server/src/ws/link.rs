@@ -34,7 +34,7 @@ use super::bounded::Budget;
 use crate::{
     connection::{
         mux::{Broken, Demux, Fed, FrameSink, MuxCall, Outgoing, QueuedPush, Writer},
-        Ended, FrameDeadline, Incoming, Link, NoHello,
+        Ended, FrameDeadline, Incoming, Link, NoHello, Woken,
     },
     session::CallEnv,
 };
@@ -58,6 +58,8 @@ pub(crate) struct WsLink<S> {
     /// `Limits::frame_read_timeout` for the message being read.
     deadline: FrameDeadline,
     keep_alive: Interval,
+    /// Polls the writer's end and the keep-alive only when one of them has woken.
+    control: Woken,
     /// When the peer was last heard from.
     heard: Instant,
     /// Fires at the idle deadline as it stood when last set; moved on only when it fires
@@ -87,6 +89,14 @@ async fn read<S: AsyncRead + AsyncWrite + Unpin>(
     .await
 }
 
+/// What woke a control arm.
+enum Control {
+    /// The writer stopped: a write failed or took longer than `send_timeout`.
+    WriterEnded,
+    /// Time for a keep-alive ping.
+    Ping,
+}
+
 /// What reading the next message gave.
 enum Read {
     /// A message, an error, or the end of the stream.
@@ -111,6 +121,7 @@ impl<S: AsyncRead + AsyncWrite + Unpin + Send + 'static> WsLink<S> {
             budget,
             deadline: FrameDeadline::new(limits.frame_read_timeout()),
             keep_alive,
+            control: Woken::new(),
             heard: Instant::now(),
             idle: Box::pin(sleep_until(Instant::now() + limits.idle_timeout())),
             idle_timeout: limits.idle_timeout(),
@@ -205,28 +216,40 @@ impl<S: AsyncRead + AsyncWrite + Unpin + Send + 'static> Link for WsLink<S> {
 
     async fn next(&mut self, context: &CallEnv) -> Incoming<MuxCall> {
         loop {
+            // the writer's end and the pings before the peer, when one of them has woken: a
+            // peer that always has more to read delays neither
+            let (writer, keep_alive) = (&mut self.writer, &mut self.keep_alive);
+            let control = self.control.next(|cx| {
+                if writer.poll_ended(cx).is_ready() {
+                    return Poll::Ready(Control::WriterEnded);
+                }
+                keep_alive.poll_tick(cx).map(|_| Control::Ping)
+            });
             if self.demux.is_waiting() {
                 // the peer is not read while its call waits: TCP holds back the rest
                 tokio::select! {
+                    biased;
+                    control = control => match control {
+                        Control::WriterEnded => return Incoming::Ended(Ended::Lost),
+                        Control::Ping => self.ping(),
+                    },
                     incoming = self.demux.admitted(context) => match incoming {
                         Some(incoming) => return incoming,
                         None => continue,
                     },
-                    _ = self.keep_alive.tick() => self.ping(),
-                    () = self.writer.ended() => return Incoming::Ended(Ended::Lost),
                 }
                 continue;
             }
-            // the writer and the pings before the peer: a peer that always has more to
-            // read delays neither its pings nor the end of a stopped writer; the idle
-            // timeout last, so that it never fires with a message waiting to be read
+            // the idle timeout last, so that it never fires with a message waiting
             tokio::select! {
                 biased;
-                () = self.writer.ended() => {
-                    debug!("the writer stopped: a write failed or took longer than send_timeout");
-                    return Incoming::Ended(Ended::Lost);
-                }
-                _ = self.keep_alive.tick() => self.ping(),
+                control = control => match control {
+                    Control::WriterEnded => {
+                        debug!("the writer stopped: a write failed or took longer than send_timeout");
+                        return Incoming::Ended(Ended::Lost);
+                    }
+                    Control::Ping => self.ping(),
+                },
                 read = read(&mut self.source, &self.budget, &mut self.deadline) => {
                     let message = match read {
                         Read::Message(message) => message,
