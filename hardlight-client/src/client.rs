@@ -2,6 +2,7 @@
 
 use std::{
     fmt,
+    future::Future,
     sync::{
         atomic::{AtomicBool, AtomicU64, Ordering},
         Arc, Mutex, Weak,
@@ -9,7 +10,7 @@ use std::{
     time::Duration,
 };
 
-use futures_util::{Stream, StreamExt};
+use futures_util::{future::Either, FutureExt, Stream, StreamExt};
 use hardlight_core::{
     codec::{encode, Bytes, Codable},
     context::{append_context, budget_to_seq, CallContext},
@@ -660,18 +661,24 @@ async fn reconnect<S: Service>(inner: Weak<Inner<S>>, policy: Reconnect, mut err
 
 /// Runs `call` within `budget` (none: without a deadline): past it, or when the server
 /// says so, the call fails with `DeadlineExceeded`; a budget already spent fails it at
-/// once.
-async fn within<T, E>(
+/// once. Not an `async fn`, which would hold `call` twice.
+fn within<T, E>(
     budget: Option<Duration>,
-    call: impl std::future::Future<Output = Result<T, RpcError<E>>>,
-) -> Result<T, RpcError<E>> {
+    call: impl Future<Output = Result<T, RpcError<E>>>,
+) -> impl Future<Output = Result<T, RpcError<E>>> {
     match budget {
-        None => call.await,
-        Some(budget) if budget.is_zero() => Err(RpcError::DeadlineExceeded(budget)),
-        Some(budget) => rt::timeout(budget, call)
-            .await
-            .unwrap_or(Err(RpcError::DeadlineExceeded(budget)))
-            .map_err(|error| error.past(budget)),
+        None => Either::Left(call),
+        Some(budget) if budget.is_zero() => Either::Right(Either::Left(std::future::ready(Err(
+            RpcError::DeadlineExceeded(budget),
+        )))),
+        // boxed: a call without a budget does not carry a timer's room
+        Some(budget) => Either::Right(Either::Right(Box::pin(rt::timeout(budget, call).map(
+            move |timed| {
+                timed
+                    .unwrap_or(Err(RpcError::DeadlineExceeded(budget)))
+                    .map_err(|error| error.past(budget))
+            },
+        )))),
     }
 }
 
@@ -766,11 +773,12 @@ async fn wait_for_version<S: ConnectionState>(
     let reached =
         |m: &Mirror<S>| m.generation != generation || !m.connected || m.version >= version;
     let mut rx = mirror.subscribe();
-    // most replies find their state already applied: no timer for them
+    // most replies find their state already applied: no timer for them, and no room in
+    // every call's future for one (boxed)
     let mirror = if reached(&rx.borrow()) {
         rx.borrow()
     } else {
-        rt::timeout(limit, rx.wait_for(reached))
+        Box::pin(rt::timeout(limit, rx.wait_for(reached)))
             .await
             .map_err(|_| CallError::Protocol(ProtocolError::FrameTimeout { limit }))?
             .map_err(|_| CallError::NotConnected)?

@@ -14,7 +14,10 @@ use hardlight_core::{
     stream::{window_cost, STREAM_WINDOW},
     ProtocolError,
 };
-use tokio::sync::{mpsc, oneshot, OwnedSemaphorePermit, Semaphore, SemaphorePermit};
+use tokio::sync::{
+    mpsc::{self, error::TrySendError},
+    oneshot, OwnedSemaphorePermit, Semaphore, SemaphorePermit, TryAcquireError,
+};
 
 use crate::{
     calls::{Calls, Exchange},
@@ -298,7 +301,13 @@ impl Exchange for Arc<Mux> {
         mut frame: Vec<u8>,
         _reply_max: u32,
     ) -> Result<(FrameHeader, Bytes), CallError> {
-        let _slot = self.slot().await?;
+        // a slot and room in the queue are there at once for most calls: only a call that
+        // must wait for one carries (boxed) what waiting takes
+        let _slot = match self.slots.try_acquire() {
+            Ok(slot) => slot,
+            Err(TryAcquireError::NoPermits) => Box::pin(self.slot()).await?,
+            Err(TryAcquireError::Closed) => return Err(self.closed()),
+        };
         let (tx, rx) = oneshot::channel();
         let id = {
             let mut pending = lock(&self.pending);
@@ -314,7 +323,13 @@ impl Exchange for Arc<Mux> {
             id,
             answered: false,
         };
-        self.out.send(frame).await.map_err(|_| self.closed())?;
+        match self.out.try_send(frame) {
+            Ok(()) => {}
+            Err(TrySendError::Full(frame)) => Box::pin(self.out.send(frame))
+                .await
+                .map_err(|_| self.closed())?,
+            Err(TrySendError::Closed(_)) => return Err(self.closed()),
+        }
         let reply = rx.await.map_err(|_| self.closed())?;
         guard.answered = true;
         Ok(reply)

@@ -7,12 +7,16 @@ use std::{future::Future, time::Duration};
 #[derive(Debug)]
 pub(crate) struct Elapsed;
 
-/// Runs `future` to completion unless `limit` passes first.
+/// Runs `future` to completion unless `limit` passes first. Not an `async fn`: that would
+/// hold `future` twice (its argument, and inside the timeout it awaits), and a call's
+/// future is most of what a call allocates.
 #[cfg(feature = "native")]
-pub(crate) async fn timeout<F: Future>(limit: Duration, future: F) -> Result<F::Output, Elapsed> {
-    tokio::time::timeout(limit, future)
-        .await
-        .map_err(|_| Elapsed)
+pub(crate) fn timeout<F: Future>(
+    limit: Duration,
+    future: F,
+) -> impl Future<Output = Result<F::Output, Elapsed>> {
+    use futures_util::FutureExt;
+    tokio::time::timeout(limit, future).map(|timed| timed.map_err(|_| Elapsed))
 }
 
 /// Waits for `duration`.

@@ -217,6 +217,18 @@ impl Exchange for Streams {
         if rides_channel(&frame, self.channel_max) {
             return self.mux.exchange(frame, reply_max).await;
         }
+        // boxed: a call on the channel, the common one, does not carry its room
+        Box::pin(self.exchange_on_stream(frame, reply_max)).await
+    }
+}
+
+impl Streams {
+    /// A call on a QUIC stream of its own.
+    async fn exchange_on_stream(
+        &self,
+        frame: Vec<u8>,
+        reply_max: u32,
+    ) -> Result<(FrameHeader, Bytes), CallError> {
         let _slot = self.mux.slot().await?;
         let (mut send, mut recv) = self.conn.open_bi().await.map_err(|e| self.lost(e))?;
         let _ = send.set_priority(priority_of(&frame).quic());
