@@ -157,16 +157,8 @@ impl Calls {
             serving.state.clone(),
             Arc::clone(&serving.context),
         );
-        // Boxed (about 1.5 KiB): it may move to a task, and a box moves as a pointer.
-        let mut call = Box::pin(async move {
-            match refused {
-                Some(outcome) => {
-                    let frame = reply_frame(id.unwrap_or(0), state.version(), outcome, &context);
-                    io.reply(frame, move || drop(slot)).await;
-                }
-                None => serve(io, handler, state, context, slot).await,
-            }
-        });
+        // Boxed: it may move to a task, and a box moves as a pointer.
+        let mut call = Box::pin(serve(io, handler, state, context, slot, refused));
         // Its first poll, here. Whatever it waits on then is polled again, with the
         // task's waker, when the task starts.
         if call.as_mut().now_or_never().is_some() {
@@ -249,38 +241,43 @@ impl Drop for Slot {
     }
 }
 
-/// Serves one call to completion: every failure becomes a `ReplyFailure`, except a
-/// transport failure, which ends the call silently.
+/// Serves one call to completion, or only its refusal (`refused`): every failure becomes a
+/// `ReplyFailure`, except a transport failure, which ends the call silently.
 async fn serve<H: RpcHandler, C: CallIo>(
     mut io: C,
     handler: Arc<H>,
     state: StateHandle<StateOf<H>>,
     context: Arc<CallEnv>,
     slot: Slot,
+    refused: Option<Outcome>,
 ) {
-    let (id, outcome) = match io.read(&context).await {
-        Ok(call) => {
-            let id = call.header.id;
-            match call.run(handler, &context, &mut io, &state).await {
-                Some(outcome) => (id, outcome),
-                None => return,
+    let (id, outcome) = match refused {
+        // a refused call reads nothing and runs no handler: it only gets its refusal
+        Some(refused) => (io.id().unwrap_or(0), refused),
+        None => match io.read(&context).await {
+            Ok(call) => {
+                let id = call.header.id;
+                match call.run(handler, &context, &mut io, &state).await {
+                    Some(outcome) => (id, outcome),
+                    None => return,
+                }
             }
-        }
-        Err(Unread::Frame(ReadError::Io(error))) => {
-            return debug!(%error, "call stream failed before the call was read");
-        }
-        Err(Unread::Frame(ReadError::Finished)) => (
-            0,
-            Outcome::Failure(ErrorCode::Malformed, "call stream carried no frame".into()),
-        ),
-        Err(Unread::Frame(ReadError::Protocol(error))) => {
-            debug!(%error, "rejected call frame");
-            (io.id().unwrap_or(0), refusal(&error))
-        }
-        Err(Unread::Overloaded(exhausted)) => {
-            debug!("call refused: the memory budget is spent");
-            (io.id().unwrap_or(0), overloaded(exhausted))
-        }
+            Err(Unread::Frame(ReadError::Io(error))) => {
+                return debug!(%error, "call stream failed before the call was read");
+            }
+            Err(Unread::Frame(ReadError::Finished)) => (
+                0,
+                Outcome::Failure(ErrorCode::Malformed, "call stream carried no frame".into()),
+            ),
+            Err(Unread::Frame(ReadError::Protocol(error))) => {
+                debug!(%error, "rejected call frame");
+                (io.id().unwrap_or(0), refusal(&error))
+            }
+            Err(Unread::Overloaded(exhausted)) => {
+                debug!("call refused: the memory budget is spent");
+                (io.id().unwrap_or(0), overloaded(exhausted))
+            }
+        },
     };
     let frame = reply_frame(id, state.version(), outcome, &context);
     io.reply(frame, move || drop(slot)).await;
