@@ -174,6 +174,12 @@ fn parse_args() -> Args {
 }
 
 fn main() {
+    // tarpc turns on tracing's `log` feature in this binary: with no subscriber set, every
+    // span HardLight creates (disabled or not) would then be formatted for `log`, a few
+    // hundred instructions per call that a HardLight build without tarpc never spends. A
+    // deployed server has a subscriber, which filters debug spans out at their callsite;
+    // so has every process here, one that records nothing.
+    let _ = tracing::dispatcher::set_global_default(tracing::Dispatch::none());
     let argv: Vec<String> = std::env::args().collect();
     let runtime = tokio::runtime::Builder::new_current_thread()
         .enable_all()
