@@ -10,9 +10,13 @@
 //! refused when the connection is draining, already has the id, or is at
 //! `ServerLimits::max_concurrent_calls`.
 
-use std::sync::{
-    atomic::{AtomicUsize, Ordering},
-    Arc, Mutex,
+use std::{
+    future::Future,
+    pin::Pin,
+    sync::{
+        atomic::{AtomicUsize, Ordering},
+        Arc, Mutex,
+    },
 };
 
 use futures_util::FutureExt;
@@ -31,10 +35,14 @@ use crate::{
     sync::lock,
 };
 
-/// The calls of one connection.
-pub(super) struct Calls {
+/// The calls of one connection, whose futures are `F`.
+pub(super) struct Calls<F> {
     table: Arc<Table>,
     max: usize,
+    /// The box of a call that completed in its first poll, for the next call to reuse: a
+    /// burst of calls read together allocates one. Dropped when the connection waits on
+    /// its peer ([`Calls::idle`]): an idle connection holds none.
+    spare: Option<Pin<Box<F>>>,
 }
 
 #[derive(Default)]
@@ -82,12 +90,35 @@ pub(super) struct Serving<H: RpcHandler> {
     pub(super) context: Arc<CallEnv>,
 }
 
-impl Calls {
+impl<H: RpcHandler> Serving<H> {
+    /// Serves the call on `io` (or only its refusal).
+    pub(super) fn serve<C: CallIo>(
+        &self,
+        io: C,
+        slot: Slot,
+        refused: Option<Outcome>,
+    ) -> impl Future<Output = ()> + Send + 'static {
+        let (handler, state, context) = (
+            Arc::clone(&self.handler),
+            self.state.clone(),
+            Arc::clone(&self.context),
+        );
+        serve(io, handler, state, context, slot, refused)
+    }
+}
+
+impl<F: Future<Output = ()> + Send + 'static> Calls<F> {
     pub(super) fn new(max_concurrent_calls: u32) -> Self {
         Self {
             table: Arc::default(),
             max: max_concurrent_calls.max(1) as usize,
+            spare: None,
         }
+    }
+
+    /// The connection waits on its peer: the spare box goes.
+    pub(super) fn idle(&mut self) {
+        self.spare = None;
     }
 
     /// Calls being served now (not counting those only writing their reply).
@@ -96,13 +127,14 @@ impl Calls {
         running.by_id.len() + running.unnamed.len()
     }
 
-    /// Starts serving `io`, or refusing it. `Err` when the peer keeps twice the allowed
-    /// calls in flight: a client that honours `Welcome.max_concurrent_calls` never does.
-    pub(super) fn start<H: RpcHandler, C: CallIo>(
+    /// Starts serving `io` with `serve` (which [`Serving::serve`] is), or refusing it.
+    /// `Err` when the peer keeps twice the allowed calls in flight: a client that honours
+    /// `Welcome.max_concurrent_calls` never does.
+    pub(super) fn start<C: CallIo>(
         &mut self,
         io: C,
-        serving: &Serving<H>,
         draining: bool,
+        serve: impl FnOnce(C, Slot, Option<Outcome>) -> F,
     ) -> Result<(), String> {
         let in_flight = self.table.in_flight.load(Ordering::Acquire);
         if in_flight >= 2 * self.max {
@@ -151,17 +183,20 @@ impl Calls {
             (_, Some(_)) => Key::None,
         };
         drop(running);
-        let slot = Slot::take(&self.table, key);
-        let (handler, state, context) = (
-            Arc::clone(&serving.handler),
-            serving.state.clone(),
-            Arc::clone(&serving.context),
-        );
-        // Boxed: it may move to a task, and a box moves as a pointer.
-        let mut call = Box::pin(serve(io, handler, state, context, slot, refused));
+        let call = serve(io, Slot::take(&self.table, key), refused);
+        // Boxed: it may move to a task, and a box moves as a pointer. In the spare box
+        // if there is one (the call it held has completed).
+        let mut call = match self.spare.take() {
+            Some(mut spare) => {
+                spare.set(call);
+                spare
+            }
+            None => Box::pin(call),
+        };
         // Its first poll, here. Whatever it waits on then is polled again, with the
         // task's waker, when the task starts.
         if call.as_mut().now_or_never().is_some() {
+            self.spare = Some(call);
             return Ok(());
         }
         let abort = tokio::spawn(call).abort_handle();
@@ -193,7 +228,7 @@ impl Calls {
     }
 }
 
-impl Drop for Calls {
+impl<F> Drop for Calls<F> {
     /// The connection ended: every call still being served is dropped with it.
     fn drop(&mut self) {
         let mut running = lock(&self.table.running);
@@ -209,7 +244,7 @@ impl Drop for Calls {
 
 /// A call counted in flight until dropped: just before its client can have its reply, or
 /// when its task is aborted.
-struct Slot {
+pub(super) struct Slot {
     table: Arc<Table>,
     key: Key,
 }

@@ -16,7 +16,7 @@ pub(crate) use link::{CallIo, Ended, Incoming, Link, NoHello};
 pub(crate) use woken::Woken;
 
 use std::{
-    future::Future,
+    future::{poll_fn, Future},
     pin::{pin, Pin},
     sync::Arc,
     task::Poll,
@@ -228,9 +228,21 @@ async fn drive<H: RpcHandler, L: Link>(
                 // the transport reports the end
                 Control::PushEnded(PushEnd::Gone) => {}
             },
-            incoming = link.next(&serving.context) => match incoming {
+            incoming = async {
+                let mut next = pin!(link.next(&serving.context));
+                poll_fn(|cx| {
+                    let polled = next.as_mut().poll(cx);
+                    if polled.is_pending() {
+                        calls.idle();
+                    }
+                    polled
+                })
+                .await
+            } => match incoming {
                 Incoming::Call(io) => {
-                    if let Err(reason) = calls.start(io, &serving, drain.is_some()) {
+                    let draining = drain.is_some();
+                    let serve = |io, slot, refused| serving.serve(io, slot, refused);
+                    if let Err(reason) = calls.start(io, draining, serve) {
                         debug!(%reason, "closing the connection");
                         link.close(Close::Protocol, &reason);
                         return Ended::Closed;
