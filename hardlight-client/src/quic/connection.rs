@@ -222,29 +222,6 @@ impl Exchange for Streams {
     }
 }
 
-impl Streams {
-    /// A call on a QUIC stream of its own.
-    async fn exchange_on_stream(
-        &self,
-        frame: Vec<u8>,
-        reply_max: u32,
-    ) -> Result<(FrameHeader, Bytes), CallError> {
-        let _slot = self.mux.slot().await?;
-        let (mut send, mut recv) = self.conn.open_bi().await.map_err(|e| self.lost(e))?;
-        let _ = send.set_priority(priority_of(&frame).quic());
-        send.write_all(&frame)
-            .await
-            .map_err(|e| self.stream_failed(e))?;
-        let _ = send.finish();
-        match read_frame(&mut recv, reply_max).await {
-            Ok(frame) => Ok(frame),
-            Err(ReadError::Finished) => Err(CallError::Cancelled),
-            Err(ReadError::Protocol(e)) => Err(CallError::Protocol(e)),
-            Err(ReadError::Io(e)) => Err(self.stream_failed(e)),
-        }
-    }
-}
-
 /// A streaming call on a QUIC stream of its own: its items and reply are read as the
 /// application asks for them, so QUIC's flow control holds the server back. Dropped
 /// before the reply, the stream is stopped and the server cancels the call.
@@ -308,6 +285,27 @@ impl QuicSender {
 }
 
 impl Streams {
+    /// A call on a QUIC stream of its own.
+    async fn exchange_on_stream(
+        &self,
+        frame: Vec<u8>,
+        reply_max: u32,
+    ) -> Result<(FrameHeader, Bytes), CallError> {
+        let _slot = self.mux.slot().await?;
+        let (mut send, mut recv) = self.conn.open_bi().await.map_err(|e| self.lost(e))?;
+        let _ = send.set_priority(priority_of(&frame).quic());
+        send.write_all(&frame)
+            .await
+            .map_err(|e| self.stream_failed(e))?;
+        let _ = send.finish();
+        match read_frame(&mut recv, reply_max).await {
+            Ok(frame) => Ok(frame),
+            Err(ReadError::Finished) => Err(CallError::Cancelled),
+            Err(ReadError::Protocol(e)) => Err(CallError::Protocol(e)),
+            Err(ReadError::Io(e)) => Err(self.stream_failed(e)),
+        }
+    }
+
     /// Streaming calls always go on a stream of their own.
     async fn open_items(
         &self,

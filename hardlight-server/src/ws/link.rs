@@ -136,6 +136,21 @@ impl<S: AsyncRead + AsyncWrite + Unpin + Send + 'static> WsLink<S> {
         }
     }
 
+    /// Acts on a control arm: the connection's end when the writer stopped, `None` after
+    /// a ping.
+    fn on_control(&self, control: Control) -> Option<Incoming<MuxCall>> {
+        match control {
+            Control::WriterEnded => {
+                debug!("the writer stopped: a write failed or took longer than send_timeout");
+                Some(Incoming::Ended(Ended::Lost))
+            }
+            Control::Ping => {
+                self.ping();
+                None
+            }
+        }
+    }
+
     /// One message from the peer, as the driver sees it; `None` to read on.
     fn receive(
         &mut self,
@@ -229,9 +244,8 @@ impl<S: AsyncRead + AsyncWrite + Unpin + Send + 'static> Link for WsLink<S> {
                 // the peer is not read while its call waits: TCP holds back the rest
                 tokio::select! {
                     biased;
-                    control = control => match control {
-                        Control::WriterEnded => return Incoming::Ended(Ended::Lost),
-                        Control::Ping => self.ping(),
+                    control = control => if let Some(ended) = self.on_control(control) {
+                        return ended;
                     },
                     incoming = self.demux.admitted(context) => match incoming {
                         Some(incoming) => return incoming,
@@ -243,12 +257,8 @@ impl<S: AsyncRead + AsyncWrite + Unpin + Send + 'static> Link for WsLink<S> {
             // the idle timeout last, so that it never fires with a message waiting
             tokio::select! {
                 biased;
-                control = control => match control {
-                    Control::WriterEnded => {
-                        debug!("the writer stopped: a write failed or took longer than send_timeout");
-                        return Incoming::Ended(Ended::Lost);
-                    }
-                    Control::Ping => self.ping(),
+                control = control => if let Some(ended) = self.on_control(control) {
+                    return ended;
                 },
                 read = read(&mut self.source, &self.budget, &mut self.deadline) => {
                     let message = match read {
