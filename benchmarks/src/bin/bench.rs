@@ -5,7 +5,7 @@
 //!     [--rounds N] [--systems quinn,tls,hardlight-quic,...] [--only rpc,fanout,idle]
 //!     [--idle 1000,10000] [--json PATH] [--no-pin]
 //! cargo run --release -p hardlight-benchmarks --bin bench -- --only instructions
-//!     [--systems ...] [--in-flight 64] [--profiles DIR]
+//!     [--systems ...] [--in-flight 64] [--size 64] [--profiles DIR]
 //! cargo run --release -p hardlight-benchmarks --bin bench -- --only lossy
 //! cargo run --release -p hardlight-benchmarks --bin bench -- --only quic
 //! cargo run --release -p hardlight-benchmarks --features cluster --bin bench -- --only cluster
@@ -51,7 +51,11 @@ use hardlight_benchmarks::{
     systems::{serve_hardlight, Connection, Serving, System},
     targets,
     tls::Certificate,
-    workloads::{closed_loop, fanout, handshakes, idle, instructions, lossy, open_loop},
+    workloads::{
+        closed_loop, fanout, handshakes, idle,
+        instructions::{self, Load},
+        lossy, open_loop,
+    },
 };
 
 /// How much work each measurement does.
@@ -109,6 +113,8 @@ struct Args {
     json: PathBuf,
     /// Calls in flight while counting instructions.
     in_flight: usize,
+    /// Bytes echoed by each call while counting instructions.
+    size: usize,
     /// Where the callgrind profiles are kept (`None`: a temporary directory).
     profiles: Option<PathBuf>,
 }
@@ -163,12 +169,16 @@ fn parse_args() -> Args {
     let in_flight = value("--in-flight")
         .map(|n| n.parse().expect("--in-flight takes a number"))
         .unwrap_or(64);
+    let size = value("--size")
+        .map(|n| n.parse().expect("--size takes a number of bytes"))
+        .unwrap_or(64);
     Args {
         plan,
         systems,
         only,
         json,
         in_flight,
+        size,
         profiles: value("--profiles").map(PathBuf::from),
     }
 }
@@ -909,11 +919,16 @@ async fn lossy_tables(plan: &Plan, cert: &Certificate, dir: &Path) -> Vec<Table>
 
 /// Instructions per call for every system, from callgrind (see `workloads::instructions`).
 fn instructions_table(args: &Args, dir: &Path) -> Table {
+    // the targets are on 64 B calls: another size is a table of its own
+    let id = match args.size {
+        64 => "instructions",
+        _ => "instructions_sized",
+    };
     let mut table = Table::new(
-        "instructions",
+        id,
         format!(
-            "Instructions per 64 B echo, {} in flight (callgrind; client + server)",
-            args.in_flight
+            "Instructions per {} B echo, {} in flight (callgrind; client + server)",
+            args.size, args.in_flight
         ),
         "instructions",
         false,
@@ -924,14 +939,24 @@ fn instructions_table(args: &Args, dir: &Path) -> Table {
         .clone()
         .unwrap_or_else(|| dir.join("callgrind"));
     std::fs::create_dir_all(&work).expect("callgrind output directory");
-    let calls = if args.plan.quick {
+    let (small, large) = if args.plan.quick {
         (1_000, 3_000)
     } else {
         (2_000, 12_000)
     };
+    // a call of more than 4 KiB costs as much as many small ones: fewer calls, at least
+    // 16 between the two runs
+    let per = (args.size / 4096).max(1);
+    let small = (small / per).max(4);
+    let calls = (small, (large / per).max(small + 16));
     for &system in &args.systems {
         progress(&format!("instructions: {} under callgrind", system.name()));
-        let counted = instructions::measure(system, calls, args.in_flight, dir, &work);
+        let load = Load {
+            calls,
+            in_flight: args.in_flight,
+            size: args.size,
+        };
+        let counted = instructions::measure(system, load, dir, &work);
         let floor = Some(system.floor().name());
         table.record(system.name(), floor, 0, counted.total());
         table.record(system.name(), floor, 1, counted.client);
@@ -948,16 +973,25 @@ fn instructions_table(args: &Args, dir: &Path) -> Table {
     table
 }
 
-/// The counted client: `count-client <system> <calls> <in-flight> <cert-dir>`. Connects,
-/// warms up, makes the calls and exits; run under callgrind by `instructions_table`.
+/// The counted client: `count-client <system> <calls> <in-flight> <size> <cert-dir>`.
+/// Connects, warms up, makes the calls and exits; run under callgrind by
+/// `instructions_table`.
 async fn count_client(args: &[String]) {
     let system = System::from_key(args.first().expect("system")).expect("known system");
-    let calls: usize = args.get(1).and_then(|c| c.parse().ok()).expect("calls");
-    let in_flight: usize = args.get(2).and_then(|c| c.parse().ok()).expect("in flight");
-    let dir = Path::new(args.get(3).expect("cert dir"));
+    let number = |i: usize, what: &str| -> usize {
+        args.get(i)
+            .and_then(|n| n.parse().ok())
+            .unwrap_or_else(|| panic!("{what}"))
+    };
+    let (calls, in_flight, size) = (
+        number(1, "calls"),
+        number(2, "in flight"),
+        number(3, "size"),
+    );
+    let dir = Path::new(args.get(4).expect("cert dir"));
     let cert = Certificate::read(dir);
     let server = spawn(system.key(), dir, &[]);
     let conn = system.connect(server.addr, &cert).await;
     closed_loop::warm_up(&conn).await;
-    closed_loop::calls_per_second(std::slice::from_ref(&conn), 64, in_flight, calls).await;
+    closed_loop::calls_per_second(std::slice::from_ref(&conn), size, in_flight, calls).await;
 }

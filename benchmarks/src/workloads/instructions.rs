@@ -38,17 +38,27 @@ struct Counted {
     symbols: HashMap<String, u64>,
 }
 
-/// Runs `system` under callgrind with `small` then `large` calls of 64 B, `in_flight` at
-/// a time, and returns the difference per call. `work` is the directory the callgrind
-/// profiles are written to (`<system>-<calls>.client` and `.server`, for
-/// `callgrind_annotate`); `certs` the certificate directory the server reads.
-pub fn measure(
-    system: System,
-    (small, large): (usize, usize),
-    in_flight: usize,
-    certs: &Path,
-    work: &Path,
-) -> PerCall {
+/// What the counted client does.
+#[derive(Debug, Clone, Copy)]
+pub struct Load {
+    /// The calls of the small run, then of the large one.
+    pub calls: (usize, usize),
+    /// Calls in flight at a time.
+    pub in_flight: usize,
+    /// Bytes each call echoes.
+    pub size: usize,
+}
+
+/// Runs `system` under callgrind with `load`'s small then large number of calls, and
+/// returns the difference per call. `work` is the directory the callgrind profiles are
+/// written to (`<system>-<calls>.client` and `.server`, for `callgrind_annotate`); `certs`
+/// the certificate directory the server reads.
+pub fn measure(system: System, load: Load, certs: &Path, work: &Path) -> PerCall {
+    let Load {
+        calls: (small, large),
+        in_flight,
+        size,
+    } = load;
     let run = |calls: usize| -> (Counted, Counted) {
         let prefix = work.join(format!("{}-{calls}", system.key()));
         let client_out = prefix.with_extension("client");
@@ -63,6 +73,7 @@ pub fn measure(
                 system.key(),
                 &calls.to_string(),
                 &in_flight.to_string(),
+                &size.to_string(),
             ])
             .arg(certs)
             .arg("--no-pin")
