@@ -7,7 +7,7 @@ use rkyv::{
     bytecheck::CheckBytes,
     de::Pool,
     rancor,
-    ser::allocator::ArenaHandle,
+    ser::{allocator::ArenaHandle, Positional, Writer},
     util::AlignedVec,
     validation::{archive::ArchiveValidator, shared::SharedValidator, Validator},
     Archive, Deserialize, Serialize,
@@ -42,7 +42,7 @@ pub trait Codable:
     Archive<
         Archived: for<'a> CheckBytes<HighValidator<'a, rancor::Error>>
                       + Deserialize<Self, HighDeserializer<rancor::Error>>,
-    > + for<'a> Serialize<HighSerializer<AlignedVec, ArenaHandle<'a>, rancor::Error>>
+    > + for<'a> Serialize<HighSerializer<Archiver, ArenaHandle<'a>, rancor::Error>>
     + Sized
 {
 }
@@ -51,7 +51,7 @@ impl<T> Codable for T where
     T: Archive<
             Archived: for<'a> CheckBytes<HighValidator<'a, rancor::Error>>
                           + Deserialize<T, HighDeserializer<rancor::Error>>,
-        > + for<'a> Serialize<HighSerializer<AlignedVec, ArenaHandle<'a>, rancor::Error>>
+        > + for<'a> Serialize<HighSerializer<Archiver, ArenaHandle<'a>, rancor::Error>>
 {
 }
 
@@ -61,14 +61,58 @@ impl<T> Codable for T where
 /// the archive's 32-bit offsets).
 pub fn encode<T: Codable>(value: &T) -> Result<Bytes, ProtocolError> {
     // Small values (most arguments and replies) fit without growing the buffer.
-    let buffer = Bytes::with_capacity(ENCODE_CAPACITY);
-    rkyv::api::high::to_bytes_in::<_, rancor::Error>(value, buffer)
+    let archiver = Archiver(Bytes::with_capacity(ENCODE_CAPACITY));
+    rkyv::api::high::to_bytes_in::<_, rancor::Error>(value, archiver)
+        .map(|archiver| archiver.0)
         .map_err(|e| ProtocolError::InvalidPayload(format!("cannot serialize: {e}")))
 }
 
 /// The buffer [`encode`] starts with: an archive this small is written without
 /// reallocating.
 const ENCODE_CAPACITY: usize = 256;
+
+/// Room left past what a write needs when the buffer grows. rkyv writes a value's
+/// out-of-line data (a `Vec`'s elements) before the value itself: without room, a
+/// payload that exactly fills the grown buffer (any power of two: the buffer's own
+/// growth rounds up to one) would make the few bytes of its root double the buffer and
+/// copy the whole archive.
+const GROWTH_SLACK: usize = 256;
+
+/// The writer every archive is serialized with ([`Codable`] names it): an aligned buffer
+/// that grows with [`GROWTH_SLACK`] to spare.
+#[derive(Debug)]
+pub struct Archiver(Bytes);
+
+impl Positional for Archiver {
+    #[inline]
+    fn pos(&self) -> usize {
+        self.0.len()
+    }
+}
+
+impl<E> Writer<E> for Archiver {
+    #[inline]
+    fn write(&mut self, bytes: &[u8]) -> Result<(), E> {
+        let buffer = &mut self.0;
+        if buffer.capacity() - buffer.len() < bytes.len() {
+            grow(buffer, bytes.len());
+        }
+        buffer.extend_from_slice(bytes);
+        Ok(())
+    }
+}
+
+/// Makes room in `buffer` for `more` bytes that do not fit: at least double, and
+/// [`GROWTH_SLACK`] past what they need.
+#[cold]
+fn grow(buffer: &mut Bytes, more: usize) {
+    let needed = buffer
+        .len()
+        .saturating_add(more)
+        .saturating_add(GROWTH_SLACK);
+    let target = needed.max(buffer.capacity().saturating_mul(2));
+    buffer.reserve_exact(target - buffer.len());
+}
 
 /// Validates an archive and deserializes it.
 ///
@@ -201,5 +245,14 @@ mod tests {
         );
         // a million levels in 8 MiB: refused, on this test thread's own stack
         assert!(decode::<Nest>(&nested(1_000_000)).is_err());
+    }
+
+    #[test]
+    fn a_payload_that_fills_the_buffer_leaves_room_for_its_root() {
+        // rkyv writes the 64 KiB of elements, then the vector's 8-byte root: the buffer
+        // grows once, with room for the root, not to the next power of two
+        let bytes = encode(&vec![7u8; 1 << 16]).unwrap();
+        assert!(bytes.capacity() < 1 << 17, "{}", bytes.capacity());
+        assert_eq!(decode::<Vec<u8>>(&bytes).unwrap(), vec![7u8; 1 << 16]);
     }
 }
