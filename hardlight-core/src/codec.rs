@@ -79,7 +79,8 @@ const ENCODE_CAPACITY: usize = 256;
 const GROWTH_SLACK: usize = 256;
 
 /// The writer every archive is serialized with ([`Codable`] names it): an aligned buffer
-/// that grows with [`GROWTH_SLACK`] to spare.
+/// that, when it grows, keeps 256 bytes to spare past what it needs, so that a value's
+/// root, written after its out-of-line data, does not double the buffer.
 #[derive(Debug)]
 pub struct Archiver(Bytes);
 
