@@ -62,7 +62,7 @@ pub enum TransportKind {
     WebSocket,
     /// A WebTransport session (HTTP/3 over QUIC), as browsers connect over QUIC.
     WebTransport,
-    /// In-process, over memory ([`memory::InMemory`]).
+    /// In-process, over memory (`memory::InMemory`, with the `io` feature).
     Memory,
 }
 
