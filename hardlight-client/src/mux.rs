@@ -3,7 +3,11 @@
 //! in-flight limit. No I/O here: the transport feeds replies in and sends what `out`
 //! receives.
 
-use std::sync::{Arc, Mutex};
+use std::{
+    future::poll_fn,
+    sync::{Arc, Mutex},
+    task::{Context, Poll, Waker},
+};
 
 use hardlight_core::{
     calls::CallTable,
@@ -34,9 +38,17 @@ type Reply = (FrameHeader, Bytes);
 #[derive(Debug)]
 enum Waiter {
     /// A call: its one reply.
-    Reply(oneshot::Sender<Reply>),
+    Reply(ReplySlot),
     /// A streaming call: its items, then its reply.
     Stream(StreamWaiter),
+}
+
+/// A call's reply once it came, and the waker of the call waiting for it: held in the
+/// call table, so that a call allocates no channel of its own.
+#[derive(Debug, Default)]
+struct ReplySlot {
+    reply: Option<Reply>,
+    waker: Option<Waker>,
 }
 
 #[derive(Debug)]
@@ -107,21 +119,48 @@ impl Mux {
             let _ = stream.frames.send(Ok((header, body)));
             return Ok(());
         }
-        let waiting = pending.remove(header.id);
-        drop(pending);
-        match waiting {
-            // the call may have been dropped meanwhile: its reply is not needed
-            Some(Waiter::Reply(tx)) => {
-                let _ = tx.send((header, body));
+        match pending.get_mut(header.id) {
+            Some(Waiter::Reply(slot)) => {
+                // a second reply to the call is ignored, as is one to a call dropped
+                // meanwhile
+                if slot.reply.is_none() {
+                    slot.reply = Some((header, body));
+                    let waker = slot.waker.take();
+                    drop(pending);
+                    if let Some(waker) = waker {
+                        waker.wake();
+                    }
+                }
                 Ok(())
             }
-            Some(Waiter::Stream(stream)) => {
-                let _ = stream.frames.send(Ok((header, body)));
+            Some(Waiter::Stream(_)) => {
+                if let Some(Waiter::Stream(stream)) = pending.remove(header.id) {
+                    let _ = stream.frames.send(Ok((header, body)));
+                }
                 Ok(())
             }
             None if header.id == 0 => Err(ProtocolError::Malformed),
             None => Ok(()),
         }
+    }
+
+    /// Call `id`'s reply, taken out of the table with its call; `Err` once the
+    /// connection closed.
+    fn poll_reply(&self, id: u64, cx: &mut Context<'_>) -> Poll<Result<Reply, CallError>> {
+        let mut pending = lock(&self.pending);
+        let Some(Waiter::Reply(slot)) = pending.get_mut(id) else {
+            drop(pending);
+            return Poll::Ready(Err(self.closed()));
+        };
+        if let Some(reply) = slot.reply.take() {
+            pending.remove(id);
+            return Poll::Ready(Ok(reply));
+        }
+        match &slot.waker {
+            Some(waker) if waker.will_wake(cx.waker()) => {}
+            _ => slot.waker = Some(cx.waker().clone()),
+        }
+        Poll::Pending
     }
 
     /// Starts streaming call `frame`: gives it an id and a slot, sends it, and returns
@@ -226,8 +265,17 @@ impl Mux {
     /// The connection ended: every waiting call fails with `reason`.
     pub(crate) fn close(&self, reason: TransportError) {
         lock(&self.closed).get_or_insert(reason);
-        // dropping their senders fails the waiting calls
-        drop(lock(&self.pending).close());
+        let waiters = lock(&self.pending).close();
+        // the calls wake to find their slots gone; dropping their senders fails the
+        // streaming calls
+        for waiter in waiters {
+            if let Waiter::Reply(ReplySlot {
+                waker: Some(waker), ..
+            }) = waiter
+            {
+                waker.wake();
+            }
+        }
         self.slots.close();
     }
 
@@ -308,12 +356,11 @@ impl Exchange for Arc<Mux> {
             Err(TryAcquireError::NoPermits) => Box::pin(self.slot()).await?,
             Err(TryAcquireError::Closed) => return Err(self.closed()),
         };
-        let (tx, rx) = oneshot::channel();
         let id = {
             let mut pending = lock(&self.pending);
             let id = pending.next_id();
             pending
-                .insert(id, Waiter::Reply(tx))
+                .insert(id, Waiter::Reply(ReplySlot::default()))
                 .map_err(|_| self.closed())?;
             id
         };
@@ -330,7 +377,7 @@ impl Exchange for Arc<Mux> {
                 .map_err(|_| self.closed())?,
             Err(TrySendError::Closed(_)) => return Err(self.closed()),
         }
-        let reply = rx.await.map_err(|_| self.closed())?;
+        let reply = poll_fn(|cx| self.poll_reply(id, cx)).await?;
         guard.answered = true;
         Ok(reply)
     }
@@ -356,7 +403,12 @@ impl Mux {
     /// Call `id` is dropped before its reply: the server is told to cancel it.
     fn cancel(&self, id: u64) {
         let removed = lock(&self.pending).remove(id);
-        if removed.is_some() {
+        // not for a call whose reply came, unread
+        let answered = matches!(
+            removed,
+            Some(Waiter::Reply(ReplySlot { reply: Some(_), .. }))
+        );
+        if removed.is_some() && !answered {
             // with the queue full the `Cancel` is dropped: the server then runs the call to
             // its end, and its reply, for an id no longer waited for, is discarded
             let cancel = FrameHeader::new(Kind::Cancel, 0).with_id(id);
@@ -493,7 +545,107 @@ impl Channel {
 
 #[cfg(test)]
 mod tests {
+    use std::{
+        future::Future,
+        sync::atomic::{AtomicBool, Ordering},
+        task::Wake,
+    };
+
     use super::*;
+
+    /// A waker that records being woken.
+    #[derive(Default)]
+    struct Woken(AtomicBool);
+
+    impl Wake for Woken {
+        fn wake(self: Arc<Self>) {
+            self.0.store(true, Ordering::SeqCst);
+        }
+    }
+
+    impl Woken {
+        fn take(&self) -> bool {
+            self.0.swap(false, Ordering::SeqCst)
+        }
+    }
+
+    /// The next frame the writer would send: its header.
+    fn sent(frames: &mut Outgoing) -> Option<FrameHeader> {
+        let frame = frames.try_recv().ok()?;
+        FrameHeader::split(&frame, u32::MAX)
+            .ok()
+            .map(|(header, _)| header)
+    }
+
+    fn reply(id: u64) -> FrameHeader {
+        FrameHeader::new(Kind::ReplyOk, 0).with_id(id)
+    }
+
+    #[test]
+    fn a_reply_wakes_its_call_once_and_closing_fails_the_rest() {
+        let (mux, mut frames) = Mux::new(4);
+        let woken = Arc::new(Woken::default());
+        let waker = Waker::from(Arc::clone(&woken));
+        let mut cx = Context::from_waker(&waker);
+        let call = || FrameHeader::new(Kind::Call, 0).encode().to_vec();
+        let mut first = Box::pin(mux.exchange(call(), 0));
+        let mut second = Box::pin(mux.exchange(call(), 0));
+        assert!(first.as_mut().poll(&mut cx).is_pending());
+        assert!(second.as_mut().poll(&mut cx).is_pending());
+        let Some(first_id) = sent(&mut frames).map(|header| header.id) else {
+            panic!("the first call was sent");
+        };
+        assert!(sent(&mut frames).is_some(), "the second call was sent");
+
+        mux.deliver(reply(first_id), Bytes::new()).unwrap();
+        assert!(woken.take());
+        // a second reply to the same call is ignored
+        mux.deliver(reply(first_id), Bytes::new()).unwrap();
+        assert!(!woken.take());
+        let Poll::Ready(Ok((header, _))) = first.as_mut().poll(&mut cx) else {
+            panic!("the first call has its reply");
+        };
+        assert_eq!(header.id, first_id);
+
+        mux.close(TransportError::closed(None, "gone"));
+        assert!(woken.take());
+        assert!(matches!(
+            second.as_mut().poll(&mut cx),
+            Poll::Ready(Err(CallError::Transport(_)))
+        ));
+        drop((first, second));
+        // neither call is cancelled: one was answered, the other's connection closed
+        assert!(sent(&mut frames).is_none());
+    }
+
+    #[test]
+    fn a_call_dropped_before_its_reply_is_cancelled_and_after_it_is_not() {
+        let (mux, mut frames) = Mux::new(4);
+        let waker = Waker::from(Arc::new(Woken::default()));
+        let mut cx = Context::from_waker(&waker);
+        let call = || FrameHeader::new(Kind::Call, 0).encode().to_vec();
+
+        let mut waiting = Box::pin(mux.exchange(call(), 0));
+        assert!(waiting.as_mut().poll(&mut cx).is_pending());
+        let id = sent(&mut frames).map(|header| header.id);
+        drop(waiting);
+        let cancel = sent(&mut frames);
+        assert_eq!(
+            cancel.map(|header| (header.kind, header.id)),
+            id.map(|id| (Kind::Cancel, id))
+        );
+
+        let mut answered = Box::pin(mux.exchange(call(), 0));
+        assert!(answered.as_mut().poll(&mut cx).is_pending());
+        let Some(id) = sent(&mut frames).map(|header| header.id) else {
+            panic!("the call was sent");
+        };
+        mux.deliver(reply(id), Bytes::new()).unwrap();
+        drop(answered);
+        assert!(sent(&mut frames).is_none());
+        // its reply went with it
+        assert!(lock(&mux.pending).get(id).is_none());
+    }
 
     #[test]
     fn a_huge_call_allowance_from_the_server_is_capped() {
