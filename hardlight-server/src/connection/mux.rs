@@ -417,25 +417,38 @@ impl CallIo for MuxCall {
         )
     }
 
-    async fn reply(self, frame: Vec<u8>, done: impl FnOnce() + Send) {
+    fn reply(self, frame: Vec<u8>, done: impl FnOnce() + Send) -> impl Future<Output = ()> + Send {
         let reply = Outgoing::Frame(frame.into(), self.priority());
         // room in the writer's queue first, then `done`, then the reply: the call is still
-        // counted while it waits for room, and no longer once the client can have it
-        match self.tx.try_reserve() {
+        // counted while it waits for room, and no longer once the client can have it. Most
+        // replies find room at once and are queued here: the future returned holds only
+        // the rare wait (boxed), not the call.
+        let full = match self.tx.try_reserve() {
             Ok(room) => {
                 done();
                 room.send(reply);
+                None
             }
-            Err(mpsc::error::TrySendError::Full(())) => {
-                // only a writer backed up on a peer that does not read needs the deadline
-                // (boxed: the rare wait would otherwise enlarge every call's task)
-                let room = Box::pin(timeout(self.send_timeout, self.tx.reserve())).await;
+            Err(mpsc::error::TrySendError::Full(())) => Some((reply, done)),
+            Err(mpsc::error::TrySendError::Closed(())) => {
+                done();
+                None
+            }
+        };
+        // only a writer backed up on a peer that does not read needs the deadline
+        let wait = full.map(|(reply, done)| {
+            Box::pin(async move {
+                let room = timeout(self.send_timeout, self.tx.reserve()).await;
                 done();
                 if let Ok(Ok(room)) = room {
                     room.send(reply);
                 }
+            })
+        });
+        async move {
+            if let Some(wait) = wait {
+                wait.await;
             }
-            Err(mpsc::error::TrySendError::Closed(())) => done(),
         }
     }
 }
