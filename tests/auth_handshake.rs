@@ -98,7 +98,7 @@ async fn hello_from_origin(server: &TestServer, origin: &str) -> (Kind, u16, Str
     let headers = request.headers_mut();
     headers.insert(
         "sec-websocket-protocol",
-        HeaderValue::from_static("hardlight.7"),
+        HeaderValue::from_static("hardlight.8"),
     );
     headers.insert("origin", HeaderValue::from_str(origin).unwrap());
     let tls = common::raw_ws::tls(server).await;
@@ -155,7 +155,7 @@ async fn the_authenticator_sees_the_peer_and_transport() {
     assert_eq!(seen[1].transport, TransportKind::WebSocket);
     assert_eq!(
         seen[1].header("sec-websocket-protocol"),
-        Some("hardlight.7"),
+        Some("hardlight.8"),
         "upgrade headers reach the authenticator"
     );
     for request in seen.iter() {

@@ -146,7 +146,7 @@ fn section_references_name_the_section_they_point_at() {
 #[test]
 fn the_websocket_subprotocol_is_named_as_it_is_on_the_wire() {
     let ours = hardlight::protocol::handshake::websocket_subprotocol(hardlight::PROTOCOL_VERSION);
-    assert_eq!(ours, "hardlight.7");
+    assert_eq!(ours, "hardlight.8");
     let mut wrong = Vec::new();
     for file in documented_files() {
         for (line_no, line) in prose(&file) {

@@ -309,7 +309,7 @@ async fn a_hello_up_to_64_kib_is_read_and_a_larger_one_refused() {
         let mut hello = common::raw::kitchen_hello(vec![]);
         hello.token = Some(vec![7; token_len]);
         let body = encode(&hello).unwrap();
-        let (_endpoint, conn) = common::raw::quic_connect(&server, b"hardlight/7".to_vec()).await;
+        let (_endpoint, conn) = common::raw::quic_connect(&server, b"hardlight/8".to_vec()).await;
         let conn = conn.unwrap();
         let (mut send, mut recv) = conn.open_bi().await.unwrap();
         let mut frame = FrameHeader::new(Kind::Hello, body.len() as u32)

@@ -7,7 +7,7 @@ mod common;
 use std::time::Duration;
 
 use common::{
-    raw_ws::{close_code, handshaken, tls, upgrade, RawWs},
+    raw_ws::{close_code, handshaken, next_frame, tls, upgrade},
     TestServer,
 };
 use futures_util::SinkExt;
@@ -29,20 +29,6 @@ const SAFETY_NET: Duration = Duration::from_secs(60);
 async fn server() -> TestServer {
     TestServer::start_with(|c| c.with_limits(Limits::default().with_max_message_size(64 * 1024)))
         .await
-}
-
-/// The next binary message; panics if the connection ends first.
-async fn next_binary(ws: &mut RawWs) -> Vec<u8> {
-    loop {
-        let message = tokio::time::timeout(SAFETY_NET, futures_util::StreamExt::next(ws))
-            .await
-            .expect("no message from the server");
-        match message {
-            Some(Ok(Message::Binary(data))) => return data.to_vec(),
-            Some(Ok(_)) => {}
-            other => panic!("the connection ended: {other:?}"),
-        }
-    }
 }
 
 #[tokio::test]
@@ -86,10 +72,9 @@ async fn bad_calls_get_typed_replies_and_the_connection_lives_on() {
     }
     let mut codes = Vec::new();
     while codes.len() < 2 {
-        let reply = next_binary(&mut ws).await;
-        let (header, body) = FrameHeader::split(&reply, 1 << 20).unwrap();
+        let (header, body) = next_frame(&mut ws).await;
         if header.kind == Kind::ReplyFailure {
-            decode::<String>(body).unwrap();
+            decode::<String>(&body).unwrap();
             codes.push((header.id, ErrorCode::from_u16(header.aux)));
         }
     }
@@ -110,10 +95,9 @@ async fn bad_calls_get_typed_replies_and_the_connection_lives_on() {
     .await
     .unwrap();
     loop {
-        let reply = next_binary(&mut ws).await;
-        let (header, body) = FrameHeader::split(&reply, 1 << 20).unwrap();
+        let (header, body) = next_frame(&mut ws).await;
         if header.kind == Kind::ReplyOk {
-            assert_eq!((header.id, decode::<i64>(body).unwrap()), (9, 6));
+            assert_eq!((header.id, decode::<i64>(&body).unwrap()), (9, 6));
             break;
         }
     }
@@ -122,7 +106,7 @@ async fn bad_calls_get_typed_replies_and_the_connection_lives_on() {
 #[tokio::test]
 async fn a_binary_hello_is_required() {
     let server = server().await;
-    let mut ws = upgrade(&server, "hardlight.7").await.unwrap();
+    let mut ws = upgrade(&server, "hardlight.8").await.unwrap();
     ws.send(Message::Text("hi".into())).await.unwrap();
     assert_eq!(close_code(&mut ws).await, Some(1008));
 }
@@ -194,7 +178,7 @@ async fn a_large_message_before_the_handshake_is_refused() {
     let server =
         TestServer::start_with(|c| c.with_limits(Limits::default().with_max_message_size(1 << 20)))
             .await;
-    let mut ws = upgrade(&server, "hardlight.7").await.unwrap();
+    let mut ws = upgrade(&server, "hardlight.8").await.unwrap();
     let _ = ws.send(Message::Binary(vec![0u8; 512 * 1024].into())).await;
     let ended = tokio::time::timeout(SAFETY_NET, close_code(&mut ws)).await;
     // cut off mid-message (no close frame), not read whole and then rejected (1008)

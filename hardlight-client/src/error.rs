@@ -162,7 +162,7 @@ pub enum ConnectError {
     /// The server does not speak the client's protocol version.
     #[error("the server does not speak {offered}; upgrade the older of client and server")]
     VersionMismatch {
-        /// The protocol the client offered, e.g. `hardlight/7`.
+        /// The protocol the client offered, e.g. `hardlight/8`.
         offered: String,
     },
     /// The server refused the handshake (schema mismatch, auth, shutting down, ...).

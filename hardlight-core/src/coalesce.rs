@@ -1,12 +1,19 @@
-//! Frames written together, in as few chunks as possible: small frames are copied into
-//! one buffer, large ones passed on as they are. A transport that keeps a chunk per write
-//! (quinn's stream send buffer, which walks its chunks to build each packet) then does its
-//! per-chunk work once per batch rather than once per frame, and no large frame is copied.
+//! Frames written together, in as few chunks as possible: small frames are copied together
+//! into chunks of at most [`MAX_CHUNK`] bytes, large ones passed on as they are. A
+//! transport that does work per chunk then does it once per batch rather than once per
+//! frame, and no large frame is copied: quinn's stream send buffer walks its chunks to
+//! build each packet, and over WebSocket every chunk is one message
+//! (`PROTOCOL.md` §1 Transport and negotiation), so that tungstenite frames, masks and
+//! buffers one message for many calls.
 
 use bytes::{Bytes, BytesMut};
 
 /// Frames below this size are copied together; larger ones stay chunks of their own.
 pub const COALESCE_BELOW: usize = 4 * 1024;
+
+/// The most bytes frames copied together make: the largest WebSocket message holding more
+/// than one frame, which every receiver accepts whatever its `max_message_size`.
+pub const MAX_CHUNK: usize = crate::frame::MAX_PACKED_MESSAGE;
 
 /// A batch of frames to write in order.
 ///
@@ -17,9 +24,16 @@ pub const COALESCE_BELOW: usize = 4 * 1024;
 /// batch.push(vec![2u8; 20]);
 /// batch.push(vec![3u8; 64 * 1024]);
 /// batch.push(vec![4u8; 5]);
+/// for _ in 0..5 {
+///     batch.push(vec![5u8; 4000]);
+/// }
 /// let chunks = batch.chunks();
-/// // the two small frames in one chunk, the large one alone, then the last small one
-/// assert_eq!(chunks.iter().map(|c| c.len()).collect::<Vec<_>>(), [30, 64 * 1024, 5]);
+/// // the two small frames in one chunk, the large one alone, then small ones together
+/// // up to `MAX_CHUNK` (16 KiB)
+/// assert_eq!(
+///     chunks.iter().map(|c| c.len()).collect::<Vec<_>>(),
+///     [30, 64 * 1024, 5 + 4 * 4000, 4000]
+/// );
 /// batch.clear();
 /// assert!(batch.is_empty());
 /// ```
@@ -32,7 +46,11 @@ pub struct Coalesced {
 impl Coalesced {
     /// Adds `frame` after what the batch holds.
     pub fn push<F: AsRef<[u8]> + Into<Bytes>>(&mut self, frame: F) {
-        if frame.as_ref().len() < COALESCE_BELOW {
+        let len = frame.as_ref().len();
+        if len < COALESCE_BELOW {
+            if self.small.len() + len > MAX_CHUNK {
+                self.seal();
+            }
             self.small.extend_from_slice(frame.as_ref());
         } else {
             self.seal();

@@ -6,6 +6,7 @@ use std::fmt;
 ///
 /// Every variant names what was wrong and, where a limit was hit, the setting to change.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[non_exhaustive]
 pub enum ProtocolError {
     /// A frame header announced a body larger than allowed.
     #[error("frame body of {len} bytes exceeds max_message_size ({max} bytes); raise Limits::max_message_size on both peers if this is intended")]
@@ -23,6 +24,10 @@ pub enum ProtocolError {
         /// Bytes received.
         got: u64,
     },
+    /// Bytes followed a frame that travels alone: the handshake's, the first message each
+    /// way over WebSocket.
+    #[error("{0} bytes after the handshake frame, which travels alone in its message")]
+    TrailingBytes(u64),
     /// The frame kind byte is not one this version knows.
     #[error("unknown frame kind {0}")]
     UnknownKind(u8),
@@ -86,6 +91,7 @@ impl ProtocolError {
             Self::Compression(_) | Self::CompressionNotNegotiated => ErrorCode::Compression,
             Self::FrameTimeout { .. } => ErrorCode::FrameTimeout,
             Self::Truncated { .. }
+            | Self::TrailingBytes(_)
             | Self::UnknownKind(_)
             | Self::UnknownFlags(_)
             | Self::UnexpectedKind { .. }

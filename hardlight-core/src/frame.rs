@@ -22,6 +22,23 @@ use crate::error::ProtocolError;
 /// Size in bytes of every frame header.
 pub const HEADER_LEN: usize = 24;
 
+/// The most bytes a WebSocket message holding more than one frame carries
+/// (`PROTOCOL.md` §1 Transport and negotiation): a sender packs small frames written
+/// together into messages of at most this size.
+pub const MAX_PACKED_MESSAGE: usize = 16 * 1024;
+
+/// The largest WebSocket message a receiver accepts: one frame of the largest body it
+/// takes, or frames packed together, whichever is larger.
+///
+/// ```
+/// use hardlight_core::frame::{max_websocket_message, HEADER_LEN, MAX_PACKED_MESSAGE};
+/// assert_eq!(max_websocket_message(1 << 20), (1 << 20) + HEADER_LEN);
+/// assert_eq!(max_websocket_message(100), MAX_PACKED_MESSAGE);
+/// ```
+pub fn max_websocket_message(max_body: u32) -> usize {
+    (max_body as usize + HEADER_LEN).max(MAX_PACKED_MESSAGE)
+}
+
 /// Flag bit: the body is zstd-compressed.
 pub const FLAG_COMPRESSED: u8 = 0b0000_0001;
 /// Flag bit, on `Call` frames only: the body ends with a call context
@@ -246,10 +263,30 @@ impl FrameHeader {
         }
     }
 
-    /// Parses the header at the start of `bytes`, for transports that deliver whole
-    /// messages (WebSocket). Returns the header and the body slice.
+    /// Parses `bytes` as exactly one frame: the handshake's message, which travels alone.
+    /// Returns the header and the body slice.
     pub fn split(bytes: &[u8], max_body: u32) -> Result<(Self, &[u8]), ProtocolError> {
-        let (head, body) =
+        match Self::split_first(bytes, max_body)? {
+            (header, body, []) => Ok((header, body)),
+            (_, _, rest) => Err(ProtocolError::TrailingBytes(rest.len() as u64)),
+        }
+    }
+
+    /// Parses the frame at the start of `bytes`, for transports that deliver whole
+    /// messages of one or more frames (WebSocket, in
+    /// `PROTOCOL.md` §1 Transport and negotiation). Returns the header, the body slice and
+    /// the bytes after the frame (the message's next frames, if any).
+    ///
+    /// ```
+    /// use hardlight_core::frame::{FrameHeader, Kind};
+    /// let mut message = FrameHeader::new(Kind::Cancel, 0).with_id(1).encode().to_vec();
+    /// message.extend_from_slice(&FrameHeader::new(Kind::Cancel, 0).with_id(2).encode());
+    /// let (first, _, rest) = FrameHeader::split_first(&message, 0).unwrap();
+    /// let (second, _, rest) = FrameHeader::split_first(rest, 0).unwrap();
+    /// assert_eq!((first.id, second.id, rest.len()), (1, 2, 0));
+    /// ```
+    pub fn split_first(bytes: &[u8], max_body: u32) -> Result<(Self, &[u8], &[u8]), ProtocolError> {
+        let (head, after) =
             bytes
                 .split_first_chunk::<HEADER_LEN>()
                 .ok_or(ProtocolError::Truncated {
@@ -257,13 +294,14 @@ impl FrameHeader {
                     got: bytes.len() as u64,
                 })?;
         let header = Self::parse(head, max_body)?;
-        if body.len() as u64 != u64::from(header.body_len) {
-            return Err(ProtocolError::Truncated {
-                expected: u64::from(header.body_len),
-                got: body.len() as u64,
-            });
-        }
-        Ok((header, body))
+        let (body, rest) =
+            after
+                .split_at_checked(header.body_len as usize)
+                .ok_or(ProtocolError::Truncated {
+                    expected: u64::from(header.body_len),
+                    got: after.len() as u64,
+                })?;
+        Ok((header, body, rest))
     }
 }
 
@@ -333,5 +371,50 @@ mod tests {
         let (header, body) = FrameHeader::split(&msg, 10).unwrap();
         assert_eq!(header.body_len, 3);
         assert_eq!(body, &[1, 2, 3]);
+        msg.push(4);
+        assert_eq!(
+            FrameHeader::split(&msg, 10),
+            Err(ProtocolError::TrailingBytes(1))
+        );
+    }
+
+    #[test]
+    fn split_first_walks_a_message_frame_by_frame() {
+        let mut message = Vec::new();
+        for (id, body) in [(1u64, &b"ab"[..]), (2, b""), (3, b"xyz")] {
+            let header = FrameHeader::new(Kind::Call, body.len() as u32).with_id(id);
+            message.extend_from_slice(&header.encode());
+            message.extend_from_slice(body);
+        }
+        let mut rest = &message[..];
+        let mut seen = Vec::new();
+        while !rest.is_empty() {
+            let (header, body, after) = FrameHeader::split_first(rest, 10).unwrap();
+            seen.push((header.id, body.to_vec()));
+            rest = after;
+        }
+        assert_eq!(
+            seen,
+            [(1, b"ab".to_vec()), (2, vec![]), (3, b"xyz".to_vec())]
+        );
+        // a message cut inside its last frame's header, then inside its body
+        let cut = FrameHeader::split_first(&message[..message.len() - 3 - 10], 10)
+            .and_then(|(_, _, rest)| FrameHeader::split_first(rest, 10))
+            .and_then(|(_, _, rest)| FrameHeader::split_first(rest, 10));
+        assert_eq!(
+            cut,
+            Err(ProtocolError::Truncated {
+                expected: HEADER_LEN as u64,
+                got: 14
+            })
+        );
+        let cut = FrameHeader::split_first(&message[26 + 24..message.len() - 1], 10);
+        assert_eq!(
+            cut,
+            Err(ProtocolError::Truncated {
+                expected: 3,
+                got: 2
+            })
+        );
     }
 }

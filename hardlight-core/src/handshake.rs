@@ -6,10 +6,11 @@ use crate::{
     compression::Compression,
     schema::{SchemaItem, ServiceSchema},
     state::StateBatch,
+    text::truncated,
 };
 
 /// The protocol version this build speaks.
-pub const PROTOCOL_VERSION: u16 = 7;
+pub const PROTOCOL_VERSION: u16 = 8;
 
 /// Most schema parts a `Hello` carries (the hash covers every part; these only name the
 /// first that differs).
@@ -43,7 +44,7 @@ pub fn websocket_subprotocol(version: u16) -> String {
 /// (the request is `CONNECT https://host:port/hardlight/<version>`).
 ///
 /// ```
-/// assert_eq!(hardlight_core::handshake::webtransport_path(7), "/hardlight/7");
+/// assert_eq!(hardlight_core::handshake::webtransport_path(8), "/hardlight/8");
 /// ```
 pub fn webtransport_path(version: u16) -> String {
     format!("/hardlight/{version}")
@@ -300,15 +301,6 @@ impl Hello {
             resume: None,
         }
     }
-}
-
-/// `text` cut to at most `max` bytes, at a character boundary.
-fn truncated(text: &str, max: usize) -> &str {
-    let mut end = text.len().min(max);
-    while !text.is_char_boundary(end) {
-        end -= 1;
-    }
-    &text[..end]
 }
 
 impl Welcome {

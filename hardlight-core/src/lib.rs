@@ -10,7 +10,7 @@ pub mod addr;
 pub mod byte_stream;
 pub mod calls;
 pub mod close;
-#[cfg(feature = "io")]
+#[cfg(feature = "coalesce")]
 pub mod coalesce;
 pub mod codec;
 pub mod compression;
@@ -33,6 +33,7 @@ pub mod schema;
 pub mod service;
 pub mod state;
 pub mod stream;
+pub mod text;
 pub mod topic;
 
 pub use codec::Codable;

@@ -43,7 +43,9 @@ impl Default for Limits {
 impl Limits {
     /// Largest frame body, compressed or not, and largest decompressed body. Default
     /// 16 MiB. Memory: one message of this size is held while it is read and opened (and
-    /// the server's per-connection byte budget must hold at least one).
+    /// the server's per-connection byte budget must hold at least one). A WebSocket
+    /// message packing several small frames may hold up to
+    /// [`MAX_PACKED_MESSAGE`](crate::frame::MAX_PACKED_MESSAGE) (16 KiB) whatever this is.
     pub fn with_max_message_size(mut self, bytes: u32) -> Self {
         self.max_message_size = bytes;
         self

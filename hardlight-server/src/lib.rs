@@ -1,7 +1,7 @@
 //! The HardLight server runtime.
 //!
-//! A [`Server`] listens for QUIC on UDP port P (ALPN `hardlight/7`) and for WebSocket on
-//! TCP port P (subprotocol `hardlight.7`), runs the HardLight handshake, creates one
+//! A [`Server`] listens for QUIC on UDP port P (ALPN `hardlight/8`) and for WebSocket on
+//! TCP port P (subprotocol `hardlight.8`), runs the HardLight handshake, creates one
 //! [`RpcHandler`] per connection through its [`Factory`], serves calls (one QUIC stream each,
 //! or multiplexed by id over WebSocket), syncs the connection state and delivers topic
 //! events. Users reach all of this through the `hardlight` crate and its macros.

@@ -1,6 +1,10 @@
 //! A raw WebSocket peer (TLS + tungstenite) that sends what no client would.
 
-use std::sync::Arc;
+use std::{
+    collections::VecDeque,
+    ops::{Deref, DerefMut},
+    sync::Arc,
+};
 
 use futures_util::{SinkExt, StreamExt};
 use hardlight::protocol::{
@@ -19,7 +23,27 @@ use tokio_tungstenite::{
 
 use super::{raw::kitchen_hello, TestServer};
 
-pub type RawWs = WebSocketStream<TlsStream<TcpStream>>;
+/// A raw WebSocket connection, and the frames of the last message read that were not
+/// taken yet (a message holds one or more frames). Derefs to the WebSocket to send or
+/// read whole messages.
+pub struct RawWs {
+    ws: WebSocketStream<TlsStream<TcpStream>>,
+    unread: VecDeque<(FrameHeader, Vec<u8>)>,
+}
+
+impl Deref for RawWs {
+    type Target = WebSocketStream<TlsStream<TcpStream>>;
+
+    fn deref(&self) -> &Self::Target {
+        &self.ws
+    }
+}
+
+impl DerefMut for RawWs {
+    fn deref_mut(&mut self) -> &mut Self::Target {
+        &mut self.ws
+    }
+}
 
 /// A TLS connection to the server's TCP port, before any HTTP.
 pub async fn tls(server: &TestServer) -> TlsStream<TcpStream> {
@@ -68,7 +92,10 @@ pub async fn upgrade_to(
     );
     tokio_tungstenite::client_async(request, tls_to(addr, certificate_pem).await)
         .await
-        .map(|(ws, _)| ws)
+        .map(|(ws, _)| RawWs {
+            ws,
+            unread: VecDeque::new(),
+        })
 }
 
 /// Upgrades and completes the HardLight handshake.
@@ -133,11 +160,18 @@ pub fn call_message(method: u16, id: u64, seq: u64, flags: u8, body: &[u8]) -> M
 /// Panics if none comes within 60 s (only a hang reaches that).
 pub async fn next_frame(ws: &mut RawWs) -> (FrameHeader, Vec<u8>) {
     loop {
+        while let Some((header, body)) = ws.unread.pop_front() {
+            if header.kind != Kind::State {
+                return (header, body);
+            }
+        }
         match tokio::time::timeout(std::time::Duration::from_secs(60), ws.next()).await {
             Ok(Some(Ok(Message::Binary(bytes)))) => {
-                let (header, body) = FrameHeader::split(&bytes, u32::MAX).unwrap();
-                if header.kind != Kind::State {
-                    return (header, body.to_vec());
+                let mut rest = &bytes[..];
+                while !rest.is_empty() {
+                    let (header, body, after) = FrameHeader::split_first(rest, u32::MAX).unwrap();
+                    ws.unread.push_back((header, body.to_vec()));
+                    rest = after;
                 }
             }
             Ok(Some(Ok(_))) => continue,

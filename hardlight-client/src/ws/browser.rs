@@ -3,7 +3,8 @@
 use std::sync::{Arc, Mutex};
 
 use hardlight_core::{
-    close::Close, codec::realign, frame::FrameHeader, handshake::websocket_subprotocol, Service,
+    close::Close, coalesce::Coalesced, codec::realign, frame::FrameHeader,
+    handshake::websocket_subprotocol, Service,
 };
 use js_sys::{ArrayBuffer, Uint8Array};
 use tokio::sync::{mpsc, oneshot};
@@ -185,14 +186,23 @@ impl BrowserConnection {
     }
 }
 
+/// Sends queued frames, packed into few messages.
 async fn write_loop(callbacks: Callbacks, mut frames: Outgoing, mut close: oneshot::Receiver<()>) {
-    loop {
+    let mut batch = Coalesced::default();
+    'writing: loop {
         tokio::select! {
             frame = frames.recv() => match frame {
                 Some(frame) => {
-                    if callbacks.ws.send_with_u8_array(&frame).is_err() {
-                        break;
+                    batch.push(frame);
+                    while let Ok(frame) = frames.try_recv() {
+                        batch.push(frame);
                     }
+                    for message in batch.chunks() {
+                        if callbacks.ws.send_with_u8_array(message).is_err() {
+                            break 'writing;
+                        }
+                    }
+                    batch.clear();
                 }
                 None => break,
             },

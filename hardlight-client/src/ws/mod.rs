@@ -1,5 +1,5 @@
-//! The WebSocket transport: the same frames, one per binary message, calls multiplexed by
-//! id. Natively through tokio-tungstenite, in the browser through its `WebSocket`.
+//! The WebSocket transport: the same frames, one or more per binary message, calls
+//! multiplexed by id. Natively through tokio-tungstenite, in the browser through its `WebSocket`.
 
 #[cfg(all(feature = "wasm", not(feature = "native")))]
 mod browser;
@@ -19,19 +19,27 @@ use hardlight_core::{
 
 use crate::{mux::Mux, pushes::Pushes};
 
-/// Routes one received message: replies to their calls, everything else to the pushes.
+/// Routes one received message, frame by frame: replies to their calls, everything else
+/// to the pushes.
 fn route<S: Service>(
-    data: &[u8],
+    message: &[u8],
     mux: &Mux,
     pushes: &Pushes<S>,
     max: u32,
 ) -> Result<(), ProtocolError> {
-    let (header, body) = FrameHeader::split(data, max)?;
-    match header.kind {
-        Kind::ReplyOk | Kind::ReplyHandlerError | Kind::ReplyFailure | Kind::StreamItem => {
-            mux.deliver(header, realign(body))
+    let mut rest = message;
+    loop {
+        let (header, body, after) = FrameHeader::split_first(rest, max)?;
+        match header.kind {
+            Kind::ReplyOk | Kind::ReplyHandlerError | Kind::ReplyFailure | Kind::StreamItem => {
+                mux.deliver(header, realign(body))?
+            }
+            Kind::StreamCredit if body.is_empty() => mux.credit(header.id, header.seq)?,
+            _ => pushes.handle(&header, realign(body))?,
         }
-        Kind::StreamCredit if body.is_empty() => mux.credit(header.id, header.seq),
-        _ => pushes.handle(&header, realign(body)),
+        if after.is_empty() {
+            return Ok(());
+        }
+        rest = after;
     }
 }

@@ -7,8 +7,8 @@ use futures_util::{
     SinkExt, StreamExt,
 };
 use hardlight_core::{
-    close::Close, codec::realign, frame::FrameHeader, handshake::websocket_subprotocol,
-    memory::InMemory, Service, TransportKind,
+    close::Close, coalesce::Coalesced, codec::realign, frame::FrameHeader,
+    handshake::websocket_subprotocol, memory::InMemory, Service, TransportKind,
 };
 use tokio::{
     io::{AsyncRead, AsyncWrite},
@@ -207,7 +207,7 @@ impl WsConnection {
 }
 
 fn websocket_config(config: &ClientConfig) -> WebSocketConfig {
-    let max = config.limits.max_message_size() as usize + hardlight_core::frame::HEADER_LEN;
+    let max = hardlight_core::frame::max_websocket_message(config.limits.max_message_size());
     let mut ws = WebSocketConfig::default();
     // tungstenite zero-fills this much before every read, also before reads that find
     // nothing, and holds it for the connection's life: 2 KiB keeps that cheap for small
@@ -222,22 +222,28 @@ fn websocket_config(config: &ClientConfig) -> WebSocketConfig {
     ws
 }
 
-/// Sends queued frames, flushing once per batch; a batch that takes longer than
-/// `send_timeout` to write (a server that stopped reading) ends the writer.
+/// Sends queued frames, packed into few messages and flushed once per batch; a batch that
+/// takes longer than `send_timeout` to write (a server that stopped reading) ends the
+/// writer.
 async fn write_loop(
     mut sink: SplitSink<Ws, Message>,
     mut frames: Outgoing,
     mut close: oneshot::Receiver<()>,
     send_timeout: std::time::Duration,
 ) {
+    let mut batch = Coalesced::default();
     loop {
         tokio::select! {
             biased;
             _ = &mut close => break,
             frame = frames.recv() => {
                 let Some(frame) = frame else { break };
-                let batch = write_batch(&mut sink, frame, &mut frames);
-                if !matches!(tokio::time::timeout(send_timeout, batch).await, Ok(Ok(()))) {
+                batch.push(frame);
+                while let Ok(frame) = frames.try_recv() {
+                    batch.push(frame);
+                }
+                let written = tokio::time::timeout(send_timeout, write_batch(&mut sink, &mut batch));
+                if !matches!(written.await, Ok(Ok(()))) {
                     return;
                 }
             }
@@ -246,16 +252,15 @@ async fn write_loop(
     let _ = tokio::time::timeout(send_timeout, sink.send(Message::Close(None))).await;
 }
 
-/// Writes `first` and whatever else is queued, then flushes.
+/// Writes `batch`, a message per chunk, then flushes.
 async fn write_batch(
     sink: &mut SplitSink<Ws, Message>,
-    first: Vec<u8>,
-    frames: &mut Outgoing,
+    batch: &mut Coalesced,
 ) -> Result<(), tokio_tungstenite::tungstenite::Error> {
-    sink.feed(Message::Binary(first.into())).await?;
-    while let Ok(frame) = frames.try_recv() {
-        sink.feed(Message::Binary(frame.into())).await?;
+    for message in batch.chunks() {
+        sink.feed(Message::Binary(std::mem::take(message))).await?;
     }
+    batch.clear();
     sink.flush().await
 }
 

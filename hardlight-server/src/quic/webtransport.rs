@@ -19,7 +19,7 @@
 use std::{panic::AssertUnwindSafe, time::Duration};
 
 use futures_util::{stream::FuturesUnordered, StreamExt};
-use hardlight_core::handshake::webtransport_path;
+use hardlight_core::{handshake::webtransport_path, text::truncated};
 use quinn::{Connection, RecvStream, SendStream, VarInt};
 use tokio::{sync::oneshot, task::JoinHandle, time::timeout};
 use tracing::debug;
@@ -401,10 +401,7 @@ impl Session {
         let Some(mut send) = self.connect.take() else {
             return;
         };
-        let mut reason = reason.as_bytes();
-        if reason.len() > MAX_CLOSE_REASON {
-            reason = &reason[..MAX_CLOSE_REASON];
-        }
+        let reason = truncated(reason, MAX_CLOSE_REASON).as_bytes();
         let mut capsule = Vec::with_capacity(reason.len() + 16);
         put_varint(&mut capsule, CLOSE_SESSION_CAPSULE);
         put_varint(&mut capsule, 4 + reason.len() as u64);

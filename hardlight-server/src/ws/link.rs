@@ -1,5 +1,6 @@
-//! A WebSocket connection as a [`Link`]: one frame per binary message, calls multiplexed
-//! by id, replies and pushes through one writer task whose every write has a deadline.
+//! A WebSocket connection as a [`Link`]: one or more frames per binary message, calls
+//! multiplexed by id, replies and pushes through one writer task whose every write has a
+//! deadline and packs the frames written together into few messages.
 
 use std::{
     future::{pending, poll_fn},
@@ -8,15 +9,17 @@ use std::{
     time::Duration,
 };
 
-use bytes::Bytes as Shared;
+use bytes::{Buf, Bytes as Shared};
 use futures_util::{
     stream::{SplitSink, SplitStream},
     SinkExt, StreamExt,
 };
 use hardlight_core::{
     close::Close,
+    coalesce::Coalesced,
     codec::{realign, Bytes},
     frame::FrameHeader,
+    text::truncated,
     Limits, ProtocolError,
 };
 use tokio::{
@@ -42,12 +45,18 @@ use crate::{
 /// WebSocket framing and read-ahead allowed beyond the `Hello` itself.
 const HELLO_SLACK: usize = 16 * 1024;
 
+/// The longest reason a close frame carries: its payload is at most 125 bytes, the code
+/// two of them (RFC 6455, section 5.5).
+const MAX_CLOSE_REASON: usize = 123;
+
 /// How long a closing connection waits for the client to take its close frame.
 const CLOSE_LINGER: Duration = Duration::from_secs(1);
 
 /// One upgraded WebSocket connection.
 pub(crate) struct WsLink<S> {
     source: SplitStream<WebSocketStream<S>>,
+    /// The frames of the last message read that were not taken yet.
+    unread: Shared,
     /// Replies, pushes, keep-alives and the close, written in batches.
     writer: Writer,
     /// Incoming frames as calls and cancellations.
@@ -111,11 +120,17 @@ impl<S: AsyncRead + AsyncWrite + Unpin + Send + 'static> WsLink<S> {
         // the upgrade request's bytes are not part of any message
         budget.message_read();
         let (sink, source) = ws.split();
-        let writer = Writer::start(WsSink(sink), limits.send_timeout());
+        let sink = WsSink {
+            sink,
+            batch: Coalesced::default(),
+            greeted: false,
+        };
+        let writer = Writer::start(sink, limits.send_timeout());
         let mut keep_alive = tokio::time::interval(limits.keep_alive());
         keep_alive.set_missed_tick_behavior(MissedTickBehavior::Delay);
         Self {
             source,
+            unread: Shared::new(),
             demux: Demux::new(&writer, true),
             writer,
             budget,
@@ -186,10 +201,26 @@ impl<S: AsyncRead + AsyncWrite + Unpin + Send + 'static> WsLink<S> {
             }
             None => return Some(Incoming::Ended(Ended::Lost)),
         };
-        match FrameHeader::split(&data, context.limits.max_message_size()) {
-            Ok((header, body)) => self.demux.frame(header, realign(body), context),
-            Err(error) => Some(Incoming::Violation(Close::Protocol, error.to_string())),
-        }
+        self.unread = data;
+        self.next_frame(context)
+    }
+
+    /// The next frame of the message being read, as the driver sees it; `None` to go on.
+    fn next_frame(&mut self, context: &CallEnv) -> Option<Incoming<MuxCall>> {
+        let max = context.limits.max_message_size();
+        let (header, body, taken) = match FrameHeader::split_first(&self.unread, max) {
+            Ok((header, body, rest)) => (header, realign(body), self.unread.len() - rest.len()),
+            Err(error) => {
+                self.unread = Shared::new();
+                let close = match error {
+                    ProtocolError::FrameTooLarge { .. } => Close::TooBig,
+                    _ => Close::Protocol,
+                };
+                return Some(Incoming::Violation(close, error.to_string()));
+            }
+        };
+        self.unread.advance(taken);
+        self.demux.frame(header, body, context)
     }
 }
 
@@ -231,6 +262,12 @@ impl<S: AsyncRead + AsyncWrite + Unpin + Send + 'static> Link for WsLink<S> {
 
     async fn next(&mut self, context: &CallEnv) -> Incoming<MuxCall> {
         loop {
+            // the rest of the last message's frames first, unless a call waits
+            while !self.unread.is_empty() && !self.demux.is_waiting() {
+                if let Some(incoming) = self.next_frame(context) {
+                    return incoming;
+                }
+            }
             // the writer's end and the pings before the peer, when one of them has woken: a
             // peer that always has more to read delays neither
             let (writer, keep_alive) = (&mut self.writer, &mut self.keep_alive);
@@ -333,29 +370,63 @@ impl<S: AsyncRead + AsyncWrite + Unpin + Send + 'static> Link for WsLink<S> {
     }
 }
 
-/// The WebSocket as a writer's sink: one binary message per frame, flushed per batch.
-struct WsSink<S>(SplitSink<WebSocketStream<S>, Message>);
+/// The WebSocket as a writer's sink: the frames of a batch packed into few binary
+/// messages, flushed once per batch. The first frame, the handshake's answer, goes alone.
+struct WsSink<S> {
+    sink: SplitSink<WebSocketStream<S>, Message>,
+    batch: Coalesced,
+    /// The handshake's answer went out.
+    greeted: bool,
+}
+
+impl<S: AsyncRead + AsyncWrite + Unpin + Send + 'static> WsSink<S> {
+    async fn frame(&mut self, frame: Shared) -> Result<(), Broken> {
+        if self.greeted {
+            self.batch.push(frame);
+            return Ok(());
+        }
+        self.greeted = true;
+        self.sink.feed(Message::Binary(frame)).await.map_err(broken)
+    }
+
+    /// Feeds what is packed, as messages.
+    async fn pack(&mut self) -> Result<(), Broken> {
+        for message in self.batch.chunks() {
+            let message = std::mem::take(message);
+            self.sink
+                .feed(Message::Binary(message))
+                .await
+                .map_err(broken)?;
+        }
+        self.batch.clear();
+        Ok(())
+    }
+}
 
 impl<S: AsyncRead + AsyncWrite + Unpin + Send + 'static> FrameSink for WsSink<S> {
     async fn feed(&mut self, out: Outgoing) -> Result<Fed, Broken> {
-        let sink = &mut self.0;
         match out {
-            Outgoing::Frame(frame, _) => sink.feed(Message::Binary(frame)).await.map_err(broken)?,
+            Outgoing::Frame(frame, _) => self.frame(frame).await?,
             Outgoing::Frames(frames) => {
                 for frame in frames {
-                    sink.feed(Message::Binary(frame)).await.map_err(broken)?;
+                    self.frame(frame).await?;
                 }
             }
-            Outgoing::Ping => sink
-                .feed(Message::Ping(Shared::new()))
-                .await
-                .map_err(broken)?,
+            Outgoing::Ping => {
+                self.pack().await?;
+                self.sink
+                    .feed(Message::Ping(Shared::new()))
+                    .await
+                    .map_err(broken)?;
+            }
             Outgoing::Close(close, reason) => {
+                self.pack().await?;
                 let frame = CloseFrame {
                     code: close.websocket_code().into(),
-                    reason: reason.into(),
+                    reason: truncated(&reason, MAX_CLOSE_REASON).into(),
                 };
-                sink.send(Message::Close(Some(frame)))
+                self.sink
+                    .send(Message::Close(Some(frame)))
                     .await
                     .map_err(broken)?;
                 return Ok(Fed::Closed);
@@ -365,7 +436,8 @@ impl<S: AsyncRead + AsyncWrite + Unpin + Send + 'static> FrameSink for WsSink<S>
     }
 
     async fn flush(&mut self) -> Result<(), Broken> {
-        self.0.flush().await.map_err(broken)
+        self.pack().await?;
+        self.sink.flush().await.map_err(broken)
     }
 }
 

@@ -1,10 +1,12 @@
 //! Accepting a TCP connection: TLS (unless plain WebSocket was configured), then the HTTP
-//! upgrade with subprotocol `hardlight.<version>` (`hardlight.7`), bounded in size and time.
+//! upgrade with subprotocol `hardlight.<version>` (`hardlight.8`), bounded in size and time.
 
 use hardlight_core::TransportKind as Transport;
 use std::{net::SocketAddr, sync::Arc};
 
-use hardlight_core::{frame::HEADER_LEN, handshake::websocket_subprotocol, PROTOCOL_VERSION};
+use hardlight_core::{
+    frame::max_websocket_message, handshake::websocket_subprotocol, PROTOCOL_VERSION,
+};
 use tokio::{
     io::{AsyncRead, AsyncWrite, DuplexStream},
     net::TcpStream,
@@ -47,7 +49,7 @@ pub(crate) fn tls_acceptor(config: &ServerConfig) -> Result<TlsAcceptor, ServerE
 /// tungstenite's buffers, bounded: small eager read buffer, write buffer capped so a client
 /// that stops reading cannot grow it (tungstenite's default is unbounded).
 fn websocket_config(shared: &ServerShared) -> WebSocketConfig {
-    let max_message = shared.limits.max_message_size() as usize + HEADER_LEN;
+    let max_message = max_websocket_message(shared.limits.max_message_size());
     let mut config = WebSocketConfig::default();
     // tungstenite zero-fills this much before every read, also before reads that find
     // nothing, and holds it for the connection's life: 2 KiB keeps that cheap for small

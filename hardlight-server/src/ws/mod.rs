@@ -1,5 +1,5 @@
 //! The WebSocket transport, on TCP port P beside QUIC on UDP port P: the same frames, one
-//! per binary message, calls multiplexed by id.
+//! or more per binary message, calls multiplexed by id.
 
 mod bounded;
 mod link;
