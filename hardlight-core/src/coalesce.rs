@@ -20,6 +20,10 @@ pub const MAX_CHUNK: usize = crate::frame::MAX_PACKED_MESSAGE;
 /// ```
 /// use hardlight_core::coalesce::Coalesced;
 /// let mut batch = Coalesced::default();
+/// // a batch of one frame is that frame, not a copy
+/// batch.push(vec![0u8; 10]);
+/// assert_eq!(batch.chunks().len(), 1);
+/// batch.clear();
 /// batch.push(vec![1u8; 10]);
 /// batch.push(vec![2u8; 20]);
 /// batch.push(vec![3u8; 64 * 1024]);
@@ -39,6 +43,9 @@ pub const MAX_CHUNK: usize = crate::frame::MAX_PACKED_MESSAGE;
 /// ```
 #[derive(Debug, Default)]
 pub struct Coalesced {
+    /// The batch's only frame, as it came: a batch of one frame (a quiet connection's
+    /// every write) is neither copied nor makes the batch's buffers grow.
+    single: Option<Bytes>,
     chunks: Vec<Bytes>,
     small: BytesMut,
 }
@@ -46,6 +53,17 @@ pub struct Coalesced {
 impl Coalesced {
     /// Adds `frame` after what the batch holds.
     pub fn push<F: AsRef<[u8]> + Into<Bytes>>(&mut self, frame: F) {
+        if self.is_empty() {
+            self.single = Some(frame.into());
+            return;
+        }
+        if let Some(first) = self.single.take() {
+            self.add(first);
+        }
+        self.add(frame);
+    }
+
+    fn add<F: AsRef<[u8]> + Into<Bytes>>(&mut self, frame: F) {
         let len = frame.as_ref().len();
         if len < COALESCE_BELOW {
             if self.small.len() + len > MAX_CHUNK {
@@ -60,11 +78,14 @@ impl Coalesced {
 
     /// Whether nothing was pushed since the last [`Coalesced::clear`].
     pub fn is_empty(&self) -> bool {
-        self.chunks.is_empty() && self.small.is_empty()
+        self.single.is_none() && self.chunks.is_empty() && self.small.is_empty()
     }
 
     /// The batch as chunks, in order, for a vectored write (which may empty them).
     pub fn chunks(&mut self) -> &mut [Bytes] {
+        if self.single.is_some() {
+            return self.single.as_mut_slice();
+        }
         self.seal();
         &mut self.chunks
     }
@@ -72,6 +93,7 @@ impl Coalesced {
     /// Empties the batch; the small frames' buffer is reused once the transport lets go
     /// of what was written from it.
     pub fn clear(&mut self) {
+        self.single = None;
         self.chunks.clear();
         self.small.clear();
     }

@@ -219,7 +219,13 @@ impl<S: AsyncRead + AsyncWrite + Unpin + Send + 'static> WsLink<S> {
                 return Some(Incoming::Violation(close, error.to_string()));
             }
         };
-        self.unread.advance(taken);
+        if taken == self.unread.len() {
+            // the message's last frame: let go of its buffer (a slice of tungstenite's read
+            // buffer), which an idle connection would otherwise hold
+            self.unread = Shared::new();
+        } else {
+            self.unread.advance(taken);
+        }
         self.demux.frame(header, body, context)
     }
 }
@@ -380,15 +386,6 @@ struct WsSink<S> {
 }
 
 impl<S: AsyncRead + AsyncWrite + Unpin + Send + 'static> WsSink<S> {
-    async fn frame(&mut self, frame: Shared) -> Result<(), Broken> {
-        if self.greeted {
-            self.batch.push(frame);
-            return Ok(());
-        }
-        self.greeted = true;
-        self.sink.feed(Message::Binary(frame)).await.map_err(broken)
-    }
-
     /// Feeds what is packed, as messages.
     async fn pack(&mut self) -> Result<(), Broken> {
         for message in self.batch.chunks() {
@@ -406,10 +403,17 @@ impl<S: AsyncRead + AsyncWrite + Unpin + Send + 'static> WsSink<S> {
 impl<S: AsyncRead + AsyncWrite + Unpin + Send + 'static> FrameSink for WsSink<S> {
     async fn feed(&mut self, out: Outgoing) -> Result<Fed, Broken> {
         match out {
-            Outgoing::Frame(frame, _) => self.frame(frame).await?,
+            Outgoing::Frame(frame, _) => {
+                self.batch.push(frame);
+                if !self.greeted {
+                    // the handshake's answer, which travels alone
+                    self.greeted = true;
+                    self.pack().await?;
+                }
+            }
             Outgoing::Frames(frames) => {
                 for frame in frames {
-                    self.frame(frame).await?;
+                    self.batch.push(frame);
                 }
             }
             Outgoing::Ping => {

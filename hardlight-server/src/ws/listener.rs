@@ -52,11 +52,11 @@ fn websocket_config(shared: &ServerShared) -> WebSocketConfig {
     let max_message = max_websocket_message(shared.limits.max_message_size());
     let mut config = WebSocketConfig::default();
     // tungstenite zero-fills this much before every read, also before reads that find
-    // nothing, and holds it for the connection's life: 2 KiB keeps that cheap for small
-    // calls and idle connections (4 KiB cost a few hundred instructions per call, client
-    // and server, and 2.2 KiB per idle connection on the server) and costs large messages
-    // nothing measurable (they are read in more, equally full, reads).
-    config.read_buffer_size = 2 * 1024;
+    // nothing, and holds it for the connection's life: 1 KiB keeps that cheap for small
+    // calls and idle connections (4 KiB cost a few hundred instructions per call and
+    // 2.2 KiB per idle connection; 2 KiB, 1 KiB more per idle connection than this) and
+    // costs large messages nothing measurable (they are read in more, equally full, reads).
+    config.read_buffer_size = 1024;
     config.write_buffer_size = 16 * 1024;
     config.max_write_buffer_size = max_message + 64 * 1024;
     config.max_message_size = Some(max_message);
