@@ -53,10 +53,9 @@ async fn server() -> TestServer {
 async fn calls_packed_in_one_message_are_each_answered() {
     let server = server().await;
     let mut ws = handshaken(&server).await;
-    let mut message = Vec::new();
-    for id in 1..=40u64 {
-        message.extend(call(ADD, id, &(id as i64, 1i64, 1i64)));
-    }
+    let message: Vec<u8> = (1..=40u64)
+        .flat_map(|id| call(ADD, id, &(id as i64, 1i64, 1i64)))
+        .collect();
     ws.send(Message::Binary(message.into())).await.unwrap();
     let mut sums = BTreeMap::new();
     while sums.len() < 40 {
@@ -72,10 +71,9 @@ async fn the_server_packs_no_more_than_max_packed_message() {
     let server = server().await;
     let mut ws = handshaken(&server).await;
     // 60 replies of ~900 bytes, queued together: more than one packed message's worth
-    let mut message = Vec::new();
-    for id in 1..=15u64 {
-        message.extend(call(ECHO_BYTES, id, &(vec![id as u8; 900],)));
-    }
+    let message: Vec<u8> = (1..=15u64)
+        .flat_map(|id| call(ECHO_BYTES, id, &(vec![id as u8; 900],)))
+        .collect();
     for _ in 0..4 {
         ws.send(Message::Binary(message.clone().into()))
             .await
@@ -133,46 +131,42 @@ async fn a_packed_message_of_exactly_max_packed_message_is_read() {
     assert_eq!(decode::<Vec<u8>>(&body).unwrap(), vec![0u8; pad]);
 }
 
-#[tokio::test]
-async fn a_message_one_byte_above_max_packed_message_is_too_big() {
+/// The close code a fresh connection gets for sending `message`.
+async fn closed_for(message: Vec<u8>) -> Option<u16> {
     let server = server().await;
     let mut ws = handshaken(&server).await;
+    let _ = ws.send(Message::Binary(message.into())).await;
+    close_code(&mut ws).await
+}
+
+#[tokio::test]
+async fn a_message_one_byte_above_max_packed_message_is_too_big() {
     let mut message = Vec::new();
     while message.len() < MAX_PACKED_MESSAGE {
         message.extend(cancel(1_000));
     }
     message.truncate(MAX_PACKED_MESSAGE);
     message.push(0);
-    let _ = ws.send(Message::Binary(message.into())).await;
-    assert_eq!(close_code(&mut ws).await, Some(1009));
+    assert_eq!(closed_for(message).await, Some(1009));
 }
 
 #[tokio::test]
 async fn a_message_cut_inside_its_last_frame_is_a_protocol_error() {
-    let server = server().await;
-    let mut ws = handshaken(&server).await;
     let mut message = call(ADD, 1, &(1i64, 2i64, 3i64));
     let second = call(ADD, 2, &(1i64, 2i64, 3i64));
     message.extend_from_slice(&second[..second.len() - 1]);
-    ws.send(Message::Binary(message.into())).await.unwrap();
-    assert_eq!(close_code(&mut ws).await, Some(1002));
+    assert_eq!(closed_for(message).await, Some(1002));
 }
 
 #[tokio::test]
 async fn an_empty_message_is_a_protocol_error() {
-    let server = server().await;
-    let mut ws = handshaken(&server).await;
-    ws.send(Message::Binary(Vec::new().into())).await.unwrap();
-    assert_eq!(close_code(&mut ws).await, Some(1002));
+    assert_eq!(closed_for(Vec::new()).await, Some(1002));
 }
 
 #[tokio::test]
 async fn a_frame_above_max_message_size_is_too_big_even_when_packed() {
-    let server = server().await;
-    let mut ws = handshaken(&server).await;
+    // the second frame's header names a body above the limit: refused before it is read
     let mut message = call(ADD, 1, &(1i64, 2i64, 3i64));
     message.extend(call(ECHO_BYTES, 2, &(vec![0u8; 2048],)));
-    ws.send(Message::Binary(message.into())).await.unwrap();
-    // the frame's header names a body above the limit: refused before it is read
-    assert_eq!(close_code(&mut ws).await, Some(1009));
+    assert_eq!(closed_for(message).await, Some(1009));
 }
