@@ -12,6 +12,7 @@ use std::{
 use hardlight_core::{
     calls::CallTable,
     close::Close,
+    coalesce::Coalesced,
     codec::Bytes,
     frame::{FrameHeader, Kind, HEADER_LEN},
     handshake::Welcome,
@@ -77,6 +78,15 @@ const MAX_CALLS: u32 = 1 << 16;
 
 /// The frames a multiplexed connection's writer sends, in order.
 pub(crate) type Outgoing = mpsc::Receiver<Vec<u8>>;
+
+/// Adds `first` and every frame already queued behind it to `batch`: what the writer
+/// sends in one write.
+pub(crate) fn gather(batch: &mut Coalesced, first: Vec<u8>, frames: &mut Outgoing) {
+    batch.push(first);
+    while let Ok(frame) = frames.try_recv() {
+        batch.push(frame);
+    }
+}
 
 impl Mux {
     /// A multiplexer allowing `max_calls` in flight, and the frames it queues for the

@@ -24,9 +24,9 @@ pub enum ProtocolError {
         /// Bytes received.
         got: u64,
     },
-    /// Bytes followed a frame that travels alone: the handshake's, the first message each
-    /// way over WebSocket.
-    #[error("{0} bytes after the handshake frame, which travels alone in its message")]
+    /// Bytes followed a frame that travels alone in its message: the handshake's (the
+    /// first WebSocket message each way) or an unreliable event's datagram.
+    #[error("{0} bytes after a frame that travels alone in its message")]
     TrailingBytes(u64),
     /// The frame kind byte is not one this version knows.
     #[error("unknown frame kind {0}")]

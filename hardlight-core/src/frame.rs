@@ -263,8 +263,8 @@ impl FrameHeader {
         }
     }
 
-    /// Parses `bytes` as exactly one frame: the handshake's message, which travels alone.
-    /// Returns the header and the body slice.
+    /// Parses `bytes` as exactly one frame, for a message that holds one alone (the
+    /// handshake's, a datagram). Returns the header and the body slice.
     pub fn split(bytes: &[u8], max_body: u32) -> Result<(Self, &[u8]), ProtocolError> {
         match Self::split_first(bytes, max_body)? {
             (header, body, []) => Ok((header, body)),

@@ -191,7 +191,10 @@ pub async fn nats(url: &str, subscribers: usize, events: u64, size: u32) -> f64 
             expected - delivered
         );
     }
-    delivered as f64 / finished.duration_since(started).as_secs_f64()
+    match finished.duration_since(started).as_secs_f64() {
+        0.0 => 0.0,
+        elapsed => delivered as f64 / elapsed,
+    }
 }
 
 /// How long a NATS subscriber waits for a message before it counts the rest as lost.

@@ -27,7 +27,7 @@ use crate::{
     drain::Drain,
     error::{CallError, ConnectError, TlsConfigError, TransportError},
     handshake::{hello_frame, welcome},
-    mux::{Mux, Outgoing},
+    mux::{gather, Mux, Outgoing},
     pushes::Pushes,
     streaming::ItemSource,
     sync::lock,
@@ -371,10 +371,7 @@ fn closed(error: &ConnectionError) -> TransportError {
 async fn channel_writer(mut send: SendStream, mut frames: Outgoing, send_timeout: Duration) {
     let mut batch = Coalesced::default();
     while let Some(first) = frames.recv().await {
-        batch.push(first);
-        while let Ok(frame) = frames.try_recv() {
-            batch.push(frame);
-        }
+        gather(&mut batch, first, &mut frames);
         let written =
             tokio::time::timeout(send_timeout, send.write_all_chunks(batch.chunks())).await;
         batch.clear();

@@ -16,7 +16,7 @@ use crate::{
     connection::{Connected, Connection},
     error::{ConnectError, TransportError},
     handshake::{hello_frame, welcome},
-    mux::{Channel, Mux, Outgoing},
+    mux::{gather, Channel, Mux, Outgoing},
     pushes::Pushes,
     sync::lock,
 };
@@ -193,10 +193,7 @@ async fn write_loop(callbacks: Callbacks, mut frames: Outgoing, mut close: onesh
         tokio::select! {
             frame = frames.recv() => match frame {
                 Some(frame) => {
-                    batch.push(frame);
-                    while let Ok(frame) = frames.try_recv() {
-                        batch.push(frame);
-                    }
+                    gather(&mut batch, frame, &mut frames);
                     for message in batch.chunks() {
                         if callbacks.ws.send_with_u8_array(message).is_err() {
                             break 'writing;

@@ -33,7 +33,7 @@ use crate::{
     connection::{Connected, Connection},
     error::{ConnectError, TlsConfigError, TransportError},
     handshake::{hello_frame, welcome},
-    mux::{Channel, Mux, Outgoing},
+    mux::{gather, Channel, Mux, Outgoing},
     pushes::Pushes,
     quic::{resolve, tls::client_config, transport_failure},
     sync::lock,
@@ -238,10 +238,7 @@ async fn write_loop(
             _ = &mut close => break,
             frame = frames.recv() => {
                 let Some(frame) = frame else { break };
-                batch.push(frame);
-                while let Ok(frame) = frames.try_recv() {
-                    batch.push(frame);
-                }
+                gather(&mut batch, frame, &mut frames);
                 let written = tokio::time::timeout(send_timeout, write_batch(&mut sink, &mut batch));
                 if !matches!(written.await, Ok(Ok(()))) {
                     return;
