@@ -8,7 +8,7 @@ use hardlight_core::{
     codec::Bytes,
     frame::{FrameHeader, Kind, HEADER_LEN},
     handshake::Welcome,
-    message::{encode_frame, open_aligned_body},
+    message::{open_aligned_body, Body},
     Compression, Priority, ProtocolError,
 };
 
@@ -90,7 +90,7 @@ impl<T: Exchange> Calls<T> {
     pub(crate) async fn call(
         &self,
         header: FrameHeader,
-        args: &[u8],
+        args: Body,
     ) -> Result<(FrameHeader, Bytes), CallError> {
         let _in_flight = self.drain.enter()?;
         let frame = self.frame(header, args)?;
@@ -105,7 +105,7 @@ impl<T: Exchange> Calls<T> {
     pub(crate) async fn stream(
         &self,
         header: FrameHeader,
-        args: &[u8],
+        args: Body,
         sends_items: bool,
     ) -> Result<OpenedItems, CallError> {
         let in_flight = self.drain.enter()?;
@@ -125,21 +125,32 @@ impl<T: Exchange> Calls<T> {
 
     /// The frame of a call, refused here if it is larger than the server accepts (the
     /// server would close the connection).
-    fn frame(&self, header: FrameHeader, args: &[u8]) -> Result<Vec<u8>, CallError> {
-        let frame = encode_frame(header, args, self.compression)?;
-        let body_len = frame.len().saturating_sub(HEADER_LEN);
-        if body_len > self.server_max as usize {
-            return Err(CallError::Protocol(ProtocolError::FrameTooLarge {
-                len: body_len as u64,
-                max: self.server_max,
-            }));
-        }
-        Ok(frame)
+    fn frame(&self, header: FrameHeader, args: Body) -> Result<Vec<u8>, CallError> {
+        framed(header, args, self.compression, self.server_max)
     }
 
     fn compressed(&self) -> bool {
         self.compression != Compression::None
     }
+}
+
+/// The frame of `body`, refused here if its body is larger than the server accepts
+/// (`server_max`: the server would close the connection).
+fn framed(
+    header: FrameHeader,
+    body: Body,
+    compression: Compression,
+    server_max: u32,
+) -> Result<Vec<u8>, CallError> {
+    let frame = body.frame(header, compression)?;
+    let body_len = frame.len().saturating_sub(HEADER_LEN);
+    if body_len > server_max as usize {
+        return Err(CallError::Protocol(ProtocolError::FrameTooLarge {
+            len: body_len as u64,
+            max: server_max,
+        }));
+    }
+    Ok(frame)
 }
 
 /// Sends the client's items of a streaming call: framed, compressed when it pays, and
@@ -153,19 +164,9 @@ pub(crate) struct ItemSender {
 
 impl ItemSender {
     /// Sends `item` once the server has room for it.
-    pub(crate) async fn send(&mut self, item: &[u8]) -> Result<(), CallError> {
-        let frame = encode_frame(
-            FrameHeader::new(Kind::StreamItem, 0),
-            item,
-            self.compression,
-        )?;
-        let body_len = frame.len().saturating_sub(HEADER_LEN);
-        if body_len > self.server_max as usize {
-            return Err(CallError::Protocol(ProtocolError::FrameTooLarge {
-                len: body_len as u64,
-                max: self.server_max,
-            }));
-        }
+    pub(crate) async fn send(&mut self, item: Body) -> Result<(), CallError> {
+        let header = FrameHeader::new(Kind::StreamItem, 0);
+        let frame = framed(header, item, self.compression, self.server_max)?;
         self.sink.send(frame).await
     }
 

@@ -12,11 +12,12 @@ use std::{
 
 use futures_util::{future::Either, FutureExt, Stream, StreamExt};
 use hardlight_core::{
-    codec::{encode, Bytes, Codable},
+    codec::Codable,
     context::{append_context, budget_to_seq, CallContext},
     current::CurrentCall,
     frame::{FrameHeader, Kind, FLAG_STREAM, HEADER_LEN},
     handshake::Resume,
+    message::Body,
     priority::Priority,
     Compression, ConnectionState, ProtocolError, RejectCode, Service,
 };
@@ -437,7 +438,7 @@ impl<S: Service> Client<S> {
             counters
                 .bytes_sent
                 .fetch_add((HEADER_LEN + args.len()) as u64, Ordering::Relaxed);
-            let items = connection.stream(header, &args, sends_items).await?;
+            let items = connection.stream(header, args, sends_items).await?;
             Ok(Open {
                 items,
                 generation,
@@ -487,7 +488,7 @@ impl<S: Service> Client<S> {
         counters
             .bytes_sent
             .fetch_add((HEADER_LEN + args.len()) as u64, Ordering::Relaxed);
-        let (header, body) = connection.call(header, &args).await?;
+        let (header, body) = connection.call(header, args).await?;
         counters
             .bytes_received
             .fetch_add((HEADER_LEN + body.len()) as u64, Ordering::Relaxed);
@@ -700,8 +701,11 @@ async fn send_all<I: Codable>(
 ) {
     let mut items = std::pin::pin!(items);
     while let Some(item) = items.next().await {
-        let sent = match encode(&item) {
-            Ok(item) => sender.send(&item).await.map(|()| item.len()),
+        let sent = match Body::encode(&item) {
+            Ok(item) => {
+                let len = item.len();
+                sender.send(item).await.map(|()| len)
+            }
             Err(error) => Err(error.into()),
         };
         match sent {
@@ -731,8 +735,8 @@ fn call_frame<A: Codable>(
     args: &A,
     flags: u8,
     propagated: &Propagated<'_>,
-) -> Result<(FrameHeader, Bytes), ProtocolError> {
-    let mut args = encode(args)?;
+) -> Result<(FrameHeader, Body), ProtocolError> {
+    let mut args = Body::encode(args)?;
     let context = match &propagated.context {
         Some(context) => append_context(&mut args, context)?,
         None => 0,

@@ -2,7 +2,9 @@
 
 use std::sync::Arc;
 
-use hardlight_core::{codec::Bytes, frame::FrameHeader, handshake::Welcome, Service};
+use hardlight_core::{
+    codec::Bytes, frame::FrameHeader, handshake::Welcome, message::Body, Service,
+};
 
 use crate::{
     calls::OpenedItems, config::TransportKind, drain::Drain, error::CallError, pushes::Pushes,
@@ -97,7 +99,7 @@ impl Connection {
     pub(crate) async fn call(
         &self,
         header: FrameHeader,
-        args: &[u8],
+        args: Body,
     ) -> Result<(FrameHeader, Bytes), CallError> {
         match self {
             #[cfg(feature = "native")]
@@ -116,7 +118,7 @@ impl Connection {
     pub(crate) async fn stream(
         &self,
         header: FrameHeader,
-        args: &[u8],
+        args: Body,
         sends_items: bool,
     ) -> Result<OpenedItems, CallError> {
         match self {

@@ -43,6 +43,7 @@ pub trait Codable:
         Archived: for<'a> CheckBytes<HighValidator<'a, rancor::Error>>
                       + Deserialize<Self, HighDeserializer<rancor::Error>>,
     > + for<'a> Serialize<HighSerializer<Archiver, ArenaHandle<'a>, rancor::Error>>
+    + for<'a> Serialize<HighSerializer<Archiver<Vec<u8>>, ArenaHandle<'a>, rancor::Error>>
     + Sized
 {
 }
@@ -52,6 +53,7 @@ impl<T> Codable for T where
             Archived: for<'a> CheckBytes<HighValidator<'a, rancor::Error>>
                           + Deserialize<T, HighDeserializer<rancor::Error>>,
         > + for<'a> Serialize<HighSerializer<Archiver, ArenaHandle<'a>, rancor::Error>>
+        + for<'a> Serialize<HighSerializer<Archiver<Vec<u8>>, ArenaHandle<'a>, rancor::Error>>
 {
 }
 
@@ -61,15 +63,26 @@ impl<T> Codable for T where
 /// the archive's 32-bit offsets).
 pub fn encode<T: Codable>(value: &T) -> Result<Bytes, ProtocolError> {
     // Small values (most arguments and replies) fit without growing the buffer.
-    let archiver = Archiver(Bytes::with_capacity(ENCODE_CAPACITY));
-    rkyv::api::high::to_bytes_in::<_, rancor::Error>(value, archiver)
-        .map(|archiver| archiver.0)
+    encode_into(value, Bytes::with_capacity(ENCODE_CAPACITY))
+}
+
+/// Serializes a value after what `buffer` already holds (a frame header's room, say),
+/// as if the archive started the buffer: its positions, and so its padding, count from
+/// there.
+pub(crate) fn encode_into<T, B>(value: &T, buffer: B) -> Result<B, ProtocolError>
+where
+    T: for<'a> Serialize<HighSerializer<Archiver<B>, ArenaHandle<'a>, rancor::Error>>,
+    B: Buffer,
+{
+    let start = buffer.written();
+    rkyv::api::high::to_bytes_in::<_, rancor::Error>(value, Archiver { buffer, start })
+        .map(|archiver| archiver.buffer)
         .map_err(|e| ProtocolError::InvalidPayload(format!("cannot serialize: {e}")))
 }
 
 /// The buffer [`encode`] starts with: an archive this small is written without
 /// reallocating.
-const ENCODE_CAPACITY: usize = 256;
+pub(crate) const ENCODE_CAPACITY: usize = 256;
 
 /// Room left past what a write needs when the buffer grows. rkyv writes a value's
 /// out-of-line data (a `Vec`'s elements) before the value itself: without room, a
@@ -78,27 +91,80 @@ const ENCODE_CAPACITY: usize = 256;
 /// copy the whole archive.
 const GROWTH_SLACK: usize = 256;
 
-/// The writer every archive is serialized with ([`Codable`] names it): an aligned buffer
-/// that, when it grows, keeps 256 bytes to spare past what it needs, so that a value's
-/// root, written after its out-of-line data, does not double the buffer.
+/// The writer every archive is serialized with ([`Codable`] names it): a buffer that,
+/// when it grows, keeps 256 bytes to spare past what it needs, so that a value's root,
+/// written after its out-of-line data, does not double the buffer. An aligned [`Bytes`]
+/// for an archive read in place, a `Vec` behind a frame header's room for one sent
+/// ([`Body`](crate::message::Body)).
 #[derive(Debug)]
-pub struct Archiver(Bytes);
+pub struct Archiver<B = Bytes> {
+    buffer: B,
+    /// Where the archive starts in `buffer`.
+    start: usize,
+}
 
-impl Positional for Archiver {
+/// What an [`Archiver`] writes into: an aligned [`Bytes`] or a `Vec<u8>`.
+pub trait Buffer: sealed::Sealed {
+    /// Bytes written so far.
+    #[doc(hidden)]
+    fn written(&self) -> usize;
+    /// Bytes that can be written without growing.
+    #[doc(hidden)]
+    fn spare(&self) -> usize;
+    /// Makes room for exactly `more` bytes past those written.
+    #[doc(hidden)]
+    fn reserve(&mut self, more: usize);
+    /// Appends `bytes`.
+    #[doc(hidden)]
+    fn append(&mut self, bytes: &[u8]);
+}
+
+mod sealed {
+    pub trait Sealed {}
+    impl Sealed for super::Bytes {}
+    impl Sealed for Vec<u8> {}
+}
+
+/// [`Buffer`] for a type with `Vec`'s methods.
+macro_rules! buffer {
+    ($buffer:ty) => {
+        impl Buffer for $buffer {
+            #[inline]
+            fn written(&self) -> usize {
+                self.len()
+            }
+            #[inline]
+            fn spare(&self) -> usize {
+                self.capacity() - self.len()
+            }
+            fn reserve(&mut self, more: usize) {
+                self.reserve_exact(more)
+            }
+            #[inline]
+            fn append(&mut self, bytes: &[u8]) {
+                self.extend_from_slice(bytes)
+            }
+        }
+    };
+}
+buffer!(Bytes);
+buffer!(Vec<u8>);
+
+impl<B: Buffer> Positional for Archiver<B> {
     #[inline]
     fn pos(&self) -> usize {
-        self.0.len()
+        self.buffer.written() - self.start
     }
 }
 
-impl<E> Writer<E> for Archiver {
+impl<E, B: Buffer> Writer<E> for Archiver<B> {
     #[inline]
     fn write(&mut self, bytes: &[u8]) -> Result<(), E> {
-        let buffer = &mut self.0;
-        if buffer.capacity() - buffer.len() < bytes.len() {
+        let buffer = &mut self.buffer;
+        if buffer.spare() < bytes.len() {
             grow(buffer, bytes.len());
         }
-        buffer.extend_from_slice(bytes);
+        buffer.append(bytes);
         Ok(())
     }
 }
@@ -106,13 +172,12 @@ impl<E> Writer<E> for Archiver {
 /// Makes room in `buffer` for `more` bytes that do not fit: at least double, and
 /// [`GROWTH_SLACK`] past what they need.
 #[cold]
-fn grow(buffer: &mut Bytes, more: usize) {
-    let needed = buffer
-        .len()
-        .saturating_add(more)
-        .saturating_add(GROWTH_SLACK);
-    let target = needed.max(buffer.capacity().saturating_mul(2));
-    buffer.reserve_exact(target - buffer.len());
+fn grow<B: Buffer>(buffer: &mut B, more: usize) {
+    let written = buffer.written();
+    let needed = written.saturating_add(more).saturating_add(GROWTH_SLACK);
+    let capacity = written + buffer.spare();
+    let target = needed.max(capacity.saturating_mul(2));
+    buffer.reserve(target - written);
 }
 
 /// Validates an archive and deserializes it.

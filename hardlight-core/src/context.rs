@@ -15,6 +15,7 @@ use crate::{
     codec::{decode, encode, Bytes, ALIGN},
     error::ProtocolError,
     frame::FLAG_CONTEXT,
+    message::Body,
 };
 
 /// Largest call context, as archived: 4 KiB.
@@ -209,25 +210,26 @@ pub fn budget_from_seq(seq: u64) -> Option<Duration> {
 /// [`FLAG_CONTEXT`]). Fails if the context archives to more than [`MAX_CONTEXT_LEN`].
 ///
 /// ```
-/// use hardlight_core::{codec::{decode, encode}, context::{append_context, split_context, CallContext}, frame::{FrameHeader, Kind}};
-/// let mut body = encode(&(7u32,)).unwrap();
+/// use hardlight_core::{codec::{decode, realign}, context::{append_context, split_context, CallContext}, frame::{FrameHeader, Kind}, message::Body};
+/// let mut args = Body::encode(&(7u32,)).unwrap();
 /// let context = CallContext::new().with_entry("tenant", "a");
-/// let flags = append_context(&mut body, &context).unwrap();
+/// let flags = append_context(&mut args, &context).unwrap();
+/// let mut body = realign(args.archive());
 /// let header = FrameHeader::new(Kind::Call, body.len() as u32).with_flags(flags);
 /// let back = split_context(&header, &mut body).unwrap();
 /// assert_eq!(back, Some(context));
 /// assert_eq!(decode::<(u32,)>(&body).unwrap(), (7,));
 /// ```
-pub fn append_context(args: &mut Bytes, context: &CallContext) -> Result<u8, ProtocolError> {
+pub fn append_context(args: &mut Body, context: &CallContext) -> Result<u8, ProtocolError> {
     let archive = encode(context)?;
     if archive.len() > MAX_CONTEXT_LEN {
         return Err(too_large(archive.len()));
     }
     let args_len = u32::try_from(args.len()).map_err(|_| ProtocolError::Malformed)?;
-    let padded = args.len().next_multiple_of(ALIGN);
-    args.resize(padded, 0);
-    args.extend_from_slice(&archive);
-    args.extend_from_slice(&args_len.to_le_bytes());
+    args.pad_and_extend(
+        args.len().next_multiple_of(ALIGN),
+        &[&archive, &args_len.to_le_bytes()],
+    );
     Ok(FLAG_CONTEXT)
 }
 
@@ -292,7 +294,7 @@ mod tests {
     #[test]
     fn a_context_above_the_limit_is_refused_both_ways() {
         let big = CallContext::new().with_entry("k", "v".repeat(MAX_CONTEXT_LEN));
-        let mut args = encode(&()).unwrap();
+        let mut args = Body::encode(&()).unwrap();
         assert!(append_context(&mut args, &big).is_err());
         // built by hand, as a hostile peer would
         let archive = encode(&big).unwrap();

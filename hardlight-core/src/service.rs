@@ -4,8 +4,9 @@
 use std::{future::Future, pin::Pin};
 
 use crate::{
-    codec::{encode, Bytes, Codable},
+    codec::Codable,
     error::{ErrorCode, ProtocolError},
+    message::Body,
     priority::Priority,
     schema::{Schema, ServiceSchema},
     state::ConnectionState,
@@ -63,9 +64,9 @@ pub trait ServiceOf {
 /// What a dispatched call produced, ready to be framed as a reply.
 pub enum Outcome {
     /// The handler returned `Ok`; the archived value.
-    Ok(Bytes),
+    Ok(Body),
     /// The handler returned its own error; the archived error.
-    HandlerError(Bytes),
+    HandlerError(Body),
     /// The call failed before or after the handler ran.
     Failure(ErrorCode, String),
     /// The handler returned a stream: its items, sent one by one, then the final
@@ -90,8 +91,8 @@ impl Outcome {
     /// Encodes a handler's result.
     pub fn from_result<T: Codable, E: Codable>(result: Result<T, E>) -> Self {
         let encoded = match &result {
-            Ok(value) => encode(value).map(Self::Ok),
-            Err(error) => encode(error).map(Self::HandlerError),
+            Ok(value) => Body::encode(value).map(Self::Ok),
+            Err(error) => Body::encode(error).map(Self::HandlerError),
         };
         encoded.unwrap_or_else(|e| Self::Failure(ErrorCode::Internal, e.to_string()))
     }

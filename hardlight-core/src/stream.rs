@@ -10,8 +10,9 @@ use std::{
 use futures_util::{Stream, StreamExt};
 
 use crate::{
-    codec::{decode, encode, Bytes, Codable},
+    codec::{decode, Bytes, Codable},
     error::{ErrorCode, ProtocolError},
+    message::Body,
     schema::{Layout, Schema},
     service::Outcome,
     HandlerError,
@@ -148,7 +149,7 @@ impl<T: Schema, E: 'static> Schema for Streaming<T, E> {
 
 /// A streaming call's items as archives, each `Ok`; an `Err` is the call's final outcome
 /// (the handler's error, or a failure to encode an item) and ends it.
-pub type ItemStream = Pin<Box<dyn Stream<Item = Result<Bytes, Outcome>> + Send>>;
+pub type ItemStream = Pin<Box<dyn Stream<Item = Result<Body, Outcome>> + Send>>;
 
 /// Archives the items of `items` as they come.
 pub fn encode_items<T, E>(items: Streaming<T, E>) -> ItemStream
@@ -157,7 +158,9 @@ where
     E: Codable + Send + 'static,
 {
     Box::pin(items.map(|item| match item {
-        Ok(item) => encode(&item).map_err(|e| Outcome::Failure(ErrorCode::Internal, e.to_string())),
+        Ok(item) => {
+            Body::encode(&item).map_err(|e| Outcome::Failure(ErrorCode::Internal, e.to_string()))
+        }
         Err(error) => Err(Outcome::from_result::<(), E>(Err(error))),
     }))
 }

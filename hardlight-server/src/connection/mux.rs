@@ -41,8 +41,9 @@ const OUTGOING_QUEUE: usize = 64;
 /// What the writer task sends.
 pub(crate) enum Outgoing {
     /// A reply, a call's item or credit, or the handshake's answer, sent ahead of frames
-    /// of lower priority queued at the same time.
-    Frame(Shared, Priority),
+    /// of lower priority queued at the same time. As built: a small one is copied into
+    /// its batch, never made shared.
+    Frame(Vec<u8>, Priority),
     /// Pushed frames (state updates and events), in order.
     Frames(Vec<Shared>),
     /// A keep-alive (WebSocket: the client, or browser, answers with a pong).
@@ -53,8 +54,8 @@ pub(crate) enum Outgoing {
 
 impl Outgoing {
     /// A frame of normal priority.
-    pub(crate) fn frame(frame: impl Into<Shared>) -> Self {
-        Self::Frame(frame.into(), Priority::Normal)
+    pub(crate) fn frame(frame: Vec<u8>) -> Self {
+        Self::Frame(frame, Priority::Normal)
     }
 
     fn priority(&self) -> Priority {
@@ -410,7 +411,7 @@ impl CallIo for MuxCall {
         if !window.take(frame.len()).await {
             return false;
         }
-        let item = Outgoing::Frame(frame.into(), self.priority());
+        let item = Outgoing::Frame(frame, self.priority());
         matches!(
             timeout(self.send_timeout, self.tx.send(item)).await,
             Ok(Ok(()))
@@ -418,7 +419,7 @@ impl CallIo for MuxCall {
     }
 
     fn reply(self, frame: Vec<u8>, done: impl FnOnce() + Send) -> impl Future<Output = ()> + Send {
-        let reply = Outgoing::Frame(frame.into(), self.priority());
+        let reply = Outgoing::Frame(frame, self.priority());
         // room in the writer's queue first, then `done`, then the reply: the call is still
         // counted while it waits for room, and no longer once the client can have it. Most
         // replies find room at once and are queued here: the future returned holds only

@@ -5,12 +5,12 @@ use std::{panic::AssertUnwindSafe, sync::Arc};
 
 use futures_util::{FutureExt, StreamExt};
 use hardlight_core::{
-    codec::{encode, Bytes},
+    codec::Bytes,
     context::{budget_from_seq, split_context},
     current::CurrentCall,
     frame::{FrameHeader, Kind, FLAG_STREAM},
     io::ReadError,
-    message::{encode_frame, open_aligned_body},
+    message::{open_aligned_body, Body},
     stream::ItemStream,
     CallContext, ConnectionState, ErrorCode, Outcome, ProtocolError, Service,
 };
@@ -306,12 +306,11 @@ async fn send_items<S: ConnectionState, C: CallIo>(
         let header = FrameHeader::new(Kind::StreamItem, 0)
             .with_id(id)
             .with_seq(state.version());
-        let frame = match encode_frame(header, &item, context.compression) {
+        since_yield += item.len();
+        let frame = match item.frame(header, context.compression) {
             Ok(frame) => frame,
             Err(error) => return Some(Outcome::Failure(ErrorCode::Internal, error.to_string())),
         };
-        since_yield += item.len();
-        drop(item);
         let len = frame.len();
         if !io.send_item(frame).await {
             return None;
@@ -377,12 +376,14 @@ pub(crate) fn reply_frame(id: u64, seq: u64, outcome: Outcome, context: &CallEnv
         Outcome::Stream(_) => failure_parts(ErrorCode::Internal, "a stream as a reply"),
     };
     let header = header.with_id(id).with_seq(seq);
-    let frame = encode_frame(header, &body, context.compression).unwrap_or_else(|error| {
-        let (header, body) = failure_parts(ErrorCode::Internal, &error.to_string());
-        // a failure frame carries a short message: it always fits a frame
-        encode_frame(header.with_id(id).with_seq(seq), &body, context.compression)
-            .unwrap_or_default()
-    });
+    let frame = body
+        .frame(header, context.compression)
+        .unwrap_or_else(|error| {
+            let (header, body) = failure_parts(ErrorCode::Internal, &error.to_string());
+            // a failure frame carries a short message: it always fits a frame
+            body.frame(header.with_id(id).with_seq(seq), context.compression)
+                .unwrap_or_default()
+        });
     context.meter.sent(frame.len());
     frame
 }
@@ -392,8 +393,8 @@ pub(crate) fn refusal(error: &ProtocolError) -> Outcome {
     Outcome::Failure(error.code(), error.to_string())
 }
 
-fn failure_parts(code: ErrorCode, message: &str) -> (FrameHeader, Bytes) {
-    let body = encode(&message.to_owned()).unwrap_or_default();
+fn failure_parts(code: ErrorCode, message: &str) -> (FrameHeader, Body) {
+    let body = Body::encode(&message.to_owned()).unwrap_or_default();
     (
         FrameHeader::new(Kind::ReplyFailure, 0).with_aux(code.to_u16()),
         body,
