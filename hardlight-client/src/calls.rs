@@ -8,7 +8,7 @@ use hardlight_core::{
     codec::Bytes,
     frame::{FrameHeader, Kind, HEADER_LEN},
     handshake::Welcome,
-    message::{open_aligned_body, Body},
+    message::{open_aligned_body, open_body, Body},
     Compression, Priority, ProtocolError,
 };
 
@@ -16,6 +16,7 @@ use crate::{
     config::ClientConfig,
     drain::{Drain, InFlight},
     error::CallError,
+    received::Received,
     streaming::{ItemSink, ItemSource},
 };
 
@@ -43,7 +44,7 @@ pub(crate) trait Exchange: Send + Sync {
         &self,
         frame: Vec<u8>,
         reply_max: u32,
-    ) -> impl Future<Output = Result<(FrameHeader, Bytes), CallError>> + Send;
+    ) -> impl Future<Output = Result<(FrameHeader, Received), CallError>> + Send;
 
     /// Starts a streaming call: sends its frame and returns where its items and reply
     /// arrive. Dropping that cancels the call on the server.
@@ -91,12 +92,15 @@ impl<T: Exchange> Calls<T> {
         &self,
         header: FrameHeader,
         args: Body,
-    ) -> Result<(FrameHeader, Bytes), CallError> {
+    ) -> Result<(FrameHeader, Received), CallError> {
         let _in_flight = self.drain.enter()?;
         let frame = self.frame(header, args)?;
         let (header, body) = self.transport.exchange(frame, self.reply_max).await?;
-        let body = open_aligned_body(&header, body, self.compressed(), self.reply_max)?;
-        Ok((header, body))
+        if !header.is_compressed() {
+            return Ok((header, body));
+        }
+        let body = open_body(&header, &body, self.compressed(), self.reply_max)?;
+        Ok((header, Received::Aligned(body)))
     }
 
     /// Starts the streaming call `header` with body `args` (whose items the client

@@ -2,12 +2,11 @@
 
 use std::sync::Arc;
 
-use hardlight_core::{
-    codec::Bytes, frame::FrameHeader, handshake::Welcome, message::Body, Service,
-};
+use hardlight_core::{frame::FrameHeader, handshake::Welcome, message::Body, Service};
 
 use crate::{
     calls::OpenedItems, config::TransportKind, drain::Drain, error::CallError, pushes::Pushes,
+    received::Received,
 };
 
 #[cfg(feature = "native")]
@@ -100,7 +99,7 @@ impl Connection {
         &self,
         header: FrameHeader,
         args: Body,
-    ) -> Result<(FrameHeader, Bytes), CallError> {
+    ) -> Result<(FrameHeader, Received), CallError> {
         match self {
             #[cfg(feature = "native")]
             Self::Quic(s) => s.calls.call(header, args).await,

@@ -21,6 +21,7 @@ mod propagate;
 mod pushes;
 #[cfg(feature = "native")]
 mod quic;
+mod received;
 mod reply;
 mod rt;
 mod stats;

@@ -29,11 +29,12 @@ use crate::{
     config::ClientConfig,
     drain::Drain,
     error::{CallError, TransportError},
+    received::Received,
     streaming::ItemSource,
     sync::lock,
 };
 
-type Reply = (FrameHeader, Bytes);
+type Reply = (FrameHeader, Received);
 
 /// What a call in flight waits with.
 #[derive(Debug)]
@@ -108,7 +109,7 @@ impl Mux {
 
     /// Routes a reply frame, or a streaming call's item, to its call; `Err` for an id no
     /// call is waiting on, or an item beyond its call's window.
-    pub(crate) fn deliver(&self, header: FrameHeader, body: Bytes) -> Result<(), ProtocolError> {
+    pub(crate) fn deliver(&self, header: FrameHeader, body: Received) -> Result<(), ProtocolError> {
         let mut pending = lock(&self.pending);
         if header.kind == Kind::StreamItem {
             let Some(Waiter::Stream(stream)) = pending.get_mut(header.id) else {
@@ -324,7 +325,7 @@ impl Mux {
     ) -> Result<(), ProtocolError> {
         match header.kind {
             Kind::ReplyOk | Kind::ReplyHandlerError | Kind::ReplyFailure => {
-                self.deliver(header, body)
+                self.deliver(header, Received::Aligned(body))
             }
             other => Err(ProtocolError::UnexpectedKind {
                 expected: "a reply",
@@ -358,7 +359,7 @@ impl Exchange for Arc<Mux> {
         &self,
         mut frame: Vec<u8>,
         _reply_max: u32,
-    ) -> Result<(FrameHeader, Bytes), CallError> {
+    ) -> Result<(FrameHeader, Received), CallError> {
         // a slot and room in the queue are there at once for most calls: only a call that
         // must wait for one carries (boxed) what waiting takes
         let _slot = match self.slots.try_acquire() {
@@ -607,10 +608,12 @@ mod tests {
         };
         assert!(sent(&mut frames).is_some(), "the second call was sent");
 
-        mux.deliver(reply(first_id), Bytes::new()).unwrap();
+        mux.deliver(reply(first_id), Received::Aligned(Bytes::new()))
+            .unwrap();
         assert!(woken.take());
         // a second reply to the same call is ignored
-        mux.deliver(reply(first_id), Bytes::new()).unwrap();
+        mux.deliver(reply(first_id), Received::Aligned(Bytes::new()))
+            .unwrap();
         assert!(!woken.take());
         let Poll::Ready(Ok((header, _))) = first.as_mut().poll(&mut cx) else {
             panic!("the first call has its reply");
@@ -650,7 +653,8 @@ mod tests {
         let Some(id) = sent(&mut frames).map(|header| header.id) else {
             panic!("the call was sent");
         };
-        mux.deliver(reply(id), Bytes::new()).unwrap();
+        mux.deliver(reply(id), Received::Aligned(Bytes::new()))
+            .unwrap();
         drop(answered);
         assert!(sent(&mut frames).is_none());
         // its reply went with it

@@ -1,7 +1,7 @@
 //! Turning a reply frame into the call's typed result.
 
 use hardlight_core::{
-    codec::{decode, Bytes, Codable},
+    codec::{decode, Codable},
     frame::{FrameHeader, Kind},
     ErrorCode, ProtocolError,
 };
@@ -11,7 +11,7 @@ use crate::error::RpcError;
 /// Decodes a reply: the return value, the handler's error, or the server's failure.
 pub(crate) fn decode_reply<T: Codable, E: Codable>(
     header: &FrameHeader,
-    body: &Bytes,
+    body: &[u8],
 ) -> Result<T, RpcError<E>> {
     match header.kind {
         Kind::ReplyOk => Ok(decode::<T>(body)?),

@@ -49,7 +49,10 @@ impl ItemSource {
     /// The next item or the reply.
     pub(crate) async fn next(&mut self) -> Result<(FrameHeader, Bytes), CallError> {
         match self {
-            Self::Channel(items) => items.next().await,
+            Self::Channel(items) => items
+                .next()
+                .await
+                .map(|(header, body)| (header, body.into_aligned())),
             #[cfg(feature = "native")]
             Self::Quic(items) => items.next().await,
             #[cfg(all(feature = "wasm", not(feature = "native")))]

@@ -182,15 +182,31 @@ fn grow<B: Buffer>(buffer: &mut B, more: usize) {
 
 /// Validates an archive and deserializes it.
 ///
-/// `bytes` need not be aligned; a misaligned slice is copied into an aligned buffer first.
-/// Invalid bytes give [`ProtocolError::InvalidPayload`], never undefined behaviour.
+/// `bytes` need not be aligned; a misaligned slice is copied to an aligned place first (on
+/// the stack if it is at most 512 bytes). Invalid bytes give
+/// [`ProtocolError::InvalidPayload`], never undefined behaviour.
 pub fn decode<T: Codable>(bytes: &[u8]) -> Result<T, ProtocolError> {
     if (bytes.as_ptr() as usize).is_multiple_of(ALIGN) {
         decode_aligned(bytes)
+    } else if bytes.len() <= STACK_ALIGNED {
+        let mut stack = StackAligned([0; STACK_ALIGNED]);
+        let copy = &mut stack.0[..bytes.len()];
+        copy.copy_from_slice(bytes);
+        decode_aligned(copy)
     } else {
         decode_aligned(&realign(bytes))
     }
 }
+
+/// Largest misaligned archive [`decode`] aligns on the stack rather than in a buffer
+/// allocated for it.
+const STACK_ALIGNED: usize = 512;
+
+/// Room on the stack, aligned as [`Bytes`] is.
+#[repr(C, align(16))]
+struct StackAligned([u8; STACK_ALIGNED]);
+
+const _: () = assert!(std::mem::align_of::<StackAligned>() == ALIGN);
 
 /// The deepest nesting of out-of-line data (a `Box`, a `Vec`'s or a map's elements, a
 /// `String`'s bytes, each inside the last) that [`decode`] accepts; deeper archives are
@@ -265,10 +281,14 @@ mod tests {
 
     #[test]
     fn misaligned_input_is_handled() {
-        let bytes = encode(&vec![1u64, 2, 3]).unwrap();
-        let mut shifted = vec![0u8];
-        shifted.extend_from_slice(&bytes);
-        assert_eq!(decode::<Vec<u64>>(&shifted[1..]).unwrap(), vec![1, 2, 3]);
+        // aligned on the stack, and in a buffer of its own
+        for len in [3, 60, 1000] {
+            let value: Vec<u64> = (0..len).collect();
+            let bytes = encode(&value).unwrap();
+            let mut shifted = vec![0u8];
+            shifted.extend_from_slice(&bytes);
+            assert_eq!(decode::<Vec<u64>>(&shifted[1..]).unwrap(), value);
+        }
     }
 
     /// Nests inside itself: `Nest(vec![Nest(vec![...])])`.

@@ -29,6 +29,7 @@ use crate::{
     handshake::{hello_frame, welcome},
     mux::{gather, Mux, Outgoing},
     pushes::Pushes,
+    received::Received,
     streaming::ItemSource,
     sync::lock,
 };
@@ -213,12 +214,13 @@ impl Exchange for Streams {
         &self,
         frame: Vec<u8>,
         reply_max: u32,
-    ) -> Result<(FrameHeader, Bytes), CallError> {
+    ) -> Result<(FrameHeader, Received), CallError> {
         if rides_channel(&frame, self.channel_max) {
             return self.mux.exchange(frame, reply_max).await;
         }
         // boxed: a call on the channel, the common one, does not carry its room
-        Box::pin(self.exchange_on_stream(frame, reply_max)).await
+        let (header, body) = Box::pin(self.exchange_on_stream(frame, reply_max)).await?;
+        Ok((header, Received::Aligned(body)))
     }
 }
 

@@ -29,6 +29,7 @@ use crate::{
     handshake::{hello_frame, welcome},
     mux::{Mux, Outgoing},
     pushes::Pushes,
+    received::Received,
     streaming::ItemSource,
     sync::lock,
 };
@@ -262,12 +263,13 @@ impl Exchange for WtStreams {
         &self,
         frame: Vec<u8>,
         reply_max: u32,
-    ) -> Result<(FrameHeader, Bytes), CallError> {
+    ) -> Result<(FrameHeader, Received), CallError> {
         if rides_channel(&frame, CHANNEL_MAX) {
             return self.mux.exchange(frame, reply_max).await;
         }
         let slot = self.mux.owned_slot().await?;
-        self.piped(frame, reply_max, false, slot)?.next().await
+        let (header, body) = self.piped(frame, reply_max, false, slot)?.next().await?;
+        Ok((header, Received::Aligned(body)))
     }
 }
 

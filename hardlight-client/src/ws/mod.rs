@@ -12,28 +12,29 @@ pub(crate) use browser::BrowserConnection;
 #[cfg(feature = "native")]
 pub(crate) use native::WsConnection;
 
+use bytes::Bytes as Shared;
 use hardlight_core::{
     codec::realign,
     frame::{FrameHeader, Kind},
     ProtocolError, Service,
 };
 
-use crate::{mux::Mux, pushes::Pushes};
+use crate::{mux::Mux, pushes::Pushes, received::Received};
 
 /// Routes one received message, frame by frame: replies to their calls, everything else
 /// to the pushes.
 fn route<S: Service>(
-    message: &[u8],
+    message: &Shared,
     mux: &Mux,
     pushes: &Pushes<S>,
     max: u32,
 ) -> Result<(), ProtocolError> {
-    let mut rest = message;
+    let mut rest = &message[..];
     loop {
         let (header, body, after) = FrameHeader::split_first(rest, max)?;
         match header.kind {
             Kind::ReplyOk | Kind::ReplyHandlerError | Kind::ReplyFailure | Kind::StreamItem => {
-                mux.deliver(header, realign(body))?
+                mux.deliver(header, Received::Shared(message.slice_ref(body)))?
             }
             Kind::StreamCredit if body.is_empty() => mux.credit(header.id, header.seq)?,
             _ => pushes.handle(&header, realign(body))?,
