@@ -15,6 +15,25 @@ pub const COALESCE_BELOW: usize = 4 * 1024;
 /// than one frame, which every receiver accepts whatever its `max_message_size`.
 pub const MAX_CHUNK: usize = crate::frame::MAX_PACKED_MESSAGE;
 
+/// A frame a batch takes: its bytes are copied, or passed on as they are.
+pub trait Frame: AsRef<[u8]> + Into<Bytes> {
+    /// Its bytes were copied into the batch: it is no longer needed.
+    fn copied(self);
+}
+
+/// A frame shared with other batches (a push to many connections).
+impl Frame for Bytes {
+    fn copied(self) {}
+}
+
+/// A frame built for this batch: once copied, its buffer is kept for the next frame
+/// built on this thread ([`spare`](crate::spare)).
+impl Frame for Vec<u8> {
+    fn copied(self) {
+        crate::spare::give_back(self);
+    }
+}
+
 /// A batch of frames to write in order.
 ///
 /// ```
@@ -52,7 +71,7 @@ pub struct Coalesced {
 
 impl Coalesced {
     /// Adds `frame` after what the batch holds.
-    pub fn push<F: AsRef<[u8]> + Into<Bytes>>(&mut self, frame: F) {
+    pub fn push<F: Frame>(&mut self, frame: F) {
         if self.is_empty() {
             self.single = Some(frame.into());
             return;
@@ -63,13 +82,14 @@ impl Coalesced {
         self.add(frame);
     }
 
-    fn add<F: AsRef<[u8]> + Into<Bytes>>(&mut self, frame: F) {
+    fn add<F: Frame>(&mut self, frame: F) {
         let len = frame.as_ref().len();
         if len < COALESCE_BELOW {
             if self.small.len() + len > MAX_CHUNK {
                 self.seal();
             }
             self.small.extend_from_slice(frame.as_ref());
+            frame.copied();
         } else {
             self.seal();
             self.chunks.push(frame.into());

@@ -31,6 +31,7 @@ pub mod message;
 pub mod priority;
 pub mod schema;
 pub mod service;
+pub mod spare;
 pub mod state;
 pub mod stream;
 pub mod text;

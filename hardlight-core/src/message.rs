@@ -1,10 +1,11 @@
 //! Assembling frames for sending and opening received bodies.
 
 use crate::{
-    codec::{encode_into, realign, Bytes, Codable, ENCODE_CAPACITY},
+    codec::{encode_into, realign, Bytes, Codable},
     compression::{self, Compression},
     error::ProtocolError,
     frame::{FrameHeader, FLAG_COMPRESSED, HEADER_LEN},
+    spare,
 };
 
 /// An archive encoded behind room for its frame header, so that framing it writes the
@@ -26,7 +27,7 @@ impl Body {
     ///
     /// Fails only if the value's own serialization fails (see [`encode`](crate::codec::encode)).
     pub fn encode<T: Codable>(value: &T) -> Result<Self, ProtocolError> {
-        let mut buffer = Vec::with_capacity(HEADER_LEN + ENCODE_CAPACITY);
+        let mut buffer = spare::take();
         buffer.resize(HEADER_LEN, 0);
         encode_into(value, buffer).map(Self)
     }
@@ -62,6 +63,7 @@ impl Body {
         compression: Compression,
     ) -> Result<Vec<u8>, ProtocolError> {
         if let Some(packed) = compression.compress(self.archive()) {
+            spare::give_back(self.0);
             return assemble(header, header.flags | FLAG_COMPRESSED, &packed);
         }
         let header = header_of(header, self.len(), header.flags & !FLAG_COMPRESSED)?;
