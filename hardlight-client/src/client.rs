@@ -323,7 +323,12 @@ impl<S: Service> Client<S> {
         let current = CurrentCall::get();
         let propagated =
             Propagated::new(self.call_timeout, self.context.as_deref(), current.as_ref());
-        let result = within(propagated.budget, self.call(method, &args, &propagated)).await;
+        // without a budget (most calls) the call is awaited as it is: not moved into a
+        // wrapper first, which for a future this size is a copy per call
+        let result = match propagated.budget {
+            None => self.call(method, &args, &propagated).await,
+            budget => within(budget, self.call(method, &args, &propagated)).await,
+        };
         counters.finished.fetch_add(1, Ordering::Relaxed);
         if matches!(&result, Err(e) if !matches!(e, RpcError::Handler(_))) {
             counters.failed.fetch_add(1, Ordering::Relaxed);
