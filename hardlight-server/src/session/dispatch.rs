@@ -216,44 +216,50 @@ impl Call {
         }
         let deadline = call.deadline();
         let mut running = Running::start(context);
-        let outcome = async {
-            let run = async {
-                if !context.interceptors.is_empty() {
-                    let service = <H::Service as Service>::NAME;
-                    // boxed, like the streaming below: what only some calls run does not
-                    // enlarge every call's task
-                    let check = context
-                        .interceptors
-                        .check(service, &context.connection, &call);
-                    if let Err(refused) = Box::pin(check).await {
-                        return Some(refused);
-                    }
+        // made where it is awaited: a future moved into a wrapper (the deadline's
+        // `select!`, the span's `Instrumented`) is copied, and most calls need neither
+        let run = || async {
+            if !context.interceptors.is_empty() {
+                let service = <H::Service as Service>::NAME;
+                // boxed, like the streaming below: what only some calls run does not
+                // enlarge every call's task
+                let check = context
+                    .interceptors
+                    .check(service, &context.connection, &call);
+                if let Err(refused) = Box::pin(check).await {
+                    return Some(refused);
                 }
-                let inbound = kind.takes_stream().then(|| io.inbound(context));
-                // the handler runs in the call's scope (`CurrentCall`), its panic caught
-                let dispatch = handler.dispatch(header.aux, args, inbound);
-                let dispatch = AssertUnwindSafe(call.clone().scope(dispatch)).catch_unwind();
-                let outcome = tokio::select! {
-                    biased;
-                    outcome = dispatch => outcome.unwrap_or_else(panicked),
-                    () = io.abandoned() => return None,
-                };
-                match outcome {
-                    Outcome::Stream(items) => {
-                        // so is its stream; boxed, so as not to enlarge every call's task
-                        let sending = send_items(items, io, header.id, state, context);
-                        let sending = AssertUnwindSafe(call.clone().scope(sending)).catch_unwind();
-                        Box::pin(sending)
-                            .await
-                            .unwrap_or_else(|panic| Some(panicked(panic)))
-                    }
-                    done => Some(done),
+            }
+            let inbound = kind.takes_stream().then(|| io.inbound(context));
+            // the handler runs in the call's scope (`CurrentCall`), its panic caught
+            let dispatch = handler.dispatch(header.aux, args, inbound);
+            let dispatch = AssertUnwindSafe(call.clone().scope(dispatch)).catch_unwind();
+            let outcome = tokio::select! {
+                biased;
+                outcome = dispatch => outcome.unwrap_or_else(panicked),
+                () = io.abandoned() => return None,
+            };
+            match outcome {
+                Outcome::Stream(items) => {
+                    // so is its stream; boxed, so as not to enlarge every call's task
+                    let sending = send_items(items, io, header.id, state, context);
+                    let sending = AssertUnwindSafe(call.clone().scope(sending)).catch_unwind();
+                    Box::pin(sending)
+                        .await
+                        .unwrap_or_else(|panic| Some(panicked(panic)))
                 }
+                done => Some(done),
+            }
+        };
+        let bounded = || async {
+            let Some(deadline) = deadline else {
+                return run().await;
             };
             tokio::select! {
                 biased;
-                outcome = run => outcome,
-                () = expiry(deadline) => {
+                outcome = run() => outcome,
+                // boxed: a timer in place would enlarge every call's task
+                () = Box::pin(tokio::time::sleep_until(deadline.into())) => {
                     debug!("call dropped at its deadline");
                     Some(Outcome::Failure(
                         ErrorCode::DeadlineExceeded,
@@ -261,9 +267,12 @@ impl Call {
                     ))
                 }
             }
-        }
-        .instrument(span)
-        .await;
+        };
+        let outcome = if span.is_disabled() {
+            bounded().await
+        } else {
+            bounded().instrument(span).await
+        };
         if outcome.is_none() {
             debug!("call cancelled by the client");
         }
@@ -316,15 +325,6 @@ async fn send_items<S: ConnectionState, C: CallIo>(
             return None;
         }
         context.meter.sent(len);
-    }
-}
-
-/// Completes at `deadline`; never without one. The timer is boxed: most calls have no
-/// deadline, and a timer in place would enlarge every call's task.
-async fn expiry(deadline: Option<std::time::Instant>) {
-    match deadline {
-        Some(deadline) => Box::pin(tokio::time::sleep_until(deadline.into())).await,
-        None => std::future::pending().await,
     }
 }
 
