@@ -15,7 +15,7 @@ use std::cell::RefCell;
 use crate::{codec::ENCODE_CAPACITY, frame::HEADER_LEN};
 
 /// The capacity a body's buffer starts with: a frame header and a small archive.
-pub(crate) const CAPACITY: usize = HEADER_LEN + ENCODE_CAPACITY;
+pub const CAPACITY: usize = HEADER_LEN + ENCODE_CAPACITY;
 
 /// Buffers kept per thread: as many as calls in flight together write at once.
 pub const KEPT: usize = 64;
