@@ -33,9 +33,13 @@ fn route<S: Service>(
     loop {
         let (header, body, after) = FrameHeader::split_first(rest, max)?;
         match header.kind {
-            Kind::ReplyOk | Kind::ReplyHandlerError | Kind::ReplyFailure | Kind::StreamItem => {
+            // a reply is taken at once by its call: it may keep its message a moment
+            Kind::ReplyOk | Kind::ReplyHandlerError | Kind::ReplyFailure => {
                 mux.deliver(header, Received::Shared(message.slice_ref(body)))?
             }
+            // an item waits until the application reads it, charged to its stream's
+            // window at its own size: it must not keep a packed message alive
+            Kind::StreamItem => mux.deliver(header, Received::Aligned(realign(body)))?,
             Kind::StreamCredit if body.is_empty() => mux.credit(header.id, header.seq)?,
             _ => pushes.handle(&header, realign(body))?,
         }
