@@ -17,6 +17,7 @@ mod events;
 mod handshake;
 mod mirror;
 mod mux;
+mod outstanding;
 mod propagate;
 mod pushes;
 #[cfg(feature = "native")]

@@ -10,7 +10,6 @@ use std::{
 };
 
 use hardlight_core::{
-    calls::CallTable,
     close::Close,
     coalesce::Coalesced,
     codec::Bytes,
@@ -29,6 +28,7 @@ use crate::{
     config::ClientConfig,
     drain::Drain,
     error::{CallError, TransportError},
+    outstanding::Outstanding,
     received::Received,
     streaming::ItemSource,
     sync::lock,
@@ -68,7 +68,7 @@ struct StreamWaiter {
 /// The calls of one multiplexed connection.
 #[derive(Debug)]
 pub(crate) struct Mux {
-    pending: Mutex<CallTable<Waiter>>,
+    pending: Mutex<Outstanding<Waiter>>,
     slots: Arc<Semaphore>,
     out: mpsc::Sender<Vec<u8>>,
     closed: Mutex<Option<TransportError>>,
@@ -99,7 +99,7 @@ impl Mux {
         let max_calls = max_calls.clamp(1, MAX_CALLS) as usize;
         let (out, frames) = mpsc::channel(2 * max_calls);
         let mux = Arc::new(Self {
-            pending: Mutex::new(CallTable::new()),
+            pending: Mutex::new(Outstanding::new()),
             slots: Arc::new(Semaphore::new(max_calls)),
             out,
             closed: Mutex::new(None),
@@ -189,12 +189,9 @@ impl Mux {
             outstanding: 0,
             taken: 0,
         });
-        let id = {
-            let mut pending = lock(&self.pending);
-            let id = pending.next_id();
-            pending.insert(id, waiter).map_err(|_| self.closed())?;
-            id
-        };
+        let id = lock(&self.pending)
+            .insert(waiter)
+            .map_err(|_| self.closed())?;
         FrameHeader::set_id(&mut frame, id);
         let stream = MuxStream {
             mux: Arc::clone(self),
@@ -367,14 +364,9 @@ impl Exchange for Arc<Mux> {
             Err(TryAcquireError::NoPermits) => Box::pin(self.slot()).await?,
             Err(TryAcquireError::Closed) => return Err(self.closed()),
         };
-        let id = {
-            let mut pending = lock(&self.pending);
-            let id = pending.next_id();
-            pending
-                .insert(id, Waiter::Reply(ReplySlot::default()))
-                .map_err(|_| self.closed())?;
-            id
-        };
+        let id = lock(&self.pending)
+            .insert(Waiter::Reply(ReplySlot::default()))
+            .map_err(|_| self.closed())?;
         FrameHeader::set_id(&mut frame, id);
         let mut guard = Pending {
             mux: self,

@@ -1,6 +1,8 @@
-//! Calls in flight by id: the multiplexing both peers do over one message channel
-//! (WebSocket, in-process), without I/O. What each call waits with — a reply channel on
-//! the client, its task on the server — is the table's `T`.
+//! Calls in flight by id, as the server keeps them for a connection that multiplexes
+//! calls over one message channel (WebSocket, the QUIC call channel), without I/O. The
+//! ids are the client's, so the table is a hash map seeded per table; what each call
+//! waits with (its task) is the table's `T`. The client, which chooses its ids, indexes
+//! its calls by them directly.
 
 use std::collections::{hash_map::Entry, HashMap};
 
