@@ -12,7 +12,6 @@ use std::{
 use hardlight_core::{
     close::Close,
     coalesce::Coalesced,
-    codec::Bytes,
     frame::{FrameHeader, Kind, HEADER_LEN},
     handshake::Welcome,
     stream::{window_cost, STREAM_WINDOW},
@@ -318,11 +317,11 @@ impl Mux {
     pub(crate) fn deliver_reply(
         &self,
         header: FrameHeader,
-        body: Bytes,
+        body: Received,
     ) -> Result<(), ProtocolError> {
         match header.kind {
             Kind::ReplyOk | Kind::ReplyHandlerError | Kind::ReplyFailure => {
-                self.deliver(header, Received::Aligned(body))
+                self.deliver(header, body)
             }
             other => Err(ProtocolError::UnexpectedKind {
                 expected: "a reply",
@@ -553,6 +552,8 @@ mod tests {
         sync::atomic::{AtomicBool, Ordering},
         task::Wake,
     };
+
+    use hardlight_core::codec::Bytes;
 
     use super::*;
 

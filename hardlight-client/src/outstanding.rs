@@ -165,7 +165,9 @@ mod tests {
         for id in ids.iter().step_by(2) {
             assert!(calls.remove(*id).is_some());
         }
-        let more: Vec<u64> = (0..1500).map(|n| calls.insert(10_000 + n).unwrap()).collect();
+        let more: Vec<u64> = (0..1500)
+            .map(|n| calls.insert(10_000 + n).unwrap())
+            .collect();
         for (n, id) in ids.iter().enumerate().skip(1).step_by(2) {
             assert_eq!(calls.get(*id), Some(&(n as u64)));
         }

@@ -34,6 +34,23 @@ pub enum ReadError {
     Io(#[from] std::io::Error),
 }
 
+impl ReadError {
+    /// A stream ended where `decoder` is: finished between frames, cut short inside one.
+    pub fn ended(decoder: &FrameDecoder) -> Self {
+        let got = decoder.received();
+        if got == 0 {
+            return Self::Finished;
+        }
+        let expected = decoder
+            .header()
+            .map_or(HEADER_LEN, |header| HEADER_LEN + header.body_len as usize);
+        Self::Protocol(ProtocolError::Truncated {
+            expected: expected as u64,
+            got: got as u64,
+        })
+    }
+}
+
 /// Reads one frame: the header, checked against `max_body`, then exactly its body
 /// (still compressed if flagged; see [`crate::message::open_aligned_body`]).
 ///
@@ -93,10 +110,7 @@ async fn read_some<R: AsyncRead + Unpin + ?Sized>(
 ) -> Result<(), ReadError> {
     let n = reader.read(decoder.buffer()).await?;
     if n == 0 {
-        return Err(match decoder.received() {
-            0 => ReadError::Finished,
-            got => truncated(decoder, got),
-        });
+        return Err(ReadError::ended(decoder));
     }
     Ok(decoder.filled(n)?)
 }
@@ -210,23 +224,10 @@ impl FrameReader {
                 n
             };
             if n == 0 {
-                return Poll::Ready(Err(match self.decoder.received() {
-                    0 => ReadError::Finished,
-                    got => truncated(&self.decoder, got),
-                }));
+                return Poll::Ready(Err(ReadError::ended(&self.decoder)));
             }
         }
     }
-}
-
-fn truncated(decoder: &FrameDecoder, got: usize) -> ReadError {
-    let expected = decoder
-        .header()
-        .map_or(HEADER_LEN, |h| HEADER_LEN + h.body_len as usize);
-    ReadError::Protocol(ProtocolError::Truncated {
-        expected: expected as u64,
-        got: got as u64,
-    })
 }
 
 #[cfg(test)]

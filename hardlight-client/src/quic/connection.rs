@@ -20,6 +20,7 @@ use quinn::{
 use tokio::task::JoinHandle;
 use tracing::{debug, warn};
 
+use super::channel::ChunkFrames;
 use crate::{
     calls::{priority_of, rides_channel, Calls, Exchange, CHANNEL_MAX},
     config::ClientConfig,
@@ -387,9 +388,9 @@ async fn channel_writer(mut send: SendStream, mut frames: Outgoing, send_timeout
 /// Routes the call channel's replies to their calls until the connection ends; then the
 /// calls still waiting fail. Anything but a reply there breaks the protocol.
 async fn channel_reader(conn: quinn::Connection, mut recv: RecvStream, mux: Arc<Mux>, max: u32) {
-    let mut reader = FrameReader::new(max);
+    let mut frames = ChunkFrames::new(max);
     let violation = loop {
-        match reader.next(&mut recv).await {
+        match frames.next(&mut recv).await {
             Ok((header, body)) => {
                 if let Err(error) = mux.deliver_reply(header, body) {
                     break Some(error);

@@ -452,7 +452,7 @@ async fn channel_reader(session: WebTransport, mut reader: FrameStream, mux: Arc
     let violation = loop {
         match reader.next().await {
             Ok((header, body)) => {
-                if let Err(error) = mux.deliver_reply(header, body) {
+                if let Err(error) = mux.deliver_reply(header, Received::Aligned(body)) {
                     break Some(error);
                 }
             }

@@ -1,0 +1,165 @@
+//! The replies of the QUIC call channel, cut from the chunks quinn received: a reply
+//! that arrived whole in one chunk is handed to its call as a slice of it (a reply is
+//! taken by its call at once, so it keeps its chunk only a moment); one split between
+//! chunks is assembled by a [`FrameDecoder`], as any stream's frames are.
+
+use bytes::{Buf, Bytes as Shared};
+use hardlight_core::{
+    decoder::FrameDecoder,
+    frame::{FrameHeader, HEADER_LEN},
+    io::ReadError,
+    ProtocolError,
+};
+use quinn::RecvStream;
+
+use crate::received::Received;
+
+/// The frames of one stream, read chunk by chunk.
+pub(super) struct ChunkFrames {
+    decoder: FrameDecoder,
+    /// What the last chunk holds past the frames taken from it.
+    rest: Shared,
+    max_body: u32,
+}
+
+impl ChunkFrames {
+    /// Frames of bodies up to `max_body` bytes.
+    pub(super) fn new(max_body: u32) -> Self {
+        Self {
+            decoder: FrameDecoder::new(max_body),
+            rest: Shared::new(),
+            max_body,
+        }
+    }
+
+    /// The next frame from `recv` (still compressed if flagged).
+    pub(super) async fn next(
+        &mut self,
+        recv: &mut RecvStream,
+    ) -> Result<(FrameHeader, Received), ReadError> {
+        loop {
+            if let Some(frame) = self.cut()? {
+                return Ok(frame);
+            }
+            // all of it is used: the chunk's memory is not kept while the stream is quiet
+            self.rest = Shared::new();
+            match recv.read_chunk(usize::MAX, true).await {
+                Ok(Some(chunk)) => self.rest = chunk.bytes,
+                Ok(None) => return Err(ReadError::ended(&self.decoder)),
+                Err(error) => return Err(ReadError::Io(error.into())),
+            }
+        }
+    }
+
+    /// A whole frame out of what was read, if there is one.
+    fn cut(&mut self) -> Result<Option<(FrameHeader, Received)>, ProtocolError> {
+        // between frames, a frame whole in the chunk is a slice of it
+        if self.decoder.received() == 0 {
+            if let Some(head) = self.rest.first_chunk::<HEADER_LEN>() {
+                let header = FrameHeader::parse(head, self.max_body)?;
+                let end = HEADER_LEN + header.body_len as usize;
+                if end <= self.rest.len() {
+                    let body = self.rest.slice(HEADER_LEN..end);
+                    self.rest.advance(end);
+                    return Ok(Some((header, Received::Shared(body))));
+                }
+            }
+        }
+        let mut input = &self.rest[..];
+        let before = input.len();
+        let frame = self.decoder.feed(&mut input);
+        let used = before - input.len();
+        self.rest.advance(used);
+        Ok(frame?.map(|(header, body)| (header, Received::Aligned(body))))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use hardlight_core::{frame::Kind, message::encode_frame, Compression};
+
+    use super::*;
+
+    fn reply(id: u64, body: &[u8]) -> Vec<u8> {
+        let header = FrameHeader::new(Kind::ReplyOk, 0).with_id(id);
+        encode_frame(header, body, Compression::None)
+            .unwrap()
+            .to_vec()
+    }
+
+    /// Every frame cut from `chunks`, fed one after another.
+    fn cut_all(frames: &mut ChunkFrames, chunks: &[&[u8]]) -> Vec<(u64, Vec<u8>, bool)> {
+        let mut out = Vec::new();
+        for chunk in chunks {
+            frames.rest = Shared::copy_from_slice(chunk);
+            while let Some((header, body)) = frames.cut().unwrap() {
+                let shared = matches!(body, Received::Shared(_));
+                out.push((header.id, body.to_vec(), shared));
+            }
+        }
+        out
+    }
+
+    #[test]
+    fn whole_frames_are_slices_of_their_chunk() {
+        let mut chunk = reply(1, b"one");
+        chunk.extend(reply(2, &[]));
+        chunk.extend(reply(3, b"three"));
+        let cut = cut_all(&mut ChunkFrames::new(64), &[&chunk]);
+        assert_eq!(
+            cut,
+            vec![
+                (1, b"one".to_vec(), true),
+                (2, vec![], true),
+                (3, b"three".to_vec(), true)
+            ]
+        );
+    }
+
+    #[test]
+    fn a_frame_split_between_chunks_is_assembled() {
+        let body: Vec<u8> = (0..100).collect();
+        let mut bytes = reply(1, b"first");
+        let second_starts = bytes.len();
+        bytes.extend(reply(2, &body));
+        bytes.extend(reply(3, b"last"));
+        // split inside the second frame's header, then inside its body
+        let (a, rest) = bytes.split_at(second_starts + 10);
+        let (b, c) = rest.split_at(40);
+        let mut frames = ChunkFrames::new(1024);
+        let cut = cut_all(&mut frames, &[a, b, c]);
+        assert_eq!(
+            cut,
+            vec![
+                (1, b"first".to_vec(), true),
+                (2, body, false),
+                (3, b"last".to_vec(), true)
+            ]
+        );
+        assert!(matches!(
+            ReadError::ended(&frames.decoder),
+            ReadError::Finished
+        ));
+    }
+
+    #[test]
+    fn a_header_over_the_limit_or_a_stream_cut_short_is_refused() {
+        let large = reply(1, &[0; 100]);
+        let mut frames = ChunkFrames::new(99);
+        frames.rest = Shared::from(large.clone());
+        assert!(matches!(
+            frames.cut(),
+            Err(ProtocolError::FrameTooLarge { len: 100, max: 99 })
+        ));
+        let mut frames = ChunkFrames::new(100);
+        frames.rest = Shared::copy_from_slice(&large[..50]);
+        assert!(frames.cut().unwrap().is_none());
+        assert!(matches!(
+            ReadError::ended(&frames.decoder),
+            ReadError::Protocol(ProtocolError::Truncated {
+                expected: 124,
+                got: 50
+            })
+        ));
+    }
+}
