@@ -7,13 +7,16 @@ use rkyv::{
     bytecheck::CheckBytes,
     de::Pool,
     rancor,
-    ser::{allocator::ArenaHandle, Positional, Writer},
+    ser::{
+        allocator::{Arena, ArenaHandle},
+        Positional, Writer,
+    },
     util::AlignedVec,
     validation::{archive::ArchiveValidator, shared::SharedValidator, Validator},
     Archive, Deserialize, Serialize,
 };
 
-use crate::error::ProtocolError;
+use crate::{error::ProtocolError, spare};
 
 /// Alignment HardLight guarantees for archive bodies it decodes.
 pub const ALIGN: usize = 16;
@@ -63,19 +66,20 @@ impl<T> Codable for T where
 /// the archive's 32-bit offsets).
 pub fn encode<T: Codable>(value: &T) -> Result<Bytes, ProtocolError> {
     // Small values (most arguments and replies) fit without growing the buffer.
-    encode_into(value, Bytes::with_capacity(ENCODE_CAPACITY))
+    spare::with_arena(|arena| encode_into(value, Bytes::with_capacity(ENCODE_CAPACITY), arena))
 }
 
 /// Serializes a value after what `buffer` already holds (a frame header's room, say),
 /// as if the archive started the buffer: its positions, and so its padding, count from
 /// there.
-pub(crate) fn encode_into<T, B>(value: &T, buffer: B) -> Result<B, ProtocolError>
+pub(crate) fn encode_into<T, B>(value: &T, buffer: B, arena: &mut Arena) -> Result<B, ProtocolError>
 where
     T: for<'a> Serialize<HighSerializer<Archiver<B>, ArenaHandle<'a>, rancor::Error>>,
     B: Buffer,
 {
     let start = buffer.written();
-    rkyv::api::high::to_bytes_in::<_, rancor::Error>(value, Archiver { buffer, start })
+    let archiver = Archiver { buffer, start };
+    rkyv::api::high::to_bytes_in_with_alloc::<_, _, rancor::Error>(value, archiver, arena.acquire())
         .map(|archiver| archiver.buffer)
         .map_err(|e| ProtocolError::InvalidPayload(format!("cannot serialize: {e}")))
 }

@@ -27,9 +27,10 @@ impl Body {
     ///
     /// Fails only if the value's own serialization fails (see [`encode`](crate::codec::encode)).
     pub fn encode<T: Codable>(value: &T) -> Result<Self, ProtocolError> {
-        let mut buffer = spare::take();
-        buffer.resize(HEADER_LEN, 0);
-        encode_into(value, buffer).map(Self)
+        spare::with_buffer(|mut buffer, arena| {
+            buffer.resize(HEADER_LEN, 0);
+            encode_into(value, buffer, arena).map(Self)
+        })
     }
 
     /// The archive.

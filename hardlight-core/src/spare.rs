@@ -1,4 +1,5 @@
-//! Frame buffers kept for reuse on the thread that let them go.
+//! What encoding keeps for reuse on each thread: frame buffers, and the scratch arena
+//! the archiver works in.
 //!
 //! Calls in flight together encode their frames together and are written together: 64
 //! replies are built, queued, and freed at once by the writer that copies them into one
@@ -8,9 +9,14 @@
 //! and a batch gives it back once it has copied the frame.
 //!
 //! At most [`KEPT`] buffers of [`CAPACITY`] bytes each are kept per thread (18 KiB); a
-//! buffer that grew past its first capacity is freed as usual.
+//! buffer that grew past its first capacity is freed as usual. The arena (rkyv's scratch
+//! space, which most values never use) starts at 2 KiB and keeps its largest block, as
+//! rkyv's own per-thread arena does; it sits beside the buffers so that an encoding
+//! reaches both at once.
 
 use std::cell::RefCell;
+
+use rkyv::ser::allocator::Arena;
 
 use crate::{codec::ENCODE_CAPACITY, frame::HEADER_LEN};
 
@@ -20,30 +26,67 @@ pub const CAPACITY: usize = HEADER_LEN + ENCODE_CAPACITY;
 /// Buffers kept per thread: as many as calls in flight together write at once.
 pub const KEPT: usize = 64;
 
+/// What one thread keeps.
+#[derive(Default)]
+struct Kept {
+    buffers: Vec<Vec<u8>>,
+    /// Made at the thread's first encoding.
+    arena: Option<Arena>,
+}
+
 thread_local! {
-    static SPARE: RefCell<Vec<Vec<u8>>> = const { RefCell::new(Vec::new()) };
+    static SPARE: RefCell<Kept> = const {
+        RefCell::new(Kept {
+            buffers: Vec::new(),
+            arena: None,
+        })
+    };
 }
 
-/// An empty buffer of [`CAPACITY`] bytes.
-pub(crate) fn take() -> Vec<u8> {
-    SPARE
-        .try_with(|spare| spare.borrow_mut().pop())
+/// Runs `encode` with an empty buffer of [`CAPACITY`] bytes and the scratch arena.
+pub(crate) fn with_buffer<R>(encode: impl FnOnce(Vec<u8>, &mut Arena) -> R) -> R {
+    with_kept(|kept| {
+        let buffer = kept
+            .buffers
+            .pop()
+            .unwrap_or_else(|| Vec::with_capacity(CAPACITY));
+        encode(buffer, kept.arena.get_or_insert_with(Arena::new))
+    })
+}
+
+/// Runs `encode` with the scratch arena.
+pub(crate) fn with_arena<R>(encode: impl FnOnce(&mut Arena) -> R) -> R {
+    with_kept(|kept| encode(kept.arena.get_or_insert_with(Arena::new)))
+}
+
+/// Runs `f` with what this thread keeps, or with nothing kept where that is in use (an
+/// encoding within an encoding) or gone (the thread is ending).
+fn with_kept<R>(f: impl FnOnce(&mut Kept) -> R) -> R {
+    let mut f = Some(f);
+    let done = SPARE
+        .try_with(|kept| {
+            let mut kept = kept.try_borrow_mut().ok()?;
+            f.take().map(|f| f(&mut kept))
+        })
         .ok()
-        .flatten()
-        .unwrap_or_else(|| Vec::with_capacity(CAPACITY))
+        .flatten();
+    match (done, f) {
+        (Some(done), _) => done,
+        (None, Some(f)) => f(&mut Kept::default()),
+        (None, None) => unreachable!("`f` is taken only to run it"),
+    }
 }
 
-/// Keeps `buffer` for [`take`] if it has [`CAPACITY`] bytes and fewer than [`KEPT`] are
-/// kept; frees it otherwise.
+/// Keeps `buffer` for [`with_buffer`] if it has [`CAPACITY`] bytes and fewer than
+/// [`KEPT`] are kept; frees it otherwise.
 pub(crate) fn give_back(mut buffer: Vec<u8>) {
     if buffer.capacity() != CAPACITY {
         return;
     }
     buffer.clear();
-    let _ = SPARE.try_with(|spare| {
-        let mut spare = spare.borrow_mut();
-        if spare.len() < KEPT {
-            spare.push(buffer);
+    with_kept(|kept| {
+        if kept.buffers.len() < KEPT {
+            kept.buffers.push(buffer);
         }
     });
 }
@@ -54,16 +97,34 @@ mod tests {
 
     #[test]
     fn only_buffers_of_the_first_capacity_are_kept_and_only_so_many() {
-        let kept = SPARE.with(|spare| spare.borrow().len());
+        let kept = || SPARE.with(|spare| spare.borrow().buffers.len());
+        let before = kept();
         give_back(Vec::with_capacity(CAPACITY * 2));
-        assert_eq!(SPARE.with(|spare| spare.borrow().len()), kept);
+        assert_eq!(kept(), before);
         for _ in 0..2 * KEPT {
             let mut buffer = Vec::with_capacity(CAPACITY);
             buffer.push(1);
             give_back(buffer);
         }
-        assert_eq!(SPARE.with(|spare| spare.borrow().len()), KEPT);
-        let buffer = take();
-        assert!(buffer.is_empty() && buffer.capacity() == CAPACITY);
+        assert_eq!(kept(), KEPT);
+        with_buffer(|buffer, _| assert!(buffer.is_empty() && buffer.capacity() == CAPACITY));
+        assert_eq!(kept(), KEPT - 1);
+    }
+
+    #[test]
+    fn an_encoding_within_an_encoding_gets_its_own_buffer_and_arena() {
+        let outer = with_buffer(|mut outer, arena| {
+            outer.push(1);
+            let _ = arena.acquire();
+            // the thread's are in use: the inner one works with fresh ones
+            let inner = with_buffer(|mut inner, arena| {
+                let _ = arena.acquire();
+                inner.push(2);
+                inner
+            });
+            outer.extend(inner);
+            outer
+        });
+        assert_eq!(outer, [1, 2]);
     }
 }
