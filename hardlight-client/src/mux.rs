@@ -46,7 +46,7 @@ enum Waiter {
 
 /// A call's reply once it came, and the waker of the call waiting for it: held in the
 /// call table, so that a call allocates no channel of its own.
-#[derive(Debug, Default)]
+#[derive(Debug)]
 struct ReplySlot {
     reply: Option<Reply>,
     waker: Option<Waker>,
@@ -363,8 +363,16 @@ impl Exchange for Arc<Mux> {
             Err(TryAcquireError::NoPermits) => Box::pin(self.slot()).await?,
             Err(TryAcquireError::Closed) => return Err(self.closed()),
         };
+        // the call waits with this poll's waker from the start, so that the poll that
+        // sends it need not look for a reply as well: one that came meanwhile (from
+        // another thread) woke this waker, and the call is polled again
+        let waker = poll_fn(|cx| Poll::Ready(cx.waker().clone())).await;
+        let waiter = Waiter::Reply(ReplySlot {
+            reply: None,
+            waker: Some(waker),
+        });
         let id = lock(&self.pending)
-            .insert(Waiter::Reply(ReplySlot::default()))
+            .insert(waiter)
             .map_err(|_| self.closed())?;
         FrameHeader::set_id(&mut frame, id);
         let mut guard = Pending {
@@ -372,14 +380,24 @@ impl Exchange for Arc<Mux> {
             id,
             answered: false,
         };
-        match self.out.try_send(frame) {
-            Ok(()) => {}
-            Err(TrySendError::Full(frame)) => Box::pin(self.out.send(frame))
-                .await
-                .map_err(|_| self.closed())?,
+        let mut look = match self.out.try_send(frame) {
+            Ok(()) => false,
+            Err(TrySendError::Full(frame)) => {
+                Box::pin(self.out.send(frame))
+                    .await
+                    .map_err(|_| self.closed())?;
+                // polled since, perhaps with another waker
+                true
+            }
             Err(TrySendError::Closed(_)) => return Err(self.closed()),
-        }
-        let reply = poll_fn(|cx| self.poll_reply(id, cx)).await?;
+        };
+        let reply = poll_fn(|cx| {
+            if !std::mem::replace(&mut look, true) {
+                return Poll::Pending;
+            }
+            self.poll_reply(id, cx)
+        })
+        .await?;
         guard.answered = true;
         Ok(reply)
     }
