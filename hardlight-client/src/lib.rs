@@ -25,6 +25,7 @@ mod quic;
 mod received;
 mod reply;
 mod rt;
+mod slots;
 mod stats;
 mod status;
 mod streaming;

@@ -19,7 +19,7 @@ use hardlight_core::{
 };
 use tokio::sync::{
     mpsc::{self, error::TrySendError},
-    oneshot, OwnedSemaphorePermit, Semaphore, SemaphorePermit, TryAcquireError,
+    oneshot, Semaphore,
 };
 
 use crate::{
@@ -29,6 +29,7 @@ use crate::{
     error::{CallError, TransportError},
     outstanding::Outstanding,
     received::Received,
+    slots::{Closed, Slot, Slots},
     streaming::ItemSource,
     sync::lock,
 };
@@ -68,7 +69,7 @@ struct StreamWaiter {
 #[derive(Debug)]
 pub(crate) struct Mux {
     pending: Mutex<Outstanding<Waiter>>,
-    slots: Arc<Semaphore>,
+    slots: Arc<Slots>,
     out: mpsc::Sender<Vec<u8>>,
     closed: Mutex<Option<TransportError>>,
 }
@@ -99,7 +100,7 @@ impl Mux {
         let (out, frames) = mpsc::channel(2 * max_calls);
         let mux = Arc::new(Self {
             pending: Mutex::new(Outstanding::new()),
-            slots: Arc::new(Semaphore::new(max_calls)),
+            slots: Slots::new(max_calls),
             out,
             closed: Mutex::new(None),
         });
@@ -179,7 +180,7 @@ impl Mux {
         self: &Arc<Self>,
         mut frame: Vec<u8>,
     ) -> Result<MuxStream, CallError> {
-        let slot = self.owned_slot().await?;
+        let slot = self.slot().await?;
         let (tx, frames) = mpsc::unbounded_channel();
         let credit = Arc::new(Semaphore::new(STREAM_WINDOW as usize));
         let waiter = Waiter::Stream(StreamWaiter {
@@ -287,17 +288,10 @@ impl Mux {
     }
 
     /// One of the connection's call slots, for a call that does not go through the
-    /// multiplexer (a QUIC call on a stream of its own): all calls share the allowance.
-    pub(crate) async fn slot(&self) -> Result<SemaphorePermit<'_>, CallError> {
-        self.slots.acquire().await.map_err(|_| self.closed())
-    }
-
-    /// An owned call slot, for a streaming call on a QUIC stream of its own.
-    pub(crate) async fn owned_slot(&self) -> Result<OwnedSemaphorePermit, CallError> {
-        Arc::clone(&self.slots)
-            .acquire_owned()
-            .await
-            .map_err(|_| self.closed())
+    /// multiplexer (a QUIC call or streaming call on a stream of its own): all calls share
+    /// the allowance.
+    pub(crate) async fn slot(&self) -> Result<Slot, CallError> {
+        self.slots.take().await.map_err(|Closed| self.closed())
     }
 
     /// The drain of a connection whose calls all go through this multiplexer: after
@@ -358,10 +352,10 @@ impl Exchange for Arc<Mux> {
     ) -> Result<(FrameHeader, Received), CallError> {
         // a slot and room in the queue are there at once for most calls: only a call that
         // must wait for one carries (boxed) what waiting takes
-        let _slot = match self.slots.try_acquire() {
-            Ok(slot) => slot,
-            Err(TryAcquireError::NoPermits) => Box::pin(self.slot()).await?,
-            Err(TryAcquireError::Closed) => return Err(self.closed()),
+        let _slot = match self.slots.try_take() {
+            Ok(Some(slot)) => slot,
+            Ok(None) => Box::pin(self.slot()).await?,
+            Err(Closed) => return Err(self.closed()),
         };
         // the call waits with this poll's waker from the start, so that the poll that
         // sends it need not look for a reply as well: one that came meanwhile (from
@@ -447,7 +441,7 @@ pub(crate) struct MuxStream {
     /// Room for the client's items, until a sender takes it.
     credit: Option<Arc<Semaphore>>,
     ended: bool,
-    _slot: OwnedSemaphorePermit,
+    _slot: Slot,
 }
 
 impl MuxStream {
@@ -675,8 +669,8 @@ mod tests {
     #[test]
     fn a_huge_call_allowance_from_the_server_is_capped() {
         let (mux, _frames) = Mux::new(u32::MAX);
-        assert_eq!(mux.slots.available_permits(), MAX_CALLS as usize);
+        assert_eq!(mux.slots.free(), MAX_CALLS as usize);
         let (mux, _frames) = Mux::new(0);
-        assert_eq!(mux.slots.available_permits(), 1);
+        assert_eq!(mux.slots.free(), 1);
     }
 }

@@ -235,7 +235,7 @@ pub(crate) struct QuicItems {
     recv: RecvStream,
     reader: FrameReader,
     conn: quinn::Connection,
-    _slot: tokio::sync::OwnedSemaphorePermit,
+    _slot: crate::slots::Slot,
 }
 
 impl QuicItems {
@@ -316,7 +316,7 @@ impl Streams {
         reply_max: u32,
         sends_items: bool,
     ) -> Result<QuicItems, CallError> {
-        let slot = self.mux.owned_slot().await?;
+        let slot = self.mux.slot().await?;
         let (mut send, recv) = self.conn.open_bi().await.map_err(|e| self.lost(e))?;
         let _ = send.set_priority(priority_of(&frame).quic());
         send.write_all(&frame)

@@ -18,7 +18,7 @@ use hardlight_core::{
     handshake::webtransport_path,
     ProtocolError, Service,
 };
-use tokio::sync::{mpsc, oneshot, OwnedSemaphorePermit};
+use tokio::sync::{mpsc, oneshot};
 
 use self::js::{FrameStream, Session, Unread, WebTransport, Writer};
 use crate::{
@@ -30,6 +30,7 @@ use crate::{
     mux::{Mux, Outgoing},
     pushes::Pushes,
     received::Received,
+    slots::Slot,
     streaming::ItemSource,
     sync::lock,
 };
@@ -247,7 +248,7 @@ impl Exchange for WtStreams {
         reply_max: u32,
         sends_items: bool,
     ) -> Result<ItemSource, CallError> {
-        let slot = self.mux.owned_slot().await?;
+        let slot = self.mux.slot().await?;
         Ok(ItemSource::Piped(self.piped(
             frame,
             reply_max,
@@ -267,7 +268,7 @@ impl Exchange for WtStreams {
         if rides_channel(&frame, CHANNEL_MAX) {
             return self.mux.exchange(frame, reply_max).await;
         }
-        let slot = self.mux.owned_slot().await?;
+        let slot = self.mux.slot().await?;
         let (header, body) = self.piped(frame, reply_max, false, slot)?.next().await?;
         Ok((header, Received::Aligned(body)))
     }
@@ -280,7 +281,7 @@ impl WtStreams {
         frame: Vec<u8>,
         reply_max: u32,
         sends_items: bool,
-        slot: OwnedSemaphorePermit,
+        slot: Slot,
     ) -> Result<PipedItems, CallError> {
         let (frames_tx, frames) = mpsc::channel(READ_AHEAD);
         let (items_tx, items) = match sends_items {
@@ -314,7 +315,7 @@ pub(crate) struct PipedItems {
     frames: mpsc::Receiver<Result<(FrameHeader, Bytes), CallError>>,
     items: Option<mpsc::Sender<ItemOp>>,
     mux: Arc<Mux>,
-    _slot: OwnedSemaphorePermit,
+    _slot: Slot,
 }
 
 impl PipedItems {
