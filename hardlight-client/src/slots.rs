@@ -1,26 +1,26 @@
 //! The in-flight limit of one connection's calls: a count of free slots that a call takes
-//! and gives back with one atomic operation each. Only a call that finds no slot free
-//! waits, told when one is given back; a semaphore would take a lock on every give-back
-//! to look for waiters.
+//! and gives back with one atomic operation each while no call waits. Calls that find no
+//! slot wait in line (a fair semaphore, first come first served), and while any call
+//! waits, a slot given back goes to the line, not to whichever call comes next. A
+//! semaphore alone would take a lock on every give-back to look for waiters.
 
-use std::{
-    pin::pin,
-    sync::{
-        atomic::{AtomicBool, AtomicUsize, Ordering},
-        Arc,
-    },
+use std::sync::{
+    atomic::{AtomicBool, AtomicUsize, Ordering},
+    Arc,
 };
 
-use tokio::sync::Notify;
+use tokio::sync::Semaphore;
 
 /// The slots of one connection.
 #[derive(Debug)]
 pub(crate) struct Slots {
+    /// Slots free to take without waiting (while no call waits).
     free: AtomicUsize,
-    /// Calls waiting for a slot: a slot given back tells one of them.
+    /// Calls in line.
     waiting: AtomicUsize,
     closed: AtomicBool,
-    given_back: Notify,
+    /// The line: slots handed over to waiting calls, in the order they came.
+    line: Semaphore,
 }
 
 /// The slots are closed: the connection ended.
@@ -35,12 +35,10 @@ pub(crate) struct Slot {
 
 impl Drop for Slot {
     fn drop(&mut self) {
-        // a waiter counts itself before it looks for a slot, and a slot is counted free
-        // before its waiters are looked for: one of the two sees the other
+        // counted free before the line is looked at, while a call joining the line counts
+        // itself before it looks for a free slot: one of the two sees the other
         self.slots.free.fetch_add(1, Ordering::SeqCst);
-        if self.slots.waiting.load(Ordering::SeqCst) > 0 {
-            self.slots.given_back.notify_one();
-        }
+        self.slots.hand_over();
     }
 }
 
@@ -51,84 +49,96 @@ impl Slots {
             free: AtomicUsize::new(count),
             waiting: AtomicUsize::new(0),
             closed: AtomicBool::new(false),
-            given_back: Notify::new(),
+            line: Semaphore::new(0),
         })
     }
 
-    /// A slot if one is free now.
+    /// A slot if one is free now and no call is waiting for one.
     pub(crate) fn try_take(self: &Arc<Self>) -> Result<Option<Slot>, Closed> {
         if self.closed.load(Ordering::SeqCst) {
             return Err(Closed);
         }
-        let mut free = self.free.load(Ordering::SeqCst);
-        loop {
-            if free == 0 {
-                return Ok(None);
-            }
-            match self.free.compare_exchange_weak(
-                free,
-                free - 1,
-                Ordering::SeqCst,
-                Ordering::SeqCst,
-            ) {
-                Ok(_) => {
-                    return Ok(Some(Slot {
-                        slots: Arc::clone(self),
-                    }))
-                }
-                Err(now) => free = now,
-            }
+        if self.waiting.load(Ordering::SeqCst) > 0 {
+            return Ok(None);
         }
+        Ok(self.take_free())
     }
 
-    /// A slot, once one is free.
+    /// A free slot, if there is one.
+    fn take_free(self: &Arc<Self>) -> Option<Slot> {
+        self.free
+            .fetch_update(Ordering::SeqCst, Ordering::SeqCst, |free| {
+                free.checked_sub(1)
+            })
+            .ok()
+            .map(|_| Slot {
+                slots: Arc::clone(self),
+            })
+    }
+
+    /// A slot, once one is free and the calls that waited before this one have theirs.
     pub(crate) async fn take(self: &Arc<Self>) -> Result<Slot, Closed> {
         if let Some(slot) = self.try_take()? {
             return Ok(slot);
         }
         self.waiting.fetch_add(1, Ordering::SeqCst);
-        let _counted = Waiting(self);
-        loop {
-            let mut told = pin!(self.given_back.notified());
-            // from here a slot given back (or the close) wakes this call
-            told.as_mut().enable();
-            if let Some(slot) = self.try_take()? {
-                return Ok(slot);
-            }
-            told.await;
+        let _in_line = InLine(self);
+        // a slot given back before this call counted itself is still free
+        if let Some(slot) = self.take_free() {
+            return Ok(slot);
+        }
+        let handed = self.line.acquire().await.map_err(|_| Closed)?;
+        handed.forget();
+        Ok(Slot {
+            slots: Arc::clone(self),
+        })
+    }
+
+    /// While calls wait, free slots go to the line.
+    fn hand_over(&self) {
+        if self.waiting.load(Ordering::SeqCst) == 0 {
+            return;
+        }
+        let free = self.free.swap(0, Ordering::SeqCst);
+        if free > 0 {
+            self.line.add_permits(free);
         }
     }
 
     /// No more slots: waiting calls, and later ones, get [`Closed`].
     pub(crate) fn close(&self) {
         self.closed.store(true, Ordering::SeqCst);
-        self.given_back.notify_waiters();
+        self.line.close();
     }
 
     /// Slots free now.
     #[cfg(test)]
     pub(crate) fn free(&self) -> usize {
-        self.free.load(Ordering::SeqCst)
+        self.free.load(Ordering::SeqCst) + self.line.available_permits()
     }
 }
 
-/// A call counted among the waiting until it stops waiting (it took a slot, or was
-/// dropped).
-struct Waiting<'a>(&'a Slots);
+/// A call counted in line until it leaves it (with a slot, or dropped). The last to
+/// leave takes back the slots handed over that no call took.
+struct InLine<'a>(&'a Slots);
 
-impl Drop for Waiting<'_> {
+impl Drop for InLine<'_> {
     fn drop(&mut self) {
-        self.0.waiting.fetch_sub(1, Ordering::SeqCst);
-        // a slot given back for this call while it was leaving goes to another
-        if self.0.free.load(Ordering::SeqCst) > 0 && self.0.waiting.load(Ordering::SeqCst) > 0 {
-            self.0.given_back.notify_one();
+        let slots = self.0;
+        if slots.waiting.fetch_sub(1, Ordering::SeqCst) != 1 {
+            return;
         }
+        let left = slots.line.available_permits();
+        let taken = slots.line.forget_permits(left);
+        slots.free.fetch_add(taken, Ordering::SeqCst);
+        // a call that joined the line meanwhile gets them back
+        slots.hand_over();
     }
 }
 
 #[cfg(test)]
 mod tests {
-    use std::{future::Future, task::Poll};
+    use std::{future::Future, pin::pin, task::Poll};
 
     use super::*;
 
@@ -150,30 +160,42 @@ mod tests {
     }
 
     #[test]
-    fn a_waiting_call_gets_the_slot_given_back() {
+    fn waiting_calls_get_slots_in_the_order_they_came_and_newcomers_wait_behind() {
         let slots = Slots::new(1);
         let held = slots.try_take().unwrap().unwrap();
-        let mut waiting = pin!(slots.take());
-        assert!(poll_once(waiting.as_mut()).is_pending());
-        drop(held);
-        match poll_once(waiting.as_mut()) {
-            Poll::Ready(Ok(_slot)) => {}
-            other => panic!("expected the slot, got {other:?}"),
-        }
-        assert_eq!(slots.waiting.load(Ordering::SeqCst), 0);
-    }
-
-    #[test]
-    fn a_waiting_call_dropped_passes_its_turn_on() {
-        let slots = Slots::new(1);
-        let held = slots.try_take().unwrap().unwrap();
-        let mut first = Box::pin(slots.take());
+        let mut first = pin!(slots.take());
         let mut second = pin!(slots.take());
         assert!(poll_once(first.as_mut()).is_pending());
         assert!(poll_once(second.as_mut()).is_pending());
         drop(held);
-        drop(first);
+        // the slot given back is the first waiter's, not a newcomer's
+        assert!(slots.try_take().unwrap().is_none());
+        assert!(poll_once(second.as_mut()).is_pending());
+        let Poll::Ready(Ok(first_slot)) = poll_once(first.as_mut()) else {
+            panic!("the first call in line gets the slot");
+        };
+        drop(first_slot);
         assert!(matches!(poll_once(second.as_mut()), Poll::Ready(Ok(_))));
+        // nobody waits: slots are taken without the line again
+        assert_eq!(slots.waiting.load(Ordering::SeqCst), 0);
+        assert_eq!(slots.free(), 1);
+        assert!(slots.try_take().unwrap().is_some());
+    }
+
+    #[test]
+    fn a_waiting_call_dropped_leaves_its_slot_to_the_others() {
+        let slots = Slots::new(1);
+        let held = slots.try_take().unwrap().unwrap();
+        let mut first = Box::pin(slots.take());
+        assert!(poll_once(first.as_mut()).is_pending());
+        drop(held);
+        // handed to the line, then the only call in it leaves
+        drop(first);
+        assert_eq!(slots.waiting.load(Ordering::SeqCst), 0);
+        assert!(
+            slots.try_take().unwrap().is_some(),
+            "the slot is free again"
+        );
     }
 
     #[test]
