@@ -55,14 +55,15 @@ impl ChunkFrames {
     fn cut(&mut self) -> Result<Option<(FrameHeader, Received)>, ProtocolError> {
         // between frames, a frame whole in the chunk is a slice of it
         if self.decoder.received() == 0 {
-            if let Some(head) = self.rest.first_chunk::<HEADER_LEN>() {
-                let header = FrameHeader::parse(head, self.max_body)?;
-                let end = HEADER_LEN + header.body_len as usize;
-                if end <= self.rest.len() {
-                    let body = self.rest.slice(HEADER_LEN..end);
-                    self.rest.advance(end);
+            match FrameHeader::split_first(&self.rest, self.max_body) {
+                Ok((header, body, _)) => {
+                    let body = self.rest.slice_ref(body);
+                    self.rest.advance(HEADER_LEN + body.len());
                     return Ok(Some((header, Received::Shared(body))));
                 }
+                // not whole in this chunk: the decoder takes what there is
+                Err(ProtocolError::Truncated { .. }) => {}
+                Err(broken) => return Err(broken),
             }
         }
         let mut input = &self.rest[..];
