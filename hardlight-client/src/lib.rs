@@ -25,7 +25,6 @@ mod quic;
 mod received;
 mod reply;
 mod rt;
-mod slots;
 mod stats;
 mod status;
 mod streaming;

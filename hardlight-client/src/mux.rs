@@ -14,6 +14,7 @@ use hardlight_core::{
     coalesce::Coalesced,
     frame::{FrameHeader, Kind, HEADER_LEN},
     handshake::Welcome,
+    quota::{Closed, Quota, Share},
     stream::{window_cost, STREAM_WINDOW},
     ProtocolError,
 };
@@ -29,10 +30,13 @@ use crate::{
     error::{CallError, TransportError},
     outstanding::Outstanding,
     received::Received,
-    slots::{Closed, Slot, Slots},
     streaming::ItemSource,
     sync::lock,
 };
+
+/// One of the connection's call slots: a share of one unit of its [`Quota`] of calls in
+/// flight, given back when dropped.
+pub(crate) type Slot = Share;
 
 type Reply = (FrameHeader, Received);
 
@@ -69,7 +73,7 @@ struct StreamWaiter {
 #[derive(Debug)]
 pub(crate) struct Mux {
     pending: Mutex<Outstanding<Waiter>>,
-    slots: Arc<Slots>,
+    slots: Arc<Quota>,
     out: mpsc::Sender<Vec<u8>>,
     closed: Mutex<Option<TransportError>>,
 }
@@ -100,7 +104,7 @@ impl Mux {
         let (out, frames) = mpsc::channel(2 * max_calls);
         let mux = Arc::new(Self {
             pending: Mutex::new(Outstanding::new()),
-            slots: Slots::new(max_calls),
+            slots: Quota::new(max_calls),
             out,
             closed: Mutex::new(None),
         });
@@ -291,7 +295,7 @@ impl Mux {
     /// multiplexer (a QUIC call or streaming call on a stream of its own): all calls share
     /// the allowance.
     pub(crate) async fn slot(&self) -> Result<Slot, CallError> {
-        self.slots.take().await.map_err(|Closed| self.closed())
+        self.slots.take(1).await.map_err(|Closed| self.closed())
     }
 
     /// The drain of a connection whose calls all go through this multiplexer: after
@@ -352,7 +356,7 @@ impl Exchange for Arc<Mux> {
     ) -> Result<(FrameHeader, Received), CallError> {
         // a slot and room in the queue are there at once for most calls: only a call that
         // must wait for one carries (boxed) what waiting takes
-        let _slot = match self.slots.try_take() {
+        let _slot = match self.slots.try_take(1) {
             Ok(Some(slot)) => slot,
             Ok(None) => Box::pin(self.slot()).await?,
             Err(Closed) => return Err(self.closed()),
@@ -669,8 +673,8 @@ mod tests {
     #[test]
     fn a_huge_call_allowance_from_the_server_is_capped() {
         let (mux, _frames) = Mux::new(u32::MAX);
-        assert_eq!(mux.slots.free(), MAX_CALLS as usize);
+        assert_eq!(mux.slots.available(), MAX_CALLS as usize);
         let (mux, _frames) = Mux::new(0);
-        assert_eq!(mux.slots.free(), 1);
+        assert_eq!(mux.slots.available(), 1);
     }
 }

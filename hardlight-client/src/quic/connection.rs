@@ -235,7 +235,7 @@ pub(crate) struct QuicItems {
     recv: RecvStream,
     reader: FrameReader,
     conn: quinn::Connection,
-    _slot: crate::slots::Slot,
+    _slot: crate::mux::Slot,
 }
 
 impl QuicItems {

@@ -27,10 +27,9 @@ use crate::{
     connection::{Connected, Connection},
     error::{CallError, ConnectError, TransportError},
     handshake::{hello_frame, welcome},
-    mux::{Mux, Outgoing},
+    mux::{Mux, Outgoing, Slot},
     pushes::Pushes,
     received::Received,
-    slots::Slot,
     streaming::ItemSource,
     sync::lock,
 };

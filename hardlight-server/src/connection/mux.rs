@@ -16,14 +16,11 @@ use hardlight_core::{
     close::Close,
     codec::Bytes,
     frame::{FrameHeader, Kind, FLAG_STREAM, HEADER_LEN},
+    quota::Share,
     stream::{no_items, Inbound},
     Priority, ProtocolError,
 };
-use tokio::{
-    sync::{mpsc, OwnedSemaphorePermit},
-    task::JoinHandle,
-    time::timeout,
-};
+use tokio::{sync::mpsc, task::JoinHandle, time::timeout};
 
 use super::{
     link::{CallIo, Incoming},
@@ -251,9 +248,10 @@ impl Demux {
                     .meter
                     .received(HEADER_LEN + header.body_len as usize);
                 // most calls fit the budget at once; the others wait, and the peer with them
-                match Arc::clone(&context.budget).try_acquire_many_owned(header.body_len) {
-                    Ok(permit) => Some(Incoming::Call(self.call(header, body, permit))),
-                    Err(_) => {
+                match context.budget.try_take(header.body_len) {
+                    Ok(Some(share)) => Some(Incoming::Call(self.call(header, body, share))),
+                    // the budget is never closed while the connection reads
+                    Ok(None) | Err(_) => {
                         self.waiting = Some((header, body));
                         None
                     }
@@ -286,9 +284,9 @@ impl Demux {
                             // an item of a call that has ended
                             return None;
                         }
-                        match Arc::clone(&context.budget).try_acquire_many_owned(header.body_len) {
-                            Ok(share) => streams.item(header, body, share),
-                            Err(_) => {
+                        match context.budget.try_take(header.body_len) {
+                            Ok(Some(share)) => streams.item(header, body, share),
+                            Ok(None) | Err(_) => {
                                 self.waiting = Some((header, body));
                                 return None;
                             }
@@ -339,7 +337,7 @@ impl Demux {
         }
     }
 
-    fn call(&self, header: FrameHeader, body: Bytes, permit: OwnedSemaphorePermit) -> MuxCall {
+    fn call(&self, header: FrameHeader, body: Bytes, share: Share) -> MuxCall {
         let opened = match &self.streams {
             Some(streams) if header.flags & FLAG_STREAM != 0 => streams.open(header.id),
             _ => None,
@@ -350,7 +348,7 @@ impl Demux {
         MuxCall {
             header,
             body,
-            permit: Some(permit),
+            share: Some(share),
             tx: self.tx.clone(),
             send_timeout: self.send_timeout,
             window,
@@ -363,7 +361,7 @@ impl Demux {
 pub(crate) struct MuxCall {
     header: FrameHeader,
     body: Bytes,
-    permit: Option<OwnedSemaphorePermit>,
+    share: Option<Share>,
     tx: mpsc::Sender<Outgoing>,
     send_timeout: Duration,
     /// A streaming call's send window (boxed, as the next: most calls do not stream, and
@@ -386,7 +384,7 @@ impl CallIo for MuxCall {
     }
 
     async fn read(&mut self, context: &CallEnv) -> Result<Call, Unread> {
-        let share = self.permit.take().ok_or(ProtocolError::Malformed)?;
+        let share = self.share.take().ok_or(ProtocolError::Malformed)?;
         let reserved = Reservation::new(share, context).map_err(Unread::Overloaded)?;
         let body = std::mem::take(&mut self.body);
         Ok(Call::open(self.header, body, reserved)?)

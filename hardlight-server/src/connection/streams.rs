@@ -13,11 +13,12 @@ use hardlight_core::{
     codec::Bytes,
     frame::{FrameHeader, Kind, HEADER_LEN},
     message::open_aligned_body,
+    quota::Share,
     stream::{window_cost, Inbound, STREAM_WINDOW},
     ProtocolError,
 };
 use tokio::{
-    sync::{mpsc, OwnedSemaphorePermit, Semaphore},
+    sync::{mpsc, Semaphore},
     time::timeout,
 };
 
@@ -44,7 +45,7 @@ struct Route {
 
 /// An item from the client: its header, its body as received, and its share of the
 /// connection's byte budget, held until the handler takes it.
-type Received = (FrameHeader, Bytes, OwnedSemaphorePermit);
+type Received = (FrameHeader, Bytes, Share);
 
 /// What a new streaming call gets: its send window and the items its client sends.
 pub(crate) struct Opened {
@@ -119,7 +120,7 @@ impl Streams {
         &self,
         header: FrameHeader,
         body: Bytes,
-        share: OwnedSemaphorePermit,
+        share: Share,
     ) -> Result<(), String> {
         let mut inbound = lock(&self.inbound);
         let Some(route) = inbound.get_mut(&header.id) else {

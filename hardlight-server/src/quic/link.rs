@@ -509,9 +509,9 @@ impl CallIo for StreamCall {
         context
             .meter
             .received(HEADER_LEN + header.body_len as usize);
-        let reserved = match Arc::clone(&context.budget).try_acquire_many_owned(header.body_len) {
-            Ok(share) => Reservation::new(share, context).map_err(Unread::Overloaded),
-            Err(_) => {
+        let reserved = match context.budget.try_take(header.body_len) {
+            Ok(Some(share)) => Reservation::new(share, context).map_err(Unread::Overloaded),
+            Ok(None) | Err(_) => {
                 // the wait for the budget is the server's, not the peer's
                 let waiting = Instant::now();
                 let reserved = reserve(context, &header).await;

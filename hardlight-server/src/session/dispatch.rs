@@ -11,10 +11,10 @@ use hardlight_core::{
     frame::{FrameHeader, Kind, FLAG_STREAM},
     io::ReadError,
     message::{open_aligned_body, Body},
+    quota::Share,
     stream::ItemStream,
     CallContext, ConnectionState, ErrorCode, Outcome, ProtocolError, Service,
 };
-use tokio::sync::OwnedSemaphorePermit;
 use tracing::{debug, Instrument};
 
 use super::CallEnv;
@@ -52,7 +52,7 @@ impl<E: Into<ReadError>> From<E> for Unread {
 /// A call's bytes: of the connection's budget (`ServerLimits::max_inflight_bytes`) and
 /// of the server's (`ServerLimits::memory_budget`), held until its handler returns.
 pub(crate) struct Reservation {
-    connection: OwnedSemaphorePermit,
+    connection: Share,
     server: Charge,
 }
 
@@ -60,11 +60,8 @@ impl Reservation {
     /// The server's share of a call whose connection share is `connection`; refused at
     /// once if the server's budget is spent (never waited for: what holds it may be
     /// other connections' calls, events or sessions).
-    pub(crate) fn new(
-        connection: OwnedSemaphorePermit,
-        context: &CallEnv,
-    ) -> Result<Self, Exhausted> {
-        let server = context.memory.charge(connection.num_permits() as u64)?;
+    pub(crate) fn new(connection: Share, context: &CallEnv) -> Result<Self, Exhausted> {
+        let server = context.memory.charge(connection.units() as u64)?;
         Ok(Self { connection, server })
     }
 
@@ -73,7 +70,7 @@ impl Reservation {
     fn grow(&mut self, context: &CallEnv, bytes: usize) -> Result<(), Outcome> {
         let connection = u32::try_from(bytes)
             .ok()
-            .and_then(|n| Arc::clone(&context.budget).try_acquire_many_owned(n).ok())
+            .and_then(|n| context.budget.try_take(n).ok().flatten())
             .ok_or_else(|| {
                 Outcome::Failure(
                     ErrorCode::Overloaded,
@@ -95,9 +92,10 @@ impl Reservation {
 pub(crate) async fn connection_share(
     context: &CallEnv,
     header: &FrameHeader,
-) -> Result<OwnedSemaphorePermit, ProtocolError> {
-    Arc::clone(&context.budget)
-        .acquire_many_owned(header.body_len)
+) -> Result<Share, ProtocolError> {
+    context
+        .budget
+        .take(header.body_len)
         .await
         .map_err(|_| ProtocolError::Malformed)
 }

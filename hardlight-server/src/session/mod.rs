@@ -11,10 +11,9 @@ use std::sync::Arc;
 
 use std::{sync::Mutex, time::Instant};
 
-use hardlight_core::{Compression, ErrorCode, Limits, Outcome};
+use hardlight_core::{quota::Quota, Compression, ErrorCode, Limits, Outcome};
 
 use crate::limits::ServerLimits;
-use tokio::sync::Semaphore;
 
 use crate::{
     admission::Admission,
@@ -53,7 +52,7 @@ pub(crate) struct CallEnv {
     /// The compression negotiated for this connection.
     pub(crate) compression: Compression,
     /// Request bytes the connection may have buffered at once.
-    pub(crate) budget: Arc<Semaphore>,
+    pub(crate) budget: Arc<Quota>,
     /// The server's memory budget.
     pub(crate) memory: Arc<MemoryBudget>,
     /// Where the connection's activity is counted.
@@ -90,9 +89,7 @@ impl CallEnv {
         Self {
             limits: shared.limits.clone(),
             compression,
-            budget: Arc::new(Semaphore::new(
-                budget.min(Semaphore::MAX_PERMITS as u64) as usize
-            )),
+            budget: Quota::new(usize::try_from(budget).unwrap_or(usize::MAX)),
             memory: Arc::clone(shared.counters.memory()),
             meter,
             rate,
