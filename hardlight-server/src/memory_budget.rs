@@ -22,6 +22,8 @@ pub(crate) struct MemoryBudget {
     limit: u64,
     used: AtomicU64,
     refused: AtomicU64,
+    /// `hardlight_memory_charged_bytes`, taken from the recorder once.
+    charged: metrics::Gauge,
 }
 
 /// The budget is exhausted: the work that asked is refused.
@@ -52,8 +54,7 @@ impl MemoryBudget {
     pub(crate) fn new(limit: u64) -> Arc<Self> {
         Arc::new(Self {
             limit,
-            used: AtomicU64::new(0),
-            refused: AtomicU64::new(0),
+            ..Self::default()
         })
     }
 
@@ -89,7 +90,7 @@ impl MemoryBudget {
             metrics::counter!("hardlight_memory_refusals_total").increment(1);
             return Err(Exhausted { limit: self.limit });
         }
-        metrics::gauge!("hardlight_memory_charged_bytes").increment(bytes as f64);
+        self.charged.increment(bytes as f64);
         Ok(())
     }
 
@@ -105,7 +106,7 @@ impl MemoryBudget {
 
     fn release(&self, bytes: u64) {
         self.used.fetch_sub(bytes, Ordering::AcqRel);
-        metrics::gauge!("hardlight_memory_charged_bytes").decrement(bytes as f64);
+        self.charged.decrement(bytes as f64);
     }
 }
 
@@ -116,6 +117,7 @@ impl Default for MemoryBudget {
             limit: u64::MAX,
             used: AtomicU64::new(0),
             refused: AtomicU64::new(0),
+            charged: metrics::gauge!("hardlight_memory_charged_bytes"),
         }
     }
 }
@@ -133,7 +135,7 @@ impl Charge {
     pub(crate) fn add(&self, bytes: u64) {
         self.budget.used.fetch_add(bytes, Ordering::AcqRel);
         self.bytes.fetch_add(bytes, Ordering::Relaxed);
-        metrics::gauge!("hardlight_memory_charged_bytes").increment(bytes as f64);
+        self.budget.charged.increment(bytes as f64);
     }
 }
 

@@ -114,10 +114,37 @@ impl Calls {
     }
 }
 
+/// The `metrics` handles of what is counted on every call, taken from the recorder once,
+/// when the server is built (so install the recorder before), instead of looked up by
+/// name on every call.
+#[derive(Debug)]
+struct Reported {
+    calls: metrics::Counter,
+    calls_in_flight: metrics::Gauge,
+    calls_failed: metrics::Counter,
+    calls_rate_limited: metrics::Counter,
+    bytes_received: metrics::Counter,
+    bytes_sent: metrics::Counter,
+}
+
+impl Default for Reported {
+    fn default() -> Self {
+        Self {
+            calls: metrics::counter!("hardlight_calls_total"),
+            calls_in_flight: metrics::gauge!("hardlight_calls_in_flight"),
+            calls_failed: metrics::counter!("hardlight_calls_failed_total"),
+            calls_rate_limited: metrics::counter!("hardlight_calls_rate_limited_total"),
+            bytes_received: metrics::counter!("hardlight_bytes_received_total"),
+            bytes_sent: metrics::counter!("hardlight_bytes_sent_total"),
+        }
+    }
+}
+
 /// The server-wide counters.
 #[derive(Debug, Default)]
 pub(crate) struct ServerCounters {
     calls: Calls,
+    reported: Reported,
     open: AtomicU64,
     accepted: AtomicU64,
     refused: AtomicU64,
@@ -283,32 +310,33 @@ impl Meter {
 
     pub(crate) fn call_started(&self) {
         self.both(|c| add(&c.started, 1));
-        metrics::counter!("hardlight_calls_total").increment(1);
-        metrics::gauge!("hardlight_calls_in_flight").increment(1.0);
+        let reported = &self.server.reported;
+        reported.calls.increment(1);
+        reported.calls_in_flight.increment(1.0);
     }
 
     pub(crate) fn call_finished(&self, failed: bool) {
         self.both(|c| add(&c.finished, 1));
-        metrics::gauge!("hardlight_calls_in_flight").decrement(1.0);
+        self.server.reported.calls_in_flight.decrement(1.0);
         if failed {
             self.both(|c| add(&c.failed, 1));
-            metrics::counter!("hardlight_calls_failed_total").increment(1);
+            self.server.reported.calls_failed.increment(1);
         }
     }
 
     pub(crate) fn call_rate_limited(&self) {
         self.both(|c| add(&c.rate_limited, 1));
-        metrics::counter!("hardlight_calls_rate_limited_total").increment(1);
+        self.server.reported.calls_rate_limited.increment(1);
     }
 
     pub(crate) fn received(&self, bytes: usize) {
         self.both(|c| add(&c.bytes_received, bytes as u64));
-        metrics::counter!("hardlight_bytes_received_total").increment(bytes as u64);
+        self.server.reported.bytes_received.increment(bytes as u64);
     }
 
     pub(crate) fn sent(&self, bytes: usize) {
         self.both(|c| add(&c.bytes_sent, bytes as u64));
-        metrics::counter!("hardlight_bytes_sent_total").increment(bytes as u64);
+        self.server.reported.bytes_sent.increment(bytes as u64);
     }
 
     pub(crate) fn events_dropped(&self, n: u64) {
