@@ -1,9 +1,9 @@
 //! A count of units (a connection's call slots, its bytes in flight) that takers hold
 //! and give back, each with one atomic operation while nobody waits. Takers that find
 //! too few wait in a fair line (first come, first served: a large taker is not passed by
-//! small ones behind it), and while any waits, units given back go to the line, not to
-//! whoever comes next. A semaphore alone takes its waiter list's lock on every
-//! give-back to look for waiters.
+//! small ones behind it), and while any waits, units given back go to the line first:
+//! only what it holds beyond its takers' needs is anyone's. A semaphore alone takes its
+//! waiter list's lock on every give-back to look for waiters.
 //!
 //! ```
 //! # tokio::runtime::Builder::new_current_thread().build().unwrap().block_on(async {
@@ -57,17 +57,17 @@ impl Share {
         debug_assert!(Arc::ptr_eq(&self.quota, &other.quota));
         self.units += std::mem::take(&mut other.units);
     }
+
+    /// Hands the units over without giving them back: whoever ends up holding them gives
+    /// them back with [`Quota::give_back`] (a queue's reader, for many at once).
+    pub fn into_units(mut self) -> usize {
+        std::mem::take(&mut self.units)
+    }
 }
 
 impl Drop for Share {
     fn drop(&mut self) {
-        if self.units == 0 {
-            return;
-        }
-        // counted free before the line is looked at, while a taker joining the line counts
-        // itself before it looks for free units: one of the two sees the other
-        self.quota.free.fetch_add(self.units, Ordering::SeqCst);
-        self.quota.hand_over();
+        self.quota.give_back(self.units);
     }
 }
 
@@ -82,15 +82,23 @@ impl Quota {
         })
     }
 
-    /// `units` if they are free now and nobody is waiting.
+    /// `units` if they are free now: free, or handed to the line beyond what those
+    /// waiting in it need.
     pub fn try_take(self: &Arc<Self>, units: u32) -> Result<Option<Share>, Closed> {
         if self.closed.load(Ordering::SeqCst) {
             return Err(Closed);
         }
-        if self.waiting.load(Ordering::SeqCst) > 0 {
-            return Ok(None);
+        if self.waiting.load(Ordering::SeqCst) == 0 {
+            return Ok(self.take_free(units as usize));
         }
-        Ok(self.take_free(units as usize))
+        // the line serves its takers first: what it holds beyond them is anyone's
+        Ok(self.line.try_acquire_many(units).ok().map(|spare| {
+            spare.forget();
+            Share {
+                quota: Arc::clone(self),
+                units: units as usize,
+            }
+        }))
     }
 
     /// `units` of the free ones, if there are enough.
@@ -124,6 +132,18 @@ impl Quota {
             quota: Arc::clone(self),
             units: units as usize,
         })
+    }
+
+    /// Gives back `units` taken earlier (by a [`Share`] handed over with
+    /// [`Share::into_units`]).
+    pub fn give_back(&self, units: usize) {
+        if units == 0 {
+            return;
+        }
+        // counted free before the line is looked at, while a taker joining the line counts
+        // itself before it looks for free units: one of the two sees the other
+        self.free.fetch_add(units, Ordering::SeqCst);
+        self.hand_over();
     }
 
     /// While takers wait, free units go to the line.
@@ -214,6 +234,25 @@ mod tests {
     }
 
     #[test]
+    fn units_beyond_what_the_line_needs_are_anyones() {
+        let quota = Quota::new(3);
+        let held = quota.try_take(3).unwrap().unwrap();
+        let mut waiting = pin!(quota.take(1));
+        assert!(poll_once(waiting.as_mut()).is_pending());
+        drop(held);
+        // one of the three is the waiting taker's; the other two are free to a newcomer
+        let newcomer = quota.try_take(2).unwrap().expect("two units to spare");
+        assert!(quota.try_take(1).unwrap().is_none());
+        let Poll::Ready(Ok(first)) = poll_once(waiting.as_mut()) else {
+            panic!("the waiting taker has its unit");
+        };
+        drop(newcomer);
+        assert_eq!(quota.available(), 2);
+        drop(first);
+        assert_eq!(quota.available(), 3);
+    }
+
+    #[test]
     fn a_large_taker_is_not_passed_by_small_ones_behind_it() {
         let quota = Quota::new(10);
         let held = quota.try_take(8).unwrap().unwrap();
@@ -232,6 +271,15 @@ mod tests {
         assert!(poll_once(small.as_mut()).is_pending());
         drop(all);
         assert!(matches!(poll_once(small.as_mut()), Poll::Ready(Ok(_))));
+    }
+
+    #[test]
+    fn units_handed_over_are_given_back_by_their_holder() {
+        let quota = Quota::new(3);
+        let units = quota.try_take(2).unwrap().unwrap().into_units();
+        assert_eq!((units, quota.available()), (2, 1));
+        quota.give_back(units);
+        assert_eq!(quota.available(), 3);
     }
 
     #[test]
