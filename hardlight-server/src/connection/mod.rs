@@ -8,6 +8,7 @@ mod calls;
 mod deadline;
 mod link;
 pub(crate) mod mux;
+mod queue;
 mod streams;
 mod woken;
 

@@ -16,14 +16,15 @@ use hardlight_core::{
     close::Close,
     codec::Bytes,
     frame::{FrameHeader, Kind, FLAG_STREAM, HEADER_LEN},
-    quota::Share,
+    quota::{Closed, Share},
     stream::{no_items, Inbound},
     Priority, ProtocolError,
 };
-use tokio::{sync::mpsc, task::JoinHandle, time::timeout};
+use tokio::{task::JoinHandle, time::timeout};
 
 use super::{
     link::{CallIo, Incoming},
+    queue::{queue, Queue, Reader},
     streams::{Items, Streams, Window},
 };
 use crate::session::{
@@ -84,7 +85,7 @@ pub(crate) struct Broken;
 
 /// A connection's writer task and the queue in front of it.
 pub(crate) struct Writer {
-    tx: mpsc::Sender<Outgoing>,
+    tx: Queue,
     /// `None` once it ended (a write failed or stalled, or the close went out).
     task: Option<JoinHandle<()>>,
     send_timeout: Duration,
@@ -94,7 +95,7 @@ impl Writer {
     /// Starts writing into `sink`; every batch must be written within `send_timeout`, or
     /// the writer stops.
     pub(crate) fn start(sink: impl FrameSink, send_timeout: Duration) -> Self {
-        let (tx, rx) = mpsc::channel(OUTGOING_QUEUE);
+        let (tx, rx) = queue(OUTGOING_QUEUE);
         Self {
             tx,
             task: Some(tokio::spawn(write_loop(sink, rx, send_timeout))),
@@ -107,13 +108,13 @@ impl Writer {
     pub(crate) async fn send(&self, outgoing: Outgoing) -> bool {
         matches!(
             timeout(self.send_timeout, self.tx.send(outgoing)).await,
-            Ok(Ok(()))
+            Ok(true)
         )
     }
 
     /// Queues `outgoing` if there is room at once.
     pub(crate) fn try_send(&self, outgoing: Outgoing) -> bool {
-        self.tx.try_send(outgoing).is_ok()
+        self.tx.try_send(outgoing)
     }
 
     /// Where the push loop writes.
@@ -148,48 +149,25 @@ impl Writer {
 
 /// Sends queued messages, one batch at a time; a batch that is not written within
 /// `send_timeout` ends the writer.
-async fn write_loop<W: FrameSink>(
-    mut sink: W,
-    mut rx: mpsc::Receiver<Outgoing>,
-    send_timeout: Duration,
-) {
-    while let Some(first) = rx.recv().await {
-        match timeout(send_timeout, write_batch(&mut sink, first, &mut rx)).await {
+async fn write_loop<W: FrameSink>(mut sink: W, mut rx: Reader, send_timeout: Duration) {
+    while let Some(batch) = rx.next_batch().await {
+        match timeout(send_timeout, write_batch(&mut sink, batch)).await {
             Ok(Ok(Fed::More)) => {}
             Ok(Ok(Fed::Closed)) | Ok(Err(Broken)) | Err(_) => return,
         }
     }
 }
 
-/// Writes `first` and whatever else is queued, highest priority first (in the order
-/// queued within a priority, so a call's items precede its reply and pushes stay in
-/// order), then flushes. This is the connection's send scheduler: frames queued while
-/// the last batch was being written go out by priority, so the reply of a high-priority
-/// call overtakes the items of a low-priority transfer queued before it.
-async fn write_batch<W: FrameSink>(
-    sink: &mut W,
-    first: Outgoing,
-    rx: &mut mpsc::Receiver<Outgoing>,
-) -> Result<Fed, Broken> {
-    let Ok(second) = rx.try_recv() else {
-        // the common case under light load: one frame, nothing to order
-        if let Fed::Closed = sink.feed(first).await? {
-            return Ok(Fed::Closed);
-        }
-        sink.flush().await?;
-        return Ok(Fed::More);
-    };
-    let mut batch = vec![first, second];
-    while batch.len() < OUTGOING_QUEUE {
-        match rx.try_recv() {
-            Ok(out) => batch.push(out),
-            Err(_) => break,
-        }
-    }
+/// Writes what was queued, highest priority first (in the order queued within a
+/// priority, so a call's items precede its reply and pushes stay in order), then
+/// flushes. This is the connection's send scheduler: frames queued while the last batch
+/// was being written go out by priority, so the reply of a high-priority call overtakes
+/// the items of a low-priority transfer queued before it.
+async fn write_batch<W: FrameSink>(sink: &mut W, batch: &mut Vec<Outgoing>) -> Result<Fed, Broken> {
     if batch.iter().any(|out| out.priority() != Priority::Normal) {
         batch.sort_by_key(|out| std::cmp::Reverse(out.priority()));
     }
-    for out in batch {
+    for out in batch.drain(..) {
         if let Fed::Closed = sink.feed(out).await? {
             return Ok(Fed::Closed);
         }
@@ -200,19 +178,19 @@ async fn write_batch<W: FrameSink>(
 
 /// Push frames, queued for the writer task.
 pub(crate) struct QueuedPush {
-    tx: mpsc::Sender<Outgoing>,
+    tx: Queue,
 }
 
 impl PushSink for QueuedPush {
     async fn write(&mut self, frames: Vec<Shared>) -> bool {
-        self.tx.send(Outgoing::Frames(frames)).await.is_ok()
+        self.tx.send(Outgoing::Frames(frames)).await
     }
 }
 
 /// The incoming side of a multiplexed channel: frames become calls, each within its
 /// share of the connection's byte budget, or cancellations.
 pub(crate) struct Demux {
-    tx: mpsc::Sender<Outgoing>,
+    tx: Queue,
     send_timeout: Duration,
     /// A call read and waiting for its share of the connection's byte budget; the peer is
     /// not read meanwhile (its transport holds back the rest).
@@ -362,7 +340,7 @@ pub(crate) struct MuxCall {
     header: FrameHeader,
     body: Bytes,
     share: Option<Share>,
-    tx: mpsc::Sender<Outgoing>,
+    tx: Queue,
     send_timeout: Duration,
     /// A streaming call's send window (boxed, as the next: most calls do not stream, and
     /// every call's task holds its `MuxCall`).
@@ -412,7 +390,7 @@ impl CallIo for MuxCall {
         let item = Outgoing::Frame(frame, self.priority());
         matches!(
             timeout(self.send_timeout, self.tx.send(item)).await,
-            Ok(Ok(()))
+            Ok(true)
         )
     }
 
@@ -422,14 +400,14 @@ impl CallIo for MuxCall {
         // counted while it waits for room, and no longer once the client can have it. Most
         // replies find room at once and are queued here: the future returned holds only
         // the rare wait (boxed), not the call.
-        let full = match self.tx.try_reserve() {
-            Ok(room) => {
+        let full = match self.tx.try_room() {
+            Ok(Some(room)) => {
                 done();
                 room.send(reply);
                 None
             }
-            Err(mpsc::error::TrySendError::Full(())) => Some((reply, done)),
-            Err(mpsc::error::TrySendError::Closed(())) => {
+            Ok(None) => Some((reply, done)),
+            Err(Closed) => {
                 done();
                 None
             }
@@ -437,7 +415,7 @@ impl CallIo for MuxCall {
         // only a writer backed up on a peer that does not read needs the deadline
         let wait = full.map(|(reply, done)| {
             Box::pin(async move {
-                let room = timeout(self.send_timeout, self.tx.reserve()).await;
+                let room = timeout(self.send_timeout, self.tx.room()).await;
                 done();
                 if let Ok(Ok(room)) = room {
                     room.send(reply);

@@ -22,7 +22,7 @@ use tokio::{
     time::timeout,
 };
 
-use super::mux::Outgoing;
+use super::{mux::Outgoing, queue::Queue};
 use crate::{session::CallEnv, sync::lock};
 
 /// The streaming calls of one channel.
@@ -205,7 +205,7 @@ impl Items {
     pub(crate) fn into_inbound(
         self,
         context: &CallEnv,
-        out: mpsc::Sender<Outgoing>,
+        out: Queue,
         send_timeout: Duration,
     ) -> Inbound {
         let compressed = context.compression_negotiated();
