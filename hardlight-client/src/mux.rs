@@ -14,14 +14,12 @@ use hardlight_core::{
     coalesce::Coalesced,
     frame::{FrameHeader, Kind, HEADER_LEN},
     handshake::Welcome,
+    queue::{queue, Queue, Reader, Refused},
     quota::{Closed, Quota, Share},
     stream::{window_cost, STREAM_WINDOW},
     ProtocolError,
 };
-use tokio::sync::{
-    mpsc::{self, error::TrySendError},
-    oneshot, Semaphore,
-};
+use tokio::sync::{mpsc, oneshot, Semaphore};
 
 use crate::{
     calls::{Calls, Exchange},
@@ -74,7 +72,7 @@ struct StreamWaiter {
 pub(crate) struct Mux {
     pending: Mutex<Outstanding<Waiter>>,
     slots: Arc<Quota>,
-    out: mpsc::Sender<Vec<u8>>,
+    out: Queue<Vec<u8>>,
     closed: Mutex<Option<TransportError>>,
 }
 
@@ -82,15 +80,16 @@ pub(crate) struct Mux {
 const MAX_CALLS: u32 = 1 << 16;
 
 /// The frames a multiplexed connection's writer sends, in order.
-pub(crate) type Outgoing = mpsc::Receiver<Vec<u8>>;
+pub(crate) type Outgoing = Reader<Vec<u8>>;
 
-/// Adds `first` and every frame already queued behind it to `batch`: what the writer
-/// sends in one write.
-pub(crate) fn gather(batch: &mut Coalesced, first: Vec<u8>, frames: &mut Outgoing) {
-    batch.push(first);
-    while let Ok(frame) = frames.try_recv() {
-        batch.push(frame);
-    }
+/// Adds every frame queued to `batch`, once there are some: what the writer sends in one
+/// write; `false` once the connection's calls are gone. Cancel-safe.
+pub(crate) async fn gather(batch: &mut Coalesced, frames: &mut Outgoing) -> bool {
+    let Some(queued) = frames.next_batch().await else {
+        return false;
+    };
+    queued.drain(..).for_each(|frame| batch.push(frame));
+    true
 }
 
 impl Mux {
@@ -101,7 +100,7 @@ impl Mux {
     /// semaphore or queue that large would panic on 32-bit targets).
     pub(crate) fn new(max_calls: u32) -> (Arc<Self>, Outgoing) {
         let max_calls = max_calls.clamp(1, MAX_CALLS) as usize;
-        let (out, frames) = mpsc::channel(2 * max_calls);
+        let (out, frames) = queue(2 * max_calls);
         let mux = Arc::new(Self {
             pending: Mutex::new(Outstanding::new()),
             slots: Quota::new(max_calls),
@@ -380,14 +379,14 @@ impl Exchange for Arc<Mux> {
         };
         let mut look = match self.out.try_send(frame) {
             Ok(()) => false,
-            Err(TrySendError::Full(frame)) => {
+            Err(Refused::Full(frame)) => {
                 Box::pin(self.out.send(frame))
                     .await
                     .map_err(|_| self.closed())?;
                 // polled since, perhaps with another waker
                 true
             }
-            Err(TrySendError::Closed(_)) => return Err(self.closed()),
+            Err(Refused::Closed(_)) => return Err(self.closed()),
         };
         let reply = poll_fn(|cx| {
             if !std::mem::replace(&mut look, true) {
@@ -589,12 +588,34 @@ mod tests {
         }
     }
 
-    /// The next frame the writer would send: its header.
-    fn sent(frames: &mut Outgoing) -> Option<FrameHeader> {
-        let frame = frames.try_recv().ok()?;
-        FrameHeader::split(&frame, u32::MAX)
-            .ok()
-            .map(|(header, _)| header)
+    /// The frames the writer would send, one at a time.
+    struct Sent {
+        frames: Outgoing,
+        taken: std::collections::VecDeque<Vec<u8>>,
+    }
+
+    impl Sent {
+        fn new(frames: Outgoing) -> Self {
+            Self {
+                frames,
+                taken: Default::default(),
+            }
+        }
+
+        /// The next frame the writer would send: its header.
+        fn next(&mut self) -> Option<FrameHeader> {
+            if self.taken.is_empty() {
+                let mut cx = Context::from_waker(Waker::noop());
+                let mut next = Box::pin(self.frames.next_batch());
+                if let Poll::Ready(Some(batch)) = next.as_mut().poll(&mut cx) {
+                    self.taken.extend(batch.drain(..));
+                }
+            }
+            let frame = self.taken.pop_front()?;
+            FrameHeader::split(&frame, u32::MAX)
+                .ok()
+                .map(|(header, _)| header)
+        }
     }
 
     fn reply(id: u64) -> FrameHeader {
@@ -603,7 +624,8 @@ mod tests {
 
     #[test]
     fn a_reply_wakes_its_call_once_and_closing_fails_the_rest() {
-        let (mux, mut frames) = Mux::new(4);
+        let (mux, frames) = Mux::new(4);
+        let mut sent = Sent::new(frames);
         let woken = Arc::new(Woken::default());
         let waker = Waker::from(Arc::clone(&woken));
         let mut cx = Context::from_waker(&waker);
@@ -612,10 +634,10 @@ mod tests {
         let mut second = Box::pin(mux.exchange(call(), 0));
         assert!(first.as_mut().poll(&mut cx).is_pending());
         assert!(second.as_mut().poll(&mut cx).is_pending());
-        let Some(first_id) = sent(&mut frames).map(|header| header.id) else {
+        let Some(first_id) = sent.next().map(|header| header.id) else {
             panic!("the first call was sent");
         };
-        assert!(sent(&mut frames).is_some(), "the second call was sent");
+        assert!(sent.next().is_some(), "the second call was sent");
 
         mux.deliver(reply(first_id), Received::Aligned(Bytes::new()))
             .unwrap();
@@ -637,21 +659,22 @@ mod tests {
         ));
         drop((first, second));
         // neither call is cancelled: one was answered, the other's connection closed
-        assert!(sent(&mut frames).is_none());
+        assert!(sent.next().is_none());
     }
 
     #[test]
     fn a_call_dropped_before_its_reply_is_cancelled_and_after_it_is_not() {
-        let (mux, mut frames) = Mux::new(4);
+        let (mux, frames) = Mux::new(4);
+        let mut sent = Sent::new(frames);
         let waker = Waker::from(Arc::new(Woken::default()));
         let mut cx = Context::from_waker(&waker);
         let call = || FrameHeader::new(Kind::Call, 0).encode().to_vec();
 
         let mut waiting = Box::pin(mux.exchange(call(), 0));
         assert!(waiting.as_mut().poll(&mut cx).is_pending());
-        let id = sent(&mut frames).map(|header| header.id);
+        let id = sent.next().map(|header| header.id);
         drop(waiting);
-        let cancel = sent(&mut frames);
+        let cancel = sent.next();
         assert_eq!(
             cancel.map(|header| (header.kind, header.id)),
             id.map(|id| (Kind::Cancel, id))
@@ -659,13 +682,13 @@ mod tests {
 
         let mut answered = Box::pin(mux.exchange(call(), 0));
         assert!(answered.as_mut().poll(&mut cx).is_pending());
-        let Some(id) = sent(&mut frames).map(|header| header.id) else {
+        let Some(id) = sent.next().map(|header| header.id) else {
             panic!("the call was sent");
         };
         mux.deliver(reply(id), Received::Aligned(Bytes::new()))
             .unwrap();
         drop(answered);
-        assert!(sent(&mut frames).is_none());
+        assert!(sent.next().is_none());
         // its reply went with it
         assert!(lock(&mux.pending).get(id).is_none());
     }

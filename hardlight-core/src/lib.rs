@@ -29,6 +29,7 @@ pub mod limits;
 pub mod memory;
 pub mod message;
 pub mod priority;
+pub mod queue;
 pub mod quota;
 pub mod schema;
 pub mod service;

@@ -373,8 +373,7 @@ fn closed(error: &ConnectionError) -> TransportError {
 /// takes longer than `send_timeout` (a server that stopped reading) ends the writer.
 async fn channel_writer(mut send: SendStream, mut frames: Outgoing, send_timeout: Duration) {
     let mut batch = Coalesced::default();
-    while let Some(first) = frames.recv().await {
-        gather(&mut batch, first, &mut frames);
+    while gather(&mut batch, &mut frames).await {
         let written =
             tokio::time::timeout(send_timeout, send.write_all_chunks(batch.chunks())).await;
         batch.clear();

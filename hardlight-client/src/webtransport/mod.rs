@@ -434,12 +434,11 @@ async fn stream_call(session: WebTransport, call: StreamCall) {
 /// Writes the call channel's frames, everything queued as one write.
 async fn channel_writer(writer: Writer, mut frames: Outgoing) {
     let mut batch = Vec::new();
-    while let Some(first) = frames.recv().await {
+    while let Some(queued) = frames.next_batch().await {
         batch.clear();
-        batch.extend_from_slice(&first);
-        while let Ok(frame) = frames.try_recv() {
-            batch.extend_from_slice(&frame);
-        }
+        queued
+            .iter()
+            .for_each(|frame| batch.extend_from_slice(frame));
         if writer.write(&batch).await.is_err() {
             return;
         }

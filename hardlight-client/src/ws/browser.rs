@@ -191,17 +191,16 @@ async fn write_loop(callbacks: Callbacks, mut frames: Outgoing, mut close: onesh
     let mut batch = Coalesced::default();
     'writing: loop {
         tokio::select! {
-            frame = frames.recv() => match frame {
-                Some(frame) => {
-                    gather(&mut batch, frame, &mut frames);
-                    for message in batch.chunks() {
-                        if callbacks.ws.send_with_u8_array(message).is_err() {
-                            break 'writing;
-                        }
-                    }
-                    batch.clear();
+            more = gather(&mut batch, &mut frames) => {
+                if !more {
+                    break;
                 }
-                None => break,
+                for message in batch.chunks() {
+                    if callbacks.ws.send_with_u8_array(message).is_err() {
+                        break 'writing;
+                    }
+                }
+                batch.clear();
             },
             _ = &mut close => break,
         }

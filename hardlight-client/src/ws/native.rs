@@ -236,9 +236,10 @@ async fn write_loop(
         tokio::select! {
             biased;
             _ = &mut close => break,
-            frame = frames.recv() => {
-                let Some(frame) = frame else { break };
-                gather(&mut batch, frame, &mut frames);
+            more = gather(&mut batch, &mut frames) => {
+                if !more {
+                    break;
+                }
                 let written = tokio::time::timeout(send_timeout, write_batch(&mut sink, &mut batch));
                 if !matches!(written.await, Ok(Ok(()))) {
                     return;

@@ -8,7 +8,6 @@ mod calls;
 mod deadline;
 mod link;
 pub(crate) mod mux;
-mod queue;
 mod streams;
 mod woken;
 

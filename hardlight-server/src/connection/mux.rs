@@ -16,6 +16,7 @@ use hardlight_core::{
     close::Close,
     codec::Bytes,
     frame::{FrameHeader, Kind, FLAG_STREAM, HEADER_LEN},
+    queue::{queue, Queue, Reader},
     quota::{Closed, Share},
     stream::{no_items, Inbound},
     Priority, ProtocolError,
@@ -24,7 +25,6 @@ use tokio::{task::JoinHandle, time::timeout};
 
 use super::{
     link::{CallIo, Incoming},
-    queue::{queue, Queue, Reader},
     streams::{Items, Streams, Window},
 };
 use crate::session::{
@@ -85,7 +85,7 @@ pub(crate) struct Broken;
 
 /// A connection's writer task and the queue in front of it.
 pub(crate) struct Writer {
-    tx: Queue,
+    tx: Queue<Outgoing>,
     /// `None` once it ended (a write failed or stalled, or the close went out).
     task: Option<JoinHandle<()>>,
     send_timeout: Duration,
@@ -108,13 +108,13 @@ impl Writer {
     pub(crate) async fn send(&self, outgoing: Outgoing) -> bool {
         matches!(
             timeout(self.send_timeout, self.tx.send(outgoing)).await,
-            Ok(true)
+            Ok(Ok(()))
         )
     }
 
     /// Queues `outgoing` if there is room at once.
     pub(crate) fn try_send(&self, outgoing: Outgoing) -> bool {
-        self.tx.try_send(outgoing)
+        self.tx.try_send(outgoing).is_ok()
     }
 
     /// Where the push loop writes.
@@ -149,7 +149,7 @@ impl Writer {
 
 /// Sends queued messages, one batch at a time; a batch that is not written within
 /// `send_timeout` ends the writer.
-async fn write_loop<W: FrameSink>(mut sink: W, mut rx: Reader, send_timeout: Duration) {
+async fn write_loop<W: FrameSink>(mut sink: W, mut rx: Reader<Outgoing>, send_timeout: Duration) {
     while let Some(batch) = rx.next_batch().await {
         match timeout(send_timeout, write_batch(&mut sink, batch)).await {
             Ok(Ok(Fed::More)) => {}
@@ -178,19 +178,19 @@ async fn write_batch<W: FrameSink>(sink: &mut W, batch: &mut Vec<Outgoing>) -> R
 
 /// Push frames, queued for the writer task.
 pub(crate) struct QueuedPush {
-    tx: Queue,
+    tx: Queue<Outgoing>,
 }
 
 impl PushSink for QueuedPush {
     async fn write(&mut self, frames: Vec<Shared>) -> bool {
-        self.tx.send(Outgoing::Frames(frames)).await
+        self.tx.send(Outgoing::Frames(frames)).await.is_ok()
     }
 }
 
 /// The incoming side of a multiplexed channel: frames become calls, each within its
 /// share of the connection's byte budget, or cancellations.
 pub(crate) struct Demux {
-    tx: Queue,
+    tx: Queue<Outgoing>,
     send_timeout: Duration,
     /// A call read and waiting for its share of the connection's byte budget; the peer is
     /// not read meanwhile (its transport holds back the rest).
@@ -340,7 +340,7 @@ pub(crate) struct MuxCall {
     header: FrameHeader,
     body: Bytes,
     share: Option<Share>,
-    tx: Queue,
+    tx: Queue<Outgoing>,
     send_timeout: Duration,
     /// A streaming call's send window (boxed, as the next: most calls do not stream, and
     /// every call's task holds its `MuxCall`).
@@ -390,7 +390,7 @@ impl CallIo for MuxCall {
         let item = Outgoing::Frame(frame, self.priority());
         matches!(
             timeout(self.send_timeout, self.tx.send(item)).await,
-            Ok(true)
+            Ok(Ok(()))
         )
     }
 

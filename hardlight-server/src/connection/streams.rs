@@ -13,6 +13,7 @@ use hardlight_core::{
     codec::Bytes,
     frame::{FrameHeader, Kind, HEADER_LEN},
     message::open_aligned_body,
+    queue::Queue,
     quota::Share,
     stream::{window_cost, Inbound, STREAM_WINDOW},
     ProtocolError,
@@ -22,7 +23,7 @@ use tokio::{
     time::timeout,
 };
 
-use super::{mux::Outgoing, queue::Queue};
+use super::mux::Outgoing;
 use crate::{session::CallEnv, sync::lock};
 
 /// The streaming calls of one channel.
@@ -205,7 +206,7 @@ impl Items {
     pub(crate) fn into_inbound(
         self,
         context: &CallEnv,
-        out: Queue,
+        out: Queue<Outgoing>,
         send_timeout: Duration,
     ) -> Inbound {
         let compressed = context.compression_negotiated();

@@ -1,0 +1,329 @@
+//! What waits for a connection's writer task (frames, on either side): a list behind a
+//! lock that the writer empties in one go, with room for a fixed number of entries
+//! counted by a [`Quota`]. A sender finds room with one atomic operation (or waits for it
+//! in a fair line while the writer is backed up) and takes the lock once to add its
+//! entry; the writer takes the lock once per batch and gives the batch's room back at
+//! once. (A bounded channel takes a lock for every entry received, to give its room back.)
+//!
+//! ```
+//! use hardlight_core::queue::queue;
+//! # futures_util::FutureExt::now_or_never(async {
+//! let (sender, mut writer) = queue(64);
+//! sender.try_send(1).unwrap();
+//! sender.try_send(2).unwrap();
+//! assert_eq!(writer.next_batch().await.unwrap(), &[1, 2]);
+//! drop(sender);
+//! assert!(writer.next_batch().await.is_none(), "every sender is gone");
+//! # }).unwrap();
+//! ```
+
+use std::{
+    fmt,
+    future::poll_fn,
+    sync::{
+        atomic::{AtomicUsize, Ordering},
+        Arc, Mutex,
+    },
+    task::{Context, Poll},
+};
+
+use futures_util::task::AtomicWaker;
+
+use crate::quota::{Closed, Quota, Share};
+
+/// Entries a batch's list keeps room for while its connection is quiet: enough for the
+/// usual batch, without holding a burst's worth when idle.
+const KEPT_WHILE_QUIET: usize = 8;
+
+/// A queue for `capacity` entries: the senders' end and the writer's.
+pub fn queue<T>(capacity: usize) -> (Queue<T>, Reader<T>) {
+    let shared = Arc::new(Shared {
+        entries: Mutex::new(Vec::new()),
+        room: Quota::new(capacity),
+        writer: AtomicWaker::new(),
+        senders: AtomicUsize::new(1),
+    });
+    (
+        Queue {
+            shared: Arc::clone(&shared),
+        },
+        Reader {
+            shared,
+            batch: Vec::new(),
+        },
+    )
+}
+
+struct Shared<T> {
+    entries: Mutex<Vec<T>>,
+    /// Room for entries: taken by senders, given back by the writer as it takes them out.
+    room: Arc<Quota>,
+    writer: AtomicWaker,
+    /// The senders' ends: the writer ends when the last is gone and the list is empty.
+    senders: AtomicUsize,
+}
+
+/// Where entries are queued for the writer; cloned by everything that sends.
+pub struct Queue<T> {
+    shared: Arc<Shared<T>>,
+}
+
+/// Room for one entry in the queue, taken before the entry is added.
+pub struct Room<'a, T> {
+    shared: &'a Shared<T>,
+    share: Share,
+}
+
+impl<T> Queue<T> {
+    /// Room for an entry, if there is some now (none is while senders wait for room,
+    /// unless the writer made more than they need).
+    pub fn try_room(&self) -> Result<Option<Room<'_, T>>, Closed> {
+        Ok(self.shared.room.try_take(1)?.map(|share| Room {
+            shared: &self.shared,
+            share,
+        }))
+    }
+
+    /// Room for an entry, once the writer has made some and the senders that waited
+    /// before have theirs; [`Closed`] once the writer has ended.
+    pub async fn room(&self) -> Result<Room<'_, T>, Closed> {
+        let share = self.shared.room.take(1).await?;
+        Ok(Room {
+            shared: &self.shared,
+            share,
+        })
+    }
+
+    /// Queues `entry` if there is room now; back if not, or if the writer has ended.
+    pub fn try_send(&self, entry: T) -> Result<(), Refused<T>> {
+        match self.try_room() {
+            Ok(Some(room)) => {
+                room.send(entry);
+                Ok(())
+            }
+            Ok(None) => Err(Refused::Full(entry)),
+            Err(Closed) => Err(Refused::Closed(entry)),
+        }
+    }
+
+    /// Queues `entry` once there is room; [`Closed`] if the writer has ended.
+    pub async fn send(&self, entry: T) -> Result<(), Closed> {
+        self.room().await?.send(entry);
+        Ok(())
+    }
+}
+
+/// An entry [`Queue::try_send`] did not queue, given back.
+#[derive(Debug, PartialEq, Eq)]
+pub enum Refused<T> {
+    /// No room now.
+    Full(T),
+    /// The writer has ended.
+    Closed(T),
+}
+
+impl<T> fmt::Debug for Queue<T> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Queue")
+            .field("room", &self.shared.room.available())
+            .field("senders", &self.shared.senders.load(Ordering::Relaxed))
+            .finish()
+    }
+}
+
+impl<T> fmt::Debug for Reader<T> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Reader")
+            .field("room", &self.shared.room.available())
+            .finish()
+    }
+}
+
+impl<T> Clone for Queue<T> {
+    fn clone(&self) -> Self {
+        self.shared.senders.fetch_add(1, Ordering::Relaxed);
+        Self {
+            shared: Arc::clone(&self.shared),
+        }
+    }
+}
+
+impl<T> Drop for Queue<T> {
+    fn drop(&mut self) {
+        if self.shared.senders.fetch_sub(1, Ordering::AcqRel) == 1 {
+            self.shared.writer.wake();
+        }
+    }
+}
+
+impl<T> Room<'_, T> {
+    /// Adds `entry` to the queue, in the room taken for it.
+    pub fn send(self, entry: T) {
+        // the room is the writer's to give back, as it takes the entry out
+        let _ = self.share.into_units();
+        lock(&self.shared.entries).push(entry);
+        self.shared.writer.wake();
+    }
+}
+
+/// The writer's end: takes out everything queued at once. Dropped, it closes the queue:
+/// senders waiting for room, and later ones, are refused.
+pub struct Reader<T> {
+    shared: Arc<Shared<T>>,
+    /// The batch taken out last, kept for its memory: the next batch is swapped into it.
+    batch: Vec<T>,
+}
+
+impl<T> Reader<T> {
+    /// The entries queued, in the order queued, once there are some; `None` once every
+    /// sender is gone and nothing is left. Cancel-safe: dropped before it completes, it
+    /// has taken nothing.
+    pub async fn next_batch(&mut self) -> Option<&mut Vec<T>> {
+        self.batch.clear();
+        poll_fn(|cx| self.poll_take(cx)).await?;
+        Some(&mut self.batch)
+    }
+
+    fn poll_take(&mut self, cx: &mut Context<'_>) -> Poll<Option<()>> {
+        if self.take() {
+            return Poll::Ready(Some(()));
+        }
+        // registered before looking again: a frame queued from now on wakes this task
+        self.shared.writer.register(cx.waker());
+        if self.take() {
+            return Poll::Ready(Some(()));
+        }
+        if self.shared.senders.load(Ordering::Acquire) == 0 {
+            return Poll::Ready(None);
+        }
+        if self.batch.capacity() > KEPT_WHILE_QUIET {
+            // quiet after a burst: what it grew the lists to goes
+            self.batch.shrink_to(KEPT_WHILE_QUIET);
+            lock(&self.shared.entries).shrink_to(KEPT_WHILE_QUIET);
+        }
+        Poll::Pending
+    }
+
+    /// Swaps the queued entries into the batch (empty, its memory kept); `false` if none.
+    fn take(&mut self) -> bool {
+        let mut entries = lock(&self.shared.entries);
+        if entries.is_empty() {
+            return false;
+        }
+        std::mem::swap(&mut *entries, &mut self.batch);
+        drop(entries);
+        self.shared.room.give_back(self.batch.len());
+        true
+    }
+}
+
+/// The list, whatever a panicking holder left (pushes and swaps leave it whole).
+fn lock<T>(entries: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
+    entries
+        .lock()
+        .unwrap_or_else(std::sync::PoisonError::into_inner)
+}
+
+impl<T> Drop for Reader<T> {
+    fn drop(&mut self) {
+        self.shared.room.close();
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::{future::Future, pin::pin};
+
+    use super::*;
+
+    fn poll_once<F: Future>(future: std::pin::Pin<&mut F>) -> Poll<F::Output> {
+        let mut cx = Context::from_waker(std::task::Waker::noop());
+        future.poll(&mut cx)
+    }
+
+    #[test]
+    fn entries_come_out_in_batches_in_the_order_queued() {
+        let (queue, mut reader) = queue(4);
+        for id in 0..3 {
+            queue.try_send(id).unwrap();
+        }
+        let mut next = pin!(reader.next_batch());
+        let Poll::Ready(Some(batch)) = poll_once(next.as_mut()) else {
+            panic!("three entries are queued");
+        };
+        assert_eq!(batch, &[0, 1, 2]);
+    }
+
+    #[test]
+    fn a_full_queue_refuses_at_once_and_makes_senders_wait_in_line() {
+        let (queue, mut reader) = queue(2);
+        queue.try_send(0).unwrap();
+        queue.try_send(1).unwrap();
+        assert_eq!(queue.try_send(9), Err(Refused::Full(9)));
+        let mut first = pin!(queue.send(2));
+        let mut second = pin!(queue.send(3));
+        assert!(poll_once(first.as_mut()).is_pending());
+        assert!(poll_once(second.as_mut()).is_pending());
+        {
+            let mut next = pin!(reader.next_batch());
+            let Poll::Ready(Some(batch)) = poll_once(next.as_mut()) else {
+                panic!("two entries are queued");
+            };
+            assert_eq!(batch, &[0, 1]);
+        }
+        // room made: the waiting senders have it, before any newcomer
+        assert_eq!(queue.try_send(9), Err(Refused::Full(9)));
+        assert_eq!(poll_once(second.as_mut()), Poll::Ready(Ok(())));
+        assert_eq!(poll_once(first.as_mut()), Poll::Ready(Ok(())));
+        let mut next = pin!(reader.next_batch());
+        let Poll::Ready(Some(batch)) = poll_once(next.as_mut()) else {
+            panic!("two more are queued");
+        };
+        // each entry went in as its sender was polled
+        assert_eq!(batch, &[3, 2]);
+    }
+
+    #[test]
+    fn the_writer_ends_when_every_sender_is_gone_and_the_queue_is_empty() {
+        let (queue, mut reader) = queue(2);
+        let other = queue.clone();
+        other.try_send(0).unwrap();
+        drop(other);
+        drop(queue);
+        {
+            let mut next = pin!(reader.next_batch());
+            assert!(matches!(poll_once(next.as_mut()), Poll::Ready(Some(_))));
+        }
+        let mut next = pin!(reader.next_batch());
+        assert!(matches!(poll_once(next.as_mut()), Poll::Ready(None)));
+    }
+
+    #[test]
+    fn senders_are_refused_once_the_writer_is_gone() {
+        let (queue, reader) = queue(1);
+        queue.try_send(0).unwrap();
+        let mut waiting = pin!(queue.send(1));
+        assert!(poll_once(waiting.as_mut()).is_pending());
+        drop(reader);
+        assert_eq!(poll_once(waiting.as_mut()), Poll::Ready(Err(Closed)));
+        assert_eq!(queue.try_send(2), Err(Refused::Closed(2)));
+    }
+
+    #[test]
+    fn a_quiet_writer_lets_a_burst_s_memory_go() {
+        let (queue, mut reader) = queue(64);
+        for id in 0..64 {
+            queue.try_send(id).unwrap();
+        }
+        {
+            let mut next = pin!(reader.next_batch());
+            assert!(matches!(poll_once(next.as_mut()), Poll::Ready(Some(_))));
+        }
+        {
+            let mut next = pin!(reader.next_batch());
+            assert!(poll_once(next.as_mut()).is_pending());
+        }
+        assert!(reader.batch.capacity() <= KEPT_WHILE_QUIET);
+        assert!(lock(&reader.shared.entries).capacity() <= KEPT_WHILE_QUIET);
+    }
+}
