@@ -49,6 +49,7 @@ pub mod __private {
     pub use hardlight_client::{CallStream, Client, ClientConfig, RpcError};
     pub use hardlight_core::{
         codec::{decode, encode, Bytes, Codable},
+        received::Received,
         rkyv,
         schema::{Layout, Schema, ServiceSchema},
         service::{BoxFuture, Outcome, Service, ServiceOf},

@@ -13,6 +13,7 @@ use hardlight::{
         context::{split_context, TraceParent},
         durable::Delivery,
         frame::{FrameHeader, Kind, FLAG_CONTEXT},
+        received::Received,
     },
     HandlerError, Topic,
 };
@@ -46,7 +47,7 @@ fuzz_target!(|data: &[u8]| {
         let _ = decode::<Shape>(&delivery.event);
     }
     let call = FrameHeader::new(Kind::Call, 0).with_flags(FLAG_CONTEXT);
-    let mut body = aligned.clone();
+    let mut body = Received::Aligned(aligned.clone());
     if let Ok(Some(context)) = split_context(&call, &mut body) {
         assert!(body.len() <= aligned.len());
         let _ = decode::<(Shape, Option<f64>)>(&body);

@@ -9,6 +9,7 @@ use hardlight_core::{
     frame::{FrameHeader, Kind, HEADER_LEN},
     handshake::Welcome,
     message::{open_aligned_body, open_body, Body},
+    received::Received,
     Compression, Priority, ProtocolError,
 };
 
@@ -16,7 +17,6 @@ use crate::{
     config::ClientConfig,
     drain::{Drain, InFlight},
     error::CallError,
-    received::Received,
     streaming::{ItemSink, ItemSource},
 };
 

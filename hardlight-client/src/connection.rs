@@ -2,11 +2,12 @@
 
 use std::sync::Arc;
 
-use hardlight_core::{frame::FrameHeader, handshake::Welcome, message::Body, Service};
+use hardlight_core::{
+    frame::FrameHeader, handshake::Welcome, message::Body, received::Received, Service,
+};
 
 use crate::{
     calls::OpenedItems, config::TransportKind, drain::Drain, error::CallError, pushes::Pushes,
-    received::Received,
 };
 
 #[cfg(feature = "native")]

@@ -22,7 +22,6 @@ mod propagate;
 mod pushes;
 #[cfg(feature = "native")]
 mod quic;
-mod received;
 mod reply;
 mod rt;
 mod stats;

@@ -15,7 +15,8 @@ use hardlight_core::{
     frame::{FrameHeader, Kind, HEADER_LEN},
     handshake::Welcome,
     queue::{queue, Queue, Reader, Refused},
-    quota::{Closed, Quota, Share},
+    quota::{Closed, Held, Quota},
+    received::Received,
     stream::{window_cost, STREAM_WINDOW},
     ProtocolError,
 };
@@ -27,14 +28,13 @@ use crate::{
     drain::Drain,
     error::{CallError, TransportError},
     outstanding::Outstanding,
-    received::Received,
     streaming::ItemSource,
     sync::lock,
 };
 
 /// One of the connection's call slots: a share of one unit of its [`Quota`] of calls in
 /// flight, given back when dropped.
-pub(crate) type Slot = Share;
+pub(crate) type Slot = Held;
 
 type Reply = (FrameHeader, Received);
 

@@ -12,10 +12,11 @@
 use std::{fmt, time::Duration};
 
 use crate::{
-    codec::{decode, encode, Bytes, ALIGN},
+    codec::{decode, encode, ALIGN},
     error::ProtocolError,
     frame::FLAG_CONTEXT,
     message::Body,
+    received::Received,
 };
 
 /// Largest call context, as archived: 4 KiB.
@@ -210,11 +211,11 @@ pub fn budget_from_seq(seq: u64) -> Option<Duration> {
 /// [`FLAG_CONTEXT`]). Fails if the context archives to more than [`MAX_CONTEXT_LEN`].
 ///
 /// ```
-/// use hardlight_core::{codec::{decode, realign}, context::{append_context, split_context, CallContext}, frame::{FrameHeader, Kind}, message::Body};
+/// use hardlight_core::{codec::{decode, realign}, context::{append_context, split_context, CallContext}, frame::{FrameHeader, Kind}, message::Body, received::Received};
 /// let mut args = Body::encode(&(7u32,)).unwrap();
 /// let context = CallContext::new().with_entry("tenant", "a");
 /// let flags = append_context(&mut args, &context).unwrap();
-/// let mut body = realign(args.archive());
+/// let mut body = Received::Aligned(realign(args.archive()));
 /// let header = FrameHeader::new(Kind::Call, body.len() as u32).with_flags(flags);
 /// let back = split_context(&header, &mut body).unwrap();
 /// assert_eq!(back, Some(context));
@@ -237,7 +238,7 @@ pub fn append_context(args: &mut Body, context: &CallContext) -> Result<u8, Prot
 /// archive; `None` when the header has no [`FLAG_CONTEXT`].
 pub fn split_context(
     header: &crate::frame::FrameHeader,
-    body: &mut Bytes,
+    body: &mut Received,
 ) -> Result<Option<CallContext>, ProtocolError> {
     if header.flags & FLAG_CONTEXT == 0 {
         return Ok(None);
@@ -258,7 +259,7 @@ pub fn split_context(
         return Err(too_large(end - start));
     }
     let context = decode::<CallContext>(&body[start..end])?;
-    body.resize(args_len, 0);
+    body.truncate(args_len);
     Ok(Some(context))
 }
 
@@ -271,7 +272,10 @@ fn too_large(len: usize) -> ProtocolError {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::frame::{FrameHeader, Kind};
+    use crate::{
+        codec::Bytes,
+        frame::{FrameHeader, Kind},
+    };
 
     fn header() -> FrameHeader {
         FrameHeader::new(Kind::Call, 0).with_flags(FLAG_CONTEXT)
@@ -282,12 +286,14 @@ mod tests {
         let mut body = Bytes::new();
         body.extend_from_slice(&[0; 16]);
         body.extend_from_slice(&1000u32.to_le_bytes());
+        let mut body = Received::Aligned(body);
         assert!(matches!(
             split_context(&header(), &mut body),
             Err(ProtocolError::InvalidPayload(_))
         ));
         let mut short = Bytes::new();
         short.extend_from_slice(&[1, 2]);
+        let mut short = Received::Aligned(short);
         assert!(split_context(&header(), &mut short).is_err());
     }
 
@@ -301,6 +307,7 @@ mod tests {
         let mut body = Bytes::new();
         body.extend_from_slice(&archive);
         body.extend_from_slice(&0u32.to_le_bytes());
+        let mut body = Received::Aligned(body);
         assert!(matches!(
             split_context(&header(), &mut body),
             Err(ProtocolError::InvalidPayload(message)) if message.contains("MAX_CONTEXT_LEN")
@@ -309,7 +316,7 @@ mod tests {
 
     #[test]
     fn without_the_flag_the_body_is_left_alone() {
-        let mut body = encode(&(1u8,)).unwrap();
+        let mut body = Received::Aligned(encode(&(1u8,)).unwrap());
         let before = body.to_vec();
         let plain = FrameHeader::new(Kind::Call, 0);
         assert_eq!(split_context(&plain, &mut body), Ok(None));

@@ -52,7 +52,7 @@ impl ReadError {
 }
 
 /// Reads one frame: the header, checked against `max_body`, then exactly its body
-/// (still compressed if flagged; see [`crate::message::open_aligned_body`]).
+/// (still compressed if flagged; see [`crate::received::Received::open`]).
 ///
 /// ```
 /// use hardlight_core::{frame::{FrameHeader, Kind}, io::{read_frame, ReadError}, message::encode_frame, Compression};

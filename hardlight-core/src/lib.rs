@@ -31,6 +31,7 @@ pub mod message;
 pub mod priority;
 pub mod queue;
 pub mod quota;
+pub mod received;
 pub mod schema;
 pub mod service;
 pub mod spare;

@@ -5,6 +5,7 @@ use crate::{
     compression::{self, Compression},
     error::ProtocolError,
     frame::{FrameHeader, FLAG_COMPRESSED, HEADER_LEN},
+    received::Received,
     spare,
 };
 
@@ -151,19 +152,16 @@ pub fn open_body(
     compression::decompress(raw, max)
 }
 
-/// Like [`open_body`] for a body already read into an aligned buffer: avoids a copy when
-/// it is not compressed.
+/// [`Received::open`] for a body already read into an aligned buffer of its own.
 pub fn open_aligned_body(
     header: &FrameHeader,
     raw: Bytes,
     compression_negotiated: bool,
     max: u32,
 ) -> Result<Bytes, ProtocolError> {
-    if header.is_compressed() {
-        open_body(header, &raw, compression_negotiated, max)
-    } else {
-        Ok(raw)
-    }
+    Received::Aligned(raw)
+        .open(header, compression_negotiated, max)
+        .map(Received::into_aligned)
 }
 
 #[cfg(test)]

@@ -29,7 +29,7 @@ use std::{
 
 use futures_util::task::AtomicWaker;
 
-use crate::quota::{Closed, Quota, Share};
+use crate::quota::{Closed, Held, Quota};
 
 /// Entries a batch's list keeps room for while its connection is quiet: enough for the
 /// usual batch, without holding a burst's worth when idle.
@@ -71,7 +71,7 @@ pub struct Queue<T> {
 /// Room for one entry in the queue, taken before the entry is added.
 pub struct Room<'a, T> {
     shared: &'a Shared<T>,
-    share: Share,
+    share: Held,
 }
 
 impl<T> Queue<T> {

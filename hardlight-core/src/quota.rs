@@ -41,19 +41,19 @@ pub struct Closed;
 
 /// Units taken from a [`Quota`], given back when dropped.
 #[derive(Debug)]
-pub struct Share {
+pub struct Held {
     quota: Arc<Quota>,
     units: usize,
 }
 
-impl Share {
-    /// The units this share holds.
+impl Held {
+    /// The units held.
     pub fn units(&self) -> usize {
         self.units
     }
 
     /// Takes over the units of `other` (of the same quota), to be given back with these.
-    pub fn merge(&mut self, mut other: Share) {
+    pub fn merge(&mut self, mut other: Held) {
         debug_assert!(Arc::ptr_eq(&self.quota, &other.quota));
         self.units += std::mem::take(&mut other.units);
     }
@@ -65,7 +65,7 @@ impl Share {
     }
 }
 
-impl Drop for Share {
+impl Drop for Held {
     fn drop(&mut self) {
         self.quota.give_back(self.units);
     }
@@ -84,7 +84,7 @@ impl Quota {
 
     /// `units` if they are free now: free, or handed to the line beyond what those
     /// waiting in it need.
-    pub fn try_take(self: &Arc<Self>, units: u32) -> Result<Option<Share>, Closed> {
+    pub fn try_take(self: &Arc<Self>, units: u32) -> Result<Option<Held>, Closed> {
         if self.closed.load(Ordering::SeqCst) {
             return Err(Closed);
         }
@@ -94,7 +94,7 @@ impl Quota {
         // the line serves its takers first: what it holds beyond them is anyone's
         Ok(self.line.try_acquire_many(units).ok().map(|spare| {
             spare.forget();
-            Share {
+            Held {
                 quota: Arc::clone(self),
                 units: units as usize,
             }
@@ -102,13 +102,13 @@ impl Quota {
     }
 
     /// `units` of the free ones, if there are enough.
-    fn take_free(self: &Arc<Self>, units: usize) -> Option<Share> {
+    fn take_free(self: &Arc<Self>, units: usize) -> Option<Held> {
         self.free
             .fetch_update(Ordering::SeqCst, Ordering::SeqCst, |free| {
                 free.checked_sub(units)
             })
             .ok()
-            .map(|_| Share {
+            .map(|_| Held {
                 quota: Arc::clone(self),
                 units,
             })
@@ -117,7 +117,7 @@ impl Quota {
     /// `units`, once they are free and those who waited before have theirs. Units more
     /// than the quota holds are never granted: the caller bounds what it asks for.
     /// Cancel-safe: dropped before it completes, it holds nothing.
-    pub async fn take(self: &Arc<Self>, units: u32) -> Result<Share, Closed> {
+    pub async fn take(self: &Arc<Self>, units: u32) -> Result<Held, Closed> {
         if let Some(share) = self.try_take(units)? {
             return Ok(share);
         }
@@ -128,14 +128,14 @@ impl Quota {
         self.hand_over();
         let handed = self.line.acquire_many(units).await.map_err(|_| Closed)?;
         handed.forget();
-        Ok(Share {
+        Ok(Held {
             quota: Arc::clone(self),
             units: units as usize,
         })
     }
 
-    /// Gives back `units` taken earlier (by a [`Share`] handed over with
-    /// [`Share::into_units`]).
+    /// Gives back `units` taken earlier (by a [`Held`] handed over with
+    /// [`Held::into_units`]).
     pub fn give_back(&self, units: usize) {
         if units == 0 {
             return;

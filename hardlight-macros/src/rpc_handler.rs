@@ -164,7 +164,7 @@ fn generate(
             fn dispatch(
                 self: ::std::sync::Arc<Self>,
                 method: u16,
-                args: #p::Bytes,
+                args: #p::Received,
                 inbound: ::core::option::Option<#p::Inbound>,
             ) -> #p::BoxFuture<'static, #p::Outcome> {
                 <Self as #trait_path>::__hardlight_dispatch(self, method, args, inbound)

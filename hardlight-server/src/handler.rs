@@ -3,7 +3,7 @@
 
 use std::sync::Arc;
 
-use hardlight_core::{codec::Bytes, service::BoxFuture, stream::Inbound, Outcome, Service};
+use hardlight_core::{received::Received, service::BoxFuture, stream::Inbound, Outcome, Service};
 
 use crate::{
     auth::ConnectionInfo,
@@ -31,11 +31,13 @@ pub trait RpcHandler: Send + Sync + Sized + 'static {
     fn new(context: HandlerContext<StateOf<Self>, EventOf<Self>>, app: &Arc<Self::App>) -> Self;
 
     /// Decodes the arguments of method `method`, runs it and encodes its result; a method
-    /// that takes a stream reads the client's items from `inbound`.
+    /// that takes a stream reads the client's items from `inbound`. The arguments are
+    /// decoded in the future's first poll, which the server makes at once: a body still in
+    /// the message it came in is let go before the next message is read.
     fn dispatch(
         self: Arc<Self>,
         method: u16,
-        args: Bytes,
+        args: Received,
         inbound: Option<Inbound>,
     ) -> BoxFuture<'static, Outcome>;
 }

@@ -12,7 +12,7 @@ use hardlight_core::{
 };
 use quinn::RecvStream;
 
-use crate::received::Received;
+use hardlight_core::received::Received;
 
 /// The frames of one stream, read chunk by chunk.
 pub(super) struct ChunkFrames {

@@ -11,6 +11,7 @@ use hardlight_core::{
     frame::FrameHeader,
     handshake::alpn,
     io::{read_frame, FrameReader, ReadError},
+    received::Received,
     ProtocolError, Service,
 };
 use quinn::{
@@ -30,7 +31,6 @@ use crate::{
     handshake::{hello_frame, welcome},
     mux::{gather, Mux, Outgoing},
     pushes::Pushes,
-    received::Received,
     streaming::ItemSource,
     sync::lock,
 };

@@ -16,6 +16,7 @@ use hardlight_core::{
     codec::Bytes,
     frame::{FrameHeader, Kind},
     handshake::webtransport_path,
+    received::Received,
     ProtocolError, Service,
 };
 use tokio::sync::{mpsc, oneshot};
@@ -29,7 +30,6 @@ use crate::{
     handshake::{hello_frame, welcome},
     mux::{Mux, Outgoing, Slot},
     pushes::Pushes,
-    received::Received,
     streaming::ItemSource,
     sync::lock,
 };

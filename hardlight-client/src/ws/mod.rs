@@ -19,7 +19,9 @@ use hardlight_core::{
     ProtocolError, Service,
 };
 
-use crate::{mux::Mux, pushes::Pushes, received::Received};
+use hardlight_core::received::Received;
+
+use crate::{mux::Mux, pushes::Pushes};
 
 /// Routes one received message, frame by frame: replies to their calls, everything else
 /// to the pushes.

@@ -163,7 +163,7 @@ pub(crate) fn generate(item: &syn::ItemTrait, attr: &Attr, service: &Service) ->
             fn __hardlight_dispatch(
                 self: ::std::sync::Arc<Self>,
                 method: u16,
-                args: #p::Bytes,
+                args: #p::Received,
                 inbound: ::core::option::Option<#p::Inbound>,
             ) -> #p::BoxFuture<'static, #p::Outcome>
             where

@@ -14,10 +14,10 @@ use std::{
 use bytes::Bytes as Shared;
 use hardlight_core::{
     close::Close,
-    codec::Bytes,
     frame::{FrameHeader, Kind, FLAG_STREAM, HEADER_LEN},
     queue::{queue, Queue, Reader},
-    quota::{Closed, Share},
+    quota::{Closed, Held},
+    received::Received,
     stream::{no_items, Inbound},
     Priority, ProtocolError,
 };
@@ -194,7 +194,7 @@ pub(crate) struct Demux {
     send_timeout: Duration,
     /// A call read and waiting for its share of the connection's byte budget; the peer is
     /// not read meanwhile (its transport holds back the rest).
-    waiting: Option<(FrameHeader, Bytes)>,
+    waiting: Option<(FrameHeader, Received)>,
     /// The streaming calls in flight; `None` where streaming calls go on streams of
     /// their own (the QUIC call channel).
     streams: Option<Streams>,
@@ -212,12 +212,13 @@ impl Demux {
         }
     }
 
-    /// A frame from the peer, its body aligned: a call, a cancellation, a violation, or
+    /// A frame from the peer (its body decoded before the peer is read on, or given a
+    /// buffer of its own where it waits longer): a call, a cancellation, a violation, or
     /// `None` when the call waits for its share of the budget ([`Demux::admitted`]).
     pub(crate) fn frame(
         &mut self,
         header: FrameHeader,
-        body: Bytes,
+        body: Received,
         context: &CallEnv,
     ) -> Option<Incoming<MuxCall>> {
         match header.kind {
@@ -263,7 +264,7 @@ impl Demux {
                             return None;
                         }
                         match context.budget.try_take(header.body_len) {
-                            Ok(Some(share)) => streams.item(header, body, share),
+                            Ok(Some(share)) => streams.item(header, body.into_aligned(), share),
                             Ok(None) | Err(_) => {
                                 self.waiting = Some((header, body));
                                 return None;
@@ -308,14 +309,14 @@ impl Demux {
         };
         match (&self.streams, header.kind) {
             (Some(streams), Kind::StreamItem) => streams
-                .item(header, body, permit)
+                .item(header, body.into_aligned(), permit)
                 .err()
                 .map(|reason| Incoming::Violation(Close::Protocol, reason)),
             _ => Some(Incoming::Call(self.call(header, body, permit))),
         }
     }
 
-    fn call(&self, header: FrameHeader, body: Bytes, share: Share) -> MuxCall {
+    fn call(&self, header: FrameHeader, body: Received, share: Held) -> MuxCall {
         let opened = match &self.streams {
             Some(streams) if header.flags & FLAG_STREAM != 0 => streams.open(header.id),
             _ => None,
@@ -338,8 +339,8 @@ impl Demux {
 /// One multiplexed call: its frame, read and within the byte budget.
 pub(crate) struct MuxCall {
     header: FrameHeader,
-    body: Bytes,
-    share: Option<Share>,
+    body: Received,
+    share: Option<Held>,
     tx: Queue<Outgoing>,
     send_timeout: Duration,
     /// A streaming call's send window (boxed, as the next: most calls do not stream, and

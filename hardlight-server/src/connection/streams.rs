@@ -14,7 +14,7 @@ use hardlight_core::{
     frame::{FrameHeader, Kind, HEADER_LEN},
     message::open_aligned_body,
     queue::Queue,
-    quota::Share,
+    quota::Held,
     stream::{window_cost, Inbound, STREAM_WINDOW},
     ProtocolError,
 };
@@ -36,7 +36,7 @@ pub(crate) struct Streams {
 
 /// Where a call's items from the client go.
 struct Route {
-    items: mpsc::UnboundedSender<Received>,
+    items: mpsc::UnboundedSender<ReceivedItem>,
     /// Bytes received and not yet credited back.
     outstanding: u32,
     /// Bytes the handler took, to credit back.
@@ -46,7 +46,7 @@ struct Route {
 
 /// An item from the client: its header, its body as received, and its share of the
 /// connection's byte budget, held until the handler takes it.
-type Received = (FrameHeader, Bytes, Share);
+type ReceivedItem = (FrameHeader, Bytes, Held);
 
 /// What a new streaming call gets: its send window and the items its client sends.
 pub(crate) struct Opened {
@@ -117,12 +117,7 @@ impl Streams {
     /// An item of call `id` from the client, within its share of the byte budget; an
     /// item past the call's window breaks the protocol. Items of a call that has ended
     /// are dropped.
-    pub(crate) fn item(
-        &self,
-        header: FrameHeader,
-        body: Bytes,
-        share: Share,
-    ) -> Result<(), String> {
+    pub(crate) fn item(&self, header: FrameHeader, body: Bytes, share: Held) -> Result<(), String> {
         let mut inbound = lock(&self.inbound);
         let Some(route) = inbound.get_mut(&header.id) else {
             return Ok(());
@@ -194,7 +189,7 @@ impl Drop for Window {
 
 /// The items the client sends on a streaming call; their route is removed when dropped.
 pub(crate) struct Items {
-    rx: mpsc::UnboundedReceiver<Received>,
+    rx: mpsc::UnboundedReceiver<ReceivedItem>,
     id: u64,
     serial: u64,
     streams: Streams,

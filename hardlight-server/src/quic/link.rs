@@ -14,6 +14,7 @@ use hardlight_core::{
     frame::{FrameHeader, Kind, HEADER_LEN},
     io::{read_frame, read_header, read_rest, FrameReader, ReadError},
     message::open_aligned_body,
+    received::Received,
     stream::{no_items, Inbound},
     ErrorCode, Priority, ProtocolError,
 };
@@ -258,7 +259,7 @@ impl Link for QuicLink {
                     let demux = channel.demux.insert(Demux::new(&started, false));
                     *writer = Some(started);
                     control.renew();
-                    match demux.frame(header, body, context) {
+                    match demux.frame(header, Received::Aligned(body), context) {
                         Some(incoming) => incoming.map(QuicCall::Channel),
                         None => continue,
                     }
@@ -361,7 +362,9 @@ async fn next_on(channel: &mut Option<Channel>, context: &CallEnv) -> Option<Rea
         }
     };
     match demux {
-        Some(demux) => demux.frame(header, body, context).map(Read::Incoming),
+        Some(demux) => demux
+            .frame(header, Received::Aligned(body), context)
+            .map(Read::Incoming),
         None => Some(Read::First(header, body)),
     }
 }
@@ -528,7 +531,7 @@ impl CallIo for StreamCall {
         let (header, raw) = timeout_at(deadline, read_rest(recv, &mut decoder))
             .await
             .map_err(|_| self.late(limit))??;
-        Ok(Call::open(header, raw, reserved)?)
+        Ok(Call::open(header, Received::Aligned(raw), reserved)?)
     }
 
     async fn abandoned(&mut self) {

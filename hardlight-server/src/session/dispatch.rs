@@ -5,13 +5,13 @@ use std::{panic::AssertUnwindSafe, sync::Arc};
 
 use futures_util::{FutureExt, StreamExt};
 use hardlight_core::{
-    codec::Bytes,
     context::{budget_from_seq, split_context},
     current::CurrentCall,
     frame::{FrameHeader, Kind, FLAG_STREAM},
     io::ReadError,
-    message::{open_aligned_body, Body},
-    quota::Share,
+    message::Body,
+    quota::Held,
+    received::Received,
     stream::ItemStream,
     CallContext, ConnectionState, ErrorCode, Outcome, ProtocolError, Service,
 };
@@ -25,11 +25,11 @@ use crate::{
     state_handle::StateHandle,
 };
 
-/// A call ready to run: its header, its body as received (aligned, maybe compressed), and
-/// the bytes it holds until the handler finishes.
+/// A call ready to run: its header, its body as received (maybe compressed), and the
+/// bytes it holds until the handler finishes.
 pub(crate) struct Call {
     pub(crate) header: FrameHeader,
-    raw: Bytes,
+    raw: Received,
     reserved: Reservation,
 }
 
@@ -52,7 +52,7 @@ impl<E: Into<ReadError>> From<E> for Unread {
 /// A call's bytes: of the connection's budget (`ServerLimits::max_inflight_bytes`) and
 /// of the server's (`ServerLimits::memory_budget`), held until its handler returns.
 pub(crate) struct Reservation {
-    connection: Share,
+    connection: Held,
     server: Charge,
 }
 
@@ -60,7 +60,7 @@ impl Reservation {
     /// The server's share of a call whose connection share is `connection`; refused at
     /// once if the server's budget is spent (never waited for: what holds it may be
     /// other connections' calls, events or sessions).
-    pub(crate) fn new(connection: Share, context: &CallEnv) -> Result<Self, Exhausted> {
+    pub(crate) fn new(connection: Held, context: &CallEnv) -> Result<Self, Exhausted> {
         let server = context.memory.charge(connection.units() as u64)?;
         Ok(Self { connection, server })
     }
@@ -92,7 +92,7 @@ impl Reservation {
 pub(crate) async fn connection_share(
     context: &CallEnv,
     header: &FrameHeader,
-) -> Result<Share, ProtocolError> {
+) -> Result<Held, ProtocolError> {
     context
         .budget
         .take(header.body_len)
@@ -118,7 +118,7 @@ impl Call {
     /// A received `Call` frame; its body is opened only once the call is admitted.
     pub(crate) fn open(
         header: FrameHeader,
-        raw: Bytes,
+        raw: Received,
         reserved: Reservation,
     ) -> Result<Self, ProtocolError> {
         if header.kind != Kind::Call {
@@ -156,9 +156,8 @@ impl Call {
             return Some(refused);
         }
         let compressed = header.is_compressed();
-        let mut args = match open_aligned_body(
+        let mut args = match raw.open(
             &header,
-            raw,
             context.compression_negotiated(),
             context.limits.max_message_size(),
         ) {
@@ -213,6 +212,12 @@ impl Call {
             span.record("span_id", format!("{span_id:016x}"));
         }
         let deadline = call.deadline();
+        if !context.interceptors.is_empty() {
+            // the handler decodes its arguments in its first poll, before the connection
+            // reads on; interceptors may wait first, so the arguments get a buffer of
+            // their own rather than hold the message they came in
+            args = Received::Aligned(args.into_aligned());
+        }
         let mut running = Running::start(context);
         // made where it is awaited: a future moved into a wrapper (the deadline's
         // `select!`, the span's `Instrumented`) is copied, and most calls need neither

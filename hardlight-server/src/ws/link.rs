@@ -19,6 +19,7 @@ use hardlight_core::{
     coalesce::Coalesced,
     codec::{realign, Bytes},
     frame::FrameHeader,
+    received::Received,
     text::truncated,
     Limits, ProtocolError,
 };
@@ -209,7 +210,11 @@ impl<S: AsyncRead + AsyncWrite + Unpin + Send + 'static> WsLink<S> {
     fn next_frame(&mut self, context: &CallEnv) -> Option<Incoming<MuxCall>> {
         let max = context.limits.max_message_size();
         let (header, body, taken) = match FrameHeader::split_first(&self.unread, max) {
-            Ok((header, body, rest)) => (header, realign(body), self.unread.len() - rest.len()),
+            Ok((header, body, rest)) => (
+                header,
+                Received::Shared(self.unread.slice_ref(body)),
+                self.unread.len() - rest.len(),
+            ),
             Err(error) => {
                 self.unread = Shared::new();
                 let close = match error {

@@ -1,0 +1,83 @@
+//! A received frame's body: read into an aligned buffer of its own, or the part of the
+//! message it came in (a WebSocket message, a QUIC chunk), shared with the message's
+//! other frames.
+
+use std::ops::Deref;
+
+use crate::{
+    codec::{realign, Bytes},
+    frame::FrameHeader,
+    message::open_body,
+    ProtocolError,
+};
+
+/// The body of a received frame.
+///
+/// ```
+/// use hardlight_core::{codec::{decode, encode}, received::Received};
+/// let archive = encode(&7u32).unwrap();
+/// // a body in the middle of its message, wherever that puts it
+/// let message = bytes::Bytes::from([&[0u8; 3][..], &archive].concat());
+/// let body = Received::Shared(message.slice(3..));
+/// assert_eq!(decode::<u32>(&body).unwrap(), 7);
+/// ```
+#[derive(Debug)]
+pub enum Received {
+    /// Read into a buffer of its own, aligned for decoding in place.
+    Aligned(Bytes),
+    /// Where it lies in its message: decoding copies a small one to the stack to align
+    /// it, rather than into a buffer allocated for it. It holds the whole message: it is
+    /// for bodies decoded before the next message is read.
+    Shared(bytes::Bytes),
+}
+
+impl Received {
+    /// The body in an aligned buffer of its own.
+    pub fn into_aligned(self) -> Bytes {
+        match self {
+            Self::Aligned(body) => body,
+            Self::Shared(body) => realign(&body),
+        }
+    }
+
+    /// The archive the body carries: decompressed into a buffer of its own (bounded by
+    /// `max`) when the header says it is compressed, which is only allowed if compression
+    /// was negotiated; as it is otherwise.
+    pub fn open(
+        self,
+        header: &FrameHeader,
+        compression_negotiated: bool,
+        max: u32,
+    ) -> Result<Self, ProtocolError> {
+        if header.is_compressed() {
+            open_body(header, &self, compression_negotiated, max).map(Self::Aligned)
+        } else {
+            Ok(self)
+        }
+    }
+
+    /// Keeps the first `len` bytes.
+    pub fn truncate(&mut self, len: usize) {
+        match self {
+            Self::Aligned(body) => body.resize(len.min(body.len()), 0),
+            Self::Shared(body) => body.truncate(len),
+        }
+    }
+}
+
+impl Default for Received {
+    fn default() -> Self {
+        Self::Aligned(Bytes::new())
+    }
+}
+
+impl Deref for Received {
+    type Target = [u8];
+
+    fn deref(&self) -> &[u8] {
+        match self {
+            Self::Aligned(body) => body,
+            Self::Shared(body) => body,
+        }
+    }
+}
