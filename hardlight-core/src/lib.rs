@@ -9,6 +9,8 @@ pub mod addr;
 #[cfg(feature = "io")]
 pub mod byte_stream;
 pub mod calls;
+#[cfg(feature = "io")]
+pub mod chunk_frames;
 pub mod close;
 #[cfg(feature = "coalesce")]
 pub mod coalesce;

@@ -5,6 +5,7 @@
 use std::{net::SocketAddr, sync::Arc, time::Duration};
 
 use hardlight_core::{
+    chunk_frames::ChunkFrames,
     close::Close,
     coalesce::Coalesced,
     codec::Bytes,
@@ -21,7 +22,6 @@ use quinn::{
 use tokio::task::JoinHandle;
 use tracing::{debug, warn};
 
-use super::channel::ChunkFrames;
 use crate::{
     calls::{priority_of, rides_channel, Calls, Exchange, CHANNEL_MAX},
     config::ClientConfig,

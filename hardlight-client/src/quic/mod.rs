@@ -2,7 +2,6 @@
 //! bidirectional stream each, state and events on a server-opened unidirectional push
 //! stream.
 
-mod channel;
 mod connection;
 pub(crate) mod tls;
 

@@ -7,12 +7,13 @@ use std::{future::pending, future::poll_fn, sync::Arc, task::Poll, time::Duratio
 
 use bytes::Bytes as Shared;
 use hardlight_core::{
+    chunk_frames::ChunkFrames,
     close::Close,
     coalesce::Coalesced,
     codec::Bytes,
     decoder::FrameDecoder,
     frame::{FrameHeader, Kind, HEADER_LEN},
-    io::{read_frame, read_header, read_rest, FrameReader, ReadError},
+    io::{read_frame, read_header, read_rest, ReadError},
     message::open_aligned_body,
     received::Received,
     stream::{no_items, Inbound},
@@ -154,7 +155,7 @@ impl Link for QuicLink {
         }
         if let (Some(send), Some(recv)) = (self.answer.take(), self.hello.take()) {
             self.channel = Some(Channel {
-                recv: Some((recv, FrameReader::new(self.max_message_size))),
+                recv: Some((recv, ChunkFrames::new(self.max_message_size))),
                 send: Some((send, self.send_timeout)),
                 demux: None,
                 deadline: FrameDeadline::new(self.frame_read_timeout),
@@ -259,7 +260,7 @@ impl Link for QuicLink {
                     let demux = channel.demux.insert(Demux::new(&started, false));
                     *writer = Some(started);
                     control.renew();
-                    match demux.frame(header, Received::Aligned(body), context) {
+                    match demux.frame(header, body, context) {
                         Some(incoming) => incoming.map(QuicCall::Channel),
                         None => continue,
                     }
@@ -280,7 +281,7 @@ impl Link for QuicLink {
 /// none.
 struct Channel {
     /// `None` once the client finished the stream (or reset it).
-    recv: Option<(RecvStream, FrameReader)>,
+    recv: Option<(RecvStream, ChunkFrames)>,
     /// The sending half, until the writer takes it.
     send: Option<(SendStream, Duration)>,
     /// Once the writer has started.
@@ -301,12 +302,12 @@ enum Control {
 enum Read {
     Incoming(Incoming<MuxCall>),
     /// The channel's first call, before its writer has started.
-    First(FrameHeader, Bytes),
+    First(FrameHeader, Received),
 }
 
 /// What a read on the channel gave.
 enum Frame {
-    Read(Result<(FrameHeader, Bytes), ReadError>),
+    Read(Result<(FrameHeader, Received), ReadError>),
     /// A frame began and did not complete within `Limits::frame_read_timeout`.
     Late(Duration),
 }
@@ -362,9 +363,7 @@ async fn next_on(channel: &mut Option<Channel>, context: &CallEnv) -> Option<Rea
         }
     };
     match demux {
-        Some(demux) => demux
-            .frame(header, Received::Aligned(body), context)
-            .map(Read::Incoming),
+        Some(demux) => demux.frame(header, body, context).map(Read::Incoming),
         None => Some(Read::First(header, body)),
     }
 }

@@ -1,21 +1,71 @@
-//! The replies of the QUIC call channel, cut from the chunks quinn received: a reply
-//! that arrived whole in one chunk is handed to its call as a slice of it (a reply is
-//! taken by its call at once, so it keeps its chunk only a moment); one split between
-//! chunks is assembled by a [`FrameDecoder`], as any stream's frames are.
+//! Frames cut from the chunks a stream delivers (quinn's received data, on either side
+//! of a QUIC call channel): a frame that arrived whole in one chunk is handed over as a
+//! slice of it ([`Received::Shared`]: taken at once, it keeps its chunk only a moment);
+//! one split between chunks is assembled by a [`FrameDecoder`], as any stream's frames
+//! are. No copy into a read-ahead buffer, no buffer allocated per frame.
+
+use std::{
+    future::poll_fn,
+    io,
+    task::{ready, Context, Poll},
+};
 
 use bytes::{Buf, Bytes as Shared};
-use hardlight_core::{
+
+use crate::{
     decoder::FrameDecoder,
     frame::{FrameHeader, HEADER_LEN},
     io::ReadError,
+    received::Received,
     ProtocolError,
 };
-use quinn::RecvStream;
 
-use hardlight_core::received::Received;
+/// Where chunks come from: polled for the next one, `None` once the stream has ended.
+/// Implemented for closures, e.g. one that polls a quinn `RecvStream::read_chunk`.
+pub trait ChunkSource {
+    /// Polls for the next chunk.
+    fn poll_chunk(&mut self, cx: &mut Context<'_>) -> Poll<io::Result<Option<Shared>>>;
+}
+
+impl<F> ChunkSource for F
+where
+    F: FnMut(&mut Context<'_>) -> Poll<io::Result<Option<Shared>>>,
+{
+    fn poll_chunk(&mut self, cx: &mut Context<'_>) -> Poll<io::Result<Option<Shared>>> {
+        self(cx)
+    }
+}
+
+/// The chunks quinn received, in order (feature `quinn`).
+#[cfg(feature = "quinn")]
+impl ChunkSource for quinn::RecvStream {
+    fn poll_chunk(&mut self, cx: &mut Context<'_>) -> Poll<io::Result<Option<Shared>>> {
+        // cancel-safe: a read that is not ready registers the waker, and is dropped
+        let read = std::future::Future::poll(std::pin::pin!(self.read_chunk(usize::MAX, true)), cx);
+        read.map(|read| {
+            read.map(|chunk| chunk.map(|chunk| chunk.bytes))
+                .map_err(io::Error::from)
+        })
+    }
+}
 
 /// The frames of one stream, read chunk by chunk.
-pub(super) struct ChunkFrames {
+///
+/// ```
+/// use std::task::Poll;
+/// use hardlight_core::{chunk_frames::ChunkFrames, frame::{FrameHeader, Kind}, io::ReadError, message::encode_frame, Compression};
+/// # futures_util::FutureExt::now_or_never(async {
+/// let frame = encode_frame(FrameHeader::new(Kind::ReplyOk, 0).with_id(7), b"seven", Compression::None).unwrap();
+/// let mut chunks = vec![bytes::Bytes::from(frame.to_vec())].into_iter();
+/// let mut source = |_: &mut std::task::Context<'_>| Poll::Ready(Ok(chunks.next()));
+/// let mut frames = ChunkFrames::new(1024);
+/// let (header, body) = frames.next(&mut source).await.unwrap();
+/// assert_eq!((header.id, &body[..]), (7, &b"seven"[..]));
+/// assert!(matches!(frames.next(&mut source).await, Err(ReadError::Finished)));
+/// # }).unwrap();
+/// ```
+#[derive(Debug)]
+pub struct ChunkFrames {
     decoder: FrameDecoder,
     /// What the last chunk holds past the frames taken from it.
     rest: Shared,
@@ -24,7 +74,7 @@ pub(super) struct ChunkFrames {
 
 impl ChunkFrames {
     /// Frames of bodies up to `max_body` bytes.
-    pub(super) fn new(max_body: u32) -> Self {
+    pub fn new(max_body: u32) -> Self {
         Self {
             decoder: FrameDecoder::new(max_body),
             rest: Shared::new(),
@@ -32,21 +82,35 @@ impl ChunkFrames {
         }
     }
 
-    /// The next frame from `recv` (still compressed if flagged).
-    pub(super) async fn next(
+    /// Whether bytes arrived that no whole frame has used up yet: a frame is on its way.
+    pub fn partial(&self) -> bool {
+        self.decoder.received() > 0 || !self.rest.is_empty()
+    }
+
+    /// The next frame from `source` (still compressed if flagged).
+    pub async fn next(
         &mut self,
-        recv: &mut RecvStream,
+        source: &mut impl ChunkSource,
     ) -> Result<(FrameHeader, Received), ReadError> {
+        poll_fn(|cx| self.poll_next(cx, source)).await
+    }
+
+    /// Polls for the next frame from `source`.
+    pub fn poll_next(
+        &mut self,
+        cx: &mut Context<'_>,
+        source: &mut impl ChunkSource,
+    ) -> Poll<Result<(FrameHeader, Received), ReadError>> {
         loop {
             if let Some(frame) = self.cut()? {
-                return Ok(frame);
+                return Poll::Ready(Ok(frame));
             }
             // all of it is used: the chunk's memory is not kept while the stream is quiet
             self.rest = Shared::new();
-            match recv.read_chunk(usize::MAX, true).await {
-                Ok(Some(chunk)) => self.rest = chunk.bytes,
-                Ok(None) => return Err(ReadError::ended(&self.decoder)),
-                Err(error) => return Err(ReadError::Io(error.into())),
+            match ready!(source.poll_chunk(cx)) {
+                Ok(Some(chunk)) => self.rest = chunk,
+                Ok(None) => return Poll::Ready(Err(ReadError::ended(&self.decoder))),
+                Err(error) => return Poll::Ready(Err(ReadError::Io(error))),
             }
         }
     }
@@ -77,9 +141,8 @@ impl ChunkFrames {
 
 #[cfg(test)]
 mod tests {
-    use hardlight_core::{frame::Kind, message::encode_frame, Compression};
-
     use super::*;
+    use crate::{frame::Kind, message::encode_frame, Compression};
 
     fn reply(id: u64, body: &[u8]) -> Vec<u8> {
         let header = FrameHeader::new(Kind::ReplyOk, 0).with_id(id);
