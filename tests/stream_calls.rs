@@ -534,6 +534,33 @@ async fn the_stream_flag_must_match_the_method() {
     assert_eq!(common::raw_ws::close_code(&mut ws).await, Some(1002));
 }
 
+const STALL: u16 = 4;
+
+/// An id is the call's while it is served: a second call with the id of one still waiting
+/// is refused, and the connection serves on; the id of a call that has been answered is
+/// free again.
+#[tokio::test]
+async fn an_id_in_use_is_refused_and_an_answered_one_is_free() {
+    let node = Node::start();
+    let mut ws = raw_peer(&node).await;
+    let unit = encode(&()).unwrap();
+    ws.send(call_message(STALL, 7, 0, FLAG_STREAM, &unit))
+        .await
+        .unwrap();
+    // its one item, then it waits
+    let item = next_kind(&mut ws).await;
+    assert_eq!((item.kind, item.id), (Kind::StreamItem, 7));
+    ws.send(call_message(PING, 7, 0, 0, &unit)).await.unwrap();
+    let reply = next_kind(&mut ws).await;
+    assert_eq!((reply.kind, reply.id), (Kind::ReplyFailure, 7));
+    assert_eq!(ErrorCode::from_u16(reply.aux), ErrorCode::Malformed);
+    for _ in 0..2 {
+        ws.send(call_message(PING, 8, 0, 0, &unit)).await.unwrap();
+        let reply = next_kind(&mut ws).await;
+        assert_eq!((reply.kind, reply.id), (Kind::ReplyOk, 8));
+    }
+}
+
 const IGNORE: u16 = 10;
 
 /// A client that sends more of its items than the call's window: the connection is

@@ -6,15 +6,16 @@
 //! counted in flight until just before its client can have its reply (once the
 //! multiplexed writer has room for it, or as it is written to the call's own QUIC stream,
 //! whose credit bounds those), so that a client that makes its next call on a reply never
-//! finds the server still counting the last. Calls are found by id for cancellation, and
-//! refused when the connection is draining, already has the id, or is at
+//! finds the server still counting the last. Calls that wait are found by id for
+//! cancellation (one that completes in its first poll is never entered in the table), and
+//! calls are refused when the connection is draining, already has the id, or is at
 //! `ServerLimits::max_concurrent_calls`.
 
 use std::{
     future::Future,
     pin::Pin,
     sync::{
-        atomic::{AtomicUsize, Ordering},
+        atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering},
         Arc, Mutex,
     },
 };
@@ -52,6 +53,12 @@ struct Table {
     in_flight: AtomicUsize,
     /// The calls being served, to be aborted.
     running: Mutex<Running>,
+    /// The serial number of the call in its first poll (0: none). A call enters
+    /// `running` only if that poll leaves it waiting: one that completes there (most do)
+    /// never takes the table's lock again.
+    polling: AtomicU64,
+    /// Whether the call in its first poll gave its slot back there.
+    given_back_in_poll: AtomicBool,
 }
 
 #[derive(Default)]
@@ -164,25 +171,12 @@ impl<F: Future<Output = ()> + Send + 'static> Calls<F> {
             None
         };
         let serial = running.unnamed.next_id();
-        // checked above, and the tables are closed only with the connection
+        drop(running);
         let key = match (id, &refused) {
-            (Some(id), None) => {
-                let _ = running.by_id.insert(
-                    id,
-                    Entry {
-                        serial,
-                        abort: None,
-                    },
-                );
-                Key::Id { id, serial }
-            }
-            (None, None) => {
-                let _ = running.unnamed.insert(serial, None);
-                Key::Serial(serial)
-            }
+            (Some(id), None) => Key::Id { id, serial },
+            (None, None) => Key::Serial(serial),
             (_, Some(_)) => Key::None,
         };
-        drop(running);
         let call = serve(io, Slot::take(&self.table, key), refused);
         // Boxed: it may move to a task, and a box moves as a pointer. In the spare box
         // if there is one (the call it held has completed).
@@ -195,12 +189,36 @@ impl<F: Future<Output = ()> + Send + 'static> Calls<F> {
         };
         // Its first poll, here. Whatever it waits on then is polled again, with the
         // task's waker, when the task starts.
-        if call.as_mut().now_or_never().is_some() {
+        self.table.polling.store(serial, Ordering::Relaxed);
+        let completed = call.as_mut().now_or_never().is_some();
+        self.table.polling.store(0, Ordering::Relaxed);
+        let given_back = self.table.given_back_in_poll.swap(false, Ordering::Relaxed);
+        if completed {
             self.spare = Some(call);
             return Ok(());
         }
+        if !given_back {
+            // it waits: entered in the table before it can run elsewhere and give its
+            // slot back; the tables are closed only with the connection
+            let mut running = lock(&self.table.running);
+            match key {
+                Key::Id { id, serial } => {
+                    let _ = running.by_id.insert(
+                        id,
+                        Entry {
+                            serial,
+                            abort: None,
+                        },
+                    );
+                }
+                Key::Serial(serial) => {
+                    let _ = running.unnamed.insert(serial, None);
+                }
+                Key::None => {}
+            }
+        }
         let abort = tokio::spawn(call).abort_handle();
-        // unless it has already dropped its slot (its reply is going out)
+        // unless it has already given its slot back (its reply is going out)
         let mut running = lock(&self.table.running);
         match key {
             Key::Id { id, serial } => {
@@ -262,6 +280,16 @@ impl Slot {
 impl Drop for Slot {
     fn drop(&mut self) {
         self.table.in_flight.fetch_sub(1, Ordering::AcqRel);
+        let serial = match self.key {
+            Key::Id { serial, .. } | Key::Serial(serial) => serial,
+            Key::None => return,
+        };
+        // given back in its first poll (on the connection's thread, which set `polling`;
+        // a task elsewhere was spawned after it was reset): never entered in the table
+        if self.table.polling.load(Ordering::Relaxed) == serial {
+            self.table.given_back_in_poll.store(true, Ordering::Relaxed);
+            return;
+        }
         let mut running = lock(&self.table.running);
         match self.key {
             Key::Id { id, serial } => {
