@@ -781,23 +781,30 @@ async fn wait_for_version<S: ConnectionState>(
 ) -> Result<(), CallError> {
     let reached =
         |m: &Mirror<S>| m.generation != generation || !m.connected || m.version >= version;
-    let mut rx = mirror.subscribe();
-    // most replies find their state already applied: no timer for them, and no room in
-    // every call's future for one (boxed)
-    let mirror = if reached(&rx.borrow()) {
-        rx.borrow()
-    } else {
-        Box::pin(rt::timeout(limit, rx.wait_for(reached)))
-            .await
-            .map_err(|_| CallError::Protocol(ProtocolError::FrameTimeout { limit }))?
-            .map_err(|_| CallError::NotConnected)?
+    let applied = |m: &Mirror<S>| {
+        if m.generation == generation && m.version >= version {
+            Ok(())
+        } else {
+            Err(CallError::Transport(TransportError::closed(
+                None,
+                "connection closed before the call's state changes arrived",
+            )))
+        }
     };
-    if mirror.generation == generation && mirror.version >= version {
-        Ok(())
-    } else {
-        Err(CallError::Transport(TransportError::closed(
-            None,
-            "connection closed before the call's state changes arrived",
-        )))
+    // most replies find their state already applied: no receiver to subscribe (and
+    // whose drop, the last, wakes the sender's waiters), no timer, and no room in every
+    // call's future for one (boxed)
+    {
+        let now = mirror.borrow();
+        if reached(&now) {
+            return applied(&now);
+        }
     }
+    // `wait_for` looks at the value first: a change made since is not missed
+    let mut rx = mirror.subscribe();
+    let now = Box::pin(rt::timeout(limit, rx.wait_for(reached)))
+        .await
+        .map_err(|_| CallError::Protocol(ProtocolError::FrameTimeout { limit }))?
+        .map_err(|_| CallError::NotConnected)?;
+    applied(&now)
 }
