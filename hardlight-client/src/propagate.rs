@@ -22,12 +22,19 @@ impl<'a> Propagated<'a> {
         context: Option<&'a CallContext>,
         current: Option<&CurrentCall>,
     ) -> Self {
-        let remaining = current.and_then(CurrentCall::remaining);
+        let Some(current) = current else {
+            // outside a handler (most calls): only the handle's own
+            return Self {
+                budget: timeout,
+                context: context.map(Cow::Borrowed),
+            };
+        };
+        let remaining = current.remaining();
         let budget = match (timeout, remaining) {
             (Some(own), Some(left)) => Some(own.min(left)),
             (own, left) => own.or(left),
         };
-        let inherited = current.and_then(CurrentCall::outgoing_context);
+        let inherited = current.outgoing_context();
         let context = match (context, inherited) {
             // the handle's own entries, in the trace of the call being served
             (Some(own), Some(inherited)) if own.traceparent.is_none() => {

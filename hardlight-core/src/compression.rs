@@ -58,6 +58,7 @@ impl Compression {
     }
 
     /// Compresses `body` if this setting says so and it pays; returns `None` to send it as is.
+    #[inline] // most calls compress nothing: a comparison where the frame is built
     pub fn compress(&self, body: &[u8]) -> Option<Vec<u8>> {
         match *self {
             Self::Zstd { level, min_size } if body.len() >= min_size => {

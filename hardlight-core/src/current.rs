@@ -67,6 +67,7 @@ impl CurrentCall {
 
     /// The call this code runs for, if it runs inside a handler (or inside a future the
     /// handler scoped with [`CurrentCall::scope`]).
+    #[inline] // on every client call, most of them outside any handler
     pub fn get() -> Option<CurrentCall> {
         CURRENT.with(|current| current.borrow().clone())
     }
