@@ -39,6 +39,7 @@ pub mod service;
 pub mod spare;
 pub mod state;
 pub mod stream;
+pub mod sync;
 pub mod text;
 pub mod topic;
 

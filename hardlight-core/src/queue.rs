@@ -29,7 +29,10 @@ use std::{
 
 use futures_util::task::AtomicWaker;
 
-use crate::quota::{Closed, Held, Quota};
+use crate::{
+    quota::{Closed, Held, Quota},
+    sync::lock,
+};
 
 /// Entries a batch's list keeps room for while its connection is quiet: enough for the
 /// usual batch, without holding a burst's worth when idle.
@@ -215,13 +218,6 @@ impl<T> Reader<T> {
         self.shared.room.give_back(self.batch.len());
         true
     }
-}
-
-/// The list, whatever a panicking holder left (pushes and swaps leave it whole).
-fn lock<T>(entries: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
-    entries
-        .lock()
-        .unwrap_or_else(std::sync::PoisonError::into_inner)
 }
 
 impl<T> Drop for Reader<T> {

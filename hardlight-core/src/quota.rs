@@ -17,7 +17,7 @@
 //! ```
 
 use std::sync::{
-    atomic::{AtomicBool, AtomicUsize, Ordering},
+    atomic::{AtomicUsize, Ordering},
     Arc,
 };
 
@@ -30,8 +30,8 @@ pub struct Quota {
     free: AtomicUsize,
     /// Takers in line.
     waiting: AtomicUsize,
-    closed: AtomicBool,
-    /// The line: units handed over to waiting takers, in the order they came.
+    /// The line: units handed over to waiting takers, in the order they came; closed
+    /// with the quota.
     line: Semaphore,
 }
 
@@ -77,7 +77,6 @@ impl Quota {
         Arc::new(Self {
             free: AtomicUsize::new(units.min(Semaphore::MAX_PERMITS)),
             waiting: AtomicUsize::new(0),
-            closed: AtomicBool::new(false),
             line: Semaphore::new(0),
         })
     }
@@ -85,7 +84,7 @@ impl Quota {
     /// `units` if they are free now: free, or handed to the line beyond what those
     /// waiting in it need.
     pub fn try_take(self: &Arc<Self>, units: u32) -> Result<Option<Held>, Closed> {
-        if self.closed.load(Ordering::SeqCst) {
+        if self.line.is_closed() {
             return Err(Closed);
         }
         if self.waiting.load(Ordering::SeqCst) == 0 {
@@ -159,7 +158,6 @@ impl Quota {
 
     /// No more units: waiting takers, and later ones, get [`Closed`].
     pub fn close(&self) {
-        self.closed.store(true, Ordering::SeqCst);
         self.line.close();
     }
 

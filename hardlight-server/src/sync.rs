@@ -1,23 +1,3 @@
-//! Lock helpers. The server's locks guard plain data whose every update completes before
-//! the guard drops, so a panic elsewhere cannot leave it half-written: a poisoned lock is
-//! used as is rather than spreading the panic to every connection.
+//! The lock helpers, shared with the client.
 
-use std::sync::{Mutex, MutexGuard, RwLock, RwLockReadGuard, RwLockWriteGuard};
-
-/// Locks `mutex`, ignoring poisoning.
-pub(crate) fn lock<T>(mutex: &Mutex<T>) -> MutexGuard<'_, T> {
-    mutex
-        .lock()
-        .unwrap_or_else(|poisoned| poisoned.into_inner())
-}
-
-/// Read-locks `lock`, ignoring poisoning.
-pub(crate) fn read<T>(lock: &RwLock<T>) -> RwLockReadGuard<'_, T> {
-    lock.read().unwrap_or_else(|poisoned| poisoned.into_inner())
-}
-
-/// Write-locks `lock`, ignoring poisoning.
-pub(crate) fn write<T>(lock: &RwLock<T>) -> RwLockWriteGuard<'_, T> {
-    lock.write()
-        .unwrap_or_else(|poisoned| poisoned.into_inner())
-}
+pub(crate) use hardlight_core::sync::{lock, read, write};

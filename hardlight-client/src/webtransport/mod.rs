@@ -437,8 +437,8 @@ async fn channel_writer(writer: Writer, mut frames: Outgoing) {
     while let Some(queued) = frames.next_batch().await {
         batch.clear();
         queued
-            .iter()
-            .for_each(|frame| batch.extend_from_slice(frame));
+            .drain(..)
+            .for_each(|frame| batch.extend_from_slice(&frame));
         if writer.write(&batch).await.is_err() {
             return;
         }

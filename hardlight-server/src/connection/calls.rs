@@ -15,7 +15,7 @@ use std::{
     future::Future,
     pin::Pin,
     sync::{
-        atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering},
+        atomic::{AtomicU64, AtomicUsize, Ordering},
         Arc, Mutex,
     },
 };
@@ -53,12 +53,10 @@ struct Table {
     in_flight: AtomicUsize,
     /// The calls being served, to be aborted.
     running: Mutex<Running>,
-    /// The serial number of the call in its first poll (0: none). A call enters
-    /// `running` only if that poll leaves it waiting: one that completes there (most do)
-    /// never takes the table's lock again.
+    /// The serial number of the call in its first poll, until it gives its slot back
+    /// there (0: none). A call enters `running` only if that poll leaves it waiting: one
+    /// that completes there (most do) never takes the table's lock again.
     polling: AtomicU64,
-    /// Whether the call in its first poll gave its slot back there.
-    given_back_in_poll: AtomicBool,
 }
 
 #[derive(Default)]
@@ -191,8 +189,7 @@ impl<F: Future<Output = ()> + Send + 'static> Calls<F> {
         // task's waker, when the task starts.
         self.table.polling.store(serial, Ordering::Relaxed);
         let completed = call.as_mut().now_or_never().is_some();
-        self.table.polling.store(0, Ordering::Relaxed);
-        let given_back = self.table.given_back_in_poll.swap(false, Ordering::Relaxed);
+        let given_back = self.table.polling.swap(0, Ordering::Relaxed) != serial;
         if completed {
             self.spare = Some(call);
             return Ok(());
@@ -286,8 +283,11 @@ impl Drop for Slot {
         };
         // given back in its first poll (on the connection's thread, which set `polling`;
         // a task elsewhere was spawned after it was reset): never entered in the table
-        if self.table.polling.load(Ordering::Relaxed) == serial {
-            self.table.given_back_in_poll.store(true, Ordering::Relaxed);
+        let in_first_poll =
+            self.table
+                .polling
+                .compare_exchange(serial, 0, Ordering::Relaxed, Ordering::Relaxed);
+        if in_first_poll.is_ok() {
             return;
         }
         let mut running = lock(&self.table.running);
