@@ -33,7 +33,8 @@
 //!
 //! `--only instructions` (not in the default set: it runs every system under valgrind)
 //! counts instructions per call with callgrind, client and server, and the functions they
-//! are spent in; see `workloads::instructions`.
+//! are spent in; see `workloads::instructions`. `--only delivery-instructions` counts
+//! instructions per event delivered in a fan-out to 100 subscribers the same way.
 //!
 //! Whenever the request/response, fan-out, idle or instruction workloads ran, the run
 //! ends with the performance targets checked against its own figures (`targets`);
@@ -217,6 +218,10 @@ fn main() {
         runtime.block_on(count_client(&argv[2..]));
         return;
     }
+    if argv.get(1).map(String::as_str) == Some("count-fanout") {
+        runtime.block_on(count_fanout(&argv[2..]));
+        return;
+    }
     if pinned {
         child::pin(false);
     }
@@ -237,6 +242,9 @@ fn main() {
         }
         if wants("instructions") {
             tables.push(instructions_table(&args, &dir));
+        }
+        if wants("delivery-instructions") {
+            tables.push(delivery_instructions_table(&args, &dir));
         }
         if wants("lossy") {
             tables.extend(lossy_tables(&args.plan, &cert, &dir).await);
@@ -971,6 +979,83 @@ fn instructions_table(args: &Args, dir: &Path) -> Table {
         println!();
     }
     table
+}
+
+/// Instructions per event delivered in a fan-out to 100 subscribers, over QUIC and over
+/// WebSocket (see `workloads::instructions::measure_deliveries`).
+fn delivery_instructions_table(args: &Args, dir: &Path) -> Table {
+    const SUBSCRIBERS: usize = 100;
+    let mut table = Table::new(
+        "delivery_instructions",
+        format!(
+            "Instructions per event delivered, 64 B events, fan-out 1 → {SUBSCRIBERS} (callgrind; client + server)"
+        ),
+        "instructions",
+        false,
+        &["total", "client", "server"],
+    );
+    let work = args
+        .profiles
+        .clone()
+        .unwrap_or_else(|| dir.join("callgrind"));
+    std::fs::create_dir_all(&work).expect("callgrind output directory");
+    let events = if args.plan.quick {
+        (50, 250)
+    } else {
+        (100, 1_000)
+    };
+    for (system, transport) in [
+        (System::HardLightQuic, "quic"),
+        (System::HardLightWebSocket, "websocket"),
+    ] {
+        progress(&format!(
+            "delivery instructions: {} under callgrind",
+            system.name()
+        ));
+        let counted = instructions::measure_deliveries(transport, SUBSCRIBERS, events, dir, &work);
+        table.record(system.name(), None, 0, counted.total());
+        table.record(system.name(), None, 1, counted.client);
+        table.record(system.name(), None, 2, counted.server);
+        println!(
+            "{}: instructions per delivery by function (self cost)",
+            system.name()
+        );
+        for (symbol, cost) in &counted.top {
+            println!("  {cost:>9.0}  {symbol}");
+        }
+        println!();
+    }
+    table
+}
+
+/// The counted fan-out: `count-fanout <quic|websocket> <subscribers> <events> <cert-dir>`.
+/// Connects the subscribers to a fan-out server, has it emit the events, waits until
+/// every subscriber has them all and exits; run under callgrind by
+/// `delivery_instructions_table`.
+async fn count_fanout(args: &[String]) {
+    let transport = match args.first().map(String::as_str) {
+        Some("quic") => Transport::Quic,
+        Some("websocket") => Transport::WebSocket,
+        other => panic!("count-fanout takes quic or websocket, not {other:?}"),
+    };
+    let number = |i: usize, what: &str| -> usize {
+        args.get(i)
+            .and_then(|n| n.parse().ok())
+            .unwrap_or_else(|| panic!("{what}"))
+    };
+    let (subscribers, events) = (number(1, "subscribers"), number(2, "events"));
+    let dir = Path::new(args.get(3).expect("cert dir"));
+    let cert = Certificate::read(dir);
+    let server = spawn("hardlight-fanout", dir, &[&(events + 16).to_string()]);
+    fanout::hardlight(
+        server.addr,
+        &cert,
+        transport,
+        subscribers,
+        events as u64,
+        64,
+    )
+    .await;
 }
 
 /// The counted client: `count-client <system> <calls> <in-flight> <size> <cert-dir>`.

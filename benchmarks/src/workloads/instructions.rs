@@ -4,7 +4,8 @@
 //! `valgrind --tool=callgrind`, twice: once making `small` calls and once `large`. Setup
 //! (process start, TLS, handshake, warm-up) is the same in both, so the difference divided
 //! by `large − small` is what one call costs each side. The per-symbol difference gives the
-//! functions that cost is spent in.
+//! functions that cost is spent in. A fan-out is counted the same way
+//! (`bench count-fanout …`, two numbers of events): per event delivered to one subscriber.
 
 use std::{
     collections::HashMap,
@@ -55,12 +56,55 @@ pub struct Load {
 /// the certificate directory the server reads.
 pub fn measure(system: System, load: Load, certs: &Path, work: &Path) -> PerCall {
     let Load {
-        calls: (small, large),
+        calls,
         in_flight,
         size,
     } = load;
-    let run = |calls: usize| -> (Counted, Counted) {
-        let prefix = work.join(format!("{}-{calls}", system.key()));
+    difference(&work.join(system.key()), calls, 1, |calls| {
+        vec![
+            "count-client".into(),
+            system.key().into(),
+            calls.to_string(),
+            in_flight.to_string(),
+            size.to_string(),
+            certs.display().to_string(),
+        ]
+    })
+}
+
+/// Runs a fan-out of `events.0` then `events.1` 64 B events to `subscribers` connections
+/// over `transport` (`quic` or `websocket`) under callgrind, and returns the difference
+/// per event delivered (one event to one subscriber). Profiles are written to `work` as
+/// `fanout-<transport>-<events>.client` and `.server`.
+pub fn measure_deliveries(
+    transport: &str,
+    subscribers: usize,
+    events: (usize, usize),
+    certs: &Path,
+    work: &Path,
+) -> PerCall {
+    let prefix = work.join(format!("fanout-{transport}"));
+    difference(&prefix, events, subscribers, |events| {
+        vec![
+            "count-fanout".into(),
+            transport.into(),
+            subscribers.to_string(),
+            events.to_string(),
+            certs.display().to_string(),
+        ]
+    })
+}
+
+/// Runs the counted client `args(n)` and its server, each under callgrind, for `n` =
+/// `counts.0` then `counts.1`, and returns the difference per unit: `units` per count.
+fn difference(
+    prefix: &Path,
+    (small, large): (usize, usize),
+    units: usize,
+    args: impl Fn(usize) -> Vec<String>,
+) -> PerCall {
+    let run = |count: usize| -> (Counted, Counted) {
+        let prefix = PathBuf::from(format!("{}-{count}", prefix.display()));
         let client_out = prefix.with_extension("client");
         let server_out = prefix.with_extension("server");
         let exe = std::env::current_exe().expect("own executable");
@@ -68,14 +112,7 @@ pub fn measure(system: System, load: Load, certs: &Path, work: &Path) -> PerCall
             .args(["--tool=callgrind", "--quiet"])
             .arg(format!("--callgrind-out-file={}", client_out.display()))
             .arg(exe)
-            .args([
-                "count-client",
-                system.key(),
-                &calls.to_string(),
-                &in_flight.to_string(),
-                &size.to_string(),
-            ])
-            .arg(certs)
+            .args(args(count))
             .arg("--no-pin")
             .env(
                 "BENCH_SERVER_WRAPPER",
@@ -91,8 +128,8 @@ pub fn measure(system: System, load: Load, certs: &Path, work: &Path) -> PerCall
     };
     let (client_small, server_small) = run(small);
     let (client_large, server_large) = run(large);
-    let calls = (large - small) as f64;
-    let per_call = |a: &Counted, b: &Counted| b.total.saturating_sub(a.total) as f64 / calls;
+    let units = ((large - small) * units) as f64;
+    let per_unit = |a: &Counted, b: &Counted| b.total.saturating_sub(a.total) as f64 / units;
     let mut top: HashMap<String, f64> = HashMap::new();
     for (a, b) in [
         (&client_small, &client_large),
@@ -100,15 +137,15 @@ pub fn measure(system: System, load: Load, certs: &Path, work: &Path) -> PerCall
     ] {
         for (symbol, cost) in &b.symbols {
             let before = a.symbols.get(symbol).copied().unwrap_or(0);
-            *top.entry(symbol.clone()).or_default() += (*cost as f64 - before as f64) / calls;
+            *top.entry(symbol.clone()).or_default() += (*cost as f64 - before as f64) / units;
         }
     }
     let mut top: Vec<(String, f64)> = top.into_iter().collect();
     top.sort_by(|a, b| b.1.total_cmp(&a.1));
     top.truncate(15);
     PerCall {
-        client: per_call(&client_small, &client_large),
-        server: per_call(&server_small, &server_large),
+        client: per_unit(&client_small, &client_large),
+        server: per_unit(&server_small, &server_large),
         top,
     }
 }
