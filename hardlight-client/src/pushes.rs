@@ -7,10 +7,10 @@ use std::sync::{
 };
 
 use hardlight_core::{
-    codec::{decode, Bytes},
+    codec::decode,
     durable::Delivery,
     frame::{FrameHeader, Kind},
-    message::open_aligned_body,
+    received::Received,
     state::StateBatch,
     ProtocolError, Service, Topic,
 };
@@ -50,8 +50,10 @@ pub(crate) struct Pushes<S: Service> {
 
 impl<S: Service> Pushes<S> {
     /// Handles one push frame; an error means the server broke the protocol.
-    pub(crate) fn handle(&self, header: &FrameHeader, body: Bytes) -> Result<(), ProtocolError> {
-        let body = open_aligned_body(header, body, self.compressed, self.max)?;
+    /// It is decoded here, at once: a body that is part of a larger message (a WebSocket
+    /// message, a QUIC chunk) is decoded where it lies, and does not keep its message.
+    pub(crate) fn handle(&self, header: &FrameHeader, body: Received) -> Result<(), ProtocolError> {
+        let body = body.open(header, self.compressed, self.max)?;
         match header.kind {
             Kind::State => apply(
                 &self.mirror,
@@ -143,8 +145,8 @@ impl<S: Service> Pushes<S> {
     }
 
     /// Handles one QUIC or WebTransport datagram: an `Unreliable` frame, whole.
-    pub(crate) fn datagram(&self, datagram: &[u8]) -> Result<(), ProtocolError> {
-        let (header, body) = FrameHeader::split(datagram, self.max)?;
+    pub(crate) fn datagram(&self, datagram: bytes::Bytes) -> Result<(), ProtocolError> {
+        let (header, body) = FrameHeader::split(&datagram, self.max)?;
         if header.kind != Kind::Unreliable {
             return Err(ProtocolError::UnexpectedKind {
                 expected: "Unreliable",
@@ -154,7 +156,7 @@ impl<S: Service> Pushes<S> {
         self.counters
             .unreliable_datagrams
             .fetch_add(1, Ordering::Relaxed);
-        self.handle(&header, hardlight_core::codec::realign(body))
+        self.handle(&header, Received::Shared(datagram.slice_ref(body)))
     }
 
     /// The connection ended (`reason` says how): wake calls waiting for its state, and let

@@ -431,7 +431,7 @@ async fn push_reader<S: Service>(conn: quinn::Connection, pushes: Arc<Pushes<S>>
 /// that is not a valid `Unreliable` frame closes the connection.
 async fn datagram_reader<S: Service>(conn: quinn::Connection, pushes: Arc<Pushes<S>>) {
     while let Ok(datagram) = conn.read_datagram().await {
-        if let Err(error) = pushes.datagram(&datagram) {
+        if let Err(error) = pushes.datagram(datagram) {
             warn!(%error, "server sent an invalid datagram; closing");
             conn.close(CLOSE_PROTOCOL, b"protocol error in a datagram");
             return;
@@ -446,8 +446,9 @@ async fn read_pushes<S: Service>(
     let Ok(mut push) = conn.accept_uni().await else {
         return Ok(());
     };
+    let mut frames = ChunkFrames::new(pushes.max);
     loop {
-        match read_frame(&mut push, pushes.max).await {
+        match frames.next(&mut push).await {
             Ok((header, body)) => pushes.handle(&header, body)?,
             Err(ReadError::Protocol(e)) => return Err(e),
             Err(error) => {

@@ -496,7 +496,7 @@ async fn read_pushes<S: Service>(
     };
     loop {
         match reader.next().await {
-            Ok((header, body)) => pushes.handle(&header, body)?,
+            Ok((header, body)) => pushes.handle(&header, Received::Aligned(body))?,
             Err(Unread::Protocol(error)) => return Err(error),
             Err(_) => return Ok(()),
         }
@@ -510,7 +510,7 @@ async fn datagram_reader<S: Service>(session: WebTransport, pushes: Arc<Pushes<S
         return;
     };
     while let Some(datagram) = js::read_datagram(&reader).await {
-        if let Err(error) = pushes.datagram(&datagram) {
+        if let Err(error) = pushes.datagram(datagram.into()) {
             tracing::warn!(%error, "server sent an invalid datagram; closing");
             session.close(Close::Protocol.quic_code(), "protocol error in a datagram");
             return;

@@ -43,7 +43,8 @@ fn route<S: Service>(
             // window at its own size: it must not keep a packed message alive
             Kind::StreamItem => mux.deliver(header, Received::Aligned(realign(body)))?,
             Kind::StreamCredit if body.is_empty() => mux.credit(header.id, header.seq)?,
-            _ => pushes.handle(&header, realign(body))?,
+            // a push is decoded at once, where it lies
+            _ => pushes.handle(&header, Received::Shared(message.slice_ref(body)))?,
         }
         if after.is_empty() {
             return Ok(());
