@@ -5,9 +5,9 @@ mod common;
 
 use std::time::Duration;
 
-use common::board::{note, BoardServer, Note};
+use common::board::{note, BoardClient, BoardServer, Note};
 use futures_util::{future::join_all, stream, StreamExt};
-use hardlight::{RecvError, ServerLimits, Subscription, Topic};
+use hardlight::{RecvError, ServerLimits, Subscription, Topic, Transport};
 
 /// Receives `count` events, failing on any loss.
 async fn receive(events: &mut Subscription<Note>, count: usize) -> Vec<Note> {
@@ -123,6 +123,36 @@ async fn subscriptions_can_filter_by_topic_and_only_subscribed_topics_arrive() {
     assert_eq!(only_b.recv().await.unwrap().payload, note(2, 0));
     assert!(client.leave("a".into()).await.unwrap());
     assert_eq!(server.emitter.emit(&"a".into(), note(1, 1)).await, 0);
+}
+
+#[tokio::test]
+async fn each_event_carries_its_own_topic_when_topics_alternate_on_either_transport() {
+    let server = BoardServer::start(|c| c).await;
+    for transport in [Transport::Quic, Transport::WebSocket] {
+        let client = BoardClient::with_config(server.config_via(server.addr, transport));
+        client.connect().await.unwrap();
+        let mut events = client.subscribe().await.unwrap();
+        for topic in ["a", "b"] {
+            assert!(client.join(topic.into()).await.unwrap());
+        }
+        // runs of one topic, and changes, packed into messages and chunks as they come
+        let topics = ["a", "a", "b", "a", "b", "b", "b", "a"];
+        for (seq, topic) in topics.iter().enumerate() {
+            server
+                .emitter
+                .emit(&(*topic).into(), note(0, seq as u64))
+                .await;
+        }
+        for (seq, topic) in topics.iter().enumerate() {
+            let event = events.recv().await.unwrap();
+            assert_eq!(
+                (event.topic, event.payload),
+                (Topic::from(*topic), note(0, seq as u64)),
+                "{transport:?}"
+            );
+        }
+        client.disconnect().await;
+    }
 }
 
 #[tokio::test]

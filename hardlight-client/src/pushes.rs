@@ -3,15 +3,16 @@
 
 use std::sync::{
     atomic::{AtomicU64, Ordering},
-    Arc,
+    Arc, Mutex,
 };
 
 use hardlight_core::{
-    codec::decode,
+    codec::{decode, decode_with, deserialize},
     durable::Delivery,
     frame::{FrameHeader, Kind},
     received::Received,
     state::StateBatch,
+    topic::ArchivedTopic,
     ProtocolError, Service, Topic,
 };
 use tokio::sync::{broadcast, watch};
@@ -24,6 +25,7 @@ use crate::{
     mirror::{apply, mark_disconnected, Mirror},
     rt::OnEnd,
     stats::Counters,
+    sync::lock,
 };
 
 /// Where one connection's push frames go.
@@ -46,6 +48,9 @@ pub(crate) struct Pushes<S: Service> {
     pub(crate) session: [u8; 16],
     /// The highest number of an unreliable event received on this connection.
     pub(crate) unreliable_seen: AtomicU64,
+    /// The topic of the last event received, handed to the next ones of the same topic
+    /// (shared, not allocated again).
+    pub(crate) last_topic: Mutex<Topic>,
 }
 
 impl<S: Service> Pushes<S> {
@@ -63,7 +68,7 @@ impl<S: Service> Pushes<S> {
             ),
             Kind::Event => {
                 self.received.fetch_add(1, Ordering::SeqCst);
-                let (topic, payload) = decode::<(Topic, S::Event)>(&body)?;
+                let (topic, payload) = self.event(&body)?;
                 self.counters
                     .events_received
                     .fetch_add(1, Ordering::Relaxed);
@@ -76,7 +81,7 @@ impl<S: Service> Pushes<S> {
                 Ok(())
             }
             Kind::Unreliable => {
-                let (topic, payload) = decode::<(Topic, S::Event)>(&body)?;
+                let (topic, payload) = self.event(&body)?;
                 self.unreliable(header.id);
                 let _ = self.events.send(Pushed::Event(Arc::new(Event {
                     topic,
@@ -126,6 +131,25 @@ impl<S: Service> Pushes<S> {
                 got: other.name(),
             }),
         }
+    }
+
+    /// Decodes an event's topic and payload; the topic is the last event's if it is the
+    /// same.
+    fn event(&self, body: &[u8]) -> Result<(Topic, S::Event), ProtocolError> {
+        decode_with::<(Topic, S::Event), _>(body, |archived| {
+            Ok((
+                self.topic(&archived.0),
+                deserialize::<S::Event>(&archived.1)?,
+            ))
+        })
+    }
+
+    fn topic(&self, archived: &ArchivedTopic) -> Topic {
+        let mut last = lock(&self.last_topic);
+        if last.as_bytes() != archived.as_bytes() {
+            *last = Topic::from(archived.as_bytes());
+        }
+        last.clone()
     }
 
     /// Counts unreliable event `seq` of the connection, and those its number shows lost:

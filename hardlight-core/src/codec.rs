@@ -191,30 +191,54 @@ fn grow<B: Buffer>(buffer: &mut B, more: usize) {
 /// needs no more alignment than it has, and copied to an aligned buffer otherwise. Invalid
 /// bytes give [`ProtocolError::InvalidPayload`], never undefined behaviour.
 pub fn decode<T: Codable>(bytes: &[u8]) -> Result<T, ProtocolError> {
+    decode_with::<T, T>(bytes, deserialize)
+}
+
+/// Validates an archive of `T` and hands it to `read`, which takes what it needs of it
+/// ([`decode`] deserializes all of it). `bytes` need not be aligned: they are aligned as
+/// [`decode`] aligns them.
+///
+/// ```
+/// use hardlight_core::codec::{decode_with, deserialize, encode};
+/// let bytes = encode(&(7u32, String::from("seven"))).unwrap();
+/// // the number alone: the string is validated, not deserialized
+/// let seven = decode_with::<(u32, String), _>(&bytes, |archived| Ok(archived.0.to_native()));
+/// assert_eq!(seven.unwrap(), 7);
+/// ```
+pub fn decode_with<T: Codable, R>(
+    bytes: &[u8],
+    read: impl FnOnce(&T::Archived) -> Result<R, ProtocolError>,
+) -> Result<R, ProtocolError> {
     if (bytes.as_ptr() as usize).is_multiple_of(ALIGN) {
-        decode_aligned(bytes)
+        read(access::<T>(bytes)?)
     } else if bytes.len() <= 128 {
-        decode_on_stack::<T, 128>(bytes)
+        read_on_stack::<T, R, 128>(bytes, read)
     } else if bytes.len() <= 512 {
-        decode_on_stack::<T, 512>(bytes)
+        read_on_stack::<T, R, 512>(bytes, read)
     } else {
         // The validation checks every pointer's alignment, so a misaligned archive either
         // passes (its values need no more alignment than the slice has: a body behind
         // the 24-byte frame header is 8-aligned) or fails, mostly at its root, and is
         // then copied. A large body's copy is a buffer of its size, freshly allocated
         // and faulted in; the failed attempt is at most one more validation.
-        decode_aligned(bytes).or_else(|_| decode_aligned(&realign(bytes)))
+        match access::<T>(bytes) {
+            Ok(archived) => read(archived),
+            Err(_) => read(access::<T>(&realign(bytes))?),
+        }
     }
 }
 
-/// Decodes `bytes` (at most `N`) copied to an aligned place on the stack: no buffer
+/// Reads `bytes` (at most `N`) copied to an aligned place on the stack: no buffer
 /// allocated for a small misaligned archive. Two sizes, so that a small one does not
 /// clear the room a larger one needs.
-fn decode_on_stack<T: Codable, const N: usize>(bytes: &[u8]) -> Result<T, ProtocolError> {
+fn read_on_stack<T: Codable, R, const N: usize>(
+    bytes: &[u8],
+    read: impl FnOnce(&T::Archived) -> Result<R, ProtocolError>,
+) -> Result<R, ProtocolError> {
     let mut stack = StackAligned([0; N]);
     let copy = &mut stack.0[..bytes.len()];
     copy.copy_from_slice(bytes);
-    decode_aligned(copy)
+    read(access::<T>(copy)?)
 }
 
 /// Room on the stack, aligned as [`Bytes`] is.
@@ -233,10 +257,6 @@ const _: () = assert!(std::mem::align_of::<StackAligned<128>>() == ALIGN);
 /// 16 MiB message. 128, as serde_json's recursion limit, is far deeper than data types
 /// nest and far shallower than a 2 MiB stack allows (`codec` tests).
 pub const MAX_DEPTH: usize = 128;
-
-fn decode_aligned<T: Codable>(bytes: &[u8]) -> Result<T, ProtocolError> {
-    deserialize(access::<T>(bytes)?)
-}
 
 /// Validates an archive of `T` and returns it without deserializing it, for a reader that
 /// needs only part of a value. `bytes` must be aligned to [`ALIGN`] (as [`Bytes`] is);

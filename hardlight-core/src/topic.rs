@@ -2,7 +2,10 @@
 
 use std::fmt;
 
-/// The name of an event topic: arbitrary bytes, usually UTF-8.
+use bytes::Bytes;
+
+/// The name of an event topic: arbitrary bytes, usually UTF-8. Cloning one shares its
+/// bytes (a reference count), as every event and subscription of the topic does.
 ///
 /// ```
 /// use hardlight_core::Topic;
@@ -25,7 +28,7 @@ use std::fmt;
     rkyv::Deserialize,
 )]
 #[rkyv(derive(Debug))]
-pub struct Topic(Vec<u8>);
+pub struct Topic(Bytes);
 
 impl crate::schema::Schema for Topic {
     fn describe(layout: &mut crate::schema::Layout) {
@@ -47,27 +50,40 @@ impl Topic {
     }
 }
 
+impl ArchivedTopic {
+    /// The archived topic's bytes.
+    ///
+    /// ```
+    /// use hardlight_core::{codec::{access, encode}, Topic};
+    /// let bytes = encode(&Topic::from("rooms/1")).unwrap();
+    /// assert_eq!(access::<Topic>(&bytes).unwrap().as_bytes(), b"rooms/1");
+    /// ```
+    pub fn as_bytes(&self) -> &[u8] {
+        self.0.as_slice()
+    }
+}
+
 impl From<&str> for Topic {
     fn from(value: &str) -> Self {
-        Self(value.as_bytes().to_vec())
+        Self(Bytes::copy_from_slice(value.as_bytes()))
     }
 }
 
 impl From<String> for Topic {
     fn from(value: String) -> Self {
-        Self(value.into_bytes())
+        Self(value.into_bytes().into())
     }
 }
 
 impl From<Vec<u8>> for Topic {
     fn from(value: Vec<u8>) -> Self {
-        Self(value)
+        Self(value.into())
     }
 }
 
 impl From<&[u8]> for Topic {
     fn from(value: &[u8]) -> Self {
-        Self(value.to_vec())
+        Self(Bytes::copy_from_slice(value))
     }
 }
 
@@ -110,5 +126,5 @@ pub fn is_event_of<E: crate::Codable>(
     topic: &Topic,
 ) -> Result<bool, crate::ProtocolError> {
     let archived = crate::codec::access::<(Topic, E)>(body)?;
-    Ok(archived.0 .0.as_slice() == topic.as_bytes())
+    Ok(archived.0.as_bytes() == topic.as_bytes())
 }
