@@ -942,11 +942,7 @@ fn instructions_table(args: &Args, dir: &Path) -> Table {
         false,
         &["total", "client", "server"],
     );
-    let work = args
-        .profiles
-        .clone()
-        .unwrap_or_else(|| dir.join("callgrind"));
-    std::fs::create_dir_all(&work).expect("callgrind output directory");
+    let work = profiles_dir(args, dir);
     let (small, large) = if args.plan.quick {
         (1_000, 3_000)
     } else {
@@ -965,20 +961,47 @@ fn instructions_table(args: &Args, dir: &Path) -> Table {
             size: args.size,
         };
         let counted = instructions::measure(system, load, dir, &work);
-        let floor = Some(system.floor().name());
-        table.record(system.name(), floor, 0, counted.total());
-        table.record(system.name(), floor, 1, counted.client);
-        table.record(system.name(), floor, 2, counted.server);
-        println!(
-            "{}: instructions per call by function (self cost)",
-            system.name()
+        record_counted(
+            &mut table,
+            system,
+            Some(system.floor().name()),
+            &counted,
+            "call",
         );
-        for (symbol, cost) in &counted.top {
-            println!("  {cost:>9.0}  {symbol}");
-        }
-        println!();
     }
     table
+}
+
+/// Where callgrind's profiles go: `--profiles`, or a directory in `dir`.
+fn profiles_dir(args: &Args, dir: &Path) -> PathBuf {
+    let work = args
+        .profiles
+        .clone()
+        .unwrap_or_else(|| dir.join("callgrind"));
+    std::fs::create_dir_all(&work).expect("callgrind output directory");
+    work
+}
+
+/// Records `system`'s counts in `table` and prints the functions they went to, per
+/// `unit` (a call, a delivery).
+fn record_counted(
+    table: &mut Table,
+    system: System,
+    floor: Option<&str>,
+    counted: &instructions::PerCall,
+    unit: &str,
+) {
+    table.record(system.name(), floor, 0, counted.total());
+    table.record(system.name(), floor, 1, counted.client);
+    table.record(system.name(), floor, 2, counted.server);
+    println!(
+        "{}: instructions per {unit} by function (self cost)",
+        system.name()
+    );
+    for (symbol, cost) in &counted.top {
+        println!("  {cost:>9.0}  {symbol}");
+    }
+    println!();
 }
 
 /// Instructions per event delivered in a fan-out to 100 subscribers, over QUIC and over
@@ -994,11 +1017,7 @@ fn delivery_instructions_table(args: &Args, dir: &Path) -> Table {
         false,
         &["total", "client", "server"],
     );
-    let work = args
-        .profiles
-        .clone()
-        .unwrap_or_else(|| dir.join("callgrind"));
-    std::fs::create_dir_all(&work).expect("callgrind output directory");
+    let work = profiles_dir(args, dir);
     let events = if args.plan.quick {
         (50, 250)
     } else {
@@ -1013,17 +1032,7 @@ fn delivery_instructions_table(args: &Args, dir: &Path) -> Table {
             system.name()
         ));
         let counted = instructions::measure_deliveries(transport, SUBSCRIBERS, events, dir, &work);
-        table.record(system.name(), None, 0, counted.total());
-        table.record(system.name(), None, 1, counted.client);
-        table.record(system.name(), None, 2, counted.server);
-        println!(
-            "{}: instructions per delivery by function (self cost)",
-            system.name()
-        );
-        for (symbol, cost) in &counted.top {
-            println!("  {cost:>9.0}  {symbol}");
-        }
-        println!();
+        record_counted(&mut table, system, None, &counted, "delivery");
     }
     table
 }
