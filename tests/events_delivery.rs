@@ -5,7 +5,7 @@ mod common;
 
 use std::time::Duration;
 
-use common::board::{note, BoardClient, BoardServer, Note};
+use common::board::{note, BoardServer, Note};
 use futures_util::{future::join_all, stream, StreamExt};
 use hardlight::{RecvError, ServerLimits, Subscription, Topic, Transport};
 
@@ -129,12 +129,7 @@ async fn subscriptions_can_filter_by_topic_and_only_subscribed_topics_arrive() {
 async fn each_event_carries_its_own_topic_when_topics_alternate_on_either_transport() {
     let server = BoardServer::start(|c| c).await;
     for transport in [Transport::Quic, Transport::WebSocket] {
-        let client = BoardClient::with_config(server.config_via(server.addr, transport));
-        client.connect().await.unwrap();
-        let mut events = client.subscribe().await.unwrap();
-        for topic in ["a", "b"] {
-            assert!(client.join(topic.into()).await.unwrap());
-        }
+        let (client, mut events) = server.subscriber_via(transport, &["a", "b"]).await;
         // runs of one topic, and changes, packed into messages and chunks as they come
         let topics = ["a", "a", "b", "a", "b", "b", "b", "a"];
         for (seq, topic) in topics.iter().enumerate() {

@@ -4,7 +4,7 @@
 mod common;
 
 use common::{
-    board::{note, BoardClient, BoardServer},
+    board::{note, BoardServer},
     TestServer,
 };
 use hardlight::{Topic, Transport};
@@ -45,10 +45,7 @@ async fn counters_for_server_connection_and_client() {
 async fn the_client_counts_the_events_it_receives() {
     let server = BoardServer::start(|c| c).await;
     for transport in [Transport::Quic, Transport::WebSocket] {
-        let client = BoardClient::with_config(server.config_via(server.addr, transport));
-        client.connect().await.unwrap();
-        let mut events = client.subscribe().await.unwrap();
-        assert!(client.join("news".into()).await.unwrap());
+        let (client, mut events) = server.subscriber_via(transport, &["news"]).await;
         for seq in 0..10 {
             server
                 .emitter

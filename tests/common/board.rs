@@ -80,8 +80,13 @@ impl BoardServer {
 
     /// A connected client over QUIC, patient enough for a loaded machine.
     pub async fn client(&self) -> BoardClient {
+        self.client_via(Transport::Quic).await
+    }
+
+    /// A connected client over `transport`, patient enough for a loaded machine.
+    pub async fn client_via(&self, transport: Transport) -> BoardClient {
         let config = self
-            .config_via(self.addr, Transport::Quic)
+            .config_via(self.addr, transport)
             .with_connect_timeout(std::time::Duration::from_secs(60));
         let client = BoardClient::with_config(config);
         client.connect().await.expect("connect");
@@ -90,9 +95,21 @@ impl BoardServer {
 
     /// A connected client subscribed (by its handler) to `topic`, with its event stream.
     pub async fn subscriber(&self, topic: &str) -> (BoardClient, Subscription<Note>) {
-        let client = self.client().await;
+        self.subscriber_via(Transport::Quic, &[topic]).await
+    }
+
+    /// A client connected over `transport`, its event stream open, then subscribed (by its
+    /// handler) to each of `topics`.
+    pub async fn subscriber_via(
+        &self,
+        transport: Transport,
+        topics: &[&str],
+    ) -> (BoardClient, Subscription<Note>) {
+        let client = self.client_via(transport).await;
         let events = client.subscribe().await.expect("subscribe");
-        assert!(client.join(topic.to_owned()).await.expect("join"));
+        for topic in topics {
+            assert!(client.join((*topic).to_owned()).await.expect("join"));
+        }
         (client, events)
     }
 }
