@@ -21,7 +21,7 @@ use hardlight_core::{
     priority::Priority,
     Compression, ConnectionState, ProtocolError, RejectCode, Service,
 };
-use tokio::sync::{broadcast, watch};
+use tokio::sync::watch;
 
 use crate::{
     calls::{ItemSender, OpenedItems},
@@ -30,6 +30,7 @@ use crate::{
     connection::Connection,
     durable::{AckRoute, DurableSubscription},
     error::{CallError, ConnectError, RpcError, TransportError},
+    event_buffer::{self, Sender},
     events::{Pushed, Subscription},
     mirror::{mark_disconnected, Mirror, StateWatcher},
     propagate::Propagated,
@@ -60,7 +61,7 @@ struct Inner<S: Service> {
     /// The live connection and the mirror generation it feeds.
     connection: Mutex<Option<(u64, Connection)>>,
     mirror: Arc<watch::Sender<Mirror<S::State>>>,
-    events: broadcast::Sender<Pushed<S::Event>>,
+    events: Sender<Pushed<S::Event>>,
     status: watch::Sender<ConnectionStatus>,
     /// The server session to resume after a lost connection.
     session: Mutex<Option<Session>>,
@@ -111,7 +112,7 @@ impl<S: Service> Client<S> {
             inner: Arc::new(Inner {
                 connection: Mutex::new(None),
                 mirror: Arc::new(watch::Sender::new(Mirror::new())),
-                events: broadcast::Sender::new(config.event_buffer),
+                events: event_buffer::buffer(config.event_buffer),
                 status: watch::Sender::new(ConnectionStatus::Disconnected { error: None }),
                 session: Mutex::new(None),
                 wanted: AtomicBool::new(false),
@@ -539,7 +540,7 @@ impl<S: Service> Inner<S> {
             inner.counters.reconnects.fetch_add(1, Ordering::Relaxed);
             if !resumed {
                 // the server's subscriptions and queued events went with the old session
-                let _ = inner.events.send(Pushed::Reset);
+                inner.events.send(Pushed::Reset);
             }
         }
         *lock(&inner.session) = Some(Session {

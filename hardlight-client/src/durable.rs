@@ -11,10 +11,10 @@ use hardlight_core::{
     frame::{FrameHeader, Kind},
     Topic,
 };
-use tokio::sync::broadcast;
 
 use crate::{
     connection::Connection,
+    event_buffer::{Missed, Receiver},
     events::{Pushed, RecvError},
     sync::lock,
 };
@@ -178,7 +178,7 @@ pub(crate) fn durable_event<E>(
 /// ```
 #[derive(Debug)]
 pub struct DurableSubscription<E> {
-    pub(crate) rx: broadcast::Receiver<Pushed<E>>,
+    pub(crate) rx: Receiver<Pushed<E>>,
     /// The epoch each (topic, consumer) was last delivered from.
     epochs: HashMap<(Topic, String), u64>,
     /// An event held back while its epoch change is reported.
@@ -186,7 +186,7 @@ pub struct DurableSubscription<E> {
 }
 
 impl<E: Clone> DurableSubscription<E> {
-    pub(crate) fn new(rx: broadcast::Receiver<Pushed<E>>) -> Self {
+    pub(crate) fn new(rx: Receiver<Pushed<E>>) -> Self {
         Self {
             rx,
             epochs: HashMap::new(),
@@ -202,31 +202,29 @@ impl<E: Clone> DurableSubscription<E> {
         if let Some(event) = self.held.take() {
             return Ok(event);
         }
-        loop {
-            match self.rx.recv().await {
-                Ok(Pushed::Durable(event)) => {
-                    let event = Arc::unwrap_or_clone(event);
-                    let key = (event.topic.clone(), event.consumer.clone());
-                    let epoch = event.position.epoch;
-                    match self.epochs.insert(key, epoch) {
-                        Some(previous) if previous != epoch => {
-                            let changed = RecvError::EpochChanged {
-                                topic: event.topic.clone(),
-                                consumer: event.consumer.clone(),
-                                previous,
-                                epoch,
-                            };
-                            self.held = Some(event);
-                            return Err(changed);
-                        }
-                        _ => return Ok(event),
-                    }
-                }
-                Ok(Pushed::Reset) => return Err(RecvError::SessionReset),
-                Ok(_) => {}
-                Err(broadcast::error::RecvError::Lagged(n)) => return Err(RecvError::Lagged(n)),
-                Err(broadcast::error::RecvError::Closed) => return Err(RecvError::Closed),
+        // events and losses of the connection's topics are passed over, not copied
+        let wanted = |pushed: &Pushed<E>| matches!(pushed, Pushed::Durable(_) | Pushed::Reset);
+        let event = match self.rx.recv_where(wanted).await {
+            Ok(Pushed::Durable(event)) => Arc::unwrap_or_clone(event),
+            Ok(Pushed::Reset) => return Err(RecvError::SessionReset),
+            Err(Missed::Lagged(n)) => return Err(RecvError::Lagged(n)),
+            // (nothing else is wanted here)
+            Ok(_) | Err(Missed::Closed) => return Err(RecvError::Closed),
+        };
+        let key = (event.topic.clone(), event.consumer.clone());
+        let epoch = event.position.epoch;
+        match self.epochs.insert(key, epoch) {
+            Some(previous) if previous != epoch => {
+                let changed = RecvError::EpochChanged {
+                    topic: event.topic.clone(),
+                    consumer: event.consumer.clone(),
+                    previous,
+                    epoch,
+                };
+                self.held = Some(event);
+                Err(changed)
             }
+            _ => Ok(event),
         }
     }
 }

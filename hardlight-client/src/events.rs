@@ -3,9 +3,11 @@
 use std::sync::Arc;
 
 use hardlight_core::Topic;
-use tokio::sync::broadcast;
 
-use crate::durable::DurableEvent;
+use crate::{
+    durable::DurableEvent,
+    event_buffer::{Missed, Receiver},
+};
 
 /// An event received on a topic.
 #[derive(Debug, Clone, PartialEq)]
@@ -24,7 +26,7 @@ pub struct Event<E> {
 /// What the push-stream reader hands to subscriptions.
 #[derive(Debug, Clone)]
 pub(crate) enum Pushed<E> {
-    Event(Arc<Event<E>>),
+    Event(Event<E>),
     /// The server dropped this many events for this connection.
     Lost(u64),
     /// Events of this topic from other servers may be missing here.
@@ -103,7 +105,7 @@ pub enum RecvError {
 /// ```
 #[derive(Debug)]
 pub struct Subscription<E> {
-    pub(crate) rx: broadcast::Receiver<Pushed<E>>,
+    pub(crate) rx: Receiver<Pushed<E>>,
     pub(crate) topic: Option<Topic>,
 }
 
@@ -117,24 +119,22 @@ impl<E: Clone> Subscription<E> {
 
     /// The next event.
     pub async fn recv(&mut self) -> Result<Event<E>, RecvError> {
-        loop {
-            match self.rx.recv().await {
-                Ok(Pushed::Event(event)) => {
-                    if self.topic.as_ref().is_none_or(|t| *t == event.topic) {
-                        return Ok(Arc::unwrap_or_clone(event));
-                    }
-                }
-                Ok(Pushed::Lost(n)) => return Err(RecvError::Lagged(n)),
-                Ok(Pushed::Gap(topic)) => {
-                    if self.topic.as_ref().is_none_or(|t| *t == topic) {
-                        return Err(RecvError::Gap(topic));
-                    }
-                }
-                Ok(Pushed::Reset) => return Err(RecvError::SessionReset),
-                Ok(Pushed::Durable(_)) => {}
-                Err(broadcast::error::RecvError::Lagged(n)) => return Err(RecvError::Lagged(n)),
-                Err(broadcast::error::RecvError::Closed) => return Err(RecvError::Closed),
-            }
+        let only = self.topic.as_ref();
+        let ours = |topic: &Topic| only.is_none_or(|t| t == topic);
+        // the events of other topics and durable events are passed over, not copied
+        let wanted = |pushed: &Pushed<E>| match pushed {
+            Pushed::Event(event) => ours(&event.topic),
+            Pushed::Gap(topic) => ours(topic),
+            Pushed::Durable(_) => false,
+            Pushed::Lost(_) | Pushed::Reset => true,
+        };
+        match self.rx.recv_where(wanted).await {
+            Ok(Pushed::Event(event)) => Ok(event),
+            Ok(Pushed::Lost(n)) | Err(Missed::Lagged(n)) => Err(RecvError::Lagged(n)),
+            Ok(Pushed::Gap(topic)) => Err(RecvError::Gap(topic)),
+            Ok(Pushed::Reset) => Err(RecvError::SessionReset),
+            // (a durable event is never wanted here)
+            Ok(Pushed::Durable(_)) | Err(Missed::Closed) => Err(RecvError::Closed),
         }
     }
 }

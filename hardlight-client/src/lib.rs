@@ -13,6 +13,7 @@ mod connection;
 mod drain;
 mod durable;
 mod error;
+mod event_buffer;
 mod events;
 mod handshake;
 mod mirror;

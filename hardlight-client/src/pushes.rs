@@ -15,12 +15,13 @@ use hardlight_core::{
     topic::ArchivedTopic,
     ProtocolError, Service, Topic,
 };
-use tokio::sync::{broadcast, watch};
+use tokio::sync::watch;
 
 use crate::{
     drain::Drain,
     durable::{durable_event, AckHandle, AckRoute},
     error::TransportError,
+    event_buffer::Sender,
     events::{Event, Pushed},
     mirror::{apply, mark_disconnected, Mirror},
     rt::OnEnd,
@@ -31,7 +32,7 @@ use crate::{
 /// Where one connection's push frames go.
 pub(crate) struct Pushes<S: Service> {
     pub(crate) mirror: Arc<watch::Sender<Mirror<S::State>>>,
-    pub(crate) events: broadcast::Sender<Pushed<S::Event>>,
+    pub(crate) events: Sender<Pushed<S::Event>>,
     pub(crate) drain: Arc<Drain>,
     pub(crate) generation: u64,
     pub(crate) compressed: bool,
@@ -73,21 +74,21 @@ impl<S: Service> Pushes<S> {
                     .events_received
                     .fetch_add(1, Ordering::Relaxed);
                 // with no subscription there is nobody to deliver to or tell
-                let _ = self.events.send(Pushed::Event(Arc::new(Event {
+                self.events.send(Pushed::Event(Event {
                     topic,
                     payload,
                     unreliable: false,
-                })));
+                }));
                 Ok(())
             }
             Kind::Unreliable => {
                 let (topic, payload) = self.event(&body)?;
                 self.unreliable(header.id);
-                let _ = self.events.send(Pushed::Event(Arc::new(Event {
+                self.events.send(Pushed::Event(Event {
                     topic,
                     payload,
                     unreliable: true,
-                })));
+                }));
                 Ok(())
             }
             Kind::Lagged => {
@@ -95,14 +96,14 @@ impl<S: Service> Pushes<S> {
                 self.counters
                     .events_lost
                     .fetch_add(header.id, Ordering::Relaxed);
-                let _ = self.events.send(Pushed::Lost(header.id));
+                self.events.send(Pushed::Lost(header.id));
                 Ok(())
             }
             Kind::Gap => {
                 self.received.fetch_add(1, Ordering::SeqCst);
                 let topic = decode::<Topic>(&body)?;
                 self.counters.gaps.fetch_add(1, Ordering::Relaxed);
-                let _ = self.events.send(Pushed::Gap(topic));
+                self.events.send(Pushed::Gap(topic));
                 Ok(())
             }
             Kind::Durable => {
@@ -119,7 +120,7 @@ impl<S: Service> Pushes<S> {
                     seq: header.id,
                 };
                 let event = durable_event(delivery, header.id, payload, ack);
-                let _ = self.events.send(Pushed::Durable(Arc::new(event)));
+                self.events.send(Pushed::Durable(Arc::new(event)));
                 Ok(())
             }
             Kind::GoAway => {
