@@ -29,20 +29,16 @@ pub(crate) enum Missed {
 
 /// Puts values in the buffer; cloned for each connection of the client.
 pub(crate) struct Sender<T> {
-    shared: Arc<Shared<T>>,
+    shared: Arc<Mutex<State<T>>>,
 }
 
 /// One subscription's place in the buffer.
 pub(crate) struct Receiver<T> {
-    shared: Arc<Shared<T>>,
+    shared: Arc<Mutex<State<T>>>,
     /// The position of the next value it reads.
     next: u64,
     /// Its index among the wakers.
     waker: usize,
-}
-
-struct Shared<T> {
-    state: Mutex<State<T>>,
 }
 
 struct State<T> {
@@ -50,9 +46,9 @@ struct State<T> {
     slots: VecDeque<Slot<T>>,
     first: u64,
     capacity: usize,
-    receivers: usize,
     senders: usize,
-    /// Each receiver's waker while it waits, by index (`None` also for free indices).
+    /// Each receiver's waker while it waits, by index (`None` also for free indices):
+    /// one index per receiver.
     wakers: Vec<Option<Waker>>,
     /// Indices of `wakers` free for the next receiver.
     free: Vec<usize>,
@@ -73,20 +69,22 @@ pub(crate) fn buffer<T>(capacity: usize) -> Sender<T> {
         slots: VecDeque::new(),
         first: 0,
         capacity: capacity.max(1),
-        receivers: 0,
         senders: 1,
         wakers: Vec::new(),
         free: Vec::new(),
         waiting: 0,
     };
     Sender {
-        shared: Arc::new(Shared {
-            state: Mutex::new(state),
-        }),
+        shared: Arc::new(Mutex::new(state)),
     }
 }
 
 impl<T> State<T> {
+    /// The receivers there are.
+    fn receivers(&self) -> usize {
+        self.wakers.len() - self.free.len()
+    }
+
     /// Drops the slots at the front that nobody is left to read.
     fn trim(&mut self) {
         while self.slots.front().is_some_and(|slot| slot.unread == 0) {
@@ -112,24 +110,23 @@ impl<T> State<T> {
     }
 }
 
-impl<T> Shared<T> {
-    /// Wakes every waiting receiver, a batch at a time, none while the lock is held.
-    fn wake_all<'a>(&'a self, mut state: MutexGuard<'a, State<T>>) {
-        let mut batch: [Option<Waker>; WAKE_BATCH] = Default::default();
-        loop {
-            if state.waiting == 0 {
-                return;
-            }
-            let more = state.take_wakers(&mut batch);
-            drop(state);
-            for waker in batch.iter_mut().filter_map(Option::take) {
-                waker.wake();
-            }
-            if !more {
-                return;
-            }
-            state = lock(&self.state);
+/// Wakes every receiver waiting on `shared` (whose lock `state` is), a batch at a time,
+/// none while the lock is held.
+fn wake_all<'a, T>(shared: &'a Mutex<State<T>>, mut state: MutexGuard<'a, State<T>>) {
+    let mut batch: [Option<Waker>; WAKE_BATCH] = Default::default();
+    loop {
+        if state.waiting == 0 {
+            return;
         }
+        let more = state.take_wakers(&mut batch);
+        drop(state);
+        for waker in batch.iter_mut().filter_map(Option::take) {
+            waker.wake();
+        }
+        if !more {
+            return;
+        }
+        state = lock(shared);
     }
 }
 
@@ -137,11 +134,11 @@ impl<T> Sender<T> {
     /// Appends `value` for every current receiver (dropping the oldest value if the buffer
     /// is full) and wakes those that wait. With no receiver, `value` is dropped.
     pub(crate) fn send(&self, value: T) {
-        let mut state = lock(&self.shared.state);
-        if state.receivers == 0 {
+        let mut state = lock(&self.shared);
+        let unread = state.receivers();
+        if unread == 0 {
             return;
         }
-        let unread = state.receivers;
         state.slots.push_back(Slot {
             value: Some(value),
             unread,
@@ -150,13 +147,12 @@ impl<T> Sender<T> {
             state.slots.pop_front();
             state.first += 1;
         }
-        self.shared.wake_all(state);
+        wake_all(&self.shared, state);
     }
 
     /// A receiver of the values sent from now on.
     pub(crate) fn subscribe(&self) -> Receiver<T> {
-        let mut state = lock(&self.shared.state);
-        state.receivers += 1;
+        let mut state = lock(&self.shared);
         let waker = match state.free.pop() {
             Some(index) => index,
             None => {
@@ -174,7 +170,7 @@ impl<T> Sender<T> {
 
 impl<T> Clone for Sender<T> {
     fn clone(&self) -> Self {
-        lock(&self.shared.state).senders += 1;
+        lock(&self.shared).senders += 1;
         Self {
             shared: Arc::clone(&self.shared),
         }
@@ -183,10 +179,10 @@ impl<T> Clone for Sender<T> {
 
 impl<T> Drop for Sender<T> {
     fn drop(&mut self) {
-        let mut state = lock(&self.shared.state);
+        let mut state = lock(&self.shared);
         state.senders -= 1;
         if state.senders == 0 {
-            self.shared.wake_all(state);
+            wake_all(&self.shared, state);
         }
     }
 }
@@ -196,7 +192,7 @@ impl<T: Clone> Receiver<T> {
     /// cloned nor taken). Cancel-safe: nothing is read unless a value is returned.
     pub(crate) async fn recv_where(&mut self, wants: impl Fn(&T) -> bool) -> Result<T, Missed> {
         poll_fn(|cx| {
-            let mut state = lock(&self.shared.state);
+            let mut state = lock(&self.shared);
             if self.next < state.first {
                 let missed = state.first - self.next;
                 self.next = state.first;
@@ -247,7 +243,7 @@ impl<T: Clone> Receiver<T> {
 
 impl<T> Drop for Receiver<T> {
     fn drop(&mut self) {
-        let mut state = lock(&self.shared.state);
+        let mut state = lock(&self.shared);
         let start = usize::try_from(self.next.saturating_sub(state.first)).unwrap_or(usize::MAX);
         for slot in state.slots.iter_mut().skip(start) {
             slot.unread -= 1;
@@ -256,7 +252,6 @@ impl<T> Drop for Receiver<T> {
             }
         }
         state.trim();
-        state.receivers -= 1;
         if state.wakers[self.waker].take().is_some() {
             state.waiting -= 1;
         }
@@ -316,7 +311,7 @@ mod tests {
             assert_eq!(*ready(rx).unwrap().unwrap(), 2);
             assert!(ready(rx).is_none());
         }
-        assert!(lock(&tx.shared.state).slots.is_empty());
+        assert!(lock(&tx.shared).slots.is_empty());
     }
 
     #[test]
@@ -329,7 +324,7 @@ mod tests {
         assert_eq!(ready(&mut early), Some(Ok(1)));
         assert_eq!(ready(&mut early), Some(Ok(2)));
         assert_eq!(ready(&mut late), Some(Ok(2)));
-        assert!(lock(&tx.shared.state).slots.is_empty());
+        assert!(lock(&tx.shared).slots.is_empty());
     }
 
     #[test]
@@ -360,7 +355,7 @@ mod tests {
         for n in 0..4 {
             assert_eq!(ready(&mut all), Some(Ok(n)));
         }
-        assert!(lock(&tx.shared.state).slots.is_empty());
+        assert!(lock(&tx.shared).slots.is_empty());
     }
 
     #[test]
@@ -373,10 +368,10 @@ mod tests {
         assert_eq!(Arc::strong_count(&value), 2);
         drop(dropped);
         assert_eq!(Arc::strong_count(&value), 1);
-        assert!(lock(&tx.shared.state).slots.is_empty());
+        assert!(lock(&tx.shared).slots.is_empty());
         // its index is used again
         let _again = tx.subscribe();
-        assert_eq!(lock(&tx.shared.state).wakers.len(), 2);
+        assert_eq!(lock(&tx.shared).wakers.len(), 2);
     }
 
     #[test]

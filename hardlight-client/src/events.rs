@@ -31,7 +31,9 @@ pub(crate) enum Pushed<E> {
     Lost(u64),
     /// Events of this topic from other servers may be missing here.
     Gap(Topic),
-    /// A durable event for one of the connection's consumers.
+    /// A durable event for one of the connection's consumers: boxed, being several times
+    /// an event's size and rarer, so that every slot of the client's event buffer does not
+    /// take its size.
     Durable(Arc<DurableEvent<E>>),
     /// A reconnection started a new server session: the old one's subscriptions are gone.
     Reset,
