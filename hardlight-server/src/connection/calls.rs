@@ -1,13 +1,15 @@
-//! A connection's calls in flight. A call is polled once where it arrives, in the
-//! connection's task: one that completes then (a handler that does not wait, its reply
-//! queued) costs no task of its own. One that waits is moved, boxed, to a task of its
+//! A connection's calls in flight. A call is started where it arrives, in the
+//! connection's task. A multiplexed call (read with the frames before it) whose handler
+//! completes in its first poll is served there and then: prepared, its handler polled
+//! once, its reply queued, with no future of its own around the handler's. Any other call
+//! gets a future, polled once there too; one that waits is moved, boxed, to a task of its
 //! own, which nothing joins: the table keeps its abort handle, so that a `Cancel` or the
 //! connection's end drops the handler, and a call that ends wakes nobody. A call is
 //! counted in flight until just before its client can have its reply (once the
 //! multiplexed writer has room for it, or as it is written to the call's own QUIC stream,
 //! whose credit bounds those), so that a client that makes its next call on a reply never
 //! finds the server still counting the last. Calls that wait are found by id for
-//! cancellation (one that completes in its first poll is never entered in the table), and
+//! cancellation (one that completes where it arrives is never entered in the table), and
 //! calls are refused when the connection is draining, already has the id, or is at
 //! `ServerLimits::max_concurrent_calls`.
 
@@ -29,7 +31,7 @@ use super::link::CallIo;
 use crate::{
     handler::{RpcHandler, StateOf},
     session::{
-        dispatch::{overloaded, refusal, reply_frame, Unread},
+        dispatch::{overloaded, refusal, reply_frame, Polled, Prepared, Unread, Waiting},
         CallEnv,
     },
     state_handle::StateHandle,
@@ -40,7 +42,7 @@ use crate::{
 pub(super) struct Calls<F> {
     table: Arc<Table>,
     max: usize,
-    /// The box of a call that completed in its first poll, for the next call to reuse: a
+    /// The box of a call future that completed in its first poll, for the next to reuse: a
     /// burst of calls read together allocates one. Dropped when the connection waits on
     /// its peer ([`Calls::idle`]): an idle connection holds none.
     spare: Option<Pin<Box<F>>>,
@@ -96,20 +98,91 @@ pub(super) struct Serving<H: RpcHandler> {
 }
 
 impl<H: RpcHandler> Serving<H> {
-    /// Serves the call on `io` (or only its refusal).
-    pub(super) fn serve<C: CallIo>(
+    /// Starts call `io` (or only its refusal), as far as it goes at once: a call read with
+    /// the frames before it whose handler completes in its first poll is served here, its
+    /// reply queued, with no future of its own. What is left, if anything, is the future
+    /// to go on with.
+    pub(super) fn begin<C: CallIo>(
+        &self,
+        mut io: C,
+        slot: Slot,
+        refused: Option<Outcome>,
+    ) -> Started<impl Future<Output = ()> + Send + 'static> {
+        if let Some(refused) = refused {
+            return Started::Poll(self.serve(io, slot, Begin::Refused(refused)));
+        }
+        let Some(read) = io.read_now(&self.context) else {
+            return Started::Poll(self.serve(io, slot, Begin::Read));
+        };
+        let (id, outcome) = match read {
+            Ok(call) => {
+                let id = call.header.id;
+                match call.prepare(Arc::clone(&self.handler), &self.context) {
+                    Err(refused) => (id, refused),
+                    Ok(prepared) => match prepared.first_poll(&self.context) {
+                        Polled::Done(outcome) => (id, outcome),
+                        Polled::Waiting(waiting) => {
+                            return Started::Spawn(self.serve(io, slot, Begin::Waiting(waiting)))
+                        }
+                        Polled::Full(prepared) => {
+                            return Started::Poll(self.serve(io, slot, Begin::Prepared(prepared)))
+                        }
+                    },
+                }
+            }
+            Err(unread) => match unread_reply(io.id(), unread) {
+                Some(reply) => reply,
+                None => return Started::Done,
+            },
+        };
+        let frame = reply_frame(id, self.state.version(), outcome, &self.context);
+        let mut slot = Some(slot);
+        match io.reply_now(frame, || drop(slot.take())) {
+            Ok(()) => Started::Done,
+            Err(frame) => match slot {
+                Some(slot) => Started::Spawn(self.serve(io, slot, Begin::Reply(frame))),
+                None => Started::Done,
+            },
+        }
+    }
+
+    fn serve<C: CallIo>(
         &self,
         io: C,
         slot: Slot,
-        refused: Option<Outcome>,
+        begin: Begin<H>,
     ) -> impl Future<Output = ()> + Send + 'static {
         let (handler, state, context) = (
             Arc::clone(&self.handler),
             self.state.clone(),
             Arc::clone(&self.context),
         );
-        serve(io, handler, state, context, slot, refused)
+        serve(io, handler, state, context, slot, begin)
     }
+}
+
+/// How far [`Serving::begin`] took a call.
+pub(super) enum Started<F> {
+    /// Served: its reply is queued (or it has none to send).
+    Done,
+    /// To be polled at once, and on a task of its own if it waits then.
+    Poll(F),
+    /// Waiting already: to go on on a task of its own.
+    Spawn(F),
+}
+
+/// Where a call's future starts.
+enum Begin<H> {
+    /// Nothing done yet: the call is read, then run.
+    Read,
+    /// Refused before it was read: only the refusal is sent.
+    Refused(Outcome),
+    /// Read and prepared, to run in full (interceptors, streaming, a span to record).
+    Prepared(Prepared<H>),
+    /// Its handler waited in its first poll.
+    Waiting(Waiting),
+    /// Its reply, framed, waits for room.
+    Reply(Vec<u8>),
 }
 
 impl<F: Future<Output = ()> + Send + 'static> Calls<F> {
@@ -132,14 +205,14 @@ impl<F: Future<Output = ()> + Send + 'static> Calls<F> {
         running.by_id.len() + running.unnamed.len()
     }
 
-    /// Starts serving `io` with `serve` (which [`Serving::serve`] is), or refusing it.
+    /// Starts serving `io` with `begin` (which [`Serving::begin`] is), or refusing it.
     /// `Err` when the peer keeps twice the allowed calls in flight: a client that honours
     /// `Welcome.max_concurrent_calls` never does.
     pub(super) fn start<C: CallIo>(
         &mut self,
         io: C,
         draining: bool,
-        serve: impl FnOnce(C, Slot, Option<Outcome>) -> F,
+        begin: impl FnOnce(C, Slot, Option<Outcome>) -> Started<F>,
     ) -> Result<(), String> {
         let in_flight = self.table.in_flight.load(Ordering::Acquire);
         if in_flight >= 2 * self.max {
@@ -175,7 +248,17 @@ impl<F: Future<Output = ()> + Send + 'static> Calls<F> {
             (None, None) => Key::Serial(serial),
             (_, Some(_)) => Key::None,
         };
-        let call = serve(io, Slot::take(&self.table, key), refused);
+        // Its first poll, here. Whatever it waits on then is polled again, with the
+        // task's waker, when the task starts.
+        self.table.polling.store(serial, Ordering::Relaxed);
+        let (call, poll) = match begin(io, Slot::take(&self.table, key), refused) {
+            Started::Done => {
+                self.table.polling.store(0, Ordering::Relaxed);
+                return Ok(());
+            }
+            Started::Poll(call) => (call, true),
+            Started::Spawn(call) => (call, false),
+        };
         // Boxed: it may move to a task, and a box moves as a pointer. In the spare box
         // if there is one (the call it held has completed).
         let mut call = match self.spare.take() {
@@ -185,10 +268,7 @@ impl<F: Future<Output = ()> + Send + 'static> Calls<F> {
             }
             None => Box::pin(call),
         };
-        // Its first poll, here. Whatever it waits on then is polled again, with the
-        // task's waker, when the task starts.
-        self.table.polling.store(serial, Ordering::Relaxed);
-        let completed = call.as_mut().now_or_never().is_some();
+        let completed = poll && call.as_mut().now_or_never().is_some();
         let given_back = self.table.polling.swap(0, Ordering::Relaxed) != serial;
         if completed {
             self.spare = Some(call);
@@ -304,20 +384,36 @@ impl Drop for Slot {
     }
 }
 
-/// Serves one call to completion, or only its refusal (`refused`): every failure becomes a
-/// `ReplyFailure`, except a transport failure, which ends the call silently.
+/// Serves one call to completion from where `begin` says, or only its refusal: every
+/// failure becomes a `ReplyFailure`, except a transport failure, which ends the call
+/// silently.
 async fn serve<H: RpcHandler, C: CallIo>(
     mut io: C,
     handler: Arc<H>,
     state: StateHandle<StateOf<H>>,
     context: Arc<CallEnv>,
     slot: Slot,
-    refused: Option<Outcome>,
+    begin: Begin<H>,
 ) {
-    let (id, outcome) = match refused {
+    let (id, outcome) = match begin {
+        Begin::Reply(frame) => return io.reply(frame, move || drop(slot)).await,
         // a refused call reads nothing and runs no handler: it only gets its refusal
-        Some(refused) => (io.id().unwrap_or(0), refused),
-        None => match io.read(&context).await {
+        Begin::Refused(refused) => (io.id().unwrap_or(0), refused),
+        Begin::Prepared(prepared) => {
+            let id = prepared.id();
+            match prepared.run(&context, &mut io, &state).await {
+                Some(outcome) => (id, outcome),
+                None => return,
+            }
+        }
+        Begin::Waiting(waiting) => {
+            let id = waiting.id();
+            match waiting.run(&context, &mut io).await {
+                Some(outcome) => (id, outcome),
+                None => return,
+            }
+        }
+        Begin::Read => match io.read(&context).await {
             Ok(call) => {
                 let id = call.header.id;
                 match call.run(handler, &context, &mut io, &state).await {
@@ -325,23 +421,35 @@ async fn serve<H: RpcHandler, C: CallIo>(
                     None => return,
                 }
             }
-            Err(Unread::Frame(ReadError::Io(error))) => {
-                return debug!(%error, "call stream failed before the call was read");
-            }
-            Err(Unread::Frame(ReadError::Finished)) => (
-                0,
-                Outcome::Failure(ErrorCode::Malformed, "call stream carried no frame".into()),
-            ),
-            Err(Unread::Frame(ReadError::Protocol(error))) => {
-                debug!(%error, "rejected call frame");
-                (io.id().unwrap_or(0), refusal(&error))
-            }
-            Err(Unread::Overloaded(exhausted)) => {
-                debug!("call refused: the memory budget is spent");
-                (io.id().unwrap_or(0), overloaded(exhausted))
-            }
+            Err(unread) => match unread_reply(io.id(), unread) {
+                Some(reply) => reply,
+                None => return,
+            },
         },
     };
     let frame = reply_frame(id, state.version(), outcome, &context);
     io.reply(frame, move || drop(slot)).await;
+}
+
+/// The reply to a call that could not be read (`id`: the transport's, if it has one),
+/// unless its transport failed: then there is nobody to reply to.
+fn unread_reply(id: Option<u64>, unread: Unread) -> Option<(u64, Outcome)> {
+    match unread {
+        Unread::Frame(ReadError::Io(error)) => {
+            debug!(%error, "call stream failed before the call was read");
+            None
+        }
+        Unread::Frame(ReadError::Finished) => Some((
+            0,
+            Outcome::Failure(ErrorCode::Malformed, "call stream carried no frame".into()),
+        )),
+        Unread::Frame(ReadError::Protocol(error)) => {
+            debug!(%error, "rejected call frame");
+            Some((id.unwrap_or(0), refusal(&error)))
+        }
+        Unread::Overloaded(exhausted) => {
+            debug!("call refused: the memory budget is spent");
+            Some((id.unwrap_or(0), overloaded(exhausted)))
+        }
+    }
 }

@@ -106,6 +106,11 @@ pub(crate) trait CallIo: Send + 'static {
     /// budgets, its body.
     fn read(&mut self, context: &CallEnv) -> impl Future<Output = Result<Call, Unread>> + Send;
 
+    /// The call, if it can be read at once (a multiplexed call, read with the frames
+    /// before it); `None` where reading it waits on the peer (a call on a QUIC stream of
+    /// its own), which [`CallIo::read`] does.
+    fn read_now(&mut self, context: &CallEnv) -> Option<Result<Call, Unread>>;
+
     /// Completes if the client gives up on the call before its reply (over QUIC: the
     /// stream is stopped; multiplexed calls are cancelled by `Cancel` instead).
     fn abandoned(&mut self) -> impl Future<Output = ()> + Send;
@@ -123,4 +128,9 @@ pub(crate) trait CallIo: Send + 'static {
     /// the client can have it: a call stops counting in flight before its client, which
     /// then makes its next call, learns that it ended.
     fn reply(self, frame: Vec<u8>, done: impl FnOnce() + Send) -> impl Future<Output = ()> + Send;
+
+    /// Queues the reply frame if the transport takes it without waiting, calling `done`
+    /// first as [`CallIo::reply`] does; gives the frame back, and `done` uncalled,
+    /// otherwise.
+    fn reply_now(&mut self, frame: Vec<u8>, done: impl FnOnce()) -> Result<(), Vec<u8>>;
 }

@@ -241,8 +241,8 @@ async fn drive<H: RpcHandler, L: Link>(
             } => match incoming {
                 Incoming::Call(io) => {
                     let draining = drain.is_some();
-                    let serve = |io, slot, refused| serving.serve(io, slot, refused);
-                    if let Err(reason) = calls.start(io, draining, serve) {
+                    let begin = |io, slot, refused| serving.begin(io, slot, refused);
+                    if let Err(reason) = calls.start(io, draining, begin) {
                         debug!(%reason, "closing the connection");
                         link.close(Close::Protocol, &reason);
                         return Ended::Closed;

@@ -355,6 +355,14 @@ impl MuxCall {
     fn priority(&self) -> Priority {
         Priority::from_flags(self.header.flags)
     }
+
+    /// The call, as read with its frame.
+    fn take(&mut self, context: &CallEnv) -> Result<Call, Unread> {
+        let share = self.share.take().ok_or(ProtocolError::Malformed)?;
+        let reserved = Reservation::new(share, context).map_err(Unread::Overloaded)?;
+        let body = std::mem::take(&mut self.body);
+        Ok(Call::open(self.header, body, reserved)?)
+    }
 }
 
 impl CallIo for MuxCall {
@@ -363,10 +371,11 @@ impl CallIo for MuxCall {
     }
 
     async fn read(&mut self, context: &CallEnv) -> Result<Call, Unread> {
-        let share = self.share.take().ok_or(ProtocolError::Malformed)?;
-        let reserved = Reservation::new(share, context).map_err(Unread::Overloaded)?;
-        let body = std::mem::take(&mut self.body);
-        Ok(Call::open(self.header, body, reserved)?)
+        self.take(context)
+    }
+
+    fn read_now(&mut self, context: &CallEnv) -> Option<Result<Call, Unread>> {
+        Some(self.take(context))
     }
 
     async fn abandoned(&mut self) {
@@ -395,29 +404,25 @@ impl CallIo for MuxCall {
         )
     }
 
-    fn reply(self, frame: Vec<u8>, done: impl FnOnce() + Send) -> impl Future<Output = ()> + Send {
-        let reply = Outgoing::Frame(frame, self.priority());
+    fn reply(
+        mut self,
+        frame: Vec<u8>,
+        done: impl FnOnce() + Send,
+    ) -> impl Future<Output = ()> + Send {
         // room in the writer's queue first, then `done`, then the reply: the call is still
         // counted while it waits for room, and no longer once the client can have it. Most
         // replies find room at once and are queued here: the future returned holds only
         // the rare wait (boxed), not the call.
-        let full = match self.tx.try_room() {
-            Ok(Some(room)) => {
-                done();
-                room.send(reply);
-                None
-            }
-            Ok(None) => Some((reply, done)),
-            Err(Closed) => {
-                done();
-                None
-            }
-        };
+        let mut done = Some(done);
+        let unsent = self.reply_now(frame, || done.take().map_or((), |done| done()));
         // only a writer backed up on a peer that does not read needs the deadline
-        let wait = full.map(|(reply, done)| {
+        let wait = unsent.err().map(|frame| {
+            let reply = Outgoing::Frame(frame, self.priority());
             Box::pin(async move {
                 let room = timeout(self.send_timeout, self.tx.room()).await;
-                done();
+                if let Some(done) = done {
+                    done();
+                }
                 if let Ok(Ok(room)) = room {
                     room.send(reply);
                 }
@@ -426,6 +431,22 @@ impl CallIo for MuxCall {
         async move {
             if let Some(wait) = wait {
                 wait.await;
+            }
+        }
+    }
+
+    fn reply_now(&mut self, frame: Vec<u8>, done: impl FnOnce()) -> Result<(), Vec<u8>> {
+        match self.tx.try_room() {
+            Ok(Some(room)) => {
+                done();
+                room.send(Outgoing::Frame(frame, self.priority()));
+                Ok(())
+            }
+            Ok(None) => Err(frame),
+            // the writer is gone: there is nobody to reply to
+            Err(Closed) => {
+                done();
+                Ok(())
             }
         }
     }

@@ -431,6 +431,13 @@ impl CallIo for QuicCall {
         }
     }
 
+    fn read_now(&mut self, context: &CallEnv) -> Option<Result<Call, Unread>> {
+        match self {
+            Self::Channel(call) => call.read_now(context),
+            Self::Stream(call) => call.read_now(context),
+        }
+    }
+
     async fn abandoned(&mut self) {
         match self {
             Self::Channel(call) => call.abandoned().await,
@@ -456,6 +463,13 @@ impl CallIo for QuicCall {
         match self {
             Self::Channel(call) => call.reply(frame, done).await,
             Self::Stream(call) => call.reply(frame, done).await,
+        }
+    }
+
+    fn reply_now(&mut self, frame: Vec<u8>, done: impl FnOnce()) -> Result<(), Vec<u8>> {
+        match self {
+            Self::Channel(call) => call.reply_now(frame, done),
+            Self::Stream(call) => call.reply_now(frame, done),
         }
     }
 }
@@ -533,6 +547,10 @@ impl CallIo for StreamCall {
         Ok(Call::open(header, Received::Aligned(raw), reserved)?)
     }
 
+    fn read_now(&mut self, _: &CallEnv) -> Option<Result<Call, Unread>> {
+        None
+    }
+
     async fn abandoned(&mut self) {
         let _ = self.send.stopped().await;
     }
@@ -547,6 +565,11 @@ impl CallIo for StreamCall {
     async fn send_item(&mut self, frame: Vec<u8>) -> bool {
         // QUIC's flow control is the stream's backpressure: waiting for it is not a stall
         self.send.write_all(&frame).await.is_ok()
+    }
+
+    fn reply_now(&mut self, frame: Vec<u8>, _: impl FnOnce()) -> Result<(), Vec<u8>> {
+        // a stream write waits on the client's flow control
+        Err(frame)
     }
 
     async fn reply(mut self, frame: Vec<u8>, done: impl FnOnce() + Send) {

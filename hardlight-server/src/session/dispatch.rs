@@ -1,21 +1,29 @@
 //! Running one call: its arguments opened, the handler run (panics caught, cancellation
 //! honoured) and the outcome framed as a reply.
 
-use std::{panic::AssertUnwindSafe, sync::Arc};
+use std::{
+    future::Future,
+    panic::{self, AssertUnwindSafe},
+    pin::Pin,
+    sync::Arc,
+    task::{Context, Poll, Waker},
+    time::{Duration, Instant},
+};
 
 use futures_util::{FutureExt, StreamExt};
 use hardlight_core::{
     context::{budget_from_seq, split_context},
-    current::CurrentCall,
+    current::{CurrentCall, Scoped},
     frame::{FrameHeader, Kind, FLAG_STREAM},
     io::ReadError,
     message::Body,
     quota::Held,
     received::Received,
-    stream::ItemStream,
+    service::BoxFuture,
+    stream::{ItemStream, StreamKind},
     CallContext, ConnectionState, ErrorCode, Outcome, ProtocolError, Service,
 };
-use tracing::{debug, Instrument};
+use tracing::{debug, Instrument, Span};
 
 use super::CallEnv;
 use crate::{
@@ -134,10 +142,8 @@ impl Call {
         })
     }
 
-    /// Runs the handler, catching a panic, if the rate limit admits the call — checked
-    /// before the body is decompressed or validated, so that refused calls cost no more
-    /// than their reading — and both budgets take what a compressed body opens to.
-    /// A streaming call's items go out through `io` as they come. Returns `None` if the
+    /// Runs the handler, catching a panic, once the call is [prepared](Call::prepare). A
+    /// streaming call's items go out through `io` as they come. Returns `None` if the
     /// client abandons the call first, in which case the handler future (or its stream)
     /// has been dropped.
     pub(crate) async fn run<H: RpcHandler, C: CallIo>(
@@ -147,39 +153,47 @@ impl Call {
         io: &mut C,
         state: &StateHandle<StateOf<H>>,
     ) -> Option<Outcome> {
+        match self.prepare(handler, context) {
+            Ok(prepared) => prepared.run(context, io, state).await,
+            Err(refused) => Some(refused),
+        }
+    }
+
+    /// Everything before the handler runs: the rate limit — checked before the body is
+    /// decompressed or validated, so that refused calls cost no more than their reading —
+    /// the body opened (both budgets take what a compressed body opens to), the caller's
+    /// context split off, the method's kind checked against the frame, the call's
+    /// deadline and span. `Err` is the outcome to reply with instead.
+    pub(crate) fn prepare<H: RpcHandler>(
+        self,
+        handler: Arc<H>,
+        context: &CallEnv,
+    ) -> Result<Prepared<H>, Outcome> {
         let Self {
             header,
             raw,
             mut reserved,
         } = self;
-        if let Err(refused) = context.admit_call() {
-            return Some(refused);
-        }
+        context.admit_call()?;
         let compressed = header.is_compressed();
-        let mut args = match raw.open(
-            &header,
-            context.compression_negotiated(),
-            context.limits.max_message_size(),
-        ) {
-            Ok(args) => args,
-            Err(error) => return Some(refusal(&error)),
-        };
+        let mut args = raw
+            .open(
+                &header,
+                context.compression_negotiated(),
+                context.limits.max_message_size(),
+            )
+            .map_err(|error| refusal(&error))?;
         // the raw body stays charged: it stands for the decoded arguments, which the
         // handler holds once the archive is dropped
         if compressed {
-            if let Err(refused) = reserved.grow(context, args.len()) {
-                return Some(refused);
-            }
+            reserved.grow(context, args.len())?;
         }
-        let call_context = match split_context(&header, &mut args) {
-            Ok(call_context) => call_context,
-            Err(error) => return Some(refusal(&error)),
-        };
+        let call_context = split_context(&header, &mut args).map_err(|error| refusal(&error))?;
         let method = <H::Service as Service>::method_name(header.aux);
         let streaming = header.flags & FLAG_STREAM != 0;
         let kind = <H::Service as Service>::stream_kind(header.aux);
         if streaming != kind.is_streaming() {
-            return Some(Outcome::Failure(
+            return Err(Outcome::Failure(
                 ErrorCode::Malformed,
                 format!(
                     "`{method}` {} a stream: call it with the STREAM flag {}",
@@ -211,13 +225,117 @@ impl Call {
             span.record("parent_id", trace.parent_id());
             span.record("span_id", format!("{span_id:016x}"));
         }
-        let deadline = call.deadline();
         if !context.interceptors.is_empty() {
             // the handler decodes its arguments in its first poll, before the connection
             // reads on; interceptors may wait first, so the arguments get a buffer of
             // their own rather than hold the message they came in
             args = Received::Aligned(args.into_aligned());
         }
+        Ok(Prepared {
+            handler,
+            header,
+            args,
+            reserved,
+            kind,
+            call,
+            span,
+            budget,
+        })
+    }
+}
+
+/// A call ready for its handler: what [`Call::prepare`] found.
+pub(crate) struct Prepared<H> {
+    handler: Arc<H>,
+    header: FrameHeader,
+    args: Received,
+    /// The call's bytes, held until its handler returns.
+    reserved: Reservation,
+    kind: StreamKind,
+    call: CurrentCall,
+    span: Span,
+    budget: Option<Duration>,
+}
+
+/// How a handler's first poll went ([`Prepared::first_poll`]).
+pub(crate) enum Polled<H> {
+    /// The handler returned (or panicked): the outcome to reply with.
+    Done(Outcome),
+    /// The handler waits: [`Waiting::run`] goes on with it.
+    Waiting(Waiting),
+    /// Not a plain call: [`Prepared::run`] runs it in full.
+    Full(Prepared<H>),
+}
+
+impl<H: RpcHandler> Prepared<H> {
+    /// The call's id.
+    pub(crate) fn id(&self) -> u64 {
+        self.header.id
+    }
+
+    /// Polls the handler of a plain call — unary, no interceptors, no span recorded — once,
+    /// here and now, in the call's scope, a panic caught: most handlers complete then, and
+    /// their call needs no future of its own around the handler's.
+    pub(crate) fn first_poll(self, context: &CallEnv) -> Polled<H> {
+        let plain = self.kind == StreamKind::Unary
+            && context.interceptors.is_empty()
+            && self.span.is_disabled();
+        if !plain {
+            return Polled::Full(self);
+        }
+        let Self {
+            handler,
+            header,
+            args,
+            reserved,
+            call,
+            budget,
+            ..
+        } = self;
+        let deadline = call.deadline();
+        context.meter.call_started();
+        let mut handling = call.scope(handler.dispatch(header.aux, args, None));
+        let mut cx = Context::from_waker(Waker::noop());
+        let polled =
+            panic::catch_unwind(AssertUnwindSafe(|| Pin::new(&mut handling).poll(&mut cx)));
+        let outcome = match polled {
+            Ok(Poll::Pending) => {
+                return Polled::Waiting(Waiting {
+                    id: header.id,
+                    handling,
+                    reserved,
+                    deadline,
+                    budget,
+                })
+            }
+            Ok(Poll::Ready(outcome)) => outcome,
+            Err(panic) => panicked(panic),
+        };
+        context
+            .meter
+            .call_finished(matches!(outcome, Outcome::Failure(..)));
+        Polled::Done(outcome)
+    }
+
+    /// Runs the interceptors, then the handler (its stream too), within the call's
+    /// deadline and span.
+    pub(crate) async fn run<C: CallIo>(
+        self,
+        context: &Arc<CallEnv>,
+        io: &mut C,
+        state: &StateHandle<StateOf<H>>,
+    ) -> Option<Outcome> {
+        let Self {
+            handler,
+            header,
+            args,
+            reserved,
+            kind,
+            call,
+            span,
+            budget,
+        } = self;
+        let deadline = call.deadline();
         let mut running = Running::start(context);
         // made where it is awaited: a future moved into a wrapper (the deadline's
         // `select!`, the span's `Instrumented`) is copied, and most calls need neither
@@ -234,15 +352,8 @@ impl Call {
                 }
             }
             let inbound = kind.takes_stream().then(|| io.inbound(context));
-            // the handler runs in the call's scope (`CurrentCall`), its panic caught
             let dispatch = handler.dispatch(header.aux, args, inbound);
-            let dispatch = AssertUnwindSafe(call.clone().scope(dispatch)).catch_unwind();
-            let outcome = tokio::select! {
-                biased;
-                outcome = dispatch => outcome.unwrap_or_else(panicked),
-                () = io.abandoned() => return None,
-            };
-            match outcome {
+            match handled(call.clone().scope(dispatch), io).await? {
                 Outcome::Stream(items) => {
                     // so is its stream; boxed, so as not to enlarge every call's task
                     let sending = send_items(items, io, header.id, state, context);
@@ -254,33 +365,86 @@ impl Call {
                 done => Some(done),
             }
         };
-        let bounded = || async {
-            let Some(deadline) = deadline else {
-                return run().await;
-            };
-            tokio::select! {
-                biased;
-                outcome = run() => outcome,
-                // boxed: a timer in place would enlarge every call's task
-                () = Box::pin(tokio::time::sleep_until(deadline.into())) => {
-                    debug!("call dropped at its deadline");
-                    Some(Outcome::Failure(
-                        ErrorCode::DeadlineExceeded,
-                        format!("the call's time budget of {:?} ran out", budget.unwrap_or_default()),
-                    ))
-                }
-            }
-        };
         let outcome = if span.is_disabled() {
-            bounded().await
+            bounded(deadline, budget, run).await
         } else {
-            bounded().instrument(span).await
+            bounded(deadline, budget, run).instrument(span).await
         };
-        if outcome.is_none() {
-            debug!("call cancelled by the client");
-        }
-        running.failed = matches!(outcome, Some(Outcome::Failure(..)));
+        running.end(&outcome);
+        drop(reserved);
         outcome
+    }
+}
+
+/// A plain call whose handler waited in its first poll.
+pub(crate) struct Waiting {
+    id: u64,
+    handling: Scoped<BoxFuture<'static, Outcome>>,
+    reserved: Reservation,
+    deadline: Option<Instant>,
+    budget: Option<Duration>,
+}
+
+impl Waiting {
+    /// The call's id.
+    pub(crate) fn id(&self) -> u64 {
+        self.id
+    }
+
+    /// Goes on with the handler, within the call's deadline.
+    pub(crate) async fn run<C: CallIo>(self, context: &CallEnv, io: &mut C) -> Option<Outcome> {
+        let Self {
+            handling,
+            reserved,
+            deadline,
+            budget,
+            ..
+        } = self;
+        // counted as running since its first poll
+        let mut running = Running {
+            context,
+            failed: false,
+        };
+        let outcome = bounded(deadline, budget, || handled(handling, io)).await;
+        running.end(&outcome);
+        drop(reserved);
+        outcome
+    }
+}
+
+/// The handler's outcome, its panic caught, or `None` if the client abandons the call
+/// first (the handler is dropped then).
+async fn handled<C: CallIo>(
+    handling: Scoped<BoxFuture<'static, Outcome>>,
+    io: &mut C,
+) -> Option<Outcome> {
+    tokio::select! {
+        biased;
+        outcome = AssertUnwindSafe(handling).catch_unwind() => Some(outcome.unwrap_or_else(panicked)),
+        () = io.abandoned() => None,
+    }
+}
+
+/// `run()`, cut short at `deadline` (the call's time `budget` from its arrival).
+async fn bounded<F: Future<Output = Option<Outcome>>>(
+    deadline: Option<Instant>,
+    budget: Option<Duration>,
+    run: impl FnOnce() -> F,
+) -> Option<Outcome> {
+    let Some(deadline) = deadline else {
+        return run().await;
+    };
+    tokio::select! {
+        biased;
+        outcome = run() => outcome,
+        // boxed: a timer in place would enlarge every call's task
+        () = Box::pin(tokio::time::sleep_until(deadline.into())) => {
+            debug!("call dropped at its deadline");
+            Some(Outcome::Failure(
+                ErrorCode::DeadlineExceeded,
+                format!("the call's time budget of {:?} ran out", budget.unwrap_or_default()),
+            ))
+        }
     }
 }
 
@@ -345,6 +509,16 @@ impl<'a> Running<'a> {
             context,
             failed: false,
         }
+    }
+}
+
+impl Running<'_> {
+    /// The call ended with `outcome`.
+    fn end(&mut self, outcome: &Option<Outcome>) {
+        if outcome.is_none() {
+            debug!("call cancelled by the client");
+        }
+        self.failed = matches!(outcome, Some(Outcome::Failure(..)));
     }
 }
 
