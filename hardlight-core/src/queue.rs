@@ -1,4 +1,4 @@
-//! What waits for a connection's writer task (frames, on either side): a list behind a
+//! What waits for a connection's writer (frames, on either side): a list behind a
 //! lock that the writer empties in one go, with room for a fixed number of entries
 //! counted by a [`Quota`]. A sender finds room with one atomic operation (or waits for it
 //! in a fair line while the writer is backed up) and takes the lock once to add its
@@ -21,7 +21,7 @@ use std::{
     fmt,
     future::poll_fn,
     sync::{
-        atomic::{AtomicUsize, Ordering},
+        atomic::{AtomicBool, AtomicUsize, Ordering},
         Arc, Mutex,
     },
     task::{Context, Poll},
@@ -44,6 +44,7 @@ pub fn queue<T>(capacity: usize) -> (Queue<T>, Reader<T>) {
         entries: Mutex::new(Vec::new()),
         room: Quota::new(capacity),
         writer: AtomicWaker::new(),
+        unannounced: AtomicBool::new(false),
         senders: AtomicUsize::new(1),
     });
     (
@@ -62,6 +63,8 @@ struct Shared<T> {
     /// Room for entries: taken by senders, given back by the writer as it takes them out.
     room: Arc<Quota>,
     writer: AtomicWaker,
+    /// Entries were added without waking the writer ([`Room::queue`]).
+    unannounced: AtomicBool,
     /// The senders' ends: the writer ends when the last is gone and the list is empty.
     senders: AtomicUsize,
 }
@@ -78,6 +81,12 @@ pub struct Room<'a, T> {
 }
 
 impl<T> Queue<T> {
+    /// Whether entries were added with [`Room::queue`] since the writer last took the
+    /// queue's entries out.
+    pub fn unannounced(&self) -> bool {
+        self.shared.unannounced.load(Ordering::Acquire)
+    }
+
     /// Room for an entry, if there is some now (none is while senders wait for room,
     /// unless the writer made more than they need).
     pub fn try_room(&self) -> Result<Option<Room<'_, T>>, Closed> {
@@ -167,6 +176,15 @@ impl<T> Room<'_, T> {
         lock(&self.shared.entries).push(entry);
         self.shared.writer.wake();
     }
+
+    /// Adds `entry` without waking the writer: for the task that drives the writer
+    /// itself, which looks at [`Queue::unannounced`] before it waits (waking the task
+    /// that is running would only have it polled once more for nothing).
+    pub fn queue(self, entry: T) {
+        let _ = self.share.into_units();
+        lock(&self.shared.entries).push(entry);
+        self.shared.unannounced.store(true, Ordering::Release);
+    }
 }
 
 /// The writer's end: takes out everything queued at once. Dropped, it closes the queue:
@@ -209,6 +227,7 @@ impl<T> Reader<T> {
 
     /// Swaps the queued entries into the batch (empty, its memory kept); `false` if none.
     fn take(&mut self) -> bool {
+        self.shared.unannounced.store(false, Ordering::Relaxed);
         let mut entries = lock(&self.shared.entries);
         if entries.is_empty() {
             return false;

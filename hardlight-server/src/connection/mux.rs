@@ -1,7 +1,10 @@
 //! Calls multiplexed by id on one ordered channel: a WebSocket connection, or the QUIC
 //! call channel (the handshake stream, kept open). `Call`, `Cancel` and `Ack` frames come in;
-//! replies (and over WebSocket the pushes) go out through one writer task, which writes
-//! whatever is queued as one batch: one flush, one stream write, for many replies.
+//! replies (and over WebSocket the pushes) go out through one writer, which writes
+//! whatever is queued as one batch: one flush, one stream write, for many replies. The
+//! writer is driven by the connection's own task, once the peer has nothing more to read:
+//! the replies to calls read together go out together, with no task between a call and
+//! its reply.
 
 use std::{
     future::{pending, Future},
@@ -15,17 +18,18 @@ use bytes::Bytes as Shared;
 use hardlight_core::{
     close::Close,
     frame::{FrameHeader, Kind, FLAG_STREAM, HEADER_LEN},
-    queue::{queue, Queue, Reader},
+    queue::{queue, Queue, Reader, Room},
     quota::{Closed, Held},
     received::Received,
     stream::{no_items, Inbound},
     Priority, ProtocolError,
 };
-use tokio::{task::JoinHandle, time::timeout};
+use tokio::time::timeout;
 
 use super::{
     link::{CallIo, Incoming},
     streams::{Items, Streams, Window},
+    Woken,
 };
 use crate::session::{
     dispatch::{connection_share, Call, Reservation, Unread},
@@ -36,7 +40,7 @@ use crate::session::{
 /// Writes queued ahead of a slow peer before senders wait.
 const OUTGOING_QUEUE: usize = 64;
 
-/// What the writer task sends.
+/// What the writer sends.
 pub(crate) enum Outgoing {
     /// A reply, a call's item or credit, or the handshake's answer, sent ahead of frames
     /// of lower priority queued at the same time. As built: a small one is copied into
@@ -64,7 +68,7 @@ impl Outgoing {
     }
 }
 
-/// What a writer task writes into.
+/// What a writer writes into.
 pub(crate) trait FrameSink: Send + 'static {
     /// Adds `out` to the batch being written; [`Fed::Closed`] once a close went out.
     fn feed(&mut self, out: Outgoing) -> impl Future<Output = Result<Fed, Broken>> + Send;
@@ -83,29 +87,36 @@ pub(crate) enum Fed {
 /// A write failed: the peer is gone or refuses the data.
 pub(crate) struct Broken;
 
-/// A connection's writer task and the queue in front of it.
+/// A connection's writer and the queue in front of it. The link's task drives it
+/// ([`Writer::poll_ended`]); others (calls that waited, the push loop) queue frames and
+/// wake that task.
 pub(crate) struct Writer {
     tx: Queue<Outgoing>,
-    /// `None` once it ended (a write failed or stalled, or the close went out).
-    task: Option<JoinHandle<()>>,
+    /// The write loop; `None` once it ended (a write failed or stalled, or the close went
+    /// out).
+    writing: Option<Pin<Box<dyn Future<Output = ()> + Send>>>,
+    /// Polls the write loop only when it has woken: not at every turn of the link.
+    woken: Woken,
     send_timeout: Duration,
 }
 
 impl Writer {
-    /// Starts writing into `sink`; every batch must be written within `send_timeout`, or
-    /// the writer stops.
+    /// A writer into `sink`; every batch must be written within `send_timeout`, or the
+    /// writer stops.
     pub(crate) fn start(sink: impl FrameSink, send_timeout: Duration) -> Self {
         let (tx, rx) = queue(OUTGOING_QUEUE);
         Self {
             tx,
-            task: Some(tokio::spawn(write_loop(sink, rx, send_timeout))),
+            writing: Some(Box::pin(write_loop(sink, rx, send_timeout))),
+            woken: Woken::new(),
             send_timeout,
         }
     }
 
     /// Queues `outgoing`, waiting at most `send_timeout` for room; `false` if the writer
-    /// is gone or stalled.
-    pub(crate) async fn send(&self, outgoing: Outgoing) -> bool {
+    /// is gone or stalled. Only for a queue with room, or from another task than the
+    /// link's: the link's task is what makes room.
+    pub(crate) async fn send(&mut self, outgoing: Outgoing) -> bool {
         matches!(
             timeout(self.send_timeout, self.tx.send(outgoing)).await,
             Ok(Ok(()))
@@ -124,26 +135,33 @@ impl Writer {
         }
     }
 
-    /// Ready when the writer task has ended; then never again.
+    /// Writes what is queued; ready when the writer has ended, then never again.
     pub(crate) fn poll_ended(&mut self, cx: &mut Context<'_>) -> Poll<()> {
-        let Some(task) = &mut self.task else {
+        let Some(writing) = &mut self.writing else {
             return Poll::Pending;
         };
-        let _ = ready!(Pin::new(task).poll(cx));
-        self.task = None;
+        if self.tx.unannounced() {
+            // replies this task queued ([`CallIo::reply_now`]) without waking it
+            self.woken.renew();
+        }
+        ready!(self.woken.poll(cx, |cx| writing.as_mut().poll(cx)));
+        self.writing = None;
         Poll::Ready(())
     }
 
     /// Stops the writer at once (it is backed up on a peer that does not read).
-    pub(crate) fn abort(&self) {
-        if let Some(task) = &self.task {
-            task.abort();
-        }
+    pub(crate) fn abort(&mut self) {
+        self.writing = None;
     }
 
-    /// Lets the writer finish what is queued (a final close, say), then waits for its end.
-    pub(crate) fn into_task(self) -> Option<JoinHandle<()>> {
-        self.task
+    /// Writes what is queued (a final close, say) until every sender is gone or the
+    /// writer ends.
+    pub(crate) async fn finish(self) {
+        let Self { tx, writing, .. } = self;
+        drop(tx);
+        if let Some(writing) = writing {
+            writing.await;
+        }
     }
 }
 
@@ -176,7 +194,7 @@ async fn write_batch<W: FrameSink>(sink: &mut W, batch: &mut Vec<Outgoing>) -> R
     Ok(Fed::More)
 }
 
-/// Push frames, queued for the writer task.
+/// Push frames, queued for the writer.
 pub(crate) struct QueuedPush {
     tx: Queue<Outgoing>,
 }
@@ -414,7 +432,11 @@ impl CallIo for MuxCall {
         // replies find room at once and are queued here: the future returned holds only
         // the rare wait (boxed), not the call.
         let mut done = Some(done);
-        let unsent = self.reply_now(frame, || done.take().map_or((), |done| done()));
+        let unsent = self.queue_reply(
+            frame,
+            || done.take().map_or((), |done| done()),
+            |room, reply| room.send(reply),
+        );
         // only a writer backed up on a peer that does not read needs the deadline
         let wait = unsent.err().map(|frame| {
             let reply = Outgoing::Frame(frame, self.priority());
@@ -436,10 +458,24 @@ impl CallIo for MuxCall {
     }
 
     fn reply_now(&mut self, frame: Vec<u8>, done: impl FnOnce()) -> Result<(), Vec<u8>> {
+        // queued by the connection's task, which drives the writer: no need to wake it
+        self.queue_reply(frame, done, |room, reply| room.queue(reply))
+    }
+}
+
+impl MuxCall {
+    /// Queues the reply with `send` if the writer has room now, calling `done` first (or
+    /// only `done`, if the writer is gone); gives the frame back otherwise.
+    fn queue_reply(
+        &mut self,
+        frame: Vec<u8>,
+        done: impl FnOnce(),
+        send: impl FnOnce(Room<'_, Outgoing>, Outgoing),
+    ) -> Result<(), Vec<u8>> {
         match self.tx.try_room() {
             Ok(Some(room)) => {
                 done();
-                room.send(Outgoing::Frame(frame, self.priority()));
+                send(room, Outgoing::Frame(frame, self.priority()));
                 Ok(())
             }
             Ok(None) => Err(frame),

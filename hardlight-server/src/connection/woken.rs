@@ -72,8 +72,8 @@ impl Woken {
         polled
     }
 
-    /// Has the arms polled at the next turn: one was added, which has not registered its
-    /// waker yet.
+    /// Has the arms polled at the next turn, woken or not: what one of them looks at
+    /// changed without waking it.
     pub(crate) fn renew(&self) {
         self.flag.woken.store(true, Ordering::Release);
     }

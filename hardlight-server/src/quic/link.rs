@@ -193,17 +193,14 @@ impl Link for QuicLink {
                 control,
                 ..
             } = self;
-            // calls on streams of their own and the end of the channel's writer, polled when
-            // one of them has woken; the channel, where most calls come, at every turn
+            // calls on streams of their own, polled when they have woken; the channel, where
+            // most calls come, at every turn; its writer once the channel has nothing more
+            // to read
             let accept = accepting.get_or_insert_with(|| session.accepting());
-            let woke = control.next(|cx| {
-                if let Poll::Ready(accepted) = accept.as_mut().poll(cx) {
-                    return Poll::Ready(Control::Accepted(accepted));
-                }
-                match writer {
-                    Some(writer) => writer.poll_ended(cx).map(|()| Control::WriterEnded),
-                    None => Poll::Pending,
-                }
+            let woke = control.next(|cx| accept.as_mut().poll(cx).map(Control::Accepted));
+            let written = poll_fn(|cx| match writer {
+                Some(writer) => writer.poll_ended(cx),
+                None => Poll::Pending,
             });
             let read = tokio::select! {
                 biased;
@@ -212,6 +209,7 @@ impl Link for QuicLink {
                     Some(read) => Control::Read(read),
                     None => continue,
                 },
+                () = written => Control::WriterEnded,
             };
             return match read {
                 Control::Accepted(accepted) => {
@@ -259,7 +257,6 @@ impl Link for QuicLink {
                     );
                     let demux = channel.demux.insert(Demux::new(&started, false));
                     *writer = Some(started);
-                    control.renew();
                     match demux.frame(header, body, context) {
                         Some(incoming) => incoming.map(QuicCall::Channel),
                         None => continue,

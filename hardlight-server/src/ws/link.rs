@@ -1,6 +1,7 @@
 //! A WebSocket connection as a [`Link`]: one or more frames per binary message, calls
-//! multiplexed by id, replies and pushes through one writer task whose every write has a
-//! deadline and packs the frames written together into few messages.
+//! multiplexed by id, replies and pushes through one writer, driven by the connection's
+//! task, whose every write has a deadline and packs the frames written together into few
+//! messages.
 
 use std::{
     future::{pending, poll_fn},
@@ -25,7 +26,6 @@ use hardlight_core::{
 };
 use tokio::{
     io::{AsyncRead, AsyncWrite},
-    task::JoinHandle,
     time::{sleep_until, timeout, Instant, Interval, MissedTickBehavior, Sleep},
 };
 use tokio_tungstenite::{
@@ -58,7 +58,8 @@ pub(crate) struct WsLink<S> {
     source: SplitStream<WebSocketStream<S>>,
     /// The frames of the last message read that were not taken yet.
     unread: Shared,
-    /// Replies, pushes, keep-alives and the close, written in batches.
+    /// Replies, pushes, keep-alives and the close, written in batches once the peer has
+    /// nothing more to read.
     writer: Writer,
     /// Incoming frames as calls and cancellations.
     demux: Demux,
@@ -68,7 +69,7 @@ pub(crate) struct WsLink<S> {
     /// `Limits::frame_read_timeout` for the message being read.
     deadline: FrameDeadline,
     keep_alive: Interval,
-    /// Polls the writer's end and the keep-alive only when one of them has woken.
+    /// Polls the keep-alive only when it has woken.
     control: Woken,
     /// When the peer was last heard from.
     heard: Instant,
@@ -101,8 +102,6 @@ async fn read<S: AsyncRead + AsyncWrite + Unpin>(
 
 /// What woke a control arm.
 enum Control {
-    /// The writer stopped: a write failed or took longer than `send_timeout`.
-    WriterEnded,
     /// Time for a keep-alive ping.
     Ping,
 }
@@ -152,19 +151,20 @@ impl<S: AsyncRead + AsyncWrite + Unpin + Send + 'static> WsLink<S> {
         }
     }
 
-    /// Acts on a control arm: the connection's end when the writer stopped, `None` after
-    /// a ping.
+    /// Acts on a control arm: `None` after a ping.
     fn on_control(&self, control: Control) -> Option<Incoming<MuxCall>> {
         match control {
-            Control::WriterEnded => {
-                debug!("the writer stopped: a write failed or took longer than send_timeout");
-                Some(Incoming::Ended(Ended::Lost))
-            }
             Control::Ping => {
                 self.ping();
                 None
             }
         }
+    }
+
+    /// The writer stopped: the connection's end.
+    fn writer_ended(&self) -> Incoming<MuxCall> {
+        debug!("the writer stopped: a write failed or took longer than send_timeout");
+        Incoming::Ended(Ended::Lost)
     }
 
     /// One message from the peer, as the driver sees it; `None` to read on.
@@ -279,15 +279,15 @@ impl<S: AsyncRead + AsyncWrite + Unpin + Send + 'static> Link for WsLink<S> {
                     return incoming;
                 }
             }
-            // the writer's end and the pings before the peer, when one of them has woken: a
-            // peer that always has more to read delays neither
-            let (writer, keep_alive) = (&mut self.writer, &mut self.keep_alive);
-            let control = self.control.next(|cx| {
-                if writer.poll_ended(cx).is_ready() {
-                    return Poll::Ready(Control::WriterEnded);
-                }
-                keep_alive.poll_tick(cx).map(|_| Control::Ping)
-            });
+            // the pings before the peer, when they have woken: a peer that always has more
+            // to read does not delay them
+            let keep_alive = &mut self.keep_alive;
+            let control = self
+                .control
+                .next(|cx| keep_alive.poll_tick(cx).map(|_| Control::Ping));
+            // the writer once the peer has nothing more to read
+            let writer = &mut self.writer;
+            let written = poll_fn(|cx| writer.poll_ended(cx));
             if self.demux.is_waiting() {
                 // the peer is not read while its call waits: TCP holds back the rest
                 tokio::select! {
@@ -299,6 +299,7 @@ impl<S: AsyncRead + AsyncWrite + Unpin + Send + 'static> Link for WsLink<S> {
                         Some(incoming) => return incoming,
                         None => continue,
                     },
+                    () = written => return self.writer_ended(),
                 }
                 continue;
             }
@@ -321,6 +322,7 @@ impl<S: AsyncRead + AsyncWrite + Unpin + Send + 'static> Link for WsLink<S> {
                         return incoming;
                     }
                 }
+                () = written => return self.writer_ended(),
                 () = self.idle.as_mut() => {
                     let deadline = self.heard + self.idle_timeout;
                     if deadline > Instant::now() {
@@ -355,12 +357,8 @@ impl<S: AsyncRead + AsyncWrite + Unpin + Send + 'static> Link for WsLink<S> {
         // let the writer deliver a final close frame, and the client read it before the
         // socket closes (closing with unread input would reset the connection and lose the
         // frame); a peer that neither reads nor closes is dropped after the linger
-        let writer = writer.into_task();
-        let abort = writer.as_ref().map(JoinHandle::abort_handle);
         let linger = async {
-            if let Some(writer) = writer {
-                let _ = writer.await;
-            }
+            writer.finish().await;
             if closing && ended != Ended::Lost && !peer_closed {
                 // until the client answers with its close; if the stream cannot tell (it
                 // failed on the message that made us close), wait out the linger
@@ -373,11 +371,7 @@ impl<S: AsyncRead + AsyncWrite + Unpin + Send + 'static> Link for WsLink<S> {
                 }
             }
         };
-        if timeout(CLOSE_LINGER, linger).await.is_err() {
-            if let Some(abort) = abort {
-                abort.abort();
-            }
-        }
+        let _ = timeout(CLOSE_LINGER, linger).await;
     }
 }
 
