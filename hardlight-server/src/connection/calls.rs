@@ -408,7 +408,7 @@ async fn serve<H: RpcHandler, C: CallIo>(
         }
         Begin::Waiting(waiting) => {
             let id = waiting.id();
-            match waiting.run(&context, &mut io).await {
+            match waiting.run(&mut io).await {
                 Some(outcome) => (id, outcome),
                 None => return,
             }

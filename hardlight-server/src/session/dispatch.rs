@@ -3,6 +3,7 @@
 
 use std::{
     future::Future,
+    ops::Deref,
     panic::{self, AssertUnwindSafe},
     pin::Pin,
     sync::Arc,
@@ -276,7 +277,7 @@ impl<H: RpcHandler> Prepared<H> {
     /// Polls the handler of a plain call — unary, no interceptors, no span recorded — once,
     /// here and now, in the call's scope, a panic caught: most handlers complete then, and
     /// their call needs no future of its own around the handler's.
-    pub(crate) fn first_poll(self, context: &CallEnv) -> Polled<H> {
+    pub(crate) fn first_poll(self, context: &Arc<CallEnv>) -> Polled<H> {
         let plain = self.kind == StreamKind::Unary
             && context.interceptors.is_empty()
             && self.span.is_disabled();
@@ -304,9 +305,11 @@ impl<H: RpcHandler> Prepared<H> {
                     id: header.id,
                     handling,
                     reserved,
+                    // counted from here to its end, or until dropped unrun
+                    running: Running::started(Arc::clone(context)),
                     deadline,
                     budget,
-                })
+                });
             }
             Ok(Poll::Ready(outcome)) => outcome,
             Err(panic) => panicked(panic),
@@ -336,7 +339,7 @@ impl<H: RpcHandler> Prepared<H> {
             budget,
         } = self;
         let deadline = call.deadline();
-        let mut running = Running::start(context);
+        let mut running = Running::start(&**context);
         // made where it is awaited: a future moved into a wrapper (the deadline's
         // `select!`, the span's `Instrumented`) is copied, and most calls need neither
         let run = || async {
@@ -381,6 +384,7 @@ pub(crate) struct Waiting {
     id: u64,
     handling: Scoped<BoxFuture<'static, Outcome>>,
     reserved: Reservation,
+    running: Running<Arc<CallEnv>>,
     deadline: Option<Instant>,
     budget: Option<Duration>,
 }
@@ -392,19 +396,15 @@ impl Waiting {
     }
 
     /// Goes on with the handler, within the call's deadline.
-    pub(crate) async fn run<C: CallIo>(self, context: &CallEnv, io: &mut C) -> Option<Outcome> {
+    pub(crate) async fn run<C: CallIo>(self, io: &mut C) -> Option<Outcome> {
         let Self {
             handling,
             reserved,
+            mut running,
             deadline,
             budget,
             ..
         } = self;
-        // counted as running since its first poll
-        let mut running = Running {
-            context,
-            failed: false,
-        };
         let outcome = bounded(deadline, budget, || handled(handling, io)).await;
         running.end(&outcome);
         drop(reserved);
@@ -496,23 +496,27 @@ async fn send_items<S: ConnectionState, C: CallIo>(
 }
 
 /// A call counted as running until dropped: also when its task is aborted (cancelled by
-/// the client, or at a shutdown deadline) before the handler returns.
-struct Running<'a> {
-    context: &'a CallEnv,
+/// the client, or at a shutdown deadline) before the handler returns, or before it ran
+/// on after its first poll. `E` is how it holds its connection's [`CallEnv`].
+struct Running<E: Deref<Target = CallEnv>> {
+    context: E,
     failed: bool,
 }
 
-impl<'a> Running<'a> {
-    fn start(context: &'a CallEnv) -> Self {
+impl<E: Deref<Target = CallEnv>> Running<E> {
+    fn start(context: E) -> Self {
         context.meter.call_started();
+        Self::started(context)
+    }
+
+    /// A call counted as running already.
+    fn started(context: E) -> Self {
         Self {
             context,
             failed: false,
         }
     }
-}
 
-impl Running<'_> {
     /// The call ended with `outcome`.
     fn end(&mut self, outcome: &Option<Outcome>) {
         if outcome.is_none() {
@@ -522,7 +526,7 @@ impl Running<'_> {
     }
 }
 
-impl Drop for Running<'_> {
+impl<E: Deref<Target = CallEnv>> Drop for Running<E> {
     fn drop(&mut self) {
         self.context.meter.call_finished(self.failed);
     }
