@@ -270,6 +270,36 @@ mod tests {
     }
 
     #[test]
+    fn an_entry_queued_quietly_wakes_nobody_and_is_announced_until_taken() {
+        struct Count(AtomicUsize);
+        impl std::task::Wake for Count {
+            fn wake(self: Arc<Self>) {
+                self.0.fetch_add(1, Ordering::Relaxed);
+            }
+        }
+        let woken = Arc::new(Count(AtomicUsize::new(0)));
+        let waker = std::task::Waker::from(Arc::clone(&woken));
+        let (queue, mut reader) = queue(4);
+        {
+            let mut next = pin!(reader.next_batch());
+            let mut cx = Context::from_waker(&waker);
+            assert!(next.as_mut().poll(&mut cx).is_pending());
+        }
+        assert!(!queue.unannounced());
+        queue.try_room().unwrap().unwrap().queue(1);
+        assert_eq!(woken.0.load(Ordering::Relaxed), 0, "queued without a wake");
+        assert!(queue.unannounced());
+        queue.try_room().unwrap().unwrap().send(2);
+        assert_eq!(woken.0.load(Ordering::Relaxed), 1, "sent with one");
+        let mut next = pin!(reader.next_batch());
+        let Poll::Ready(Some(batch)) = poll_once(next.as_mut()) else {
+            panic!("two entries are queued");
+        };
+        assert_eq!(batch, &[1, 2]);
+        assert!(!queue.unannounced(), "taken out");
+    }
+
+    #[test]
     fn a_full_queue_refuses_at_once_and_makes_senders_wait_in_line() {
         let (queue, mut reader) = queue(2);
         queue.try_send(0).unwrap();
