@@ -431,20 +431,13 @@ impl CallIo for MuxCall {
         // counted while it waits for room, and no longer once the client can have it. Most
         // replies find room at once and are queued here: the future returned holds only
         // the rare wait (boxed), not the call.
-        let mut done = Some(done);
-        let unsent = self.queue_reply(
-            frame,
-            || done.take().map_or((), |done| done()),
-            |room, reply| room.send(reply),
-        );
+        let unsent = self.queue_reply(frame, done, |room, reply| room.send(reply));
         // only a writer backed up on a peer that does not read needs the deadline
-        let wait = unsent.err().map(|frame| {
+        let wait = unsent.err().map(|(frame, done)| {
             let reply = Outgoing::Frame(frame, self.priority());
             Box::pin(async move {
                 let room = timeout(self.send_timeout, self.tx.room()).await;
-                if let Some(done) = done {
-                    done();
-                }
+                done();
                 if let Ok(Ok(room)) = room {
                     room.send(reply);
                 }
@@ -460,25 +453,26 @@ impl CallIo for MuxCall {
     fn reply_now(&mut self, frame: Vec<u8>, done: impl FnOnce()) -> Result<(), Vec<u8>> {
         // queued by the connection's task, which drives the writer: no need to wake it
         self.queue_reply(frame, done, |room, reply| room.queue(reply))
+            .map_err(|(frame, _)| frame)
     }
 }
 
 impl MuxCall {
     /// Queues the reply with `send` if the writer has room now, calling `done` first (or
-    /// only `done`, if the writer is gone); gives the frame back otherwise.
-    fn queue_reply(
+    /// only `done`, if the writer is gone); gives the frame and `done` back otherwise.
+    fn queue_reply<D: FnOnce()>(
         &mut self,
         frame: Vec<u8>,
-        done: impl FnOnce(),
+        done: D,
         send: impl FnOnce(Room<'_, Outgoing>, Outgoing),
-    ) -> Result<(), Vec<u8>> {
+    ) -> Result<(), (Vec<u8>, D)> {
         match self.tx.try_room() {
             Ok(Some(room)) => {
                 done();
                 send(room, Outgoing::Frame(frame, self.priority()));
                 Ok(())
             }
-            Ok(None) => Err(frame),
+            Ok(None) => Err((frame, done)),
             // the writer is gone: there is nobody to reply to
             Err(Closed) => {
                 done();

@@ -100,12 +100,6 @@ async fn read<S: AsyncRead + AsyncWrite + Unpin>(
     .await
 }
 
-/// What woke a control arm.
-enum Control {
-    /// Time for a keep-alive ping.
-    Ping,
-}
-
 /// What reading the next message gave.
 enum Read {
     /// A message, an error, or the end of the stream.
@@ -148,16 +142,6 @@ impl<S: AsyncRead + AsyncWrite + Unpin + Send + 'static> WsLink<S> {
     fn ping(&self) {
         if !self.writer.try_send(Outgoing::Ping) {
             debug!("writer backed up; keep-alive skipped");
-        }
-    }
-
-    /// Acts on a control arm: `None` after a ping.
-    fn on_control(&self, control: Control) -> Option<Incoming<MuxCall>> {
-        match control {
-            Control::Ping => {
-                self.ping();
-                None
-            }
         }
     }
 
@@ -282,9 +266,7 @@ impl<S: AsyncRead + AsyncWrite + Unpin + Send + 'static> Link for WsLink<S> {
             // the pings before the peer, when they have woken: a peer that always has more
             // to read does not delay them
             let keep_alive = &mut self.keep_alive;
-            let control = self
-                .control
-                .next(|cx| keep_alive.poll_tick(cx).map(|_| Control::Ping));
+            let ping = self.control.next(|cx| keep_alive.poll_tick(cx).map(drop));
             // the writer once the peer has nothing more to read
             let writer = &mut self.writer;
             let written = poll_fn(|cx| writer.poll_ended(cx));
@@ -292,9 +274,7 @@ impl<S: AsyncRead + AsyncWrite + Unpin + Send + 'static> Link for WsLink<S> {
                 // the peer is not read while its call waits: TCP holds back the rest
                 tokio::select! {
                     biased;
-                    control = control => if let Some(ended) = self.on_control(control) {
-                        return ended;
-                    },
+                    () = ping => self.ping(),
                     incoming = self.demux.admitted(context) => match incoming {
                         Some(incoming) => return incoming,
                         None => continue,
@@ -306,9 +286,7 @@ impl<S: AsyncRead + AsyncWrite + Unpin + Send + 'static> Link for WsLink<S> {
             // the idle timeout last, so that it never fires with a message waiting
             tokio::select! {
                 biased;
-                control = control => if let Some(ended) = self.on_control(control) {
-                    return ended;
-                },
+                () = ping => self.ping(),
                 read = read(&mut self.source, &self.budget, &mut self.deadline) => {
                     let message = match read {
                         Read::Message(message) => message,
