@@ -52,7 +52,7 @@ pub mod __private {
         received::Received,
         rkyv,
         schema::{Layout, Schema, ServiceSchema},
-        service::{BoxFuture, Outcome, Service, ServiceOf},
+        service::{HandlerFuture, Outcome, Service, ServiceOf},
         state::{unknown_field, ConnectionState},
         stream::{encode_items, no_items, Inbound, StreamKind},
         CallContext, Compression, HandlerError, Priority, ProtocolError, Streaming,

@@ -11,7 +11,7 @@ use std::{
 };
 
 use hardlight::{
-    protocol::{codec::encode, received::Received},
+    protocol::{codec::encode, received::Received, service::HandlerFuture},
     *,
 };
 
@@ -38,7 +38,9 @@ fn a_body_in_its_message_is_let_go_once_decoded() {
     let message = bytes::Bytes::from([&[0u8; 5][..], &archive].concat());
     let body = Received::Shared(message.slice(5..));
     assert!(!message.is_unique());
-    let mut call = pin!(Arc::new(Waiting).__hardlight_dispatch(0, body, None));
+    let mut call = HandlerFuture::default();
+    Arc::new(Waiting).__hardlight_dispatch(0, body, None, &mut call);
+    let mut call = pin!(call);
     let mut cx = Context::from_waker(Waker::noop());
     assert!(
         call.as_mut().poll(&mut cx).is_pending(),

@@ -134,6 +134,13 @@ pin_project_lite::pin_project! {
     }
 }
 
+impl<F> Scoped<F> {
+    /// The future, out of its call's scope.
+    pub fn into_inner(self) -> F {
+        self.future
+    }
+}
+
 impl<F: Future> Future for Scoped<F> {
     type Output = F::Output;
 

@@ -166,8 +166,9 @@ fn generate(
                 method: u16,
                 args: #p::Received,
                 inbound: ::core::option::Option<#p::Inbound>,
-            ) -> #p::BoxFuture<'static, #p::Outcome> {
-                <Self as #trait_path>::__hardlight_dispatch(self, method, args, inbound)
+                into: &mut #p::HandlerFuture,
+            ) {
+                <Self as #trait_path>::__hardlight_dispatch(self, method, args, inbound, into)
             }
         }
 

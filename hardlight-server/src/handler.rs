@@ -3,7 +3,7 @@
 
 use std::sync::Arc;
 
-use hardlight_core::{received::Received, service::BoxFuture, stream::Inbound, Outcome, Service};
+use hardlight_core::{received::Received, service::HandlerFuture, stream::Inbound, Service};
 
 use crate::{
     auth::ConnectionInfo,
@@ -30,16 +30,19 @@ pub trait RpcHandler: Send + Sync + Sized + 'static {
     /// Creates the handler for a new connection.
     fn new(context: HandlerContext<StateOf<Self>, EventOf<Self>>, app: &Arc<Self::App>) -> Self;
 
-    /// Decodes the arguments of method `method`, runs it and encodes its result; a method
-    /// that takes a stream reads the client's items from `inbound`. The arguments are
-    /// decoded in the future's first poll, which the server makes at once: a body still in
-    /// the message it came in is let go before the next message is read.
+    /// Puts in `into` the future that decodes the arguments of method `method`, runs it
+    /// and encodes its result; a method that takes a stream reads the client's items from
+    /// `inbound`. The arguments are decoded in the future's first poll, which the server
+    /// makes at once: a body still in the message it came in is let go before the next
+    /// message is read. `into` may hold the previous call's future, completed: its
+    /// allocation is reused when the two futures' layouts agree.
     fn dispatch(
         self: Arc<Self>,
         method: u16,
         args: Received,
         inbound: Option<Inbound>,
-    ) -> BoxFuture<'static, Outcome>;
+        into: &mut HandlerFuture,
+    );
 }
 
 /// What a new handler gets from its connection.

@@ -75,7 +75,7 @@ pub(crate) fn generate(item: &syn::ItemTrait, attr: &Attr, service: &Service) ->
         // a future of its own per method: a call is sized by its own method, not by the
         // service's largest
         quote! {
-            #index => ::std::boxed::Box::pin(async move {
+            #index => into.set(async move {
                 #input
                 let (#(#plain,)*) = match #decode {
                     #p::Ok(args) => args,
@@ -158,14 +158,16 @@ pub(crate) fn generate(item: &syn::ItemTrait, attr: &Attr, service: &Service) ->
         #vis trait #ident: ::core::marker::Send + ::core::marker::Sync + 'static {
             #(#signatures)*
 
-            /// Decodes a call's arguments, runs the method and encodes its result.
+            /// Puts in `into` the future that decodes a call's arguments, runs the method and
+            /// encodes its result.
             #[doc(hidden)]
             fn __hardlight_dispatch(
                 self: ::std::sync::Arc<Self>,
                 method: u16,
                 args: #p::Received,
                 inbound: ::core::option::Option<#p::Inbound>,
-            ) -> #p::BoxFuture<'static, #p::Outcome>
+                into: &mut #p::HandlerFuture,
+            )
             where
                 Self: ::core::marker::Sized,
             {
@@ -173,7 +175,7 @@ pub(crate) fn generate(item: &syn::ItemTrait, attr: &Attr, service: &Service) ->
                 let _ = &inbound;
                 match method {
                     #(#arms)*
-                    _ => ::std::boxed::Box::pin(::core::future::ready(
+                    _ => into.set(::core::future::ready(
                         #p::Outcome::unknown_method(#name, method),
                     )),
                 }

@@ -23,7 +23,7 @@ use std::{
 };
 
 use futures_util::FutureExt;
-use hardlight_core::{calls::CallTable, io::ReadError, ErrorCode, Outcome};
+use hardlight_core::{calls::CallTable, io::ReadError, service::HandlerFuture, ErrorCode, Outcome};
 use tokio::task::AbortHandle;
 use tracing::debug;
 
@@ -46,6 +46,8 @@ pub(super) struct Calls<F> {
     /// burst of calls read together allocates one. Dropped when the connection waits on
     /// its peer ([`Calls::idle`]): an idle connection holds none.
     spare: Option<Pin<Box<F>>>,
+    /// Likewise, the box of a handler's future that completed in its first poll.
+    handling: HandlerFuture,
 }
 
 #[derive(Default)]
@@ -107,6 +109,7 @@ impl<H: RpcHandler> Serving<H> {
         mut io: C,
         slot: Slot,
         refused: Option<Outcome>,
+        spare: &mut HandlerFuture,
     ) -> Started<impl Future<Output = ()> + Send + 'static> {
         if let Some(refused) = refused {
             return Started::Poll(self.serve(io, slot, Begin::Refused(refused)));
@@ -119,7 +122,7 @@ impl<H: RpcHandler> Serving<H> {
                 let id = call.header.id;
                 match call.prepare(Arc::clone(&self.handler), &self.context) {
                     Err(refused) => (id, refused),
-                    Ok(prepared) => match prepared.first_poll(&self.context) {
+                    Ok(prepared) => match prepared.first_poll(&self.context, spare) {
                         Polled::Done(outcome) => (id, outcome),
                         Polled::Waiting(waiting) => {
                             return Started::Spawn(self.serve(io, slot, Begin::Waiting(waiting)))
@@ -191,12 +194,14 @@ impl<F: Future<Output = ()> + Send + 'static> Calls<F> {
             table: Arc::default(),
             max: max_concurrent_calls.max(1) as usize,
             spare: None,
+            handling: HandlerFuture::default(),
         }
     }
 
     /// The connection waits on its peer: the spare box goes.
     pub(super) fn idle(&mut self) {
         self.spare = None;
+        self.handling = HandlerFuture::default();
     }
 
     /// Calls being served now (not counting those only writing their reply).
@@ -212,7 +217,7 @@ impl<F: Future<Output = ()> + Send + 'static> Calls<F> {
         &mut self,
         io: C,
         draining: bool,
-        begin: impl FnOnce(C, Slot, Option<Outcome>) -> Started<F>,
+        begin: impl FnOnce(C, Slot, Option<Outcome>, &mut HandlerFuture) -> Started<F>,
     ) -> Result<(), String> {
         let in_flight = self.table.in_flight.load(Ordering::Acquire);
         if in_flight >= 2 * self.max {
@@ -251,7 +256,12 @@ impl<F: Future<Output = ()> + Send + 'static> Calls<F> {
         // Its first poll, here. Whatever it waits on then is polled again, with the
         // task's waker, when the task starts.
         self.table.polling.store(serial, Ordering::Relaxed);
-        let (call, poll) = match begin(io, Slot::take(&self.table, key), refused) {
+        let (call, poll) = match begin(
+            io,
+            Slot::take(&self.table, key),
+            refused,
+            &mut self.handling,
+        ) {
             Started::Done => {
                 self.table.polling.store(0, Ordering::Relaxed);
                 return Ok(());

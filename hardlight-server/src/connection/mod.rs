@@ -241,7 +241,7 @@ async fn drive<H: RpcHandler, L: Link>(
             } => match incoming {
                 Incoming::Call(io) => {
                     let draining = drain.is_some();
-                    let begin = |io, slot, refused| serving.begin(io, slot, refused);
+                    let begin = |io, slot, refused, spare: &mut _| serving.begin(io, slot, refused, spare);
                     if let Err(reason) = calls.start(io, draining, begin) {
                         debug!(%reason, "closing the connection");
                         link.close(Close::Protocol, &reason);

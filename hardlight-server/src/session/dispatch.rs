@@ -3,6 +3,7 @@
 
 use std::{
     future::Future,
+    mem,
     ops::Deref,
     panic::{self, AssertUnwindSafe},
     pin::Pin,
@@ -20,7 +21,7 @@ use hardlight_core::{
     message::Body,
     quota::Held,
     received::Received,
-    service::BoxFuture,
+    service::HandlerFuture,
     stream::{ItemStream, StreamKind},
     CallContext, ConnectionState, ErrorCode, Outcome, ProtocolError, Service,
 };
@@ -276,8 +277,9 @@ impl<H: RpcHandler> Prepared<H> {
 
     /// Polls the handler of a plain call — unary, no interceptors, no span recorded — once,
     /// here and now, in the call's scope, a panic caught: most handlers complete then, and
-    /// their call needs no future of its own around the handler's.
-    pub(crate) fn first_poll(self, context: &Arc<CallEnv>) -> Polled<H> {
+    /// their call needs no future of its own around the handler's. Its future is put in
+    /// `spare` (in its allocation, if the layouts agree), which keeps it if it completes.
+    pub(crate) fn first_poll(self, context: &Arc<CallEnv>, spare: &mut HandlerFuture) -> Polled<H> {
         let plain = self.kind == StreamKind::Unary
             && context.interceptors.is_empty()
             && self.span.is_disabled();
@@ -295,7 +297,8 @@ impl<H: RpcHandler> Prepared<H> {
         } = self;
         let deadline = call.deadline();
         context.meter.call_started();
-        let mut handling = call.scope(handler.dispatch(header.aux, args, None));
+        handler.dispatch(header.aux, args, None, spare);
+        let mut handling = call.scope(mem::take(spare));
         let mut cx = Context::from_waker(Waker::noop());
         let polled =
             panic::catch_unwind(AssertUnwindSafe(|| Pin::new(&mut handling).poll(&mut cx)));
@@ -311,7 +314,10 @@ impl<H: RpcHandler> Prepared<H> {
                     budget,
                 });
             }
-            Ok(Poll::Ready(outcome)) => outcome,
+            Ok(Poll::Ready(outcome)) => {
+                *spare = handling.into_inner();
+                outcome
+            }
             Err(panic) => panicked(panic),
         };
         context
@@ -355,7 +361,8 @@ impl<H: RpcHandler> Prepared<H> {
                 }
             }
             let inbound = kind.takes_stream().then(|| io.inbound(context));
-            let dispatch = handler.dispatch(header.aux, args, inbound);
+            let mut dispatch = HandlerFuture::default();
+            handler.dispatch(header.aux, args, inbound, &mut dispatch);
             match handled(call.clone().scope(dispatch), io).await? {
                 Outcome::Stream(items) => {
                     // so is its stream; boxed, so as not to enlarge every call's task
@@ -382,7 +389,7 @@ impl<H: RpcHandler> Prepared<H> {
 /// A plain call whose handler waited in its first poll.
 pub(crate) struct Waiting {
     id: u64,
-    handling: Scoped<BoxFuture<'static, Outcome>>,
+    handling: Scoped<HandlerFuture>,
     reserved: Reservation,
     running: Running<Arc<CallEnv>>,
     deadline: Option<Instant>,
@@ -414,10 +421,7 @@ impl Waiting {
 
 /// The handler's outcome, its panic caught, or `None` if the client abandons the call
 /// first (the handler is dropped then).
-async fn handled<C: CallIo>(
-    handling: Scoped<BoxFuture<'static, Outcome>>,
-    io: &mut C,
-) -> Option<Outcome> {
+async fn handled<C: CallIo>(handling: Scoped<HandlerFuture>, io: &mut C) -> Option<Outcome> {
     tokio::select! {
         biased;
         outcome = AssertUnwindSafe(handling).catch_unwind() => Some(outcome.unwrap_or_else(panicked)),
