@@ -115,6 +115,11 @@ impl ChunkFrames {
         }
     }
 
+    /// The next frame, if it is whole in what was read already: no reading.
+    pub fn next_read(&mut self) -> Option<Result<(FrameHeader, Received), ProtocolError>> {
+        self.cut().transpose()
+    }
+
     /// A whole frame out of what was read, if there is one.
     fn cut(&mut self) -> Result<Option<(FrameHeader, Received)>, ProtocolError> {
         // between frames, a frame whole in the chunk is a slice of it

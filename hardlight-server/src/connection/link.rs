@@ -89,6 +89,11 @@ pub(crate) trait Link: Send + Sized + 'static {
     /// peer where the transport does not do so itself.
     fn next(&mut self, context: &CallEnv) -> impl Future<Output = Incoming<Self::Call>> + Send;
 
+    /// The next call or cancellation, if it is read already (a frame of the message or
+    /// chunk last read) and nothing of the link's own waits to be seen to first; `None`
+    /// where [`Link::next`] is needed.
+    fn next_now(&mut self, context: &CallEnv) -> Option<Incoming<Self::Call>>;
+
     /// Starts closing the connection with `close`, without waiting on the peer.
     fn close(&mut self, close: Close, reason: &str);
 

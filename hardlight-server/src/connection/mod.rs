@@ -181,82 +181,94 @@ async fn drive<H: RpcHandler, L: Link>(
     let mut kicked = pin!(kick.notified());
     let mut drain: Option<Pin<Box<Sleep>>> = None;
     loop {
+        // what the link has read already, while no control arm has woken: no select! is
+        // set up around each call of a message or chunk read together
+        let now = match control.is_woken() {
+            true => None,
+            false => link.next_now(&serving.context),
+        };
         // the control arms first, each time one has woken: a peer that keeps the link busy
         // delays none of them
-        tokio::select! {
-            biased;
-            control = control.next(|cx| {
-                if drain.is_none() {
-                    if let Poll::Ready(Some(deadline)) = requested.as_mut().poll(cx) {
-                        return Poll::Ready(Control::Drain(deadline));
+        let incoming = match now {
+            Some(incoming) => incoming,
+            None => tokio::select! {
+                biased;
+                control = control.next(|cx| {
+                    if drain.is_none() {
+                        if let Poll::Ready(Some(deadline)) = requested.as_mut().poll(cx) {
+                            return Poll::Ready(Control::Drain(deadline));
+                        }
                     }
-                }
-                if let Some(sleep) = &mut drain {
-                    if sleep.as_mut().poll(cx).is_ready() {
-                        return Poll::Ready(Control::Deadline);
+                    if let Some(sleep) = &mut drain {
+                        if sleep.as_mut().poll(cx).is_ready() {
+                            return Poll::Ready(Control::Deadline);
+                        }
                     }
-                }
-                if kicked.as_mut().poll(cx).is_ready() {
-                    return Poll::Ready(Control::TakenOver);
-                }
-                live.poll_push_ended(cx).map(Control::PushEnded)
-            }) => match control {
-                Control::Drain(deadline) => {
-                    drain = Some(Box::pin(sleep_until(deadline)));
-                    live.go_away();
-                }
-                Control::Deadline => {
-                    debug!(remaining = calls.len(), "shutdown deadline passed; cancelling calls");
-                    link.close(Close::Shutdown, "server shut down");
-                    return Ended::Closed;
-                }
-                Control::TakenOver => {
-                    debug!("session taken over by a resuming connection");
-                    link.close(Close::TakenOver, "session resumed on another connection");
-                    return Ended::Lost;
-                }
-                Control::PushEnded(PushEnd::SlowConsumer) => {
-                    debug!("event queue overflowed; disconnecting the slow client");
-                    link.close(Close::SlowConsumer, "event queue overflowed");
-                    return Ended::Closed;
-                }
-                Control::PushEnded(PushEnd::Stalled) => {
-                    debug!("the client took no push frame within send_timeout; disconnecting");
-                    link.close(Close::SlowConsumer, "the client stopped reading");
-                    return Ended::Closed;
-                }
-                // the transport reports the end
-                Control::PushEnded(PushEnd::Gone) => {}
-            },
-            incoming = async {
-                let mut next = pin!(link.next(&serving.context));
-                poll_fn(|cx| {
-                    let polled = next.as_mut().poll(cx);
-                    if polled.is_pending() {
-                        calls.idle();
+                    if kicked.as_mut().poll(cx).is_ready() {
+                        return Poll::Ready(Control::TakenOver);
                     }
-                    polled
-                })
-                .await
-            } => match incoming {
-                Incoming::Call(io) => {
-                    let draining = drain.is_some();
-                    let begin = |io, slot, refused, spare: &mut _| serving.begin(io, slot, refused, spare);
-                    if let Err(reason) = calls.start(io, draining, begin) {
-                        debug!(%reason, "closing the connection");
-                        link.close(Close::Protocol, &reason);
+                    live.poll_push_ended(cx).map(Control::PushEnded)
+                }) => match control {
+                    Control::Drain(deadline) => {
+                        drain = Some(Box::pin(sleep_until(deadline)));
+                        live.go_away();
+                        continue;
+                    }
+                    Control::Deadline => {
+                        debug!(remaining = calls.len(), "shutdown deadline passed; cancelling calls");
+                        link.close(Close::Shutdown, "server shut down");
                         return Ended::Closed;
                     }
-                }
-                Incoming::Cancel(id) => calls.cancel(id),
-                Incoming::Ack { slot, seq } => live.ack(slot, seq),
-                Incoming::Violation(close, reason) => {
-                    debug!(%close, %reason, "closing the connection");
-                    link.close(close, &reason);
+                    Control::TakenOver => {
+                        debug!("session taken over by a resuming connection");
+                        link.close(Close::TakenOver, "session resumed on another connection");
+                        return Ended::Lost;
+                    }
+                    Control::PushEnded(PushEnd::SlowConsumer) => {
+                        debug!("event queue overflowed; disconnecting the slow client");
+                        link.close(Close::SlowConsumer, "event queue overflowed");
+                        return Ended::Closed;
+                    }
+                    Control::PushEnded(PushEnd::Stalled) => {
+                        debug!("the client took no push frame within send_timeout; disconnecting");
+                        link.close(Close::SlowConsumer, "the client stopped reading");
+                        return Ended::Closed;
+                    }
+                    // the transport reports the end
+                    Control::PushEnded(PushEnd::Gone) => continue,
+                },
+                incoming = async {
+                    let mut next = pin!(link.next(&serving.context));
+                    poll_fn(|cx| {
+                        let polled = next.as_mut().poll(cx);
+                        if polled.is_pending() {
+                            calls.idle();
+                        }
+                        polled
+                    })
+                    .await
+                } => incoming,
+            },
+        };
+        match incoming {
+            Incoming::Call(io) => {
+                let draining = drain.is_some();
+                let begin =
+                    |io, slot, refused, spare: &mut _| serving.begin(io, slot, refused, spare);
+                if let Err(reason) = calls.start(io, draining, begin) {
+                    debug!(%reason, "closing the connection");
+                    link.close(Close::Protocol, &reason);
                     return Ended::Closed;
                 }
-                Incoming::Ended(ended) => return ended,
-            },
+            }
+            Incoming::Cancel(id) => calls.cancel(id),
+            Incoming::Ack { slot, seq } => live.ack(slot, seq),
+            Incoming::Violation(close, reason) => {
+                debug!(%close, %reason, "closing the connection");
+                link.close(close, &reason);
+                return Ended::Closed;
+            }
+            Incoming::Ended(ended) => return ended,
         }
     }
 }

@@ -72,6 +72,12 @@ impl Woken {
         polled
     }
 
+    /// Whether one of the arms has woken since they were last polled (or they never
+    /// were): the next poll polls them.
+    pub(crate) fn is_woken(&self) -> bool {
+        self.flag.woken.load(Ordering::Acquire)
+    }
+
     /// Has the arms polled at the next turn, woken or not: what one of them looks at
     /// changed without waking it.
     pub(crate) fn renew(&self) {

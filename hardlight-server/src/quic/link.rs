@@ -266,6 +266,35 @@ impl Link for QuicLink {
         }
     }
 
+    fn next_now(&mut self, context: &CallEnv) -> Option<Incoming<QuicCall>> {
+        // a call on a stream of its own, or the connection's end, is seen to first
+        if self.control.is_woken() {
+            return None;
+        }
+        let Channel {
+            recv: Some((_, reader)),
+            demux: Some(demux),
+            deadline,
+            ..
+        } = self.channel.as_mut()?
+        else {
+            return None;
+        };
+        while !demux.is_waiting() {
+            let incoming = match reader.next_read()? {
+                Ok((header, body)) => {
+                    deadline.read();
+                    demux.frame(header, body, context)
+                }
+                Err(error) => Some(broken(&error)),
+            };
+            if let Some(incoming) = incoming {
+                return Some(incoming.map(QuicCall::Channel));
+            }
+        }
+        None
+    }
+
     fn close(&mut self, close: Close, reason: &str) {
         self.session.close(close, reason);
     }
@@ -339,12 +368,7 @@ async fn next_on(channel: &mut Option<Channel>, context: &CallEnv) -> Option<Rea
     let (header, body) = match read {
         Frame::Read(Ok(frame)) => frame,
         Frame::Read(Err(ReadError::Protocol(error))) => {
-            let close = match error {
-                ProtocolError::FrameTooLarge { .. } => Close::TooBig,
-                _ => Close::Protocol,
-            };
-            let reason = format!("call channel: {error}");
-            return Some(Read::Incoming(Incoming::Violation(close, reason)));
+            return Some(Read::Incoming(broken(&error)));
         }
         Frame::Read(Err(error)) => {
             // finished or reset by the client: calls may still come on their own streams
@@ -363,6 +387,15 @@ async fn next_on(channel: &mut Option<Channel>, context: &CallEnv) -> Option<Rea
         Some(demux) => demux.frame(header, body, context).map(Read::Incoming),
         None => Some(Read::First(header, body)),
     }
+}
+
+/// The close for a frame on the call channel that breaks the protocol.
+fn broken(error: &ProtocolError) -> Incoming<MuxCall> {
+    let close = match error {
+        ProtocolError::FrameTooLarge { .. } => Close::TooBig,
+        _ => Close::Protocol,
+    };
+    Incoming::Violation(close, format!("call channel: {error}"))
 }
 
 /// The call channel's sending half as a writer's sink: a batch of replies is one stream

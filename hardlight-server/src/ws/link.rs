@@ -258,10 +258,8 @@ impl<S: AsyncRead + AsyncWrite + Unpin + Send + 'static> Link for WsLink<S> {
     async fn next(&mut self, context: &CallEnv) -> Incoming<MuxCall> {
         loop {
             // the rest of the last message's frames first, unless a call waits
-            while !self.unread.is_empty() && !self.demux.is_waiting() {
-                if let Some(incoming) = self.next_frame(context) {
-                    return incoming;
-                }
+            if let Some(incoming) = self.next_now(context) {
+                return incoming;
             }
             // the pings before the peer, when they have woken: a peer that always has more
             // to read does not delay them
@@ -312,6 +310,15 @@ impl<S: AsyncRead + AsyncWrite + Unpin + Send + 'static> Link for WsLink<S> {
                 }
             }
         }
+    }
+
+    fn next_now(&mut self, context: &CallEnv) -> Option<Incoming<MuxCall>> {
+        while !self.unread.is_empty() && !self.demux.is_waiting() {
+            if let Some(incoming) = self.next_frame(context) {
+                return Some(incoming);
+            }
+        }
+        None
     }
 
     fn close(&mut self, close: Close, reason: &str) {
