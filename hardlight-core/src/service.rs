@@ -43,28 +43,29 @@ pub type BoxFuture<'a, T> = Pin<Box<dyn Future<Output = T> + Send + 'a>>;
 /// #     loop { if let std::task::Poll::Ready(v) = f.as_mut().poll(&mut cx) { return v; } }
 /// # }
 /// ```
-pub struct HandlerFuture(ReusableBoxFuture<'static, Outcome>);
+#[derive(Default)]
+pub struct HandlerFuture(Option<ReusableBoxFuture<'static, Outcome>>);
 
 impl HandlerFuture {
     /// Puts `future` in place of the one held (which is dropped), reusing its allocation
     /// if their layouts agree.
     pub fn set<F: Future<Output = Outcome> + Send + 'static>(&mut self, future: F) {
-        self.0.set(future);
-    }
-}
-
-impl Default for HandlerFuture {
-    /// One that holds no allocation (and never completes).
-    fn default() -> Self {
-        Self(ReusableBoxFuture::new(std::future::pending()))
+        match &mut self.0 {
+            Some(boxed) => boxed.set(future),
+            None => self.0 = Some(ReusableBoxFuture::new(future)),
+        }
     }
 }
 
 impl Future for HandlerFuture {
     type Output = Outcome;
 
+    /// An empty one never completes.
     fn poll(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Outcome> {
-        self.0.poll(cx)
+        match &mut self.0 {
+            Some(boxed) => boxed.poll(cx),
+            None => Poll::Pending,
+        }
     }
 }
 
@@ -183,7 +184,8 @@ mod tests {
     use super::{HandlerFuture, Outcome};
 
     fn address(handling: &mut HandlerFuture) -> *const u8 {
-        let future: Pin<&mut (dyn Future<Output = Outcome> + Send)> = handling.0.get_pin();
+        let future: Pin<&mut (dyn Future<Output = Outcome> + Send)> =
+            handling.0.as_mut().expect("a future was set").get_pin();
         std::ptr::from_ref(&*future).cast()
     }
 
