@@ -194,8 +194,8 @@ mod tests {
         matches!(Pin::new(handling).poll(&mut cx), Poll::Ready(_))
     }
 
-    fn call(method: u16) -> impl Future<Output = Outcome> + Send + 'static {
-        async move { Outcome::unknown_method("Counter", method) }
+    async fn call(method: u16) -> Outcome {
+        Outcome::unknown_method("Counter", method)
     }
 
     #[test]
