@@ -231,4 +231,33 @@ mod tests {
             })
         ));
     }
+
+    #[test]
+    fn next_read_cuts_what_was_read_and_never_reads() {
+        let mut bytes = reply(1, b"one");
+        let second = reply(2, b"two");
+        bytes.extend(&second[..7]);
+        let mut frames = ChunkFrames::new(64);
+        assert!(frames.next_read().is_none(), "nothing read yet");
+        frames.rest = Shared::from(bytes);
+        let (header, body) = frames.next_read().unwrap().unwrap();
+        assert_eq!((header.id, &body[..]), (1, &b"one"[..]));
+        // the second frame is not whole: it waits for the next chunk, which poll_next reads
+        assert!(frames.next_read().is_none());
+        assert!(frames.partial());
+        let mut rest = Some(Shared::copy_from_slice(&second[7..]));
+        let mut source = |_: &mut std::task::Context<'_>| std::task::Poll::Ready(Ok(rest.take()));
+        let mut cx = std::task::Context::from_waker(std::task::Waker::noop());
+        let std::task::Poll::Ready(Ok((header, body))) = frames.poll_next(&mut cx, &mut source)
+        else {
+            panic!("the second frame, completed by the next chunk");
+        };
+        assert_eq!((header.id, &body[..]), (2, &b"two"[..]));
+        // a header over the limit is refused as poll_next refuses it
+        frames.rest = Shared::from(reply(3, &[0; 100]));
+        assert!(matches!(
+            frames.next_read(),
+            Some(Err(ProtocolError::FrameTooLarge { len: 100, max: 64 }))
+        ));
+    }
 }
