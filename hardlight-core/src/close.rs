@@ -3,6 +3,8 @@
 
 use std::fmt;
 
+use crate::error::ProtocolError;
+
 /// Why a connection was closed.
 ///
 /// ```
@@ -38,6 +40,22 @@ pub enum Close {
 }
 
 impl Close {
+    /// The close for a frame that breaks the protocol: [`Close::TooBig`] for one over the
+    /// size limit, [`Close::Protocol`] for any other.
+    ///
+    /// ```
+    /// use hardlight_core::{close::Close, ProtocolError};
+    /// let large = ProtocolError::FrameTooLarge { len: 100, max: 99 };
+    /// assert_eq!(Close::for_frame(&large), Close::TooBig);
+    /// assert_eq!(Close::for_frame(&ProtocolError::Malformed), Close::Protocol);
+    /// ```
+    pub fn for_frame(error: &ProtocolError) -> Self {
+        match error {
+            ProtocolError::FrameTooLarge { .. } => Self::TooBig,
+            _ => Self::Protocol,
+        }
+    }
+
     /// The QUIC application error code.
     pub const fn quic_code(self) -> u32 {
         match self {

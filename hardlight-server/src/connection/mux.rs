@@ -374,6 +374,29 @@ impl MuxCall {
         Priority::from_flags(self.header.flags)
     }
 
+    /// Queues the reply with `send` if the writer has room now, calling `done` first (or
+    /// only `done`, if the writer is gone); gives the frame and `done` back otherwise.
+    fn queue_reply<D: FnOnce()>(
+        &mut self,
+        frame: Vec<u8>,
+        done: D,
+        send: impl FnOnce(Room<'_, Outgoing>, Outgoing),
+    ) -> Result<(), (Vec<u8>, D)> {
+        match self.tx.try_room() {
+            Ok(Some(room)) => {
+                done();
+                send(room, Outgoing::Frame(frame, self.priority()));
+                Ok(())
+            }
+            Ok(None) => Err((frame, done)),
+            // the writer is gone: there is nobody to reply to
+            Err(Closed) => {
+                done();
+                Ok(())
+            }
+        }
+    }
+
     /// The call, as read with its frame.
     fn take(&mut self, context: &CallEnv) -> Result<Call, Unread> {
         let share = self.share.take().ok_or(ProtocolError::Malformed)?;
@@ -454,30 +477,5 @@ impl CallIo for MuxCall {
         // queued by the connection's task, which drives the writer: no need to wake it
         self.queue_reply(frame, done, |room, reply| room.queue(reply))
             .map_err(|(frame, _)| frame)
-    }
-}
-
-impl MuxCall {
-    /// Queues the reply with `send` if the writer has room now, calling `done` first (or
-    /// only `done`, if the writer is gone); gives the frame and `done` back otherwise.
-    fn queue_reply<D: FnOnce()>(
-        &mut self,
-        frame: Vec<u8>,
-        done: D,
-        send: impl FnOnce(Room<'_, Outgoing>, Outgoing),
-    ) -> Result<(), (Vec<u8>, D)> {
-        match self.tx.try_room() {
-            Ok(Some(room)) => {
-                done();
-                send(room, Outgoing::Frame(frame, self.priority()));
-                Ok(())
-            }
-            Ok(None) => Err((frame, done)),
-            // the writer is gone: there is nobody to reply to
-            Err(Closed) => {
-                done();
-                Ok(())
-            }
-        }
     }
 }

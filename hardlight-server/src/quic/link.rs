@@ -391,11 +391,7 @@ async fn next_on(channel: &mut Option<Channel>, context: &CallEnv) -> Option<Rea
 
 /// The close for a frame on the call channel that breaks the protocol.
 fn broken(error: &ProtocolError) -> Incoming<MuxCall> {
-    let close = match error {
-        ProtocolError::FrameTooLarge { .. } => Close::TooBig,
-        _ => Close::Protocol,
-    };
-    Incoming::Violation(close, format!("call channel: {error}"))
+    Incoming::Violation(Close::for_frame(error), format!("call channel: {error}"))
 }
 
 /// The call channel's sending half as a writer's sink: a batch of replies is one stream

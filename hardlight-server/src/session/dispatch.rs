@@ -296,7 +296,7 @@ impl<H: RpcHandler> Prepared<H> {
             ..
         } = self;
         let deadline = call.deadline();
-        context.meter.call_started();
+        let mut running = Running::start(&**context);
         handler.dispatch(header.aux, args, None, spare);
         let mut handling = call.scope(mem::take(spare));
         let mut cx = Context::from_waker(Waker::noop());
@@ -308,8 +308,8 @@ impl<H: RpcHandler> Prepared<H> {
                     id: header.id,
                     handling,
                     reserved,
-                    // counted from here to its end, or until dropped unrun
-                    running: Running::started(Arc::clone(context)),
+                    // counted to its end, or until dropped unrun
+                    running: running.held_by(Arc::clone(context)),
                     deadline,
                     budget,
                 });
@@ -320,9 +320,7 @@ impl<H: RpcHandler> Prepared<H> {
             }
             Err(panic) => panicked(panic),
         };
-        context
-            .meter
-            .call_finished(matches!(outcome, Outcome::Failure(..)));
+        running.end(Some(&outcome));
         Polled::Done(outcome)
     }
 
@@ -380,7 +378,7 @@ impl<H: RpcHandler> Prepared<H> {
         } else {
             bounded(deadline, budget, run).instrument(span).await
         };
-        running.end(&outcome);
+        running.end(outcome.as_ref());
         drop(reserved);
         outcome
     }
@@ -413,7 +411,7 @@ impl Waiting {
             ..
         } = self;
         let outcome = bounded(deadline, budget, || handled(handling, io)).await;
-        running.end(&outcome);
+        running.end(outcome.as_ref());
         drop(reserved);
         outcome
     }
@@ -510,23 +508,30 @@ struct Running<E: Deref<Target = CallEnv>> {
 impl<E: Deref<Target = CallEnv>> Running<E> {
     fn start(context: E) -> Self {
         context.meter.call_started();
-        Self::started(context)
-    }
-
-    /// A call counted as running already.
-    fn started(context: E) -> Self {
         Self {
             context,
             failed: false,
         }
     }
 
-    /// The call ended with `outcome`.
-    fn end(&mut self, outcome: &Option<Outcome>) {
+    /// The call ended with `outcome` (`None`: its client abandoned it).
+    fn end(&mut self, outcome: Option<&Outcome>) {
         if outcome.is_none() {
             debug!("call cancelled by the client");
         }
         self.failed = matches!(outcome, Some(Outcome::Failure(..)));
+    }
+}
+
+impl Running<&CallEnv> {
+    /// The same call, counted once still, held through `context` from here on (by a
+    /// call that goes on after its first poll).
+    fn held_by(self, context: Arc<CallEnv>) -> Running<Arc<CallEnv>> {
+        let failed = self.failed;
+        // its count goes on in the new guard: this one, which holds only a reference,
+        // must not end it
+        mem::forget(self);
+        Running { context, failed }
     }
 }
 

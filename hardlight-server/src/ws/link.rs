@@ -201,11 +201,10 @@ impl<S: AsyncRead + AsyncWrite + Unpin + Send + 'static> WsLink<S> {
             ),
             Err(error) => {
                 self.unread = Shared::new();
-                let close = match error {
-                    ProtocolError::FrameTooLarge { .. } => Close::TooBig,
-                    _ => Close::Protocol,
-                };
-                return Some(Incoming::Violation(close, error.to_string()));
+                return Some(Incoming::Violation(
+                    Close::for_frame(&error),
+                    error.to_string(),
+                ));
             }
         };
         if taken == self.unread.len() {
