@@ -2,9 +2,10 @@
 //! into chunks of at most [`MAX_CHUNK`] bytes, large ones passed on as they are. A
 //! transport that does work per chunk then does it once per batch rather than once per
 //! frame, and no large frame is copied: quinn's stream send buffer walks its chunks to
-//! build each packet, and over WebSocket every chunk is one message
-//! (`PROTOCOL.md` §1 Transport and negotiation), so that tungstenite frames, masks and
-//! buffers one message for many calls.
+//! build each packet, and over the browser's WebSocket every chunk is one message
+//! (`PROTOCOL.md` §1 Transport and negotiation), which the browser frames and masks once
+//! for many calls. Native WebSocket peers pack the same way, in their write buffer
+//! ([`MessageWriter`](crate::websocket::MessageWriter), with the `io` feature).
 
 use bytes::{Bytes, BytesMut};
 

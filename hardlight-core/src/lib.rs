@@ -42,6 +42,7 @@ pub mod stream;
 pub mod sync;
 pub mod text;
 pub mod topic;
+pub mod websocket;
 
 pub use codec::Codable;
 pub use compression::Compression;

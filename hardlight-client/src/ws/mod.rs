@@ -1,6 +1,6 @@
 //! The WebSocket transport: the same frames, one or more per binary message, calls
-//! multiplexed by id. Natively through tokio-tungstenite, in the browser through its
-//! `WebSocket`.
+//! multiplexed by id. Natively with HardLight's own framing after tokio-tungstenite's
+//! upgrade, in the browser through its `WebSocket`.
 
 #[cfg(all(feature = "wasm", not(feature = "native")))]
 mod browser;

@@ -1,30 +1,27 @@
-//! WebSocket over TLS with tokio-tungstenite, for native clients.
+//! WebSocket over TLS for native clients: the upgrade by tungstenite, then HardLight's own
+//! framing ([`hardlight_core::websocket`]).
 
 use std::sync::{Arc, Mutex};
 
-use futures_util::{
-    stream::{SplitSink, SplitStream},
-    SinkExt, StreamExt,
-};
+use bytes::{Bytes, BytesMut};
 use hardlight_core::{
-    close::Close, coalesce::Coalesced, codec::realign, frame::FrameHeader,
-    handshake::websocket_subprotocol, memory::InMemory, Service, TransportKind,
+    close::Close,
+    codec::realign,
+    frame::{max_websocket_message, FrameHeader},
+    handshake::websocket_subprotocol,
+    memory::InMemory,
+    websocket::{Decoder, Message, MessageReader, MessageWriter, Opcode, Role},
+    Service, TransportKind,
 };
 use tokio::{
-    io::{AsyncRead, AsyncWrite},
+    io::{split, AsyncRead, AsyncWrite, ReadHalf, WriteHalf},
     net::TcpStream,
-    sync::oneshot,
+    sync::{oneshot, watch},
     task::JoinHandle,
 };
 use tokio_rustls::TlsConnector;
-use tokio_tungstenite::{
-    tungstenite::{
-        client::IntoClientRequest,
-        http::HeaderValue,
-        protocol::{Role, WebSocketConfig},
-        Message,
-    },
-    WebSocketStream,
+use tokio_tungstenite::tungstenite::{
+    client::IntoClientRequest, http::HeaderValue, protocol::WebSocketConfig,
 };
 use tracing::debug;
 
@@ -33,7 +30,7 @@ use crate::{
     connection::{Connected, Connection},
     error::{ConnectError, TlsConfigError, TransportError},
     handshake::{hello_frame, welcome},
-    mux::{gather, Channel, Mux, Outgoing},
+    mux::{Channel, Mux, Outgoing},
     pushes::Pushes,
     quic::{resolve, tls::client_config, transport_failure},
     sync::lock,
@@ -43,14 +40,18 @@ use crate::{
 trait Carrier: AsyncRead + AsyncWrite + Send + Unpin + std::fmt::Debug {}
 impl<T: AsyncRead + AsyncWrite + Send + Unpin + std::fmt::Debug> Carrier for T {}
 
-type Ws = WebSocketStream<Box<dyn Carrier>>;
+type Source = MessageReader<ReadHalf<Box<dyn Carrier>>>;
+type Sink = MessageWriter<WriteHalf<Box<dyn Carrier>>>;
 
 /// An established WebSocket connection.
 #[derive(Debug)]
 pub(crate) struct WsConnection {
     pub(crate) channel: Channel,
     /// The receiving half, until `start` hands it to the reader task.
-    source: Mutex<Option<SplitStream<Ws>>>,
+    source: Mutex<Option<Source>>,
+    /// Where the reader task leaves the payload of the server's last ping, for the
+    /// writer to answer.
+    pings: watch::Sender<Bytes>,
     /// Sends queued frames; after `channel.close()`, the close frame, then it ends.
     writer: Mutex<Option<JoinHandle<()>>>,
     reader: Mutex<Option<JoinHandle<()>>>,
@@ -96,10 +97,11 @@ impl WsConnection {
         request
             .headers_mut()
             .insert("sec-websocket-protocol", offered);
-        let ws_config = websocket_config(config);
+        // tungstenite's frame buffers would go unused
+        let upgrade_config = WebSocketConfig::default().read_buffer_size(0);
         let tls: Box<dyn Carrier> = Box::new(tls);
         let (ws, _response) =
-            tokio_tungstenite::client_async_with_config(request, tls, Some(ws_config))
+            tokio_tungstenite::client_async_with_config(request, tls, Some(upgrade_config))
                 .await
                 .map_err(|e| match e {
                     tokio_tungstenite::tungstenite::Error::Http(response)
@@ -111,7 +113,9 @@ impl WsConnection {
                     }
                     other => failure(&other),
                 })?;
-        Self::handshake::<S>(ws, config, TransportKind::WebSocket).await
+        // the server says nothing before the `Hello`, so nothing was read past the
+        // upgrade's answer
+        Self::handshake::<S>(ws.into_inner(), config, TransportKind::WebSocket).await
     }
 
     /// Connects in-process to the server `memory` leads to and runs the handshake.
@@ -124,45 +128,54 @@ impl WsConnection {
                 .connect()
                 .ok_or_else(|| transport_failure(&config.addr, "the in-process server is gone"))?,
         );
-        let ws =
-            WebSocketStream::from_raw_socket(stream, Role::Client, Some(websocket_config(config)))
-                .await;
-        Self::handshake::<S>(ws, config, TransportKind::Memory).await
+        Self::handshake::<S>(stream, config, TransportKind::Memory).await
     }
 
     /// Runs the HardLight handshake over an open WebSocket.
     async fn handshake<S: Service>(
-        ws: Ws,
+        stream: Box<dyn Carrier>,
         config: &ClientConfig,
         kind: TransportKind,
     ) -> Result<Connected, ConnectError> {
         let failure = |e: &dyn std::fmt::Display| transport_failure(&config.addr, e);
-        let (mut sink, mut source) = ws.split();
-        sink.send(Message::Binary(hello_frame::<S>(config)?.into()))
+        let (source, sink) = split(stream);
+        let max = max_websocket_message(config.limits.max_message_size());
+        let mut source =
+            MessageReader::new(source, Decoder::new(Role::Client, max), BytesMut::new());
+        let mut sink = MessageWriter::new(sink, Role::Client);
+        let hello = hello_frame::<S>(config)?;
+        sink.message(Opcode::Binary, &hello)
             .await
             .map_err(|e| failure(&e))?;
-        let answer = match source.next().await {
-            Some(Ok(Message::Binary(data))) => data,
-            Some(Ok(other)) => {
-                return Err(failure(&format!("unexpected handshake message {other:?}")))
+        sink.flush().await.map_err(|e| failure(&e))?;
+        let answer = loop {
+            match source.next().await {
+                Some(Ok(Message::Binary(data))) => break data,
+                Some(Ok(Message::Ping(_) | Message::Pong)) => {}
+                Some(Ok(other)) => {
+                    return Err(failure(&format!("unexpected handshake message {other:?}")))
+                }
+                Some(Err(e)) => return Err(failure(&e)),
+                None => return Err(failure(&"connection closed during the handshake")),
             }
-            Some(Err(e)) => return Err(failure(&e)),
-            None => return Err(failure(&"connection closed during the handshake")),
         };
         let (header, body) = FrameHeader::split(&answer, config.limits.max_message_size())?;
         let welcome = welcome(config, &header, realign(body))?;
 
         let (close, close_rx) = oneshot::channel();
         let (channel, out_rx) = Channel::new(&welcome, config, close);
+        let (pings, pongs) = watch::channel(Bytes::new());
         let writer = tokio::spawn(write_loop(
             sink,
             out_rx,
+            pongs,
             close_rx,
             config.limits.send_timeout(),
         ));
         let established = Self {
             channel,
             source: Mutex::new(Some(source)),
+            pings,
             writer: Mutex::new(Some(writer)),
             reader: Mutex::new(None),
             idle_timeout: config.limits.idle_timeout(),
@@ -196,6 +209,7 @@ impl WsConnection {
         if let Some(source) = lock(&self.source).take() {
             let reader = tokio::spawn(read_loop(
                 source,
+                self.pings.clone(),
                 Arc::clone(self.channel.mux()),
                 pushes,
                 self.channel.calls.reply_max,
@@ -206,64 +220,56 @@ impl WsConnection {
     }
 }
 
-fn websocket_config(config: &ClientConfig) -> WebSocketConfig {
-    let max = hardlight_core::frame::max_websocket_message(config.limits.max_message_size());
-    let mut ws = WebSocketConfig::default();
-    // tungstenite zero-fills this much before every read, also before reads that find
-    // nothing, and holds it for the connection's life: 2 KiB keeps that cheap for small
-    // calls and idle connections (4 KiB cost a few hundred instructions per call, client
-    // and server, and 2.2 KiB per idle connection on the server) and costs large messages
-    // nothing measurable (they are read in more, equally full, reads).
-    ws.read_buffer_size = 2 * 1024;
-    ws.write_buffer_size = 16 * 1024;
-    ws.max_write_buffer_size = max + 64 * 1024;
-    ws.max_message_size = Some(max);
-    ws.max_frame_size = Some(max);
-    ws
-}
-
-/// Sends queued frames, packed into few messages and flushed once per batch; a batch that
-/// takes longer than `send_timeout` to write (a server that stopped reading) ends the
-/// writer.
+/// Sends queued frames, packed into few messages and flushed once per batch, and the
+/// answers to the server's pings; a batch that takes longer than `send_timeout` to write
+/// (a server that stopped reading) ends the writer.
 async fn write_loop(
-    mut sink: SplitSink<Ws, Message>,
+    mut sink: Sink,
     mut frames: Outgoing,
+    mut pongs: watch::Receiver<Bytes>,
     mut close: oneshot::Receiver<()>,
     send_timeout: std::time::Duration,
 ) {
-    let mut batch = Coalesced::default();
     loop {
-        tokio::select! {
+        let written = tokio::select! {
             biased;
             _ = &mut close => break,
-            more = gather(&mut batch, &mut frames) => {
-                if !more {
-                    break;
-                }
-                let written = tokio::time::timeout(send_timeout, write_batch(&mut sink, &mut batch));
-                if !matches!(written.await, Ok(Ok(()))) {
-                    return;
-                }
+            // only the last ping needs its answer (RFC 6455, section 5.5.3)
+            Ok(()) = pongs.changed() => {
+                let payload = pongs.borrow_and_update().clone();
+                let pong = async {
+                    sink.message(Opcode::Pong, &payload).await?;
+                    sink.flush().await
+                };
+                tokio::time::timeout(send_timeout, pong).await
             }
+            queued = frames.next_batch() => {
+                let Some(queued) = queued else {
+                    break;
+                };
+                let batch = async {
+                    for frame in queued.drain(..) {
+                        sink.frame(frame).await?;
+                    }
+                    sink.flush().await
+                };
+                tokio::time::timeout(send_timeout, batch).await
+            }
+        };
+        if !matches!(written, Ok(Ok(()))) {
+            return;
         }
     }
-    let _ = tokio::time::timeout(send_timeout, sink.send(Message::Close(None))).await;
-}
-
-/// Writes `batch`, a message per chunk, then flushes.
-async fn write_batch(
-    sink: &mut SplitSink<Ws, Message>,
-    batch: &mut Coalesced,
-) -> Result<(), tokio_tungstenite::tungstenite::Error> {
-    for message in batch.chunks() {
-        sink.feed(Message::Binary(std::mem::take(message))).await?;
-    }
-    batch.clear();
-    sink.flush().await
+    let close = async {
+        sink.message(Opcode::Close, &[]).await?;
+        sink.flush().await
+    };
+    let _ = tokio::time::timeout(send_timeout, close).await;
 }
 
 async fn read_loop<S: Service>(
-    mut source: SplitStream<Ws>,
+    mut source: Source,
+    pings: watch::Sender<Bytes>,
     mux: Arc<Mux>,
     pushes: Pushes<S>,
     max: u32,
@@ -278,17 +284,18 @@ async fn read_loop<S: Service>(
         };
         let data = match next {
             Some(Ok(Message::Binary(data))) => data,
-            Some(Ok(Message::Close(frame))) => {
-                break match frame {
-                    Some(frame) => {
-                        let code = u16::from(frame.code);
-                        TransportError::closed(
-                            Close::from_websocket_code(code),
-                            format!("closed by the server ({code}): {}", frame.reason),
-                        )
-                    }
-                    None => TransportError::closed(None, "closed by the server"),
-                };
+            Some(Ok(Message::Close(Some(code), reason))) => {
+                break TransportError::closed(
+                    Close::from_websocket_code(code),
+                    format!("closed by the server ({code}): {reason}"),
+                )
+            }
+            Some(Ok(Message::Close(None, _))) => {
+                break TransportError::closed(None, "closed by the server")
+            }
+            Some(Ok(Message::Ping(payload))) => {
+                pings.send_replace(payload);
+                continue;
             }
             Some(Ok(_)) => continue,
             Some(Err(error)) => break TransportError::closed(None, error.to_string()),

@@ -50,6 +50,8 @@ pub(crate) enum Outgoing {
     Frames(Vec<Shared>),
     /// A keep-alive (WebSocket: the client, or browser, answers with a pong).
     Ping,
+    /// The answer to the peer's keep-alive, with its payload (WebSocket).
+    Pong(Shared),
     /// The last thing written.
     Close(Close, String),
 }

@@ -407,7 +407,7 @@ impl FrameSink for ChannelSink {
             Outgoing::Frame(frame, _) => self.batch.push(frame),
             Outgoing::Frames(frames) => frames.into_iter().for_each(|f| self.batch.push(f)),
             // QUIC keeps the connection alive itself
-            Outgoing::Ping => {}
+            Outgoing::Ping | Outgoing::Pong(_) => {}
             Outgoing::Close(..) => {
                 self.flush().await?;
                 let _ = self.stream.finish();

@@ -1,13 +1,11 @@
 //! A byte budget on what a peer may make the server read before it is known: the HTTP
-//! upgrade (which tungstenite does not bound) and then the `Hello`; and, for the
-//! connection's life, whether bytes arrived that no whole message has used up yet (for
-//! `Limits::frame_read_timeout`).
+//! upgrade (which tungstenite does not bound) and then the `Hello`.
 
 use std::{
     io,
     pin::Pin,
     sync::{
-        atomic::{AtomicBool, AtomicUsize, Ordering},
+        atomic::{AtomicUsize, Ordering},
         Arc,
     },
     task::{ready, Context, Poll},
@@ -23,46 +21,25 @@ pub(crate) struct Bounded<S> {
     budget: Budget,
 }
 
-/// The shared budget of a [`Bounded`] stream, and its arrivals.
+/// The shared budget of a [`Bounded`] stream: the bytes it may still read.
 #[derive(Debug, Clone)]
-pub(crate) struct Budget(Arc<Shared>);
-
-#[derive(Debug)]
-struct Shared {
-    left: AtomicUsize,
-    /// Bytes were read since [`Budget::message_read`] was last called.
-    arrived: AtomicBool,
-}
+pub(crate) struct Budget(Arc<AtomicUsize>);
 
 impl Budget {
     /// Allows `bytes` more to be read from now on.
     pub(crate) fn reset(&self, bytes: usize) {
-        self.0.left.store(bytes, Ordering::Release);
+        self.0.store(bytes, Ordering::Release);
     }
 
     /// Removes the limit.
     pub(crate) fn lift(&self) {
-        self.0.left.store(usize::MAX, Ordering::Release);
-    }
-
-    /// A whole message was read: the bytes so far are accounted for.
-    pub(crate) fn message_read(&self) {
-        self.0.arrived.store(false, Ordering::Relaxed);
-    }
-
-    /// Whether bytes arrived since the last whole message: the peer is in the middle of
-    /// one.
-    pub(crate) fn partial(&self) -> bool {
-        self.0.arrived.load(Ordering::Relaxed)
+        self.0.store(usize::MAX, Ordering::Release);
     }
 }
 
 impl<S> Bounded<S> {
     pub(crate) fn new(inner: S, limit: usize) -> (Self, Budget) {
-        let budget = Budget(Arc::new(Shared {
-            left: AtomicUsize::new(limit),
-            arrived: AtomicBool::new(false),
-        }));
+        let budget = Budget(Arc::new(AtomicUsize::new(limit)));
         (
             Self {
                 inner,
@@ -83,16 +60,13 @@ impl<S: AsyncRead + Unpin> AsyncRead for Bounded<S> {
         let before = buf.filled().len();
         ready!(Pin::new(&mut this.inner).poll_read(cx, buf))?;
         let read = buf.filled().len() - before;
-        if read > 0 {
-            this.budget.0.arrived.store(true, Ordering::Relaxed);
-        }
-        let remaining = this.budget.0.left.load(Ordering::Acquire);
+        let remaining = this.budget.0.load(Ordering::Acquire);
         if remaining == usize::MAX {
             return Poll::Ready(Ok(()));
         }
         match remaining.checked_sub(read) {
             Some(left) => {
-                this.budget.0.left.store(left, Ordering::Release);
+                this.budget.0.store(left, Ordering::Release);
                 Poll::Ready(Ok(()))
             }
             None => Poll::Ready(Err(io::Error::new(

@@ -5,32 +5,27 @@
 
 use std::{
     future::{pending, poll_fn},
+    io,
     pin::Pin,
     task::Poll,
     time::Duration,
 };
 
-use bytes::{Buf, Bytes as Shared};
-use futures_util::{
-    stream::{SplitSink, SplitStream},
-    SinkExt, StreamExt,
-};
+use bytes::{Buf, Bytes as Shared, BytesMut};
 use hardlight_core::{
     close::Close,
-    coalesce::Coalesced,
     codec::{realign, Bytes},
-    frame::FrameHeader,
+    frame::{max_websocket_message, FrameHeader},
     received::Received,
-    text::truncated,
+    websocket::{
+        close_payload, Decoder, FramingError, Message, MessageReader, MessageWriter, Opcode,
+        ReadError, Role,
+    },
     Limits, ProtocolError,
 };
 use tokio::{
-    io::{AsyncRead, AsyncWrite},
+    io::{split, AsyncRead, AsyncWrite, ReadHalf},
     time::{sleep_until, timeout, Instant, Interval, MissedTickBehavior, Sleep},
-};
-use tokio_tungstenite::{
-    tungstenite::{protocol::CloseFrame, Error as WsError, Message},
-    WebSocketStream,
 };
 use tracing::debug;
 
@@ -46,16 +41,12 @@ use crate::{
 /// WebSocket framing and read-ahead allowed beyond the `Hello` itself.
 const HELLO_SLACK: usize = 16 * 1024;
 
-/// The longest reason a close frame carries: its payload is at most 125 bytes, the code
-/// two of them (RFC 6455, section 5.5).
-const MAX_CLOSE_REASON: usize = 123;
-
 /// How long a closing connection waits for the client to take its close frame.
 const CLOSE_LINGER: Duration = Duration::from_secs(1);
 
 /// One upgraded WebSocket connection.
 pub(crate) struct WsLink<S> {
-    source: SplitStream<WebSocketStream<S>>,
+    source: MessageReader<ReadHalf<S>>,
     /// The frames of the last message read that were not taken yet.
     unread: Shared,
     /// Replies, pushes, keep-alives and the close, written in batches once the peer has
@@ -63,8 +54,7 @@ pub(crate) struct WsLink<S> {
     writer: Writer,
     /// Incoming frames as calls and cancellations.
     demux: Demux,
-    /// What the peer may make the server read before its `Hello` is accepted; and whether
-    /// it is in the middle of a message.
+    /// What the peer may make the server read before its `Hello` is accepted.
     budget: Budget,
     /// `Limits::frame_read_timeout` for the message being read.
     deadline: FrameDeadline,
@@ -84,18 +74,16 @@ pub(crate) struct WsLink<S> {
 }
 
 /// The next message from `source`, or [`Read::Late`] when one began and stalled.
-async fn read<S: AsyncRead + AsyncWrite + Unpin>(
-    source: &mut SplitStream<WebSocketStream<S>>,
-    budget: &Budget,
+async fn read<R: AsyncRead + Unpin>(
+    source: &mut MessageReader<R>,
     deadline: &mut FrameDeadline,
 ) -> Read {
     poll_fn(|cx| {
-        if let Poll::Ready(message) = source.poll_next_unpin(cx) {
-            budget.message_read();
+        if let Poll::Ready(message) = source.poll_next(cx) {
             deadline.read();
             return Poll::Ready(Read::Message(message));
         }
-        deadline.poll_late(cx, budget.partial()).map(Read::Late)
+        deadline.poll_late(cx, source.in_message()).map(Read::Late)
     })
     .await
 }
@@ -103,20 +91,22 @@ async fn read<S: AsyncRead + AsyncWrite + Unpin>(
 /// What reading the next message gave.
 enum Read {
     /// A message, an error, or the end of the stream.
-    Message(Option<Result<Message, WsError>>),
+    Message(Option<Result<Message, ReadError>>),
     /// A message began and did not complete within the limit.
     Late(Duration),
 }
 
 impl<S: AsyncRead + AsyncWrite + Unpin + Send + 'static> WsLink<S> {
     /// The link of an upgraded connection whose reads `budget` bounds until the `Hello`.
-    pub(crate) fn new(ws: WebSocketStream<S>, budget: Budget, limits: &Limits) -> Self {
-        // the upgrade request's bytes are not part of any message
-        budget.message_read();
-        let (sink, source) = ws.split();
+    pub(crate) fn new(stream: S, budget: Budget, limits: &Limits) -> Self {
+        let (source, sink) = split(stream);
+        let decoder = Decoder::new(
+            Role::Server,
+            max_websocket_message(limits.max_message_size()),
+        );
+        let source = MessageReader::new(source, decoder, BytesMut::new());
         let sink = WsSink {
-            sink,
-            batch: Coalesced::default(),
+            writer: MessageWriter::new(sink, Role::Server),
             greeted: false,
         };
         let writer = Writer::start(sink, limits.send_timeout());
@@ -154,31 +144,31 @@ impl<S: AsyncRead + AsyncWrite + Unpin + Send + 'static> WsLink<S> {
     /// One message from the peer, as the driver sees it; `None` to read on.
     fn receive(
         &mut self,
-        message: Option<Result<Message, WsError>>,
+        message: Option<Result<Message, ReadError>>,
         context: &CallEnv,
     ) -> Option<Incoming<MuxCall>> {
         let data = match message {
             Some(Ok(Message::Binary(data))) => data,
-            Some(Ok(Message::Text(_))) => {
-                return Some(Incoming::Violation(
-                    Close::UnsupportedData,
-                    "text messages are not part of the HardLight protocol; send binary frames"
-                        .into(),
-                ))
-            }
-            Some(Ok(Message::Close(_))) => {
+            Some(Ok(Message::Close(..))) => {
                 self.peer_closed = true;
+                // answered with a close of our own (RFC 6455, section 5.5.1)
+                self.close(Close::Normal, "");
                 return Some(Incoming::Ended(Ended::Closed));
             }
-            // ping/pong, answered by tungstenite
+            Some(Ok(Message::Ping(payload))) => {
+                if !self.writer.try_send(Outgoing::Pong(payload)) {
+                    debug!("writer backed up; pong skipped");
+                }
+                return None;
+            }
             Some(Ok(_)) => return None,
-            Some(Err(WsError::Capacity(error))) => {
-                return Some(Incoming::Violation(
-                    Close::TooBig,
-                    format!(
-                        "{error}; raise Limits::max_message_size on both peers if this is intended"
-                    ),
-                ))
+            Some(Err(ReadError::Framing(error))) => {
+                let close = match error {
+                    FramingError::TooBig { .. } => Close::TooBig,
+                    FramingError::Text => Close::UnsupportedData,
+                    _ => Close::Protocol,
+                };
+                return Some(Incoming::Violation(close, error.to_string()));
             }
             Some(Err(error)) => {
                 debug!(%error, "connection failed");
@@ -208,8 +198,8 @@ impl<S: AsyncRead + AsyncWrite + Unpin + Send + 'static> WsLink<S> {
             }
         };
         if taken == self.unread.len() {
-            // the message's last frame: let go of its buffer (a slice of tungstenite's read
-            // buffer), which an idle connection would otherwise hold
+            // the message's last frame: let go of its buffer (a slice of the read buffer),
+            // which the next read would otherwise have to leave alone
             self.unread = Shared::new();
         } else {
             self.unread.advance(taken);
@@ -226,13 +216,17 @@ impl<S: AsyncRead + AsyncWrite + Unpin + Send + 'static> Link for WsLink<S> {
         // before the handshake a peer gets no more than a `Hello`'s worth of reading, as
         // over QUIC, whatever message size the session will allow
         self.budget.reset(max as usize + HELLO_SLACK);
-        let message = self.source.next().await;
-        self.budget.message_read();
+        let message = loop {
+            match self.source.next().await {
+                Some(Ok(Message::Ping(_) | Message::Pong)) => {}
+                message => break message,
+            }
+        };
         match message {
             Some(Ok(Message::Binary(data))) => FrameHeader::split(&data, max)
                 .map(|(header, body)| (header, realign(body)))
                 .map_err(|e| NoHello::Invalid(format!("handshake: {e}"))),
-            Some(Ok(Message::Text(_))) => Err(NoHello::Invalid(
+            Some(Err(ReadError::Framing(FramingError::Text))) => Err(NoHello::Invalid(
                 "the HardLight handshake is a binary message".into(),
             )),
             _ => Err(NoHello::Gone),
@@ -284,7 +278,7 @@ impl<S: AsyncRead + AsyncWrite + Unpin + Send + 'static> Link for WsLink<S> {
             tokio::select! {
                 biased;
                 () = ping => self.ping(),
-                read = read(&mut self.source, &self.budget, &mut self.deadline) => {
+                read = read(&mut self.source, &mut self.deadline) => {
                     let message = match read {
                         Read::Message(message) => message,
                         Read::Late(limit) => return Incoming::Violation(
@@ -321,6 +315,9 @@ impl<S: AsyncRead + AsyncWrite + Unpin + Send + 'static> Link for WsLink<S> {
     }
 
     fn close(&mut self, close: Close, reason: &str) {
+        if self.closing {
+            return;
+        }
         self.closing = true;
         if !self.writer.try_send(Outgoing::Close(close, reason.into())) {
             // the writer is backed up on a peer that does not read: drop the connection
@@ -348,7 +345,7 @@ impl<S: AsyncRead + AsyncWrite + Unpin + Send + 'static> Link for WsLink<S> {
                 // failed on the message that made us close), wait out the linger
                 loop {
                     match source.next().await {
-                        Some(Ok(Message::Close(_))) => break,
+                        Some(Ok(Message::Close(..))) => break,
                         Some(Ok(_)) => {}
                         Some(Err(_)) | None => pending::<()>().await,
                     }
@@ -359,63 +356,44 @@ impl<S: AsyncRead + AsyncWrite + Unpin + Send + 'static> Link for WsLink<S> {
     }
 }
 
-/// The WebSocket as a writer's sink: the frames of a batch packed into few binary
-/// messages, flushed once per batch. The first frame, the handshake's answer, goes alone.
-struct WsSink<S> {
-    sink: SplitSink<WebSocketStream<S>, Message>,
-    batch: Coalesced,
+/// The WebSocket as a writer's sink: frames packed into few messages
+/// ([`MessageWriter`]), one flush per batch. The first frame, the handshake's answer, goes
+/// alone.
+struct WsSink<W> {
+    writer: MessageWriter<W>,
     /// The handshake's answer went out.
     greeted: bool,
 }
 
-impl<S: AsyncRead + AsyncWrite + Unpin + Send + 'static> WsSink<S> {
-    /// Feeds what is packed, as messages.
-    async fn pack(&mut self) -> Result<(), Broken> {
-        for message in self.batch.chunks() {
-            let message = std::mem::take(message);
-            self.sink
-                .feed(Message::Binary(message))
-                .await
-                .map_err(broken)?;
-        }
-        self.batch.clear();
-        Ok(())
-    }
-}
-
-impl<S: AsyncRead + AsyncWrite + Unpin + Send + 'static> FrameSink for WsSink<S> {
+impl<W: AsyncWrite + Unpin + Send + 'static> FrameSink for WsSink<W> {
     async fn feed(&mut self, out: Outgoing) -> Result<Fed, Broken> {
+        let writer = &mut self.writer;
         match out {
             Outgoing::Frame(frame, _) => {
-                self.batch.push(frame);
+                writer.frame(frame).await.map_err(broken)?;
                 if !self.greeted {
                     // the handshake's answer, which travels alone
                     self.greeted = true;
-                    self.pack().await?;
+                    writer.seal();
                 }
             }
             Outgoing::Frames(frames) => {
                 for frame in frames {
-                    self.batch.push(frame);
+                    writer.frame(frame).await.map_err(broken)?;
                 }
             }
-            Outgoing::Ping => {
-                self.pack().await?;
-                self.sink
-                    .feed(Message::Ping(Shared::new()))
-                    .await
-                    .map_err(broken)?;
-            }
+            Outgoing::Ping => writer.message(Opcode::Ping, &[]).await.map_err(broken)?,
+            Outgoing::Pong(payload) => writer
+                .message(Opcode::Pong, &payload)
+                .await
+                .map_err(broken)?,
             Outgoing::Close(close, reason) => {
-                self.pack().await?;
-                let frame = CloseFrame {
-                    code: close.websocket_code().into(),
-                    reason: truncated(&reason, MAX_CLOSE_REASON).into(),
-                };
-                self.sink
-                    .send(Message::Close(Some(frame)))
+                let payload = close_payload(close.websocket_code(), &reason);
+                writer
+                    .message(Opcode::Close, &payload)
                     .await
                     .map_err(broken)?;
+                writer.flush().await.map_err(broken)?;
                 return Ok(Fed::Closed);
             }
         }
@@ -423,12 +401,11 @@ impl<S: AsyncRead + AsyncWrite + Unpin + Send + 'static> FrameSink for WsSink<S>
     }
 
     async fn flush(&mut self) -> Result<(), Broken> {
-        self.pack().await?;
-        self.sink.flush().await.map_err(broken)
+        self.writer.flush().await.map_err(broken)
     }
 }
 
-fn broken(error: WsError) -> Broken {
+fn broken(error: io::Error) -> Broken {
     debug!(%error, "write failed");
     Broken
 }

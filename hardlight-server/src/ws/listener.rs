@@ -1,25 +1,21 @@
 //! Accepting a TCP connection: TLS (unless plain WebSocket was configured), then the HTTP
-//! upgrade with subprotocol `hardlight.<version>` (`hardlight.8`), bounded in size and time.
+//! upgrade with subprotocol `hardlight.<version>` (`hardlight.8`), bounded in size and time,
+//! after which HardLight's own framing ([`hardlight_core::websocket`]) takes the stream.
 
 use hardlight_core::TransportKind as Transport;
 use std::{net::SocketAddr, sync::Arc};
 
-use hardlight_core::{
-    frame::max_websocket_message, handshake::websocket_subprotocol, PROTOCOL_VERSION,
-};
+use hardlight_core::{handshake::websocket_subprotocol, PROTOCOL_VERSION};
 use tokio::{
     io::{AsyncRead, AsyncWrite, DuplexStream},
     net::TcpStream,
     time::{timeout_at, Instant},
 };
 use tokio_rustls::TlsAcceptor;
-use tokio_tungstenite::{
-    tungstenite::{
-        handshake::server::{ErrorResponse, Request, Response},
-        http::{HeaderValue, StatusCode},
-        protocol::{Role, WebSocketConfig},
-    },
-    WebSocketStream,
+use tokio_tungstenite::tungstenite::{
+    handshake::server::{ErrorResponse, Request, Response},
+    http::{HeaderValue, StatusCode},
+    protocol::WebSocketConfig,
 };
 use tracing::{debug, info_span, Instrument};
 
@@ -46,22 +42,10 @@ pub(crate) fn tls_acceptor(config: &ServerConfig) -> Result<TlsAcceptor, ServerE
     Ok(TlsAcceptor::from(Arc::new(tls)))
 }
 
-/// tungstenite's buffers, bounded: small eager read buffer, write buffer capped so a client
-/// that stops reading cannot grow it (tungstenite's default is unbounded).
-fn websocket_config(shared: &ServerShared) -> WebSocketConfig {
-    let max_message = max_websocket_message(shared.limits.max_message_size());
-    let mut config = WebSocketConfig::default();
-    // tungstenite zero-fills this much before every read, also before reads that find
-    // nothing, and holds it for the connection's life: 1 KiB keeps that cheap for small
-    // calls and idle connections (4 KiB cost a few hundred instructions per call and
-    // 2.2 KiB per idle connection; 2 KiB, 1 KiB more per idle connection than this) and
-    // costs large messages nothing measurable (they are read in more, equally full, reads).
-    config.read_buffer_size = 1024;
-    config.write_buffer_size = 16 * 1024;
-    config.max_write_buffer_size = max_message + 64 * 1024;
-    config.max_message_size = Some(max_message);
-    config.max_frame_size = Some(max_message);
-    config
+/// The upgrade's: tungstenite reads the request with buffers of its own, and would
+/// allocate a frame read buffer (128 KiB by default) for a framing it never runs.
+fn upgrade_config() -> WebSocketConfig {
+    WebSocketConfig::default().read_buffer_size(0)
 }
 
 /// Serves one TCP connection to its end.
@@ -98,7 +82,6 @@ async fn upgrade<H: RpcHandler, S: AsyncRead + AsyncWrite + Unpin + Send + 'stat
     shared: Arc<ServerShared>,
 ) {
     let (stream, budget) = Bounded::new(stream, MAX_UPGRADE_REQUEST);
-    let config = websocket_config(&shared);
     let mut headers = Vec::new();
     #[allow(clippy::result_large_err)] // the signature is tungstenite's callback
     let callback = |request: &Request, response: Response| {
@@ -111,7 +94,11 @@ async fn upgrade<H: RpcHandler, S: AsyncRead + AsyncWrite + Unpin + Send + 'stat
             .collect();
         select_subprotocol(request, response)
     };
-    let accepting = tokio_tungstenite::accept_hdr_async_with_config(stream, callback, Some(config));
+    // tungstenite refuses a request followed by more bytes in the same read (a client
+    // waits for the answer, RFC 6455 section 4.1), so the stream it gives back has nothing
+    // read ahead
+    let accepting =
+        tokio_tungstenite::accept_hdr_async_with_config(stream, callback, Some(upgrade_config()));
     match timeout_at(deadline, Box::pin(accepting)).await {
         Ok(Ok(ws)) => {
             let peer = Peer {
@@ -119,7 +106,7 @@ async fn upgrade<H: RpcHandler, S: AsyncRead + AsyncWrite + Unpin + Send + 'stat
                 transport: Transport::WebSocket,
                 headers,
             };
-            let link = WsLink::new(ws, budget, &shared.limits);
+            let link = WsLink::new(ws.into_inner(), budget, &shared.limits);
             connection::serve(link, peer, deadline, sessions, shared).await;
         }
         Ok(Err(error)) => debug!(%error, "WebSocket upgrade failed"),
@@ -139,14 +126,12 @@ pub(crate) async fn serve_memory<H: RpcHandler>(
     async move {
         let deadline = Instant::now() + shared.server_limits.handshake_timeout();
         let (stream, budget) = Bounded::new(stream, MAX_UPGRADE_REQUEST);
-        let config = websocket_config(&shared);
-        let ws = WebSocketStream::from_raw_socket(stream, Role::Server, Some(config)).await;
         let peer = Peer {
             remote: MEMORY_PEER,
             transport: Transport::Memory,
             headers: Vec::new(),
         };
-        let link = WsLink::new(ws, budget, &shared.limits);
+        let link = WsLink::new(stream, budget, &shared.limits);
         connection::serve(link, peer, deadline, sessions, shared).await;
     }
     .instrument(span)
