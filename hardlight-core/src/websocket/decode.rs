@@ -4,6 +4,7 @@
 use bytes::{Buf, Bytes, BytesMut};
 
 use super::{encode::mask, Role, MAX_CONTROL_PAYLOAD};
+use crate::{codec::ALIGN, frame::MAX_PACKED_MESSAGE};
 
 const CONTINUATION: u8 = 0x0;
 const TEXT: u8 = 0x1;
@@ -141,8 +142,11 @@ impl Decoder {
             if read.len() < whole {
                 return Ok(Decoded::Need(whole - read.len()));
             }
-            read.advance(head.size);
+            let start = payload_start(read, head.size, whole);
+            read.advance(start);
             let mut payload = read.split_to(len);
+            // what the payload's move left behind
+            read.advance(whole - start - len);
             if let Some(key) = head.key {
                 mask(&mut payload, key);
             }
@@ -242,6 +246,21 @@ impl Decoder {
             size,
         }))
     }
+}
+
+/// Where the payload of the frame whole at the start of `read` begins, after its header of
+/// `size` bytes. A payload above [`MAX_PACKED_MESSAGE`] (one HardLight frame, never
+/// several) is moved back over the header to an address aligned as a buffer of its own
+/// would be, where that is room enough, so that its archive decodes where it lies
+/// (otherwise it is copied to a new buffer to be aligned). Smaller ones stay: packed
+/// frames lie at any offset in their message anyway.
+fn payload_start(read: &mut BytesMut, size: usize, whole: usize) -> usize {
+    let misaligned = (read.as_ptr() as usize + size) % ALIGN;
+    if whole - size <= MAX_PACKED_MESSAGE || misaligned == 0 || misaligned > size {
+        return size;
+    }
+    read.copy_within(size..whole, size - misaligned);
+    size - misaligned
 }
 
 /// A close frame's code (RFC 6455, sections 5.5.1 and 7.4) and reason, checked.
@@ -410,6 +429,30 @@ mod tests {
             decode_all(&mut decoder, &wire),
             Ok(vec![Message::Binary(vec![0; 100].into())])
         );
+    }
+
+    #[test]
+    fn a_payload_of_one_frame_lies_aligned_where_its_header_leaves_room() {
+        for len in [16_385, 70_000] {
+            for offset in 0..16 {
+                let wire = raw(0x82, &vec![7; len]);
+                let mut read = BytesMut::with_capacity(16 + wire.len());
+                read.extend_from_slice(&vec![0; offset]);
+                read.extend_from_slice(&wire);
+                read.advance(offset);
+                let frame_at = read.as_ptr() as usize;
+                let Ok(Decoded::Message(Message::Binary(payload))) = server().decode(&mut read)
+                else {
+                    panic!("a message");
+                };
+                assert_eq!(payload, vec![7; len]);
+                // the header (6, 8 or 14 bytes) leaves room unless the misalignment is larger
+                let header = wire.len() - len;
+                if (frame_at + header) % ALIGN <= header {
+                    assert_eq!(payload.as_ptr() as usize % ALIGN, 0, "{len} at {offset}");
+                }
+            }
+        }
     }
 
     #[test]

@@ -18,6 +18,14 @@ use super::{Decoded, Decoder, FramingError, Message};
 /// connection's buffer holds.
 const READ_AT_LEAST: usize = 1024;
 
+/// Once this much of a frame was read, the buffer may grow to [`LARGE_GROWTH`] times that
+/// (below it, to twice what was read, and [`READ_AT_LEAST`]): few enough reallocations
+/// that a large message does not touch much more memory than it takes.
+const LARGE: usize = 64 * 1024;
+
+/// How many times what was read of a large frame the buffer may grow to.
+const LARGE_GROWTH: usize = 8;
+
 /// Why reading a message failed.
 #[derive(Debug, thiserror::Error)]
 #[non_exhaustive]
@@ -32,9 +40,10 @@ pub enum ReadError {
 
 /// Reads messages from `io`.
 ///
-/// The read buffer grows to hold the frame being read, but at most by as much again as
-/// the peer has sent of it (a header announcing a large frame reserves nothing by
-/// itself), and the payload of a message in one frame is handed on without a copy.
+/// The read buffer grows to hold the frame being read, but to at most twice what the peer
+/// has sent of it (eight times, past 64 KiB), and 1 KiB: a header announcing a large frame
+/// reserves nothing by itself. The payload of a message in one frame is handed on without
+/// a copy.
 ///
 /// ```
 /// # tokio::runtime::Builder::new_current_thread().build().unwrap().block_on(async {
@@ -77,9 +86,14 @@ impl<R: AsyncRead + Unpin> MessageReader<R> {
                 Ok(Decoded::Need(need)) => need,
                 Err(error) => return Poll::Ready(Some(Err(error.into()))),
             };
-            // room for what the frame needs, but not more than was read of it so far
-            self.read
-                .reserve(need.min(self.read.len().max(READ_AT_LEAST)));
+            // room for what the frame needs, within a few times what was read of it
+            let read = self.read.len();
+            let ahead = if read < LARGE {
+                read.max(READ_AT_LEAST)
+            } else {
+                read * (LARGE_GROWTH - 1)
+            };
+            self.read.reserve(need.min(ahead));
             match poll_read_buf(Pin::new(&mut self.io), cx, &mut self.read) {
                 Poll::Pending => return Poll::Pending,
                 Poll::Ready(Ok(0)) if !self.in_message() => return Poll::Ready(None),

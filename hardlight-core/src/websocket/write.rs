@@ -124,14 +124,14 @@ impl<W: AsyncWrite + Unpin> MessageWriter<W> {
         self.io.flush().await
     }
 
-    /// A frame that travels alone: a client masks it where it lies when nothing else
-    /// holds it.
+    /// A frame that travels alone: a client masks one too large to copy where it lies,
+    /// when nothing else holds it.
     async fn large<F: Frame>(&mut self, frame: F) -> io::Result<()> {
-        let Role::Client = self.role else {
+        if self.role == Role::Server || frame.as_ref().len() < COPY_BELOW {
             let written = self.message(Opcode::Binary, frame.as_ref()).await;
             frame.copied();
             return written;
-        };
+        }
         self.seal();
         let key = rand::random();
         let payload: Bytes = frame.into();
