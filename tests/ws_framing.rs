@@ -17,7 +17,7 @@ use hardlight::{
         codec::{decode, encode},
         frame::{FrameHeader, Kind},
         message::encode_frame,
-        websocket::{header, mask, Opcode},
+        websocket::{self, header, Opcode},
         Compression,
     },
     Limits,
@@ -41,11 +41,8 @@ async fn server() -> TestServer {
 /// A client's frame with `first` as its first byte (FIN, reserved bits and opcode).
 fn frame(first: u8, payload: &[u8]) -> Vec<u8> {
     let mut out = Vec::new();
-    header(&mut out, Opcode::Binary, payload.len(), Some(KEY));
+    websocket::frame(&mut out, Opcode::Binary, payload, Some(KEY));
     out[0] = first;
-    let mut masked = payload.to_vec();
-    mask(&mut masked, KEY);
-    out.extend_from_slice(&masked);
     out
 }
 

@@ -280,7 +280,7 @@ fn close_code(payload: &[u8]) -> Result<(Option<u16>, String), FramingError> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::websocket::{header, Opcode};
+    use crate::websocket::{frame, header, Opcode};
     use bytes::BufMut;
 
     const KEY: [u8; 4] = [0x37, 0xfa, 0x21, 0x3d];
@@ -288,11 +288,8 @@ mod tests {
     /// A frame as a client writes it, with `first` its first byte as given.
     fn raw(first: u8, payload: &[u8]) -> Vec<u8> {
         let mut out = Vec::new();
-        header(&mut out, Opcode::Binary, payload.len(), Some(KEY));
+        frame(&mut out, Opcode::Binary, payload, Some(KEY));
         out[0] = first;
-        let mut masked = payload.to_vec();
-        mask(&mut masked, KEY);
-        out.extend_from_slice(&masked);
         out
     }
 

@@ -62,6 +62,24 @@ pub fn header(out: &mut impl BufMut, opcode: Opcode, len: usize, key: Option<[u8
     }
 }
 
+/// Writes a whole final frame of `payload`: its header, then the payload, masked with
+/// `key` if given.
+///
+/// ```
+/// use hardlight_core::websocket::{frame, Opcode};
+/// let mut out = Vec::new();
+/// frame(&mut out, Opcode::Pong, b"hi", None);
+/// assert_eq!(out, [0x8a, 2, b'h', b'i']);
+/// ```
+pub fn frame(out: &mut Vec<u8>, opcode: Opcode, payload: &[u8], key: Option<[u8; 4]>) {
+    header(out, opcode, payload.len(), key);
+    let at = out.len();
+    out.extend_from_slice(payload);
+    if let Some(key) = key {
+        mask(&mut out[at..], key);
+    }
+}
+
 /// Masks (or unmasks: the operation is its own inverse) a frame's payload with `key`.
 ///
 /// ```

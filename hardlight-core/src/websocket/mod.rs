@@ -40,7 +40,7 @@ mod read;
 mod write;
 
 pub use decode::{Decoded, Decoder, FramingError, Message};
-pub use encode::{close_payload, header, mask, Opcode, MAX_HEADER};
+pub use encode::{close_payload, frame, header, mask, Opcode, MAX_HEADER};
 #[cfg(feature = "io")]
 pub use read::{MessageReader, ReadError};
 #[cfg(feature = "io")]

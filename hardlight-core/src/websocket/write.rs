@@ -6,7 +6,7 @@ use std::io::{self, IoSlice};
 use bytes::Bytes;
 use tokio::io::{AsyncWrite, AsyncWriteExt};
 
-use super::{header, mask, Opcode, Role, MAX_HEADER};
+use super::{frame as whole_frame, header, mask, Opcode, Role, MAX_HEADER};
 use crate::coalesce::{Frame, COALESCE_BELOW, MAX_CHUNK};
 
 /// Payloads below this size are copied into the write buffer; a server writes larger ones
@@ -108,11 +108,12 @@ impl<W: AsyncWrite + Unpin> MessageWriter<W> {
     pub async fn message(&mut self, opcode: Opcode, payload: &[u8]) -> io::Result<()> {
         self.seal();
         let key = self.key();
-        header(&mut self.out, opcode, payload.len(), key);
         if key.is_none() && payload.len() >= COPY_BELOW {
+            header(&mut self.out, opcode, payload.len(), key);
             return self.write_out(payload).await;
         }
-        self.copy(payload, key).await
+        whole_frame(&mut self.out, opcode, payload, key);
+        self.write_if_full().await
     }
 
     /// Writes out what is buffered and flushes the stream.
@@ -135,23 +136,21 @@ impl<W: AsyncWrite + Unpin> MessageWriter<W> {
         self.seal();
         let key = rand::random();
         let payload: Bytes = frame.into();
-        header(&mut self.out, Opcode::Binary, payload.len(), Some(key));
         match payload.try_into_mut() {
             Ok(mut owned) => {
+                header(&mut self.out, Opcode::Binary, owned.len(), Some(key));
                 mask(&mut owned, key);
                 self.write_out(&owned).await
             }
-            Err(shared) => self.copy(&shared, Some(key)).await,
+            Err(shared) => {
+                whole_frame(&mut self.out, Opcode::Binary, &shared, Some(key));
+                self.write_if_full().await
+            }
         }
     }
 
-    /// Copies `payload` into the write buffer, masked with `key` if given.
-    async fn copy(&mut self, payload: &[u8], key: Option<[u8; 4]>) -> io::Result<()> {
-        let at = self.out.len();
-        self.out.extend_from_slice(payload);
-        if let Some(key) = key {
-            mask(&mut self.out[at..], key);
-        }
+    /// Writes the write buffer out once it holds [`WRITE_AT`] bytes.
+    async fn write_if_full(&mut self) -> io::Result<()> {
         if self.out.len() >= WRITE_AT {
             self.write_out(&[]).await?;
         }
