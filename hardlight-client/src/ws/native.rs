@@ -47,11 +47,9 @@ type Sink = MessageWriter<WriteHalf<Box<dyn Carrier>>>;
 #[derive(Debug)]
 pub(crate) struct WsConnection {
     pub(crate) channel: Channel,
-    /// The receiving half, until `start` hands it to the reader task.
-    source: Mutex<Option<Source>>,
-    /// Where the reader task leaves the payload of the server's last ping, for the
-    /// writer to answer.
-    pings: watch::Sender<Bytes>,
+    /// The receiving half, until `start` hands it to the reader task, with where that task
+    /// leaves the payload of the server's last ping for the writer to answer.
+    source: Mutex<Option<(Source, watch::Sender<Bytes>)>>,
     /// Sends queued frames; after `channel.close()`, the close frame, then it ends.
     writer: Mutex<Option<JoinHandle<()>>>,
     reader: Mutex<Option<JoinHandle<()>>>,
@@ -174,8 +172,7 @@ impl WsConnection {
         ));
         let established = Self {
             channel,
-            source: Mutex::new(Some(source)),
-            pings,
+            source: Mutex::new(Some((source, pings))),
             writer: Mutex::new(Some(writer)),
             reader: Mutex::new(None),
             idle_timeout: config.limits.idle_timeout(),
@@ -206,10 +203,10 @@ impl WsConnection {
 
     /// Starts reading replies and pushes.
     pub(crate) fn start<S: Service>(&self, pushes: Pushes<S>) {
-        if let Some(source) = lock(&self.source).take() {
+        if let Some((source, pings)) = lock(&self.source).take() {
             let reader = tokio::spawn(read_loop(
                 source,
-                self.pings.clone(),
+                pings,
                 Arc::clone(self.channel.mux()),
                 pushes,
                 self.channel.calls.reply_max,

@@ -114,11 +114,6 @@ impl Decoder {
         }
     }
 
-    /// Changes the message limit from the next frame on.
-    pub fn set_max_message(&mut self, max_message: usize) {
-        self.max_message = max_message;
-    }
-
     /// Whether a message has fragments to come.
     pub fn in_message(&self) -> bool {
         self.partial.is_some()
@@ -157,17 +152,15 @@ impl Decoder {
                     continue;
                 }
                 CONTINUATION => {
-                    let Some(partial) = &mut self.partial else {
+                    let Some(mut partial) = self.partial.take() else {
                         return Err(FramingError::UnexpectedContinuation);
                     };
                     partial.extend_from_slice(&payload);
                     if !head.fin {
+                        self.partial = Some(partial);
                         continue;
                     }
-                    match self.partial.take() {
-                        Some(message) => Message::Binary(message.freeze()),
-                        None => return Err(FramingError::UnexpectedContinuation),
-                    }
+                    Message::Binary(partial.freeze())
                 }
                 PING => Message::Ping(payload.freeze()),
                 PONG => Message::Pong,

@@ -111,9 +111,4 @@ impl<R: AsyncRead + Unpin> MessageReader<R> {
     pub fn in_message(&self) -> bool {
         !self.read.is_empty() || self.decoder.in_message()
     }
-
-    /// The decoder, to change its limit.
-    pub fn decoder_mut(&mut self) -> &mut Decoder {
-        &mut self.decoder
-    }
 }
