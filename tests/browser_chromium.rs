@@ -255,6 +255,23 @@ async fn the_wasm_client_works_in_headless_chromium() {
             gap: false,
         },
     ];
+    let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".into());
+    // the browser test's dependencies built first: the waits below time the runs, not a
+    // build (each run still builds the test itself, which reads its settings at build time)
+    let built = tokio::process::Command::new(&cargo)
+        .current_dir(root.join("tests/browser"))
+        .args([
+            "test",
+            "--target",
+            "wasm32-unknown-unknown",
+            "--no-run",
+            "--target-dir",
+        ])
+        .arg(&target)
+        .status()
+        .await
+        .expect("build the browser test");
+    assert!(built.success(), "building the browser test failed");
     for run in runs {
         let hash = run.server.certificate_sha256_hex().unwrap();
         let mut server = Server::new(run.server, factory!(Handler));
@@ -262,8 +279,7 @@ async fn the_wasm_client_works_in_headless_chromium() {
         tokio::spawn(server.run());
         let webdriver = target.join(format!("webdriver-{}.json", run.transport));
         std::fs::write(&webdriver, webdriver_json(run.args)).unwrap();
-        let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".into());
-        let mut command = tokio::process::Command::new(cargo);
+        let mut command = tokio::process::Command::new(&cargo);
         command
             .current_dir(root.join("tests/browser"))
             .args(["test", "--target", "wasm32-unknown-unknown", "--target-dir"])
