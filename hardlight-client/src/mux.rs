@@ -298,14 +298,17 @@ impl Mux {
     }
 
     /// The drain of a connection whose calls all go through this multiplexer: after
-    /// `GoAway` and the last reply, its calls fail.
-    pub(crate) fn drain(self: &Arc<Self>) -> Arc<Drain> {
+    /// `GoAway` and the last reply, its calls fail and `switch` closes the transport, so
+    /// that the server's shutdown need not wait for its deadline.
+    pub(crate) fn drain(self: &Arc<Self>, switch: &Arc<CloseSwitch>) -> Arc<Drain> {
         let mux = Arc::clone(self);
+        let switch = Arc::clone(switch);
         Drain::new(move || {
             mux.close(TransportError::closed(
                 Some(Close::Shutdown),
                 "server shut down",
-            ))
+            ));
+            switch.flip();
         })
     }
 
@@ -517,12 +520,31 @@ impl Drop for MuxStream {
     }
 }
 
+/// What tells a multiplexed transport to send its close and stop: flipped by the
+/// client's `close`, or by the drain once the server's `GoAway` and the last reply came.
+#[derive(Debug)]
+pub(crate) struct CloseSwitch(Mutex<Option<oneshot::Sender<()>>>);
+
+impl CloseSwitch {
+    /// The switch that fires `close`.
+    pub(crate) fn new(close: oneshot::Sender<()>) -> Arc<Self> {
+        Arc::new(Self(Mutex::new(Some(close))))
+    }
+
+    /// Closes the transport, the first time.
+    pub(crate) fn flip(&self) {
+        if let Some(close) = lock(&self.0).take() {
+            let _ = close.send(());
+        }
+    }
+}
+
 /// A multiplexed connection's calls, and the switch that closes it.
 #[derive(Debug)]
 pub(crate) struct Channel {
     pub(crate) calls: Calls<Arc<Mux>>,
     /// Tells the transport's writer to send a close frame and stop.
-    close: Mutex<Option<oneshot::Sender<()>>>,
+    close: Arc<CloseSwitch>,
 }
 
 impl Channel {
@@ -535,10 +557,11 @@ impl Channel {
         close: oneshot::Sender<()>,
     ) -> (Self, Outgoing) {
         let (mux, frames) = Mux::new(welcome.max_concurrent_calls);
-        let drain = mux.drain();
+        let close = CloseSwitch::new(close);
+        let drain = mux.drain(&close);
         let channel = Self {
             calls: Calls::new(mux, drain, welcome, config),
-            close: Mutex::new(Some(close)),
+            close,
         };
         (channel, frames)
     }
@@ -550,9 +573,7 @@ impl Channel {
 
     /// Closes the connection; calls in flight fail.
     pub(crate) fn close(&self) {
-        if let Some(close) = lock(&self.close).take() {
-            let _ = close.send(());
-        }
+        self.close.flip();
         self.calls.transport.close(TransportError::closed(
             Some(Close::Normal),
             "client disconnected",

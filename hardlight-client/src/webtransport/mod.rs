@@ -28,7 +28,7 @@ use crate::{
     connection::{Connected, Connection},
     error::{CallError, ConnectError, TransportError},
     handshake::{hello_frame, welcome},
-    mux::{Mux, Outgoing, Slot},
+    mux::{CloseSwitch, Mux, Outgoing, Slot},
     pushes::Pushes,
     streaming::ItemSource,
     sync::lock,
@@ -47,7 +47,7 @@ type Start = Box<dyn FnOnce(&WebTransport)>;
 pub(crate) struct WtConnection {
     pub(crate) calls: Calls<WtStreams>,
     /// Fired or dropped, the session closes.
-    close: Mutex<Option<oneshot::Sender<()>>>,
+    close: Arc<CloseSwitch>,
     /// Taken by `start`.
     start: Mutex<Option<oneshot::Sender<Start>>>,
 }
@@ -155,7 +155,8 @@ impl WtConnection {
         let (start, start_rx) = oneshot::channel();
         let (streams, stream_rx) = mpsc::unbounded_channel();
         let (mux, frames) = Mux::new(welcome.max_concurrent_calls);
-        let drain = mux.drain();
+        let close = CloseSwitch::new(close);
+        let drain = mux.drain(&close);
         let transport = session.0.clone();
         wasm_bindgen_futures::spawn_local(channel_writer(writer, frames));
         wasm_bindgen_futures::spawn_local(channel_reader(
@@ -167,7 +168,7 @@ impl WtConnection {
         let streams = WtStreams { mux, streams };
         let established = Self {
             calls: Calls::new(streams, drain, &welcome, config),
-            close: Mutex::new(Some(close)),
+            close,
             start: Mutex::new(Some(start)),
         };
         // the page's one thread: what starts the readers holds the page's callbacks, which
@@ -199,9 +200,7 @@ impl WtConnection {
 
     /// Closes the session; calls in flight fail.
     pub(crate) fn close(&self) {
-        if let Some(close) = lock(&self.close).take() {
-            let _ = close.send(());
-        }
+        self.close.flip();
         self.calls.transport.mux.close(TransportError::closed(
             Some(Close::Normal),
             "client disconnected",
