@@ -42,6 +42,8 @@ pub mod stream;
 pub mod sync;
 pub mod text;
 pub mod topic;
+#[cfg(feature = "io")]
+pub mod wait;
 pub mod websocket;
 
 pub use codec::Codable;

@@ -1,22 +1,31 @@
 //! WebSocket over TLS for native clients: the upgrade by tungstenite, then HardLight's own
 //! framing ([`hardlight_core::websocket`]).
 
-use std::sync::{Arc, Mutex};
+use std::{
+    future::poll_fn,
+    sync::{
+        atomic::{AtomicBool, Ordering},
+        Arc, Mutex,
+    },
+    task::{Context, Poll},
+};
 
 use bytes::{Bytes, BytesMut};
+use futures_util::task::AtomicWaker;
 use hardlight_core::{
     close::Close,
     codec::realign,
     frame::{max_websocket_message, FrameHeader},
     handshake::websocket_subprotocol,
     memory::InMemory,
+    wait::{IdleLimit, WaitLimit},
     websocket::{Decoder, Message, MessageReader, MessageWriter, Opcode, Role},
     Service, TransportKind,
 };
 use tokio::{
     io::{split, AsyncRead, AsyncWrite, ReadHalf, WriteHalf},
     net::TcpStream,
-    sync::{oneshot, watch},
+    sync::oneshot,
     task::JoinHandle,
 };
 use tokio_rustls::TlsConnector;
@@ -49,7 +58,7 @@ pub(crate) struct WsConnection {
     pub(crate) channel: Channel,
     /// The receiving half, until `start` hands it to the reader task, with where that task
     /// leaves the payload of the server's last ping for the writer to answer.
-    source: Mutex<Option<(Source, watch::Sender<Bytes>)>>,
+    source: Mutex<Option<(Source, Arc<Pings>)>>,
     /// Sends queued frames; after `channel.close()`, the close frame, then it ends.
     writer: Mutex<Option<JoinHandle<()>>>,
     reader: Mutex<Option<JoinHandle<()>>>,
@@ -162,11 +171,11 @@ impl WsConnection {
 
         let (close, close_rx) = oneshot::channel();
         let (channel, out_rx) = Channel::new(&welcome, config, close);
-        let (pings, pongs) = watch::channel(Bytes::new());
+        let pings = Arc::new(Pings::default());
         let writer = tokio::spawn(write_loop(
             sink,
             out_rx,
-            pongs,
+            Arc::clone(&pings),
             close_rx,
             config.limits.send_timeout(),
         ));
@@ -217,28 +226,55 @@ impl WsConnection {
     }
 }
 
+/// The payload of the server's last ping, handed from the reader task to the writer,
+/// which answers it: only the last ping needs its answer (RFC 6455, section 5.5.3).
+#[derive(Debug, Default)]
+struct Pings {
+    last: Mutex<Option<Bytes>>,
+    /// `last` holds a ping not answered yet: the writer looks no further otherwise.
+    unanswered: AtomicBool,
+    writer: AtomicWaker,
+}
+
+impl Pings {
+    /// The server pinged with `payload`.
+    fn ping(&self, payload: Bytes) {
+        *lock(&self.last) = Some(payload);
+        self.unanswered.store(true, Ordering::Release);
+        self.writer.wake();
+    }
+
+    /// The payload of the last ping, once one is unanswered.
+    fn poll_unanswered(&self, cx: &mut Context<'_>) -> Poll<Bytes> {
+        self.writer.register(cx.waker());
+        if !self.unanswered.swap(false, Ordering::AcqRel) {
+            return Poll::Pending;
+        }
+        lock(&self.last).take().map_or(Poll::Pending, Poll::Ready)
+    }
+}
+
 /// Sends queued frames, packed into few messages and flushed once per batch, and the
 /// answers to the server's pings; a batch that takes longer than `send_timeout` to write
 /// (a server that stopped reading) ends the writer.
 async fn write_loop(
     mut sink: Sink,
     mut frames: Outgoing,
-    mut pongs: watch::Receiver<Bytes>,
+    pings: Arc<Pings>,
     mut close: oneshot::Receiver<()>,
     send_timeout: std::time::Duration,
 ) {
+    let mut limit = WaitLimit::new(send_timeout);
     loop {
         let written = tokio::select! {
             biased;
             _ = &mut close => break,
-            // only the last ping needs its answer (RFC 6455, section 5.5.3)
-            Ok(()) = pongs.changed() => {
-                let payload = pongs.borrow_and_update().clone();
+            payload = poll_fn(|cx| pings.poll_unanswered(cx)) => {
                 let pong = async {
                     sink.message(Opcode::Pong, &payload).await?;
                     sink.flush().await
                 };
-                tokio::time::timeout(send_timeout, pong).await
+                limit.run(pong).await
             }
             queued = frames.next_batch() => {
                 let Some(queued) = queued else {
@@ -250,10 +286,10 @@ async fn write_loop(
                     }
                     sink.flush().await
                 };
-                tokio::time::timeout(send_timeout, batch).await
+                limit.run(batch).await
             }
         };
-        if !matches!(written, Ok(Ok(()))) {
+        if !matches!(written, Some(Ok(()))) {
             return;
         }
     }
@@ -261,24 +297,31 @@ async fn write_loop(
         sink.message(Opcode::Close, &[]).await?;
         sink.flush().await
     };
-    let _ = tokio::time::timeout(send_timeout, close).await;
+    let _ = limit.run(close).await;
 }
 
 async fn read_loop<S: Service>(
     mut source: Source,
-    pings: watch::Sender<Bytes>,
+    pings: Arc<Pings>,
     mux: Arc<Mux>,
     pushes: Pushes<S>,
     max: u32,
     idle_timeout: std::time::Duration,
 ) {
+    let mut idle = IdleLimit::new(idle_timeout);
     let ended = loop {
-        let Ok(next) = tokio::time::timeout(idle_timeout, source.next()).await else {
+        let next = poll_fn(|cx| match source.poll_next(cx) {
+            Poll::Ready(next) => Poll::Ready(Some(next)),
+            Poll::Pending => idle.poll_expired(cx).map(|()| None),
+        })
+        .await;
+        let Some(next) = next else {
             break TransportError::closed(
                 None,
                 format!("nothing from the server for {idle_timeout:?} (Limits::idle_timeout); connection lost"),
             );
         };
+        idle.heard();
         let data = match next {
             Some(Ok(Message::Binary(data))) => data,
             Some(Ok(Message::Close(Some(code), reason))) => {
@@ -291,7 +334,7 @@ async fn read_loop<S: Service>(
                 break TransportError::closed(None, "closed by the server")
             }
             Some(Ok(Message::Ping(payload))) => {
-                pings.send_replace(payload);
+                pings.ping(payload);
                 continue;
             }
             Some(Ok(_)) => continue,

@@ -9,34 +9,23 @@
 //! never holds more than `max_message_size`).
 
 use std::{
-    future::Future,
-    pin::Pin,
     task::{Context, Poll},
     time::Duration,
 };
 
-use tokio::time::{sleep, Instant, Sleep};
+use hardlight_core::wait::WaitLimit;
 
 /// The deadline of the frame being read, when one has begun.
-pub(crate) struct FrameDeadline {
-    limit: Duration,
-    /// Allocated the first time a frame arrives in parts; reused after.
-    timer: Option<Pin<Box<Sleep>>>,
-    armed: bool,
-}
+pub(crate) struct FrameDeadline(WaitLimit);
 
 impl FrameDeadline {
     pub(crate) fn new(limit: Duration) -> Self {
-        Self {
-            limit,
-            timer: None,
-            armed: false,
-        }
+        Self(WaitLimit::new(limit))
     }
 
     /// A whole frame (or message) was read: the clock stops.
     pub(crate) fn read(&mut self) {
-        self.armed = false;
+        self.0.stop();
     }
 
     /// After a read that is still pending: completes with the limit once a frame has been
@@ -45,12 +34,6 @@ impl FrameDeadline {
         if !partial {
             return Poll::Pending;
         }
-        let limit = self.limit;
-        let timer = self.timer.get_or_insert_with(|| Box::pin(sleep(limit)));
-        if !self.armed {
-            timer.as_mut().reset(Instant::now() + limit);
-            self.armed = true;
-        }
-        timer.as_mut().poll(cx).map(|()| limit)
+        self.0.poll_expired(cx).map(|()| self.0.limit())
     }
 }

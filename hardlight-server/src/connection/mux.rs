@@ -22,6 +22,7 @@ use hardlight_core::{
     quota::{Closed, Held},
     received::Received,
     stream::{no_items, Inbound},
+    wait::WaitLimit,
     Priority, ProtocolError,
 };
 use tokio::time::timeout;
@@ -170,10 +171,11 @@ impl Writer {
 /// Sends queued messages, one batch at a time; a batch that is not written within
 /// `send_timeout` ends the writer.
 async fn write_loop<W: FrameSink>(mut sink: W, mut rx: Reader<Outgoing>, send_timeout: Duration) {
+    let mut limit = WaitLimit::new(send_timeout);
     while let Some(batch) = rx.next_batch().await {
-        match timeout(send_timeout, write_batch(&mut sink, batch)).await {
-            Ok(Ok(Fed::More)) => {}
-            Ok(Ok(Fed::Closed)) | Ok(Err(Broken)) | Err(_) => return,
+        match limit.run(write_batch(&mut sink, batch)).await {
+            Some(Ok(Fed::More)) => {}
+            Some(Ok(Fed::Closed)) | Some(Err(Broken)) | None => return,
         }
     }
 }

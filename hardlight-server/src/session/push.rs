@@ -9,6 +9,7 @@ use hardlight_core::{
     frame::{FrameHeader, Kind},
     message::encode_frame,
     state::StateBatch,
+    wait::WaitLimit,
     ConnectionState, ProtocolError,
 };
 use tokio::sync::watch;
@@ -68,7 +69,7 @@ pub(crate) async fn push_loop<S: ConnectionState, P: PushSink>(
     mut go_away: watch::Receiver<bool>,
 ) -> PushEnd {
     let compressed = context.compression_negotiated();
-    let send_timeout = context.limits.send_timeout();
+    let mut send_limit = WaitLimit::new(context.limits.send_timeout());
     outbox.attach(sink.datagrams(), compressed);
     let _detach = Detach(&outbox);
     let mut told = false;
@@ -102,13 +103,13 @@ pub(crate) async fn push_loop<S: ConnectionState, P: PushSink>(
         context.meter.sent(frames.iter().map(Bytes::len).sum());
         // a client that stops reading blocks this write: the overflow must still be seen
         tokio::select! {
-            written = tokio::time::timeout(send_timeout, sink.write(frames)) => match written {
-                Ok(true) => {}
-                Ok(false) => {
+            written = send_limit.run(sink.write(frames)) => match written {
+                Some(true) => {}
+                Some(false) => {
                     debug!("push stream closed");
                     return PushEnd::Gone;
                 }
-                Err(_) => return PushEnd::Stalled,
+                None => return PushEnd::Stalled,
             },
             () = outbox.overflowed() => return PushEnd::SlowConsumer,
         }

@@ -6,7 +6,6 @@
 use std::{
     future::{pending, poll_fn},
     io,
-    pin::Pin,
     task::Poll,
     time::Duration,
 };
@@ -17,6 +16,7 @@ use hardlight_core::{
     codec::{realign, Bytes},
     frame::{max_websocket_message, FrameHeader},
     received::Received,
+    wait::IdleLimit,
     websocket::{
         close_payload, Decoder, FramingError, Message, MessageReader, MessageWriter, Opcode,
         ReadError, Role,
@@ -25,7 +25,7 @@ use hardlight_core::{
 };
 use tokio::{
     io::{split, AsyncRead, AsyncWrite, ReadHalf},
-    time::{sleep_until, timeout, Instant, Interval, MissedTickBehavior, Sleep},
+    time::{timeout, Interval, MissedTickBehavior},
 };
 use tracing::debug;
 
@@ -61,12 +61,8 @@ pub(crate) struct WsLink<S> {
     keep_alive: Interval,
     /// Polls the keep-alive only when it has woken.
     control: Woken,
-    /// When the peer was last heard from.
-    heard: Instant,
-    /// Fires at the idle deadline as it stood when last set; moved on only when it fires
-    /// (one timer per idle period, not one per message).
-    idle: Pin<Box<Sleep>>,
-    idle_timeout: Duration,
+    /// `Limits::idle_timeout`: one timer per quiet period, not one per message.
+    idle: IdleLimit,
     /// The server sent a close frame, which the peer should get to read.
     closing: bool,
     /// The peer sent its close frame.
@@ -121,9 +117,7 @@ impl<S: AsyncRead + AsyncWrite + Unpin + Send + 'static> WsLink<S> {
             deadline: FrameDeadline::new(limits.frame_read_timeout()),
             keep_alive,
             control: Woken::new(),
-            heard: Instant::now(),
-            idle: Box::pin(sleep_until(Instant::now() + limits.idle_timeout())),
-            idle_timeout: limits.idle_timeout(),
+            idle: IdleLimit::new(limits.idle_timeout()),
             closing: false,
             peer_closed: false,
         }
@@ -235,7 +229,7 @@ impl<S: AsyncRead + AsyncWrite + Unpin + Send + 'static> Link for WsLink<S> {
 
     async fn welcome(&mut self, frame: Vec<u8>) -> bool {
         self.budget.lift();
-        self.heard = Instant::now();
+        self.idle.heard();
         self.writer.send(Outgoing::frame(frame)).await
     }
 
@@ -286,19 +280,14 @@ impl<S: AsyncRead + AsyncWrite + Unpin + Send + 'static> Link for WsLink<S> {
                             ProtocolError::FrameTimeout { limit }.to_string(),
                         ),
                     };
-                    self.heard = Instant::now();
+                    self.idle.heard();
                     if let Some(incoming) = self.receive(message, context) {
                         return incoming;
                     }
                 }
                 () = written => return self.writer_ended(),
-                () = self.idle.as_mut() => {
-                    let deadline = self.heard + self.idle_timeout;
-                    if deadline > Instant::now() {
-                        self.idle.as_mut().reset(deadline);
-                        continue;
-                    }
-                    debug!(idle = ?self.idle_timeout, "nothing from the client within the idle timeout; connection lost");
+                () = poll_fn(|cx| self.idle.poll_expired(cx)) => {
+                    debug!(idle = ?self.idle.limit(), "nothing from the client within the idle timeout; connection lost");
                     return Incoming::Ended(Ended::Lost);
                 }
             }
