@@ -27,7 +27,10 @@ use std::{
 
 use async_nats::jetstream::{
     self,
-    consumer::{pull, AckPolicy, DeliverPolicy},
+    consumer::{
+        pull::{self, MessagesErrorKind},
+        AckPolicy, DeliverPolicy,
+    },
     message::PublishMessage,
     stream::{self, DiscardPolicy, StorageType},
 };
@@ -36,7 +39,7 @@ use bytes::Bytes;
 use futures_util::StreamExt;
 use hardlight_core::{durable::Position, Topic};
 use tokio::{sync::OnceCell, time::sleep};
-use tracing::warn;
+use tracing::{debug, warn};
 
 use super::{
     options::{EmitOptions, StartAt, TopicInfo},
@@ -251,7 +254,7 @@ impl JetStream {
         let mut pending: BTreeMap<u64, jetstream::Message> = BTreeMap::new();
         'connect: loop {
             // heartbeats every second: a pull lost with a NATS restart is noticed within
-            // two, and made again
+            // two; the stream makes it again itself once NATS is back
             let messages = consumer
                 .stream()
                 .max_messages_per_batch(durable.config.max_in_flight)
@@ -291,6 +294,13 @@ impl JetStream {
                                 deliver(&durable, &attachment, &outbox, event, attempt);
                                 pending.insert(seq, message);
                             }
+                        }
+                        // the stream goes on with the same inbox, pulling again when NATS
+                        // is back: what JetStream delivered to the last pull still comes.
+                        // (Made anew, the stream would leave those messages to the ack
+                        // wait.)
+                        Some(Err(error)) if error.kind() == MessagesErrorKind::MissingHeartbeat => {
+                            debug!(topic = %attachment.topic, "durable consumer: heartbeats missed; NATS unreachable");
                         }
                         Some(Err(error)) => {
                             warn!(%error, topic = %attachment.topic, "durable consumer interrupted");
