@@ -2,8 +2,9 @@
 //! the protocol it negotiated, HardLight on the connection itself or in a WebTransport
 //! session on it, the connection's lifecycle on a [`QuicLink`] either way.
 
-use std::sync::Arc;
+use std::{future::Future, sync::Arc};
 
+use futures_util::future::OptionFuture;
 use hardlight_core::{close::Close, TransportKind as Transport, PROTOCOL_VERSION};
 use quinn::{crypto::rustls::HandshakeData, Incoming, VarInt};
 use tokio::time::{timeout_at, Instant};
@@ -19,82 +20,126 @@ use crate::{
 
 /// Serves one incoming connection to its end. Everything it spawned is aborted when it
 /// returns, and the handler is dropped with the last call task.
-pub(crate) async fn serve_connection<H: RpcHandler>(
+///
+/// The QUIC handshake runs boxed, freed when done, and the future returned captures none
+/// of what only the handshake needs: the connection's task, which lives as long as the
+/// connection, is then only as large as its live phase (`BENCHMARKS.md`, idle
+/// connections).
+pub(crate) fn serve_connection<H: RpcHandler>(
     incoming: Incoming,
-    (_admitted, unproven): (Connected, Option<UnprovenHandshake>),
+    (admitted, unproven): (Connected, Option<UnprovenHandshake>),
     sessions: Arc<Sessions<H>>,
     shared: Arc<ServerShared>,
-) {
+) -> impl Future<Output = ()> + Send {
     let remote = incoming.remote_address();
     let span = info_span!("connection", transport = "quic", %remote);
+    let deadline = Instant::now() + shared.server_limits.handshake_timeout();
+    let accepting = Box::pin(accept(incoming, unproven, deadline, Arc::clone(&shared)));
     async move {
-        let deadline = Instant::now() + shared.server_limits.handshake_timeout();
-        let mut connecting = match incoming.accept() {
-            Ok(connecting) => connecting,
-            Err(error) => return debug!(%error, "incoming connection failed"),
-        };
-        // the protocol the client chose, once its whole ClientHello is in (it can take
-        // more than one packet)
-        let webtransport = match timeout_at(deadline, connecting.handshake_data()).await {
-            Ok(Ok(data)) => is_webtransport(data),
-            Ok(Err(error)) => return debug!(%error, "QUIC handshake failed"),
-            Err(_) => return debug!("QUIC handshake timed out"),
-        };
-        // at once, so that a `Hello` sent in 0-RTT is answered in 0.5-RTT; calls wait for
-        // the handshake to complete (`QuicLink::welcome`), as does a fresh `Hello`, which
-        // can only come in 1-RTT
-        let (conn, handshake) = match connecting.into_0rtt() {
-            Ok((conn, done)) => (conn, Some(done)),
-            Err(connecting) => match timeout_at(deadline, connecting).await {
-                Ok(Ok(conn)) => (conn, None),
-                Ok(Err(error)) => return debug!(%error, "QUIC handshake failed"),
-                Err(_) => return debug!("QUIC handshake timed out"),
-            },
-        };
-        if !webtransport {
-            let peer = Peer {
-                remote,
-                transport: Transport::Quic,
-                headers: Vec::new(),
-            };
-            let link = QuicLink::new(QuicSession::native(conn), handshake, unproven, &shared);
-            return connection::serve(link, peer, deadline, sessions, shared).await;
-        }
-        // the session's CONNECT stream stays open beside the call streams
-        let streams = shared.server_limits.max_call_streams().saturating_add(2);
-        conn.set_max_concurrent_bi_streams(VarInt::from_u32(streams));
-        // a session's CONNECT is read once the handshake is complete
-        if let Some(handshake) = handshake {
-            match timeout_at(deadline, handshake).await {
-                Ok(_) if conn.close_reason().is_none() => {}
-                Ok(_) => return debug!("QUIC handshake failed"),
-                Err(_) => return debug!("QUIC handshake timed out"),
-            }
-        }
-        drop(unproven);
-        let opened = match timeout_at(deadline, webtransport::open(&conn, PROTOCOL_VERSION)).await {
-            Ok(Ok(opened)) => opened,
-            Ok(Err(refused)) => {
-                debug!(%refused, "WebTransport session refused");
-                return conn.close(VarInt::from_u32(Close::Rejected.quic_code()), b"no session");
-            }
-            Err(_) => {
-                debug!("WebTransport session not opened in time");
-                return conn.close(VarInt::from_u32(Close::Protocol.quic_code()), b"timed out");
-            }
-        };
-        debug!("WebTransport session open");
-        let peer = Peer {
-            remote,
-            transport: Transport::WebTransport,
-            headers: opened.headers,
-        };
-        let session = QuicSession::webtransport(conn, opened.session);
-        let link = QuicLink::new(session, None, None, &shared);
-        connection::serve(link, peer, deadline, sessions, shared).await;
+        let _admitted = admitted;
+        // the serving future made where it is awaited: no local holds a second copy
+        let serving = accepting
+            .await
+            .map(|(link, peer)| connection::serve(link, peer, deadline, sessions, shared));
+        OptionFuture::from(serving).await;
     }
     .instrument(span)
-    .await
+}
+
+/// The QUIC handshake by `deadline`, then the link HardLight runs on: the connection
+/// itself, or the WebTransport session the client opened on it.
+async fn accept(
+    incoming: Incoming,
+    unproven: Option<UnprovenHandshake>,
+    deadline: Instant,
+    shared: Arc<ServerShared>,
+) -> Option<(QuicLink, Peer)> {
+    let remote = incoming.remote_address();
+    let mut connecting = match incoming.accept() {
+        Ok(connecting) => connecting,
+        Err(error) => {
+            debug!(%error, "incoming connection failed");
+            return None;
+        }
+    };
+    // the protocol the client chose, once its whole ClientHello is in (it can take more
+    // than one packet)
+    let webtransport = match timeout_at(deadline, connecting.handshake_data()).await {
+        Ok(Ok(data)) => is_webtransport(data),
+        Ok(Err(error)) => {
+            debug!(%error, "QUIC handshake failed");
+            return None;
+        }
+        Err(_) => {
+            debug!("QUIC handshake timed out");
+            return None;
+        }
+    };
+    // at once, so that a `Hello` sent in 0-RTT is answered in 0.5-RTT; calls wait for the
+    // handshake to complete (`QuicLink::welcome`), as does a fresh `Hello`, which can only
+    // come in 1-RTT
+    let (conn, handshake) = match connecting.into_0rtt() {
+        Ok((conn, done)) => (conn, Some(done)),
+        Err(connecting) => match timeout_at(deadline, connecting).await {
+            Ok(Ok(conn)) => (conn, None),
+            Ok(Err(error)) => {
+                debug!(%error, "QUIC handshake failed");
+                return None;
+            }
+            Err(_) => {
+                debug!("QUIC handshake timed out");
+                return None;
+            }
+        },
+    };
+    if !webtransport {
+        let peer = Peer {
+            remote,
+            transport: Transport::Quic,
+            headers: Vec::new(),
+        };
+        let link = QuicLink::new(QuicSession::native(conn), handshake, unproven, &shared);
+        return Some((link, peer));
+    }
+    // the session's CONNECT stream stays open beside the call streams
+    let streams = shared.server_limits.max_call_streams().saturating_add(2);
+    conn.set_max_concurrent_bi_streams(VarInt::from_u32(streams));
+    // a session's CONNECT is read once the handshake is complete
+    if let Some(handshake) = handshake {
+        match timeout_at(deadline, handshake).await {
+            Ok(_) if conn.close_reason().is_none() => {}
+            Ok(_) => {
+                debug!("QUIC handshake failed");
+                return None;
+            }
+            Err(_) => {
+                debug!("QUIC handshake timed out");
+                return None;
+            }
+        }
+    }
+    drop(unproven);
+    let opened = match timeout_at(deadline, webtransport::open(&conn, PROTOCOL_VERSION)).await {
+        Ok(Ok(opened)) => opened,
+        Ok(Err(refused)) => {
+            debug!(%refused, "WebTransport session refused");
+            conn.close(VarInt::from_u32(Close::Rejected.quic_code()), b"no session");
+            return None;
+        }
+        Err(_) => {
+            debug!("WebTransport session not opened in time");
+            conn.close(VarInt::from_u32(Close::Protocol.quic_code()), b"timed out");
+            return None;
+        }
+    };
+    debug!("WebTransport session open");
+    let peer = Peer {
+        remote,
+        transport: Transport::WebTransport,
+        headers: opened.headers,
+    };
+    let session = QuicSession::webtransport(conn, opened.session);
+    Some((QuicLink::new(session, None, None, &shared), peer))
 }
 
 /// Whether the client negotiated HTTP/3 (a WebTransport session) rather than HardLight.

@@ -3,8 +3,9 @@
 //! after which HardLight's own framing ([`hardlight_core::websocket`]) takes the stream.
 
 use hardlight_core::TransportKind as Transport;
-use std::{net::SocketAddr, sync::Arc};
+use std::{future::Future, net::SocketAddr, sync::Arc};
 
+use futures_util::future::OptionFuture;
 use hardlight_core::{handshake::websocket_subprotocol, PROTOCOL_VERSION};
 use tokio::{
     io::{AsyncRead, AsyncWrite, DuplexStream},
@@ -49,38 +50,60 @@ fn upgrade_config() -> WebSocketConfig {
 }
 
 /// Serves one TCP connection to its end.
-pub(crate) async fn serve_tcp<H: RpcHandler>(
+pub(crate) fn serve_tcp<H: RpcHandler>(
     stream: TcpStream,
     remote: SocketAddr,
-    _admitted: Connected,
+    admitted: Connected,
     tls: Option<TlsAcceptor>,
     sessions: Arc<Sessions<H>>,
     shared: Arc<ServerShared>,
-) {
+) -> impl Future<Output = ()> + Send {
     let span = info_span!("connection", transport = "websocket", %remote);
     async move {
+        let _admitted = admitted;
         let _ = stream.set_nodelay(true);
         let deadline = Instant::now() + shared.server_limits.handshake_timeout();
+        // the TLS handshake and the upgrade run boxed, freed when done, and the live
+        // phase's future is made where it is awaited: the connection's task, which lives
+        // as long as the connection, is then only as large as its live phase
+        // (`BENCHMARKS.md`, idle connections)
         match tls {
             Some(acceptor) => match timeout_at(deadline, Box::pin(acceptor.accept(stream))).await {
-                Ok(Ok(stream)) => upgrade(stream, remote, deadline, sessions, shared).await,
+                Ok(Ok(stream)) => {
+                    let upgraded = Box::pin(upgrade(stream, remote, deadline, &shared)).await;
+                    live(upgraded, deadline, sessions, shared).await;
+                }
                 Ok(Err(error)) => debug!(%error, "TLS handshake failed"),
                 Err(_) => debug!("TLS handshake timed out"),
             },
-            None => upgrade(stream, remote, deadline, sessions, shared).await,
+            None => {
+                let upgraded = Box::pin(upgrade(stream, remote, deadline, &shared)).await;
+                live(upgraded, deadline, sessions, shared).await;
+            }
         }
     }
     .instrument(span)
-    .await
 }
 
-async fn upgrade<H: RpcHandler, S: AsyncRead + AsyncWrite + Unpin + Send + 'static>(
-    stream: S,
-    remote: SocketAddr,
+/// The live phase of an upgraded connection, if it was.
+fn live<H: RpcHandler, S: AsyncRead + AsyncWrite + Unpin + Send + 'static>(
+    upgraded: Option<(WsLink<S>, Peer)>,
     deadline: Instant,
     sessions: Arc<Sessions<H>>,
     shared: Arc<ServerShared>,
-) {
+) -> OptionFuture<impl Future<Output = ()>> {
+    let serving =
+        upgraded.map(|(link, peer)| connection::serve(link, peer, deadline, sessions, shared));
+    OptionFuture::from(serving)
+}
+
+/// The WebSocket upgrade by `deadline`: the link HardLight runs on, and who asked.
+async fn upgrade<S: AsyncRead + AsyncWrite + Unpin + Send + 'static>(
+    stream: S,
+    remote: SocketAddr,
+    deadline: Instant,
+    shared: &ServerShared,
+) -> Option<(WsLink<Bounded<S>>, Peer)> {
     let (stream, budget) = Bounded::new(stream, MAX_UPGRADE_REQUEST);
     let mut headers = Vec::new();
     #[allow(clippy::result_large_err)] // the signature is tungstenite's callback
@@ -99,18 +122,23 @@ async fn upgrade<H: RpcHandler, S: AsyncRead + AsyncWrite + Unpin + Send + 'stat
     // read ahead
     let accepting =
         tokio_tungstenite::accept_hdr_async_with_config(stream, callback, Some(upgrade_config()));
-    match timeout_at(deadline, Box::pin(accepting)).await {
+    match timeout_at(deadline, accepting).await {
         Ok(Ok(ws)) => {
             let peer = Peer {
                 remote,
                 transport: Transport::WebSocket,
                 headers,
             };
-            let link = WsLink::new(ws.into_inner(), budget, &shared.limits);
-            connection::serve(link, peer, deadline, sessions, shared).await;
+            Some((WsLink::new(ws.into_inner(), budget, &shared.limits), peer))
         }
-        Ok(Err(error)) => debug!(%error, "WebSocket upgrade failed"),
-        Err(_) => debug!("WebSocket upgrade timed out"),
+        Ok(Err(error)) => {
+            debug!(%error, "WebSocket upgrade failed");
+            None
+        }
+        Err(_) => {
+            debug!("WebSocket upgrade timed out");
+            None
+        }
     }
 }
 
