@@ -16,6 +16,7 @@ pub(crate) use link::{CallIo, Ended, Incoming, Link, NoHello};
 pub(crate) use woken::Woken;
 
 use std::{
+    fmt::Display,
     future::{poll_fn, Future},
     pin::{pin, Pin},
     sync::Arc,
@@ -28,7 +29,7 @@ use hardlight_core::{
     close::Close,
     handshake::{RejectCode, Rejection},
 };
-use tokio::time::{sleep_until, timeout_at, Instant, Sleep};
+use tokio::time::{error::Elapsed, sleep_until, timeout_at, Instant, Sleep};
 use tracing::debug;
 
 use self::calls::{Calls, Serving};
@@ -153,6 +154,25 @@ async fn handshake<H: RpcHandler, L: Link>(
             debug!(code = %rejection.code, reason = %rejection.reason, "handshake rejected");
             link.reject(reject_frame(&rejection), &rejection.code.to_string())
                 .await;
+            None
+        }
+    }
+}
+
+/// What a step of a connection's start (`what`: the TLS or QUIC handshake, the WebSocket
+/// upgrade) gave by its deadline; `None`, logged, if it failed or the deadline passed.
+pub(crate) fn by_deadline<T, E: Display>(
+    step: Result<Result<T, E>, Elapsed>,
+    what: &'static str,
+) -> Option<T> {
+    match step {
+        Ok(Ok(value)) => Some(value),
+        Ok(Err(error)) => {
+            debug!(%error, "{what} failed");
+            None
+        }
+        Err(_) => {
+            debug!("{what} timed out");
             None
         }
     }

@@ -13,10 +13,12 @@ use tracing::{debug, info_span, Instrument};
 use super::{link::QuicLink, session::QuicSession, validation::UnprovenHandshake, webtransport};
 use crate::{
     admission::Connected,
-    connection,
+    connection::{self, by_deadline},
     handler::RpcHandler,
     session::{handshake::Peer, resume::Sessions, ServerShared},
 };
+
+const QUIC_HANDSHAKE: &str = "QUIC handshake";
 
 /// Serves one incoming connection to its end. Everything it spawned is aborted when it
 /// returns, and the handler is dropped with the last call task.
@@ -64,33 +66,17 @@ async fn accept(
     };
     // the protocol the client chose, once its whole ClientHello is in (it can take more
     // than one packet)
-    let webtransport = match timeout_at(deadline, connecting.handshake_data()).await {
-        Ok(Ok(data)) => is_webtransport(data),
-        Ok(Err(error)) => {
-            debug!(%error, "QUIC handshake failed");
-            return None;
-        }
-        Err(_) => {
-            debug!("QUIC handshake timed out");
-            return None;
-        }
-    };
+    let data = timeout_at(deadline, connecting.handshake_data()).await;
+    let webtransport = is_webtransport(by_deadline(data, QUIC_HANDSHAKE)?);
     // at once, so that a `Hello` sent in 0-RTT is answered in 0.5-RTT; calls wait for the
     // handshake to complete (`QuicLink::welcome`), as does a fresh `Hello`, which can only
     // come in 1-RTT
     let (conn, handshake) = match connecting.into_0rtt() {
         Ok((conn, done)) => (conn, Some(done)),
-        Err(connecting) => match timeout_at(deadline, connecting).await {
-            Ok(Ok(conn)) => (conn, None),
-            Ok(Err(error)) => {
-                debug!(%error, "QUIC handshake failed");
-                return None;
-            }
-            Err(_) => {
-                debug!("QUIC handshake timed out");
-                return None;
-            }
-        },
+        Err(connecting) => (
+            by_deadline(timeout_at(deadline, connecting).await, QUIC_HANDSHAKE)?,
+            None,
+        ),
     };
     if !webtransport {
         let peer = Peer {

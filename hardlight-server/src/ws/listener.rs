@@ -18,13 +18,13 @@ use tokio_tungstenite::tungstenite::{
     http::{HeaderValue, StatusCode},
     protocol::WebSocketConfig,
 };
-use tracing::{debug, info_span, Instrument};
+use tracing::{info_span, Instrument};
 
 use super::{bounded::Bounded, link::WsLink};
 use crate::{
     admission::Connected,
     config::ServerConfig,
-    connection,
+    connection::{self, by_deadline},
     error::ServerError,
     handler::RpcHandler,
     session::{handshake::Peer, resume::Sessions, ServerShared},
@@ -68,14 +68,13 @@ pub(crate) fn serve_tcp<H: RpcHandler>(
         // as long as the connection, is then only as large as its live phase
         // (`BENCHMARKS.md`, idle connections)
         match tls {
-            Some(acceptor) => match timeout_at(deadline, Box::pin(acceptor.accept(stream))).await {
-                Ok(Ok(stream)) => {
+            Some(acceptor) => {
+                let accepted = timeout_at(deadline, Box::pin(acceptor.accept(stream))).await;
+                if let Some(stream) = by_deadline(accepted, "TLS handshake") {
                     let upgraded = Box::pin(upgrade(stream, remote, deadline, &shared)).await;
                     live(upgraded, deadline, sessions, shared).await;
                 }
-                Ok(Err(error)) => debug!(%error, "TLS handshake failed"),
-                Err(_) => debug!("TLS handshake timed out"),
-            },
+            }
             None => {
                 let upgraded = Box::pin(upgrade(stream, remote, deadline, &shared)).await;
                 live(upgraded, deadline, sessions, shared).await;
@@ -122,24 +121,13 @@ async fn upgrade<S: AsyncRead + AsyncWrite + Unpin + Send + 'static>(
     // read ahead
     let accepting =
         tokio_tungstenite::accept_hdr_async_with_config(stream, callback, Some(upgrade_config()));
-    match timeout_at(deadline, accepting).await {
-        Ok(Ok(ws)) => {
-            let peer = Peer {
-                remote,
-                transport: Transport::WebSocket,
-                headers,
-            };
-            Some((WsLink::new(ws.into_inner(), budget, &shared.limits), peer))
-        }
-        Ok(Err(error)) => {
-            debug!(%error, "WebSocket upgrade failed");
-            None
-        }
-        Err(_) => {
-            debug!("WebSocket upgrade timed out");
-            None
-        }
-    }
+    let ws = by_deadline(timeout_at(deadline, accepting).await, "WebSocket upgrade")?;
+    let peer = Peer {
+        remote,
+        transport: Transport::WebSocket,
+        headers,
+    };
+    Some((WsLink::new(ws.into_inner(), budget, &shared.limits), peer))
 }
 
 /// Serves one in-process connection to its end: the WebSocket framing over memory, with
