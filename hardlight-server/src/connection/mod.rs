@@ -60,20 +60,20 @@ pub(crate) async fn serve<H: RpcHandler, L: Link>(
     // task, which lives as long as the connection, is then only as large as what the
     // live phase holds (`BENCHMARKS.md`, idle connections)
     let starting = Box::pin(start(&mut link, peer, deadline, &sessions, &shared));
-    // a peer that stalls its handshake or its push stream does not hold up the shutdown
-    let started = tokio::select! {
+    // a peer that stalls its handshake or its push stream does not hold up the shutdown;
+    // what the start gave is taken apart within one statement, so that none of it keeps
+    // room in this future for the connection's life
+    let mut live = match tokio::select! {
         started = starting => started,
         () = deadline_passed(&mut shutdown) => {
             link.close(Close::Shutdown, "server shut down");
             return Box::pin(link.finish(Ended::Closed)).await;
         }
-    };
-    let (accepted, push) = match started {
-        Start::Live(accepted, push) => (accepted, push),
+    } {
+        Start::Live(accepted, push) => accepted.go_live(push),
         Start::Ended(ended) => return Box::pin(link.finish(ended)).await,
     };
     debug!("connected");
-    let mut live = accepted.go_live(push);
     let ended = drive(&mut link, &mut live, &shared).await;
     debug!(?ended, "disconnected");
     Box::pin(live.end(ended == Ended::Lost)).await;
