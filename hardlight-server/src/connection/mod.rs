@@ -23,7 +23,7 @@ use std::{
     task::Poll,
 };
 
-use futures_util::FutureExt;
+use futures_util::{future::OptionFuture, FutureExt};
 
 use hardlight_core::{
     close::Close,
@@ -78,6 +78,20 @@ pub(crate) async fn serve<H: RpcHandler, L: Link>(
     debug!(?ended, "disconnected");
     Box::pin(live.end(ended == Ended::Lost)).await;
     Box::pin(link.finish(ended)).await;
+}
+
+/// The live phase of a connection whose transport handshake gave `accepted` (nothing if
+/// it failed): [`serve`]'s future, made here to be awaited where it is returned, so that
+/// no binding in the caller's future holds a second copy of it, or the link, for the
+/// connection's life (`BENCHMARKS.md`, idle connections).
+pub(crate) fn live<H: RpcHandler, L: Link>(
+    accepted: Option<(L, Peer)>,
+    deadline: Instant,
+    sessions: Arc<Sessions<H>>,
+    shared: Arc<ServerShared>,
+) -> OptionFuture<impl Future<Output = ()>> {
+    let serving = accepted.map(|(link, peer)| serve(link, peer, deadline, sessions, shared));
+    OptionFuture::from(serving)
 }
 
 /// How a connection's start went.

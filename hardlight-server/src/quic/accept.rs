@@ -4,7 +4,6 @@
 
 use std::{future::Future, sync::Arc};
 
-use futures_util::future::OptionFuture;
 use hardlight_core::{close::Close, TransportKind as Transport, PROTOCOL_VERSION};
 use quinn::{crypto::rustls::HandshakeData, Incoming, VarInt};
 use tokio::time::{timeout_at, Instant};
@@ -39,11 +38,7 @@ pub(crate) fn serve_connection<H: RpcHandler>(
     let accepting = Box::pin(accept(incoming, unproven, deadline, Arc::clone(&shared)));
     async move {
         let _admitted = admitted;
-        // the serving future made where it is awaited: no local holds a second copy
-        let serving = accepting
-            .await
-            .map(|(link, peer)| connection::serve(link, peer, deadline, sessions, shared));
-        OptionFuture::from(serving).await;
+        connection::live(accepting.await, deadline, sessions, shared).await;
     }
     .instrument(span)
 }

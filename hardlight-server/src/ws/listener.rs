@@ -5,7 +5,6 @@
 use hardlight_core::TransportKind as Transport;
 use std::{future::Future, net::SocketAddr, sync::Arc};
 
-use futures_util::future::OptionFuture;
 use hardlight_core::{handshake::websocket_subprotocol, PROTOCOL_VERSION};
 use tokio::{
     io::{AsyncRead, AsyncWrite, DuplexStream},
@@ -72,28 +71,16 @@ pub(crate) fn serve_tcp<H: RpcHandler>(
                 let accepted = timeout_at(deadline, Box::pin(acceptor.accept(stream))).await;
                 if let Some(stream) = by_deadline(accepted, "TLS handshake") {
                     let upgraded = Box::pin(upgrade(stream, remote, deadline, &shared)).await;
-                    live(upgraded, deadline, sessions, shared).await;
+                    connection::live(upgraded, deadline, sessions, shared).await;
                 }
             }
             None => {
                 let upgraded = Box::pin(upgrade(stream, remote, deadline, &shared)).await;
-                live(upgraded, deadline, sessions, shared).await;
+                connection::live(upgraded, deadline, sessions, shared).await;
             }
         }
     }
     .instrument(span)
-}
-
-/// The live phase of an upgraded connection, if it was.
-fn live<H: RpcHandler, S: AsyncRead + AsyncWrite + Unpin + Send + 'static>(
-    upgraded: Option<(WsLink<S>, Peer)>,
-    deadline: Instant,
-    sessions: Arc<Sessions<H>>,
-    shared: Arc<ServerShared>,
-) -> OptionFuture<impl Future<Output = ()>> {
-    let serving =
-        upgraded.map(|(link, peer)| connection::serve(link, peer, deadline, sessions, shared));
-    OptionFuture::from(serving)
 }
 
 /// The WebSocket upgrade by `deadline`: the link HardLight runs on, and who asked.
