@@ -34,7 +34,8 @@
 //! `--only instructions` (not in the default set: it runs every system under valgrind)
 //! counts instructions per call with callgrind, client and server, and the functions they
 //! are spent in; see `workloads::instructions`. `--only delivery-instructions` counts
-//! instructions per event delivered in a fan-out to 100 subscribers the same way.
+//! instructions per event delivered in a fan-out to 100 subscribers the same way,
+//! `--only item-instructions` per item of a streaming call (1 KiB items).
 //!
 //! Whenever the request/response, fan-out, idle or instruction workloads ran, the run
 //! ends with the performance targets checked against its own figures (`targets`);
@@ -222,6 +223,10 @@ fn main() {
         runtime.block_on(count_fanout(&argv[2..]));
         return;
     }
+    if argv.get(1).map(String::as_str) == Some("count-stream") {
+        runtime.block_on(count_stream(&argv[2..]));
+        return;
+    }
     if pinned {
         child::pin(false);
     }
@@ -245,6 +250,9 @@ fn main() {
         }
         if wants("delivery-instructions") {
             tables.push(delivery_instructions_table(&args, &dir));
+        }
+        if wants("item-instructions") {
+            tables.push(item_instructions_table(&args, &dir));
         }
         if wants("lossy") {
             tables.extend(lossy_tables(&args.plan, &cert, &dir).await);
@@ -963,7 +971,7 @@ fn instructions_table(args: &Args, dir: &Path) -> Table {
         let counted = instructions::measure(system, load, dir, &work);
         record_counted(
             &mut table,
-            system,
+            system.name(),
             Some(system.floor().name()),
             &counted,
             "call",
@@ -986,18 +994,15 @@ fn profiles_dir(args: &Args, dir: &Path) -> PathBuf {
 /// `unit` (a call, a delivery).
 fn record_counted(
     table: &mut Table,
-    system: System,
+    system: &str,
     floor: Option<&str>,
     counted: &instructions::PerCall,
     unit: &str,
 ) {
-    table.record(system.name(), floor, 0, counted.total());
-    table.record(system.name(), floor, 1, counted.client);
-    table.record(system.name(), floor, 2, counted.server);
-    println!(
-        "{}: instructions per {unit} by function (self cost)",
-        system.name()
-    );
+    table.record(system, floor, 0, counted.total());
+    table.record(system, floor, 1, counted.client);
+    table.record(system, floor, 2, counted.server);
+    println!("{system}: instructions per {unit} by function (self cost)");
     for (symbol, cost) in &counted.top {
         println!("  {cost:>9.0}  {symbol}");
     }
@@ -1032,9 +1037,64 @@ fn delivery_instructions_table(args: &Args, dir: &Path) -> Table {
             system.name()
         ));
         let counted = instructions::measure_deliveries(transport, SUBSCRIBERS, events, dir, &work);
-        record_counted(&mut table, system, None, &counted, "delivery");
+        record_counted(&mut table, system.name(), None, &counted, "delivery");
     }
     table
+}
+
+/// Instructions per item of a streaming call, 1 KiB items, HardLight over QUIC and over
+/// WebSocket beside the raw quinn stream (see `workloads::instructions::measure_items`).
+fn item_instructions_table(args: &Args, dir: &Path) -> Table {
+    use hardlight_benchmarks::systems::streams::StreamSystem;
+    const SIZE: usize = 1024;
+    let mut table = Table::new(
+        "item_instructions",
+        format!(
+            "Instructions per streamed item, {SIZE} B items on one stream (callgrind; client + server)"
+        ),
+        "instructions",
+        false,
+        &["total", "client", "server"],
+    );
+    let work = profiles_dir(args, dir);
+    let items = if args.plan.quick {
+        (1_000, 5_000)
+    } else {
+        (2_000, 20_000)
+    };
+    let floor = StreamSystem::Quinn;
+    for system in StreamSystem::available() {
+        progress(&format!(
+            "item instructions: {} under callgrind",
+            system.name()
+        ));
+        let counted = instructions::measure_items(system.key(), items, SIZE, dir, &work);
+        let reference = Some(floor.name()).filter(|_| system != floor);
+        record_counted(&mut table, system.name(), reference, &counted, "item");
+    }
+    table
+}
+
+/// The counted stream: `count-stream <system> <items> <size> <cert-dir>`, a
+/// [`StreamSystem`](hardlight_benchmarks::systems::streams::StreamSystem) key. Connects,
+/// drains one short stream to warm up, then one stream of `items` items, and exits; run
+/// under callgrind by `item_instructions_table`.
+async fn count_stream(args: &[String]) {
+    use hardlight_benchmarks::systems::streams::StreamSystem;
+    let system = StreamSystem::from_key(args.first().expect("system")).expect("known system");
+    let number = |i: usize, what: &str| -> u64 {
+        args.get(i)
+            .and_then(|n| n.parse().ok())
+            .unwrap_or_else(|| panic!("{what}"))
+    };
+    let (items, size) = (number(1, "items"), number(2, "size"));
+    let size = u32::try_from(size).expect("an item size that fits a u32");
+    let dir = Path::new(args.get(3).expect("cert dir"));
+    let cert = Certificate::read(dir);
+    let server = spawn(system.server_key(), dir, &[]);
+    let streamer = system.connect(server.addr, &cert).await;
+    streamer.drain(64, size).await;
+    streamer.drain(items, size).await;
 }
 
 /// The counted fan-out: `count-fanout <quic|websocket> <subscribers> <events> <cert-dir>`.

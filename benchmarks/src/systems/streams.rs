@@ -47,6 +47,28 @@ impl StreamSystem {
         }
     }
 
+    /// The identifier used on the command line (`bench count-stream <key> …`).
+    pub fn key(self) -> &'static str {
+        match self {
+            Self::Quinn => "quinn",
+            Self::HardLightQuic => "hardlight-quic",
+            Self::HardLightWebSocket => "hardlight-ws",
+            Self::TonicTls => "tonic-tls",
+        }
+    }
+
+    /// The system named `key`.
+    pub fn from_key(key: &str) -> Option<Self> {
+        [
+            Self::Quinn,
+            Self::HardLightQuic,
+            Self::HardLightWebSocket,
+            Self::TonicTls,
+        ]
+        .into_iter()
+        .find(|s| s.key() == key)
+    }
+
     /// The child-process key of its server (`bench serve <key>`).
     pub fn server_key(self) -> &'static str {
         match self {

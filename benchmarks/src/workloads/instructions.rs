@@ -5,7 +5,8 @@
 //! (process start, TLS, handshake, warm-up) is the same in both, so the difference divided
 //! by `large − small` is what one call costs each side. The per-symbol difference gives the
 //! functions that cost is spent in. A fan-out is counted the same way
-//! (`bench count-fanout …`, two numbers of events): per event delivered to one subscriber.
+//! (`bench count-fanout …`, two numbers of events): per event delivered to one subscriber;
+//! and a streaming call (`bench count-stream …`, two numbers of items): per item.
 
 use std::{
     collections::HashMap,
@@ -95,6 +96,29 @@ pub fn measure_deliveries(
     })
 }
 
+/// Runs a streaming call of `items.0` then `items.1` items of `size` bytes on `system`
+/// (a [`StreamSystem`](crate::systems::streams::StreamSystem) key) under callgrind, and
+/// returns the difference per item. Profiles are written to `work` as
+/// `items-<system>-<items>.client` and `.server`.
+pub fn measure_items(
+    system: &str,
+    items: (usize, usize),
+    size: usize,
+    certs: &Path,
+    work: &Path,
+) -> PerCall {
+    let prefix = work.join(format!("items-{system}"));
+    difference(&prefix, items, 1, |items| {
+        vec![
+            "count-stream".into(),
+            system.into(),
+            items.to_string(),
+            size.to_string(),
+            certs.display().to_string(),
+        ]
+    })
+}
+
 /// Runs the counted client `args(n)` and its server, each under callgrind, for `n` =
 /// `counts.0` then `counts.1`, and returns the difference per unit: `units` per count.
 fn difference(
@@ -154,7 +178,7 @@ fn difference(
 /// self cost of every function.
 fn read(out: &PathBuf) -> Counted {
     let output = Command::new("callgrind_annotate")
-        .args(["--threshold=100", "--inclusive=no"])
+        .args(["--threshold=100", "--inclusive=no", "--auto=no"])
         .arg(out)
         .output()
         .expect("run callgrind_annotate");
