@@ -17,7 +17,7 @@ use hardlight_core::{
     queue::{queue, Queue, Reader, Refused},
     quota::{Closed, Held, Quota},
     received::Received,
-    stream::{window_cost, STREAM_WINDOW},
+    stream::{take_window, window_cost, STREAM_WINDOW},
     ProtocolError,
 };
 use tokio::sync::{mpsc, oneshot, Semaphore};
@@ -486,12 +486,9 @@ pub(crate) struct MuxSender {
 impl MuxSender {
     /// Sends an item's frame once it fits the call's window.
     pub(crate) async fn send(&mut self, mut frame: Vec<u8>) -> Result<(), CallError> {
-        let room = self
-            .credit
-            .acquire_many(window_cost(frame.len()))
-            .await
-            .map_err(|_| self.mux.closed())?;
-        room.forget();
+        if !take_window(&self.credit, frame.len()).await {
+            return Err(self.mux.closed());
+        }
         FrameHeader::set_id(&mut frame, self.id);
         self.mux
             .out

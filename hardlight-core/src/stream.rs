@@ -8,6 +8,7 @@ use std::{
 };
 
 use futures_util::{Stream, StreamExt};
+use tokio::sync::{Semaphore, TryAcquireError};
 
 use crate::{
     codec::{decode, Bytes, Codable},
@@ -72,6 +73,37 @@ pub fn window_cost(frame_len: usize) -> u32 {
     u32::try_from(frame_len)
         .unwrap_or(u32::MAX)
         .min(STREAM_WINDOW)
+}
+
+/// Takes the room of an item of `frame_len` bytes from a stream's send window (`credit`,
+/// a semaphore of [`STREAM_WINDOW`] bytes that the receiver's credit refills), waiting
+/// until it is there; `false` once the window is closed. Most items fit at once: only one
+/// that must wait sets up the semaphore's wait.
+///
+/// ```
+/// use hardlight_core::stream::{take_window, STREAM_WINDOW};
+/// use tokio::sync::Semaphore;
+/// # futures_util::FutureExt::now_or_never(async {
+/// let credit = Semaphore::new(STREAM_WINDOW as usize);
+/// assert!(take_window(&credit, 1000).await);
+/// assert_eq!(credit.available_permits(), STREAM_WINDOW as usize - 1000);
+/// credit.close();
+/// assert!(!take_window(&credit, 1000).await);
+/// # }).unwrap();
+/// ```
+pub async fn take_window(credit: &Semaphore, frame_len: usize) -> bool {
+    let cost = window_cost(frame_len);
+    let room = match credit.try_acquire_many(cost) {
+        Err(TryAcquireError::NoPermits) => credit.acquire_many(cost).await.ok(),
+        taken => taken.ok(),
+    };
+    match room {
+        Some(room) => {
+            room.forget();
+            true
+        }
+        None => false,
+    }
 }
 
 /// The items a streaming method produces: any `Stream` of `T` (or of `Result<T, E>`, an

@@ -15,10 +15,11 @@ use std::{
 };
 
 use bytes::Bytes as Shared;
+use futures_util::future::join;
 use hardlight_core::{
     close::Close,
     frame::{FrameHeader, Kind, FLAG_STREAM, HEADER_LEN},
-    queue::{queue, Queue, Reader, Room},
+    queue::{queue, Queue, Reader, Refused, Room},
     quota::{Closed, Held},
     received::Received,
     stream::{no_items, Inbound},
@@ -120,15 +121,16 @@ impl Writer {
     /// is gone or stalled. Only for a queue with room, or from another task than the
     /// link's: the link's task is what makes room.
     pub(crate) async fn send(&mut self, outgoing: Outgoing) -> bool {
-        matches!(
-            timeout(self.send_timeout, self.tx.send(outgoing)).await,
-            Ok(Ok(()))
-        )
+        queue_within(&self.tx, outgoing, self.send_timeout).await
     }
 
-    /// Queues `outgoing` if there is room at once.
-    pub(crate) fn try_send(&self, outgoing: Outgoing) -> bool {
-        self.tx.try_send(outgoing).is_ok()
+    /// Queues `outgoing` if there is room at once; gives it back if the queue is full,
+    /// drops it if the writer is gone.
+    pub(crate) fn try_send(&self, outgoing: Outgoing) -> Result<(), Outgoing> {
+        match self.tx.try_send(outgoing) {
+            Ok(()) | Err(Refused::Closed(_)) => Ok(()),
+            Err(Refused::Full(outgoing)) => Err(outgoing),
+        }
     }
 
     /// Where the push loop writes.
@@ -152,19 +154,20 @@ impl Writer {
         Poll::Ready(())
     }
 
-    /// Stops the writer at once (it is backed up on a peer that does not read).
-    pub(crate) fn abort(&mut self) {
-        self.writing = None;
-    }
-
-    /// Writes what is queued (a final close, say) until every sender is gone or the
-    /// writer ends.
-    pub(crate) async fn finish(self) {
+    /// Writes what is queued, then `last` (a close the queue had no room for when it was
+    /// made), until every sender is gone or the writer ends.
+    pub(crate) async fn finish(self, last: Option<Outgoing>) {
         let Self { tx, writing, .. } = self;
-        drop(tx);
-        if let Some(writing) = writing {
-            writing.await;
-        }
+        let Some(writing) = writing else {
+            return;
+        };
+        let queued = async move {
+            if let Some(last) = last {
+                // room comes as the writer writes, meanwhile
+                let _ = tx.send(last).await;
+            }
+        };
+        join(queued, writing).await;
     }
 }
 
@@ -358,6 +361,23 @@ impl Demux {
     }
 }
 
+/// Queues `outgoing` on `tx`, waiting at most `limit` for room; `false` if the writer is
+/// gone or stalled. Most find room at once: the clock is read and a timer built only for
+/// one that must wait.
+pub(crate) async fn queue_within(
+    tx: &Queue<Outgoing>,
+    outgoing: Outgoing,
+    limit: Duration,
+) -> bool {
+    match tx.try_send(outgoing) {
+        Ok(()) => true,
+        Err(Refused::Closed(_)) => false,
+        Err(Refused::Full(outgoing)) => {
+            matches!(timeout(limit, tx.send(outgoing)).await, Ok(Ok(())))
+        }
+    }
+}
+
 /// One multiplexed call: its frame, read and within the byte budget.
 pub(crate) struct MuxCall {
     header: FrameHeader,
@@ -443,10 +463,7 @@ impl CallIo for MuxCall {
             return false;
         }
         let item = Outgoing::Frame(frame, self.priority());
-        matches!(
-            timeout(self.send_timeout, self.tx.send(item)).await,
-            Ok(Ok(()))
-        )
+        queue_within(&self.tx, item, self.send_timeout).await
     }
 
     fn reply(

@@ -15,15 +15,12 @@ use hardlight_core::{
     message::open_aligned_body,
     queue::Queue,
     quota::Held,
-    stream::{window_cost, Inbound, STREAM_WINDOW},
+    stream::{take_window, window_cost, Inbound, STREAM_WINDOW},
     ProtocolError,
 };
-use tokio::{
-    sync::{mpsc, Semaphore},
-    time::timeout,
-};
+use tokio::sync::{mpsc, Semaphore};
 
-use super::mux::Outgoing;
+use super::mux::{queue_within, Outgoing};
 use crate::{session::CallEnv, sync::lock};
 
 /// The streaming calls of one channel.
@@ -165,13 +162,7 @@ pub(crate) struct Window {
 impl Window {
     /// Waits until an item of `frame_len` bytes fits the window, and takes its room.
     pub(crate) async fn take(&self, frame_len: usize) -> bool {
-        match self.credit.acquire_many(window_cost(frame_len)).await {
-            Ok(room) => {
-                room.forget();
-                true
-            }
-            Err(_) => false,
-        }
+        take_window(&self.credit, frame_len).await
     }
 }
 
@@ -217,7 +208,7 @@ impl Items {
                         .with_id(items.id)
                         .with_seq(u64::from(grant));
                     let credit = Outgoing::frame(credit.encode().to_vec());
-                    let _ = timeout(send_timeout, out.send(credit)).await;
+                    queue_within(&out, credit, send_timeout).await;
                 }
                 // the share is released once the handler holds the item
                 drop(share);

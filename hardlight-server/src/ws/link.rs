@@ -65,6 +65,8 @@ pub(crate) struct WsLink<S> {
     idle: IdleLimit,
     /// The server sent a close frame, which the peer should get to read.
     closing: bool,
+    /// The close frame, when the writer's queue had no room for it.
+    unsent_close: Option<Outgoing>,
     /// The peer sent its close frame.
     peer_closed: bool,
 }
@@ -119,12 +121,13 @@ impl<S: AsyncRead + AsyncWrite + Unpin + Send + 'static> WsLink<S> {
             control: Woken::new(),
             idle: IdleLimit::new(limits.idle_timeout()),
             closing: false,
+            unsent_close: None,
             peer_closed: false,
         }
     }
 
     fn ping(&self) {
-        if !self.writer.try_send(Outgoing::Ping) {
+        if self.writer.try_send(Outgoing::Ping).is_err() {
             debug!("writer backed up; keep-alive skipped");
         }
     }
@@ -150,7 +153,7 @@ impl<S: AsyncRead + AsyncWrite + Unpin + Send + 'static> WsLink<S> {
                 return Some(Incoming::Ended(Ended::Closed));
             }
             Some(Ok(Message::Ping(payload))) => {
-                if !self.writer.try_send(Outgoing::Pong(payload)) {
+                if self.writer.try_send(Outgoing::Pong(payload)).is_err() {
                     debug!("writer backed up; pong skipped");
                 }
                 return None;
@@ -308,10 +311,12 @@ impl<S: AsyncRead + AsyncWrite + Unpin + Send + 'static> Link for WsLink<S> {
             return;
         }
         self.closing = true;
-        if !self.writer.try_send(Outgoing::Close(close, reason.into())) {
-            // the writer is backed up on a peer that does not read: drop the connection
-            self.writer.abort();
-        }
+        // a full queue (a call's items queued faster than they are written, or a peer
+        // that does not read) takes the close in `finish`, within the linger
+        self.unsent_close = self
+            .writer
+            .try_send(Outgoing::Close(close, reason.into()))
+            .err();
     }
 
     async fn finish(self, ended: Ended) {
@@ -320,6 +325,7 @@ impl<S: AsyncRead + AsyncWrite + Unpin + Send + 'static> Link for WsLink<S> {
             writer,
             demux,
             closing,
+            unsent_close,
             peer_closed,
             ..
         } = self;
@@ -328,7 +334,7 @@ impl<S: AsyncRead + AsyncWrite + Unpin + Send + 'static> Link for WsLink<S> {
         // socket closes (closing with unread input would reset the connection and lose the
         // frame); a peer that neither reads nor closes is dropped after the linger
         let linger = async {
-            writer.finish().await;
+            writer.finish(unsent_close).await;
             if closing && ended != Ended::Lost && !peer_closed {
                 // until the client answers with its close; if the stream cannot tell (it
                 // failed on the message that made us close), wait out the linger
