@@ -125,9 +125,14 @@ pub(crate) trait CallIo: Send + 'static {
     fn inbound(&mut self, context: &Arc<CallEnv>) -> Inbound;
 
     /// Sends an item of a streaming call once the client has room for it (its stream's
-    /// flow control, or the call's window on a multiplexed channel); `false` if the client
-    /// is gone or does not take it within `Limits::send_timeout` once it has room.
+    /// flow control, or the call's window on a multiplexed channel), or holds it to go
+    /// with the next ones; `false` if the client is gone or does not take it within
+    /// `Limits::send_timeout` once it has room.
     fn send_item(&mut self, frame: Vec<u8>) -> impl Future<Output = bool> + Send;
+
+    /// Sends the items [`CallIo::send_item`] holds: the handler's stream has no item
+    /// ready, or has ended. `false` as for `send_item`.
+    fn flush_items(&mut self) -> impl Future<Output = bool> + Send;
 
     /// Writes the reply frame, within `Limits::send_timeout`, calling `done` just before
     /// the client can have it: a call stops counting in flight before its client, which

@@ -466,6 +466,11 @@ impl CallIo for MuxCall {
         queue_within(&self.tx, item, self.send_timeout).await
     }
 
+    async fn flush_items(&mut self) -> bool {
+        // each item is queued for the writer, which writes what is queued together
+        true
+    }
+
     fn reply(
         mut self,
         frame: Vec<u8>,

@@ -3,7 +3,7 @@
 //! WebSocket); a bidirectional stream of its own for each other call; a server-opened
 //! unidirectional push stream.
 
-use std::{future::pending, future::poll_fn, sync::Arc, task::Poll, time::Duration};
+use std::{future::pending, future::poll_fn, mem, sync::Arc, task::Poll, time::Duration};
 
 use bytes::Bytes as Shared;
 use hardlight_core::{
@@ -220,6 +220,7 @@ impl Link for QuicLink {
                             recv: Some(recv),
                             send_timeout: self.send_timeout,
                             framing: session.framing(),
+                            held: Vec::new(),
                         })),
                         Err(error) => {
                             debug!(%error, "connection ended");
@@ -485,6 +486,13 @@ impl CallIo for QuicCall {
         }
     }
 
+    async fn flush_items(&mut self) -> bool {
+        match self {
+            Self::Channel(call) => call.flush_items().await,
+            Self::Stream(call) => call.flush_items().await,
+        }
+    }
+
     async fn reply(self, frame: Vec<u8>, done: impl FnOnce() + Send) {
         match self {
             Self::Channel(call) => call.reply(frame, done).await,
@@ -509,9 +517,24 @@ pub(crate) struct StreamCall {
     send_timeout: Duration,
     /// How the stream is marked: its first bytes, and the codes it is stopped with.
     framing: Framing,
+    /// A streaming call's items not written yet: those ready one after the other go in
+    /// one write, up to [`ITEMS_WRITTEN_TOGETHER`] bytes.
+    held: Vec<u8>,
 }
 
+/// Bytes of a streaming call's items written to its stream at once, when the handler
+/// has them ready together. quinn keeps each write as a segment of the stream's send
+/// buffer, and looks through the segments not yet acknowledged for every packet it
+/// fills: items written one by one make each packet cost more the more are in flight.
+const ITEMS_WRITTEN_TOGETHER: usize = 16 * 1024;
+
 impl StreamCall {
+    /// Writes `bytes` to the stream as one chunk, once the client's flow control lets it
+    /// (QUIC's flow control is the stream's backpressure: waiting for it is not a stall).
+    async fn write(&mut self, bytes: Vec<u8>) -> bool {
+        self.send.write_chunk(bytes.into()).await.is_ok()
+    }
+
     /// The call frame did not arrive within `limit`: the peer is told to stop sending it,
     /// and the call fails with `FrameTimeout`.
     fn late(&mut self, limit: Duration) -> Unread {
@@ -589,8 +612,23 @@ impl CallIo for StreamCall {
     }
 
     async fn send_item(&mut self, frame: Vec<u8>) -> bool {
-        // QUIC's flow control is the stream's backpressure: waiting for it is not a stall
-        self.send.write_all(&frame).await.is_ok()
+        if frame.len() < ITEMS_WRITTEN_TOGETHER {
+            self.held.extend_from_slice(&frame);
+            if self.held.len() < ITEMS_WRITTEN_TOGETHER {
+                return true;
+            }
+            return self.flush_items().await;
+        }
+        // a large item goes as it is, after those held
+        self.flush_items().await && self.write(frame).await
+    }
+
+    async fn flush_items(&mut self) -> bool {
+        if self.held.is_empty() {
+            return true;
+        }
+        let held = mem::take(&mut self.held);
+        self.write(held).await
     }
 
     fn reply_now(&mut self, frame: Vec<u8>, _: impl FnOnce()) -> Result<(), Vec<u8>> {

@@ -450,13 +450,15 @@ async fn bounded<F: Future<Output = Option<Outcome>>>(
     }
 }
 
-/// Sends a streaming call's items as the handler's stream yields them, each tagged with
-/// the state version when it goes and waiting for the client's room; the final outcome
-/// when the stream ends (or `None` when the client abandons the call).
 /// Item bytes a streaming call encodes and sends before it lets the other tasks of its
 /// thread run (other calls, other connections): what a small call can wait behind.
 const YIELD_EVERY: usize = 64 * 1024;
 
+/// Sends a streaming call's items as the handler's stream yields them, each tagged with
+/// the state version when it goes and waiting for the client's room; the final outcome
+/// when the stream ends (or `None` when the client abandons the call). Items the stream
+/// has ready one after the other may go together ([`CallIo::send_item`]); those held go
+/// once it has none ready.
 async fn send_items<S: ConnectionState, C: CallIo>(
     mut items: ItemStream,
     io: &mut C,
@@ -465,21 +467,29 @@ async fn send_items<S: ConnectionState, C: CallIo>(
     context: &CallEnv,
 ) -> Option<Outcome> {
     let mut since_yield = 0;
-    loop {
+    let end = loop {
         if since_yield >= YIELD_EVERY {
             // a handler's stream that is always ready, into a transport that always takes
             // more, would otherwise hold the thread for the whole stream
             since_yield = 0;
             tokio::task::yield_now().await;
         }
-        let next = tokio::select! {
-            next = items.next() => next,
-            () = io.abandoned() => return None,
+        let next = match items.next().now_or_never() {
+            Some(next) => next,
+            None => {
+                if !io.flush_items().await {
+                    return None;
+                }
+                tokio::select! {
+                    next = items.next() => next,
+                    () = io.abandoned() => return None,
+                }
+            }
         };
         let item = match next {
             Some(Ok(item)) => item,
-            Some(Err(end)) => return Some(end),
-            None => return Some(Outcome::from_result::<(), ()>(Ok(()))),
+            Some(Err(end)) => break end,
+            None => break Outcome::from_result::<(), ()>(Ok(())),
         };
         let header = FrameHeader::new(Kind::StreamItem, 0)
             .with_id(id)
@@ -487,14 +497,16 @@ async fn send_items<S: ConnectionState, C: CallIo>(
         since_yield += item.len();
         let frame = match item.frame(header, context.compression) {
             Ok(frame) => frame,
-            Err(error) => return Some(Outcome::Failure(ErrorCode::Internal, error.to_string())),
+            Err(error) => break Outcome::Failure(ErrorCode::Internal, error.to_string()),
         };
         let len = frame.len();
         if !io.send_item(frame).await {
             return None;
         }
         context.meter.sent(len);
-    }
+    };
+    // the items sent go before the outcome
+    io.flush_items().await.then_some(end)
 }
 
 /// A call counted as running until dropped: also when its task is aborted (cancelled by
