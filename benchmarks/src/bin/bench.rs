@@ -940,15 +940,12 @@ fn instructions_table(args: &Args, dir: &Path) -> Table {
         64 => "instructions",
         _ => "instructions_sized",
     };
-    let mut table = Table::new(
+    let mut table = counted_table(
         id,
         format!(
             "Instructions per {} B echo, {} in flight (callgrind; client + server)",
             args.size, args.in_flight
         ),
-        "instructions",
-        false,
-        &["total", "client", "server"],
     );
     let work = profiles_dir(args, dir);
     let (small, large) = if args.plan.quick {
@@ -980,6 +977,18 @@ fn instructions_table(args: &Args, dir: &Path) -> Table {
     table
 }
 
+/// A table of instructions counted under callgrind, per call, delivery or item: client
+/// and server together, then each.
+fn counted_table(id: &'static str, title: String) -> Table {
+    Table::new(
+        id,
+        title,
+        "instructions",
+        false,
+        &["total", "client", "server"],
+    )
+}
+
 /// Where callgrind's profiles go: `--profiles`, or a directory in `dir`.
 fn profiles_dir(args: &Args, dir: &Path) -> PathBuf {
     let work = args
@@ -1009,37 +1018,49 @@ fn record_counted(
     println!();
 }
 
+/// Table `id`, `title`, of what `measure` counts under callgrind, per `unit`, for each of `rows` (a
+/// system's name, the name of the row it is compared with, what `measure` takes), given
+/// the small and large numbers of units for a quick run or a full one.
+fn counted_rows<T>(
+    args: &Args,
+    dir: &Path,
+    (id, title, unit): (&'static str, String, &str),
+    (quick, full): ((usize, usize), (usize, usize)),
+    rows: impl IntoIterator<Item = (&'static str, Option<&'static str>, T)>,
+    measure: impl Fn(T, (usize, usize), &Path) -> instructions::PerCall,
+) -> Table {
+    let mut table = counted_table(id, title);
+    let work = profiles_dir(args, dir);
+    let counts = if args.plan.quick { quick } else { full };
+    for (name, reference, what) in rows {
+        progress(&format!("{unit} instructions: {name} under callgrind"));
+        let counted = measure(what, counts, &work);
+        record_counted(&mut table, name, reference, &counted, unit);
+    }
+    table
+}
+
 /// Instructions per event delivered in a fan-out to 100 subscribers, over QUIC and over
 /// WebSocket (see `workloads::instructions::measure_deliveries`).
 fn delivery_instructions_table(args: &Args, dir: &Path) -> Table {
     const SUBSCRIBERS: usize = 100;
-    let mut table = Table::new(
-        "delivery_instructions",
-        format!(
-            "Instructions per event delivered, 64 B events, fan-out 1 → {SUBSCRIBERS} (callgrind; client + server)"
-        ),
-        "instructions",
-        false,
-        &["total", "client", "server"],
+    let title = format!(
+        "Instructions per event delivered, 64 B events, fan-out 1 → {SUBSCRIBERS} (callgrind; client + server)"
     );
-    let work = profiles_dir(args, dir);
-    let events = if args.plan.quick {
-        (50, 250)
-    } else {
-        (100, 1_000)
-    };
-    for (system, transport) in [
-        (System::HardLightQuic, "quic"),
-        (System::HardLightWebSocket, "websocket"),
-    ] {
-        progress(&format!(
-            "delivery instructions: {} under callgrind",
-            system.name()
-        ));
-        let counted = instructions::measure_deliveries(transport, SUBSCRIBERS, events, dir, &work);
-        record_counted(&mut table, system.name(), None, &counted, "delivery");
-    }
-    table
+    let rows = [
+        (System::HardLightQuic.name(), None, "quic"),
+        (System::HardLightWebSocket.name(), None, "websocket"),
+    ];
+    counted_rows(
+        args,
+        dir,
+        ("delivery_instructions", title, "delivery"),
+        ((50, 250), (100, 1_000)),
+        rows,
+        |transport, events, work| {
+            instructions::measure_deliveries(transport, SUBSCRIBERS, events, dir, work)
+        },
+    )
 }
 
 /// Instructions per item of a streaming call, 1 KiB items, HardLight over QUIC and over
@@ -1047,32 +1068,29 @@ fn delivery_instructions_table(args: &Args, dir: &Path) -> Table {
 fn item_instructions_table(args: &Args, dir: &Path) -> Table {
     use hardlight_benchmarks::systems::streams::StreamSystem;
     const SIZE: usize = 1024;
-    let mut table = Table::new(
-        "item_instructions",
-        format!(
-            "Instructions per streamed item, {SIZE} B items on one stream (callgrind; client + server)"
-        ),
-        "instructions",
-        false,
-        &["total", "client", "server"],
-    );
-    let work = profiles_dir(args, dir);
-    let items = if args.plan.quick {
-        (1_000, 5_000)
-    } else {
-        (2_000, 20_000)
-    };
     let floor = StreamSystem::Quinn;
-    for system in StreamSystem::available() {
-        progress(&format!(
-            "item instructions: {} under callgrind",
-            system.name()
-        ));
-        let counted = instructions::measure_items(system.key(), items, SIZE, dir, &work);
+    let rows = StreamSystem::available().into_iter().map(|system| {
         let reference = Some(floor.name()).filter(|_| system != floor);
-        record_counted(&mut table, system.name(), reference, &counted, "item");
-    }
-    table
+        (system.name(), reference, system.key())
+    });
+    let title = format!(
+        "Instructions per streamed item, {SIZE} B items on one stream (callgrind; client + server)"
+    );
+    counted_rows(
+        args,
+        dir,
+        ("item_instructions", title, "item"),
+        ((1_000, 5_000), (2_000, 20_000)),
+        rows,
+        |key, items, work| instructions::measure_items(key, items, SIZE, dir, work),
+    )
+}
+
+/// The counted child's argument `i`, a number: `what` it is, if it is missing or not one.
+fn argument<T: std::str::FromStr>(args: &[String], i: usize, what: &str) -> T {
+    args.get(i)
+        .and_then(|n| n.parse().ok())
+        .unwrap_or_else(|| panic!("{what}"))
 }
 
 /// The counted stream: `count-stream <system> <items> <size> <cert-dir>`, a
@@ -1082,13 +1100,7 @@ fn item_instructions_table(args: &Args, dir: &Path) -> Table {
 async fn count_stream(args: &[String]) {
     use hardlight_benchmarks::systems::streams::StreamSystem;
     let system = StreamSystem::from_key(args.first().expect("system")).expect("known system");
-    let number = |i: usize, what: &str| -> u64 {
-        args.get(i)
-            .and_then(|n| n.parse().ok())
-            .unwrap_or_else(|| panic!("{what}"))
-    };
-    let (items, size) = (number(1, "items"), number(2, "size"));
-    let size = u32::try_from(size).expect("an item size that fits a u32");
+    let (items, size) = (argument(args, 1, "items"), argument(args, 2, "size"));
     let dir = Path::new(args.get(3).expect("cert dir"));
     let cert = Certificate::read(dir);
     let server = spawn(system.server_key(), dir, &[]);
@@ -1107,12 +1119,10 @@ async fn count_fanout(args: &[String]) {
         Some("websocket") => Transport::WebSocket,
         other => panic!("count-fanout takes quic or websocket, not {other:?}"),
     };
-    let number = |i: usize, what: &str| -> usize {
-        args.get(i)
-            .and_then(|n| n.parse().ok())
-            .unwrap_or_else(|| panic!("{what}"))
-    };
-    let (subscribers, events) = (number(1, "subscribers"), number(2, "events"));
+    let (subscribers, events): (usize, usize) = (
+        argument(args, 1, "subscribers"),
+        argument(args, 2, "events"),
+    );
     let dir = Path::new(args.get(3).expect("cert dir"));
     let cert = Certificate::read(dir);
     let server = spawn("hardlight-fanout", dir, &[&(events + 16).to_string()]);
@@ -1132,15 +1142,10 @@ async fn count_fanout(args: &[String]) {
 /// `instructions_table`.
 async fn count_client(args: &[String]) {
     let system = System::from_key(args.first().expect("system")).expect("known system");
-    let number = |i: usize, what: &str| -> usize {
-        args.get(i)
-            .and_then(|n| n.parse().ok())
-            .unwrap_or_else(|| panic!("{what}"))
-    };
     let (calls, in_flight, size) = (
-        number(1, "calls"),
-        number(2, "in flight"),
-        number(3, "size"),
+        argument(args, 1, "calls"),
+        argument(args, 2, "in flight"),
+        argument(args, 3, "size"),
     );
     let dir = Path::new(args.get(4).expect("cert dir"));
     let cert = Certificate::read(dir);
