@@ -640,7 +640,16 @@ impl CallIo for StreamCall {
         // the client's stream credit, not this count, bounds the calls on streams of
         // their own that wait for their reply to be written
         done();
-        if let Ok(Ok(())) = timeout(self.send_timeout, self.send.write_all(&frame)).await {
+        // items still held (a call that ended at its deadline while its stream had more
+        // ready) go before the reply
+        let bytes = if self.held.is_empty() {
+            frame
+        } else {
+            let mut held = mem::take(&mut self.held);
+            held.extend_from_slice(&frame);
+            held
+        };
+        if let Ok(Ok(())) = timeout(self.send_timeout, self.send.write_all(&bytes)).await {
             let _ = self.send.finish();
         }
     }
