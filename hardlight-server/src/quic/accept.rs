@@ -87,17 +87,9 @@ async fn accept(
     conn.set_max_concurrent_bi_streams(VarInt::from_u32(streams));
     // a session's CONNECT is read once the handshake is complete
     if let Some(handshake) = handshake {
-        match timeout_at(deadline, handshake).await {
-            Ok(_) if conn.close_reason().is_none() => {}
-            Ok(_) => {
-                debug!("QUIC handshake failed");
-                return None;
-            }
-            Err(_) => {
-                debug!("QUIC handshake timed out");
-                return None;
-            }
-        }
+        let done = timeout_at(deadline, handshake).await;
+        let done = done.map(|_| conn.close_reason().map_or(Ok(()), Err));
+        by_deadline(done, QUIC_HANDSHAKE)?;
     }
     drop(unproven);
     let opened = match timeout_at(deadline, webtransport::open(&conn, PROTOCOL_VERSION)).await {
