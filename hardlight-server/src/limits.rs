@@ -3,6 +3,10 @@
 
 use std::time::Duration;
 
+/// The largest receive buffer `ServerLimits::with_udp_receive_buffer` asks for (the
+/// socket option is a C `int`, which the kernel doubles).
+const MAX_UDP_RECEIVE_BUFFER: usize = 1 << 30;
+
 /// The server's admission policy and per-peer allowances, beside the [`Limits`] both peers
 /// share; given with `ServerConfig::with_server_limits`. Each setter says what the limit
 /// costs in memory or slots.
@@ -32,6 +36,7 @@ pub struct ServerLimits {
     max_queued_bytes: usize,
     max_replay_events: usize,
     resume_grace: Duration,
+    udp_receive_buffer: usize,
 }
 
 /// When a QUIC peer must answer a Retry, proving it receives packets at its source
@@ -92,6 +97,7 @@ impl Default for ServerLimits {
             max_queued_bytes: 16 << 20,
             max_replay_events: 256,
             resume_grace: Duration::from_secs(30),
+            udp_receive_buffer: 4 << 20,
         }
     }
 }
@@ -232,6 +238,24 @@ impl ServerLimits {
         self
     }
 
+    /// The receive buffer asked of the kernel for the QUIC socket (`SO_RCVBUF`), in
+    /// bytes: the datagrams of every QUIC connection wait there while the endpoint is
+    /// busy, and past it the kernel drops them and peers resend them after a timeout,
+    /// halving their sending rate. Default 4 MiB, at most 1 GiB; 0 leaves the system's
+    /// default. Memory: kernel memory, taken only by datagrams waiting to be read. Linux
+    /// grants at most `net.core.rmem_max` (often 208 KiB), and the server logs a warning
+    /// at bind when it was granted less than asked (`docs/OPERATIONS.md`, "Limits").
+    ///
+    /// ```
+    /// use hardlight_server::ServerLimits;
+    /// let limits = ServerLimits::default().with_udp_receive_buffer(8 << 20);
+    /// assert_eq!(limits.udp_receive_buffer(), 8 << 20);
+    /// ```
+    pub fn with_udp_receive_buffer(mut self, bytes: usize) -> Self {
+        self.udp_receive_buffer = bytes.min(MAX_UDP_RECEIVE_BUFFER);
+        self
+    }
+
     /// See [`ServerLimits::with_max_connections`].
     pub fn max_connections(&self) -> u32 {
         self.max_connections
@@ -305,5 +329,10 @@ impl ServerLimits {
     /// See [`ServerLimits::with_resume_grace`].
     pub fn resume_grace(&self) -> Duration {
         self.resume_grace
+    }
+
+    /// See [`ServerLimits::with_udp_receive_buffer`].
+    pub fn udp_receive_buffer(&self) -> usize {
+        self.udp_receive_buffer
     }
 }

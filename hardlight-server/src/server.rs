@@ -23,7 +23,7 @@ use crate::{
     handler::{EventOf, Factory, RpcHandler},
     intercept::Interceptors,
     memory_budget::MemoryBudget,
-    quic::{quinn_config, serve_connection, validated, Unproven},
+    quic::{bind_udp, quinn_config, serve_connection, validated, Unproven},
     session::{resume::Sessions, ServerShared},
     shutdown::{ShutdownHandle, Signals},
     stats::{ServerCounters, ServerStats, StatsHandle},
@@ -208,7 +208,16 @@ impl<H: RpcHandler> Server<H> {
 
     fn bind_once(&self, addr: SocketAddr) -> Result<Bound, ServerError> {
         let quic = if self.config.quic {
-            let endpoint = quinn::Endpoint::server(quinn_config(&self.config)?, addr)
+            let server_config = quinn_config(&self.config)?;
+            let endpoint = bind_udp(addr, self.config.server_limits.udp_receive_buffer())
+                .and_then(|socket| {
+                    quinn::Endpoint::new(
+                        quinn::EndpointConfig::default(),
+                        Some(server_config),
+                        socket,
+                        Arc::new(quinn::TokioRuntime),
+                    )
+                })
                 .map_err(|source| ServerError::Bind { addr, source })?;
             Some(endpoint)
         } else {

@@ -6,11 +6,13 @@
 mod accept;
 mod link;
 mod session;
+mod socket;
 mod tls;
 mod validation;
 mod webtransport;
 
 pub(crate) use accept::serve_connection;
 pub(crate) use session::Datagrams;
+pub(crate) use socket::bind_udp;
 pub(crate) use tls::quinn_config;
 pub(crate) use validation::{validated, Unproven};
