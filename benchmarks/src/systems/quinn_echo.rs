@@ -25,8 +25,19 @@ pub(super) fn endpoint(cert: &Certificate, alpn: &[u8]) -> quinn::Endpoint {
         .expect("QUIC TLS");
     let mut config = quinn::ServerConfig::with_crypto(Arc::new(crypto));
     config.transport_config(Arc::new(transport()));
-    let endpoint =
-        quinn::Endpoint::server(config, SocketAddr::from(([127, 0, 0, 1], 0))).expect("bind");
+    // the receive buffer HardLight's server asks for by default
+    // (`ServerLimits::with_udp_receive_buffer`), so that neither drops what the other keeps
+    let socket = std::net::UdpSocket::bind(SocketAddr::from(([127, 0, 0, 1], 0))).expect("bind");
+    socket2::SockRef::from(&socket)
+        .set_recv_buffer_size(hardlight::ServerLimits::default().udp_receive_buffer())
+        .expect("receive buffer");
+    let endpoint = quinn::Endpoint::new(
+        quinn::EndpointConfig::default(),
+        Some(config),
+        socket,
+        Arc::new(quinn::TokioRuntime),
+    )
+    .expect("endpoint");
     announce(endpoint.local_addr().expect("address"));
     endpoint
 }
