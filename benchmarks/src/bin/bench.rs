@@ -1064,15 +1064,19 @@ fn delivery_instructions_table(args: &Args, dir: &Path) -> Table {
 }
 
 /// Instructions per item of a streaming call, 1 KiB items, HardLight over QUIC and over
-/// WebSocket beside the raw quinn stream (see `workloads::instructions::measure_items`).
+/// WebSocket (the server's items, then the client's) beside the raw quinn stream (see
+/// `workloads::instructions::measure_items`).
 fn item_instructions_table(args: &Args, dir: &Path) -> Table {
     use hardlight_benchmarks::systems::streams::StreamSystem;
     const SIZE: usize = 1024;
     let floor = StreamSystem::Quinn;
-    let rows = StreamSystem::available().into_iter().map(|system| {
-        let reference = Some(floor.name()).filter(|_| system != floor);
-        (system.name(), reference, system.key())
-    });
+    let rows = StreamSystem::available()
+        .into_iter()
+        .chain(StreamSystem::uploads())
+        .map(|system| {
+            let reference = Some(floor.name()).filter(|_| system != floor);
+            (system.name(), reference, system.key())
+        });
     let title = format!(
         "Instructions per streamed item, {SIZE} B items on one stream (callgrind; client + server)"
     );

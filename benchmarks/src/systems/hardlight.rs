@@ -2,7 +2,7 @@
 
 use std::{net::SocketAddr, sync::Arc};
 
-use futures_util::{future::BoxFuture, FutureExt};
+use futures_util::{future::BoxFuture, FutureExt, StreamExt};
 use hardlight::*;
 
 use super::{Connection, Target};
@@ -48,6 +48,8 @@ pub trait Bench {
     async fn echo(&self, data: Vec<u8>) -> HandlerResult<Vec<u8>>;
     /// Streams `count` items of `size` bytes.
     async fn items(&self, count: u64, size: u32) -> HandlerResult<Streaming<Vec<u8>>>;
+    /// Takes the client's items and returns how many there were.
+    async fn upload(&self, items: Streaming<Vec<u8>>) -> HandlerResult<u64>;
     /// Subscribes this connection to the fan-out topic.
     async fn join(&self) -> HandlerResult<()>;
     /// Emits `count` events of `size` payload bytes to the fan-out topic, in the background.
@@ -79,6 +81,14 @@ impl Bench for Handler {
         Ok(Streaming::new(futures_util::stream::iter(
             (0..count).map(move |_| item.clone()),
         )))
+    }
+
+    async fn upload(&self, mut items: Streaming<Vec<u8>>) -> HandlerResult<u64> {
+        let mut count = 0;
+        while items.next().await.transpose()?.is_some() {
+            count += 1;
+        }
+        Ok(count)
     }
 
     async fn join(&self) -> HandlerResult<()> {

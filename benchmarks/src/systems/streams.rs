@@ -25,6 +25,10 @@ pub enum StreamSystem {
     HardLightWebSocket,
     /// tonic server streaming over TLS (HTTP/2).
     TonicTls,
+    /// HardLight over QUIC, the other way: the client's items on a streaming call.
+    HardLightQuicUpload,
+    /// HardLight over WebSocket, the other way.
+    HardLightWebSocketUpload,
 }
 
 impl StreamSystem {
@@ -37,6 +41,12 @@ impl StreamSystem {
         all
     }
 
+    /// HardLight's systems the other way, client to server (not in [`Self::available`]:
+    /// counted per item only).
+    pub fn uploads() -> [Self; 2] {
+        [Self::HardLightQuicUpload, Self::HardLightWebSocketUpload]
+    }
+
     /// The name shown in tables.
     pub fn name(self) -> &'static str {
         match self {
@@ -44,6 +54,8 @@ impl StreamSystem {
             Self::HardLightQuic => "HardLight QUIC, streaming call",
             Self::HardLightWebSocket => "HardLight WebSocket, streaming call",
             Self::TonicTls => "tonic TLS, server streaming",
+            Self::HardLightQuicUpload => "HardLight QUIC, the client's items",
+            Self::HardLightWebSocketUpload => "HardLight WebSocket, the client's items",
         }
     }
 
@@ -54,6 +66,8 @@ impl StreamSystem {
             Self::HardLightQuic => "hardlight-quic",
             Self::HardLightWebSocket => "hardlight-ws",
             Self::TonicTls => "tonic-tls",
+            Self::HardLightQuicUpload => "hardlight-quic-upload",
+            Self::HardLightWebSocketUpload => "hardlight-ws-upload",
         }
     }
 
@@ -64,6 +78,8 @@ impl StreamSystem {
             Self::HardLightQuic,
             Self::HardLightWebSocket,
             Self::TonicTls,
+            Self::HardLightQuicUpload,
+            Self::HardLightWebSocketUpload,
         ]
         .into_iter()
         .find(|s| s.key() == key)
@@ -73,7 +89,10 @@ impl StreamSystem {
     pub fn server_key(self) -> &'static str {
         match self {
             Self::Quinn => "quinn-items",
-            Self::HardLightQuic | Self::HardLightWebSocket => "hardlight-quic",
+            Self::HardLightQuic
+            | Self::HardLightWebSocket
+            | Self::HardLightQuicUpload
+            | Self::HardLightWebSocketUpload => "hardlight-quic",
             Self::TonicTls => "tonic-tls",
         }
     }
@@ -82,15 +101,22 @@ impl StreamSystem {
     pub async fn connect(self, addr: SocketAddr, cert: &Certificate) -> Streamer {
         match self {
             Self::Quinn => Streamer::Quinn(quinn_connect(addr, cert).await),
-            Self::HardLightQuic | Self::HardLightWebSocket => {
-                let transport = if self == Self::HardLightQuic {
-                    hardlight::Transport::Quic
-                } else {
-                    hardlight::Transport::WebSocket
+            Self::HardLightQuic
+            | Self::HardLightWebSocket
+            | Self::HardLightQuicUpload
+            | Self::HardLightWebSocketUpload => {
+                let transport = match self {
+                    Self::HardLightQuic | Self::HardLightQuicUpload => hardlight::Transport::Quic,
+                    _ => hardlight::Transport::WebSocket,
                 };
                 let client = BenchClient::with_config(client_config(addr, cert, transport));
                 client.connect().await.expect("connect");
-                Streamer::HardLight(client)
+                match self {
+                    Self::HardLightQuicUpload | Self::HardLightWebSocketUpload => {
+                        Streamer::HardLightUpload(client)
+                    }
+                    _ => Streamer::HardLight(client),
+                }
             }
             #[cfg(feature = "peers")]
             Self::TonicTls => Streamer::Tonic(super::tonic_echo::channel(addr, Some(cert)).await),
@@ -106,14 +132,17 @@ pub enum Streamer {
     Quinn((quinn::Connection, quinn::Endpoint)),
     /// A HardLight client.
     HardLight(BenchClient),
+    /// A HardLight client sending the items.
+    HardLightUpload(BenchClient),
     /// A tonic channel.
     #[cfg(feature = "peers")]
     Tonic(tonic::transport::Channel),
 }
 
 impl Streamer {
-    /// Opens a stream of `count` items of `size` bytes and reads it to its end: the time
-    /// to the first item, and to the end.
+    /// Opens a stream of `count` items of `size` bytes and reads it to its end (or, the
+    /// other way, sends it to its end and has the server count it): the time to the first
+    /// item (zero the other way), and to the end.
     pub async fn drain(&self, count: u64, size: u32) -> (Duration, Duration) {
         match self {
             Self::Quinn((conn, _)) => quinn_drain(conn, count, size).await,
@@ -129,6 +158,13 @@ impl Streamer {
                 }
                 assert_eq!(seen, count);
                 (first.unwrap_or_default(), started.elapsed())
+            }
+            Self::HardLightUpload(client) => {
+                let started = Instant::now();
+                let item = vec![7u8; size as usize];
+                let items = futures_util::stream::iter((0..count).map(move |_| item.clone()));
+                assert_eq!(client.upload(items).await.expect("upload"), count);
+                (Duration::ZERO, started.elapsed())
             }
             #[cfg(feature = "peers")]
             Self::Tonic(channel) => super::tonic_echo::drain_items(channel, count, size).await,
