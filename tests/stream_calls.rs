@@ -293,9 +293,21 @@ const ITEM: u32 = 1000;
 const ITEM_FRAME: u64 = 24 + 8 + 1000;
 /// The client's QUIC stream receive window (`ClientConfig`'s transport).
 const QUIC_STREAM_WINDOW: u64 = 1 << 20;
-/// Bytes of items the server writes to a QUIC stream at once (README, limits: "a
+/// Bytes of items either side writes to a QUIC stream at once (README, limits: "a
 /// streaming call's items written together").
 const QUIC_ITEMS_WRITTEN_TOGETHER: u64 = 16 * 1024;
+
+/// The most items of `ITEM` bytes a stalled stream's sender makes: those in the
+/// receiver's window (over QUIC `quic_window`), one more, and those waiting for room: over
+/// QUIC the items written together, over a multiplexed connection one.
+fn stalled_bound(via: Via, quic_window: u64) -> u64 {
+    match via {
+        Via::Quic => {
+            quic_window / ITEM_FRAME + 1 + QUIC_ITEMS_WRITTEN_TOGETHER.div_ceil(ITEM_FRAME)
+        }
+        Via::WebSocket | Via::Memory => u64::from(STREAM_WINDOW) / ITEM_FRAME + 2,
+    }
+}
 
 /// A consumer that stops reading one stream: the connection's other calls and streams
 /// complete, and the server makes no more of the stalled stream's items than its window
@@ -319,16 +331,8 @@ async fn a_consumer_that_stops_reading_holds_back_only_its_stream() {
         assert_eq!(other.len(), 2_000, "{via:?}");
         assert_eq!(client.ping().await.unwrap(), 1, "{via:?}");
 
-        // in the window, the one the client took, and those waiting for room: over QUIC
-        // the items written together, over a multiplexed connection one
-        let bound = match via {
-            Via::Quic => {
-                QUIC_STREAM_WINDOW / ITEM_FRAME
-                    + 1
-                    + QUIC_ITEMS_WRITTEN_TOGETHER.div_ceil(ITEM_FRAME)
-            }
-            Via::WebSocket | Via::Memory => u64::from(STREAM_WINDOW) / ITEM_FRAME + 2,
-        };
+        // in the window, the one the client took, and those waiting for room
+        let bound = stalled_bound(via, QUIC_STREAM_WINDOW);
         let made = node.made();
         assert!(
             made <= bound,
@@ -440,12 +444,8 @@ async fn a_handler_that_stops_reading_holds_back_only_its_client_stream() {
             matches!(stuck, Err(RpcError::DeadlineExceeded(_))),
             "{via:?}: {stuck:?}"
         );
-        let window = match via {
-            Via::Quic => SERVER_QUIC_STREAM_WINDOW,
-            Via::WebSocket | Via::Memory => u64::from(STREAM_WINDOW),
-        };
-        // in the window, and the one waiting for room
-        let bound = window / ITEM_FRAME + 2;
+        // in the window, and those waiting for room
+        let bound = stalled_bound(via, SERVER_QUIC_STREAM_WINDOW);
         let sent = produced.load(Ordering::SeqCst);
         assert!(
             sent <= bound,

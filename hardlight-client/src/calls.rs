@@ -174,6 +174,12 @@ impl ItemSender {
         self.sink.send(frame).await
     }
 
+    /// Sends the items held to go together (over QUIC): no next item is ready, or there
+    /// is none.
+    pub(crate) async fn flush(&mut self) -> Result<(), CallError> {
+        self.sink.flush().await
+    }
+
     /// The items are all sent.
     pub(crate) async fn end(self) {
         self.sink.end().await;

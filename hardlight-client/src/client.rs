@@ -700,14 +700,23 @@ struct Open {
 }
 
 /// Sends `items` on a streaming call as the server takes them, then their end; a failure
-/// to send one fails the call.
+/// to send one fails the call. Items ready one after the other are sent together (over
+/// QUIC, in one write): those held go as soon as the next is not ready.
 async fn send_all<I: Codable>(
     mut sender: ItemSender,
     items: impl Stream<Item = I>,
     observed: Observed,
 ) {
     let mut items = std::pin::pin!(items);
-    while let Some(item) = items.next().await {
+    loop {
+        let next = match items.next().now_or_never() {
+            Some(next) => next,
+            None => match sender.flush().await {
+                Ok(()) => items.next().await,
+                Err(error) => return failed(sender, error, &observed),
+            },
+        };
+        let Some(item) = next else { break };
         let sent = match Body::encode(&item) {
             Ok(item) => {
                 let len = item.len();
@@ -720,19 +729,25 @@ async fn send_all<I: Codable>(
                 seen.items_sent += 1;
                 seen.bytes_sent += (HEADER_LEN + len) as u64;
             }),
-            Err(error) => {
-                tracing::debug!(?error, "a streaming call's item could not be sent");
-                let described = RpcError::<()>::from(error.clone()).describe();
-                observed.update(|seen| {
-                    seen.sent_end = true;
-                    seen.last_error = Some(described);
-                });
-                return sender.fail(error);
-            }
+            Err(error) => return failed(sender, error, &observed),
         }
+    }
+    if let Err(error) = sender.flush().await {
+        return failed(sender, error, &observed);
     }
     sender.end().await;
     observed.update(|seen| seen.sent_end = true);
+}
+
+/// A streaming call's item could not be sent: the call fails with `error`.
+fn failed(sender: ItemSender, error: CallError, observed: &Observed) {
+    tracing::debug!(?error, "a streaming call's item could not be sent");
+    let described = RpcError::<()>::from(error.clone()).describe();
+    observed.update(|seen| {
+        seen.sent_end = true;
+        seen.last_error = Some(described);
+    });
+    sender.fail(error);
 }
 
 /// The header and body of a call of `method` with `args`: its `flags`, and the budget and

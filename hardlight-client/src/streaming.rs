@@ -108,6 +108,15 @@ impl ItemSink {
         }
     }
 
+    /// Writes the items a sink holds to write together (QUIC): no next item is ready.
+    pub(crate) async fn flush(&mut self) -> Result<(), CallError> {
+        match self {
+            #[cfg(feature = "native")]
+            Self::Quic(sink) => sink.flush().await,
+            _ => Ok(()),
+        }
+    }
+
     pub(crate) async fn end(self) {
         match self {
             Self::Channel(sink) => sink.end().await,

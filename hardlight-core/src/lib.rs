@@ -24,6 +24,7 @@ pub mod error;
 pub mod frame;
 pub mod handler_error;
 pub mod handshake;
+pub mod held_items;
 #[cfg(feature = "io")]
 pub mod io;
 pub mod limits;

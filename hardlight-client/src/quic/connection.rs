@@ -11,6 +11,7 @@ use hardlight_core::{
     codec::Bytes,
     frame::FrameHeader,
     handshake::alpn,
+    held_items::HeldItems,
     io::{read_frame, FrameReader, ReadError},
     received::Received,
     ProtocolError, Service,
@@ -254,6 +255,7 @@ impl QuicItems {
         Some(QuicSender {
             send: self.send.take()?,
             conn: self.conn.clone(),
+            held: HeldItems::default(),
         })
     }
 }
@@ -264,18 +266,37 @@ impl QuicItems {
 pub(crate) struct QuicSender {
     send: SendStream,
     conn: quinn::Connection,
+    /// Items not written yet: those ready one after the other go in one write.
+    held: HeldItems,
 }
 
 impl QuicSender {
-    /// Sends an item's frame.
+    /// Sends an item's frame: held with those before it while they are small, written
+    /// once they are not or [`QuicSender::flush`] is called.
     pub(crate) async fn send(&mut self, frame: Vec<u8>) -> Result<(), CallError> {
+        for bytes in self.held.hold(frame).into_iter().flatten() {
+            self.write(bytes).await?;
+        }
+        Ok(())
+    }
+
+    /// Writes the items held: no next item is ready.
+    pub(crate) async fn flush(&mut self) -> Result<(), CallError> {
+        let held = self.held.take();
+        if held.is_empty() {
+            return Ok(());
+        }
+        self.write(held).await
+    }
+
+    async fn write(&mut self, bytes: Vec<u8>) -> Result<(), CallError> {
         self.send
-            .write_all(&frame)
+            .write_chunk(bytes.into())
             .await
             .map_err(|e| stream_failed(&self.conn, e))
     }
 
-    /// The items are all sent: the end of the client's side of the stream.
+    /// The items are all sent (and flushed): the end of the client's side of the stream.
     pub(crate) async fn end(mut self) {
         let _ = self.send.finish();
     }

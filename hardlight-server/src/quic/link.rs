@@ -3,7 +3,7 @@
 //! WebSocket); a bidirectional stream of its own for each other call; a server-opened
 //! unidirectional push stream.
 
-use std::{future::pending, future::poll_fn, mem, sync::Arc, task::Poll, time::Duration};
+use std::{future::pending, future::poll_fn, sync::Arc, task::Poll, time::Duration};
 
 use bytes::Bytes as Shared;
 use hardlight_core::{
@@ -13,6 +13,7 @@ use hardlight_core::{
     codec::Bytes,
     decoder::FrameDecoder,
     frame::{FrameHeader, Kind, HEADER_LEN},
+    held_items::HeldItems,
     io::{read_frame, read_header, read_rest, ReadError},
     message::open_aligned_body,
     received::Received,
@@ -220,7 +221,7 @@ impl Link for QuicLink {
                             recv: Some(recv),
                             send_timeout: self.send_timeout,
                             framing: session.framing(),
-                            held: Vec::new(),
+                            held: HeldItems::default(),
                         })),
                         Err(error) => {
                             debug!(%error, "connection ended");
@@ -517,16 +518,10 @@ pub(crate) struct StreamCall {
     send_timeout: Duration,
     /// How the stream is marked: its first bytes, and the codes it is stopped with.
     framing: Framing,
-    /// A streaming call's items not written yet: those ready one after the other go in
-    /// one write, up to [`ITEMS_WRITTEN_TOGETHER`] bytes.
-    held: Vec<u8>,
+    /// A streaming call's items not written yet: those the handler has ready one after
+    /// the other go in one write.
+    held: HeldItems,
 }
-
-/// Bytes of a streaming call's items written to its stream at once, when the handler
-/// has them ready together. quinn keeps each write as a segment of the stream's send
-/// buffer, and looks through the segments not yet acknowledged for every packet it
-/// fills: items written one by one make each packet cost more the more are in flight.
-const ITEMS_WRITTEN_TOGETHER: usize = 16 * 1024;
 
 impl StreamCall {
     /// Writes `bytes` to the stream as one chunk, once the client's flow control lets it
@@ -612,23 +607,17 @@ impl CallIo for StreamCall {
     }
 
     async fn send_item(&mut self, frame: Vec<u8>) -> bool {
-        if frame.len() < ITEMS_WRITTEN_TOGETHER {
-            self.held.extend_from_slice(&frame);
-            if self.held.len() < ITEMS_WRITTEN_TOGETHER {
-                return true;
+        for bytes in self.held.hold(frame).into_iter().flatten() {
+            if !self.write(bytes).await {
+                return false;
             }
-            return self.flush_items().await;
         }
-        // a large item goes as it is, after those held
-        self.flush_items().await && self.write(frame).await
+        true
     }
 
     async fn flush_items(&mut self) -> bool {
-        if self.held.is_empty() {
-            return true;
-        }
-        let held = mem::take(&mut self.held);
-        self.write(held).await
+        let held = self.held.take();
+        held.is_empty() || self.write(held).await
     }
 
     fn reply_now(&mut self, frame: Vec<u8>, _: impl FnOnce()) -> Result<(), Vec<u8>> {
@@ -642,13 +631,7 @@ impl CallIo for StreamCall {
         done();
         // items still held (a call that ended at its deadline while its stream had more
         // ready) go before the reply
-        let bytes = if self.held.is_empty() {
-            frame
-        } else {
-            let mut held = mem::take(&mut self.held);
-            held.extend_from_slice(&frame);
-            held
-        };
+        let bytes = self.held.then(frame);
         if let Ok(Ok(())) = timeout(self.send_timeout, self.send.write_all(&bytes)).await {
             let _ = self.send.finish();
         }
