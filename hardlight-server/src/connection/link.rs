@@ -131,12 +131,13 @@ pub(crate) trait CallIo: Send + 'static {
     fn send_item(&mut self, frame: Vec<u8>) -> impl Future<Output = bool> + Send;
 
     /// Sends the items [`CallIo::send_item`] holds: the handler's stream has no item
-    /// ready, or has ended. `false` as for `send_item`.
+    /// ready. `false` as for `send_item`.
     fn flush_items(&mut self) -> impl Future<Output = bool> + Send;
 
-    /// Writes the reply frame, within `Limits::send_timeout`, calling `done` just before
-    /// the client can have it: a call stops counting in flight before its client, which
-    /// then makes its next call, learns that it ended.
+    /// Writes the reply frame after the items [`CallIo::send_item`] still holds, within
+    /// `Limits::send_timeout`, calling `done` just before the client can have it: a call
+    /// stops counting in flight before its client, which then makes its next call, learns
+    /// that it ended.
     fn reply(self, frame: Vec<u8>, done: impl FnOnce() + Send) -> impl Future<Output = ()> + Send;
 
     /// Queues the reply frame if the transport takes it without waiting, calling `done`

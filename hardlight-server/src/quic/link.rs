@@ -629,10 +629,10 @@ impl CallIo for StreamCall {
         // the client's stream credit, not this count, bounds the calls on streams of
         // their own that wait for their reply to be written
         done();
-        // items still held (a call that ended at its deadline while its stream had more
-        // ready) go before the reply
+        // the items still held (the last the handler's stream had ready, or those of a
+        // call that ended at its deadline) go before the reply, in the same write
         let bytes = self.held.then(frame);
-        if let Ok(Ok(())) = timeout(self.send_timeout, self.send.write_all(&bytes)).await {
+        if let Ok(Ok(())) = timeout(self.send_timeout, self.send.write_chunk(bytes.into())).await {
             let _ = self.send.finish();
         }
     }

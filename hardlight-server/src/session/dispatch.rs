@@ -458,7 +458,7 @@ const YIELD_EVERY: usize = 64 * 1024;
 /// the state version when it goes and waiting for the client's room; the final outcome
 /// when the stream ends (or `None` when the client abandons the call). Items the stream
 /// has ready one after the other may go together ([`CallIo::send_item`]); those held go
-/// once it has none ready.
+/// once it has none ready, or with the reply (`CallIo::reply`) once it ends.
 async fn send_items<S: ConnectionState, C: CallIo>(
     mut items: ItemStream,
     io: &mut C,
@@ -467,7 +467,7 @@ async fn send_items<S: ConnectionState, C: CallIo>(
     context: &CallEnv,
 ) -> Option<Outcome> {
     let mut since_yield = 0;
-    let end = loop {
+    loop {
         if since_yield >= YIELD_EVERY {
             // a handler's stream that is always ready, into a transport that always takes
             // more, would otherwise hold the thread for the whole stream
@@ -488,8 +488,8 @@ async fn send_items<S: ConnectionState, C: CallIo>(
         };
         let item = match next {
             Some(Ok(item)) => item,
-            Some(Err(end)) => break end,
-            None => break Outcome::from_result::<(), ()>(Ok(())),
+            Some(Err(end)) => return Some(end),
+            None => return Some(Outcome::from_result::<(), ()>(Ok(()))),
         };
         let header = FrameHeader::new(Kind::StreamItem, 0)
             .with_id(id)
@@ -497,16 +497,14 @@ async fn send_items<S: ConnectionState, C: CallIo>(
         since_yield += item.len();
         let frame = match item.frame(header, context.compression) {
             Ok(frame) => frame,
-            Err(error) => break Outcome::Failure(ErrorCode::Internal, error.to_string()),
+            Err(error) => return Some(Outcome::Failure(ErrorCode::Internal, error.to_string())),
         };
         let len = frame.len();
         if !io.send_item(frame).await {
             return None;
         }
         context.meter.sent(len);
-    };
-    // the items sent go before the outcome
-    io.flush_items().await.then_some(end)
+    }
 }
 
 /// A call counted as running until dropped: also when its task is aborted (cancelled by
