@@ -105,14 +105,64 @@ impl ChunkFrames {
             if let Some(frame) = self.cut()? {
                 return Poll::Ready(Ok(frame));
             }
-            // all of it is used: the chunk's memory is not kept while the stream is quiet
-            self.rest = Shared::new();
-            match ready!(source.poll_chunk(cx)) {
-                Ok(Some(chunk)) => self.rest = chunk,
-                Ok(None) => return Poll::Ready(Err(ReadError::ended(&self.decoder))),
-                Err(error) => return Poll::Ready(Err(ReadError::Io(error))),
+            ready!(self.poll_chunk(cx, source))?;
+        }
+    }
+
+    /// The header of the next frame once it is whole and checked, the frame not cut yet:
+    /// what arrived of its body stays where it is until [`ChunkFrames::next`] takes it.
+    /// For a reader that makes room for a body before it takes it.
+    pub async fn header(
+        &mut self,
+        source: &mut impl ChunkSource,
+    ) -> Result<FrameHeader, ReadError> {
+        poll_fn(|cx| self.poll_header(cx, source)).await
+    }
+
+    /// Polls for the header of the next frame (see [`ChunkFrames::header`]).
+    pub fn poll_header(
+        &mut self,
+        cx: &mut Context<'_>,
+        source: &mut impl ChunkSource,
+    ) -> Poll<Result<FrameHeader, ReadError>> {
+        loop {
+            if let Some(header) = self.decoder.header() {
+                return Poll::Ready(Ok(*header));
+            }
+            if self.decoder.received() == 0 {
+                if let Some(head) = self.rest.first_chunk::<HEADER_LEN>() {
+                    let header = FrameHeader::parse(head, self.max_body)?;
+                    return Poll::Ready(Ok(header));
+                }
+            }
+            // a header split between chunks: the decoder takes the part that arrived
+            let buffer = self.decoder.buffer();
+            let n = buffer.len().min(self.rest.len());
+            buffer[..n].copy_from_slice(&self.rest[..n]);
+            self.rest.advance(n);
+            self.decoder.filled(n)?;
+            if self.rest.is_empty() && self.decoder.header().is_none() {
+                ready!(self.poll_chunk(cx, source))?;
             }
         }
+    }
+
+    /// Polls `source` for the next chunk, all of the last one used.
+    fn poll_chunk(
+        &mut self,
+        cx: &mut Context<'_>,
+        source: &mut impl ChunkSource,
+    ) -> Poll<Result<(), ReadError>> {
+        // the chunk's memory is not kept while the stream is quiet
+        self.rest = Shared::new();
+        Poll::Ready(match ready!(source.poll_chunk(cx)) {
+            Ok(Some(chunk)) => {
+                self.rest = chunk;
+                Ok(())
+            }
+            Ok(None) => Err(ReadError::ended(&self.decoder)),
+            Err(error) => Err(ReadError::Io(error)),
+        })
     }
 
     /// The next frame, if it is whole in what was read already: no reading.
@@ -229,6 +279,52 @@ mod tests {
                 expected: 124,
                 got: 50
             })
+        ));
+    }
+
+    /// The header comes first, whole in a chunk or split between chunks, and the frame
+    /// after it is cut as `next` cuts any: a slice of its chunk, or assembled.
+    #[test]
+    fn a_header_is_read_before_its_frame_is_cut() {
+        let mut cx = std::task::Context::from_waker(std::task::Waker::noop());
+        let body: Vec<u8> = (0..100).collect();
+        let frame = reply(9, &body);
+        for split in [0, 5, HEADER_LEN, HEADER_LEN + 40, frame.len()] {
+            let mut chunks = vec![
+                Shared::copy_from_slice(&frame[..split]),
+                Shared::copy_from_slice(&frame[split..]),
+            ]
+            .into_iter();
+            let mut source =
+                |_: &mut std::task::Context<'_>| std::task::Poll::Ready(Ok(chunks.next()));
+            let mut frames = ChunkFrames::new(1024);
+            let std::task::Poll::Ready(Ok(header)) = frames.poll_header(&mut cx, &mut source)
+            else {
+                panic!("the header, split at {split}");
+            };
+            assert_eq!((header.id, header.body_len), (9, 100), "split at {split}");
+            let std::task::Poll::Ready(Ok((cut, got))) = frames.poll_next(&mut cx, &mut source)
+            else {
+                panic!("the frame, split at {split}");
+            };
+            assert_eq!((cut, &got[..]), (header, &body[..]), "split at {split}");
+            let whole = matches!(got, Received::Shared(_));
+            assert_eq!(
+                whole,
+                split == 0 || split == frame.len(),
+                "split at {split}"
+            );
+            assert!(!frames.partial());
+        }
+        // a header over the limit is refused before any of its body is taken
+        let mut chunks = vec![Shared::from(frame)].into_iter();
+        let mut source = |_: &mut std::task::Context<'_>| std::task::Poll::Ready(Ok(chunks.next()));
+        assert!(matches!(
+            ChunkFrames::new(99).poll_header(&mut cx, &mut source),
+            std::task::Poll::Ready(Err(ReadError::Protocol(ProtocolError::FrameTooLarge {
+                len: 100,
+                max: 99
+            })))
         ));
     }
 

@@ -2,14 +2,15 @@
 //! transport reads into the buffer the decoder hands out and reports how much arrived.
 //!
 //! The header is checked against the size limit as soon as it is whole, and the body
-//! buffer grows with the bytes that actually arrived, in chunks of at most
-//! [`BODY_CHUNK`]: a peer that announces a large body and sends nothing makes the reader
-//! hold one chunk, not the announced size.
+//! buffer grows with the bytes that actually arrived, reads of at most [`BODY_CHUNK`]
+//! at a time, by the rule of [`crate::read_growth`]: a peer that announces a large body
+//! and sends nothing makes the reader hold one chunk, not the announced size.
 
 use crate::{
     codec::Bytes,
     error::ProtocolError,
     frame::{FrameHeader, HEADER_LEN},
+    read_growth::room_ahead,
 };
 
 /// Most body bytes the decoder asks for (and allocates) at a time.
@@ -41,7 +42,8 @@ enum State {
         bytes: [u8; HEADER_LEN],
         len: usize,
     },
-    /// `body[..have]` arrived; `buffer` may have grown `body` beyond it by one chunk.
+    /// `body[..have]` arrived; `buffer` may have grown `body` beyond it by one chunk, and
+    /// its capacity by [`room_ahead`] (never past the announced length).
     Body {
         header: FrameHeader,
         body: Bytes,
@@ -86,7 +88,9 @@ impl FrameDecoder {
         match &mut self.state {
             State::Header { bytes, len } => &mut bytes[*len..],
             State::Body { header, body, have } => {
-                let want = (header.body_len as usize - *have).min(BODY_CHUNK);
+                let announced = header.body_len as usize;
+                let want = (announced - *have).min(BODY_CHUNK);
+                grow(body, *have, announced, want);
                 body.resize(*have + want, 0);
                 &mut body[*have..]
             }
@@ -141,12 +145,37 @@ impl FrameDecoder {
             if input.is_empty() {
                 return Ok(None);
             }
-            let buffer = self.buffer();
-            let n = buffer.len().min(input.len());
-            buffer[..n].copy_from_slice(&input[..n]);
-            *input = &input[n..];
-            self.filled(n)?;
+            match &mut self.state {
+                // the bytes are appended as they are, with no zeroed room to copy into
+                State::Body { header, body, have } => {
+                    let announced = header.body_len as usize;
+                    let n = (announced - *have).min(input.len());
+                    grow(body, *have, announced, n);
+                    // drops room `buffer` offered that was not filled
+                    body.resize(*have, 0);
+                    body.extend_from_slice(&input[..n]);
+                    *have += n;
+                    *input = &input[n..];
+                }
+                State::Header { .. } => {
+                    let buffer = self.buffer();
+                    let n = buffer.len().min(input.len());
+                    buffer[..n].copy_from_slice(&input[..n]);
+                    *input = &input[n..];
+                    self.filled(n)?;
+                }
+            }
         }
+    }
+}
+
+/// Makes room in `body`, which holds `have` bytes of the `announced`, for `n` more: at
+/// least one [`BODY_CHUNK`], and as far ahead as [`room_ahead`] allows, exactly, so that
+/// the last growth of a large body ends at its length, not at the next power of two.
+fn grow(body: &mut Bytes, have: usize, announced: usize, n: usize) {
+    if body.capacity() < have + n {
+        let ahead = room_ahead(have).max(n).max(BODY_CHUNK);
+        body.reserve_exact((have + ahead).min(announced).saturating_sub(body.len()));
     }
 }
 
@@ -193,6 +222,33 @@ mod tests {
         decoder.filled(10).unwrap();
         assert!(decoder.take().is_none());
         assert_eq!(decoder.received(), HEADER_LEN + 10);
+    }
+
+    /// What the buffer holds follows the rule of `read_growth`, and a large body's last
+    /// growth ends at its length.
+    #[test]
+    fn capacity_grows_by_the_read_growth_rule() {
+        let len = 4 << 20;
+        let mut decoder = FrameDecoder::new(u32::MAX);
+        let header = FrameHeader::new(Kind::Call, len as u32).encode();
+        assert!(decoder.feed(&mut &header[..]).unwrap().is_none());
+        let mut capacities = Vec::new();
+        let mut have = 0;
+        while have < len {
+            let n = decoder.buffer().len();
+            have += n;
+            decoder.filled(n).unwrap();
+            let State::Body { body, .. } = &decoder.state else {
+                unreachable!()
+            };
+            assert!(body.capacity() <= (have + room_ahead(have)).max(BODY_CHUNK));
+            if capacities.last() != Some(&body.capacity()) {
+                capacities.push(body.capacity());
+            }
+        }
+        // 64 KiB, 512 KiB, then the body's length: two reallocations
+        assert_eq!(capacities, vec![BODY_CHUNK, 8 * BODY_CHUNK, len]);
+        assert_eq!(decoder.take().unwrap().1.len(), len);
     }
 
     #[test]

@@ -72,34 +72,11 @@ pub async fn read_frame<R: AsyncRead + Unpin + ?Sized>(
     max_body: u32,
 ) -> Result<(FrameHeader, Bytes), ReadError> {
     let mut decoder = FrameDecoder::new(max_body);
-    read_header(reader, &mut decoder).await?;
-    read_rest(reader, &mut decoder).await
-}
-
-/// Reads into `decoder` until its frame's header is whole and checked, and returns it;
-/// nothing is allocated for the body yet.
-pub async fn read_header<R: AsyncRead + Unpin + ?Sized>(
-    reader: &mut R,
-    decoder: &mut FrameDecoder,
-) -> Result<FrameHeader, ReadError> {
-    loop {
-        if let Some(header) = decoder.header() {
-            return Ok(*header);
-        }
-        read_some(reader, decoder).await?;
-    }
-}
-
-/// Reads into `decoder` until its frame is whole.
-pub async fn read_rest<R: AsyncRead + Unpin + ?Sized>(
-    reader: &mut R,
-    decoder: &mut FrameDecoder,
-) -> Result<(FrameHeader, Bytes), ReadError> {
     loop {
         if let Some(frame) = decoder.take() {
             return Ok(frame);
         }
-        read_some(reader, decoder).await?;
+        read_some(reader, &mut decoder).await?;
     }
 }
 

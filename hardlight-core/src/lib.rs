@@ -34,6 +34,7 @@ pub mod message;
 pub mod priority;
 pub mod queue;
 pub mod quota;
+pub mod read_growth;
 pub mod received;
 pub mod schema;
 pub mod service;

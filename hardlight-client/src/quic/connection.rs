@@ -221,8 +221,7 @@ impl Exchange for Streams {
             return self.mux.exchange(frame, reply_max).await;
         }
         // boxed: a call on the channel, the common one, does not carry its room
-        let (header, body) = Box::pin(self.exchange_on_stream(frame, reply_max)).await?;
-        Ok((header, Received::Aligned(body)))
+        Box::pin(self.exchange_on_stream(frame, reply_max)).await
     }
 }
 
@@ -314,15 +313,18 @@ impl Streams {
         &self,
         frame: Vec<u8>,
         reply_max: u32,
-    ) -> Result<(FrameHeader, Bytes), CallError> {
+    ) -> Result<(FrameHeader, Received), CallError> {
         let _slot = self.mux.slot().await?;
         let (mut send, mut recv) = self.conn.open_bi().await.map_err(|e| self.lost(e))?;
         let _ = send.set_priority(priority_of(&frame).quic());
-        send.write_all(&frame)
+        // handed to quinn as it is, not copied into its send buffer
+        send.write_chunk(frame.into())
             .await
             .map_err(|e| self.stream_failed(e))?;
         let _ = send.finish();
-        match read_frame(&mut recv, reply_max).await {
+        // the reply is cut from quinn's chunks: appended to its body as they arrive, or
+        // a slice of the one it arrived whole in
+        match ChunkFrames::new(reply_max).next(&mut recv).await {
             Ok(frame) => Ok(frame),
             Err(ReadError::Finished) => Err(CallError::Cancelled),
             Err(ReadError::Protocol(e)) => Err(CallError::Protocol(e)),
@@ -340,7 +342,7 @@ impl Streams {
         let slot = self.mux.slot().await?;
         let (mut send, recv) = self.conn.open_bi().await.map_err(|e| self.lost(e))?;
         let _ = send.set_priority(priority_of(&frame).quic());
-        send.write_all(&frame)
+        send.write_chunk(frame.into())
             .await
             .map_err(|e| self.stream_failed(e))?;
         if !sends_items {

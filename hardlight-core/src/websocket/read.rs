@@ -13,18 +13,11 @@ use tokio::io::AsyncRead;
 use tokio_util::io::poll_read_buf;
 
 use super::{Decoded, Decoder, FramingError, Message};
+use crate::read_growth::room_ahead;
 
 /// The room made for each read at least: a small call's message, and what an idle
 /// connection's buffer holds.
 const READ_AT_LEAST: usize = 1024;
-
-/// Once this much of a frame was read, the buffer may grow to [`LARGE_GROWTH`] times that
-/// (below it, to twice what was read, and [`READ_AT_LEAST`]): few enough reallocations
-/// that a large message does not touch much more memory than it takes.
-const LARGE: usize = 64 * 1024;
-
-/// How many times what was read of a large frame the buffer may grow to.
-const LARGE_GROWTH: usize = 8;
 
 /// Why reading a message failed.
 #[derive(Debug, thiserror::Error)]
@@ -88,12 +81,8 @@ impl<R: AsyncRead + Unpin> MessageReader<R> {
             };
             // room for what the frame needs, within a few times what was read of it
             let read = self.read.len();
-            let ahead = if read < LARGE {
-                read.max(READ_AT_LEAST)
-            } else {
-                read * (LARGE_GROWTH - 1)
-            };
-            self.read.reserve(need.min(ahead));
+            self.read
+                .reserve(need.min(room_ahead(read).max(READ_AT_LEAST)));
             match poll_read_buf(Pin::new(&mut self.io), cx, &mut self.read) {
                 Poll::Pending => return Poll::Pending,
                 Poll::Ready(Ok(0)) if !self.in_message() => return Poll::Ready(None),

@@ -11,11 +11,9 @@ use hardlight_core::{
     close::Close,
     coalesce::Coalesced,
     codec::Bytes,
-    decoder::FrameDecoder,
     frame::{FrameHeader, Kind, HEADER_LEN},
     held_items::HeldItems,
-    io::{read_frame, read_header, read_rest, ReadError},
-    message::open_aligned_body,
+    io::{read_frame, ReadError},
     received::Received,
     stream::{no_items, Inbound},
     ErrorCode, Priority, ProtocolError,
@@ -218,7 +216,7 @@ impl Link for QuicLink {
                     match accepted {
                         Ok((send, recv)) => Incoming::Call(QuicCall::Stream(StreamCall {
                             send,
-                            recv: Some(recv),
+                            recv: Some((recv, ChunkFrames::new(self.max_message_size))),
                             send_timeout: self.send_timeout,
                             framing: session.framing(),
                             held: HeldItems::default(),
@@ -513,8 +511,9 @@ impl CallIo for QuicCall {
 /// streaming call, items either way before the reply.
 pub(crate) struct StreamCall {
     send: SendStream,
-    /// Until a call that takes the client's stream takes its items.
-    recv: Option<RecvStream>,
+    /// Until a call that takes the client's stream takes its items: the stream, and
+    /// what was read of it past the frames taken.
+    recv: Option<(RecvStream, ChunkFrames)>,
     send_timeout: Duration,
     /// How the stream is marked: its first bytes, and the codes it is stopped with.
     framing: Framing,
@@ -539,7 +538,7 @@ impl StreamCall {
 
     /// The call's body is not read: the peer is told to stop sending it, with `code`.
     fn stop(&mut self, code: ErrorCode) {
-        if let Some(recv) = &mut self.recv {
+        if let Some((recv, _)) = &mut self.recv {
             let _ = recv.stop(self.framing.stream_code(code.to_u16().into()));
         }
     }
@@ -553,12 +552,11 @@ impl CallIo for StreamCall {
     async fn read(&mut self, context: &CallEnv) -> Result<Call, Unread> {
         let limit = context.limits.frame_read_timeout();
         let mut deadline = Instant::now() + limit;
-        let mut decoder = FrameDecoder::new(context.limits.max_message_size());
-        let recv = self.recv.as_mut().ok_or(ReadError::Finished)?;
+        let (recv, frames) = self.recv.as_mut().ok_or(ReadError::Finished)?;
         let framing = self.framing;
         let header = timeout_at(deadline, async {
             framing.read_stream_header(recv).await?;
-            read_header(recv, &mut decoder).await
+            frames.header(recv).await
         })
         .await
         .map_err(|_| self.late(limit))??;
@@ -584,11 +582,11 @@ impl CallIo for StreamCall {
                 self.stop(ErrorCode::Overloaded);
             }
         })?;
-        let recv = self.recv.as_mut().ok_or(ReadError::Finished)?;
-        let (header, raw) = timeout_at(deadline, read_rest(recv, &mut decoder))
+        let (recv, frames) = self.recv.as_mut().ok_or(ReadError::Finished)?;
+        let (header, body) = timeout_at(deadline, frames.next(recv))
             .await
             .map_err(|_| self.late(limit))??;
-        Ok(Call::open(header, Received::Aligned(raw), reserved)?)
+        Ok(Call::open(header, body, reserved)?)
     }
 
     fn read_now(&mut self, _: &CallEnv) -> Option<Result<Call, Unread>> {
@@ -601,7 +599,7 @@ impl CallIo for StreamCall {
 
     fn inbound(&mut self, context: &Arc<CallEnv>) -> Inbound {
         match self.recv.take() {
-            Some(recv) => client_items(recv, Arc::clone(context)),
+            Some((recv, frames)) => client_items(recv, frames, Arc::clone(context)),
             None => no_items(),
         }
     }
@@ -642,15 +640,15 @@ impl CallIo for StreamCall {
 /// within its share of the connection's byte budget (held until the next is read) and,
 /// once begun, whole within `frame_read_timeout`; the stream's end is the end of the
 /// items. QUIC's flow control holds the client back meanwhile.
-fn client_items(recv: RecvStream, context: Arc<CallEnv>) -> Inbound {
+fn client_items(recv: RecvStream, frames: ChunkFrames, context: Arc<CallEnv>) -> Inbound {
     let max = context.limits.max_message_size();
-    let state = (recv, FrameDecoder::new(max), None::<Reservation>);
+    let state = (recv, frames, None::<Reservation>);
     Box::pin(futures_util::stream::unfold(Some(state), move |state| {
         let context = Arc::clone(&context);
         async move {
-            let (mut recv, mut decoder, held) = state?;
+            let (mut recv, mut frames, held) = state?;
             drop(held);
-            let header = match read_header(&mut recv, &mut decoder).await {
+            let header = match frames.header(&mut recv).await {
                 Ok(header) if header.kind == Kind::StreamItem => header,
                 Ok(header) => {
                     let error = ProtocolError::UnexpectedKind {
@@ -676,16 +674,16 @@ fn client_items(recv: RecvStream, context: Arc<CallEnv>) -> Inbound {
                 }
             };
             let limit = context.limits.frame_read_timeout();
-            let item = match timeout(limit, read_rest(&mut recv, &mut decoder)).await {
-                Ok(Ok((header, raw))) => {
-                    open_aligned_body(&header, raw, context.compression_negotiated(), max)
-                }
+            let item = match timeout(limit, frames.next(&mut recv)).await {
+                Ok(Ok((header, body))) => body
+                    .open(&header, context.compression_negotiated(), max)
+                    .map(Received::into_aligned),
                 Ok(Err(ReadError::Protocol(error))) => Err(error),
                 Ok(Err(_)) => Err(ProtocolError::StreamReset),
                 Err(_) => Err(ProtocolError::FrameTimeout { limit }),
             };
             match item {
-                Ok(item) => Some((Ok(item), Some((recv, decoder, Some(reserved))))),
+                Ok(item) => Some((Ok(item), Some((recv, frames, Some(reserved))))),
                 Err(error) => Some((Err(error), None)),
             }
         }
