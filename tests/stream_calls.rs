@@ -15,15 +15,16 @@ use std::{
 };
 
 use common::{
-    raw::hello_for,
+    raw::{hello_for, RawPeer},
     raw_ws::{call_message, handshaken_to, next_frame, RawWs},
     Running,
 };
 use futures_util::{stream, SinkExt, StreamExt};
 use hardlight::{
     protocol::{
-        codec::encode,
+        codec::{decode, encode},
         frame::{FrameHeader, Kind, FLAG_STREAM},
+        io::read_frame,
         message::encode_frame,
         stream::STREAM_WINDOW,
     },
@@ -600,4 +601,31 @@ async fn items_past_the_window_break_the_protocol() {
         }
     }
     assert_eq!(common::raw_ws::close_code(&mut ws).await, Some(1002));
+}
+
+const TAKE: u16 = 9;
+
+/// A client's item, once begun, is whole within `frame_read_timeout`, its header too: over
+/// QUIC, an item stalled a few bytes into its header fails the handler's read with
+/// `FrameTimeout`, which this handler returns as its error.
+#[tokio::test]
+async fn quic_an_item_stalled_in_its_header_fails_its_call() {
+    let limit = Duration::from_millis(200);
+    let node =
+        Node::start_with(|c| c.with_limits(Limits::default().with_frame_read_timeout(limit)));
+    let hello = hello_for::<__FeedService>(vec![]);
+    let peer = RawPeer::connect_to(node.running.addr, &node.running.certificate_pem, &hello).await;
+    let (mut send, mut recv) = peer.conn.open_bi().await.unwrap();
+    let header = FrameHeader::new(Kind::Call, 0)
+        .with_aux(TAKE)
+        .with_flags(FLAG_STREAM);
+    let call = encode_frame(header, &encode(&(1u64,)).unwrap(), Compression::None).unwrap();
+    send.write_all(&call).await.unwrap();
+    // 10 of an item header's 24 bytes, then nothing: the stream stays open
+    let item = FrameHeader::new(Kind::StreamItem, 8).encode();
+    send.write_all(&item[..10]).await.unwrap();
+    let (reply, body) = read_frame(&mut recv, 1 << 20).await.unwrap();
+    assert_eq!(reply.kind, Kind::ReplyHandlerError);
+    let error = decode::<HandlerError>(&body).unwrap();
+    assert!(error.message().contains("frame_read_timeout"), "{error}");
 }

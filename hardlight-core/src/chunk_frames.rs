@@ -1,8 +1,9 @@
-//! Frames cut from the chunks a stream delivers (quinn's received data, on either side
-//! of a QUIC call channel): a frame that arrived whole in one chunk is handed over as a
-//! slice of it ([`Received::Shared`]: taken at once, it keeps its chunk only a moment);
-//! one split between chunks is assembled by a [`FrameDecoder`], as any stream's frames
-//! are. No copy into a read-ahead buffer, no buffer allocated per frame.
+//! Frames cut from the chunks a stream delivers (quinn's received data: the call
+//! channel on either side, a call's stream of its own): a frame that arrived whole in one
+//! chunk is handed over as a slice of it ([`Received::Shared`]: taken at once, it keeps
+//! its chunk only a moment); one split between chunks is assembled by a
+//! [`FrameDecoder`], as any stream's frames are. No copy into a read-ahead buffer, no
+//! buffer allocated per frame.
 
 use std::{
     future::poll_fn,
@@ -109,6 +110,25 @@ impl ChunkFrames {
         }
     }
 
+    /// Waits until bytes of the next frame have arrived (at once if some have): a reader
+    /// that gives a frame, once begun, a limited time to arrive whole starts its clock
+    /// here. Fails as [`ChunkFrames::next`] does when the stream ends first.
+    pub async fn begun(&mut self, source: &mut impl ChunkSource) -> Result<(), ReadError> {
+        poll_fn(|cx| self.poll_begun(cx, source)).await
+    }
+
+    /// Polls until bytes of the next frame have arrived (see [`ChunkFrames::begun`]).
+    pub fn poll_begun(
+        &mut self,
+        cx: &mut Context<'_>,
+        source: &mut impl ChunkSource,
+    ) -> Poll<Result<(), ReadError>> {
+        while !self.partial() {
+            ready!(self.poll_chunk(cx, source))?;
+        }
+        Poll::Ready(Ok(()))
+    }
+
     /// The header of the next frame once it is whole and checked, the frame not cut yet:
     /// what arrived of its body stays where it is until [`ChunkFrames::next`] takes it.
     /// For a reader that makes room for a body before it takes it.
@@ -136,11 +156,10 @@ impl ChunkFrames {
                 }
             }
             // a header split between chunks: the decoder takes the part that arrived
-            let buffer = self.decoder.buffer();
-            let n = buffer.len().min(self.rest.len());
-            buffer[..n].copy_from_slice(&self.rest[..n]);
-            self.rest.advance(n);
-            self.decoder.filled(n)?;
+            let mut input = &self.rest[..];
+            let before = input.len();
+            self.decoder.feed_header(&mut input)?;
+            self.rest.advance(before - input.len());
             if self.rest.is_empty() && self.decoder.header().is_none() {
                 ready!(self.poll_chunk(cx, source))?;
             }

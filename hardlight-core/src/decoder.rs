@@ -2,9 +2,10 @@
 //! transport reads into the buffer the decoder hands out and reports how much arrived.
 //!
 //! The header is checked against the size limit as soon as it is whole, and the body
-//! buffer grows with the bytes that actually arrived, reads of at most [`BODY_CHUNK`]
-//! at a time, by the rule of [`crate::read_growth`]: a peer that announces a large body
-//! and sends nothing makes the reader hold one chunk, not the announced size.
+//! buffer grows with the bytes that actually arrived, by the rule of
+//! [`crate::read_growth`] and at least a [`BODY_CHUNK`] at a time: a peer that announces
+//! a large body and sends nothing makes the reader hold at most one chunk, not the
+//! announced size.
 
 use crate::{
     codec::Bytes,
@@ -13,7 +14,7 @@ use crate::{
     read_growth::room_ahead,
 };
 
-/// Most body bytes the decoder asks for (and allocates) at a time.
+/// Most body bytes the decoder asks for at a time, and the least room it makes for them.
 pub const BODY_CHUNK: usize = 64 * 1024;
 
 /// Reassembles one frame at a time from the bytes of a stream.
@@ -90,7 +91,7 @@ impl FrameDecoder {
             State::Body { header, body, have } => {
                 let announced = header.body_len as usize;
                 let want = (announced - *have).min(BODY_CHUNK);
-                grow(body, *have, announced, want);
+                grow(body, *have, *have + want, announced);
                 body.resize(*have + want, 0);
                 &mut body[*have..]
             }
@@ -150,32 +151,44 @@ impl FrameDecoder {
                 State::Body { header, body, have } => {
                     let announced = header.body_len as usize;
                     let n = (announced - *have).min(input.len());
-                    grow(body, *have, announced, n);
+                    grow(body, *have + n, *have + n, announced);
                     // drops room `buffer` offered that was not filled
                     body.resize(*have, 0);
                     body.extend_from_slice(&input[..n]);
                     *have += n;
                     *input = &input[n..];
                 }
-                State::Header { .. } => {
-                    let buffer = self.buffer();
-                    let n = buffer.len().min(input.len());
-                    buffer[..n].copy_from_slice(&input[..n]);
-                    *input = &input[n..];
-                    self.filled(n)?;
-                }
+                State::Header { .. } => self.feed_header(input)?,
             }
         }
     }
+
+    /// Feeds the bytes of the current frame's header from `input`, advancing it past what
+    /// was taken, and none of its body: the header is whole and checked once
+    /// [`FrameDecoder::header`] has it.
+    pub fn feed_header(&mut self, input: &mut &[u8]) -> Result<(), ProtocolError> {
+        if let State::Header { bytes, len } = &mut self.state {
+            let n = (HEADER_LEN - *len).min(input.len());
+            bytes[*len..*len + n].copy_from_slice(&input[..n]);
+            *input = &input[n..];
+            self.filled(n)?;
+        }
+        Ok(())
+    }
 }
 
-/// Makes room in `body`, which holds `have` bytes of the `announced`, for `n` more: at
-/// least one [`BODY_CHUNK`], and as far ahead as [`room_ahead`] allows, exactly, so that
-/// the last growth of a large body ends at its length, not at the next power of two.
-fn grow(body: &mut Bytes, have: usize, announced: usize, n: usize) {
-    if body.capacity() < have + n {
-        let ahead = room_ahead(have).max(n).max(BODY_CHUNK);
-        body.reserve_exact((have + ahead).min(announced).saturating_sub(body.len()));
+/// Makes room in `body` for the `announced` body's bytes up to `end`, `arrived` of them
+/// in hand: at least one [`BODY_CHUNK`], and as far past what arrived as [`room_ahead`]
+/// allows, exactly, so that the last growth of a large body ends at its length, not at
+/// the next power of two.
+fn grow(body: &mut Bytes, arrived: usize, end: usize, announced: usize) {
+    if body.capacity() < end {
+        let to = arrived
+            .saturating_add(room_ahead(arrived))
+            .max(end)
+            .max(BODY_CHUNK)
+            .min(announced);
+        body.reserve_exact(to.saturating_sub(body.len()));
     }
 }
 
@@ -249,6 +262,26 @@ mod tests {
         // 64 KiB, 512 KiB, then the body's length: two reallocations
         assert_eq!(capacities, vec![BODY_CHUNK, 8 * BODY_CHUNK, len]);
         assert_eq!(decoder.take().unwrap().1.len(), len);
+        // fed in pieces of a QUIC packet's size, as quinn hands them over: as few
+        let mut decoder = FrameDecoder::new(u32::MAX);
+        assert!(decoder.feed(&mut &header[..]).unwrap().is_none());
+        let body = vec![7u8; len];
+        let mut capacities = Vec::new();
+        for (i, piece) in body.chunks(1200).enumerate() {
+            let got = decoder.feed(&mut &piece[..]).unwrap();
+            let have = (i * 1200 + piece.len()).min(len);
+            let capacity = match (&decoder.state, got) {
+                (State::Body { body, .. }, None) => body.capacity(),
+                (_, Some((_, whole))) => whole.capacity(),
+                _ => unreachable!(),
+            };
+            assert!(capacity <= (have + room_ahead(have)).max(BODY_CHUNK));
+            if capacities.last() != Some(&capacity) {
+                capacities.push(capacity);
+            }
+        }
+        assert_eq!(capacities.len(), 3, "{capacities:?}");
+        assert_eq!(capacities.last(), Some(&len));
     }
 
     #[test]

@@ -5,8 +5,9 @@
 //! sent; one that grows by doubling copies and faults in about twice a large message's
 //! size on its way there. Past [`LARGE`] bytes read the buffer may grow to
 //! [`LARGE_GROWTH`] times what was read, so a message of megabytes is reallocated twice
-//! or three times, not a dozen, while a header announcing a large frame still reserves
-//! nothing by itself.
+//! or three times, not a dozen, while a header announcing a large frame still makes the
+//! reader hold no more than its first read needs (at most one
+//! [`crate::decoder::BODY_CHUNK`]).
 
 /// Once this much of a frame was read, the buffer may grow to [`LARGE_GROWTH`] times
 /// that; below it, to twice what was read.

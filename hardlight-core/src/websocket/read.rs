@@ -1,5 +1,5 @@
 //! Messages read from a byte stream: a [`Decoder`] over a read buffer that grows with
-//! what the peer sent, never ahead of it.
+//! what the peer sent, by the rule of [`crate::read_growth`].
 
 use std::{
     future::poll_fn,

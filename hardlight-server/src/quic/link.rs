@@ -648,22 +648,29 @@ fn client_items(recv: RecvStream, frames: ChunkFrames, context: Arc<CallEnv>) ->
         async move {
             let (mut recv, mut frames, held) = state?;
             drop(held);
-            let header = match frames.header(&mut recv).await {
-                Ok(header) if header.kind == Kind::StreamItem => header,
-                Ok(header) => {
+            // the next item may be long in coming; once begun, it is whole within `limit`
+            // (the wait for the server's budget aside)
+            if let Err(error) = frames.begun(&mut recv).await {
+                return item_failed(error).map(|error| (Err(error), None));
+            }
+            let limit = context.limits.frame_read_timeout();
+            let mut deadline = Instant::now() + limit;
+            let header = match timeout_at(deadline, frames.header(&mut recv)).await {
+                Ok(Ok(header)) if header.kind == Kind::StreamItem => header,
+                Ok(Ok(header)) => {
                     let error = ProtocolError::UnexpectedKind {
                         expected: "StreamItem",
                         got: header.kind.name(),
                     };
                     return Some((Err(error), None));
                 }
-                Err(ReadError::Finished) => return None,
-                Err(ReadError::Protocol(error)) => return Some((Err(error), None)),
-                Err(ReadError::Io(_)) => return Some((Err(ProtocolError::StreamReset), None)),
+                Ok(Err(error)) => return item_failed(error).map(|error| (Err(error), None)),
+                Err(_) => return Some((Err(ProtocolError::FrameTimeout { limit }), None)),
             };
             context
                 .meter
                 .received(HEADER_LEN + header.body_len as usize);
+            let waiting = Instant::now();
             let reserved = match reserve(&context, &header).await {
                 Ok(reserved) => reserved,
                 Err(_) => {
@@ -673,13 +680,12 @@ fn client_items(recv: RecvStream, frames: ChunkFrames, context: Arc<CallEnv>) ->
                     return Some((Err(error), None));
                 }
             };
-            let limit = context.limits.frame_read_timeout();
-            let item = match timeout(limit, frames.next(&mut recv)).await {
+            deadline += waiting.elapsed();
+            let item = match timeout_at(deadline, frames.next(&mut recv)).await {
                 Ok(Ok((header, body))) => body
                     .open(&header, context.compression_negotiated(), max)
                     .map(Received::into_aligned),
-                Ok(Err(ReadError::Protocol(error))) => Err(error),
-                Ok(Err(_)) => Err(ProtocolError::StreamReset),
+                Ok(Err(error)) => Err(item_failed(error).unwrap_or(ProtocolError::StreamReset)),
                 Err(_) => Err(ProtocolError::FrameTimeout { limit }),
             };
             match item {
@@ -688,6 +694,16 @@ fn client_items(recv: RecvStream, frames: ChunkFrames, context: Arc<CallEnv>) ->
             }
         }
     }))
+}
+
+/// What a read of the client's items that failed with `error` ends them with: nothing
+/// when the stream ended between items (their end), a reset stream as `StreamReset`.
+fn item_failed(error: ReadError) -> Option<ProtocolError> {
+    match error {
+        ReadError::Finished => None,
+        ReadError::Protocol(error) => Some(error),
+        ReadError::Io(_) => Some(ProtocolError::StreamReset),
+    }
 }
 
 /// The push stream.
