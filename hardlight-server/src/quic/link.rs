@@ -3,7 +3,13 @@
 //! WebSocket); a bidirectional stream of its own for each other call; a server-opened
 //! unidirectional push stream.
 
-use std::{future::pending, future::poll_fn, sync::Arc, task::Poll, time::Duration};
+use std::{
+    future::{pending, poll_fn, Future},
+    pin::Pin,
+    sync::Arc,
+    task::Poll,
+    time::Duration,
+};
 
 use bytes::Bytes as Shared;
 use hardlight_core::{
@@ -19,7 +25,7 @@ use hardlight_core::{
     ErrorCode, Priority, ProtocolError,
 };
 use quinn::{ConnectionError, RecvStream, SendStream, ZeroRttAccepted};
-use tokio::time::{timeout, timeout_at, Instant};
+use tokio::time::{timeout, timeout_at, Instant, Sleep};
 use tracing::debug;
 
 use crate::{
@@ -567,16 +573,7 @@ impl CallIo for StreamCall {
         context
             .meter
             .received(HEADER_LEN + header.body_len as usize);
-        let reserved = match context.budget.try_take(header.body_len) {
-            Ok(Some(share)) => Reservation::new(share, context).map_err(Unread::Overloaded),
-            Ok(None) | Err(_) => {
-                // the wait for the budget is the server's, not the peer's
-                let waiting = Instant::now();
-                let reserved = reserve(context, &header).await;
-                deadline += waiting.elapsed();
-                reserved
-            }
-        };
+        let reserved = reserve_body(context, &header, |waited| deadline += waited).await;
         let reserved = reserved.inspect_err(|unread| {
             if matches!(unread, Unread::Overloaded(_)) {
                 self.stop(ErrorCode::Overloaded);
@@ -654,39 +651,40 @@ fn client_items(recv: RecvStream, frames: ChunkFrames, context: Arc<CallEnv>) ->
                 return item_failed(error).map(|error| (Err(error), None));
             }
             let limit = context.limits.frame_read_timeout();
-            let mut deadline = Instant::now() + limit;
-            let header = match timeout_at(deadline, frames.header(&mut recv)).await {
-                Ok(Ok(header)) if header.kind == Kind::StreamItem => header,
-                Ok(Ok(header)) => {
+            let late = tokio::time::sleep(limit);
+            tokio::pin!(late);
+            let header = match before(late.as_mut(), frames.header(&mut recv)).await {
+                Some(Ok(header)) if header.kind == Kind::StreamItem => header,
+                Some(Ok(header)) => {
                     let error = ProtocolError::UnexpectedKind {
                         expected: "StreamItem",
                         got: header.kind.name(),
                     };
                     return Some((Err(error), None));
                 }
-                Ok(Err(error)) => return item_failed(error).map(|error| (Err(error), None)),
-                Err(_) => return Some((Err(ProtocolError::FrameTimeout { limit }), None)),
+                Some(Err(error)) => return item_failed(error).map(|error| (Err(error), None)),
+                None => return Some((Err(ProtocolError::FrameTimeout { limit }), None)),
             };
             context
                 .meter
                 .received(HEADER_LEN + header.body_len as usize);
-            let waiting = Instant::now();
-            let reserved = match reserve(&context, &header).await {
-                Ok(reserved) => reserved,
-                Err(_) => {
-                    let error = ProtocolError::InvalidPayload(
-                        "the server's memory budget cannot take this item".into(),
-                    );
-                    return Some((Err(error), None));
-                }
+            let reserved = reserve_body(&context, &header, |waited| {
+                let deadline = late.deadline() + waited;
+                late.as_mut().reset(deadline);
+            })
+            .await;
+            let Ok(reserved) = reserved else {
+                let error = ProtocolError::InvalidPayload(
+                    "the server's memory budget cannot take this item".into(),
+                );
+                return Some((Err(error), None));
             };
-            deadline += waiting.elapsed();
-            let item = match timeout_at(deadline, frames.next(&mut recv)).await {
-                Ok(Ok((header, body))) => body
+            let item = match before(late, frames.next(&mut recv)).await {
+                Some(Ok((header, body))) => body
                     .open(&header, context.compression_negotiated(), max)
                     .map(Received::into_aligned),
-                Ok(Err(error)) => Err(item_failed(error).unwrap_or(ProtocolError::StreamReset)),
-                Err(_) => Err(ProtocolError::FrameTimeout { limit }),
+                Some(Err(error)) => Err(item_failed(error).unwrap_or(ProtocolError::StreamReset)),
+                None => Err(ProtocolError::FrameTimeout { limit }),
             };
             match item {
                 Ok(item) => Some((Ok(item), Some((recv, frames, Some(reserved))))),
@@ -694,6 +692,33 @@ fn client_items(recv: RecvStream, frames: ChunkFrames, context: Arc<CallEnv>) ->
             }
         }
     }))
+}
+
+/// Reserves the body `header` announces its share of the memory budget; a wait for it is
+/// the server's, not the peer's: `waited` is told how long it took.
+async fn reserve_body(
+    context: &CallEnv,
+    header: &FrameHeader,
+    waited: impl FnOnce(Duration),
+) -> Result<Reservation, Unread> {
+    match context.budget.try_take(header.body_len) {
+        Ok(Some(share)) => Reservation::new(share, context).map_err(Unread::Overloaded),
+        Ok(None) | Err(_) => {
+            let waiting = Instant::now();
+            let reserved = reserve(context, header).await;
+            waited(waiting.elapsed());
+            reserved
+        }
+    }
+}
+
+/// `read`'s output, or `None` if `late` fires first (one timer for the reads of a frame).
+async fn before<T>(late: Pin<&mut Sleep>, read: impl Future<Output = T>) -> Option<T> {
+    tokio::select! {
+        biased;
+        value = read => Some(value),
+        () = late => None,
+    }
 }
 
 /// What a read of the client's items that failed with `error` ends them with: nothing
