@@ -241,10 +241,11 @@ impl ServerLimits {
     /// The receive buffer asked of the kernel for the QUIC socket (`SO_RCVBUF`), in
     /// bytes: the datagrams of every QUIC connection wait there while the endpoint is
     /// busy, and past it the kernel drops them: their peers resend what they count lost
-    /// and slow down, as QUIC's congestion control does on loss. Default 4 MiB, at most 1 GiB; 0 leaves the system's
-    /// default. Memory: kernel memory, taken only by datagrams waiting to be read. Linux
-    /// grants at most `net.core.rmem_max` (often 208 KiB), and the server logs a warning
-    /// at bind when it was granted less than asked (`docs/OPERATIONS.md`, "Limits").
+    /// and slow down, as QUIC's congestion control does on loss. Default 4 MiB, at most
+    /// 1 GiB; 0 leaves the system's default. Memory: kernel memory, taken only by
+    /// datagrams waiting to be read. Linux grants at most `net.core.rmem_max` (often
+    /// 208 KiB), and the server logs a warning at bind when it was granted less than
+    /// asked (`docs/OPERATIONS.md`, "Limits").
     ///
     /// ```
     /// use hardlight_server::ServerLimits;

@@ -25,7 +25,7 @@ use hardlight_core::{
     ErrorCode, Priority, ProtocolError,
 };
 use quinn::{ConnectionError, RecvStream, SendStream, ZeroRttAccepted};
-use tokio::time::{timeout, timeout_at, Instant, Sleep};
+use tokio::time::{timeout, Instant, Sleep};
 use tracing::debug;
 
 use crate::{
@@ -557,15 +557,16 @@ impl CallIo for StreamCall {
 
     async fn read(&mut self, context: &CallEnv) -> Result<Call, Unread> {
         let limit = context.limits.frame_read_timeout();
-        let mut deadline = Instant::now() + limit;
+        let late = tokio::time::sleep(limit);
+        tokio::pin!(late);
         let (recv, frames) = self.recv.as_mut().ok_or(ReadError::Finished)?;
         let framing = self.framing;
-        let header = timeout_at(deadline, async {
+        let header = before(late.as_mut(), async {
             framing.read_stream_header(recv).await?;
             frames.header(recv).await
         })
         .await
-        .map_err(|_| self.late(limit))??;
+        .ok_or_else(|| self.late(limit))??;
         // the reply (and items) go out at the call's priority
         let _ = self
             .send
@@ -573,16 +574,16 @@ impl CallIo for StreamCall {
         context
             .meter
             .received(HEADER_LEN + header.body_len as usize);
-        let reserved = reserve_body(context, &header, |waited| deadline += waited).await;
+        let reserved = reserve_body(context, &header, late.as_mut()).await;
         let reserved = reserved.inspect_err(|unread| {
             if matches!(unread, Unread::Overloaded(_)) {
                 self.stop(ErrorCode::Overloaded);
             }
         })?;
         let (recv, frames) = self.recv.as_mut().ok_or(ReadError::Finished)?;
-        let (header, body) = timeout_at(deadline, frames.next(recv))
+        let (header, body) = before(late, frames.next(recv))
             .await
-            .map_err(|_| self.late(limit))??;
+            .ok_or_else(|| self.late(limit))??;
         Ok(Call::open(header, body, reserved)?)
     }
 
@@ -668,11 +669,7 @@ fn client_items(recv: RecvStream, frames: ChunkFrames, context: Arc<CallEnv>) ->
             context
                 .meter
                 .received(HEADER_LEN + header.body_len as usize);
-            let reserved = reserve_body(&context, &header, |waited| {
-                let deadline = late.deadline() + waited;
-                late.as_mut().reset(deadline);
-            })
-            .await;
+            let reserved = reserve_body(&context, &header, late.as_mut()).await;
             let Ok(reserved) = reserved else {
                 let error = ProtocolError::InvalidPayload(
                     "the server's memory budget cannot take this item".into(),
@@ -695,18 +692,19 @@ fn client_items(recv: RecvStream, frames: ChunkFrames, context: Arc<CallEnv>) ->
 }
 
 /// Reserves the body `header` announces its share of the memory budget; a wait for it is
-/// the server's, not the peer's: `waited` is told how long it took.
+/// the server's, not the peer's: it moves the frame's timer, `late`, back by as long.
 async fn reserve_body(
     context: &CallEnv,
     header: &FrameHeader,
-    waited: impl FnOnce(Duration),
+    mut late: Pin<&mut Sleep>,
 ) -> Result<Reservation, Unread> {
     match context.budget.try_take(header.body_len) {
         Ok(Some(share)) => Reservation::new(share, context).map_err(Unread::Overloaded),
         Ok(None) | Err(_) => {
             let waiting = Instant::now();
             let reserved = reserve(context, header).await;
-            waited(waiting.elapsed());
+            let deadline = late.deadline() + waiting.elapsed();
+            late.as_mut().reset(deadline);
             reserved
         }
     }
