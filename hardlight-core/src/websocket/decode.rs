@@ -92,9 +92,13 @@ pub struct Decoder {
     max_message: usize,
     /// The fragments so far of a message that has more to come.
     partial: Option<BytesMut>,
+    /// The header of a large frame whose payload is still arriving, taken off the bytes
+    /// read: the payload begins at their start ([`Decoder::await_payload`]).
+    arriving: Option<Head>,
 }
 
 /// A frame's header, parsed.
+#[derive(Debug, Clone, Copy)]
 struct Head {
     fin: bool,
     opcode: u8,
@@ -111,12 +115,13 @@ impl Decoder {
             role,
             max_message,
             partial: None,
+            arriving: None,
         }
     }
 
-    /// Whether a message has fragments to come.
+    /// Whether a message has fragments or a payload to come.
     pub fn in_message(&self) -> bool {
-        self.partial.is_some()
+        self.partial.is_some() || self.arriving.is_some()
     }
 
     /// The next message whole in `read`, taken from it (its payload shares `read`'s
@@ -124,9 +129,12 @@ impl Decoder {
     /// Control frames between a message's fragments come out as they are read.
     pub fn decode(&mut self, read: &mut BytesMut) -> Result<Decoded, FramingError> {
         loop {
-            let head = match self.head(read)? {
-                Ok(head) => head,
-                Err(need) => return Ok(Decoded::Need(need)),
+            let head = match self.arriving {
+                Some(head) => head,
+                None => match self.head(read)? {
+                    Ok(head) => head,
+                    Err(need) => return Ok(Decoded::Need(need)),
+                },
             };
             if head.opcode == TEXT {
                 return Err(FramingError::Text);
@@ -135,8 +143,13 @@ impl Decoder {
             let len = head.len as usize;
             let whole = head.size + len;
             if read.len() < whole {
-                return Ok(Decoded::Need(whole - read.len()));
+                let need = whole - read.len();
+                if head.size > 0 && len > MAX_PACKED_MESSAGE {
+                    self.await_payload(read, head);
+                }
+                return Ok(Decoded::Need(need));
             }
+            self.arriving = None;
             let start = payload_start(read, head.size, whole);
             read.advance(start);
             let mut payload = read.split_to(len);
@@ -171,6 +184,30 @@ impl Decoder {
             };
             return Ok(Decoded::Message(message));
         }
+    }
+
+    /// Takes the header of a large frame whose payload is still arriving off `read`,
+    /// first moving what arrived of the payload (one read's worth at most) to an address
+    /// aligned as a buffer of its own would be: back over the header where it leaves room,
+    /// on otherwise. The payload then begins at the start of the bytes read, where the
+    /// reads to come leave it aligned (a buffer growing by reallocation keeps where its
+    /// bytes begin, or moves them to its own aligned start), so that its archive decodes
+    /// where it lies without the payload's move once it is whole.
+    fn await_payload(&mut self, read: &mut BytesMut, head: Head) {
+        let arrived = read.len() - head.size;
+        read.reserve(ALIGN);
+        let misaligned = (read.as_ptr() as usize + head.size) % ALIGN;
+        let start = if misaligned <= head.size {
+            head.size - misaligned
+        } else {
+            let start = head.size + ALIGN - misaligned;
+            read.resize(start + arrived, 0);
+            start
+        };
+        read.copy_within(head.size..head.size + arrived, start);
+        read.truncate(start + arrived);
+        read.advance(start);
+        self.arriving = Some(Head { size: 0, ..head });
     }
 
     /// The header at the start of `read`, checked, or how many more bytes it needs.
@@ -441,6 +478,40 @@ mod tests {
                 if (frame_at + header) % ALIGN <= header {
                     assert_eq!(payload.as_ptr() as usize % ALIGN, 0, "{len} at {offset}");
                 }
+            }
+        }
+    }
+
+    #[test]
+    fn a_large_payload_arriving_in_pieces_lies_aligned_once_whole() {
+        let payload: Vec<u8> = (0..70_000).map(|i| (i % 251) as u8).collect();
+        let mut wire = raw(0x82, &payload);
+        wire.extend(raw(0x82, b"next"));
+        for piece in [1, 700, 4096] {
+            for offset in 0..ALIGN {
+                let mut decoder = server();
+                let mut read = BytesMut::with_capacity(64);
+                read.extend_from_slice(&[0; ALIGN][..offset]);
+                read.advance(offset);
+                let mut messages = Vec::new();
+                for chunk in wire.chunks(piece) {
+                    read.extend_from_slice(chunk);
+                    while let Decoded::Message(message) = decoder.decode(&mut read).unwrap() {
+                        messages.push(message);
+                    }
+                }
+                let Some(Message::Binary(first)) = messages.first() else {
+                    panic!("a message");
+                };
+                assert_eq!(first.as_ptr() as usize % ALIGN, 0, "{piece} at {offset}");
+                assert_eq!(
+                    messages,
+                    [
+                        Message::Binary(payload.clone().into()),
+                        Message::Binary(Bytes::from_static(b"next"))
+                    ]
+                );
+                assert!(!decoder.in_message() && read.is_empty());
             }
         }
     }
