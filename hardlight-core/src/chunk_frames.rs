@@ -114,19 +114,13 @@ impl ChunkFrames {
     /// that gives a frame, once begun, a limited time to arrive whole starts its clock
     /// here. Fails as [`ChunkFrames::next`] does when the stream ends first.
     pub async fn begun(&mut self, source: &mut impl ChunkSource) -> Result<(), ReadError> {
-        poll_fn(|cx| self.poll_begun(cx, source)).await
-    }
-
-    /// Polls until bytes of the next frame have arrived (see [`ChunkFrames::begun`]).
-    pub fn poll_begun(
-        &mut self,
-        cx: &mut Context<'_>,
-        source: &mut impl ChunkSource,
-    ) -> Poll<Result<(), ReadError>> {
-        while !self.partial() {
-            ready!(self.poll_chunk(cx, source))?;
-        }
-        Poll::Ready(Ok(()))
+        poll_fn(|cx| {
+            while !self.partial() {
+                ready!(self.poll_chunk(cx, source))?;
+            }
+            Poll::Ready(Ok(()))
+        })
+        .await
     }
 
     /// The header of the next frame once it is whole and checked, the frame not cut yet:

@@ -144,7 +144,7 @@ impl Decoder {
             let whole = head.size + len;
             if read.len() < whole {
                 let need = whole - read.len();
-                if head.size > 0 && len > MAX_PACKED_MESSAGE {
+                if self.arriving.is_none() && len > MAX_PACKED_MESSAGE {
                     self.await_payload(read, head);
                 }
                 return Ok(Decoded::Need(need));

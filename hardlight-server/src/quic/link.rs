@@ -691,7 +691,7 @@ fn client_items(recv: RecvStream, frames: ChunkFrames, context: Arc<CallEnv>) ->
     }))
 }
 
-/// Reserves the body `header` announces its share of the memory budget; a wait for it is
+/// Reserves the memory budget's share for the body `header` announces. A wait for it is
 /// the server's, not the peer's: it moves the frame's timer, `late`, back by as long.
 async fn reserve_body(
     context: &CallEnv,
