@@ -220,13 +220,15 @@ impl Link for QuicLink {
                 Control::Accepted(accepted) => {
                     *accepting = None;
                     match accepted {
-                        Ok((send, recv)) => Incoming::Call(QuicCall::Stream(StreamCall {
-                            send,
-                            recv: Some((recv, ChunkFrames::new(self.max_message_size))),
-                            send_timeout: self.send_timeout,
-                            framing: session.framing(),
-                            held: HeldItems::default(),
-                        })),
+                        Ok((send, recv)) => {
+                            Incoming::Call(QuicCall::Stream(Box::new(StreamCall {
+                                send,
+                                recv: Some((recv, ChunkFrames::new(self.max_message_size))),
+                                send_timeout: self.send_timeout,
+                                framing: session.framing(),
+                                held: HeldItems::default(),
+                            })))
+                        }
                         Err(error) => {
                             debug!(%error, "connection ended");
                             Incoming::Ended(ended(&error))
@@ -442,10 +444,12 @@ fn ended(error: &ConnectionError) -> Ended {
     }
 }
 
-/// One call: on the call channel, or on a stream of its own.
+/// One call: on the call channel, or on a stream of its own (boxed: a channel call, the
+/// most common, is moved several times on its way to its handler, and moves only its own
+/// size).
 pub(crate) enum QuicCall {
     Channel(MuxCall),
-    Stream(StreamCall),
+    Stream(Box<StreamCall>),
 }
 
 impl CallIo for QuicCall {
