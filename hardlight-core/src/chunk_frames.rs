@@ -187,12 +187,8 @@ impl ChunkFrames {
     fn cut(&mut self) -> Result<Option<(FrameHeader, Received)>, ProtocolError> {
         // between frames, a frame whole in the chunk is a slice of it
         if self.decoder.received() == 0 {
-            match FrameHeader::split_first(&self.rest, self.max_body) {
-                Ok((header, body, _)) => {
-                    let body = self.rest.slice_ref(body);
-                    self.rest.advance(HEADER_LEN + body.len());
-                    return Ok(Some((header, Received::Shared(body))));
-                }
+            match FrameHeader::split_off_first(&mut self.rest, self.max_body) {
+                Ok((header, body)) => return Ok(Some((header, Received::Shared(body)))),
                 // not whole in this chunk: the decoder takes what there is
                 Err(ProtocolError::Truncated { .. }) => {}
                 Err(broken) => return Err(broken),

@@ -294,14 +294,40 @@ impl FrameHeader {
                     got: bytes.len() as u64,
                 })?;
         let header = Self::parse(head, max_body)?;
-        let (body, rest) =
-            after
-                .split_at_checked(header.body_len as usize)
-                .ok_or(ProtocolError::Truncated {
-                    expected: u64::from(header.body_len),
-                    got: after.len() as u64,
-                })?;
+        let (body, rest) = after
+            .split_at_checked(header.body_len as usize)
+            .ok_or_else(|| ProtocolError::Truncated {
+                expected: u64::from(header.body_len),
+                got: after.len() as u64,
+            })?;
         Ok((header, body, rest))
+    }
+
+    /// [`split_first`](Self::split_first) on shared bytes: the first frame's header and
+    /// its body, which shares `bytes`' buffer; `bytes` keeps what follows the frame (and
+    /// lets go of the buffer with the last frame). On `Err`, `bytes` is left as it was.
+    ///
+    /// ```
+    /// use bytes::Bytes;
+    /// use hardlight_core::frame::{FrameHeader, Kind};
+    /// let mut message = FrameHeader::new(Kind::Cancel, 2).with_id(1).encode().to_vec();
+    /// message.extend_from_slice(b"ab");
+    /// message.extend_from_slice(&FrameHeader::new(Kind::Cancel, 0).with_id(2).encode());
+    /// let mut message = Bytes::from(message);
+    /// let (first, body) = FrameHeader::split_off_first(&mut message, 8).unwrap();
+    /// assert_eq!((first.id, &body[..]), (1, &b"ab"[..]));
+    /// let (second, _) = FrameHeader::split_off_first(&mut message, 8).unwrap();
+    /// assert_eq!((second.id, message.len()), (2, 0));
+    /// ```
+    pub fn split_off_first(
+        bytes: &mut bytes::Bytes,
+        max_body: u32,
+    ) -> Result<(Self, bytes::Bytes), ProtocolError> {
+        let (header, body, _) = Self::split_first(bytes, max_body)?;
+        let len = body.len();
+        let mut frame = bytes.split_to(HEADER_LEN + len);
+        bytes::Buf::advance(&mut frame, HEADER_LEN);
+        Ok((header, frame))
     }
 }
 

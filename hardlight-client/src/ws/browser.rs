@@ -217,7 +217,7 @@ async fn read_loop<S: Service>(
     let ended = loop {
         match source.recv().await {
             Some(Incoming::Binary(data)) => {
-                if let Err(error) = super::route(&data.into(), &mux, &pushes, max) {
+                if let Err(error) = super::route(data.into(), &mux, &pushes, max) {
                     break TransportError::violation(&error);
                 }
             }

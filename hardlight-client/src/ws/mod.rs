@@ -26,29 +26,28 @@ use crate::{mux::Mux, pushes::Pushes};
 /// Routes one received message, frame by frame: replies to their calls, everything else
 /// to the pushes.
 fn route<S: Service>(
-    message: &Shared,
+    message: Shared,
     mux: &Mux,
     pushes: &Pushes<S>,
     max: u32,
 ) -> Result<(), ProtocolError> {
-    let mut rest = &message[..];
+    let mut rest = message;
     loop {
-        let (header, body, after) = FrameHeader::split_first(rest, max)?;
+        let (header, body) = FrameHeader::split_off_first(&mut rest, max)?;
         match header.kind {
             // a reply is taken at once by its call: it may keep its message a moment
             Kind::ReplyOk | Kind::ReplyHandlerError | Kind::ReplyFailure => {
-                mux.deliver(header, Received::Shared(message.slice_ref(body)))?
+                mux.deliver(header, Received::Shared(body))?
             }
             // an item waits until the application reads it, charged to its stream's
             // window at its own size: it must not keep a packed message alive
-            Kind::StreamItem => mux.deliver(header, Received::Aligned(realign(body)))?,
+            Kind::StreamItem => mux.deliver(header, Received::Aligned(realign(&body)))?,
             Kind::StreamCredit if body.is_empty() => mux.credit(header.id, header.seq)?,
             // a push is decoded at once, where it lies
-            _ => pushes.handle(&header, Received::Shared(message.slice_ref(body)))?,
+            _ => pushes.handle(&header, Received::Shared(body))?,
         }
-        if after.is_empty() {
+        if rest.is_empty() {
             return Ok(());
         }
-        rest = after;
     }
 }

@@ -341,7 +341,7 @@ async fn read_loop<S: Service>(
             Some(Err(error)) => break TransportError::closed(None, error.to_string()),
             None => break TransportError::closed(None, "connection closed"),
         };
-        if let Err(error) = super::route(&data, &mux, &pushes, max) {
+        if let Err(error) = super::route(data, &mux, &pushes, max) {
             debug!(%error, "server broke the protocol; closing");
             break TransportError::violation(&error);
         }

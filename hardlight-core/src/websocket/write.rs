@@ -98,9 +98,13 @@ impl<W: AsyncWrite + Unpin> MessageWriter<W> {
         let mut rest = &mut head[..];
         header(&mut rest, Opcode::Binary, self.out.len() - payload, key);
         let used = MAX_HEADER - rest.len();
-        // a header longer than the room kept (a length above 125) moves the payload on
-        self.out
-            .splice(start..payload, head[..used].iter().copied());
+        if used == payload - start {
+            self.out[start..payload].copy_from_slice(&head[..used]);
+        } else {
+            // a header longer than the room kept (a length above 125) moves the payload on
+            self.out
+                .splice(start..payload, head[..used].iter().copied());
+        }
     }
 
     /// Writes a message of `payload` of its own (a control message, say), after those

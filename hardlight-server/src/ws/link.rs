@@ -10,7 +10,7 @@ use std::{
     time::Duration,
 };
 
-use bytes::{Buf, Bytes as Shared, BytesMut};
+use bytes::{Bytes as Shared, BytesMut};
 use hardlight_core::{
     close::Close,
     codec::{realign, Bytes},
@@ -180,12 +180,10 @@ impl<S: AsyncRead + AsyncWrite + Unpin + Send + 'static> WsLink<S> {
     /// The next frame of the message being read, as the driver sees it; `None` to go on.
     fn next_frame(&mut self, context: &CallEnv) -> Option<Incoming<MuxCall>> {
         let max = context.limits.max_message_size();
-        let (header, body, taken) = match FrameHeader::split_first(&self.unread, max) {
-            Ok((header, body, rest)) => (
-                header,
-                Received::Shared(self.unread.slice_ref(body)),
-                self.unread.len() - rest.len(),
-            ),
+        // the message's last frame leaves nothing of its buffer (a slice of the read
+        // buffer) in `unread`, which the next read would otherwise have to leave alone
+        let (header, body) = match FrameHeader::split_off_first(&mut self.unread, max) {
+            Ok(frame) => frame,
             Err(error) => {
                 self.unread = Shared::new();
                 return Some(Incoming::Violation(
@@ -194,14 +192,7 @@ impl<S: AsyncRead + AsyncWrite + Unpin + Send + 'static> WsLink<S> {
                 ));
             }
         };
-        if taken == self.unread.len() {
-            // the message's last frame: let go of its buffer (a slice of the read buffer),
-            // which the next read would otherwise have to leave alone
-            self.unread = Shared::new();
-        } else {
-            self.unread.advance(taken);
-        }
-        self.demux.frame(header, body, context)
+        self.demux.frame(header, Received::Shared(body), context)
     }
 }
 
