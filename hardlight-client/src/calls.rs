@@ -2,7 +2,12 @@
 //! `GoAway`, encoding and compression, the server's size limit, and opening the reply. A
 //! transport only moves the call frame out and its reply frame back ([`Exchange`]).
 
-use std::{future::Future, sync::Arc};
+use std::{
+    future::Future,
+    pin::Pin,
+    sync::Arc,
+    task::{ready, Context, Poll, Waker},
+};
 
 use hardlight_core::{
     codec::Bytes,
@@ -17,8 +22,12 @@ use crate::{
     config::ClientConfig,
     drain::{Drain, InFlight},
     error::CallError,
+    mux::MuxReply,
     streaming::{ItemSink, ItemSource},
 };
+
+/// A reply frame: its header and its body, as received.
+pub(crate) type Reply = (FrameHeader, Received);
 
 /// Largest call frame sent on a QUIC or WebTransport call channel: a larger one would
 /// hold up the calls behind it, and gets a stream of its own.
@@ -38,13 +47,11 @@ pub(crate) fn priority_of(frame: &[u8]) -> Priority {
 }
 
 /// Carries one call frame to the server and its reply frame back (still compressed).
-/// Dropping the future cancels the call on the server.
 pub(crate) trait Exchange: Send + Sync {
-    fn exchange(
-        &self,
-        frame: Vec<u8>,
-        reply_max: u32,
-    ) -> impl Future<Output = Result<(FrameHeader, Received), CallError>> + Send;
+    /// Sends `frame` now if it can go at once, and gives the future of its reply, which
+    /// `waker` (the calling task's) is woken for; dropping the future cancels the call on
+    /// the server.
+    fn exchange(&self, frame: Vec<u8>, reply_max: u32, waker: Waker) -> Exchanged<'_>;
 
     /// Starts a streaming call: sends its frame and returns where its items and reply
     /// arrive. Dropping that cancels the call on the server.
@@ -86,21 +93,23 @@ impl<T: Exchange> Calls<T> {
         }
     }
 
-    /// Makes the call `header` (method, budget, flags) with body `args` and returns its
-    /// opened reply frame. Dropping the future cancels it.
-    pub(crate) async fn call(
+    /// Makes the call `header` (method, budget, flags) with body `args`, sent now if it can
+    /// go at once, and gives the future of its opened reply frame, for which `waker` is
+    /// woken. Dropping the future cancels the call.
+    pub(crate) fn call(
         &self,
         header: FrameHeader,
         args: Body,
-    ) -> Result<(FrameHeader, Received), CallError> {
-        let _in_flight = self.drain.enter()?;
+        waker: Waker,
+    ) -> Result<Replied<'_>, CallError> {
+        let in_flight = self.drain.enter()?;
         let frame = self.frame(header, args)?;
-        let (header, body) = self.transport.exchange(frame, self.reply_max).await?;
-        if !header.is_compressed() {
-            return Ok((header, body));
-        }
-        let body = open_body(&header, &body, self.compressed(), self.reply_max)?;
-        Ok((header, Received::Aligned(body)))
+        Ok(Replied {
+            exchanged: self.transport.exchange(frame, self.reply_max, waker),
+            compressed: self.compressed(),
+            max: self.reply_max,
+            _in_flight: in_flight,
+        })
     }
 
     /// Starts the streaming call `header` with body `args` (whose items the client
@@ -135,6 +144,66 @@ impl<T: Exchange> Calls<T> {
 
     fn compressed(&self) -> bool {
         self.compression != Compression::None
+    }
+}
+
+/// A call's reply on its way, as a transport carries it.
+///
+/// A call that goes at once, the common one, waits for its reply in the call table and
+/// carries only its id: its future is small, since an application that spawns its calls,
+/// or boxes them, copies it once per call.
+pub(crate) enum Exchanged<'a> {
+    /// Sent on a multiplexed channel: its reply comes to the call table.
+    Mux(MuxReply<'a>),
+    /// Waiting for a slot or for room to be sent, or on a stream of its own: boxed, so
+    /// that a call sent at once does not carry the room of these.
+    Boxed(Pin<Box<dyn Future<Output = Result<Reply, CallError>> + Send + 'a>>),
+    /// Failed before it was sent.
+    Failed(Option<CallError>),
+}
+
+impl Exchanged<'_> {
+    /// The call failed before it was sent.
+    pub(crate) fn failed(error: CallError) -> Self {
+        Self::Failed(Some(error))
+    }
+}
+
+impl Future for Exchanged<'_> {
+    type Output = Result<Reply, CallError>;
+
+    fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
+        match self.get_mut() {
+            Self::Mux(reply) => Pin::new(reply).poll(cx),
+            Self::Boxed(future) => future.as_mut().poll(cx),
+            // once only: a future is not polled after it completes
+            Self::Failed(error) => error.take().map_or(Poll::Pending, |e| Poll::Ready(Err(e))),
+        }
+    }
+}
+
+/// A call's reply frame, opened, on its way ([`Calls::call`]); the call is counted in
+/// flight for the drain after `GoAway` until this drops.
+pub(crate) struct Replied<'a> {
+    exchanged: Exchanged<'a>,
+    /// Compression was negotiated: a compressed reply is expected.
+    compressed: bool,
+    /// Largest reply the client accepts.
+    max: u32,
+    _in_flight: InFlight,
+}
+
+impl Future for Replied<'_> {
+    type Output = Result<Reply, CallError>;
+
+    fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
+        let this = self.get_mut();
+        let (header, body) = ready!(Pin::new(&mut this.exchanged).poll(cx))?;
+        if !header.is_compressed() {
+            return Poll::Ready(Ok((header, body)));
+        }
+        let body = open_body(&header, &body, this.compressed, this.max)?;
+        Poll::Ready(Ok((header, Received::Aligned(body))))
     }
 }
 

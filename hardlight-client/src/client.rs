@@ -2,11 +2,12 @@
 
 use std::{
     fmt,
-    future::Future,
+    future::{poll_fn, Future},
     sync::{
         atomic::{AtomicBool, AtomicU64, Ordering},
         Arc, Mutex, Weak,
     },
+    task::Poll,
     time::Duration,
 };
 
@@ -313,28 +314,33 @@ impl<S: Service> Client<S> {
     }
 
     /// Makes a call. Used by generated clients.
+    ///
+    /// Not an `async fn`, which would hold `args` twice. The call's budget, context and
+    /// frame are made in its first poll and not kept beside the call while it waits: an
+    /// application that spawns or boxes its calls copies the call's future once per call,
+    /// and its calls in flight hold their futures side by side.
     #[doc(hidden)]
-    pub async fn __call<A: Codable, T: Codable, E: Codable>(
-        &self,
+    pub fn __call<'a, A: Codable + 'a, T: Codable + 'a, E: Codable + 'a>(
+        &'a self,
         method: u16,
         args: A,
-    ) -> Result<T, RpcError<E>> {
-        let counters = &self.inner.counters;
-        counters.calls.fetch_add(1, Ordering::Relaxed);
-        let current = CurrentCall::get();
-        let propagated =
-            Propagated::new(self.call_timeout, self.context.as_deref(), current.as_ref());
-        // without a budget (most calls) the call is awaited as it is: not moved into a
-        // wrapper first, which for a future this size is a copy per call
-        let result = match propagated.budget {
-            None => self.call(method, &args, &propagated).await,
-            budget => within(budget, self.call(method, &args, &propagated)).await,
-        };
-        counters.finished.fetch_add(1, Ordering::Relaxed);
-        if matches!(&result, Err(e) if !matches!(e, RpcError::Handler(_))) {
-            counters.failed.fetch_add(1, Ordering::Relaxed);
+    ) -> impl Future<Output = Result<T, RpcError<E>>> + 'a {
+        async move {
+            let counters = &self.inner.counters;
+            counters.calls.fetch_add(1, Ordering::Relaxed);
+            let (budget, frame) = self.call_frame(method, &args);
+            // without a budget (most calls) the call is awaited as it is: not moved into a
+            // wrapper first, which is a copy of its future per call
+            let result = match budget {
+                None => self.call(frame).await,
+                budget => within(budget, self.call(frame)).await,
+            };
+            counters.finished.fetch_add(1, Ordering::Relaxed);
+            if matches!(&result, Err(e) if !matches!(e, RpcError::Handler(_))) {
+                counters.failed.fetch_add(1, Ordering::Relaxed);
+            }
+            result
         }
-        result
     }
 
     /// Starts a server-streaming call. Used by generated clients.
@@ -482,25 +488,48 @@ impl<S: Service> Client<S> {
         )
     }
 
-    async fn call<A: Codable, T: Codable, E: Codable>(
+    /// The budget of a call of `method` with `args`, made here (inside a handler, what is
+    /// left of the handler's), and its frame, which carries the budget and the call
+    /// context.
+    fn call_frame<A: Codable>(
         &self,
         method: u16,
         args: &A,
-        propagated: &Propagated<'_>,
-    ) -> Result<T, RpcError<E>> {
-        let (generation, connection) = self.live_connection().ok_or(RpcError::NotConnected)?;
-        let (header, args) = call_frame(method, args, self.priority(method).flags(), propagated)?;
-        let counters = &self.inner.counters;
-        counters
-            .bytes_sent
-            .fetch_add((HEADER_LEN + args.len()) as u64, Ordering::Relaxed);
-        let (header, body) = connection.call(header, args).await?;
-        counters
-            .bytes_received
-            .fetch_add((HEADER_LEN + body.len()) as u64, Ordering::Relaxed);
-        let limit = self.inner.config.limits.frame_read_timeout();
-        wait_for_version(&self.inner.mirror, generation, header.seq, limit).await?;
-        decode_reply(&header, &body)
+    ) -> (Option<Duration>, Result<(FrameHeader, Body), ProtocolError>) {
+        let current = CurrentCall::get();
+        let propagated =
+            Propagated::new(self.call_timeout, self.context.as_deref(), current.as_ref());
+        let flags = self.priority(method).flags();
+        (
+            propagated.budget,
+            call_frame(method, args, flags, &propagated),
+        )
+    }
+
+    /// Sends call `frame` on the live connection, and decodes its reply once the state
+    /// changes sent before it are applied.
+    fn call<'a, T: Codable + 'a, E: Codable + 'a>(
+        &'a self,
+        frame: Result<(FrameHeader, Body), ProtocolError>,
+    ) -> impl Future<Output = Result<T, RpcError<E>>> + 'a {
+        async move {
+            // the call waits with this poll's waker from the start
+            let waker = poll_fn(|cx| Poll::Ready(cx.waker().clone())).await;
+            let (header, args) = frame?;
+            let (generation, connection) = self.live_connection().ok_or(RpcError::NotConnected)?;
+            let counters = &self.inner.counters;
+            counters
+                .bytes_sent
+                .fetch_add((HEADER_LEN + args.len()) as u64, Ordering::Relaxed);
+            let replied = connection.call(header, args, waker)?;
+            let (header, body) = replied.await?;
+            counters
+                .bytes_received
+                .fetch_add((HEADER_LEN + body.len()) as u64, Ordering::Relaxed);
+            let limit = self.inner.config.limits.frame_read_timeout();
+            wait_for_version(&self.inner.mirror, generation, header.seq, limit).await?;
+            decode_reply(&header, &body)
+        }
     }
 
     fn live_connection(&self) -> Option<(u64, Connection)> {
@@ -790,15 +819,15 @@ fn retriable(error: &ConnectError) -> bool {
 /// Read-your-writes: waits until the mirror shows state `version`, which the server sent
 /// before the reply — for at most `limit` (`Limits::frame_read_timeout`), so that a server
 /// announcing a version it never sends cannot hold the call forever.
-async fn wait_for_version<S: ConnectionState>(
+fn wait_for_version<S: ConnectionState>(
     mirror: &watch::Sender<Mirror<S>>,
     generation: u64,
     version: u64,
     limit: Duration,
-) -> Result<(), CallError> {
+) -> impl Future<Output = Result<(), CallError>> + '_ {
     let reached =
-        |m: &Mirror<S>| m.generation != generation || !m.connected || m.version >= version;
-    let applied = |m: &Mirror<S>| {
+        move |m: &Mirror<S>| m.generation != generation || !m.connected || m.version >= version;
+    let applied = move |m: &Mirror<S>| {
         if m.generation == generation && m.version >= version {
             Ok(())
         } else {
@@ -814,14 +843,16 @@ async fn wait_for_version<S: ConnectionState>(
     {
         let now = mirror.borrow();
         if reached(&now) {
-            return applied(&now);
+            return Either::Left(std::future::ready(applied(&now)));
         }
     }
-    // `wait_for` looks at the value first: a change made since is not missed
-    let mut rx = mirror.subscribe();
-    let now = Box::pin(rt::timeout(limit, rx.wait_for(reached)))
-        .await
-        .map_err(|_| CallError::Protocol(ProtocolError::FrameTimeout { limit }))?
-        .map_err(|_| CallError::NotConnected)?;
-    applied(&now)
+    Either::Right(Box::pin(async move {
+        // `wait_for` looks at the value first: a change made since is not missed
+        let mut rx = mirror.subscribe();
+        let now = rt::timeout(limit, rx.wait_for(reached))
+            .await
+            .map_err(|_| CallError::Protocol(ProtocolError::FrameTimeout { limit }))?
+            .map_err(|_| CallError::NotConnected)?;
+        applied(&now)
+    }))
 }

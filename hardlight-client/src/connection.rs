@@ -1,13 +1,15 @@
 //! A live connection, whichever transport carries it.
 
-use std::sync::Arc;
+use std::{sync::Arc, task::Waker};
 
-use hardlight_core::{
-    frame::FrameHeader, handshake::Welcome, message::Body, received::Received, Service,
-};
+use hardlight_core::{frame::FrameHeader, handshake::Welcome, message::Body, Service};
 
 use crate::{
-    calls::OpenedItems, config::TransportKind, drain::Drain, error::CallError, pushes::Pushes,
+    calls::{OpenedItems, Replied},
+    config::TransportKind,
+    drain::Drain,
+    error::CallError,
+    pushes::Pushes,
 };
 
 #[cfg(feature = "native")]
@@ -95,21 +97,23 @@ impl Connection {
         }
     }
 
-    /// Makes the call `header` with body `args` and returns its (opened) reply frame.
-    pub(crate) async fn call(
+    /// Makes the call `header` with body `args`, sent now if it can go at once, and gives
+    /// the future of its (opened) reply frame, for which `waker` is woken.
+    pub(crate) fn call(
         &self,
         header: FrameHeader,
         args: Body,
-    ) -> Result<(FrameHeader, Received), CallError> {
+        waker: Waker,
+    ) -> Result<Replied<'_>, CallError> {
         match self {
             #[cfg(feature = "native")]
-            Self::Quic(s) => s.calls.call(header, args).await,
+            Self::Quic(s) => s.calls.call(header, args, waker),
             #[cfg(feature = "native")]
-            Self::WebSocket(s) => s.channel.calls.call(header, args).await,
+            Self::WebSocket(s) => s.channel.calls.call(header, args, waker),
             #[cfg(all(feature = "wasm", not(feature = "native")))]
-            Self::Browser(s) => s.channel.calls.call(header, args).await,
+            Self::Browser(s) => s.channel.calls.call(header, args, waker),
             #[cfg(all(feature = "wasm", not(feature = "native")))]
-            Self::WebTransport(s) => s.calls.call(header, args).await,
+            Self::WebTransport(s) => s.calls.call(header, args, waker),
         }
     }
 

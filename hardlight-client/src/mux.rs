@@ -4,9 +4,10 @@
 //! receives.
 
 use std::{
-    future::poll_fn,
+    future::{poll_fn, Future},
+    pin::Pin,
     sync::{Arc, Mutex},
-    task::{Context, Poll, Waker},
+    task::{ready, Context, Poll, Waker},
 };
 
 use hardlight_core::{
@@ -23,7 +24,7 @@ use hardlight_core::{
 use tokio::sync::{mpsc, oneshot, Semaphore};
 
 use crate::{
-    calls::{Calls, Exchange},
+    calls::{Calls, Exchange, Exchanged, Reply},
     config::ClientConfig,
     drain::Drain,
     error::{CallError, TransportError},
@@ -35,8 +36,6 @@ use crate::{
 /// One of the connection's call slots: a share of one unit of its [`Quota`] of calls in
 /// flight, given back when dropped.
 pub(crate) type Slot = Held;
-
-type Reply = (FrameHeader, Received);
 
 /// What a call in flight waits with.
 #[derive(Debug)]
@@ -349,68 +348,88 @@ impl Exchange for Arc<Mux> {
         Ok(ItemSource::Channel(Mux::open_stream(self, frame).await?))
     }
 
-    /// Gives the call an id, sends it and waits for its reply; waits for a slot past the
-    /// in-flight limit. Dropping the future sends `Cancel`.
-    async fn exchange(
-        &self,
-        mut frame: Vec<u8>,
-        _reply_max: u32,
-    ) -> Result<(FrameHeader, Received), CallError> {
-        // a slot and room in the queue are there at once for most calls: only a call that
-        // must wait for one carries (boxed) what waiting takes
-        let _slot = match self.slots.try_take(1) {
-            Ok(Some(slot)) => slot,
-            Ok(None) => Box::pin(self.slot()).await?,
-            Err(Closed) => return Err(self.closed()),
-        };
-        // the call waits with this poll's waker from the start, so that the poll that
-        // sends it need not look for a reply as well: one that came meanwhile (from
-        // another thread) woke this waker, and the call is polled again
+    fn exchange(&self, frame: Vec<u8>, _reply_max: u32, waker: Waker) -> Exchanged<'_> {
+        self.call(frame, waker)
+    }
+}
+
+impl Mux {
+    /// Gives call `frame` an id and sends it, and gives the future of its reply, which
+    /// `waker` is woken for. A slot and room in the queue are there at once for most
+    /// calls: only a call that must wait for one carries (boxed) what waiting takes.
+    pub(crate) fn call(&self, frame: Vec<u8>, waker: Waker) -> Exchanged<'_> {
+        match self.slots.try_take(1) {
+            Ok(Some(slot)) => self.send_call(frame, slot, waker),
+            Ok(None) => Exchanged::Boxed(Box::pin(self.call_in_slot(frame))),
+            Err(Closed) => Exchanged::failed(self.closed()),
+        }
+    }
+
+    /// A call that waited for its slot.
+    async fn call_in_slot(&self, frame: Vec<u8>) -> Result<Reply, CallError> {
+        let slot = self.slot().await?;
         let waker = poll_fn(|cx| Poll::Ready(cx.waker().clone())).await;
+        self.send_call(frame, slot, waker).await
+    }
+
+    /// Sends call `frame` in `slot`. The call waits with `waker` from the start, so that
+    /// the poll that sends it need not look for a reply as well: one that came meanwhile
+    /// (from another thread) woke this waker, and the call is polled again.
+    fn send_call(&self, mut frame: Vec<u8>, slot: Slot, waker: Waker) -> Exchanged<'_> {
         let waiter = Waiter::Reply(ReplySlot {
             reply: None,
             waker: Some(waker),
         });
-        let id = lock(&self.pending)
-            .insert(waiter)
-            .map_err(|_| self.closed())?;
+        let Ok(id) = lock(&self.pending).insert(waiter) else {
+            return Exchanged::failed(self.closed());
+        };
         FrameHeader::set_id(&mut frame, id);
-        let mut guard = Pending {
+        let mut reply = MuxReply {
             mux: self,
             id,
             answered: false,
+            look: false,
+            _slot: slot,
         };
-        let mut look = match self.out.try_send(frame) {
-            Ok(()) => false,
-            Err(Refused::Full(frame)) => {
-                Box::pin(self.out.send(frame))
-                    .await
-                    .map_err(|_| self.closed())?;
+        match self.out.try_send(frame) {
+            Ok(()) => Exchanged::Mux(reply),
+            Err(Refused::Full(frame)) => Exchanged::Boxed(Box::pin(async move {
+                self.out.send(frame).await.map_err(|_| self.closed())?;
                 // polled since, perhaps with another waker
-                true
-            }
-            Err(Refused::Closed(_)) => return Err(self.closed()),
-        };
-        let reply = poll_fn(|cx| {
-            if !std::mem::replace(&mut look, true) {
-                return Poll::Pending;
-            }
-            self.poll_reply(id, cx)
-        })
-        .await?;
-        guard.answered = true;
-        Ok(reply)
+                reply.look = true;
+                reply.await
+            })),
+            Err(Refused::Closed(_)) => Exchanged::failed(self.closed()),
+        }
     }
 }
 
-/// A call awaiting its reply: dropped before the reply came, it cancels the call.
-struct Pending<'a> {
+/// A call sent on a multiplexed connection, waiting for its reply in the call table:
+/// dropped before the reply came, it cancels the call.
+pub(crate) struct MuxReply<'a> {
     mux: &'a Mux,
     id: u64,
     answered: bool,
+    /// The call table is looked at from the second poll on (see [`Mux::send_call`]).
+    look: bool,
+    _slot: Slot,
 }
 
-impl Drop for Pending<'_> {
+impl Future for MuxReply<'_> {
+    type Output = Result<Reply, CallError>;
+
+    fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
+        let this = self.get_mut();
+        if !std::mem::replace(&mut this.look, true) {
+            return Poll::Pending;
+        }
+        let reply = ready!(this.mux.poll_reply(this.id, cx));
+        this.answered = reply.is_ok();
+        Poll::Ready(reply)
+    }
+}
+
+impl Drop for MuxReply<'_> {
     fn drop(&mut self) {
         if self.answered {
             return;
@@ -648,8 +667,8 @@ mod tests {
         let waker = Waker::from(Arc::clone(&woken));
         let mut cx = Context::from_waker(&waker);
         let call = || FrameHeader::new(Kind::Call, 0).encode().to_vec();
-        let mut first = Box::pin(mux.exchange(call(), 0));
-        let mut second = Box::pin(mux.exchange(call(), 0));
+        let mut first = Box::pin(mux.call(call(), waker.clone()));
+        let mut second = Box::pin(mux.call(call(), waker.clone()));
         assert!(first.as_mut().poll(&mut cx).is_pending());
         assert!(second.as_mut().poll(&mut cx).is_pending());
         let Some(first_id) = sent.next().map(|header| header.id) else {
@@ -688,7 +707,7 @@ mod tests {
         let mut cx = Context::from_waker(&waker);
         let call = || FrameHeader::new(Kind::Call, 0).encode().to_vec();
 
-        let mut waiting = Box::pin(mux.exchange(call(), 0));
+        let mut waiting = Box::pin(mux.call(call(), waker.clone()));
         assert!(waiting.as_mut().poll(&mut cx).is_pending());
         let id = sent.next().map(|header| header.id);
         drop(waiting);
@@ -698,7 +717,7 @@ mod tests {
             id.map(|id| (Kind::Cancel, id))
         );
 
-        let mut answered = Box::pin(mux.exchange(call(), 0));
+        let mut answered = Box::pin(mux.call(call(), waker.clone()));
         assert!(answered.as_mut().poll(&mut cx).is_pending());
         let Some(id) = sent.next().map(|header| header.id) else {
             panic!("the call was sent");

@@ -2,7 +2,7 @@
 //! (the handshake stream, kept open), the others on a bidirectional stream each, pushes on
 //! the server's unidirectional stream.
 
-use std::{net::SocketAddr, sync::Arc, time::Duration};
+use std::{net::SocketAddr, sync::Arc, task::Waker, time::Duration};
 
 use hardlight_core::{
     chunk_frames::ChunkFrames,
@@ -24,7 +24,7 @@ use tokio::task::JoinHandle;
 use tracing::{debug, warn};
 
 use crate::{
-    calls::{priority_of, rides_channel, Calls, Exchange, CHANNEL_MAX},
+    calls::{priority_of, rides_channel, Calls, Exchange, Exchanged, CHANNEL_MAX},
     config::ClientConfig,
     connection::{Connected, Connection},
     drain::Drain,
@@ -212,16 +212,11 @@ impl Exchange for Streams {
     /// Sends a small call of normal priority on the call channel (dropping the future
     /// sends `Cancel`), any other on a stream of its own with the call's send priority
     /// (dropping the future stops the stream); either way the server cancels the call.
-    async fn exchange(
-        &self,
-        frame: Vec<u8>,
-        reply_max: u32,
-    ) -> Result<(FrameHeader, Received), CallError> {
+    fn exchange(&self, frame: Vec<u8>, reply_max: u32, waker: Waker) -> Exchanged<'_> {
         if rides_channel(&frame, self.channel_max) {
-            return self.mux.exchange(frame, reply_max).await;
+            return self.mux.call(frame, waker);
         }
-        // boxed: a call on the channel, the common one, does not carry its room
-        Box::pin(self.exchange_on_stream(frame, reply_max)).await
+        Exchanged::Boxed(Box::pin(self.exchange_on_stream(frame, reply_max)))
     }
 }
 

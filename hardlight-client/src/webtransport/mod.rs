@@ -9,7 +9,10 @@
 
 mod js;
 
-use std::sync::{Arc, Mutex};
+use std::{
+    sync::{Arc, Mutex},
+    task::Waker,
+};
 
 use hardlight_core::{
     close::Close,
@@ -23,7 +26,7 @@ use tokio::sync::{mpsc, oneshot};
 
 use self::js::{FrameStream, Session, Unread, WebTransport, Writer};
 use crate::{
-    calls::{priority_of, rides_channel, Calls, Exchange, CHANNEL_MAX},
+    calls::{priority_of, rides_channel, Calls, Exchange, Exchanged, CHANNEL_MAX},
     config::ClientConfig,
     connection::{Connected, Connection},
     error::{CallError, ConnectError, TransportError},
@@ -258,21 +261,26 @@ impl Exchange for WtStreams {
     /// A small call of normal priority on the call channel (dropping the future sends
     /// `Cancel`), any other on a stream of its own (dropping the future resets it);
     /// either way the server cancels the call.
-    async fn exchange(
-        &self,
-        frame: Vec<u8>,
-        reply_max: u32,
-    ) -> Result<(FrameHeader, Received), CallError> {
+    fn exchange(&self, frame: Vec<u8>, reply_max: u32, waker: Waker) -> Exchanged<'_> {
         if rides_channel(&frame, CHANNEL_MAX) {
-            return self.mux.exchange(frame, reply_max).await;
+            return self.mux.call(frame, waker);
         }
-        let slot = self.mux.slot().await?;
-        let (header, body) = self.piped(frame, reply_max, false, slot)?.next().await?;
-        Ok((header, Received::Aligned(body)))
+        Exchanged::Boxed(Box::pin(self.exchange_piped(frame, reply_max)))
     }
 }
 
 impl WtStreams {
+    /// A call on a stream of its own.
+    async fn exchange_piped(
+        &self,
+        frame: Vec<u8>,
+        reply_max: u32,
+    ) -> Result<(FrameHeader, Received), CallError> {
+        let slot = self.mux.slot().await?;
+        let (header, body) = self.piped(frame, reply_max, false, slot)?.next().await?;
+        Ok((header, Received::Aligned(body)))
+    }
+
     /// Hands a call to the session's task for a stream of its own.
     fn piped(
         &self,
