@@ -545,8 +545,8 @@ async fn the_stream_flag_must_match_the_method() {
 const STALL: u16 = 4;
 
 /// An id is the call's while it is served: a second call with the id of one still waiting
-/// is refused, and the connection serves on; the id of a call that has been answered is
-/// free again.
+/// is refused, and the connection serves on; the id of a call that has been answered, or
+/// cancelled, is free again.
 #[tokio::test]
 async fn an_id_in_use_is_refused_and_an_answered_one_is_free() {
     let node = Node::start();
@@ -567,6 +567,14 @@ async fn an_id_in_use_is_refused_and_an_answered_one_is_free() {
         let reply = next_kind(&mut ws).await;
         assert_eq!((reply.kind, reply.id), (Kind::ReplyOk, 8));
     }
+    // with the waiting call cancelled, no call waits: its id is free
+    let cancel = FrameHeader::new(Kind::Cancel, 0).with_id(7);
+    ws.send(Message::Binary(cancel.encode().to_vec().into()))
+        .await
+        .unwrap();
+    ws.send(call_message(PING, 7, 0, 0, &unit)).await.unwrap();
+    let reply = next_kind(&mut ws).await;
+    assert_eq!((reply.kind, reply.id), (Kind::ReplyOk, 7));
 }
 
 const IGNORE: u16 = 10;

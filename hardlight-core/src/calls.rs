@@ -28,19 +28,16 @@ pub enum CallRefused {
 /// ```
 /// use hardlight_core::calls::{CallRefused, CallTable};
 /// let mut calls = CallTable::new();
-/// let id = calls.next_id();
-/// calls.insert(id, "waiting").unwrap();
-/// assert_eq!(calls.insert(id, "again"), Err(CallRefused::DuplicateId(id)));
-/// assert_eq!(calls.remove(id), Some("waiting"));
-/// let next = calls.next_id();
-/// calls.insert(next, "cut off").unwrap();
+/// calls.insert(1, "waiting").unwrap();
+/// assert_eq!(calls.insert(1, "again"), Err(CallRefused::DuplicateId(1)));
+/// assert_eq!(calls.remove(1), Some("waiting"));
+/// calls.insert(2, "cut off").unwrap();
 /// assert_eq!(calls.close(), vec!["cut off"]);
 /// assert_eq!(calls.insert(9, "late"), Err(CallRefused::Closed));
 /// ```
 #[derive(Debug)]
 pub struct CallTable<T> {
     waiting: HashMap<u64, T, Hasher>,
-    next_id: u64,
     closed: bool,
 }
 
@@ -51,20 +48,12 @@ impl<T> Default for CallTable<T> {
 }
 
 impl<T> CallTable<T> {
-    /// An empty, open table. Ids start at 1: 0 marks a frame that belongs to no call.
+    /// An empty, open table.
     pub fn new() -> Self {
         Self {
             waiting: HashMap::default(),
-            next_id: 1,
             closed: false,
         }
-    }
-
-    /// A fresh id for an outgoing call.
-    pub fn next_id(&mut self) -> u64 {
-        let id = self.next_id;
-        self.next_id = self.next_id.wrapping_add(1).max(1);
-        id
     }
 
     /// Enters call `id`, waiting with `waiter`.

@@ -48,6 +48,8 @@ pub(super) struct Calls<F> {
     spare: Option<Pin<Box<F>>>,
     /// Likewise, the box of a handler's future that completed in its first poll.
     handling: HandlerFuture,
+    /// The last call's serial number (0: none yet).
+    serial: u64,
 }
 
 #[derive(Default)]
@@ -57,9 +59,13 @@ struct Table {
     in_flight: AtomicUsize,
     /// The calls being served, to be aborted.
     running: Mutex<Running>,
+    /// Calls in `running.by_id`. Only the connection's task enters calls there: while
+    /// there are none, a call's id needs no look-up (and no lock) to be told apart.
+    named: AtomicUsize,
     /// The serial number of the call in its first poll, until it gives its slot back
     /// there (0: none). A call enters `running` only if that poll leaves it waiting: one
-    /// that completes there (most do) never takes the table's lock again.
+    /// that completes there (most do) takes the table's lock only to tell its id from
+    /// those of calls that wait, if any do.
     polling: AtomicU64,
 }
 
@@ -67,8 +73,7 @@ struct Table {
 struct Running {
     /// Calls with an id, for `Cancel` and the duplicate-id check.
     by_id: CallTable<Entry>,
-    /// Calls without one (on QUIC streams of their own), by serial number; also where
-    /// serial numbers come from.
+    /// Calls without one (on QUIC streams of their own), by serial number.
     unnamed: CallTable<Option<AbortHandle>>,
 }
 
@@ -195,6 +200,7 @@ impl<F: Future<Output = ()> + Send + 'static> Calls<F> {
             max: max_concurrent_calls.max(1) as usize,
             spare: None,
             handling: HandlerFuture::default(),
+            serial: 0,
         }
     }
 
@@ -227,13 +233,12 @@ impl<F: Future<Output = ()> + Send + 'static> Calls<F> {
             ));
         }
         let id = io.id();
-        let mut running = lock(&self.table.running);
         let refused = if draining {
             Some(Outcome::Failure(
                 ErrorCode::ShuttingDown,
                 "server is shutting down; call not run".into(),
             ))
-        } else if id.is_some_and(|id| running.by_id.contains(id)) {
+        } else if id.is_some_and(|id| self.is_running(id)) {
             Some(Outcome::Failure(
                 ErrorCode::Malformed,
                 format!("call id {} is already in flight", id.unwrap_or(0)),
@@ -246,8 +251,8 @@ impl<F: Future<Output = ()> + Send + 'static> Calls<F> {
         } else {
             None
         };
-        let serial = running.unnamed.next_id();
-        drop(running);
+        self.serial = self.serial.wrapping_add(1).max(1);
+        let serial = self.serial;
         let key = match (id, &refused) {
             (Some(id), None) => Key::Id { id, serial },
             (None, None) => Key::Serial(serial),
@@ -290,13 +295,13 @@ impl<F: Future<Output = ()> + Send + 'static> Calls<F> {
             let mut running = lock(&self.table.running);
             match key {
                 Key::Id { id, serial } => {
-                    let _ = running.by_id.insert(
-                        id,
-                        Entry {
-                            serial,
-                            abort: None,
-                        },
-                    );
+                    let entry = Entry {
+                        serial,
+                        abort: None,
+                    };
+                    if running.by_id.insert(id, entry).is_ok() {
+                        self.table.named.fetch_add(1, Ordering::AcqRel);
+                    }
                 }
                 Key::Serial(serial) => {
                     let _ = running.unnamed.insert(serial, None);
@@ -326,10 +331,26 @@ impl<F: Future<Output = ()> + Send + 'static> Calls<F> {
     /// The client cancelled call `id`: its task, and the handler future with it, is
     /// dropped. (A call without a task has completed: its entry is gone.)
     pub(super) fn cancel(&mut self, id: u64) {
-        let entry = lock(&self.table.running).by_id.remove(id);
+        let entry = self.table.remove_named(id, |_| true);
         if let Some(abort) = entry.and_then(|entry| entry.abort) {
             abort.abort();
         }
+    }
+
+    /// Whether a call with `id` is being served.
+    fn is_running(&self, id: u64) -> bool {
+        self.table.named.load(Ordering::Acquire) > 0 && lock(&self.table.running).by_id.contains(id)
+    }
+}
+
+impl Table {
+    /// Takes call `id` out of `by_id` if `is_it` holds for its entry.
+    fn remove_named(&self, id: u64, is_it: impl FnOnce(&Entry) -> bool) -> Option<Entry> {
+        let removed = lock(&self.running).by_id.remove_if(id, is_it);
+        if removed.is_some() {
+            self.named.fetch_sub(1, Ordering::AcqRel);
+        }
+        removed
     }
 }
 
@@ -380,14 +401,13 @@ impl Drop for Slot {
         if in_first_poll.is_ok() {
             return;
         }
-        let mut running = lock(&self.table.running);
         match self.key {
             Key::Id { id, serial } => {
                 // only this call's own entry: a newer call may have reused the id
-                running.by_id.remove_if(id, |entry| entry.serial == serial);
+                self.table.remove_named(id, |entry| entry.serial == serial);
             }
             Key::Serial(serial) => {
-                running.unnamed.remove(serial);
+                lock(&self.table.running).unnamed.remove(serial);
             }
             Key::None => {}
         }
