@@ -320,6 +320,7 @@ impl<S: Service> Client<S> {
     /// application that spawns or boxes its calls copies the call's future once per call,
     /// and its calls in flight hold their futures side by side.
     #[doc(hidden)]
+    #[allow(clippy::manual_async_fn)] // an `async fn` would hold `args` twice
     pub fn __call<'a, A: Codable + 'a, T: Codable + 'a, E: Codable + 'a>(
         &'a self,
         method: u16,
@@ -508,6 +509,7 @@ impl<S: Service> Client<S> {
 
     /// Sends call `frame` on the live connection, and decodes its reply once the state
     /// changes sent before it are applied.
+    #[allow(clippy::manual_async_fn)] // an `async fn` would hold `frame` twice
     fn call<'a, T: Codable + 'a, E: Codable + 'a>(
         &'a self,
         frame: Result<(FrameHeader, Body), ProtocolError>,
