@@ -329,7 +329,7 @@ impl<S: Service> Client<S> {
         async move {
             let counters = &self.inner.counters;
             counters.calls.fetch_add(1, Ordering::Relaxed);
-            let (budget, frame) = self.call_frame(method, &args);
+            let (budget, frame) = self.call_frame(method, &args, 0);
             // without a budget (most calls) the call is awaited as it is: not moved into a
             // wrapper first, which is a copy of its future per call
             let result = match budget {
@@ -438,16 +438,13 @@ impl<S: Service> Client<S> {
     ) -> Result<Open, RpcError<E>> {
         let counters = &self.inner.counters;
         counters.calls.fetch_add(1, Ordering::Relaxed);
-        let current = CurrentCall::get();
-        let propagated =
-            Propagated::new(self.call_timeout, self.context.as_deref(), current.as_ref());
+        let (budget, frame) = self.call_frame(method, args, FLAG_STREAM);
         let opened = async {
-            if propagated.budget.is_some_and(|budget| budget.is_zero()) {
+            if budget.is_some_and(|budget| budget.is_zero()) {
                 return Err(RpcError::DeadlineExceeded(Duration::ZERO));
             }
             let (generation, connection) = self.live_connection().ok_or(RpcError::NotConnected)?;
-            let flags = FLAG_STREAM | self.priority(method).flags();
-            let (header, args) = call_frame(method, args, flags, &propagated)?;
+            let (header, args) = frame?;
             counters
                 .bytes_sent
                 .fetch_add((HEADER_LEN + args.len()) as u64, Ordering::Relaxed);
@@ -455,7 +452,7 @@ impl<S: Service> Client<S> {
             Ok(Open {
                 items,
                 generation,
-                budget: propagated.budget,
+                budget,
                 observed: Observed::open(counters, sends_items),
             })
         }
@@ -489,22 +486,30 @@ impl<S: Service> Client<S> {
         )
     }
 
-    /// The budget of a call of `method` with `args`, made here (inside a handler, what is
-    /// left of the handler's), and its frame, which carries the budget and the call
-    /// context.
+    /// The budget of a call of `method` with `args`, made here (inside a handler, at most
+    /// what is left of the handler's), and the call's frame: `flags` and the method's
+    /// priority, the budget and the call context.
     fn call_frame<A: Codable>(
         &self,
         method: u16,
         args: &A,
+        flags: u8,
     ) -> (Option<Duration>, Result<(FrameHeader, Body), ProtocolError>) {
         let current = CurrentCall::get();
         let propagated =
             Propagated::new(self.call_timeout, self.context.as_deref(), current.as_ref());
-        let flags = self.priority(method).flags();
-        (
-            propagated.budget,
-            call_frame(method, args, flags, &propagated),
-        )
+        let frame = Body::encode(args).and_then(|mut args| {
+            let context = match &propagated.context {
+                Some(context) => append_context(&mut args, context)?,
+                None => 0,
+            };
+            let header = FrameHeader::new(Kind::Call, 0)
+                .with_aux(method)
+                .with_seq(budget_to_seq(propagated.budget))
+                .with_flags(flags | self.priority(method).flags() | context);
+            Ok((header, args))
+        });
+        (propagated.budget, frame)
     }
 
     /// Sends call `frame` on the live connection, and decodes its reply once the state
@@ -779,26 +784,6 @@ fn failed(sender: ItemSender, error: CallError, observed: &Observed) {
         seen.last_error = Some(described);
     });
     sender.fail(error);
-}
-
-/// The header and body of a call of `method` with `args`: its `flags`, and the budget and
-/// context it carries.
-fn call_frame<A: Codable>(
-    method: u16,
-    args: &A,
-    flags: u8,
-    propagated: &Propagated<'_>,
-) -> Result<(FrameHeader, Body), ProtocolError> {
-    let mut args = Body::encode(args)?;
-    let context = match &propagated.context {
-        Some(context) => append_context(&mut args, context)?,
-        None => 0,
-    };
-    let header = FrameHeader::new(Kind::Call, 0)
-        .with_aux(method)
-        .with_seq(budget_to_seq(propagated.budget))
-        .with_flags(flags | context);
-    Ok((header, args))
 }
 
 /// Whether another connection attempt can succeed where this one failed.
