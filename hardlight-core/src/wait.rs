@@ -12,12 +12,15 @@
 //! not wait.
 //!
 //! An [`IdleLimit`] does the same for a connection's silence: one timer per quiet
-//! period, moved on only when it fires, not one per message heard.
+//! period, moved on only when it fires, not one per message heard. Polled while its
+//! connection waits, again and again, it looks at its timer only once that has fired
+//! (or the task polling it has changed): a timer polled afresh at every wait would
+//! renew its waker each time for nothing.
 
 use std::{
     future::Future,
     pin::Pin,
-    task::{ready, Context, Poll},
+    task::{Context, Poll, Waker},
     time::Duration,
 };
 
@@ -132,6 +135,9 @@ pub struct IdleLimit {
     heard: Instant,
     /// Fires at the deadline as it stood when last set; moved on only when it fires.
     timer: Pin<Box<Sleep>>,
+    /// The waker `timer` holds, which it wakes when it fires: until then, polling the
+    /// timer with it again changes nothing.
+    waiting_with: Option<Waker>,
 }
 
 impl IdleLimit {
@@ -142,6 +148,7 @@ impl IdleLimit {
             limit,
             heard,
             timer: Box::pin(sleep_until(heard + limit)),
+            waiting_with: None,
         }
     }
 
@@ -157,8 +164,19 @@ impl IdleLimit {
 
     /// Ready once the peer has not been heard from for the limit.
     pub fn poll_expired(&mut self, cx: &mut Context<'_>) -> Poll<()> {
+        let waker = cx.waker();
+        let registered = self.waiting_with.as_ref().is_some_and(|w| w.will_wake(waker));
+        // a timer that fired is no longer registered; one that still is will wake `waker`
+        if registered && !self.timer.is_elapsed() {
+            return Poll::Pending;
+        }
         loop {
-            ready!(self.timer.as_mut().poll(cx));
+            if self.timer.as_mut().poll(cx).is_pending() {
+                if !registered {
+                    self.waiting_with = Some(waker.clone());
+                }
+                return Poll::Pending;
+            }
             let deadline = self.heard + self.limit;
             if deadline <= Instant::now() {
                 return Poll::Ready(());
@@ -170,7 +188,13 @@ impl IdleLimit {
 
 #[cfg(test)]
 mod tests {
-    use std::future::poll_fn;
+    use std::{
+        future::poll_fn,
+        sync::{
+            atomic::{AtomicUsize, Ordering},
+            Arc,
+        },
+    };
 
     use super::*;
 
@@ -225,5 +249,57 @@ mod tests {
         }
         poll_fn(|cx| idle.poll_expired(cx)).await;
         assert_eq!(started.elapsed(), Duration::from_secs(28));
+    }
+
+    /// Polled at every wait, as a connection polls it: the timer that fires mid-silence
+    /// is moved on, and the limit still counts from the last message.
+    #[tokio::test(start_paused = true)]
+    async fn idle_polled_at_every_wait_expires_the_limit_after_the_last_message() {
+        let mut idle = IdleLimit::new(Duration::from_secs(10));
+        let started = Instant::now();
+        for _ in 0..3 {
+            for _ in 0..3 {
+                tokio::select! {
+                    biased;
+                    () = tokio::time::sleep(Duration::from_secs(2)) => {}
+                    () = poll_fn(|cx| idle.poll_expired(cx)) => panic!("expired while heard from"),
+                }
+            }
+            idle.heard();
+        }
+        poll_fn(|cx| idle.poll_expired(cx)).await;
+        assert_eq!(started.elapsed(), Duration::from_secs(28));
+    }
+
+    /// Counts its wakes.
+    struct Counted(AtomicUsize);
+
+    impl std::task::Wake for Counted {
+        fn wake(self: Arc<Self>) {
+            self.0.fetch_add(1, Ordering::SeqCst);
+        }
+    }
+
+    /// A limit polled by another task than before wakes that one when it expires.
+    #[tokio::test(start_paused = true)]
+    async fn idle_wakes_the_task_that_polled_it_last() {
+        let mut idle = IdleLimit::new(Duration::from_secs(10));
+        let (first, second) = (
+            Arc::new(Counted(AtomicUsize::new(0))),
+            Arc::new(Counted(AtomicUsize::new(0))),
+        );
+        for counted in [&first, &second] {
+            let waker = Waker::from(Arc::clone(counted));
+            assert!(idle
+                .poll_expired(&mut Context::from_waker(&waker))
+                .is_pending());
+        }
+        tokio::time::sleep(Duration::from_secs(11)).await;
+        assert_eq!(first.0.load(Ordering::SeqCst), 0);
+        assert_eq!(second.0.load(Ordering::SeqCst), 1);
+        let waker = Waker::from(second);
+        assert!(idle
+            .poll_expired(&mut Context::from_waker(&waker))
+            .is_ready());
     }
 }
