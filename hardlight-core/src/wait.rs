@@ -165,7 +165,10 @@ impl IdleLimit {
     /// Ready once the peer has not been heard from for the limit.
     pub fn poll_expired(&mut self, cx: &mut Context<'_>) -> Poll<()> {
         let waker = cx.waker();
-        let registered = self.waiting_with.as_ref().is_some_and(|w| w.will_wake(waker));
+        let registered = self
+            .waiting_with
+            .as_ref()
+            .is_some_and(|w| w.will_wake(waker));
         // a timer that fired is no longer registered; one that still is will wake `waker`
         if registered && !self.timer.is_elapsed() {
             return Poll::Pending;

@@ -209,7 +209,7 @@ async fn drive<H: RpcHandler, L: Link>(
     let mut shutdown = shared.signals.deadline.subscribe();
     // The control arms live across the loop's turns, and are polled only when one of them
     // has woken: not again for every frame read.
-    let control = Woken::new();
+    let mut control = Woken::new();
     let mut requested = pin!(requested(&mut shutdown).fuse());
     let kick = Arc::clone(&live.kick);
     let mut kicked = pin!(kick.notified());

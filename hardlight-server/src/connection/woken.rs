@@ -7,6 +7,7 @@
 
 use std::{
     future::poll_fn,
+    mem,
     sync::{
         atomic::{AtomicBool, Ordering},
         Arc,
@@ -17,9 +18,17 @@ use std::{
 use futures_util::task::AtomicWaker;
 
 /// The waker the arms are polled with, and whether it was woken.
+///
+/// The polling task's waker is registered with the arms' waker only when a wake may have
+/// taken it: polled again and again while nothing woke, the gate costs a flag's load.
 pub(crate) struct Woken {
     flag: Arc<Flag>,
     waker: Waker,
+    /// The polling task's waker, while the flag's registration of it stands: no wake has
+    /// taken it since, or one did and set the flag first.
+    registered: Option<Waker>,
+    /// The arms are polled at the next turn, woken or not.
+    renewed: bool,
 }
 
 struct Flag {
@@ -34,6 +43,7 @@ impl Wake for Flag {
     }
 
     fn wake_by_ref(self: &Arc<Self>) {
+        // the flag first: a poll that finds it clear still holds its registration
         self.woken.store(true, Ordering::Release);
         self.task.wake();
     }
@@ -42,12 +52,14 @@ impl Wake for Flag {
 impl Woken {
     pub(crate) fn new() -> Self {
         let flag = Arc::new(Flag {
-            woken: AtomicBool::new(true),
+            woken: AtomicBool::new(false),
             task: AtomicWaker::new(),
         });
         Self {
             waker: Waker::from(Arc::clone(&flag)),
             flag,
+            registered: None,
+            renewed: true,
         }
     }
 
@@ -56,18 +68,27 @@ impl Woken {
     /// woken when one of them is. Whatever `arms` polls must live across these calls: a
     /// future dropped after `Pending` would never wake them again.
     pub(crate) fn poll<T>(
-        &self,
+        &mut self,
         cx: &mut Context<'_>,
         arms: impl FnOnce(&mut Context<'_>) -> Poll<T>,
     ) -> Poll<T> {
-        self.flag.task.register(cx.waker());
-        if !self.flag.woken.swap(false, Ordering::AcqRel) {
+        let task = cx.waker();
+        if !self.registered.as_ref().is_some_and(|r| r.will_wake(task)) {
+            self.flag.task.register(task);
+            self.registered = Some(task.clone());
+        }
+        if self.flag.woken.swap(false, Ordering::AcqRel) {
+            // the wake took the registration, or is about to (and wakes the task with
+            // it): registered afresh now, and at the next poll
+            self.flag.task.register(task);
+            self.registered = None;
+        } else if !mem::take(&mut self.renewed) {
             return Poll::Pending;
         }
         let polled = arms(&mut Context::from_waker(&self.waker));
         if polled.is_ready() {
             // the arms after the one that completed were not polled: all of them are, next
-            self.flag.woken.store(true, Ordering::Release);
+            self.renewed = true;
         }
         polled
     }
@@ -75,18 +96,18 @@ impl Woken {
     /// Whether one of the arms has woken since they were last polled (or they never
     /// were): the next poll polls them.
     pub(crate) fn is_woken(&self) -> bool {
-        self.flag.woken.load(Ordering::Acquire)
+        self.renewed || self.flag.woken.load(Ordering::Acquire)
     }
 
     /// Has the arms polled at the next turn, woken or not: what one of them looks at
     /// changed without waking it.
-    pub(crate) fn renew(&self) {
-        self.flag.woken.store(true, Ordering::Release);
+    pub(crate) fn renew(&mut self) {
+        self.renewed = true;
     }
 
     /// Completes with the first arm that completes; see [`Woken::poll`]. Cancel-safe when
     /// each arm is.
-    pub(crate) async fn next<T>(&self, mut arms: impl FnMut(&mut Context<'_>) -> Poll<T>) -> T {
+    pub(crate) async fn next<T>(&mut self, mut arms: impl FnMut(&mut Context<'_>) -> Poll<T>) -> T {
         poll_fn(|cx| self.poll(cx, &mut arms)).await
     }
 }
@@ -104,7 +125,7 @@ mod tests {
     #[tokio::test]
     async fn an_arm_is_polled_again_only_once_woken() {
         let notify = Notify::new();
-        let woken = Woken::new();
+        let mut woken = Woken::new();
         let mut notified = pin!(notify.notified());
         let mut polls = 0;
         let mut arms = |cx: &mut std::task::Context<'_>| {
@@ -121,5 +142,39 @@ mod tests {
             assert_eq!(next.as_mut().now_or_never(), Some(()));
         }
         assert_eq!(polls, 2);
+    }
+
+    /// Woken from another thread again and again, at any point of its task's polls (the
+    /// wake racing the registration): no wake is lost, or the task would wait forever.
+    #[test]
+    fn wakes_from_another_thread_are_never_lost() {
+        const ROUNDS: u32 = 20_000;
+        let (done_tx, done_rx) = std::sync::mpsc::channel();
+        std::thread::spawn(move || {
+            let runtime = tokio::runtime::Builder::new_current_thread()
+                .build()
+                .unwrap();
+            runtime.block_on(async {
+                let (tx, mut rx) = tokio::sync::mpsc::unbounded_channel::<u32>();
+                let (back_tx, back_rx) = std::sync::mpsc::channel::<()>();
+                let sender = std::thread::spawn(move || {
+                    for round in 0..ROUNDS {
+                        tx.send(round).unwrap();
+                        back_rx.recv().unwrap();
+                    }
+                });
+                let mut woken = Woken::new();
+                for round in 0..ROUNDS {
+                    assert_eq!(woken.next(|cx| rx.poll_recv(cx)).await, Some(round));
+                    back_tx.send(()).unwrap();
+                }
+                sender.join().unwrap();
+            });
+            done_tx.send(()).unwrap();
+        });
+        // a lost wake leaves the task waiting forever: far longer than the rounds take
+        done_rx
+            .recv_timeout(std::time::Duration::from_secs(300))
+            .expect("a wake was lost");
     }
 }
