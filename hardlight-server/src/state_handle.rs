@@ -2,7 +2,10 @@
 
 use std::{
     ops::{Deref, DerefMut},
-    sync::{Arc, Mutex, MutexGuard},
+    sync::{
+        atomic::{AtomicU64, Ordering},
+        Arc, Mutex, MutexGuard,
+    },
 };
 
 use hardlight_core::{
@@ -26,6 +29,9 @@ pub struct StateHandle<S> {
 struct Shared<S> {
     value: RwLock<S>,
     tracker: Mutex<StateTracker>,
+    /// The tracker's version, stored under its lock as a write records it: read for
+    /// every reply without the lock.
+    version: AtomicU64,
     changed: Notify,
 }
 
@@ -43,6 +49,7 @@ impl<S: ConnectionState> StateHandle<S> {
         Ok(Self {
             shared: Arc::new(Shared {
                 value: RwLock::new(initial),
+                version: AtomicU64::new(tracker.version()),
                 tracker: Mutex::new(tracker),
                 changed: Notify::new(),
             }),
@@ -64,7 +71,7 @@ impl<S: ConnectionState> StateHandle<S> {
 
     /// The version of the last write that changed something.
     pub(crate) fn version(&self) -> u64 {
-        self.tracker().version()
+        self.shared.version.load(Ordering::Acquire)
     }
 
     /// A full snapshot and its version (for the handshake); clears pending changes.
@@ -112,7 +119,13 @@ impl<S: ConnectionState> DerefMut for StateWriteGuard<'_, S> {
 
 impl<S: ConnectionState> Drop for StateWriteGuard<'_, S> {
     fn drop(&mut self) {
-        match lock(&self.shared.tracker).record(&*self.guard) {
+        let mut tracker = lock(&self.shared.tracker);
+        let recorded = tracker.record(&*self.guard);
+        self.shared
+            .version
+            .store(tracker.version(), Ordering::Release);
+        drop(tracker);
+        match recorded {
             Ok(true) => self.shared.changed.notify_one(),
             Ok(false) => {}
             Err(error) => {
