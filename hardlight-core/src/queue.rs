@@ -30,7 +30,7 @@ use std::{
 use futures_util::task::AtomicWaker;
 
 use crate::{
-    quota::{Closed, Held, Quota},
+    quota::{Closed, Quota},
     sync::lock,
 };
 
@@ -74,10 +74,10 @@ pub struct Queue<T> {
     shared: Arc<Shared<T>>,
 }
 
-/// Room for one entry in the queue, taken before the entry is added.
+/// Room for one entry in the queue, taken before the entry is added; given back if
+/// dropped unused.
 pub struct Room<'a, T> {
     shared: &'a Shared<T>,
-    share: Held,
 }
 
 impl<T> Queue<T> {
@@ -90,19 +90,18 @@ impl<T> Queue<T> {
     /// Room for an entry, if there is some now (none is while senders wait for room,
     /// unless the writer made more than they need).
     pub fn try_room(&self) -> Result<Option<Room<'_, T>>, Closed> {
-        Ok(self.shared.room.try_take(1)?.map(|share| Room {
+        // the unit is the room's, not a `Held`: no count of the quota's owners to keep
+        Ok(self.shared.room.try_take_units(1)?.then(|| Room {
             shared: &self.shared,
-            share,
         }))
     }
 
     /// Room for an entry, once the writer has made some and the senders that waited
     /// before have theirs; [`Closed`] once the writer has ended.
     pub async fn room(&self) -> Result<Room<'_, T>, Closed> {
-        let share = self.shared.room.take(1).await?;
+        let _ = self.shared.room.take(1).await?.into_units();
         Ok(Room {
             shared: &self.shared,
-            share,
         })
     }
 
@@ -168,22 +167,35 @@ impl<T> Drop for Queue<T> {
     }
 }
 
-impl<T> Room<'_, T> {
+impl<'a, T> Room<'a, T> {
     /// Adds `entry` to the queue, in the room taken for it.
     pub fn send(self, entry: T) {
-        // the room is the writer's to give back, as it takes the entry out
-        let _ = self.share.into_units();
-        lock(&self.shared.entries).push(entry);
-        self.shared.writer.wake();
+        let shared = self.fill();
+        lock(&shared.entries).push(entry);
+        shared.writer.wake();
     }
 
     /// Adds `entry` without waking the writer: for the task that drives the writer
     /// itself, which looks at [`Queue::unannounced`] before it waits (waking the task
     /// that is running would only have it polled once more for nothing).
     pub fn queue(self, entry: T) {
-        let _ = self.share.into_units();
-        lock(&self.shared.entries).push(entry);
-        self.shared.unannounced.store(true, Ordering::Release);
+        let shared = self.fill();
+        lock(&shared.entries).push(entry);
+        shared.unannounced.store(true, Ordering::Release);
+    }
+
+    /// The queue, its room now the entry's: the writer's to give back, as it takes the
+    /// entry out.
+    fn fill(self) -> &'a Shared<T> {
+        let shared = self.shared;
+        std::mem::forget(self);
+        shared
+    }
+}
+
+impl<T> Drop for Room<'_, T> {
+    fn drop(&mut self) {
+        self.shared.room.give_back(1);
     }
 }
 
@@ -254,6 +266,17 @@ mod tests {
     fn poll_once<F: Future>(future: std::pin::Pin<&mut F>) -> Poll<F::Output> {
         let mut cx = Context::from_waker(std::task::Waker::noop());
         future.poll(&mut cx)
+    }
+
+    #[test]
+    fn room_taken_and_not_used_is_given_back() {
+        let (sender, _writer) = queue::<u8>(1);
+        let room = sender.try_room().unwrap().expect("room for one");
+        assert!(sender.try_room().unwrap().is_none());
+        drop(room);
+        let room = sender.try_room().unwrap().expect("the room given back");
+        room.send(1);
+        assert!(sender.try_room().unwrap().is_none(), "the entry holds it");
     }
 
     #[test]

@@ -84,33 +84,32 @@ impl Quota {
     /// `units` if they are free now: free, or handed to the line beyond what those
     /// waiting in it need.
     pub fn try_take(self: &Arc<Self>, units: u32) -> Result<Option<Held>, Closed> {
+        Ok(self.try_take_units(units)?.then(|| Held {
+            quota: Arc::clone(self),
+            units: units as usize,
+        }))
+    }
+
+    /// [`try_take`](Quota::try_take) for a taker that gives the units back itself, with
+    /// [`give_back`](Quota::give_back): `true` if it has them.
+    pub fn try_take_units(&self, units: u32) -> Result<bool, Closed> {
         if self.line.is_closed() {
             return Err(Closed);
         }
         if self.waiting.load(Ordering::SeqCst) == 0 {
-            return Ok(self.take_free(units as usize));
+            let free = self
+                .free
+                .fetch_update(Ordering::SeqCst, Ordering::SeqCst, |free| {
+                    free.checked_sub(units as usize)
+                });
+            return Ok(free.is_ok());
         }
         // the line serves its takers first: what it holds beyond them is anyone's
-        Ok(self.line.try_acquire_many(units).ok().map(|spare| {
-            spare.forget();
-            Held {
-                quota: Arc::clone(self),
-                units: units as usize,
-            }
-        }))
-    }
-
-    /// `units` of the free ones, if there are enough.
-    fn take_free(self: &Arc<Self>, units: usize) -> Option<Held> {
-        self.free
-            .fetch_update(Ordering::SeqCst, Ordering::SeqCst, |free| {
-                free.checked_sub(units)
-            })
-            .ok()
-            .map(|_| Held {
-                quota: Arc::clone(self),
-                units,
-            })
+        Ok(self
+            .line
+            .try_acquire_many(units)
+            .map(|spare| spare.forget())
+            .is_ok())
     }
 
     /// `units`, once they are free and those who waited before have theirs. Units more
