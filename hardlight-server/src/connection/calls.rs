@@ -112,15 +112,15 @@ impl<H: RpcHandler> Serving<H> {
     pub(super) fn begin<C: CallIo>(
         &self,
         mut io: C,
-        slot: Slot,
+        slot: LocalSlot<'_>,
         refused: Option<Outcome>,
         spare: &mut HandlerFuture,
     ) -> Started<impl Future<Output = ()> + Send + 'static> {
         if let Some(refused) = refused {
-            return Started::Poll(self.serve(io, slot, Begin::Refused(refused)));
+            return Started::Poll(self.serve(io, slot.keep(), Begin::Refused(refused)));
         }
         let Some(read) = io.read_now(&self.context) else {
-            return Started::Poll(self.serve(io, slot, Begin::Read));
+            return Started::Poll(self.serve(io, slot.keep(), Begin::Read));
         };
         let (id, outcome) = match read {
             Ok(call) => {
@@ -130,10 +130,18 @@ impl<H: RpcHandler> Serving<H> {
                     Ok(prepared) => match prepared.first_poll(&self.context, spare) {
                         Polled::Done(outcome) => (id, outcome),
                         Polled::Waiting(waiting) => {
-                            return Started::Spawn(self.serve(io, slot, Begin::Waiting(waiting)))
+                            return Started::Spawn(self.serve(
+                                io,
+                                slot.keep(),
+                                Begin::Waiting(waiting),
+                            ))
                         }
                         Polled::Full(prepared) => {
-                            return Started::Poll(self.serve(io, slot, Begin::Prepared(prepared)))
+                            return Started::Poll(self.serve(
+                                io,
+                                slot.keep(),
+                                Begin::Prepared(prepared),
+                            ))
                         }
                     },
                 }
@@ -148,7 +156,7 @@ impl<H: RpcHandler> Serving<H> {
         match io.reply_now(frame, || drop(slot.take())) {
             Ok(()) => Started::Done,
             Err(frame) => match slot {
-                Some(slot) => Started::Spawn(self.serve(io, slot, Begin::Reply(frame))),
+                Some(slot) => Started::Spawn(self.serve(io, slot.keep(), Begin::Reply(frame))),
                 None => Started::Done,
             },
         }
@@ -223,7 +231,7 @@ impl<F: Future<Output = ()> + Send + 'static> Calls<F> {
         &mut self,
         io: C,
         draining: bool,
-        begin: impl FnOnce(C, Slot, Option<Outcome>, &mut HandlerFuture) -> Started<F>,
+        begin: impl FnOnce(C, LocalSlot<'_>, Option<Outcome>, &mut HandlerFuture) -> Started<F>,
     ) -> Result<(), String> {
         let in_flight = self.table.in_flight.load(Ordering::Acquire);
         if in_flight >= 2 * self.max {
@@ -263,7 +271,7 @@ impl<F: Future<Output = ()> + Send + 'static> Calls<F> {
         self.table.polling.store(serial, Ordering::Relaxed);
         let (call, poll) = match begin(
             io,
-            Slot::take(&self.table, key),
+            LocalSlot::take(&self.table, key),
             refused,
             &mut self.handling,
         ) {
@@ -368,21 +376,43 @@ impl<F> Drop for Calls<F> {
     }
 }
 
+/// A call counted in flight, as the connection's task holds it in its first poll: given
+/// back there (dropped), or kept by the call that goes on ([`LocalSlot::keep`]). One
+/// given back there was never entered in the table, and takes no share of it.
+pub(super) struct LocalSlot<'a> {
+    table: &'a Arc<Table>,
+    key: Key,
+}
+
+impl<'a> LocalSlot<'a> {
+    fn take(table: &'a Arc<Table>, key: Key) -> Self {
+        table.in_flight.fetch_add(1, Ordering::AcqRel);
+        Self { table, key }
+    }
+
+    /// The slot of a call that goes on beyond its first poll.
+    fn keep(self) -> Slot {
+        let slot = Slot {
+            table: Arc::clone(self.table),
+            key: self.key,
+        };
+        // counted in flight still: the call's own slot gives it back
+        std::mem::forget(self);
+        slot
+    }
+}
+
+impl Drop for LocalSlot<'_> {
+    fn drop(&mut self) {
+        self.table.in_flight.fetch_sub(1, Ordering::AcqRel);
+    }
+}
+
 /// A call counted in flight until dropped: just before its client can have its reply, or
 /// when its task is aborted.
 pub(super) struct Slot {
     table: Arc<Table>,
     key: Key,
-}
-
-impl Slot {
-    fn take(table: &Arc<Table>, key: Key) -> Self {
-        table.in_flight.fetch_add(1, Ordering::AcqRel);
-        Self {
-            table: Arc::clone(table),
-            key,
-        }
-    }
 }
 
 impl Drop for Slot {

@@ -32,7 +32,7 @@ use hardlight_core::{
 use tokio::time::{error::Elapsed, sleep_until, timeout_at, Instant, Sleep};
 use tracing::debug;
 
-use self::calls::{Calls, Serving};
+use self::calls::{Calls, LocalSlot, Serving};
 use crate::{
     handler::RpcHandler,
     session::{
@@ -287,8 +287,9 @@ async fn drive<H: RpcHandler, L: Link>(
         match incoming {
             Incoming::Call(io) => {
                 let draining = drain.is_some();
-                let begin =
-                    |io, slot, refused, spare: &mut _| serving.begin(io, slot, refused, spare);
+                let begin = |io, slot: LocalSlot<'_>, refused, spare: &mut _| {
+                    serving.begin(io, slot, refused, spare)
+                };
                 if let Err(reason) = calls.start(io, draining, begin) {
                     debug!(%reason, "closing the connection");
                     link.close(Close::Protocol, &reason);
