@@ -2,14 +2,17 @@
 //! the `metrics` facade (names `hardlight_*`; install any recorder, e.g. the Prometheus
 //! exporter behind the `prometheus` feature).
 
-use std::sync::{
-    atomic::{AtomicU64, Ordering::Relaxed},
-    Arc,
+use std::{
+    collections::HashMap,
+    sync::{
+        atomic::{AtomicU64, Ordering::Relaxed},
+        Arc, Mutex,
+    },
 };
 
 use hardlight_core::TransportKind as Transport;
 
-use crate::memory_budget::MemoryBudget;
+use crate::{memory_budget::MemoryBudget, sync::lock};
 
 /// A snapshot of a server's counters, from [`Server::stats`](crate::Server::stats) or a
 /// [`StatsHandle`].
@@ -96,6 +99,24 @@ struct Calls {
     unreliable_dropped: AtomicU64,
 }
 
+impl TrafficStats {
+    /// Both counts added up.
+    fn plus(self, other: TrafficStats) -> TrafficStats {
+        TrafficStats {
+            calls: self.calls + other.calls,
+            calls_in_flight: self.calls_in_flight + other.calls_in_flight,
+            calls_failed: self.calls_failed + other.calls_failed,
+            calls_rate_limited: self.calls_rate_limited + other.calls_rate_limited,
+            bytes_received: self.bytes_received + other.bytes_received,
+            bytes_sent: self.bytes_sent + other.bytes_sent,
+            events_dropped: self.events_dropped + other.events_dropped,
+            unreliable_datagrams: self.unreliable_datagrams + other.unreliable_datagrams,
+            unreliable_inline: self.unreliable_inline + other.unreliable_inline,
+            unreliable_dropped: self.unreliable_dropped + other.unreliable_dropped,
+        }
+    }
+}
+
 impl Calls {
     fn snapshot(&self) -> TrafficStats {
         let started = self.started.load(Relaxed);
@@ -140,10 +161,23 @@ impl Default for Reported {
     }
 }
 
+/// The server's traffic: counted by each connection alone (a counter every connection's
+/// calls add to would take a locked operation of every call twice, and be written by every
+/// thread), summed when read.
+#[derive(Debug, Default)]
+struct Traffic {
+    /// The counters of the connections that have them now, by key.
+    live: HashMap<u64, Arc<Calls>>,
+    /// What the connections whose counters are gone counted.
+    ended: TrafficStats,
+    /// The key of the next connection's counters.
+    next: u64,
+}
+
 /// The server-wide counters.
 #[derive(Debug, Default)]
 pub(crate) struct ServerCounters {
-    calls: Calls,
+    traffic: Mutex<Traffic>,
     reported: Reported,
     open: AtomicU64,
     accepted: AtomicU64,
@@ -171,17 +205,29 @@ pub(crate) enum Unparked {
     ShutDown,
 }
 
-/// Where one connection's activity is counted: its own counters and the server's.
+/// Where one connection's activity is counted: its own counters, which the server's sum,
+/// and the `metrics` the server reports.
 #[derive(Debug, Clone)]
 pub(crate) struct Meter {
     server: Arc<ServerCounters>,
     connection: Arc<ConnectionCounters>,
 }
 
-/// One connection's counters.
-#[derive(Debug, Default)]
+/// One connection's counters, part of the server's while they exist.
+#[derive(Debug)]
 pub(crate) struct ConnectionCounters {
-    calls: Calls,
+    calls: Arc<Calls>,
+    server: Arc<ServerCounters>,
+    key: u64,
+}
+
+impl Drop for ConnectionCounters {
+    fn drop(&mut self) {
+        let mut traffic = lock(&self.server.traffic);
+        traffic.live.remove(&self.key);
+        // under the lock: a snapshot counts them once, here or there
+        traffic.ended = traffic.ended.plus(self.calls.snapshot());
+    }
 }
 
 fn add(counter: &AtomicU64, n: u64) {
@@ -274,6 +320,15 @@ impl ServerCounters {
         }
     }
 
+    /// The traffic of every connection, those gone too.
+    fn traffic(&self) -> TrafficStats {
+        let traffic = lock(&self.traffic);
+        traffic
+            .live
+            .values()
+            .fold(traffic.ended, |sum, calls| sum.plus(calls.snapshot()))
+    }
+
     pub(crate) fn snapshot(&self) -> ServerStats {
         ServerStats {
             connections_open: self.open.load(Relaxed),
@@ -287,7 +342,7 @@ impl ServerCounters {
             sessions_expired: self.expired.load(Relaxed),
             memory_charged: self.memory.used(),
             memory_refusals: self.memory.refusals(),
-            traffic: self.calls.snapshot(),
+            traffic: self.traffic(),
             #[cfg(feature = "nats")]
             cluster: self.cluster.as_ref().map(|c| c.snapshot()),
             durable: self.durable.as_ref().map(|d| d.snapshot()),
@@ -297,66 +352,78 @@ impl ServerCounters {
 
 impl Meter {
     pub(crate) fn new(server: Arc<ServerCounters>) -> Self {
+        let calls = Arc::new(Calls::default());
+        let key = {
+            let mut traffic = lock(&server.traffic);
+            let key = traffic.next;
+            traffic.next += 1;
+            traffic.live.insert(key, Arc::clone(&calls));
+            key
+        };
         Self {
+            connection: Arc::new(ConnectionCounters {
+                calls,
+                server: Arc::clone(&server),
+                key,
+            }),
             server,
-            connection: Arc::default(),
         }
     }
 
-    fn both(&self, f: impl Fn(&Calls)) {
-        f(&self.server.calls);
+    /// Counts on the connection's counters (the server's sum them).
+    fn count(&self, f: impl Fn(&Calls)) {
         f(&self.connection.calls);
     }
 
     pub(crate) fn call_started(&self) {
-        self.both(|c| add(&c.started, 1));
+        self.count(|c| add(&c.started, 1));
         let reported = &self.server.reported;
         reported.calls.increment(1);
         reported.calls_in_flight.increment(1.0);
     }
 
     pub(crate) fn call_finished(&self, failed: bool) {
-        self.both(|c| add(&c.finished, 1));
+        self.count(|c| add(&c.finished, 1));
         self.server.reported.calls_in_flight.decrement(1.0);
         if failed {
-            self.both(|c| add(&c.failed, 1));
+            self.count(|c| add(&c.failed, 1));
             self.server.reported.calls_failed.increment(1);
         }
     }
 
     pub(crate) fn call_rate_limited(&self) {
-        self.both(|c| add(&c.rate_limited, 1));
+        self.count(|c| add(&c.rate_limited, 1));
         self.server.reported.calls_rate_limited.increment(1);
     }
 
     pub(crate) fn received(&self, bytes: usize) {
-        self.both(|c| add(&c.bytes_received, bytes as u64));
+        self.count(|c| add(&c.bytes_received, bytes as u64));
         self.server.reported.bytes_received.increment(bytes as u64);
     }
 
     pub(crate) fn sent(&self, bytes: usize) {
-        self.both(|c| add(&c.bytes_sent, bytes as u64));
+        self.count(|c| add(&c.bytes_sent, bytes as u64));
         self.server.reported.bytes_sent.increment(bytes as u64);
     }
 
     pub(crate) fn events_dropped(&self, n: u64) {
-        self.both(|c| add(&c.events_dropped, n));
+        self.count(|c| add(&c.events_dropped, n));
         metrics::counter!("hardlight_events_dropped_total").increment(n);
     }
 
     /// An unreliable event was sent: as a datagram, or inline on the push stream.
     pub(crate) fn unreliable_sent(&self, datagram: bool) {
         if datagram {
-            self.both(|c| add(&c.unreliable_datagrams, 1));
+            self.count(|c| add(&c.unreliable_datagrams, 1));
         } else {
-            self.both(|c| add(&c.unreliable_inline, 1));
+            self.count(|c| add(&c.unreliable_inline, 1));
         }
         metrics::counter!("hardlight_unreliable_sent_total").increment(1);
     }
 
     /// An unreliable event was dropped: the connection was busy.
     pub(crate) fn unreliable_dropped(&self) {
-        self.both(|c| add(&c.unreliable_dropped, 1));
+        self.count(|c| add(&c.unreliable_dropped, 1));
         metrics::counter!("hardlight_unreliable_dropped_total").increment(1);
     }
 
@@ -375,5 +442,42 @@ impl StatsHandle {
     /// The counters now.
     pub fn snapshot(&self) -> ServerStats {
         self.counters.snapshot()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_server_counts_every_connection_those_gone_too() {
+        let server = Arc::new(ServerCounters::default());
+        let first = Meter::new(Arc::clone(&server));
+        let second = Meter::new(Arc::clone(&server));
+        first.call_started();
+        first.received(10);
+        second.call_started();
+        second.call_finished(true);
+        second.sent(5);
+        let traffic = server.snapshot().traffic;
+        assert_eq!(
+            (
+                traffic.calls,
+                traffic.calls_in_flight,
+                traffic.calls_failed,
+                traffic.bytes_received,
+                traffic.bytes_sent,
+            ),
+            (2, 1, 1, 10, 5)
+        );
+        assert_eq!(first.connection().calls, 1);
+        // a connection's counters go with its last meter; the server keeps their counts
+        drop(second);
+        assert_eq!(server.snapshot().traffic, traffic);
+        first.call_finished(false);
+        drop(first);
+        let ended = server.snapshot().traffic;
+        assert_eq!((ended.calls, ended.calls_in_flight), (2, 0));
+        assert!(lock(&server.traffic).live.is_empty());
     }
 }
