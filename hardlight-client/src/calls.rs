@@ -121,7 +121,7 @@ impl<T: Exchange> Calls<T> {
         args: Body,
         sends_items: bool,
     ) -> Result<OpenedItems, CallError> {
-        let in_flight = self.drain.enter()?;
+        let in_flight = self.drain.enter_owned()?;
         let frame = self.frame(header, args)?;
         let source = self
             .transport
@@ -190,7 +190,7 @@ pub(crate) struct Replied<'a> {
     compressed: bool,
     /// Largest reply the client accepts.
     max: u32,
-    _in_flight: InFlight,
+    _in_flight: InFlight<&'a Drain>,
 }
 
 impl Future for Replied<'_> {
@@ -265,7 +265,7 @@ impl ItemSender {
 #[derive(Debug)]
 pub(crate) struct OpenedItems {
     source: ItemSource,
-    _in_flight: InFlight,
+    _in_flight: InFlight<Arc<Drain>>,
     compression: Compression,
     /// Largest item the server accepts.
     server_max: u32,

@@ -824,6 +824,11 @@ fn wait_for_version<S: ConnectionState>(
             )))
         }
     };
+    if version == 0 {
+        // the session's state was never written: there is nothing to wait for, on this
+        // connection or another
+        return Either::Left(std::future::ready(Ok(())));
+    }
     // most replies find their state already applied: no receiver to subscribe (and
     // whose drop, the last, wakes the sender's waiters), no timer, and no room in every
     // call's future for one (boxed)

@@ -1,9 +1,12 @@
 //! Counting a connection's calls in flight, so that after the server's `GoAway` the client
 //! closes once its last call has its reply.
 
-use std::sync::{
-    atomic::{AtomicBool, AtomicUsize, Ordering},
-    Arc,
+use std::{
+    ops::Deref,
+    sync::{
+        atomic::{AtomicBool, AtomicUsize, Ordering},
+        Arc,
+    },
 };
 
 use hardlight_core::close::Close;
@@ -35,8 +38,21 @@ impl Drain {
         })
     }
 
-    /// Counts a call as in flight until the guard drops; refused once draining.
-    pub(crate) fn enter(self: &Arc<Self>) -> Result<InFlight, CallError> {
+    /// Counts a call as in flight until the guard drops; refused once draining. The guard
+    /// borrows the drain: for a call whose future borrows its connection.
+    pub(crate) fn enter(&self) -> Result<InFlight<&Self>, CallError> {
+        self.count()?;
+        Ok(InFlight(self))
+    }
+
+    /// [`enter`](Drain::enter), the guard holding the drain: for a call that outlives
+    /// the borrow of its connection (a streaming call's items).
+    pub(crate) fn enter_owned(self: &Arc<Self>) -> Result<InFlight<Arc<Self>>, CallError> {
+        self.count()?;
+        Ok(InFlight(Arc::clone(self)))
+    }
+
+    fn count(&self) -> Result<(), CallError> {
         if self.draining.load(Ordering::Acquire) {
             return Err(CallError::Transport(TransportError::closed(
                 Some(Close::Shutdown),
@@ -44,7 +60,7 @@ impl Drain {
             )));
         }
         self.in_flight.fetch_add(1, Ordering::AcqRel);
-        Ok(InFlight(Arc::clone(self)))
+        Ok(())
     }
 
     /// The server sent `GoAway`.
@@ -56,11 +72,11 @@ impl Drain {
     }
 }
 
-/// A call in flight.
+/// A call in flight; `D` is how it holds its connection's [`Drain`].
 #[derive(Debug)]
-pub(crate) struct InFlight(Arc<Drain>);
+pub(crate) struct InFlight<D: Deref<Target = Drain>>(D);
 
-impl Drop for InFlight {
+impl<D: Deref<Target = Drain>> Drop for InFlight<D> {
     fn drop(&mut self) {
         let left = self.0.in_flight.fetch_sub(1, Ordering::AcqRel) - 1;
         if left == 0 && self.0.draining.load(Ordering::Acquire) {
