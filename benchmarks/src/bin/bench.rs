@@ -980,14 +980,21 @@ fn instructions_table(args: &Args, dir: &Path) -> Table {
 }
 
 /// A table of instructions counted under callgrind, per call, delivery or item: client
-/// and server together, then each.
+/// and server together, then each; then the locked operations (atomic read-modify-writes)
+/// among them, each side's.
 fn counted_table(id: &'static str, title: String) -> Table {
     Table::new(
         id,
         title,
         "instructions",
         false,
-        &["total", "client", "server"],
+        &[
+            "total",
+            "client",
+            "server",
+            "locked, client",
+            "locked, server",
+        ],
     )
 }
 
@@ -1013,6 +1020,8 @@ fn record_counted(
     table.record(system, floor, 0, counted.total());
     table.record(system, floor, 1, counted.client);
     table.record(system, floor, 2, counted.server);
+    table.record(system, floor, 3, counted.locked.0);
+    table.record(system, floor, 4, counted.locked.1);
     println!("{system}: instructions per {unit} by function (self cost)");
     for (symbol, cost) in &counted.top {
         println!("  {cost:>9.0}  {symbol}");

@@ -7,9 +7,14 @@
 //! functions that cost is spent in. A fan-out is counted the same way
 //! (`bench count-fanout …`, two numbers of events): per event delivered to one subscriber;
 //! and a streaming call (`bench count-stream …`, two numbers of items): per item.
+//!
+//! Each side's locked operations (atomic read-modify-writes: instructions with a `lock`
+//! prefix, or an `xchg` with memory, as `objdump -d` shows the executable) are counted
+//! from the same runs: callgrind counts one as one instruction, though it costs tens of
+//! cycles.
 
 use std::{
-    collections::HashMap,
+    collections::{HashMap, HashSet},
     path::{Path, PathBuf},
     process::Command,
 };
@@ -23,6 +28,9 @@ pub struct PerCall {
     pub client: f64,
     /// The server process's instructions per call.
     pub server: f64,
+    /// The client's and the server's locked operations per call, in the benchmark's own
+    /// executable (not the C library).
+    pub locked: (f64, f64),
     /// The costliest functions (self cost, client and server together), per call.
     pub top: Vec<(String, f64)>,
 }
@@ -38,6 +46,8 @@ impl PerCall {
 struct Counted {
     total: u64,
     symbols: HashMap<String, u64>,
+    /// Executions of locked instructions.
+    locked: u64,
 }
 
 /// What the counted client does.
@@ -127,28 +137,34 @@ fn difference(
     units: usize,
     args: impl Fn(usize) -> Vec<String>,
 ) -> PerCall {
+    let exe = std::env::current_exe()
+        .and_then(|exe| exe.canonicalize())
+        .expect("own executable");
+    let locked = locked_instructions(&exe);
     let run = |count: usize| -> (Counted, Counted) {
         let prefix = PathBuf::from(format!("{}-{count}", prefix.display()));
         let client_out = prefix.with_extension("client");
         let server_out = prefix.with_extension("server");
-        let exe = std::env::current_exe().expect("own executable");
         let status = Command::new("valgrind")
-            .args(["--tool=callgrind", "--quiet"])
+            .args(["--tool=callgrind", "--quiet", "--dump-instr=yes"])
             .arg(format!("--callgrind-out-file={}", client_out.display()))
-            .arg(exe)
+            .arg(&exe)
             .args(args(count))
             .arg("--no-pin")
             .env(
                 "BENCH_SERVER_WRAPPER",
                 format!(
-                    "valgrind --tool=callgrind --quiet --callgrind-out-file={}",
+                    "valgrind --tool=callgrind --quiet --dump-instr=yes --callgrind-out-file={}",
                     server_out.display()
                 ),
             )
             .status()
             .expect("run valgrind (is it installed?)");
         assert!(status.success(), "the counted client failed: {status}");
-        (read(&client_out), read(&server_out))
+        (
+            read(&client_out, &exe, &locked),
+            read(&server_out, &exe, &locked),
+        )
     };
     let (client_small, server_small) = run(small);
     let (client_large, server_large) = run(large);
@@ -167,16 +183,101 @@ fn difference(
     let mut top: Vec<(String, f64)> = top.into_iter().collect();
     top.sort_by(|a, b| b.1.total_cmp(&a.1));
     top.truncate(15);
+    let locked_per_unit =
+        |a: &Counted, b: &Counted| b.locked.saturating_sub(a.locked) as f64 / units;
     PerCall {
         client: per_unit(&client_small, &client_large),
         server: per_unit(&server_small, &server_large),
+        locked: (
+            locked_per_unit(&client_small, &client_large),
+            locked_per_unit(&server_small, &server_large),
+        ),
         top,
     }
 }
 
+/// The addresses of `exe`'s locked instructions: a `lock` prefix, or an `xchg` with a
+/// memory operand (locked without one).
+fn locked_instructions(exe: &Path) -> HashSet<u64> {
+    let output = Command::new("objdump")
+        .args(["-d", "--no-show-raw-insn"])
+        .arg(exe)
+        .output()
+        .expect("run objdump (binutils)");
+    let text = String::from_utf8_lossy(&output.stdout);
+    text.lines()
+        .filter_map(|line| {
+            let (address, rest) = line.trim_start().split_once(':')?;
+            let mnemonic = rest.split_whitespace().next()?;
+            let locked = mnemonic.starts_with("lock")
+                || (mnemonic.starts_with("xchg") && rest.contains('('));
+            locked.then(|| u64::from_str_radix(address, 16).ok())?
+        })
+        .collect()
+}
+
+/// How often the instructions at `locked` ran in `exe`, from a profile written with
+/// `--dump-instr=yes`: each cost line's first position is an instruction's address
+/// (absolute, or relative to the last line's), its last number how often it ran; the line
+/// after a `calls=` line is a call's inclusive cost, not executions.
+fn locked_executions(out: &Path, exe: &Path, locked: &HashSet<u64>) -> u64 {
+    let text = std::fs::read_to_string(out).expect("read a callgrind profile");
+    let mut objects = HashMap::new();
+    let (mut in_exe, mut address, mut call_cost, mut executions) = (false, 0u64, false, 0u64);
+    for line in text.lines() {
+        if let Some(object) = line
+            .strip_prefix("ob=")
+            .or_else(|| line.strip_prefix("cob="))
+        {
+            // "(id) path" the first time, "(id)" after
+            let (id, path) = object.split_once(' ').unwrap_or((object, ""));
+            if !path.is_empty() {
+                objects.insert(id.to_owned(), Path::new(path).canonicalize().ok());
+            }
+            if line.starts_with("ob=") {
+                in_exe = objects.get(id).is_some_and(|p| p.as_deref() == Some(exe));
+            }
+            continue;
+        }
+        if line.starts_with("calls=") {
+            call_cost = true;
+            continue;
+        }
+        let mut fields = line.split_whitespace();
+        let Some(position) = fields.next() else {
+            continue;
+        };
+        let parsed = match position.as_bytes().first() {
+            Some(b'*') => Some(address),
+            Some(b'+') => number(&position[1..]).map(|step| address.wrapping_add(step)),
+            Some(b'-') => number(&position[1..]).map(|step| address.wrapping_sub(step)),
+            Some(b'0'..=b'9') => number(position),
+            _ => None,
+        };
+        let Some(parsed) = parsed else {
+            continue;
+        };
+        address = parsed;
+        if std::mem::take(&mut call_cost) || !in_exe || !locked.contains(&address) {
+            continue;
+        }
+        let ran = fields.last().and_then(|n| n.parse::<u64>().ok());
+        executions += ran.unwrap_or(0);
+    }
+    executions
+}
+
+/// A position in a callgrind profile: hexadecimal with `0x`, decimal without.
+fn number(text: &str) -> Option<u64> {
+    match text.strip_prefix("0x") {
+        Some(hex) => u64::from_str_radix(hex, 16).ok(),
+        None => text.parse().ok(),
+    }
+}
+
 /// Reads a callgrind output file through `callgrind_annotate`: the program total and the
-/// self cost of every function.
-fn read(out: &PathBuf) -> Counted {
+/// self cost of every function; and the executions of `exe`'s `locked` instructions.
+fn read(out: &PathBuf, exe: &Path, locked: &HashSet<u64>) -> Counted {
     let output = Command::new("callgrind_annotate")
         .args(["--threshold=100", "--inclusive=no", "--auto=no"])
         .arg(out)
@@ -208,5 +309,9 @@ fn read(out: &PathBuf) -> Counted {
         }
     }
     assert!(total > 0, "no totals in {}", out.display());
-    Counted { total, symbols }
+    Counted {
+        total,
+        symbols,
+        locked: locked_executions(out, exe, locked),
+    }
 }
