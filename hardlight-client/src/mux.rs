@@ -16,7 +16,7 @@ use hardlight_core::{
     frame::{FrameHeader, Kind, HEADER_LEN},
     handshake::Welcome,
     queue::{queue, Queue, Reader, Refused},
-    quota::{Closed, Held, Quota},
+    quota::{Closed, Held, Lent, Quota},
     received::Received,
     stream::{take_window, window_cost, STREAM_WINDOW},
     ProtocolError,
@@ -36,16 +36,6 @@ use crate::{
 /// One of the connection's call slots: a share of one unit of its [`Quota`] of calls in
 /// flight, given back when dropped.
 pub(crate) type Slot = Held;
-
-/// A call slot of a call that borrows its multiplexer: one unit of the [`Quota`], given
-/// back when dropped, with no count of the quota's owners taken and dropped for it.
-struct LentSlot<'a>(&'a Quota);
-
-impl Drop for LentSlot<'_> {
-    fn drop(&mut self) {
-        self.0.give_back(1);
-    }
-}
 
 /// What a call in flight waits with.
 #[derive(Debug)]
@@ -368,17 +358,17 @@ impl Mux {
     /// `waker` is woken for. A slot and room in the queue are there at once for most
     /// calls: only a call that must wait for one carries (boxed) what waiting takes.
     pub(crate) fn call(&self, frame: Vec<u8>, waker: Waker) -> Exchanged<'_> {
-        match self.slots.try_take_units(1) {
-            Ok(true) => self.send_call(frame, LentSlot(&self.slots), waker),
-            Ok(false) => Exchanged::Boxed(Box::pin(self.call_in_slot(frame))),
+        // the slot lent by the multiplexer that the call borrows
+        match self.slots.try_lend(1) {
+            Ok(Some(slot)) => self.send_call(frame, slot, waker),
+            Ok(None) => Exchanged::Boxed(Box::pin(self.call_in_slot(frame))),
             Err(Closed) => Exchanged::failed(self.closed()),
         }
     }
 
     /// A call that waited for its slot.
     async fn call_in_slot(&self, frame: Vec<u8>) -> Result<Reply, CallError> {
-        let _ = self.slot().await?.into_units();
-        let slot = LentSlot(&self.slots);
+        let slot = self.slots.lend(1).await.map_err(|Closed| self.closed())?;
         let waker = poll_fn(|cx| Poll::Ready(cx.waker().clone())).await;
         self.send_call(frame, slot, waker).await
     }
@@ -386,12 +376,7 @@ impl Mux {
     /// Sends call `frame` in `slot`. The call waits with `waker` from the start, so that
     /// the poll that sends it need not look for a reply as well: one that came meanwhile
     /// (from another thread) woke this waker, and the call is polled again.
-    fn send_call<'a>(
-        &'a self,
-        mut frame: Vec<u8>,
-        slot: LentSlot<'a>,
-        waker: Waker,
-    ) -> Exchanged<'a> {
+    fn send_call<'a>(&'a self, mut frame: Vec<u8>, slot: Lent<'a>, waker: Waker) -> Exchanged<'a> {
         let waiter = Waiter::Reply(ReplySlot {
             reply: None,
             waker: Some(waker),
@@ -428,7 +413,7 @@ pub(crate) struct MuxReply<'a> {
     answered: bool,
     /// The call table is looked at from the second poll on (see [`Mux::send_call`]).
     look: bool,
-    _slot: LentSlot<'a>,
+    _slot: Lent<'a>,
 }
 
 impl Future for MuxReply<'_> {

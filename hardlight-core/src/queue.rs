@@ -30,7 +30,7 @@ use std::{
 use futures_util::task::AtomicWaker;
 
 use crate::{
-    quota::{Closed, Quota},
+    quota::{Closed, Lent, Quota},
     sync::lock,
 };
 
@@ -78,6 +78,7 @@ pub struct Queue<T> {
 /// dropped unused.
 pub struct Room<'a, T> {
     shared: &'a Shared<T>,
+    unit: Lent<'a>,
 }
 
 impl<T> Queue<T> {
@@ -90,18 +91,19 @@ impl<T> Queue<T> {
     /// Room for an entry, if there is some now (none is while senders wait for room,
     /// unless the writer made more than they need).
     pub fn try_room(&self) -> Result<Option<Room<'_, T>>, Closed> {
-        // the unit is the room's, not a `Held`: no count of the quota's owners to keep
-        Ok(self.shared.room.try_take_units(1)?.then(|| Room {
+        Ok(self.shared.room.try_lend(1)?.map(|unit| Room {
             shared: &self.shared,
+            unit,
         }))
     }
 
     /// Room for an entry, once the writer has made some and the senders that waited
     /// before have theirs; [`Closed`] once the writer has ended.
     pub async fn room(&self) -> Result<Room<'_, T>, Closed> {
-        let _ = self.shared.room.take(1).await?.into_units();
+        let unit = self.shared.room.lend(1).await?;
         Ok(Room {
             shared: &self.shared,
+            unit,
         })
     }
 
@@ -167,35 +169,22 @@ impl<T> Drop for Queue<T> {
     }
 }
 
-impl<'a, T> Room<'a, T> {
+impl<T> Room<'_, T> {
     /// Adds `entry` to the queue, in the room taken for it.
     pub fn send(self, entry: T) {
-        let shared = self.fill();
-        lock(&shared.entries).push(entry);
-        shared.writer.wake();
+        // the room is the writer's to give back, as it takes the entry out
+        let _ = self.unit.into_units();
+        lock(&self.shared.entries).push(entry);
+        self.shared.writer.wake();
     }
 
     /// Adds `entry` without waking the writer: for the task that drives the writer
     /// itself, which looks at [`Queue::unannounced`] before it waits (waking the task
     /// that is running would only have it polled once more for nothing).
     pub fn queue(self, entry: T) {
-        let shared = self.fill();
-        lock(&shared.entries).push(entry);
-        shared.unannounced.store(true, Ordering::Release);
-    }
-
-    /// The queue, its room now the entry's: the writer's to give back, as it takes the
-    /// entry out.
-    fn fill(self) -> &'a Shared<T> {
-        let shared = self.shared;
-        std::mem::forget(self);
-        shared
-    }
-}
-
-impl<T> Drop for Room<'_, T> {
-    fn drop(&mut self) {
-        self.shared.room.give_back(1);
+        let _ = self.unit.into_units();
+        lock(&self.shared.entries).push(entry);
+        self.shared.unannounced.store(true, Ordering::Release);
     }
 }
 

@@ -71,6 +71,27 @@ impl Drop for Held {
     }
 }
 
+/// Units lent by a [`Quota`] to a taker that borrows it, given back when dropped: a
+/// [`Held`] without a count of the quota's owners taken and dropped for it.
+#[derive(Debug)]
+pub struct Lent<'a> {
+    quota: &'a Quota,
+    units: usize,
+}
+
+impl Lent<'_> {
+    /// Hands the units over without giving them back, as [`Held::into_units`].
+    pub fn into_units(mut self) -> usize {
+        std::mem::take(&mut self.units)
+    }
+}
+
+impl Drop for Lent<'_> {
+    fn drop(&mut self) {
+        self.quota.give_back(self.units);
+    }
+}
+
 impl Quota {
     /// `units` units, all free (at most [`Semaphore::MAX_PERMITS`]).
     pub fn new(units: usize) -> Arc<Self> {
@@ -84,40 +105,45 @@ impl Quota {
     /// `units` if they are free now: free, or handed to the line beyond what those
     /// waiting in it need.
     pub fn try_take(self: &Arc<Self>, units: u32) -> Result<Option<Held>, Closed> {
-        Ok(self.try_take_units(units)?.then(|| Held {
-            quota: Arc::clone(self),
-            units: units as usize,
-        }))
+        Ok(self.try_lend(units)?.map(|lent| self.held(lent)))
     }
 
-    /// [`try_take`](Quota::try_take) for a taker that gives the units back itself, with
-    /// [`give_back`](Quota::give_back): `true` if it has them.
-    pub fn try_take_units(&self, units: u32) -> Result<bool, Closed> {
+    /// [`try_take`](Quota::try_take) for a taker that borrows the quota.
+    pub fn try_lend(&self, units: u32) -> Result<Option<Lent<'_>>, Closed> {
         if self.line.is_closed() {
             return Err(Closed);
         }
-        if self.waiting.load(Ordering::SeqCst) == 0 {
-            let free = self
-                .free
+        let lent = if self.waiting.load(Ordering::SeqCst) == 0 {
+            self.free
                 .fetch_update(Ordering::SeqCst, Ordering::SeqCst, |free| {
                     free.checked_sub(units as usize)
-                });
-            return Ok(free.is_ok());
-        }
-        // the line serves its takers first: what it holds beyond them is anyone's
-        Ok(self
-            .line
-            .try_acquire_many(units)
-            .map(|spare| spare.forget())
-            .is_ok())
+                })
+                .is_ok()
+        } else {
+            // the line serves its takers first: what it holds beyond them is anyone's
+            self.line
+                .try_acquire_many(units)
+                .map(|spare| spare.forget())
+                .is_ok()
+        };
+        // made only if lent: a `Lent` dropped gives its units back
+        Ok(lent.then(|| Lent {
+            quota: self,
+            units: units as usize,
+        }))
     }
 
     /// `units`, once they are free and those who waited before have theirs. Units more
     /// than the quota holds are never granted: the caller bounds what it asks for.
     /// Cancel-safe: dropped before it completes, it holds nothing.
     pub async fn take(self: &Arc<Self>, units: u32) -> Result<Held, Closed> {
-        if let Some(share) = self.try_take(units)? {
-            return Ok(share);
+        Ok(self.held(self.lend(units).await?))
+    }
+
+    /// [`take`](Quota::take) for a taker that borrows the quota.
+    pub async fn lend(&self, units: u32) -> Result<Lent<'_>, Closed> {
+        if let Some(lent) = self.try_lend(units)? {
+            return Ok(lent);
         }
         self.waiting.fetch_add(1, Ordering::SeqCst);
         let _in_line = InLine(self);
@@ -126,10 +152,18 @@ impl Quota {
         self.hand_over();
         let handed = self.line.acquire_many(units).await.map_err(|_| Closed)?;
         handed.forget();
-        Ok(Held {
-            quota: Arc::clone(self),
+        Ok(Lent {
+            quota: self,
             units: units as usize,
         })
+    }
+
+    /// The units of `lent`, held with a count of the quota's owners.
+    fn held(self: &Arc<Self>, lent: Lent<'_>) -> Held {
+        Held {
+            quota: Arc::clone(self),
+            units: lent.into_units(),
+        }
     }
 
     /// Gives back `units` taken earlier (by a [`Held`] handed over with
@@ -205,6 +239,19 @@ mod tests {
         assert_eq!(quota.available(), 1);
         assert!(quota.try_take(1).unwrap().is_some());
         assert_eq!(quota.available(), 1);
+    }
+
+    #[test]
+    fn lent_units_are_given_back_when_dropped_or_kept_when_handed_over() {
+        let quota = Quota::new(2);
+        let lent = quota.try_lend(2).unwrap().unwrap();
+        assert!(quota.try_lend(1).unwrap().is_none());
+        drop(lent);
+        assert_eq!(quota.available(), 2);
+        let handed = quota.try_lend(1).unwrap().unwrap().into_units();
+        assert_eq!((handed, quota.available()), (1, 1));
+        quota.give_back(handed);
+        assert_eq!(quota.available(), 2);
     }
 
     #[test]
