@@ -54,8 +54,9 @@ pub(super) struct Calls<F> {
 
 #[derive(Default)]
 struct Table {
-    /// Calls counted in flight: serving, or writing their reply or refusal. A peer that
-    /// does not read its replies runs into the limits, instead of piling up tasks.
+    /// Calls counted in flight: serving, or writing their reply or refusal, once beyond
+    /// their first poll ([`LocalSlot`]). A peer that does not read its replies runs into
+    /// the limits, instead of piling up tasks.
     in_flight: AtomicUsize,
     /// The calls being served, to be aborted.
     running: Mutex<Running>,
@@ -376,9 +377,11 @@ impl<F> Drop for Calls<F> {
     }
 }
 
-/// A call counted in flight, as the connection's task holds it in its first poll: given
-/// back there (dropped), or kept by the call that goes on ([`LocalSlot::keep`]). One
-/// given back there was never entered in the table, and takes no share of it.
+/// A call's slot, as the connection's task holds it in its first poll: given back there
+/// (dropped), or kept by the call that goes on ([`LocalSlot::keep`]). It is counted in
+/// flight only once kept: the count is read by the connection's task alone, in
+/// [`Calls::start`], never while that task holds a `LocalSlot`. One given back there was
+/// never entered in the table either, and takes no share of it.
 pub(super) struct LocalSlot<'a> {
     table: &'a Arc<Table>,
     key: Key,
@@ -386,25 +389,17 @@ pub(super) struct LocalSlot<'a> {
 
 impl<'a> LocalSlot<'a> {
     fn take(table: &'a Arc<Table>, key: Key) -> Self {
-        table.in_flight.fetch_add(1, Ordering::AcqRel);
         Self { table, key }
     }
 
-    /// The slot of a call that goes on beyond its first poll.
+    /// The slot of a call that goes on beyond its first poll, counted in flight until
+    /// dropped.
     fn keep(self) -> Slot {
-        let slot = Slot {
+        self.table.in_flight.fetch_add(1, Ordering::AcqRel);
+        Slot {
             table: Arc::clone(self.table),
             key: self.key,
-        };
-        // counted in flight still: the call's own slot gives it back
-        std::mem::forget(self);
-        slot
-    }
-}
-
-impl Drop for LocalSlot<'_> {
-    fn drop(&mut self) {
-        self.table.in_flight.fetch_sub(1, Ordering::AcqRel);
+        }
     }
 }
 
