@@ -545,10 +545,10 @@ impl<S: Service> Client<S> {
 }
 
 impl<S: Service> Inner<S> {
+    /// The connection in the slot: it holds one only while its mirror shows it connected
+    /// (put there once the mirror is, taken out before the mirror shows it gone).
     fn live_connection(&self) -> Option<(u64, Connection)> {
-        let (generation, connection) = lock(&self.connection).clone()?;
-        let mirror = self.mirror.borrow();
-        (mirror.generation == generation && mirror.connected).then_some((generation, connection))
+        lock(&self.connection).clone()
     }
 
     /// Connects unless connected, resuming the previous session if there is one.

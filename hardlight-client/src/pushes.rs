@@ -187,7 +187,9 @@ impl<S: Service> Pushes<S> {
     /// The connection ended (`reason` says how): wake calls waiting for its state, and let
     /// the client reconnect.
     pub(crate) fn disconnected(&self, reason: &TransportError) {
-        mark_disconnected(&self.mirror, self.generation);
+        // the client lets go of the connection first: one the mirror shows gone is no
+        // longer the client's to call on
         (self.on_end)(reason.clone());
+        mark_disconnected(&self.mirror, self.generation);
     }
 }
