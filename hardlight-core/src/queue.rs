@@ -4,6 +4,8 @@
 //! in a fair line while the writer is backed up) and takes the lock once to add its
 //! entry; the writer takes the lock once per batch and gives the batch's room back at
 //! once. (A bounded channel takes a lock for every entry received, to give its room back.)
+//! A sender's end is one count of an `Arc` the senders share: cloned and dropped with one
+//! atomic operation each, and the last one dropped tells the writer.
 //!
 //! ```
 //! use hardlight_core::queue::queue;
@@ -21,7 +23,7 @@ use std::{
     fmt,
     future::poll_fn,
     sync::{
-        atomic::{AtomicBool, AtomicUsize, Ordering},
+        atomic::{AtomicBool, Ordering},
         Arc, Mutex,
     },
     task::{Context, Poll},
@@ -45,11 +47,13 @@ pub fn queue<T>(capacity: usize) -> (Queue<T>, Reader<T>) {
         room: Quota::new(capacity),
         writer: AtomicWaker::new(),
         unannounced: AtomicBool::new(false),
-        senders: AtomicUsize::new(1),
+        senders_gone: AtomicBool::new(false),
     });
     (
         Queue {
-            shared: Arc::clone(&shared),
+            senders: Arc::new(Senders {
+                shared: Arc::clone(&shared),
+            }),
         },
         Reader {
             shared,
@@ -65,13 +69,25 @@ struct Shared<T> {
     writer: AtomicWaker,
     /// Entries were added without waking the writer ([`Room::queue`]).
     unannounced: AtomicBool,
-    /// The senders' ends: the writer ends when the last is gone and the list is empty.
-    senders: AtomicUsize,
+    /// The last sender's end is gone: the writer ends once the list is empty.
+    senders_gone: AtomicBool,
+}
+
+/// What the senders' ends share: the last one dropped tells the writer.
+struct Senders<T> {
+    shared: Arc<Shared<T>>,
+}
+
+impl<T> Drop for Senders<T> {
+    fn drop(&mut self) {
+        self.shared.senders_gone.store(true, Ordering::Release);
+        self.shared.writer.wake();
+    }
 }
 
 /// Where entries are queued for the writer; cloned by everything that sends.
 pub struct Queue<T> {
-    shared: Arc<Shared<T>>,
+    senders: Arc<Senders<T>>,
 }
 
 /// Room for one entry in the queue, taken before the entry is added; given back if
@@ -85,14 +101,14 @@ impl<T> Queue<T> {
     /// Whether entries were added with [`Room::queue`] since the writer last took the
     /// queue's entries out.
     pub fn unannounced(&self) -> bool {
-        self.shared.unannounced.load(Ordering::Acquire)
+        self.senders.shared.unannounced.load(Ordering::Acquire)
     }
 
     /// Room for an entry, if there is some now (none is while senders wait for room,
     /// unless the writer made more than they need).
     pub fn try_room(&self) -> Result<Option<Room<'_, T>>, Closed> {
-        Ok(self.shared.room.try_lend(1)?.map(|unit| Room {
-            shared: &self.shared,
+        Ok(self.senders.shared.room.try_lend(1)?.map(|unit| Room {
+            shared: &self.senders.shared,
             unit,
         }))
     }
@@ -100,9 +116,9 @@ impl<T> Queue<T> {
     /// Room for an entry, once the writer has made some and the senders that waited
     /// before have theirs; [`Closed`] once the writer has ended.
     pub async fn room(&self) -> Result<Room<'_, T>, Closed> {
-        let unit = self.shared.room.lend(1).await?;
+        let unit = self.senders.shared.room.lend(1).await?;
         Ok(Room {
-            shared: &self.shared,
+            shared: &self.senders.shared,
             unit,
         })
     }
@@ -138,8 +154,8 @@ pub enum Refused<T> {
 impl<T> fmt::Debug for Queue<T> {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("Queue")
-            .field("room", &self.shared.room.available())
-            .field("senders", &self.shared.senders.load(Ordering::Relaxed))
+            .field("room", &self.senders.shared.room.available())
+            .field("senders", &Arc::strong_count(&self.senders))
             .finish()
     }
 }
@@ -154,17 +170,8 @@ impl<T> fmt::Debug for Reader<T> {
 
 impl<T> Clone for Queue<T> {
     fn clone(&self) -> Self {
-        self.shared.senders.fetch_add(1, Ordering::Relaxed);
         Self {
-            shared: Arc::clone(&self.shared),
-        }
-    }
-}
-
-impl<T> Drop for Queue<T> {
-    fn drop(&mut self) {
-        if self.shared.senders.fetch_sub(1, Ordering::AcqRel) == 1 {
-            self.shared.writer.wake();
+            senders: Arc::clone(&self.senders),
         }
     }
 }
@@ -215,8 +222,9 @@ impl<T> Reader<T> {
         if self.take() {
             return Poll::Ready(Some(()));
         }
-        if self.shared.senders.load(Ordering::Acquire) == 0 {
-            return Poll::Ready(None);
+        if self.shared.senders_gone.load(Ordering::Acquire) {
+            // what the last senders queued before they went is taken out first
+            return Poll::Ready(self.take().then_some(()));
         }
         if self.batch.capacity() > KEPT_WHILE_QUIET {
             // quiet after a burst: what it grew the lists to goes
@@ -283,6 +291,7 @@ mod tests {
 
     #[test]
     fn an_entry_queued_quietly_wakes_nobody_and_is_announced_until_taken() {
+        use std::sync::atomic::AtomicUsize;
         struct Count(AtomicUsize);
         impl std::task::Wake for Count {
             fn wake(self: Arc<Self>) {
@@ -353,6 +362,26 @@ mod tests {
         }
         let mut next = pin!(reader.next_batch());
         assert!(matches!(poll_once(next.as_mut()), Poll::Ready(None)));
+    }
+
+    #[test]
+    fn what_the_last_sender_queued_as_it_went_is_taken_out_before_the_end() {
+        // the sender queues and goes on another thread, while the writer looks
+        let runtime = tokio::runtime::Builder::new_current_thread()
+            .build()
+            .unwrap();
+        for _ in 0..1_000 {
+            let (queue, mut reader) = queue(2);
+            let sender = std::thread::spawn(move || queue.try_send(7).unwrap());
+            let mut taken = Vec::new();
+            runtime.block_on(async {
+                while let Some(batch) = reader.next_batch().await {
+                    taken.append(batch);
+                }
+            });
+            sender.join().unwrap();
+            assert_eq!(taken, [7]);
+        }
     }
 
     #[test]
