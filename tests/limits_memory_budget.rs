@@ -201,6 +201,43 @@ async fn websocket_a_compressed_call_is_charged_its_decompressed_size() {
     a_compressed_call_is_charged_its_decompressed_size(Transport::WebSocket).await;
 }
 
+/// Calls whose handlers return at once (served in the connection's task) give both
+/// budgets back before their reply: with room for one body at a time in each, calls one
+/// after the other all fit, compressed (charged as decompressed) or not. A share not
+/// given back would make the next call wait (the connection's) or be refused (the
+/// server's).
+async fn calls_served_at_once_give_both_budgets_back(transport: Transport) {
+    let limits = ServerLimits::default()
+        .with_max_inflight_bytes(256 * KIB as u64)
+        .with_memory_budget(256 * KIB as u64);
+    let vaults = Vaults::start(limits, transport).await;
+    for compressed in [false, true] {
+        let client = vaults.client(compressed).await;
+        client.release().await.unwrap();
+        for _ in 0..20 {
+            let body = match compressed {
+                true => vec![0; 150 * KIB],
+                false => incompressible(150 * KIB),
+            };
+            let kept = tokio::time::timeout(Duration::from_secs(120), client.keep(body))
+                .await
+                .expect("the last call's share of the connection's budget was given back");
+            assert_eq!(kept.unwrap(), 150 * KIB);
+        }
+    }
+    eventually("every call's bytes are released", || vaults.charged() == 0).await;
+}
+
+#[tokio::test]
+async fn quic_calls_served_at_once_give_both_budgets_back() {
+    calls_served_at_once_give_both_budgets_back(Transport::Quic).await;
+}
+
+#[tokio::test]
+async fn websocket_calls_served_at_once_give_both_budgets_back() {
+    calls_served_at_once_give_both_budgets_back(Transport::WebSocket).await;
+}
+
 /// An emit that does not fit the budget is refused with `EmitError::Overloaded`; the
 /// next one, once memory is free, is delivered.
 #[tokio::test]

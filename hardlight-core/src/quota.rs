@@ -105,7 +105,7 @@ impl Quota {
     /// `units` if they are free now: free, or handed to the line beyond what those
     /// waiting in it need.
     pub fn try_take(self: &Arc<Self>, units: u32) -> Result<Option<Held>, Closed> {
-        Ok(self.try_lend(units)?.map(|lent| self.held(lent)))
+        Ok(self.try_lend(units)?.map(|lent| self.hold(lent)))
     }
 
     /// [`try_take`](Quota::try_take) for a taker that borrows the quota.
@@ -137,7 +137,7 @@ impl Quota {
     /// than the quota holds are never granted: the caller bounds what it asks for.
     /// Cancel-safe: dropped before it completes, it holds nothing.
     pub async fn take(self: &Arc<Self>, units: u32) -> Result<Held, Closed> {
-        Ok(self.held(self.lend(units).await?))
+        Ok(self.hold(self.lend(units).await?))
     }
 
     /// [`take`](Quota::take) for a taker that borrows the quota.
@@ -158,8 +158,10 @@ impl Quota {
         })
     }
 
-    /// The units of `lent`, held with a count of the quota's owners.
-    fn held(self: &Arc<Self>, lent: Lent<'_>) -> Held {
+    /// The units of `lent` (by this quota), held with a count of the quota's owners: for
+    /// a taker that goes on without the quota's owner.
+    pub fn hold(self: &Arc<Self>, lent: Lent<'_>) -> Held {
+        debug_assert!(std::ptr::eq(lent.quota, &**self));
         Held {
             quota: Arc::clone(self),
             units: lent.into_units(),

@@ -79,7 +79,10 @@ impl MemoryBudget {
         charge
     }
 
-    fn take(&self, bytes: u64) -> Result<(), Exhausted> {
+    /// Charges `bytes` if they fit under the limit, to be given back with
+    /// [`release`](MemoryBudget::release): for a holder that keeps the count itself (a
+    /// call's reservation), where a [`Charge`] holds it otherwise.
+    pub(crate) fn take(&self, bytes: u64) -> Result<(), Exhausted> {
         let fits = self
             .used
             .fetch_update(Ordering::AcqRel, Ordering::Acquire, |used| {
@@ -104,7 +107,8 @@ impl MemoryBudget {
         self.refused.load(Ordering::Relaxed)
     }
 
-    fn release(&self, bytes: u64) {
+    /// Gives back `bytes` charged with [`take`](MemoryBudget::take).
+    pub(crate) fn release(&self, bytes: u64) {
         self.used.fetch_sub(bytes, Ordering::AcqRel);
         self.charged.decrement(bytes as f64);
     }
@@ -123,13 +127,6 @@ impl Default for MemoryBudget {
 }
 
 impl Charge {
-    /// Charges `bytes` more if they fit under the limit.
-    pub(crate) fn grow(&self, bytes: u64) -> Result<(), Exhausted> {
-        self.budget.take(bytes)?;
-        self.bytes.fetch_add(bytes, Ordering::Relaxed);
-        Ok(())
-    }
-
     /// Adds `bytes` that are already held (a frame built from an event charged before):
     /// counted even past the limit, so that the next charge sees them.
     pub(crate) fn add(&self, bytes: u64) {
@@ -155,12 +152,13 @@ mod tests {
         let first = budget.charge(60).unwrap();
         assert_eq!(budget.charge(41).unwrap_err(), Exhausted { limit: 100 });
         let second = budget.charge(30).unwrap();
-        assert!(second.grow(11).is_err());
-        second.grow(10).unwrap();
+        assert!(budget.take(11).is_err());
+        budget.take(10).unwrap();
         assert_eq!(budget.used(), 100);
         drop(first);
+        budget.release(10);
         second.add(10);
-        assert_eq!(budget.used(), 50);
+        assert_eq!(budget.used(), 40);
         drop(second);
         assert_eq!((budget.used(), budget.refusals()), (0, 2));
         assert!(

@@ -118,10 +118,10 @@ impl<H: RpcHandler> Serving<H> {
         spare: &mut HandlerFuture,
     ) -> Started<impl Future<Output = ()> + Send + 'static> {
         if let Some(refused) = refused {
-            return Started::Poll(self.serve(io, slot.keep(), Begin::Refused(refused)));
+            return Started::Poll(self.serve(io, slot, Begin::Refused(refused)));
         }
-        let Some(read) = io.read_now(&self.context) else {
-            return Started::Poll(self.serve(io, slot.keep(), Begin::Read));
+        let Some(read) = io.read_now() else {
+            return Started::Poll(self.serve(io, slot, Begin::Read));
         };
         let (id, outcome) = match read {
             Ok(call) => {
@@ -131,18 +131,11 @@ impl<H: RpcHandler> Serving<H> {
                     Ok(prepared) => match prepared.first_poll(&self.context, spare) {
                         Polled::Done(outcome) => (id, outcome),
                         Polled::Waiting(waiting) => {
-                            return Started::Spawn(self.serve(
-                                io,
-                                slot.keep(),
-                                Begin::Waiting(waiting),
-                            ))
+                            return Started::Spawn(self.serve(io, slot, Begin::Waiting(waiting)))
                         }
                         Polled::Full(prepared) => {
-                            return Started::Poll(self.serve(
-                                io,
-                                slot.keep(),
-                                Begin::Prepared(prepared),
-                            ))
+                            let prepared = prepared.held_by(Arc::clone(&self.context));
+                            return Started::Poll(self.serve(io, slot, Begin::Prepared(prepared)));
                         }
                     },
                 }
@@ -153,20 +146,19 @@ impl<H: RpcHandler> Serving<H> {
             },
         };
         let frame = reply_frame(id, self.state.version(), outcome, &self.context);
-        let mut slot = Some(slot);
-        match io.reply_now(frame, || drop(slot.take())) {
+        // a slot not kept is not counted: there is nothing to give back before the reply
+        match io.reply_now(frame, || ()) {
             Ok(()) => Started::Done,
-            Err(frame) => match slot {
-                Some(slot) => Started::Spawn(self.serve(io, slot.keep(), Begin::Reply(frame))),
-                None => Started::Done,
-            },
+            Err(frame) => Started::Spawn(self.serve(io, slot, Begin::Reply(frame))),
         }
     }
 
+    /// The future of a call that goes on beyond its first poll: it keeps its slot, and
+    /// holds what it borrowed of the connection through the connection's shared parts.
     fn serve<C: CallIo>(
         &self,
         io: C,
-        slot: Slot,
+        slot: LocalSlot<'_>,
         begin: Begin<H>,
     ) -> impl Future<Output = ()> + Send + 'static {
         let (handler, state, context) = (
@@ -174,7 +166,14 @@ impl<H: RpcHandler> Serving<H> {
             self.state.clone(),
             Arc::clone(&self.context),
         );
-        serve(io, handler, state, context, slot, begin)
+        serve(
+            io.keep(&context),
+            handler,
+            state,
+            context,
+            slot.keep(),
+            begin,
+        )
     }
 }
 
@@ -195,7 +194,7 @@ enum Begin<H> {
     /// Refused before it was read: only the refusal is sent.
     Refused(Outcome),
     /// Read and prepared, to run in full (interceptors, streaming, a span to record).
-    Prepared(Prepared<H>),
+    Prepared(Prepared<H, Arc<CallEnv>>),
     /// Its handler waited in its first poll.
     Waiting(Waiting),
     /// Its reply, framed, waits for room.
@@ -442,7 +441,7 @@ impl Drop for Slot {
 /// Serves one call to completion from where `begin` says, or only its refusal: every
 /// failure becomes a `ReplyFailure`, except a transport failure, which ends the call
 /// silently.
-async fn serve<H: RpcHandler, C: CallIo>(
+async fn serve<H: RpcHandler, C: CallIo<Env = Arc<CallEnv>>>(
     mut io: C,
     handler: Arc<H>,
     state: StateHandle<StateOf<H>>,

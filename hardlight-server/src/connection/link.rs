@@ -2,7 +2,7 @@
 //! [`CallIo`] for each call. QUIC and WebSocket implement them; everything they share —
 //! the lifecycle, shutdown, takeover, slow consumers, the call table — is the driver's.
 
-use std::{future::Future, sync::Arc};
+use std::{future::Future, ops::Deref, sync::Arc};
 
 use hardlight_core::{close::Close, codec::Bytes, frame::FrameHeader, stream::Inbound};
 
@@ -65,8 +65,9 @@ pub(crate) enum NoHello {
 /// nothing here waits on a peer that stopped reading for longer than
 /// `Limits::send_timeout`.
 pub(crate) trait Link: Send + Sized + 'static {
-    /// One call: a frame on a multiplexed channel, or a QUIC stream of its own.
-    type Call: CallIo;
+    /// One call: a frame on a multiplexed channel, or a QUIC stream of its own; read
+    /// against the connection's [`CallEnv`], borrowed for `'e` (see [`CallIo::keep`]).
+    type Call<'e>: CallIo;
     /// Where the push loop writes.
     type Push: PushSink + 'static;
 
@@ -87,12 +88,15 @@ pub(crate) trait Link: Send + Sized + 'static {
 
     /// The next call, cancellation or end; keeps the connection alive and notices a silent
     /// peer where the transport does not do so itself.
-    fn next(&mut self, context: &CallEnv) -> impl Future<Output = Incoming<Self::Call>> + Send;
+    fn next<'e>(
+        &mut self,
+        context: &'e CallEnv,
+    ) -> impl Future<Output = Incoming<Self::Call<'e>>> + Send;
 
     /// The next call or cancellation, if it is read already (a frame of the message or
     /// chunk last read) and nothing of the link's own waits to be seen to first; `None`
     /// where [`Link::next`] is needed.
-    fn next_now(&mut self, context: &CallEnv) -> Option<Incoming<Self::Call>>;
+    fn next_now<'e>(&mut self, context: &'e CallEnv) -> Option<Incoming<Self::Call<'e>>>;
 
     /// Starts closing the connection with `close`, without waiting on the peer.
     fn close(&mut self, close: Close, reason: &str);
@@ -103,18 +107,33 @@ pub(crate) trait Link: Send + Sized + 'static {
 }
 
 /// One call on its transport.
-pub(crate) trait CallIo: Send + 'static {
+pub(crate) trait CallIo: Send {
+    /// How the call holds its connection's [`CallEnv`], where its share of the byte
+    /// budgets goes back: borrowed while the connection's task serves it in its first
+    /// poll, shared by a call that goes on ([`CallIo::keep`]).
+    type Env: Deref<Target = CallEnv> + Send;
+
+    /// The same call, held by a task of its own.
+    type Kept: CallIo<Env = Arc<CallEnv>> + 'static;
+
+    /// The call goes on beyond its first poll: it holds `env` from here on.
+    fn keep(self, env: &Arc<CallEnv>) -> Self::Kept;
+
     /// The call's id, where the transport multiplexes calls by id.
     fn id(&self) -> Option<u64>;
 
-    /// Reads the call: its header, its share of the connection's and the server's byte
-    /// budgets, its body.
-    fn read(&mut self, context: &CallEnv) -> impl Future<Output = Result<Call, Unread>> + Send;
+    /// Reads the call, on the call's own task: its header, its share of the connection's
+    /// and the server's byte budgets, its body.
+    fn read(
+        &mut self,
+        context: &Arc<CallEnv>,
+    ) -> impl Future<Output = Result<Call<Arc<CallEnv>>, Unread>> + Send;
 
     /// The call, if it can be read at once (a multiplexed call, read with the frames
-    /// before it); `None` where reading it waits on the peer (a call on a QUIC stream of
-    /// its own), which [`CallIo::read`] does.
-    fn read_now(&mut self, context: &CallEnv) -> Option<Result<Call, Unread>>;
+    /// before it, its share of the connection's budget taken then); `None` where
+    /// reading it waits on the peer (a call on a QUIC stream of its own), which
+    /// [`CallIo::read`] does.
+    fn read_now(&mut self) -> Option<Result<Call<Self::Env>, Unread>>;
 
     /// Completes if the client gives up on the call before its reply (over QUIC: the
     /// stream is stopped; multiplexed calls are cancelled by `Cancel` instead).

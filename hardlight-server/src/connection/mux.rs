@@ -8,6 +8,7 @@
 
 use std::{
     future::{pending, Future},
+    ops::Deref,
     pin::Pin,
     sync::Arc,
     task::{ready, Context, Poll},
@@ -20,7 +21,7 @@ use hardlight_core::{
     close::Close,
     frame::{FrameHeader, Kind, FLAG_STREAM, HEADER_LEN},
     queue::{queue, Queue, Reader, Refused, Room},
-    quota::{Closed, Held},
+    quota::Closed,
     received::Received,
     stream::{no_items, Inbound},
     wait::WaitLimit,
@@ -240,20 +241,23 @@ impl Demux {
     /// A frame from the peer (its body decoded before the peer is read on, or given a
     /// buffer of its own where it waits longer): a call, a cancellation, a violation, or
     /// `None` when the call waits for its share of the budget ([`Demux::admitted`]).
-    pub(crate) fn frame(
+    pub(crate) fn frame<'e>(
         &mut self,
         header: FrameHeader,
         body: Received,
-        context: &CallEnv,
-    ) -> Option<Incoming<MuxCall>> {
+        context: &'e CallEnv,
+    ) -> Option<Incoming<MuxCall<&'e CallEnv>>> {
         match header.kind {
             Kind::Call => {
                 context
                     .meter
                     .received(HEADER_LEN + header.body_len as usize);
                 // most calls fit the budget at once; the others wait, and the peer with them
-                match context.budget.try_take(header.body_len) {
-                    Ok(Some(share)) => Some(Incoming::Call(self.call(header, body, share))),
+                match context.budget.try_lend(header.body_len) {
+                    Ok(Some(lent)) => {
+                        let share = Reservation::connection_share(context, lent);
+                        Some(Incoming::Call(self.call(header, body, share)))
+                    }
                     // the budget is never closed while the connection reads
                     Ok(None) | Err(_) => {
                         self.waiting = Some((header, body));
@@ -320,7 +324,10 @@ impl Demux {
 
     /// Completes when the waiting call, or streaming call's item, has its share
     /// (cancel-safe); pending if none waits. `None` once an item is routed.
-    pub(crate) async fn admitted(&mut self, context: &CallEnv) -> Option<Incoming<MuxCall>> {
+    pub(crate) async fn admitted<'e>(
+        &mut self,
+        context: &'e CallEnv,
+    ) -> Option<Incoming<MuxCall<&'e CallEnv>>> {
         let Some((header, _)) = &self.waiting else {
             return pending().await;
         };
@@ -328,20 +335,28 @@ impl Demux {
         let Some((header, body)) = self.waiting.take() else {
             return pending().await;
         };
-        let permit = match permit {
-            Ok(permit) => permit,
+        let lent = match permit {
+            Ok(lent) => lent,
             Err(error) => return Some(Incoming::Violation(Close::Protocol, error.to_string())),
         };
         match (&self.streams, header.kind) {
             (Some(streams), Kind::StreamItem) => streams
-                .item(header, body.into_aligned(), permit)
+                .item(header, body.into_aligned(), context.budget.hold(lent))
                 .err()
                 .map(|reason| Incoming::Violation(Close::Protocol, reason)),
-            _ => Some(Incoming::Call(self.call(header, body, permit))),
+            _ => {
+                let share = Reservation::connection_share(context, lent);
+                Some(Incoming::Call(self.call(header, body, share)))
+            }
         }
     }
 
-    fn call(&self, header: FrameHeader, body: Received, share: Held) -> MuxCall {
+    fn call<'e>(
+        &self,
+        header: FrameHeader,
+        body: Received,
+        share: Reservation<&'e CallEnv>,
+    ) -> MuxCall<&'e CallEnv> {
         let opened = match &self.streams {
             Some(streams) if header.flags & FLAG_STREAM != 0 => streams.open(header.id),
             _ => None,
@@ -378,11 +393,13 @@ pub(crate) async fn queue_within(
     }
 }
 
-/// One multiplexed call: its frame, read and within the byte budget.
-pub(crate) struct MuxCall {
+/// One multiplexed call: its frame, read and within the byte budget, whose share it
+/// holds through `E` ([`CallIo::Env`]).
+pub(crate) struct MuxCall<E: Deref<Target = CallEnv>> {
     header: FrameHeader,
     body: Received,
-    share: Option<Held>,
+    /// The call's share of the connection's budget, until the call is read.
+    share: Option<Reservation<E>>,
     tx: Queue<Outgoing>,
     send_timeout: Duration,
     /// A streaming call's send window (boxed, as the next: most calls do not stream, and
@@ -392,7 +409,7 @@ pub(crate) struct MuxCall {
     items: Option<Box<Items>>,
 }
 
-impl MuxCall {
+impl<E: Deref<Target = CallEnv>> MuxCall<E> {
     /// The call's priority, from its `Call` frame.
     fn priority(&self) -> Priority {
         Priority::from_flags(self.header.flags)
@@ -421,26 +438,41 @@ impl MuxCall {
         }
     }
 
-    /// The call, as read with its frame.
-    fn take(&mut self, context: &CallEnv) -> Result<Call, Unread> {
+    /// The call, as read with its frame: the server's share of its bytes taken now.
+    fn take(&mut self) -> Result<Call<E>, Unread> {
         let share = self.share.take().ok_or(ProtocolError::Malformed)?;
-        let reserved = Reservation::new(share, context).map_err(Unread::Overloaded)?;
+        let reserved = share.with_server_share().map_err(Unread::Overloaded)?;
         let body = std::mem::take(&mut self.body);
         Ok(Call::open(self.header, body, reserved)?)
     }
 }
 
-impl CallIo for MuxCall {
+impl<E: Deref<Target = CallEnv> + Send> CallIo for MuxCall<E> {
+    type Env = E;
+    type Kept = MuxCall<Arc<CallEnv>>;
+
+    fn keep(self, env: &Arc<CallEnv>) -> MuxCall<Arc<CallEnv>> {
+        MuxCall {
+            header: self.header,
+            body: self.body,
+            share: self.share.map(|share| share.held_by(Arc::clone(env))),
+            tx: self.tx,
+            send_timeout: self.send_timeout,
+            window: self.window,
+            items: self.items,
+        }
+    }
+
     fn id(&self) -> Option<u64> {
         Some(self.header.id)
     }
 
-    async fn read(&mut self, context: &CallEnv) -> Result<Call, Unread> {
-        self.take(context)
+    async fn read(&mut self, context: &Arc<CallEnv>) -> Result<Call<Arc<CallEnv>>, Unread> {
+        Ok(self.take()?.held_by(Arc::clone(context)))
     }
 
-    fn read_now(&mut self, context: &CallEnv) -> Option<Result<Call, Unread>> {
-        Some(self.take(context))
+    fn read_now(&mut self) -> Option<Result<Call<E>, Unread>> {
+        Some(self.take())
     }
 
     async fn abandoned(&mut self) {

@@ -5,6 +5,7 @@
 
 use std::{
     future::{pending, poll_fn, Future},
+    ops::Deref,
     pin::Pin,
     sync::Arc,
     task::Poll,
@@ -126,7 +127,7 @@ impl QuicLink {
 }
 
 impl Link for QuicLink {
-    type Call = QuicCall;
+    type Call<'e> = QuicCall<&'e CallEnv>;
     type Push = QuicPush;
 
     async fn hello(&mut self, max: u32) -> Result<(FrameHeader, Bytes), NoHello> {
@@ -188,7 +189,7 @@ impl Link for QuicLink {
         })
     }
 
-    async fn next(&mut self, context: &CallEnv) -> Incoming<QuicCall> {
+    async fn next<'e>(&mut self, context: &'e CallEnv) -> Incoming<QuicCall<&'e CallEnv>> {
         loop {
             let Self {
                 session,
@@ -274,7 +275,7 @@ impl Link for QuicLink {
         }
     }
 
-    fn next_now(&mut self, context: &CallEnv) -> Option<Incoming<QuicCall>> {
+    fn next_now<'e>(&mut self, context: &'e CallEnv) -> Option<Incoming<QuicCall<&'e CallEnv>>> {
         // a call on a stream of its own, or the connection's end, is seen to first
         if self.control.is_woken() {
             return None;
@@ -324,17 +325,17 @@ struct Channel {
 }
 
 /// What woke [`QuicLink::next`].
-enum Control {
+enum Control<'e> {
     /// The client opened a stream for a call of its own, or the connection ended.
     Accepted(Result<(SendStream, RecvStream), ConnectionError>),
     /// The call channel's writer stopped.
     WriterEnded,
-    Read(Read),
+    Read(Read<'e>),
 }
 
 /// What the call channel gave.
-enum Read {
-    Incoming(Incoming<MuxCall>),
+enum Read<'e> {
+    Incoming(Incoming<MuxCall<&'e CallEnv>>),
     /// The channel's first call, before its writer has started.
     First(FrameHeader, Received),
 }
@@ -348,7 +349,7 @@ enum Frame {
 
 /// The next call or cancellation on the channel, or `None` to read on. Pending while
 /// there is nothing to read.
-async fn next_on(channel: &mut Option<Channel>, context: &CallEnv) -> Option<Read> {
+async fn next_on<'e>(channel: &mut Option<Channel>, context: &'e CallEnv) -> Option<Read<'e>> {
     let Some(channel) = channel else {
         return pending().await;
     };
@@ -398,7 +399,7 @@ async fn next_on(channel: &mut Option<Channel>, context: &CallEnv) -> Option<Rea
 }
 
 /// The close for a frame on the call channel that breaks the protocol.
-fn broken(error: &ProtocolError) -> Incoming<MuxCall> {
+fn broken<'e>(error: &ProtocolError) -> Incoming<MuxCall<&'e CallEnv>> {
     Incoming::Violation(Close::for_frame(error), format!("call channel: {error}"))
 }
 
@@ -447,12 +448,22 @@ fn ended(error: &ConnectionError) -> Ended {
 /// One call: on the call channel, or on a stream of its own (boxed: a channel call, the
 /// most common, is moved several times on its way to its handler, and moves only its own
 /// size).
-pub(crate) enum QuicCall {
-    Channel(MuxCall),
+pub(crate) enum QuicCall<E: Deref<Target = CallEnv>> {
+    Channel(MuxCall<E>),
     Stream(Box<StreamCall>),
 }
 
-impl CallIo for QuicCall {
+impl<E: Deref<Target = CallEnv> + Send> CallIo for QuicCall<E> {
+    type Env = E;
+    type Kept = QuicCall<Arc<CallEnv>>;
+
+    fn keep(self, env: &Arc<CallEnv>) -> QuicCall<Arc<CallEnv>> {
+        match self {
+            Self::Channel(call) => QuicCall::Channel(call.keep(env)),
+            Self::Stream(call) => QuicCall::Stream(call),
+        }
+    }
+
     fn id(&self) -> Option<u64> {
         match self {
             Self::Channel(call) => call.id(),
@@ -460,17 +471,18 @@ impl CallIo for QuicCall {
         }
     }
 
-    async fn read(&mut self, context: &CallEnv) -> Result<Call, Unread> {
+    async fn read(&mut self, context: &Arc<CallEnv>) -> Result<Call<Arc<CallEnv>>, Unread> {
         match self {
             Self::Channel(call) => call.read(context).await,
             Self::Stream(call) => call.read(context).await,
         }
     }
 
-    fn read_now(&mut self, context: &CallEnv) -> Option<Result<Call, Unread>> {
+    fn read_now(&mut self) -> Option<Result<Call<E>, Unread>> {
         match self {
-            Self::Channel(call) => call.read_now(context),
-            Self::Stream(call) => call.read_now(context),
+            Self::Channel(call) => call.read_now(),
+            // read on its own task (its `read_now` has none)
+            Self::Stream(_) => None,
         }
     }
 
@@ -555,11 +567,18 @@ impl StreamCall {
 }
 
 impl CallIo for StreamCall {
+    type Env = Arc<CallEnv>;
+    type Kept = Self;
+
+    fn keep(self, _: &Arc<CallEnv>) -> Self {
+        self
+    }
+
     fn id(&self) -> Option<u64> {
         None
     }
 
-    async fn read(&mut self, context: &CallEnv) -> Result<Call, Unread> {
+    async fn read(&mut self, context: &Arc<CallEnv>) -> Result<Call<Arc<CallEnv>>, Unread> {
         let limit = context.limits.frame_read_timeout();
         let late = tokio::time::sleep(limit);
         tokio::pin!(late);
@@ -591,7 +610,7 @@ impl CallIo for StreamCall {
         Ok(Call::open(header, body, reserved)?)
     }
 
-    fn read_now(&mut self, _: &CallEnv) -> Option<Result<Call, Unread>> {
+    fn read_now(&mut self) -> Option<Result<Call<Arc<CallEnv>>, Unread>> {
         None
     }
 
@@ -644,7 +663,7 @@ impl CallIo for StreamCall {
 /// items. QUIC's flow control holds the client back meanwhile.
 fn client_items(recv: RecvStream, frames: ChunkFrames, context: Arc<CallEnv>) -> Inbound {
     let max = context.limits.max_message_size();
-    let state = (recv, frames, None::<Reservation>);
+    let state = (recv, frames, None::<Reservation<Arc<CallEnv>>>);
     Box::pin(futures_util::stream::unfold(Some(state), move |state| {
         let context = Arc::clone(&context);
         async move {
@@ -698,12 +717,14 @@ fn client_items(recv: RecvStream, frames: ChunkFrames, context: Arc<CallEnv>) ->
 /// Reserves the memory budget's share for the body `header` announces. A wait for it is
 /// the server's, not the peer's: it moves the frame's timer, `late`, back by as long.
 async fn reserve_body(
-    context: &CallEnv,
+    context: &Arc<CallEnv>,
     header: &FrameHeader,
     mut late: Pin<&mut Sleep>,
-) -> Result<Reservation, Unread> {
-    match context.budget.try_take(header.body_len) {
-        Ok(Some(share)) => Reservation::new(share, context).map_err(Unread::Overloaded),
+) -> Result<Reservation<Arc<CallEnv>>, Unread> {
+    match context.budget.try_lend(header.body_len) {
+        Ok(Some(lent)) => Reservation::connection_share(Arc::clone(context), lent)
+            .with_server_share()
+            .map_err(Unread::Overloaded),
         Ok(None) | Err(_) => {
             let waiting = Instant::now();
             let reserved = reserve(context, header).await;

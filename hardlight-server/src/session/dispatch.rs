@@ -19,7 +19,7 @@ use hardlight_core::{
     frame::{FrameHeader, Kind, FLAG_STREAM},
     io::ReadError,
     message::Body,
-    quota::Held,
+    quota::Lent,
     received::Received,
     service::HandlerFuture,
     stream::{ItemStream, StreamKind},
@@ -31,16 +31,16 @@ use super::CallEnv;
 use crate::{
     connection::CallIo,
     handler::{RpcHandler, StateOf},
-    memory_budget::{Charge, Exhausted},
+    memory_budget::Exhausted,
     state_handle::StateHandle,
 };
 
 /// A call ready to run: its header, its body as received (maybe compressed), and the
-/// bytes it holds until the handler finishes.
-pub(crate) struct Call {
+/// bytes it holds until the handler finishes, through `E` (see [`Reservation`]).
+pub(crate) struct Call<E: Deref<Target = CallEnv>> {
     pub(crate) header: FrameHeader,
     raw: Received,
-    reserved: Reservation,
+    reserved: Reservation<E>,
 }
 
 /// Why a call was not read: its frame or stream failed, or the server had no memory for
@@ -60,27 +60,45 @@ impl<E: Into<ReadError>> From<E> for Unread {
 }
 
 /// A call's bytes: of the connection's budget (`ServerLimits::max_inflight_bytes`) and
-/// of the server's (`ServerLimits::memory_budget`), held until its handler returns.
-pub(crate) struct Reservation {
-    connection: Held,
-    server: Charge,
+/// of the server's (`ServerLimits::memory_budget`), held until its handler returns and
+/// given back through `E`, its connection's [`CallEnv`]: borrowed by a call the
+/// connection's task serves in its first poll, shared by one that goes on
+/// ([`Reservation::held_by`]). Either way the call holds no count of the budgets' owners.
+pub(crate) struct Reservation<E: Deref<Target = CallEnv>> {
+    env: E,
+    /// Units of `env.budget`.
+    connection: usize,
+    /// Bytes of `env.memory`.
+    server: u64,
 }
 
-impl Reservation {
-    /// The server's share of a call whose connection share is `connection`; refused at
-    /// once if the server's budget is spent (never waited for: what holds it may be
-    /// other connections' calls, events or sessions).
-    pub(crate) fn new(connection: Held, context: &CallEnv) -> Result<Self, Exhausted> {
-        let server = context.memory.charge(connection.units() as u64)?;
-        Ok(Self { connection, server })
+impl<E: Deref<Target = CallEnv>> Reservation<E> {
+    /// A share of the connection's budget, `lent` by `env.budget`; none of the server's
+    /// yet ([`Reservation::with_server_share`]).
+    pub(crate) fn connection_share(env: E, lent: Lent<'_>) -> Self {
+        Self {
+            connection: lent.into_units(),
+            server: 0,
+            env,
+        }
+    }
+
+    /// The server's share, as many bytes as the connection's; refused at once if the
+    /// server's budget is spent (never waited for: what holds it may be other
+    /// connections' calls, events or sessions), and the connection's given back then.
+    pub(crate) fn with_server_share(mut self) -> Result<Self, Exhausted> {
+        let bytes = self.connection as u64;
+        self.env.memory.take(bytes)?;
+        self.server = bytes;
+        Ok(self)
     }
 
     /// `bytes` more, of both budgets, taken at once or refused: what a compressed body
     /// grows to when opened.
-    fn grow(&mut self, context: &CallEnv, bytes: usize) -> Result<(), Outcome> {
+    fn grow(&mut self, bytes: usize) -> Result<(), Outcome> {
         let connection = u32::try_from(bytes)
             .ok()
-            .and_then(|n| context.budget.try_take(n).ok().flatten())
+            .and_then(|n| self.env.budget.try_lend(n).ok().flatten())
             .ok_or_else(|| {
                 Outcome::Failure(
                     ErrorCode::Overloaded,
@@ -90,33 +108,56 @@ impl Reservation {
                     ),
                 )
             })?;
-        self.server.grow(bytes as u64).map_err(overloaded)?;
-        self.connection.merge(connection);
+        self.env.memory.take(bytes as u64).map_err(overloaded)?;
+        self.connection += connection.into_units();
+        self.server += bytes as u64;
         Ok(())
+    }
+
+    /// The same bytes, held through `env` from here on (by a call that goes on after its
+    /// first poll).
+    pub(crate) fn held_by(mut self, env: Arc<CallEnv>) -> Reservation<Arc<CallEnv>> {
+        // handed over: this one, emptied, gives back nothing
+        Reservation {
+            env,
+            connection: mem::take(&mut self.connection),
+            server: mem::take(&mut self.server),
+        }
     }
 }
 
-/// Reserves `header.body_len` bytes of the connection's budget for a call, waiting for
+impl<E: Deref<Target = CallEnv>> Drop for Reservation<E> {
+    fn drop(&mut self) {
+        self.env.budget.give_back(self.connection);
+        if self.server > 0 {
+            self.env.memory.release(self.server);
+        }
+    }
+}
+
+/// Lends `header.body_len` bytes of the connection's budget for a call, waiting for
 /// earlier calls to release theirs if needed. Cancel-safe: dropped before it completes,
 /// it holds nothing.
-pub(crate) async fn connection_share(
-    context: &CallEnv,
+pub(crate) async fn connection_share<'a>(
+    context: &'a CallEnv,
     header: &FrameHeader,
-) -> Result<Held, ProtocolError> {
+) -> Result<Lent<'a>, ProtocolError> {
     context
         .budget
-        .take(header.body_len)
+        .lend(header.body_len)
         .await
         .map_err(|_| ProtocolError::Malformed)
 }
 
 /// [`connection_share`], then the server's share.
 pub(crate) async fn reserve(
-    context: &CallEnv,
+    context: &Arc<CallEnv>,
     header: &FrameHeader,
-) -> Result<Reservation, Unread> {
-    let share = connection_share(context, header).await?;
-    Reservation::new(share, context).map_err(Unread::Overloaded)
+) -> Result<Reservation<Arc<CallEnv>>, Unread> {
+    let lent = connection_share(context, header).await?;
+    Reservation::connection_share(Arc::clone(context), lent)
+        .with_server_share()
+        .map_err(Unread::Overloaded)
 }
 
 /// The outcome for a call the server's memory budget refused.
@@ -124,12 +165,12 @@ pub(crate) fn overloaded(exhausted: Exhausted) -> Outcome {
     Outcome::Failure(ErrorCode::Overloaded, exhausted.message())
 }
 
-impl Call {
+impl<E: Deref<Target = CallEnv>> Call<E> {
     /// A received `Call` frame; its body is opened only once the call is admitted.
     pub(crate) fn open(
         header: FrameHeader,
         raw: Received,
-        reserved: Reservation,
+        reserved: Reservation<E>,
     ) -> Result<Self, ProtocolError> {
         if header.kind != Kind::Call {
             return Err(ProtocolError::UnexpectedKind {
@@ -142,6 +183,16 @@ impl Call {
             raw,
             reserved,
         })
+    }
+
+    /// The same call, its bytes held through `env` from here on (see
+    /// [`Reservation::held_by`]).
+    pub(crate) fn held_by(self, env: Arc<CallEnv>) -> Call<Arc<CallEnv>> {
+        Call {
+            header: self.header,
+            raw: self.raw,
+            reserved: self.reserved.held_by(env),
+        }
     }
 
     /// Runs the handler, catching a panic, once the call is [prepared](Call::prepare). A
@@ -170,7 +221,7 @@ impl Call {
         self,
         handler: Arc<H>,
         context: &CallEnv,
-    ) -> Result<Prepared<H>, Outcome> {
+    ) -> Result<Prepared<H, E>, Outcome> {
         let Self {
             header,
             raw,
@@ -188,7 +239,7 @@ impl Call {
         // the raw body stays charged: it stands for the decoded arguments, which the
         // handler holds once the archive is dropped
         if compressed {
-            reserved.grow(context, args.len())?;
+            reserved.grow(args.len())?;
         }
         let call_context = split_context(&header, &mut args).map_err(|error| refusal(&error))?;
         let method = <H::Service as Service>::method_name(header.aux);
@@ -247,12 +298,12 @@ impl Call {
 }
 
 /// A call ready for its handler: what [`Call::prepare`] found.
-pub(crate) struct Prepared<H> {
+pub(crate) struct Prepared<H, E: Deref<Target = CallEnv>> {
     handler: Arc<H>,
     header: FrameHeader,
     args: Received,
     /// The call's bytes, held until its handler returns.
-    reserved: Reservation,
+    reserved: Reservation<E>,
     kind: StreamKind,
     call: CurrentCall,
     span: Span,
@@ -260,26 +311,45 @@ pub(crate) struct Prepared<H> {
 }
 
 /// How a handler's first poll went ([`Prepared::first_poll`]).
-pub(crate) enum Polled<H> {
+pub(crate) enum Polled<H, E: Deref<Target = CallEnv>> {
     /// The handler returned (or panicked): the outcome to reply with.
     Done(Outcome),
     /// The handler waits: [`Waiting::run`] goes on with it.
     Waiting(Waiting),
     /// Not a plain call: [`Prepared::run`] runs it in full.
-    Full(Prepared<H>),
+    Full(Prepared<H, E>),
 }
 
-impl<H: RpcHandler> Prepared<H> {
+impl<H: RpcHandler, E: Deref<Target = CallEnv>> Prepared<H, E> {
     /// The call's id.
     pub(crate) fn id(&self) -> u64 {
         self.header.id
+    }
+
+    /// The same call, its bytes held through `env` from here on (see
+    /// [`Reservation::held_by`]).
+    pub(crate) fn held_by(self, env: Arc<CallEnv>) -> Prepared<H, Arc<CallEnv>> {
+        Prepared {
+            handler: self.handler,
+            header: self.header,
+            args: self.args,
+            reserved: self.reserved.held_by(env),
+            kind: self.kind,
+            call: self.call,
+            span: self.span,
+            budget: self.budget,
+        }
     }
 
     /// Polls the handler of a plain call — unary, no interceptors, no span recorded — once,
     /// here and now, in the call's scope, a panic caught: most handlers complete then, and
     /// their call needs no future of its own around the handler's. Its future is put in
     /// `spare` (in its allocation, if the layouts agree), which keeps it if it completes.
-    pub(crate) fn first_poll(self, context: &Arc<CallEnv>, spare: &mut HandlerFuture) -> Polled<H> {
+    pub(crate) fn first_poll(
+        self,
+        context: &Arc<CallEnv>,
+        spare: &mut HandlerFuture,
+    ) -> Polled<H, E> {
         let plain = self.kind == StreamKind::Unary
             && context.interceptors.is_empty()
             && self.span.is_disabled();
@@ -307,7 +377,7 @@ impl<H: RpcHandler> Prepared<H> {
                 return Polled::Waiting(Waiting {
                     id: header.id,
                     handling,
-                    reserved,
+                    reserved: reserved.held_by(Arc::clone(context)),
                     // counted to its end, or until dropped unrun
                     running: running.held_by(Arc::clone(context)),
                     deadline,
@@ -388,7 +458,7 @@ impl<H: RpcHandler> Prepared<H> {
 pub(crate) struct Waiting {
     id: u64,
     handling: Scoped<HandlerFuture>,
-    reserved: Reservation,
+    reserved: Reservation<Arc<CallEnv>>,
     running: Running<Arc<CallEnv>>,
     deadline: Option<Instant>,
     budget: Option<Duration>,

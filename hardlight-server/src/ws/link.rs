@@ -133,17 +133,17 @@ impl<S: AsyncRead + AsyncWrite + Unpin + Send + 'static> WsLink<S> {
     }
 
     /// The writer stopped: the connection's end.
-    fn writer_ended(&self) -> Incoming<MuxCall> {
+    fn writer_ended<'e>(&self) -> Incoming<MuxCall<&'e CallEnv>> {
         debug!("the writer stopped: a write failed or took longer than send_timeout");
         Incoming::Ended(Ended::Lost)
     }
 
     /// One message from the peer, as the driver sees it; `None` to read on.
-    fn receive(
+    fn receive<'e>(
         &mut self,
         message: Option<Result<Message, ReadError>>,
-        context: &CallEnv,
-    ) -> Option<Incoming<MuxCall>> {
+        context: &'e CallEnv,
+    ) -> Option<Incoming<MuxCall<&'e CallEnv>>> {
         let data = match message {
             Some(Ok(Message::Binary(data))) => data,
             Some(Ok(Message::Close(..))) => {
@@ -178,7 +178,7 @@ impl<S: AsyncRead + AsyncWrite + Unpin + Send + 'static> WsLink<S> {
     }
 
     /// The next frame of the message being read, as the driver sees it; `None` to go on.
-    fn next_frame(&mut self, context: &CallEnv) -> Option<Incoming<MuxCall>> {
+    fn next_frame<'e>(&mut self, context: &'e CallEnv) -> Option<Incoming<MuxCall<&'e CallEnv>>> {
         let max = context.limits.max_message_size();
         // the message's last frame leaves nothing of its buffer (a slice of the read
         // buffer) in `unread`, which the next read would otherwise have to leave alone
@@ -197,7 +197,7 @@ impl<S: AsyncRead + AsyncWrite + Unpin + Send + 'static> WsLink<S> {
 }
 
 impl<S: AsyncRead + AsyncWrite + Unpin + Send + 'static> Link for WsLink<S> {
-    type Call = MuxCall;
+    type Call<'e> = MuxCall<&'e CallEnv>;
     type Push = QueuedPush;
 
     async fn hello(&mut self, max: u32) -> Result<(FrameHeader, Bytes), NoHello> {
@@ -236,7 +236,7 @@ impl<S: AsyncRead + AsyncWrite + Unpin + Send + 'static> Link for WsLink<S> {
         Some(self.writer.push_sink())
     }
 
-    async fn next(&mut self, context: &CallEnv) -> Incoming<MuxCall> {
+    async fn next<'e>(&mut self, context: &'e CallEnv) -> Incoming<MuxCall<&'e CallEnv>> {
         loop {
             // the rest of the last message's frames first, unless a call waits
             if let Some(incoming) = self.next_now(context) {
@@ -288,7 +288,7 @@ impl<S: AsyncRead + AsyncWrite + Unpin + Send + 'static> Link for WsLink<S> {
         }
     }
 
-    fn next_now(&mut self, context: &CallEnv) -> Option<Incoming<MuxCall>> {
+    fn next_now<'e>(&mut self, context: &'e CallEnv) -> Option<Incoming<MuxCall<&'e CallEnv>>> {
         while !self.unread.is_empty() && !self.demux.is_waiting() {
             if let Some(incoming) = self.next_frame(context) {
                 return Some(incoming);
