@@ -5,7 +5,10 @@
 use std::{
     collections::HashMap,
     sync::{
-        atomic::{AtomicU64, Ordering::Relaxed},
+        atomic::{
+            AtomicBool, AtomicU64,
+            Ordering::{Acquire, Relaxed, Release},
+        },
         Arc, Mutex,
     },
 };
@@ -97,6 +100,21 @@ struct Calls {
     unreliable_datagrams: AtomicU64,
     unreliable_inline: AtomicU64,
     unreliable_dropped: AtomicU64,
+    /// What a connection's own task counts of the calls it serves where they arrive:
+    /// written by one [`Tally`] at a time.
+    served: Served,
+    /// A tally holds `served`.
+    served_taken: AtomicBool,
+}
+
+/// Counts of the calls a connection's task serves where they arrive, which one writer
+/// keeps (see [`Tally`]).
+#[derive(Debug, Default)]
+struct Served {
+    started: AtomicU64,
+    finished: AtomicU64,
+    failed: AtomicU64,
+    bytes_sent: AtomicU64,
 }
 
 impl TrafficStats {
@@ -119,14 +137,16 @@ impl TrafficStats {
 
 impl Calls {
     fn snapshot(&self) -> TrafficStats {
-        let started = self.started.load(Relaxed);
+        let served = &self.served;
+        let both = |any: &AtomicU64, own: &AtomicU64| any.load(Relaxed) + own.load(Relaxed);
+        let started = both(&self.started, &served.started);
         TrafficStats {
             calls: started,
-            calls_in_flight: started.saturating_sub(self.finished.load(Relaxed)),
-            calls_failed: self.failed.load(Relaxed),
+            calls_in_flight: started.saturating_sub(both(&self.finished, &served.finished)),
+            calls_failed: both(&self.failed, &served.failed),
             calls_rate_limited: self.rate_limited.load(Relaxed),
             bytes_received: self.bytes_received.load(Relaxed),
-            bytes_sent: self.bytes_sent.load(Relaxed),
+            bytes_sent: both(&self.bytes_sent, &served.bytes_sent),
             events_dropped: self.events_dropped.load(Relaxed),
             unreliable_datagrams: self.unreliable_datagrams.load(Relaxed),
             unreliable_inline: self.unreliable_inline.load(Relaxed),
@@ -146,6 +166,20 @@ struct Reported {
     calls_rate_limited: metrics::Counter,
     bytes_received: metrics::Counter,
     bytes_sent: metrics::Counter,
+}
+
+impl Reported {
+    fn call_started(&self) {
+        self.calls.increment(1);
+        self.calls_in_flight.increment(1.0);
+    }
+
+    fn call_finished(&self, failed: bool) {
+        self.calls_in_flight.decrement(1.0);
+        if failed {
+            self.calls_failed.increment(1);
+        }
+    }
 }
 
 impl Default for Reported {
@@ -377,17 +411,23 @@ impl Meter {
 
     pub(crate) fn call_started(&self) {
         self.count(|c| add(&c.started, 1));
-        let reported = &self.server.reported;
-        reported.calls.increment(1);
-        reported.calls_in_flight.increment(1.0);
+        self.server.reported.call_started();
     }
 
     pub(crate) fn call_finished(&self, failed: bool) {
         self.count(|c| add(&c.finished, 1));
-        self.server.reported.calls_in_flight.decrement(1.0);
         if failed {
             self.count(|c| add(&c.failed, 1));
-            self.server.reported.calls_failed.increment(1);
+        }
+        self.server.reported.call_finished(failed);
+    }
+
+    /// The counting handle of a connection's own task ([`Tally`]).
+    pub(crate) fn tally(&self) -> Tally {
+        let own = !self.connection.calls.served_taken.swap(true, Acquire);
+        Tally {
+            meter: self.clone(),
+            own,
         }
     }
 
@@ -429,6 +469,75 @@ impl Meter {
 
     pub(crate) fn connection(&self) -> TrafficStats {
         self.connection.calls.snapshot()
+    }
+}
+
+/// What a connection's own task counts of the calls it serves where they arrive (started,
+/// finished, reply bytes), on counters of the connection's that this handle alone writes
+/// while it holds them: each count a plain load and store, where counters that every task
+/// of the connection writes take a locked operation. Counts of the same connection as its
+/// [`Meter`]'s, summed with them when read. A second connection of the same session (a
+/// resumption while the last one winds down) finds them held, and counts as any task
+/// does.
+pub(crate) struct Tally {
+    meter: Meter,
+    /// This handle holds the connection's `served` counters.
+    own: bool,
+}
+
+impl Tally {
+    /// Adds `n` to `counter`, which no other thread writes: this handle holds it (and
+    /// counts through `&mut self`).
+    fn bump(counter: &AtomicU64, n: u64) {
+        counter.store(counter.load(Relaxed) + n, Relaxed);
+    }
+
+    fn served(&self) -> &Served {
+        &self.meter.connection.calls.served
+    }
+
+    pub(crate) fn call_started(&mut self) {
+        if !self.own {
+            return self.meter.call_started();
+        }
+        Self::bump(&self.served().started, 1);
+        self.meter.server.reported.call_started();
+    }
+
+    pub(crate) fn call_finished(&mut self, failed: bool) {
+        if !self.own {
+            return self.meter.call_finished(failed);
+        }
+        Self::bump(&self.served().finished, 1);
+        if failed {
+            Self::bump(&self.served().failed, 1);
+        }
+        self.meter.server.reported.call_finished(failed);
+    }
+
+    pub(crate) fn sent(&mut self, bytes: usize) {
+        if !self.own {
+            return self.meter.sent(bytes);
+        }
+        Self::bump(&self.served().bytes_sent, bytes as u64);
+        self.meter
+            .server
+            .reported
+            .bytes_sent
+            .increment(bytes as u64);
+    }
+}
+
+impl Drop for Tally {
+    fn drop(&mut self) {
+        if self.own {
+            // what it counted is seen by the next tally that takes them
+            self.meter
+                .connection
+                .calls
+                .served_taken
+                .store(false, Release);
+        }
     }
 }
 
@@ -479,5 +588,41 @@ mod tests {
         let ended = server.snapshot().traffic;
         assert_eq!((ended.calls, ended.calls_in_flight), (2, 0));
         assert!(lock(&server.traffic).live.is_empty());
+    }
+
+    #[test]
+    fn a_tally_counts_with_its_connection_and_hands_its_counters_on() {
+        let server = Arc::new(ServerCounters::default());
+        let meter = Meter::new(Arc::clone(&server));
+        let mut first = meter.tally();
+        // a second connection of the session while the first still counts
+        let mut second = meter.tally();
+        assert!(first.own && !second.own);
+        first.call_started();
+        first.sent(7);
+        second.call_started();
+        second.call_finished(true);
+        // a call started by the connection's task and finished by a task of its own
+        meter.call_finished(false);
+        let traffic = meter.connection();
+        assert_eq!(
+            (
+                traffic.calls,
+                traffic.calls_in_flight,
+                traffic.calls_failed,
+                traffic.bytes_sent
+            ),
+            (2, 0, 1, 7)
+        );
+        drop(first);
+        let mut third = meter.tally();
+        assert!(third.own, "the counters are free again");
+        third.call_started();
+        third.call_finished(false);
+        third.sent(3);
+        drop((second, third));
+        let traffic = server.snapshot().traffic;
+        assert_eq!((traffic.calls, traffic.calls_in_flight), (3, 0));
+        assert_eq!(traffic.bytes_sent, 10);
     }
 }

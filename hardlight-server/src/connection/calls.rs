@@ -35,6 +35,7 @@ use crate::{
         CallEnv,
     },
     state_handle::StateHandle,
+    stats::Tally,
     sync::lock,
 };
 
@@ -108,14 +109,15 @@ pub(super) struct Serving<H: RpcHandler> {
 impl<H: RpcHandler> Serving<H> {
     /// Starts call `io` (or only its refusal), as far as it goes at once: a call read with
     /// the frames before it whose handler completes in its first poll is served here, its
-    /// reply queued, with no future of its own. What is left, if anything, is the future
-    /// to go on with.
+    /// reply queued, with no future of its own, and counted on the connection's task's
+    /// `tally`. What is left, if anything, is the future to go on with.
     pub(super) fn begin<C: CallIo>(
         &self,
         mut io: C,
         slot: LocalSlot<'_>,
         refused: Option<Outcome>,
         spare: &mut HandlerFuture,
+        tally: &mut Tally,
     ) -> Started<impl Future<Output = ()> + Send + 'static> {
         if let Some(refused) = refused {
             return Started::Poll(self.serve(io, slot, Begin::Refused(refused)));
@@ -128,7 +130,7 @@ impl<H: RpcHandler> Serving<H> {
                 let id = call.header.id;
                 match call.prepare(Arc::clone(&self.handler), &self.context) {
                     Err(refused) => (id, refused),
-                    Ok(prepared) => match prepared.first_poll(&self.context, spare) {
+                    Ok(prepared) => match prepared.first_poll(&self.context, spare, tally) {
                         Polled::Done(outcome) => (id, outcome),
                         Polled::Waiting(waiting) => {
                             return Started::Spawn(self.serve(io, slot, Begin::Waiting(waiting)))
@@ -146,6 +148,7 @@ impl<H: RpcHandler> Serving<H> {
             },
         };
         let frame = reply_frame(id, self.state.version(), outcome, &self.context);
+        tally.sent(frame.len());
         // a slot not kept is not counted: there is nothing to give back before the reply
         match io.reply_now(frame, || ()) {
             Ok(()) => Started::Done,
@@ -482,6 +485,7 @@ async fn serve<H: RpcHandler, C: CallIo<Env = Arc<CallEnv>>>(
         },
     };
     let frame = reply_frame(id, state.version(), outcome, &context);
+    context.meter.sent(frame.len());
     io.reply(frame, move || drop(slot)).await;
 }
 

@@ -206,6 +206,7 @@ async fn drive<H: RpcHandler, L: Link>(
         context: Arc::clone(&live.context),
     };
     let mut calls = Calls::new(shared.server_limits.max_concurrent_calls());
+    let mut tally = serving.context.meter.tally();
     let mut shutdown = shared.signals.deadline.subscribe();
     // The control arms live across the loop's turns, and are polled only when one of them
     // has woken: not again for every frame read.
@@ -288,7 +289,7 @@ async fn drive<H: RpcHandler, L: Link>(
             Incoming::Call(io) => {
                 let draining = drain.is_some();
                 let begin = |io, slot: LocalSlot<'_>, refused, spare: &mut _| {
-                    serving.begin(io, slot, refused, spare)
+                    serving.begin(io, slot, refused, spare, &mut tally)
                 };
                 if let Err(reason) = calls.start(io, draining, begin) {
                     debug!(%reason, "closing the connection");

@@ -33,6 +33,7 @@ use crate::{
     handler::{RpcHandler, StateOf},
     memory_budget::Exhausted,
     state_handle::StateHandle,
+    stats::Tally,
 };
 
 /// A call ready to run: its header, its body as received (maybe compressed), and the
@@ -345,10 +346,12 @@ impl<H: RpcHandler, E: Deref<Target = CallEnv>> Prepared<H, E> {
     /// here and now, in the call's scope, a panic caught: most handlers complete then, and
     /// their call needs no future of its own around the handler's. Its future is put in
     /// `spare` (in its allocation, if the layouts agree), which keeps it if it completes.
+    /// `tally` is the connection's task's, which this runs on: it counts the call.
     pub(crate) fn first_poll(
         self,
         context: &Arc<CallEnv>,
         spare: &mut HandlerFuture,
+        tally: &mut Tally,
     ) -> Polled<H, E> {
         let plain = self.kind == StreamKind::Unary
             && context.interceptors.is_empty()
@@ -366,7 +369,7 @@ impl<H: RpcHandler, E: Deref<Target = CallEnv>> Prepared<H, E> {
             ..
         } = self;
         let deadline = call.deadline();
-        let mut running = Running::start(&**context);
+        tally.call_started();
         handler.dispatch(header.aux, args, None, spare);
         let mut handling = call.scope(mem::take(spare));
         let mut cx = Context::from_waker(Waker::noop());
@@ -378,8 +381,8 @@ impl<H: RpcHandler, E: Deref<Target = CallEnv>> Prepared<H, E> {
                     id: header.id,
                     handling,
                     reserved: reserved.held_by(Arc::clone(context)),
-                    // counted to its end, or until dropped unrun
-                    running: running.held_by(Arc::clone(context)),
+                    // started here, counted to its end there, or until dropped unrun
+                    running: Running::started(Arc::clone(context)),
                     deadline,
                     budget,
                 });
@@ -390,7 +393,7 @@ impl<H: RpcHandler, E: Deref<Target = CallEnv>> Prepared<H, E> {
             }
             Err(panic) => panicked(panic),
         };
-        running.end(Some(&outcome));
+        tally.call_finished(matches!(outcome, Outcome::Failure(..)));
         Polled::Done(outcome)
     }
 
@@ -588,6 +591,12 @@ struct Running<E: Deref<Target = CallEnv>> {
 impl<E: Deref<Target = CallEnv>> Running<E> {
     fn start(context: E) -> Self {
         context.meter.call_started();
+        Self::started(context)
+    }
+
+    /// A call whose start was counted already (by the connection's task, in its first
+    /// poll).
+    fn started(context: E) -> Self {
         Self {
             context,
             failed: false,
@@ -600,18 +609,6 @@ impl<E: Deref<Target = CallEnv>> Running<E> {
             debug!("call cancelled by the client");
         }
         self.failed = matches!(outcome, Some(Outcome::Failure(..)));
-    }
-}
-
-impl Running<&CallEnv> {
-    /// The same call, counted once still, held through `context` from here on (by a
-    /// call that goes on after its first poll).
-    fn held_by(self, context: Arc<CallEnv>) -> Running<Arc<CallEnv>> {
-        let failed = self.failed;
-        // its count goes on in the new guard: this one, which holds only a reference,
-        // must not end it
-        mem::forget(self);
-        Running { context, failed }
     }
 }
 
@@ -636,7 +633,8 @@ fn panic_message(panic: &(dyn std::any::Any + Send)) -> String {
         .unwrap_or_else(|| "handler panicked".into())
 }
 
-/// Frames an outcome as the reply to call `id`, tagged with state version `seq`.
+/// Frames an outcome as the reply to call `id`, tagged with state version `seq` (its bytes
+/// counted sent by the caller).
 pub(crate) fn reply_frame(id: u64, seq: u64, outcome: Outcome, context: &CallEnv) -> Vec<u8> {
     let (header, body) = match outcome {
         Outcome::Ok(body) => (FrameHeader::new(Kind::ReplyOk, 0), body),
@@ -646,16 +644,13 @@ pub(crate) fn reply_frame(id: u64, seq: u64, outcome: Outcome, context: &CallEnv
         Outcome::Stream(_) => failure_parts(ErrorCode::Internal, "a stream as a reply"),
     };
     let header = header.with_id(id).with_seq(seq);
-    let frame = body
-        .frame(header, context.compression)
+    body.frame(header, context.compression)
         .unwrap_or_else(|error| {
             let (header, body) = failure_parts(ErrorCode::Internal, &error.to_string());
             // a failure frame carries a short message: it always fits a frame
             body.frame(header.with_id(id).with_seq(seq), context.compression)
                 .unwrap_or_default()
-        });
-    context.meter.sent(frame.len());
-    frame
+        })
 }
 
 /// The outcome for a call refused because of `error` in its frame.
