@@ -114,6 +114,7 @@ struct Served {
     started: AtomicU64,
     finished: AtomicU64,
     failed: AtomicU64,
+    bytes_received: AtomicU64,
     bytes_sent: AtomicU64,
 }
 
@@ -145,7 +146,7 @@ impl Calls {
             calls_in_flight: started.saturating_sub(both(&self.finished, &served.finished)),
             calls_failed: both(&self.failed, &served.failed),
             calls_rate_limited: self.rate_limited.load(Relaxed),
-            bytes_received: self.bytes_received.load(Relaxed),
+            bytes_received: both(&self.bytes_received, &served.bytes_received),
             bytes_sent: both(&self.bytes_sent, &served.bytes_sent),
             events_dropped: self.events_dropped.load(Relaxed),
             unreliable_datagrams: self.unreliable_datagrams.load(Relaxed),
@@ -473,7 +474,7 @@ impl Meter {
 }
 
 /// What a connection's own task counts of the calls it serves where they arrive (started,
-/// finished, reply bytes), on counters of the connection's that this handle alone writes
+/// finished, call and reply bytes), on counters of the connection's that this handle alone writes
 /// while it holds them: each count a plain load and store, where counters that every task
 /// of the connection writes take a locked operation. Counts of the same connection as its
 /// [`Meter`]'s, summed with them when read. A second connection of the same session (a
@@ -513,6 +514,18 @@ impl Tally {
             Self::bump(&self.served().failed, 1);
         }
         self.meter.server.reported.call_finished(failed);
+    }
+
+    pub(crate) fn received(&mut self, bytes: usize) {
+        if !self.own {
+            return self.meter.received(bytes);
+        }
+        Self::bump(&self.served().bytes_received, bytes as u64);
+        self.meter
+            .server
+            .reported
+            .bytes_received
+            .increment(bytes as u64);
     }
 
     pub(crate) fn sent(&mut self, bytes: usize) {
@@ -598,6 +611,7 @@ mod tests {
         // a second connection of the session while the first still counts
         let mut second = meter.tally();
         assert!(first.own && !second.own);
+        first.received(4);
         first.call_started();
         first.sent(7);
         second.call_started();
@@ -623,6 +637,6 @@ mod tests {
         drop((second, third));
         let traffic = server.snapshot().traffic;
         assert_eq!((traffic.calls, traffic.calls_in_flight), (3, 0));
-        assert_eq!(traffic.bytes_sent, 10);
+        assert_eq!((traffic.bytes_received, traffic.bytes_sent), (4, 10));
     }
 }

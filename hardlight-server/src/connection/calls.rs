@@ -119,6 +119,10 @@ impl<H: RpcHandler> Serving<H> {
         spare: &mut HandlerFuture,
         tally: &mut Tally,
     ) -> Started<impl Future<Output = ()> + Send + 'static> {
+        match io.arrived() {
+            0 => {}
+            arrived => tally.received(arrived),
+        }
         if let Some(refused) = refused {
             return Started::Poll(self.serve(io, slot, Begin::Refused(refused)));
         }

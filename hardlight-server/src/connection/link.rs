@@ -122,6 +122,11 @@ pub(crate) trait CallIo: Send {
     /// The call's id, where the transport multiplexes calls by id.
     fn id(&self) -> Option<u64>;
 
+    /// The bytes of the call read before it starts, which the connection's task counts
+    /// received as it starts it: a multiplexed call's `Call` frame; none for a call on a
+    /// QUIC stream of its own, whose task counts its frame as it reads it.
+    fn arrived(&self) -> usize;
+
     /// Reads the call, on the call's own task: its header, its share of the connection's
     /// and the server's byte budgets, its body.
     fn read(

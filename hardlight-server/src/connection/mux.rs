@@ -249,10 +249,7 @@ impl Demux {
     ) -> Option<Incoming<MuxCall<&'e CallEnv>>> {
         match header.kind {
             Kind::Call => {
-                context
-                    .meter
-                    .received(HEADER_LEN + header.body_len as usize);
-                // most calls fit the budget at once; the others wait, and the peer with them
+                // counted received as the call starts ([`CallIo::arrived`]); most calls fit the budget at once; the others wait, and the peer with them
                 match context.budget.try_lend(header.body_len) {
                     Ok(Some(lent)) => {
                         let share = Reservation::connection_share(context, lent);
@@ -465,6 +462,10 @@ impl<E: Deref<Target = CallEnv> + Send> CallIo for MuxCall<E> {
 
     fn id(&self) -> Option<u64> {
         Some(self.header.id)
+    }
+
+    fn arrived(&self) -> usize {
+        HEADER_LEN + self.header.body_len as usize
     }
 
     async fn read(&mut self, context: &Arc<CallEnv>) -> Result<Call<Arc<CallEnv>>, Unread> {

@@ -471,6 +471,13 @@ impl<E: Deref<Target = CallEnv> + Send> CallIo for QuicCall<E> {
         }
     }
 
+    fn arrived(&self) -> usize {
+        match self {
+            Self::Channel(call) => call.arrived(),
+            Self::Stream(call) => call.arrived(),
+        }
+    }
+
     async fn read(&mut self, context: &Arc<CallEnv>) -> Result<Call<Arc<CallEnv>>, Unread> {
         match self {
             Self::Channel(call) => call.read(context).await,
@@ -576,6 +583,11 @@ impl CallIo for StreamCall {
 
     fn id(&self) -> Option<u64> {
         None
+    }
+
+    fn arrived(&self) -> usize {
+        // its task counts the frame as it reads it
+        0
     }
 
     async fn read(&mut self, context: &Arc<CallEnv>) -> Result<Call<Arc<CallEnv>>, Unread> {
