@@ -517,27 +517,32 @@ impl Tally {
     }
 
     pub(crate) fn received(&mut self, bytes: usize) {
-        if !self.own {
-            return self.meter.received(bytes);
-        }
-        Self::bump(&self.served().bytes_received, bytes as u64);
-        self.meter
-            .server
-            .reported
-            .bytes_received
-            .increment(bytes as u64);
+        self.bytes(
+            bytes,
+            |s| &s.bytes_received,
+            Meter::received,
+            |r| &r.bytes_received,
+        );
     }
 
     pub(crate) fn sent(&mut self, bytes: usize) {
+        self.bytes(bytes, |s| &s.bytes_sent, Meter::sent, |r| &r.bytes_sent);
+    }
+
+    /// Counts `bytes` on the counter `own` picks if this handle holds the counters, as
+    /// `any` counts them otherwise, and reports them on the counter `reported` picks.
+    fn bytes(
+        &mut self,
+        bytes: usize,
+        own: fn(&Served) -> &AtomicU64,
+        any: fn(&Meter, usize),
+        reported: fn(&Reported) -> &metrics::Counter,
+    ) {
         if !self.own {
-            return self.meter.sent(bytes);
+            return any(&self.meter, bytes);
         }
-        Self::bump(&self.served().bytes_sent, bytes as u64);
-        self.meter
-            .server
-            .reported
-            .bytes_sent
-            .increment(bytes as u64);
+        Self::bump(own(self.served()), bytes as u64);
+        reported(&self.meter.server.reported).increment(bytes as u64);
     }
 }
 
