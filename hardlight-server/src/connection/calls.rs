@@ -153,8 +153,7 @@ impl<H: RpcHandler> Serving<H> {
         };
         let frame = reply_frame(id, self.state.version(), outcome, &self.context);
         tally.sent(frame.len());
-        // a slot not kept is not counted: there is nothing to give back before the reply
-        match io.reply_now(frame, || ()) {
+        match io.reply_now(frame) {
             Ok(()) => Started::Done,
             Err(frame) => Started::Spawn(self.serve(io, slot, Begin::Reply(frame))),
         }

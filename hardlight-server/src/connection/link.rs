@@ -164,8 +164,8 @@ pub(crate) trait CallIo: Send {
     /// that it ended.
     fn reply(self, frame: Vec<u8>, done: impl FnOnce() + Send) -> impl Future<Output = ()> + Send;
 
-    /// Queues the reply frame if the transport takes it without waiting, calling `done`
-    /// first as [`CallIo::reply`] does; gives the frame back, and `done` uncalled,
-    /// otherwise.
-    fn reply_now(&mut self, frame: Vec<u8>, done: impl FnOnce()) -> Result<(), Vec<u8>>;
+    /// Queues the reply frame of a call served in its first poll if the transport takes
+    /// it without waiting; gives the frame back otherwise. Such a call is not counted in
+    /// flight: there is nothing to end before the client can have its reply.
+    fn reply_now(&mut self, frame: Vec<u8>) -> Result<(), Vec<u8>>;
 }

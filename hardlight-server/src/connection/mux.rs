@@ -532,9 +532,9 @@ impl<E: Deref<Target = CallEnv> + Send> CallIo for MuxCall<E> {
         }
     }
 
-    fn reply_now(&mut self, frame: Vec<u8>, done: impl FnOnce()) -> Result<(), Vec<u8>> {
+    fn reply_now(&mut self, frame: Vec<u8>) -> Result<(), Vec<u8>> {
         // queued by the connection's task, which drives the writer: no need to wake it
-        self.queue_reply(frame, done, |room, reply| room.queue(reply))
+        self.queue_reply(frame, || (), |room, reply| room.queue(reply))
             .map_err(|(frame, _)| frame)
     }
 }

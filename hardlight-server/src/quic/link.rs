@@ -528,10 +528,10 @@ impl<E: Deref<Target = CallEnv> + Send> CallIo for QuicCall<E> {
         }
     }
 
-    fn reply_now(&mut self, frame: Vec<u8>, done: impl FnOnce()) -> Result<(), Vec<u8>> {
+    fn reply_now(&mut self, frame: Vec<u8>) -> Result<(), Vec<u8>> {
         match self {
-            Self::Channel(call) => call.reply_now(frame, done),
-            Self::Stream(call) => call.reply_now(frame, done),
+            Self::Channel(call) => call.reply_now(frame),
+            Self::Stream(call) => call.reply_now(frame),
         }
     }
 }
@@ -651,7 +651,7 @@ impl CallIo for StreamCall {
         held.is_empty() || self.write(held).await
     }
 
-    fn reply_now(&mut self, frame: Vec<u8>, _: impl FnOnce()) -> Result<(), Vec<u8>> {
+    fn reply_now(&mut self, frame: Vec<u8>) -> Result<(), Vec<u8>> {
         // a stream write waits on the client's flow control
         Err(frame)
     }
