@@ -51,18 +51,6 @@ impl Held {
     pub fn units(&self) -> usize {
         self.units
     }
-
-    /// Takes over the units of `other` (of the same quota), to be given back with these.
-    pub fn merge(&mut self, mut other: Held) {
-        debug_assert!(Arc::ptr_eq(&self.quota, &other.quota));
-        self.units += std::mem::take(&mut other.units);
-    }
-
-    /// Hands the units over without giving them back: whoever ends up holding them gives
-    /// them back with [`Quota::give_back`] (a queue's reader, for many at once).
-    pub fn into_units(mut self) -> usize {
-        std::mem::take(&mut self.units)
-    }
 }
 
 impl Drop for Held {
@@ -80,7 +68,8 @@ pub struct Lent<'a> {
 }
 
 impl Lent<'_> {
-    /// Hands the units over without giving them back, as [`Held::into_units`].
+    /// Hands the units over without giving them back: whoever ends up holding them gives
+    /// them back with [`Quota::give_back`] (a queue's reader, for many at once).
     pub fn into_units(mut self) -> usize {
         std::mem::take(&mut self.units)
     }
@@ -168,8 +157,8 @@ impl Quota {
         }
     }
 
-    /// Gives back `units` taken earlier (by a [`Held`] handed over with
-    /// [`Held::into_units`]).
+    /// Gives back `units` taken earlier (by a [`Lent`] handed over with
+    /// [`Lent::into_units`]).
     pub fn give_back(&self, units: usize) {
         if units == 0 {
             return;
@@ -317,25 +306,6 @@ mod tests {
         assert!(poll_once(small.as_mut()).is_pending());
         drop(all);
         assert!(matches!(poll_once(small.as_mut()), Poll::Ready(Ok(_))));
-    }
-
-    #[test]
-    fn units_handed_over_are_given_back_by_their_holder() {
-        let quota = Quota::new(3);
-        let units = quota.try_take(2).unwrap().unwrap().into_units();
-        assert_eq!((units, quota.available()), (2, 1));
-        quota.give_back(units);
-        assert_eq!(quota.available(), 3);
-    }
-
-    #[test]
-    fn merged_shares_give_back_together() {
-        let quota = Quota::new(10);
-        let mut share = quota.try_take(3).unwrap().unwrap();
-        share.merge(quota.try_take(4).unwrap().unwrap());
-        assert_eq!((share.units(), quota.available()), (7, 3));
-        drop(share);
-        assert_eq!(quota.available(), 10);
     }
 
     #[test]

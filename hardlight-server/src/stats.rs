@@ -90,25 +90,21 @@ pub struct TrafficStats {
 
 #[derive(Debug, Default)]
 struct Calls {
-    started: AtomicU64,
-    finished: AtomicU64,
-    failed: AtomicU64,
+    /// The calls counted by any task of the connection.
+    served: Served,
+    /// The calls a connection's own task serves where they arrive, written by one
+    /// [`Tally`] at a time.
+    own: Served,
+    /// A tally holds `own`.
+    own_taken: AtomicBool,
     rate_limited: AtomicU64,
-    bytes_received: AtomicU64,
-    bytes_sent: AtomicU64,
     events_dropped: AtomicU64,
     unreliable_datagrams: AtomicU64,
     unreliable_inline: AtomicU64,
     unreliable_dropped: AtomicU64,
-    /// What a connection's own task counts of the calls it serves where they arrive:
-    /// written by one [`Tally`] at a time.
-    served: Served,
-    /// A tally holds `served`.
-    served_taken: AtomicBool,
 }
 
-/// Counts of the calls a connection's task serves where they arrive, which one writer
-/// keeps (see [`Tally`]).
+/// Counts of a connection's calls and their bytes.
 #[derive(Debug, Default)]
 struct Served {
     started: AtomicU64,
@@ -138,16 +134,17 @@ impl TrafficStats {
 
 impl Calls {
     fn snapshot(&self) -> TrafficStats {
-        let served = &self.served;
-        let both = |any: &AtomicU64, own: &AtomicU64| any.load(Relaxed) + own.load(Relaxed);
-        let started = both(&self.started, &served.started);
+        let both = |pick: fn(&Served) -> &AtomicU64| {
+            pick(&self.served).load(Relaxed) + pick(&self.own).load(Relaxed)
+        };
+        let started = both(|s| &s.started);
         TrafficStats {
             calls: started,
-            calls_in_flight: started.saturating_sub(both(&self.finished, &served.finished)),
-            calls_failed: both(&self.failed, &served.failed),
+            calls_in_flight: started.saturating_sub(both(|s| &s.finished)),
+            calls_failed: both(|s| &s.failed),
             calls_rate_limited: self.rate_limited.load(Relaxed),
-            bytes_received: both(&self.bytes_received, &served.bytes_received),
-            bytes_sent: both(&self.bytes_sent, &served.bytes_sent),
+            bytes_received: both(|s| &s.bytes_received),
+            bytes_sent: both(|s| &s.bytes_sent),
             events_dropped: self.events_dropped.load(Relaxed),
             unreliable_datagrams: self.unreliable_datagrams.load(Relaxed),
             unreliable_inline: self.unreliable_inline.load(Relaxed),
@@ -411,21 +408,21 @@ impl Meter {
     }
 
     pub(crate) fn call_started(&self) {
-        self.count(|c| add(&c.started, 1));
+        self.count(|c| add(&c.served.started, 1));
         self.server.reported.call_started();
     }
 
     pub(crate) fn call_finished(&self, failed: bool) {
-        self.count(|c| add(&c.finished, 1));
+        self.count(|c| add(&c.served.finished, 1));
         if failed {
-            self.count(|c| add(&c.failed, 1));
+            self.count(|c| add(&c.served.failed, 1));
         }
         self.server.reported.call_finished(failed);
     }
 
     /// The counting handle of a connection's own task ([`Tally`]).
     pub(crate) fn tally(&self) -> Tally {
-        let own = !self.connection.calls.served_taken.swap(true, Acquire);
+        let own = !self.connection.calls.own_taken.swap(true, Acquire);
         Tally {
             meter: self.clone(),
             own,
@@ -438,12 +435,12 @@ impl Meter {
     }
 
     pub(crate) fn received(&self, bytes: usize) {
-        self.count(|c| add(&c.bytes_received, bytes as u64));
+        self.count(|c| add(&c.served.bytes_received, bytes as u64));
         self.server.reported.bytes_received.increment(bytes as u64);
     }
 
     pub(crate) fn sent(&self, bytes: usize) {
-        self.count(|c| add(&c.bytes_sent, bytes as u64));
+        self.count(|c| add(&c.served.bytes_sent, bytes as u64));
         self.server.reported.bytes_sent.increment(bytes as u64);
     }
 
@@ -482,7 +479,7 @@ impl Meter {
 /// does.
 pub(crate) struct Tally {
     meter: Meter,
-    /// This handle holds the connection's `served` counters.
+    /// This handle holds the connection's `own` counters.
     own: bool,
 }
 
@@ -493,15 +490,16 @@ impl Tally {
         counter.store(counter.load(Relaxed) + n, Relaxed);
     }
 
-    fn served(&self) -> &Served {
-        &self.meter.connection.calls.served
+    /// The counters this handle writes, while it holds them.
+    fn own(&self) -> &Served {
+        &self.meter.connection.calls.own
     }
 
     pub(crate) fn call_started(&mut self) {
         if !self.own {
             return self.meter.call_started();
         }
-        Self::bump(&self.served().started, 1);
+        Self::bump(&self.own().started, 1);
         self.meter.server.reported.call_started();
     }
 
@@ -509,9 +507,9 @@ impl Tally {
         if !self.own {
             return self.meter.call_finished(failed);
         }
-        Self::bump(&self.served().finished, 1);
+        Self::bump(&self.own().finished, 1);
         if failed {
-            Self::bump(&self.served().failed, 1);
+            Self::bump(&self.own().failed, 1);
         }
         self.meter.server.reported.call_finished(failed);
     }
@@ -541,7 +539,7 @@ impl Tally {
         if !self.own {
             return any(&self.meter, bytes);
         }
-        Self::bump(own(self.served()), bytes as u64);
+        Self::bump(own(self.own()), bytes as u64);
         reported(&self.meter.server.reported).increment(bytes as u64);
     }
 }
@@ -550,11 +548,7 @@ impl Drop for Tally {
     fn drop(&mut self) {
         if self.own {
             // what it counted is seen by the next tally that takes them
-            self.meter
-                .connection
-                .calls
-                .served_taken
-                .store(false, Release);
+            self.meter.connection.calls.own_taken.store(false, Release);
         }
     }
 }
