@@ -40,8 +40,11 @@ use crate::session::{
     CallEnv,
 };
 
-/// Writes queued ahead of a slow peer before senders wait.
-const OUTGOING_QUEUE: usize = 64;
+/// Entries a writer's queue holds beyond a reply for every call the connection may have
+/// in flight: a streaming call's items and credits, pushes and keep-alives. The calls read
+/// together are served before the writer writes; with room for each one's reply, none of
+/// them waits for room (on a task of its own) unless the peer is slow to read.
+const QUEUED_BESIDE_REPLIES: usize = 64;
 
 /// What the writer sends.
 pub(crate) enum Outgoing {
@@ -106,10 +109,10 @@ pub(crate) struct Writer {
 }
 
 impl Writer {
-    /// A writer into `sink`; every batch must be written within `send_timeout`, or the
-    /// writer stops.
-    pub(crate) fn start(sink: impl FrameSink, send_timeout: Duration) -> Self {
-        let (tx, rx) = queue(OUTGOING_QUEUE);
+    /// A writer into `sink` for a connection of at most `max_calls` calls in flight;
+    /// every batch must be written within `send_timeout`, or the writer stops.
+    pub(crate) fn start(sink: impl FrameSink, send_timeout: Duration, max_calls: u32) -> Self {
+        let (tx, rx) = queue(max_calls as usize + QUEUED_BESIDE_REPLIES);
         Self {
             tx,
             writing: Some(Box::pin(write_loop(sink, rx, send_timeout))),
@@ -536,5 +539,38 @@ impl<E: Deref<Target = CallEnv> + Send> CallIo for MuxCall<E> {
         // queued by the connection's task, which drives the writer: no need to wake it
         self.queue_reply(frame, || (), |room, reply| room.queue(reply))
             .map_err(|(frame, _)| frame)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// A peer that takes nothing: what is queued stays queued.
+    struct Stalled;
+
+    impl FrameSink for Stalled {
+        async fn feed(&mut self, _: Outgoing) -> Result<Fed, Broken> {
+            std::future::pending().await
+        }
+
+        async fn flush(&mut self) -> Result<(), Broken> {
+            std::future::pending().await
+        }
+    }
+
+    #[test]
+    fn a_writer_has_room_for_the_reply_of_every_call_in_flight_and_more() {
+        for max_calls in [1, 128, 1000] {
+            let writer = Writer::start(Stalled, Duration::from_secs(30), max_calls);
+            let room = max_calls as usize + QUEUED_BESIDE_REPLIES;
+            for _ in 0..room {
+                assert!(writer.try_send(Outgoing::frame(vec![0; 8])).is_ok());
+            }
+            assert!(
+                writer.try_send(Outgoing::frame(vec![0; 8])).is_err(),
+                "{room} entries, and no more"
+            );
+        }
     }
 }

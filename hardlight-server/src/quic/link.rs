@@ -63,6 +63,9 @@ pub(crate) struct QuicLink {
     send_timeout: Duration,
     frame_read_timeout: Duration,
     max_message_size: u32,
+    /// `ServerLimits::max_concurrent_calls`: the call channel's writer has room for each
+    /// call's reply.
+    max_calls: u32,
     /// Completes with the TLS handshake, until it has.
     handshake: Option<ZeroRttAccepted>,
     /// Counted as a handshake of a peer whose address is unproven, until it completes.
@@ -92,6 +95,7 @@ impl QuicLink {
             send_timeout: limits.send_timeout(),
             frame_read_timeout: limits.frame_read_timeout(),
             max_message_size: limits.max_message_size(),
+            max_calls: shared.server_limits.max_concurrent_calls(),
             handshake,
             unproven,
             counters: Arc::clone(&shared.counters),
@@ -162,7 +166,7 @@ impl Link for QuicLink {
         if let (Some(send), Some(recv)) = (self.answer.take(), self.hello.take()) {
             self.channel = Some(Channel {
                 recv: Some((recv, ChunkFrames::new(self.max_message_size))),
-                send: Some((send, self.send_timeout)),
+                send: Some(send),
                 demux: None,
                 deadline: FrameDeadline::new(self.frame_read_timeout),
             });
@@ -254,7 +258,7 @@ impl Link for QuicLink {
                     let Some(channel) = channel else {
                         continue;
                     };
-                    let Some((stream, send_timeout)) = channel.send.take() else {
+                    let Some(stream) = channel.send.take() else {
                         continue;
                     };
                     let started = Writer::start(
@@ -262,7 +266,8 @@ impl Link for QuicLink {
                             stream,
                             batch: Coalesced::default(),
                         },
-                        send_timeout,
+                        self.send_timeout,
+                        self.max_calls,
                     );
                     let demux = channel.demux.insert(Demux::new(&started, false));
                     *writer = Some(started);
@@ -318,7 +323,7 @@ struct Channel {
     /// `None` once the client finished the stream (or reset it).
     recv: Option<(RecvStream, ChunkFrames)>,
     /// The sending half, until the writer takes it.
-    send: Option<(SendStream, Duration)>,
+    send: Option<SendStream>,
     /// Once the writer has started.
     demux: Option<Demux>,
     deadline: FrameDeadline,

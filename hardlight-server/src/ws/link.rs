@@ -21,7 +21,7 @@ use hardlight_core::{
         close_payload, Decoder, FramingError, Message, MessageReader, MessageWriter, Opcode,
         ReadError, Role,
     },
-    Limits, ProtocolError,
+    ProtocolError,
 };
 use tokio::{
     io::{split, AsyncRead, AsyncWrite, ReadHalf},
@@ -35,7 +35,7 @@ use crate::{
         mux::{Broken, Demux, Fed, FrameSink, MuxCall, Outgoing, QueuedPush, Writer},
         Ended, FrameDeadline, Incoming, Link, NoHello, Woken,
     },
-    session::CallEnv,
+    session::{CallEnv, ServerShared},
 };
 
 /// WebSocket framing and read-ahead allowed beyond the `Hello` itself.
@@ -96,7 +96,8 @@ enum Read {
 
 impl<S: AsyncRead + AsyncWrite + Unpin + Send + 'static> WsLink<S> {
     /// The link of an upgraded connection whose reads `budget` bounds until the `Hello`.
-    pub(crate) fn new(stream: S, budget: Budget, limits: &Limits) -> Self {
+    pub(crate) fn new(stream: S, budget: Budget, shared: &ServerShared) -> Self {
+        let limits = &shared.limits;
         let (source, sink) = split(stream);
         let decoder = Decoder::new(
             Role::Server,
@@ -107,7 +108,11 @@ impl<S: AsyncRead + AsyncWrite + Unpin + Send + 'static> WsLink<S> {
             writer: MessageWriter::new(sink, Role::Server),
             greeted: false,
         };
-        let writer = Writer::start(sink, limits.send_timeout());
+        let writer = Writer::start(
+            sink,
+            limits.send_timeout(),
+            shared.server_limits.max_concurrent_calls(),
+        );
         let mut keep_alive = tokio::time::interval(limits.keep_alive());
         keep_alive.set_missed_tick_behavior(MissedTickBehavior::Delay);
         Self {

@@ -114,7 +114,7 @@ async fn upgrade<S: AsyncRead + AsyncWrite + Unpin + Send + 'static>(
         transport: Transport::WebSocket,
         headers,
     };
-    Some((WsLink::new(ws.into_inner(), budget, &shared.limits), peer))
+    Some((WsLink::new(ws.into_inner(), budget, shared), peer))
 }
 
 /// Serves one in-process connection to its end: the WebSocket framing over memory, with
@@ -134,7 +134,7 @@ pub(crate) async fn serve_memory<H: RpcHandler>(
             transport: Transport::Memory,
             headers: Vec::new(),
         };
-        let link = WsLink::new(stream, budget, &shared.limits);
+        let link = WsLink::new(stream, budget, &shared);
         connection::serve(link, peer, deadline, sessions, shared).await;
     }
     .instrument(span)
