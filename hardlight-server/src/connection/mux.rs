@@ -112,7 +112,7 @@ impl Writer {
     /// A writer into `sink` for a connection of at most `max_calls` calls in flight;
     /// every batch must be written within `send_timeout`, or the writer stops.
     pub(crate) fn start(sink: impl FrameSink, send_timeout: Duration, max_calls: u32) -> Self {
-        let (tx, rx) = queue(max_calls as usize + QUEUED_BESIDE_REPLIES);
+        let (tx, rx) = queue((max_calls as usize).saturating_add(QUEUED_BESIDE_REPLIES));
         Self {
             tx,
             writing: Some(Box::pin(write_loop(sink, rx, send_timeout))),
