@@ -8,7 +8,7 @@
 //! allocating the next 64. A [`Body`](crate::message::Body) takes its buffer from here,
 //! and a batch gives it back once it has copied the frame.
 //!
-//! At most [`KEPT`] buffers of [`CAPACITY`] bytes each are kept per thread (18 KiB); a
+//! At most [`KEPT`] buffers of [`CAPACITY`] bytes each are kept per thread (35 KiB); a
 //! buffer that grew past its first capacity is freed as usual. The arena (rkyv's scratch
 //! space, which most values never use) starts at 2 KiB and keeps its largest block, as
 //! rkyv's own per-thread arena does; it sits beside the buffers so that an encoding
@@ -23,8 +23,9 @@ use crate::{codec::ENCODE_CAPACITY, frame::HEADER_LEN};
 /// The capacity a body's buffer starts with: a frame header and a small archive.
 pub const CAPACITY: usize = HEADER_LEN + ENCODE_CAPACITY;
 
-/// Buffers kept per thread: as many as calls in flight together write at once.
-pub const KEPT: usize = 64;
+/// Buffers kept per thread: as many as calls in flight together write at once, up to a
+/// connection's default limit of calls in flight (`max_concurrent_calls`, 128).
+pub const KEPT: usize = 128;
 
 /// What one thread keeps.
 #[derive(Default)]
