@@ -18,8 +18,10 @@ use tracing::{debug, warn};
 use super::CallEnv;
 use crate::{state_handle::StateHandle, topics::Outbox};
 
-/// Events written per batch.
-const EVENTS_PER_WRITE: usize = 64;
+/// Events taken from the outbox per write: a subscriber behind a burst catches up in few
+/// writes (each one a flush), and one write still holds a bounded share of what the
+/// outbox may queue (`max_queued_events`, 1,024 by default).
+const EVENTS_PER_WRITE: usize = 256;
 
 /// Where push frames go: a QUIC unidirectional stream or the WebSocket writer.
 pub(crate) trait PushSink: Send {
