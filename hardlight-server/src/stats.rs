@@ -166,20 +166,6 @@ struct Reported {
     bytes_sent: metrics::Counter,
 }
 
-impl Reported {
-    fn call_started(&self) {
-        self.calls.increment(1);
-        self.calls_in_flight.increment(1.0);
-    }
-
-    fn call_finished(&self, failed: bool) {
-        self.calls_in_flight.decrement(1.0);
-        if failed {
-            self.calls_failed.increment(1);
-        }
-    }
-}
-
 impl Default for Reported {
     fn default() -> Self {
         Self {
@@ -407,25 +393,63 @@ impl Meter {
         f(&self.connection.calls);
     }
 
+    /// Adds `n` to the call counter `pick` names, in `lane`.
+    fn add_served(&self, lane: Lane, pick: fn(&Served) -> &AtomicU64, n: u64) {
+        let calls = &self.connection.calls;
+        match lane {
+            Lane::Shared => add(pick(&calls.served), n),
+            Lane::Own => {
+                // no other thread writes it: the one tally that holds `own` counts here
+                let counter = pick(&calls.own);
+                counter.store(counter.load(Relaxed) + n, Relaxed);
+            }
+        }
+    }
+
+    fn call_started_in(&self, lane: Lane) {
+        self.add_served(lane, |s| &s.started, 1);
+        let reported = &self.server.reported;
+        reported.calls.increment(1);
+        reported.calls_in_flight.increment(1.0);
+    }
+
+    fn call_finished_in(&self, lane: Lane, failed: bool) {
+        self.add_served(lane, |s| &s.finished, 1);
+        let reported = &self.server.reported;
+        reported.calls_in_flight.decrement(1.0);
+        if failed {
+            self.add_served(lane, |s| &s.failed, 1);
+            reported.calls_failed.increment(1);
+        }
+    }
+
+    fn received_in(&self, lane: Lane, bytes: usize) {
+        self.add_served(lane, |s| &s.bytes_received, bytes as u64);
+        self.server.reported.bytes_received.increment(bytes as u64);
+    }
+
+    fn sent_in(&self, lane: Lane, bytes: usize) {
+        self.add_served(lane, |s| &s.bytes_sent, bytes as u64);
+        self.server.reported.bytes_sent.increment(bytes as u64);
+    }
+
     pub(crate) fn call_started(&self) {
-        self.count(|c| add(&c.served.started, 1));
-        self.server.reported.call_started();
+        self.call_started_in(Lane::Shared);
     }
 
     pub(crate) fn call_finished(&self, failed: bool) {
-        self.count(|c| add(&c.served.finished, 1));
-        if failed {
-            self.count(|c| add(&c.served.failed, 1));
-        }
-        self.server.reported.call_finished(failed);
+        self.call_finished_in(Lane::Shared, failed);
     }
 
     /// The counting handle of a connection's own task ([`Tally`]).
     pub(crate) fn tally(&self) -> Tally {
-        let own = !self.connection.calls.own_taken.swap(true, Acquire);
+        let lane = match self.connection.calls.own_taken.swap(true, Acquire) {
+            false => Lane::Own,
+            true => Lane::Shared,
+        };
         Tally {
             meter: self.clone(),
-            own,
+            lane,
         }
     }
 
@@ -435,13 +459,11 @@ impl Meter {
     }
 
     pub(crate) fn received(&self, bytes: usize) {
-        self.count(|c| add(&c.served.bytes_received, bytes as u64));
-        self.server.reported.bytes_received.increment(bytes as u64);
+        self.received_in(Lane::Shared, bytes);
     }
 
     pub(crate) fn sent(&self, bytes: usize) {
-        self.count(|c| add(&c.served.bytes_sent, bytes as u64));
-        self.server.reported.bytes_sent.increment(bytes as u64);
+        self.sent_in(Lane::Shared, bytes);
     }
 
     pub(crate) fn events_dropped(&self, n: u64) {
@@ -471,82 +493,48 @@ impl Meter {
 }
 
 /// What a connection's own task counts of the calls it serves where they arrive (started,
-/// finished, call and reply bytes), on counters of the connection's that this handle alone writes
-/// while it holds them: each count a plain load and store, where counters that every task
-/// of the connection writes take a locked operation. Counts of the same connection as its
-/// [`Meter`]'s, summed with them when read. A second connection of the same session (a
-/// resumption while the last one winds down) finds them held, and counts as any task
-/// does.
+/// finished, call and reply bytes), on counters of the connection's that this handle alone
+/// writes while it holds them: each count a plain load and store, where counters that
+/// every task of the connection writes take a locked operation. Counts of the same
+/// connection as its [`Meter`]'s, summed with them when read. A second connection of the
+/// same session (a resumption while the last one winds down) finds them held, and counts
+/// as any task does.
 pub(crate) struct Tally {
     meter: Meter,
-    /// This handle holds the connection's `own` counters.
-    own: bool,
+    /// `Own` while this handle holds the connection's `own` counters.
+    lane: Lane,
+}
+
+/// Which of a connection's two sets of call counters a count goes to.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Lane {
+    /// The counters every task of the connection writes (a locked operation each).
+    Shared,
+    /// The connection's own task's, written by the one [`Tally`] that holds them.
+    Own,
 }
 
 impl Tally {
-    /// Adds `n` to `counter`, which no other thread writes: this handle holds it (and
-    /// counts through `&mut self`).
-    fn bump(counter: &AtomicU64, n: u64) {
-        counter.store(counter.load(Relaxed) + n, Relaxed);
-    }
-
-    /// The counters this handle writes, while it holds them.
-    fn own(&self) -> &Served {
-        &self.meter.connection.calls.own
-    }
-
     pub(crate) fn call_started(&mut self) {
-        if !self.own {
-            return self.meter.call_started();
-        }
-        Self::bump(&self.own().started, 1);
-        self.meter.server.reported.call_started();
+        self.meter.call_started_in(self.lane);
     }
 
     pub(crate) fn call_finished(&mut self, failed: bool) {
-        if !self.own {
-            return self.meter.call_finished(failed);
-        }
-        Self::bump(&self.own().finished, 1);
-        if failed {
-            Self::bump(&self.own().failed, 1);
-        }
-        self.meter.server.reported.call_finished(failed);
+        self.meter.call_finished_in(self.lane, failed);
     }
 
     pub(crate) fn received(&mut self, bytes: usize) {
-        self.bytes(
-            bytes,
-            |s| &s.bytes_received,
-            Meter::received,
-            |r| &r.bytes_received,
-        );
+        self.meter.received_in(self.lane, bytes);
     }
 
     pub(crate) fn sent(&mut self, bytes: usize) {
-        self.bytes(bytes, |s| &s.bytes_sent, Meter::sent, |r| &r.bytes_sent);
-    }
-
-    /// Counts `bytes` on the counter `own` picks if this handle holds the counters, as
-    /// `any` counts them otherwise, and reports them on the counter `reported` picks.
-    fn bytes(
-        &mut self,
-        bytes: usize,
-        own: fn(&Served) -> &AtomicU64,
-        any: fn(&Meter, usize),
-        reported: fn(&Reported) -> &metrics::Counter,
-    ) {
-        if !self.own {
-            return any(&self.meter, bytes);
-        }
-        Self::bump(own(self.own()), bytes as u64);
-        reported(&self.meter.server.reported).increment(bytes as u64);
+        self.meter.sent_in(self.lane, bytes);
     }
 }
 
 impl Drop for Tally {
     fn drop(&mut self) {
-        if self.own {
+        if self.lane == Lane::Own {
             // what it counted is seen by the next tally that takes them
             self.meter.connection.calls.own_taken.store(false, Release);
         }
@@ -609,7 +597,7 @@ mod tests {
         let mut first = meter.tally();
         // a second connection of the session while the first still counts
         let mut second = meter.tally();
-        assert!(first.own && !second.own);
+        assert_eq!((first.lane, second.lane), (Lane::Own, Lane::Shared));
         first.received(4);
         first.call_started();
         first.sent(7);
@@ -629,7 +617,7 @@ mod tests {
         );
         drop(first);
         let mut third = meter.tally();
-        assert!(third.own, "the counters are free again");
+        assert_eq!(third.lane, Lane::Own, "the counters are free again");
         third.call_started();
         third.call_finished(false);
         third.sent(3);

@@ -252,7 +252,8 @@ impl Demux {
     ) -> Option<Incoming<MuxCall<&'e CallEnv>>> {
         match header.kind {
             Kind::Call => {
-                // counted received as the call starts ([`CallIo::arrived`]); most calls fit the budget at once; the others wait, and the peer with them
+                // counted received as the call starts ([`CallIo::arrived`]); most calls fit
+                // the budget at once; the others wait, and the peer with them
                 match context.budget.try_lend(header.body_len) {
                     Ok(Some(lent)) => {
                         let share = Reservation::connection_share(context, lent);

@@ -35,7 +35,7 @@ use crate::{
         CallIo, Ended, FrameDeadline, Incoming, Link, NoHello, Woken,
     },
     session::{
-        dispatch::{reserve, Call, Reservation, Unread},
+        dispatch::{both_shares, reserve, Call, Reservation, Unread},
         push::PushSink,
         CallEnv, ServerShared,
     },
@@ -739,9 +739,7 @@ async fn reserve_body(
     mut late: Pin<&mut Sleep>,
 ) -> Result<Reservation<Arc<CallEnv>>, Unread> {
     match context.budget.try_lend(header.body_len) {
-        Ok(Some(lent)) => Reservation::connection_share(Arc::clone(context), lent)
-            .with_server_share()
-            .map_err(Unread::Overloaded),
+        Ok(Some(lent)) => both_shares(context, lent),
         Ok(None) | Err(_) => {
             let waiting = Instant::now();
             let reserved = reserve(context, header).await;

@@ -156,6 +156,15 @@ pub(crate) async fn reserve(
     header: &FrameHeader,
 ) -> Result<Reservation<Arc<CallEnv>>, Unread> {
     let lent = connection_share(context, header).await?;
+    both_shares(context, lent)
+}
+
+/// The reservation of a call on a task of its own whose share of the connection's budget
+/// is `lent`: the server's share taken too, or both refused.
+pub(crate) fn both_shares(
+    context: &Arc<CallEnv>,
+    lent: Lent<'_>,
+) -> Result<Reservation<Arc<CallEnv>>, Unread> {
     Reservation::connection_share(Arc::clone(context), lent)
         .with_server_share()
         .map_err(Unread::Overloaded)
