@@ -118,7 +118,7 @@ where
     assert_eq!(*order.lock().unwrap(), ["burst", "transfer"]);
 }
 
-async fn download_then_burst(transport: Transport) {
+async fn small_calls_overtake_a_low_priority_stream(transport: Transport) {
     let server = start();
     let client = client(&server, transport).await;
     let downloader = client.clone();
@@ -137,15 +137,7 @@ async fn download_then_burst(transport: Transport) {
     .await;
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn small_calls_overtake_a_low_priority_stream_over_quic() {
-    download_then_burst(Transport::Quic).await;
-}
-
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn small_calls_overtake_a_low_priority_stream_over_websocket() {
-    download_then_burst(Transport::WebSocket).await;
-}
+over_both_transports!(multi_thread: small_calls_overtake_a_low_priority_stream);
 
 /// On one thread with the server, as on a server's worker thread: a stream whose items
 /// are always ready, into a transport that always takes them (they compress to almost

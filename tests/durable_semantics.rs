@@ -75,15 +75,7 @@ async fn delivered_in_order_and_acked_events_are_not_redelivered(transport: Tran
     server.stop().await;
 }
 
-#[tokio::test]
-async fn quic_delivers_in_order_and_acked_events_are_not_redelivered() {
-    delivered_in_order_and_acked_events_are_not_redelivered(Transport::Quic).await;
-}
-
-#[tokio::test]
-async fn websocket_delivers_in_order_and_acked_events_are_not_redelivered() {
-    delivered_in_order_and_acked_events_are_not_redelivered(Transport::WebSocket).await;
-}
+over_both_transports!(delivered_in_order_and_acked_events_are_not_redelivered);
 
 #[tokio::test]
 async fn an_unacked_event_is_redelivered_after_the_ack_wait_with_its_id_and_position() {

@@ -41,12 +41,4 @@ async fn a_killed_server_fails_the_call_in_flight(transport: Transport) {
     }
 }
 
-#[tokio::test]
-async fn quic_a_killed_server_fails_the_call_in_flight_within_the_idle_timeout() {
-    a_killed_server_fails_the_call_in_flight(Transport::Quic).await;
-}
-
-#[tokio::test]
-async fn websocket_a_killed_server_fails_the_call_in_flight() {
-    a_killed_server_fails_the_call_in_flight(Transport::WebSocket).await;
-}
+over_both_transports!(a_killed_server_fails_the_call_in_flight);

@@ -160,15 +160,7 @@ async fn a_call_past_the_server_budget_is_refused(transport: Transport) {
     );
 }
 
-#[tokio::test]
-async fn quic_a_call_past_the_server_budget_is_refused() {
-    a_call_past_the_server_budget_is_refused(Transport::Quic).await;
-}
-
-#[tokio::test]
-async fn websocket_a_call_past_the_server_budget_is_refused() {
-    a_call_past_the_server_budget_is_refused(Transport::WebSocket).await;
-}
+over_both_transports!(a_call_past_the_server_budget_is_refused);
 
 /// A compressed call is charged what it decompresses to: two bodies of 150 KiB that
 /// arrive as a few hundred bytes each do not both fit a 256 KiB connection budget.
@@ -191,15 +183,7 @@ async fn a_compressed_call_is_charged_its_decompressed_size(transport: Transport
     eventually("the call's bytes are released", || vaults.charged() == 0).await;
 }
 
-#[tokio::test]
-async fn quic_a_compressed_call_is_charged_its_decompressed_size() {
-    a_compressed_call_is_charged_its_decompressed_size(Transport::Quic).await;
-}
-
-#[tokio::test]
-async fn websocket_a_compressed_call_is_charged_its_decompressed_size() {
-    a_compressed_call_is_charged_its_decompressed_size(Transport::WebSocket).await;
-}
+over_both_transports!(a_compressed_call_is_charged_its_decompressed_size);
 
 /// Calls whose handlers return at once (served in the connection's task) give both
 /// budgets back before their reply: with room for one body at a time in each, calls one
@@ -228,15 +212,7 @@ async fn calls_served_at_once_give_both_budgets_back(transport: Transport) {
     eventually("every call's bytes are released", || vaults.charged() == 0).await;
 }
 
-#[tokio::test]
-async fn quic_calls_served_at_once_give_both_budgets_back() {
-    calls_served_at_once_give_both_budgets_back(Transport::Quic).await;
-}
-
-#[tokio::test]
-async fn websocket_calls_served_at_once_give_both_budgets_back() {
-    calls_served_at_once_give_both_budgets_back(Transport::WebSocket).await;
-}
+over_both_transports!(calls_served_at_once_give_both_budgets_back);
 
 /// An emit that does not fit the budget is refused with `EmitError::Overloaded`; the
 /// next one, once memory is free, is delivered.

@@ -10,26 +10,8 @@ use common::{board::note, AppError, Point, Shape, TestServer};
 use futures_util::future::join_all;
 use hardlight::{Compression, ErrorCode, Limits, RpcError, Topic, Transport, TransportKind};
 
-/// Instantiates each scenario `name(transport)` as `name::quic` and `name::websocket`.
-macro_rules! over_both_transports {
-    ($($name:ident),* $(,)?) => {
-        $(
-            mod $name {
-                #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-                async fn quic() {
-                    super::$name(hardlight::Transport::Quic).await
-                }
-
-                #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-                async fn websocket() {
-                    super::$name(hardlight::Transport::WebSocket).await
-                }
-            }
-        )*
-    };
-}
-
 over_both_transports!(
+    multi_thread:
     typed_calls,
     large_payloads,
     application_errors_and_panics,

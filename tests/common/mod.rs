@@ -24,6 +24,35 @@ pub mod tcp_proxy;
 pub mod udp_proxy;
 pub mod webtransport;
 
+/// Instantiates each scenario `name(transport)` as two tests, `name::quic` and
+/// `name::websocket`; `multi_thread:` before the names runs them on two worker threads.
+#[macro_export]
+macro_rules! over_both_transports {
+    (@tests #[$test:meta] $($name:ident),*) => {
+        $(
+            mod $name {
+                #[$test]
+                async fn quic() {
+                    super::$name(hardlight::Transport::Quic).await
+                }
+
+                #[$test]
+                async fn websocket() {
+                    super::$name(hardlight::Transport::WebSocket).await
+                }
+            }
+        )*
+    };
+    (multi_thread: $($name:ident),* $(,)?) => {
+        $crate::over_both_transports!(
+            @tests #[tokio::test(flavor = "multi_thread", worker_threads = 2)] $($name),*
+        );
+    };
+    ($($name:ident),* $(,)?) => {
+        $crate::over_both_transports!(@tests #[tokio::test] $($name),*);
+    };
+}
+
 /// Waits until `condition` holds, checking every 10 ms; panics after 60 s as a safety net (only a hang reaches it).
 pub async fn eventually(what: &str, condition: impl Fn() -> bool) {
     eventually_within(what, Duration::from_secs(60), condition).await;
