@@ -3,11 +3,15 @@
 
 mod common;
 
-use std::time::Duration;
+use std::{
+    future::{poll_fn, Future},
+    task::Poll,
+    time::Duration,
+};
 
 use common::TestServer;
 use futures_util::future::join_all;
-use hardlight::{RpcError, ServerLimits};
+use hardlight::{RpcError, ServerLimits, Transport};
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_thousand_concurrent_calls_on_one_connection() {
@@ -39,6 +43,42 @@ async fn calls_past_the_stream_limit_wait_for_a_slot() {
         assert_eq!(result.unwrap(), i as u64 % 5);
     }
 }
+
+/// Calls past the server's limit wait in line for a slot; one that gives up there (its
+/// timeout passes) is never sent: the server sees only the calls that had a slot, and
+/// the slots serve the calls after it.
+async fn a_call_that_times_out_in_line_is_never_sent(transport: Transport) {
+    let server = TestServer::start_with(|c| {
+        c.with_server_limits(ServerLimits::default().with_max_concurrent_calls(2))
+    })
+    .await;
+    let client = server.client_over(transport).await;
+    let seen = client.calls_seen().await.unwrap();
+    // two calls take both slots as they are first polled
+    let mut holders: Vec<_> = (0..2).map(|_| Box::pin(client.sleep(600_000))).collect();
+    for holder in &mut holders {
+        let polled = poll_fn(|cx| Poll::Ready(holder.as_mut().poll(cx).is_pending())).await;
+        assert!(polled, "a call sleeping for ten minutes is in flight");
+    }
+    let impatient = client.with_call_timeout(Some(Duration::from_millis(50)));
+    for outcome in join_all((0..10).map(|i| impatient.add(i, i, i))).await {
+        match outcome {
+            Err(RpcError::DeadlineExceeded(_)) => {}
+            other => panic!("expected the call in line to time out, got {other:?}"),
+        }
+    }
+    // the holders, dropped, give their slots back; the server reads their `Cancel`s
+    // before the next call, and has the slots free for it
+    drop(holders);
+    assert_eq!(client.add(1, 2, 3).await.unwrap(), 6);
+    assert_eq!(
+        client.calls_seen().await.unwrap(),
+        seen + 4,
+        "the server saw this count, the two holders, the call after them and this count: none of the calls that timed out in line"
+    );
+}
+
+over_both_transports!(a_call_that_times_out_in_line_is_never_sent);
 
 #[tokio::test]
 async fn a_call_timeout_is_reported_as_such() {

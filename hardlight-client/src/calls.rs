@@ -153,10 +153,10 @@ impl<T: Exchange> Calls<T> {
 /// carries only its id: its future is small, since an application that spawns its calls,
 /// or boxes them, copies it once per call.
 pub(crate) enum Exchanged<'a> {
-    /// Sent on a multiplexed channel: its reply comes to the call table.
+    /// Sent on a multiplexed channel, or in line to be: its reply comes to the call table.
     Mux(MuxReply<'a>),
-    /// Waiting for a slot or for room to be sent, or on a stream of its own: boxed, so
-    /// that a call sent at once does not carry the room of these.
+    /// On a stream of its own: boxed, so that a multiplexed call does not carry the room
+    /// of one.
     Boxed(Pin<Box<dyn Future<Output = Result<Reply, CallError>> + Send + 'a>>),
     /// Failed before it was sent.
     Failed(Option<CallError>),

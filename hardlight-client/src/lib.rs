@@ -25,6 +25,7 @@ mod pushes;
 mod quic;
 mod reply;
 mod rt;
+mod slots;
 mod stats;
 mod status;
 mod streaming;

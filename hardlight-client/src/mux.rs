@@ -16,7 +16,6 @@ use hardlight_core::{
     frame::{FrameHeader, Kind, HEADER_LEN},
     handshake::Welcome,
     queue::{queue, Queue, Reader, Refused},
-    quota::{Closed, Held, Lent, Quota},
     received::Received,
     stream::{take_window, window_cost, STREAM_WINDOW},
     ProtocolError,
@@ -29,21 +28,34 @@ use crate::{
     drain::Drain,
     error::{CallError, TransportError},
     outstanding::Outstanding,
+    slots::Slots,
     streaming::ItemSource,
     sync::lock,
 };
 
-/// One of the connection's call slots: a share of one unit of its [`Quota`] of calls in
-/// flight, given back when dropped.
-pub(crate) type Slot = Held;
+/// One of the connection's call slots, held by a call that does not go through the
+/// multiplexer (a QUIC call or streaming call on a stream of its own) or by a streaming
+/// call; given back when dropped.
+#[derive(Debug)]
+pub(crate) struct Slot {
+    mux: Arc<Mux>,
+}
 
-/// What a call in flight waits with.
+impl Drop for Slot {
+    fn drop(&mut self) {
+        self.mux.give_back();
+    }
+}
+
+/// What a call in the table waits with.
 #[derive(Debug)]
 enum Waiter {
     /// A call: its one reply.
     Reply(ReplySlot),
     /// A streaming call: its items, then its reply.
     Stream(StreamWaiter),
+    /// A taker of a [`Slot`], in line.
+    Slot(SlotTaker),
 }
 
 /// A call's reply once it came, and the waker of the call waiting for it: held in the
@@ -52,6 +64,51 @@ enum Waiter {
 struct ReplySlot {
     reply: Option<Reply>,
     waker: Option<Waker>,
+    /// The call's frame, while it is not sent: in line for a slot, or given one while the
+    /// writer's queue was full (then sent by the call itself).
+    unsent: Option<Vec<u8>>,
+    /// The call holds one of the connection's slots.
+    slot: bool,
+}
+
+/// A taker of a [`Slot`] waiting in line.
+#[derive(Debug)]
+struct SlotTaker {
+    /// Its turn came: the slot is its own.
+    granted: bool,
+    waker: Option<Waker>,
+}
+
+/// The calls of one multiplexed connection and its slots, under one lock.
+#[derive(Debug)]
+struct Table {
+    calls: Outstanding<Waiter>,
+    slots: Slots,
+}
+
+/// Whether `id` is in line for a slot: a call holding none, or a taker whose turn has
+/// not come.
+fn in_line(calls: &Outstanding<Waiter>, id: u64) -> bool {
+    match calls.get(id) {
+        Some(Waiter::Reply(call)) => !call.slot,
+        Some(Waiter::Slot(taker)) => !taker.granted,
+        _ => false,
+    }
+}
+
+/// What polling a call in the table gives.
+enum Polled {
+    /// Its reply.
+    Reply(Reply),
+    /// Its frame, to send: it was given a slot while the writer's queue was full.
+    Send(Vec<u8>),
+}
+
+/// Wakes `waker`, if any.
+fn wake(waker: Option<Waker>) {
+    if let Some(waker) = waker {
+        waker.wake();
+    }
 }
 
 #[derive(Debug)]
@@ -69,8 +126,7 @@ struct StreamWaiter {
 /// The calls of one multiplexed connection.
 #[derive(Debug)]
 pub(crate) struct Mux {
-    pending: Mutex<Outstanding<Waiter>>,
-    slots: Arc<Quota>,
+    table: Mutex<Table>,
     out: Queue<Vec<u8>>,
     closed: Mutex<Option<TransportError>>,
 }
@@ -95,14 +151,16 @@ impl Mux {
     /// A multiplexer allowing `max_calls` in flight, and the frames it queues for the
     /// writer: at most twice `max_calls` (each call's `Call`, and `Cancel`s), so that calls
     /// made while the socket is backed up wait instead of growing the queue. `max_calls`
-    /// comes from the server's `Welcome`: beyond [`MAX_CALLS`] it counts as that (a
-    /// semaphore or queue that large would panic on 32-bit targets).
+    /// comes from the server's `Welcome`: beyond [`MAX_CALLS`] it counts as that (a queue
+    /// that large would panic on 32-bit targets).
     pub(crate) fn new(max_calls: u32) -> (Arc<Self>, Outgoing) {
         let max_calls = max_calls.clamp(1, MAX_CALLS) as usize;
         let (out, frames) = queue(2 * max_calls);
         let mux = Arc::new(Self {
-            pending: Mutex::new(Outstanding::new()),
-            slots: Quota::new(max_calls),
+            table: Mutex::new(Table {
+                calls: Outstanding::new(),
+                slots: Slots::new(max_calls),
+            }),
             out,
             closed: Mutex::new(None),
         });
@@ -112,9 +170,9 @@ impl Mux {
     /// Routes a reply frame, or a streaming call's item, to its call; `Err` for an id no
     /// call is waiting on, or an item beyond its call's window.
     pub(crate) fn deliver(&self, header: FrameHeader, body: Received) -> Result<(), ProtocolError> {
-        let mut pending = lock(&self.pending);
+        let mut table = lock(&self.table);
         if header.kind == Kind::StreamItem {
-            let Some(Waiter::Stream(stream)) = pending.get_mut(header.id) else {
+            let Some(Waiter::Stream(stream)) = table.calls.get_mut(header.id) else {
                 // an item of a call dropped meanwhile, or of no call at all
                 return match header.id {
                     0 => Err(ProtocolError::Malformed),
@@ -132,14 +190,14 @@ impl Mux {
             let _ = stream.frames.send(Ok((header, body)));
             return Ok(());
         }
-        match pending.get_mut(header.id) {
-            Some(Waiter::Reply(slot)) => {
+        match table.calls.get_mut(header.id) {
+            Some(Waiter::Reply(call)) => {
                 // a second reply to the call is ignored, as is one to a call dropped
-                // meanwhile
-                if slot.reply.is_none() {
-                    slot.reply = Some((header, body));
-                    let waker = slot.waker.take();
-                    drop(pending);
+                // meanwhile or not sent yet
+                if call.reply.is_none() && call.unsent.is_none() && call.slot {
+                    call.reply = Some((header, body));
+                    let waker = call.waker.take();
+                    drop(table);
                     if let Some(waker) = waker {
                         waker.wake();
                     }
@@ -147,33 +205,78 @@ impl Mux {
                 Ok(())
             }
             Some(Waiter::Stream(_)) => {
-                if let Some(Waiter::Stream(stream)) = pending.remove(header.id) {
+                if let Some(Waiter::Stream(stream)) = table.calls.remove(header.id) {
                     let _ = stream.frames.send(Ok((header, body)));
                 }
                 Ok(())
             }
+            // not a call's id: a slot taker's
+            Some(Waiter::Slot(_)) => Ok(()),
             None if header.id == 0 => Err(ProtocolError::Malformed),
             None => Ok(()),
         }
     }
 
-    /// Call `id`'s reply, taken out of the table with its call; `Err` once the
-    /// connection closed.
-    fn poll_reply(&self, id: u64, cx: &mut Context<'_>) -> Poll<Result<Reply, CallError>> {
-        let mut pending = lock(&self.pending);
-        let Some(Waiter::Reply(slot)) = pending.get_mut(id) else {
-            drop(pending);
+    /// Call `id`'s reply, taken out of the table with its call (its slot passed on);
+    /// `Err` once the connection closed. A call given a slot while the writer's queue was
+    /// full gets its frame back, to send.
+    fn poll_reply(&self, id: u64, cx: &mut Context<'_>) -> Poll<Result<Polled, CallError>> {
+        let mut table = lock(&self.table);
+        let Some(Waiter::Reply(call)) = table.calls.get_mut(id) else {
+            drop(table);
             return Poll::Ready(Err(self.closed()));
         };
-        if let Some(reply) = slot.reply.take() {
-            pending.remove(id);
-            return Poll::Ready(Ok(reply));
+        if let Some(reply) = call.reply.take() {
+            table.calls.remove(id);
+            let next = self.pass_on(&mut table);
+            drop(table);
+            wake(next);
+            return Poll::Ready(Ok(Polled::Reply(reply)));
         }
-        match &slot.waker {
+        if call.slot {
+            if let Some(frame) = call.unsent.take() {
+                return Poll::Ready(Ok(Polled::Send(frame)));
+            }
+        }
+        match &call.waker {
             Some(waker) if waker.will_wake(cx.waker()) => {}
-            _ => slot.waker = Some(cx.waker().clone()),
+            _ => call.waker = Some(cx.waker().clone()),
         }
         Poll::Pending
+    }
+
+    /// A slot given back goes to the first in line: a call is sent (or, with the writer's
+    /// queue full, woken to send itself), a taker is woken; with nobody in line it is
+    /// free. Returns the waker to wake once the table's lock is let go.
+    fn pass_on(&self, table: &mut Table) -> Option<Waker> {
+        let Table { calls, slots } = table;
+        let next = slots.pass_on(|id| in_line(calls, id))?;
+        match calls.get_mut(next)? {
+            Waiter::Reply(call) => {
+                call.slot = true;
+                let frame = call.unsent.take()?;
+                match self.out.try_send(frame) {
+                    Ok(()) | Err(Refused::Closed(_)) => None,
+                    Err(Refused::Full(frame)) => {
+                        call.unsent = Some(frame);
+                        call.waker.clone()
+                    }
+                }
+            }
+            Waiter::Slot(taker) => {
+                taker.granted = true;
+                taker.waker.take()
+            }
+            Waiter::Stream(_) => None,
+        }
+    }
+
+    /// A [`Slot`] is given back.
+    fn give_back(&self) {
+        let mut table = lock(&self.table);
+        let next = self.pass_on(&mut table);
+        drop(table);
+        wake(next);
     }
 
     /// Starts streaming call `frame`: gives it an id and a slot, sends it, and returns
@@ -191,7 +294,8 @@ impl Mux {
             outstanding: 0,
             taken: 0,
         });
-        let id = lock(&self.pending)
+        let id = lock(&self.table)
+            .calls
             .insert(waiter)
             .map_err(|_| self.closed())?;
         FrameHeader::set_id(&mut frame, id);
@@ -211,8 +315,8 @@ impl Mux {
     /// a call no longer waited for is late; more than was outstanding breaks the
     /// protocol.
     pub(crate) fn credit(&self, id: u64, bytes: u64) -> Result<(), ProtocolError> {
-        let pending = lock(&self.pending);
-        let Some(Waiter::Stream(stream)) = pending.get(id) else {
+        let table = lock(&self.table);
+        let Some(Waiter::Stream(stream)) = table.calls.get(id) else {
             return Ok(());
         };
         let outstanding = STREAM_WINDOW as usize - stream.credit.available_permits();
@@ -231,7 +335,7 @@ impl Mux {
     /// Streaming call `id` cannot go on: its items could not be sent. The server is told
     /// to cancel it and the application gets `error`.
     fn fail(&self, id: u64, error: CallError) {
-        if let Some(Waiter::Stream(stream)) = lock(&self.pending).get(id) {
+        if let Some(Waiter::Stream(stream)) = lock(&self.table).calls.get(id) {
             let _ = stream.frames.send(Err(error));
         }
         self.cancel(id);
@@ -241,8 +345,8 @@ impl Mux {
     /// window is taken, the server gets it back as credit.
     async fn took(&self, id: u64, cost: u32) -> Result<(), CallError> {
         let grant = {
-            let mut pending = lock(&self.pending);
-            match pending.get_mut(id) {
+            let mut table = lock(&self.table);
+            match table.calls.get_mut(id) {
                 Some(Waiter::Stream(stream)) => {
                     stream.taken = stream.taken.saturating_add(cost);
                     (stream.taken >= STREAM_WINDOW / 2).then(|| {
@@ -275,25 +379,54 @@ impl Mux {
     /// The connection ended: every waiting call fails with `reason`.
     pub(crate) fn close(&self, reason: TransportError) {
         lock(&self.closed).get_or_insert(reason);
-        let waiters = lock(&self.pending).close();
-        // the calls wake to find their slots gone; dropping their senders fails the
-        // streaming calls
+        let waiters = {
+            let mut table = lock(&self.table);
+            table.slots.close();
+            table.calls.close()
+        };
+        // the calls and takers wake to find themselves gone; dropping their senders fails
+        // the streaming calls
         for waiter in waiters {
-            if let Waiter::Reply(ReplySlot {
-                waker: Some(waker), ..
-            }) = waiter
-            {
-                waker.wake();
+            match waiter {
+                Waiter::Reply(ReplySlot { waker, .. }) | Waiter::Slot(SlotTaker { waker, .. }) => {
+                    wake(waker)
+                }
+                Waiter::Stream(_) => {}
             }
         }
-        self.slots.close();
     }
 
     /// One of the connection's call slots, for a call that does not go through the
     /// multiplexer (a QUIC call or streaming call on a stream of its own): all calls share
-    /// the allowance.
-    pub(crate) async fn slot(&self) -> Result<Slot, CallError> {
-        self.slots.take(1).await.map_err(|Closed| self.closed())
+    /// the allowance, and wait for it in one line.
+    pub(crate) async fn slot(self: &Arc<Self>) -> Result<Slot, CallError> {
+        let id = {
+            let mut table = lock(&self.table);
+            if table.calls.is_closed() {
+                return Err(self.closed());
+            }
+            if table.slots.take() {
+                return Ok(Slot {
+                    mux: Arc::clone(self),
+                });
+            }
+            let taker = Waiter::Slot(SlotTaker {
+                granted: false,
+                waker: None,
+            });
+            let id = table.calls.insert(taker).map_err(|_| self.closed())?;
+            table.slots.join(id);
+            id
+        };
+        let mut in_line = InLine {
+            mux: self,
+            id,
+            served: false,
+        };
+        poll_fn(|cx| in_line.poll_turn(cx)).await?;
+        Ok(Slot {
+            mux: Arc::clone(self),
+        })
     }
 
     /// The drain of a connection whose calls all go through this multiplexer: after
@@ -354,34 +487,25 @@ impl Exchange for Arc<Mux> {
 }
 
 impl Mux {
-    /// Gives call `frame` an id and sends it, and gives the future of its reply, which
-    /// `waker` is woken for. A slot and room in the queue are there at once for most
-    /// calls: only a call that must wait for one carries (boxed) what waiting takes.
-    pub(crate) fn call(&self, frame: Vec<u8>, waker: Waker) -> Exchanged<'_> {
-        // the slot lent by the multiplexer that the call borrows
-        match self.slots.try_lend(1) {
-            Ok(Some(slot)) => self.send_call(frame, slot, waker),
-            Ok(None) => Exchanged::Boxed(Box::pin(self.call_in_slot(frame))),
-            Err(Closed) => Exchanged::failed(self.closed()),
+    /// Gives call `frame` an id and sends it, or puts it in line for a slot, and gives the
+    /// future of its reply, which `waker` is woken for. The call takes its slot and its
+    /// place in the table under one lock; one that waits for its slot is sent by the call
+    /// that gives one back.
+    pub(crate) fn call(&self, mut frame: Vec<u8>, waker: Waker) -> Exchanged<'_> {
+        let mut table = lock(&self.table);
+        if table.calls.is_closed() {
+            drop(table);
+            return Exchanged::failed(self.closed());
         }
-    }
-
-    /// A call that waited for its slot.
-    async fn call_in_slot(&self, frame: Vec<u8>) -> Result<Reply, CallError> {
-        let slot = self.slots.lend(1).await.map_err(|Closed| self.closed())?;
-        let waker = poll_fn(|cx| Poll::Ready(cx.waker().clone())).await;
-        self.send_call(frame, slot, waker).await
-    }
-
-    /// Sends call `frame` in `slot`. The call waits with `waker` from the start, so that
-    /// the poll that sends it need not look for a reply as well: one that came meanwhile
-    /// (from another thread) woke this waker, and the call is polled again.
-    fn send_call<'a>(&'a self, mut frame: Vec<u8>, slot: Lent<'a>, waker: Waker) -> Exchanged<'a> {
+        let slot = table.slots.take();
         let waiter = Waiter::Reply(ReplySlot {
             reply: None,
             waker: Some(waker),
+            unsent: None,
+            slot,
         });
-        let Ok(id) = lock(&self.pending).insert(waiter) else {
+        let Ok(id) = table.calls.insert(waiter) else {
+            drop(table);
             return Exchanged::failed(self.closed());
         };
         FrameHeader::set_id(&mut frame, id);
@@ -390,16 +514,25 @@ impl Mux {
             id,
             answered: false,
             look: false,
-            _slot: slot,
+            sending: None,
         };
+        if !slot {
+            if let Some(Waiter::Reply(call)) = table.calls.get_mut(id) {
+                call.unsent = Some(frame);
+            }
+            table.slots.join(id);
+            return Exchanged::Mux(reply);
+        }
+        drop(table);
+        // The call waits with `waker` from the start, so that the poll that sends it need
+        // not look for a reply as well: one that came meanwhile (from another thread) woke
+        // this waker, and the call is polled again.
         match self.out.try_send(frame) {
             Ok(()) => Exchanged::Mux(reply),
-            Err(Refused::Full(frame)) => Exchanged::Boxed(Box::pin(async move {
-                self.out.send(frame).await.map_err(|_| self.closed())?;
-                // polled since, perhaps with another waker
-                reply.look = true;
-                reply.await
-            })),
+            Err(Refused::Full(frame)) => {
+                reply.send(frame);
+                Exchanged::Mux(reply)
+            }
             Err(Refused::Closed(_)) => Exchanged::failed(self.closed()),
         }
     }
@@ -411,9 +544,26 @@ pub(crate) struct MuxReply<'a> {
     mux: &'a Mux,
     id: u64,
     answered: bool,
-    /// The call table is looked at from the second poll on (see [`Mux::send_call`]).
+    /// The call table is looked at from the second poll on (see [`Mux::call`]).
     look: bool,
-    _slot: Lent<'a>,
+    /// Its frame on its way into the writer's queue, which was full.
+    sending: Option<Sending<'a>>,
+}
+
+/// A frame on its way into the writer's queue: boxed, so that a call that finds room does
+/// not carry the room of this.
+type Sending<'a> = Pin<Box<dyn Future<Output = Result<(), CallError>> + Send + 'a>>;
+
+impl<'a> MuxReply<'a> {
+    /// Sends `frame` once the writer's queue has room.
+    fn send(&mut self, frame: Vec<u8>) {
+        let mux = self.mux;
+        self.sending = Some(Box::pin(async move {
+            mux.out.send(frame).await.map_err(|_| mux.closed())
+        }));
+        // polled since, perhaps with another waker
+        self.look = true;
+    }
 }
 
 impl Future for MuxReply<'_> {
@@ -424,9 +574,20 @@ impl Future for MuxReply<'_> {
         if !std::mem::replace(&mut this.look, true) {
             return Poll::Pending;
         }
-        let reply = ready!(this.mux.poll_reply(this.id, cx));
-        this.answered = reply.is_ok();
-        Poll::Ready(reply)
+        loop {
+            if let Some(sending) = &mut this.sending {
+                ready!(sending.as_mut().poll(cx))?;
+                this.sending = None;
+            }
+            match ready!(this.mux.poll_reply(this.id, cx)) {
+                Ok(Polled::Reply(reply)) => {
+                    this.answered = true;
+                    return Poll::Ready(Ok(reply));
+                }
+                Ok(Polled::Send(frame)) => this.send(frame),
+                Err(error) => return Poll::Ready(Err(error)),
+            }
+        }
     }
 }
 
@@ -440,19 +601,88 @@ impl Drop for MuxReply<'_> {
 }
 
 impl Mux {
-    /// Call `id` is dropped before its reply: the server is told to cancel it.
+    /// Call `id` is dropped before its reply: the server is told to cancel it, unless it
+    /// was never sent; its slot goes to the next in line.
     fn cancel(&self, id: u64) {
-        let removed = lock(&self.pending).remove(id);
+        let mut table = lock(&self.table);
+        let removed = table.calls.remove(id);
+        let (sent, next) = match &removed {
+            Some(Waiter::Reply(call)) if call.slot => {
+                (call.unsent.is_none(), self.pass_on(&mut table))
+            }
+            Some(Waiter::Reply(_)) => {
+                let Table { calls, slots } = &mut *table;
+                slots.left(|&id| in_line(calls, id));
+                (false, None)
+            }
+            Some(Waiter::Stream(_)) => (true, None),
+            Some(Waiter::Slot(_)) | None => (false, None),
+        };
+        drop(table);
+        wake(next);
         // not for a call whose reply came, unread
         let answered = matches!(
             removed,
             Some(Waiter::Reply(ReplySlot { reply: Some(_), .. }))
         );
-        if removed.is_some() && !answered {
+        if sent && !answered {
             // with the queue full the `Cancel` is dropped: the server then runs the call to
             // its end, and its reply, for an id no longer waited for, is discarded
             let cancel = FrameHeader::new(Kind::Cancel, 0).with_id(id);
             let _ = self.out.try_send(cancel.encode().to_vec());
+        }
+    }
+}
+
+/// A taker of a [`Slot`] in line: dropped before its turn, it leaves the line; dropped
+/// once its turn came, before it took the slot, it passes the slot on.
+struct InLine<'a> {
+    mux: &'a Mux,
+    id: u64,
+    /// Out of the table: with its slot, or failed.
+    served: bool,
+}
+
+impl InLine<'_> {
+    /// Ready once the taker's turn came (its slot is then its own); `Err` once the
+    /// connection closed.
+    fn poll_turn(&mut self, cx: &mut Context<'_>) -> Poll<Result<(), CallError>> {
+        let mut table = lock(&self.mux.table);
+        let Some(Waiter::Slot(taker)) = table.calls.get_mut(self.id) else {
+            drop(table);
+            self.served = true;
+            return Poll::Ready(Err(self.mux.closed()));
+        };
+        if taker.granted {
+            table.calls.remove(self.id);
+            self.served = true;
+            return Poll::Ready(Ok(()));
+        }
+        match &taker.waker {
+            Some(waker) if waker.will_wake(cx.waker()) => {}
+            _ => taker.waker = Some(cx.waker().clone()),
+        }
+        Poll::Pending
+    }
+}
+
+impl Drop for InLine<'_> {
+    fn drop(&mut self) {
+        if self.served {
+            return;
+        }
+        let mut table = lock(&self.mux.table);
+        match table.calls.remove(self.id) {
+            Some(Waiter::Slot(SlotTaker { granted: true, .. })) => {
+                let next = self.mux.pass_on(&mut table);
+                drop(table);
+                wake(next);
+            }
+            Some(_) => {
+                let Table { calls, slots } = &mut *table;
+                slots.left(|&id| in_line(calls, id));
+            }
+            None => {}
         }
     }
 }
@@ -667,7 +897,6 @@ mod tests {
         let woken = Arc::new(Woken::default());
         let waker = Waker::from(Arc::clone(&woken));
         let mut cx = Context::from_waker(&waker);
-        let call = || FrameHeader::new(Kind::Call, 0).encode().to_vec();
         let mut first = Box::pin(mux.call(call(), waker.clone()));
         let mut second = Box::pin(mux.call(call(), waker.clone()));
         assert!(first.as_mut().poll(&mut cx).is_pending());
@@ -706,7 +935,6 @@ mod tests {
         let mut sent = Sent::new(frames);
         let waker = Waker::from(Arc::new(Woken::default()));
         let mut cx = Context::from_waker(&waker);
-        let call = || FrameHeader::new(Kind::Call, 0).encode().to_vec();
 
         let mut waiting = Box::pin(mux.call(call(), waker.clone()));
         assert!(waiting.as_mut().poll(&mut cx).is_pending());
@@ -728,14 +956,151 @@ mod tests {
         drop(answered);
         assert!(sent.next().is_none());
         // its reply went with it
-        assert!(lock(&mux.pending).get(id).is_none());
+        assert!(lock(&mux.table).calls.get(id).is_none());
     }
 
     #[test]
     fn a_huge_call_allowance_from_the_server_is_capped() {
+        let free = |mux: &Mux| lock(&mux.table).slots.free();
         let (mux, _frames) = Mux::new(u32::MAX);
-        assert_eq!(mux.slots.available(), MAX_CALLS as usize);
+        assert_eq!(free(&mux), MAX_CALLS as usize);
         let (mux, _frames) = Mux::new(0);
-        assert_eq!(mux.slots.available(), 1);
+        assert_eq!(free(&mux), 1);
+    }
+
+    fn call() -> Vec<u8> {
+        FrameHeader::new(Kind::Call, 0).encode().to_vec()
+    }
+
+    #[test]
+    fn calls_past_the_slots_wait_in_line_and_are_sent_by_the_calls_that_give_theirs_back() {
+        let (mux, frames) = Mux::new(2);
+        let mut sent = Sent::new(frames);
+        let woken = Arc::new(Woken::default());
+        let waker = Waker::from(Arc::clone(&woken));
+        let mut cx = Context::from_waker(&waker);
+        let mut calls: Vec<_> = (0..5)
+            .map(|_| Box::pin(mux.call(call(), waker.clone())))
+            .collect();
+        for call in &mut calls {
+            assert!(call.as_mut().poll(&mut cx).is_pending());
+        }
+        let mut ids = std::iter::from_fn(|| sent.next().map(|header| header.id));
+        let mut in_flight: std::collections::VecDeque<u64> = ids.by_ref().collect();
+        assert_eq!(
+            in_flight.len(),
+            2,
+            "two slots: two calls sent, three in line"
+        );
+        for (answered, call) in calls.iter_mut().enumerate() {
+            let id = in_flight.pop_front().expect("a call in flight");
+            mux.deliver(reply(id), Received::Aligned(Bytes::new()))
+                .unwrap();
+            assert!(woken.take());
+            let Poll::Ready(Ok((header, _))) = call.as_mut().poll(&mut cx) else {
+                panic!("call {answered} has its reply");
+            };
+            assert_eq!(header.id, id, "calls are sent in the order they came");
+            // its slot went to the next in line, sent at once: no task was woken for it
+            in_flight.extend(std::iter::from_fn(|| sent.next().map(|header| header.id)));
+            assert!(!woken.take());
+        }
+        assert!(in_flight.is_empty());
+        assert_eq!(lock(&mux.table).slots.free(), 2);
+    }
+
+    #[test]
+    fn a_call_dropped_in_line_is_neither_sent_nor_cancelled() {
+        let (mux, frames) = Mux::new(1);
+        let mut sent = Sent::new(frames);
+        let waker = Waker::from(Arc::new(Woken::default()));
+        let mut cx = Context::from_waker(&waker);
+        let mut first = Box::pin(mux.call(call(), waker.clone()));
+        let mut waiting = Box::pin(mux.call(call(), waker.clone()));
+        let mut last = Box::pin(mux.call(call(), waker.clone()));
+        for call in [&mut first, &mut waiting, &mut last] {
+            assert!(call.as_mut().poll(&mut cx).is_pending());
+        }
+        let first_id = sent.next().expect("the first call is sent").id;
+        assert!(sent.next().is_none());
+        drop(waiting);
+        assert!(
+            sent.next().is_none(),
+            "nothing to cancel: the server never saw it"
+        );
+        mux.deliver(reply(first_id), Received::Aligned(Bytes::new()))
+            .unwrap();
+        assert!(matches!(first.as_mut().poll(&mut cx), Poll::Ready(Ok(_))));
+        // the slot passes over the call gone to the one behind it
+        let next = sent.next().expect("the last call is sent");
+        assert_eq!(next.id, first_id + 2);
+        assert!(sent.next().is_none());
+        drop(last);
+        assert_eq!(sent.next().map(|header| header.kind), Some(Kind::Cancel));
+    }
+
+    #[tokio::test]
+    async fn slot_takers_wait_in_the_calls_line_and_closing_fails_those_in_it() {
+        let (mux, frames) = Mux::new(1);
+        let mut sent = Sent::new(frames);
+        let waker = Waker::from(Arc::new(Woken::default()));
+        let mut cx = Context::from_waker(&waker);
+        let held = mux.slot().await.unwrap();
+        let mut waiting_call = Box::pin(mux.call(call(), waker.clone()));
+        assert!(waiting_call.as_mut().poll(&mut cx).is_pending());
+        let mut taker = Box::pin(mux.slot());
+        assert!(taker.as_mut().poll(&mut cx).is_pending());
+        let mut late = Box::pin(mux.slot());
+        assert!(late.as_mut().poll(&mut cx).is_pending());
+        assert!(sent.next().is_none());
+        // the slot goes to the call that came first, then to the taker
+        drop(held);
+        let id = sent.next().expect("the call in line is sent").id;
+        assert!(taker.as_mut().poll(&mut cx).is_pending());
+        mux.deliver(reply(id), Received::Aligned(Bytes::new()))
+            .unwrap();
+        assert!(matches!(
+            waiting_call.as_mut().poll(&mut cx),
+            Poll::Ready(Ok(_))
+        ));
+        let Poll::Ready(Ok(slot)) = taker.as_mut().poll(&mut cx) else {
+            panic!("the taker has the slot");
+        };
+        assert!(late.as_mut().poll(&mut cx).is_pending());
+        mux.close(TransportError::closed(None, "gone"));
+        assert!(matches!(
+            late.as_mut().poll(&mut cx),
+            Poll::Ready(Err(CallError::Transport(_)))
+        ));
+        drop(slot);
+        assert!(mux.slot().await.is_err(), "no slot once closed");
+    }
+
+    #[test]
+    fn a_call_given_its_slot_while_the_queue_is_full_sends_itself() {
+        let (mux, frames) = Mux::new(1);
+        let mut sent = Sent::new(frames);
+        let woken = Arc::new(Woken::default());
+        let waker = Waker::from(Arc::clone(&woken));
+        let mut cx = Context::from_waker(&waker);
+        let mut first = Box::pin(mux.call(call(), waker.clone()));
+        let mut waiting = Box::pin(mux.call(call(), waker.clone()));
+        assert!(first.as_mut().poll(&mut cx).is_pending());
+        assert!(waiting.as_mut().poll(&mut cx).is_pending());
+        let first_id = sent.next().expect("the first call is sent").id;
+        // the writer's queue (room for two frames) fills up meanwhile
+        assert!(mux.send(call()));
+        assert!(mux.send(call()));
+        mux.deliver(reply(first_id), Received::Aligned(Bytes::new()))
+            .unwrap();
+        woken.take();
+        assert!(matches!(first.as_mut().poll(&mut cx), Poll::Ready(Ok(_))));
+        assert!(woken.take(), "the call in line is woken to send itself");
+        assert!(waiting.as_mut().poll(&mut cx).is_pending());
+        // the writer takes the two frames: room for the waiting call's
+        assert!(sent.next().is_some() && sent.next().is_some());
+        assert!(waiting.as_mut().poll(&mut cx).is_pending());
+        let frame = sent.next().expect("the call sent itself");
+        assert_eq!((frame.kind, frame.id), (Kind::Call, first_id + 1));
     }
 }

@@ -99,6 +99,11 @@ impl<T> Outstanding<T> {
         place.take().map(|(_, waiter)| waiter)
     }
 
+    /// Whether the table is closed.
+    pub(crate) fn is_closed(&self) -> bool {
+        self.closed
+    }
+
     /// Calls in flight.
     #[cfg(test)]
     pub(crate) fn len(&self) -> usize {

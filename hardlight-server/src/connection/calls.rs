@@ -343,10 +343,16 @@ impl<F: Future<Output = ()> + Send + 'static> Calls<F> {
     }
 
     /// The client cancelled call `id`: its task, and the handler future with it, is
-    /// dropped. (A call without a task has completed: its entry is gone.)
+    /// dropped, and its slot is free at once: a call the client sends after the `Cancel`
+    /// may take it, though the task ends later. (A call without a task has completed: its
+    /// entry is gone.)
     pub(super) fn cancel(&mut self, id: u64) {
-        let entry = self.table.remove_named(id, |_| true);
-        if let Some(abort) = entry.and_then(|entry| entry.abort) {
+        let Some(entry) = self.table.remove_named(id, |_| true) else {
+            return;
+        };
+        // its `Slot`, which finds its entry gone, does not count it again
+        self.table.in_flight.fetch_sub(1, Ordering::AcqRel);
+        if let Some(abort) = entry.abort {
             abort.abort();
         }
     }
@@ -417,10 +423,9 @@ pub(super) struct Slot {
 
 impl Drop for Slot {
     fn drop(&mut self) {
-        self.table.in_flight.fetch_sub(1, Ordering::AcqRel);
         let serial = match self.key {
             Key::Id { serial, .. } | Key::Serial(serial) => serial,
-            Key::None => return,
+            Key::None => return self.give_back(),
         };
         // given back in its first poll (on the connection's thread, which set `polling`;
         // a task elsewhere was spawned after it was reset): never entered in the table
@@ -429,18 +434,32 @@ impl Drop for Slot {
                 .polling
                 .compare_exchange(serial, 0, Ordering::Relaxed, Ordering::Relaxed);
         if in_first_poll.is_ok() {
-            return;
+            return self.give_back();
         }
         match self.key {
             Key::Id { id, serial } => {
-                // only this call's own entry: a newer call may have reused the id
-                self.table.remove_named(id, |entry| entry.serial == serial);
+                // only this call's own entry: a newer call may have reused the id. One
+                // cancelled has given its slot back already.
+                if self
+                    .table
+                    .remove_named(id, |entry| entry.serial == serial)
+                    .is_some()
+                {
+                    self.give_back();
+                }
             }
             Key::Serial(serial) => {
+                self.give_back();
                 lock(&self.table.running).unnamed.remove(serial);
             }
             Key::None => {}
         }
+    }
+}
+
+impl Slot {
+    fn give_back(&self) {
+        self.table.in_flight.fetch_sub(1, Ordering::AcqRel);
     }
 }
 
