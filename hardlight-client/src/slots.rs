@@ -51,12 +51,14 @@ impl Slots {
     /// A slot is given back: the first of those in line for which `waiting` holds gets it
     /// (returned), or it is free.
     pub(crate) fn pass_on(&mut self, mut waiting: impl FnMut(u64) -> bool) -> Option<u64> {
-        let next = std::iter::from_fn(|| self.line.pop_front()).find(|&id| waiting(id));
-        if next.is_none() {
-            self.free += 1;
-            self.gone = 0;
+        while let Some(id) = self.line.pop_front() {
+            if waiting(id) {
+                return Some(id);
+            }
         }
-        next
+        self.free += 1;
+        self.gone = 0;
+        None
     }
 
     /// An id left the line before its turn; `waiting` tells those still in it, for a
