@@ -46,7 +46,7 @@ async fn calls_past_the_stream_limit_wait_for_a_slot() {
 
 /// Calls past the server's limit wait in line for a slot; one that gives up there (its
 /// timeout passes) is never sent: the server sees only the calls that had a slot, and
-/// the slots serve the calls after it.
+/// the slots of calls cancelled serve the call in line and the calls after.
 async fn a_call_that_times_out_in_line_is_never_sent(transport: Transport) {
     let server = TestServer::start_with(|c| {
         c.with_server_limits(ServerLimits::default().with_max_concurrent_calls(2))
@@ -60,6 +60,10 @@ async fn a_call_that_times_out_in_line_is_never_sent(transport: Transport) {
         let polled = poll_fn(|cx| Poll::Ready(holder.as_mut().poll(cx).is_pending())).await;
         assert!(polled, "a call sleeping for ten minutes is in flight");
     }
+    // a call without a timeout waits in line, first
+    let mut patient = Box::pin(client.add(4, 5, 6));
+    let polled = poll_fn(|cx| Poll::Ready(patient.as_mut().poll(cx).is_pending())).await;
+    assert!(polled, "no slot is free");
     let impatient = client.with_call_timeout(Some(Duration::from_millis(50)));
     for outcome in join_all((0..10).map(|i| impatient.add(i, i, i))).await {
         match outcome {
@@ -67,14 +71,15 @@ async fn a_call_that_times_out_in_line_is_never_sent(transport: Transport) {
             other => panic!("expected the call in line to time out, got {other:?}"),
         }
     }
-    // the holders, dropped, give their slots back; the server reads their `Cancel`s
-    // before the next call, and has the slots free for it
+    // the holders, dropped, give their slots back, the first to the call in line: the
+    // server reads their `Cancel`s before the calls that take their slots
     drop(holders);
+    assert_eq!(patient.await.unwrap(), 15);
     assert_eq!(client.add(1, 2, 3).await.unwrap(), 6);
     assert_eq!(
         client.calls_seen().await.unwrap(),
-        seen + 4,
-        "the server saw this count, the two holders, the call after them and this count: none of the calls that timed out in line"
+        seen + 5,
+        "the server saw this count, the two holders, the call in line, the call after them and this count: none of the calls that timed out in line"
     );
 }
 
@@ -84,6 +89,10 @@ over_both_transports!(a_call_that_times_out_in_line_is_never_sent);
 async fn a_call_timeout_is_reported_as_such() {
     let server = TestServer::start().await;
     let client = server.client().await;
+    // a call without a timeout waits in line, first
+    let mut patient = Box::pin(client.add(4, 5, 6));
+    let polled = poll_fn(|cx| Poll::Ready(patient.as_mut().poll(cx).is_pending())).await;
+    assert!(polled, "no slot is free");
     let impatient = client.with_call_timeout(Some(Duration::from_millis(50)));
     match impatient.sleep(60_000).await {
         Err(RpcError::DeadlineExceeded(limit)) => assert_eq!(limit, Duration::from_millis(50)),

@@ -149,9 +149,9 @@ impl<T: Exchange> Calls<T> {
 
 /// A call's reply on its way, as a transport carries it.
 ///
-/// A call that goes at once, the common one, waits for its reply in the call table and
-/// carries only its id: its future is small, since an application that spawns its calls,
-/// or boxes them, copies it once per call.
+/// A multiplexed call, the common one, waits for its reply (or its slot) in the call table
+/// and carries only its id: its future is small, since an application that spawns its
+/// calls, or boxes them, copies it once per call.
 pub(crate) enum Exchanged<'a> {
     /// Sent on a multiplexed channel, or in line to be: its reply comes to the call table.
     Mux(MuxReply<'a>),

@@ -6,7 +6,7 @@
 use std::{
     future::{poll_fn, Future},
     pin::Pin,
-    sync::{Arc, Mutex},
+    sync::{Arc, Mutex, Weak},
     task::{ready, Context, Poll, Waker},
 };
 
@@ -35,15 +35,18 @@ use crate::{
 
 /// One of the connection's call slots, held by a call that does not go through the
 /// multiplexer (a QUIC call or streaming call on a stream of its own) or by a streaming
-/// call; given back when dropped.
+/// call; given back when dropped. It does not keep the multiplexer (and its writer's
+/// queue) alive: a slot outliving its connection has nobody to give it back to.
 #[derive(Debug)]
 pub(crate) struct Slot {
-    mux: Arc<Mux>,
+    mux: Weak<Mux>,
 }
 
 impl Drop for Slot {
     fn drop(&mut self) {
-        self.mux.give_back();
+        if let Some(mux) = self.mux.upgrade() {
+            mux.give_back();
+        }
     }
 }
 
@@ -56,6 +59,9 @@ enum Waiter {
     Stream(StreamWaiter),
     /// A taker of a [`Slot`], in line.
     Slot(SlotTaker),
+    /// A call dropped whose `Cancel` found the writer's queue full: the server runs it to
+    /// its end, and its slot is free once its reply comes.
+    Abandoned,
 }
 
 /// A call's reply once it came, and the waker of the call waiting for it: held in the
@@ -210,6 +216,13 @@ impl Mux {
                 }
                 Ok(())
             }
+            Some(Waiter::Abandoned) => {
+                table.calls.remove(header.id);
+                let next = self.pass_on(&mut table);
+                drop(table);
+                wake(next);
+                Ok(())
+            }
             // not a call's id: a slot taker's
             Some(Waiter::Slot(_)) => Ok(()),
             None if header.id == 0 => Err(ProtocolError::Malformed),
@@ -246,8 +259,8 @@ impl Mux {
     }
 
     /// A slot given back goes to the first in line: a call is sent (or, with the writer's
-    /// queue full, woken to send itself), a taker is woken; with nobody in line it is
-    /// free. Returns the waker to wake once the table's lock is let go.
+    /// queue full or gone, woken to send itself), a taker is woken; with nobody in line
+    /// it is free. Returns the waker to wake once the table's lock is let go.
     fn pass_on(&self, table: &mut Table) -> Option<Waker> {
         let Table { calls, slots } = table;
         let next = slots.pass_on(|id| in_line(calls, id))?;
@@ -256,8 +269,10 @@ impl Mux {
                 call.slot = true;
                 let frame = call.unsent.take()?;
                 match self.out.try_send(frame) {
-                    Ok(()) | Err(Refused::Closed(_)) => None,
-                    Err(Refused::Full(frame)) => {
+                    Ok(()) => None,
+                    // the call sends it itself: it waits for room, or fails as the writer
+                    // is gone
+                    Err(Refused::Full(frame) | Refused::Closed(frame)) => {
                         call.unsent = Some(frame);
                         call.waker.clone()
                     }
@@ -267,7 +282,7 @@ impl Mux {
                 taker.granted = true;
                 taker.waker.take()
             }
-            Waiter::Stream(_) => None,
+            Waiter::Stream(_) | Waiter::Abandoned => None,
         }
     }
 
@@ -338,7 +353,7 @@ impl Mux {
         if let Some(Waiter::Stream(stream)) = lock(&self.table).calls.get(id) {
             let _ = stream.frames.send(Err(error));
         }
-        self.cancel(id);
+        self.cancel(id, false);
     }
 
     /// The application took an item of `cost` bytes of streaming call `id`: once half the
@@ -391,7 +406,7 @@ impl Mux {
                 Waiter::Reply(ReplySlot { waker, .. }) | Waiter::Slot(SlotTaker { waker, .. }) => {
                     wake(waker)
                 }
-                Waiter::Stream(_) => {}
+                Waiter::Stream(_) | Waiter::Abandoned => {}
             }
         }
     }
@@ -407,7 +422,7 @@ impl Mux {
             }
             if table.slots.take() {
                 return Ok(Slot {
-                    mux: Arc::clone(self),
+                    mux: Arc::downgrade(self),
                 });
             }
             let taker = Waiter::Slot(SlotTaker {
@@ -425,7 +440,7 @@ impl Mux {
         };
         poll_fn(|cx| in_line.poll_turn(cx)).await?;
         Ok(Slot {
-            mux: Arc::clone(self),
+            mux: Arc::downgrade(self),
         })
     }
 
@@ -538,8 +553,10 @@ impl Mux {
     }
 }
 
-/// A call sent on a multiplexed connection, waiting for its reply in the call table:
-/// dropped before the reply came, it cancels the call.
+/// A call on a multiplexed connection, in the call table: sent and waiting for its reply,
+/// or in line for a slot (sent by the call that gives one back), or, rarely, sending its
+/// frame itself once the writer's queue has room. Dropped before the reply came, it
+/// cancels the call.
 pub(crate) struct MuxReply<'a> {
     mux: &'a Mux,
     id: u64,
@@ -596,42 +613,59 @@ impl Drop for MuxReply<'_> {
         if self.answered {
             return;
         }
-        self.mux.cancel(self.id);
+        self.mux.cancel(self.id, self.sending.is_some());
     }
 }
 
 impl Mux {
-    /// Call `id` is dropped before its reply: the server is told to cancel it, unless it
-    /// was never sent; its slot goes to the next in line.
-    fn cancel(&self, id: u64) {
+    /// Call `id` is dropped before its reply (`sending`: while its frame waited for room
+    /// in the writer's queue): the server is told to cancel it, unless it never sent it,
+    /// and its slot goes to the next in line after the `Cancel`, so that the server reads
+    /// the `Cancel` first. With the queue full, the `Cancel` is dropped: the server runs
+    /// the call to its end, and the slot is given back when the reply comes.
+    fn cancel(&self, id: u64, sending: bool) {
         let mut table = lock(&self.table);
-        let removed = table.calls.remove(id);
-        let (sent, next) = match &removed {
+        match table.calls.get_mut(id) {
             Some(Waiter::Reply(call)) if call.slot => {
-                (call.unsent.is_none(), self.pass_on(&mut table))
+                // not for a call whose reply came, unread
+                if call.unsent.is_none() && !sending && call.reply.is_none() {
+                    if let Err(Refused::Full(_)) = self.out.try_send(cancel_frame(id)) {
+                        if let Some(waiter) = table.calls.get_mut(id) {
+                            *waiter = Waiter::Abandoned;
+                        }
+                        return;
+                    }
+                }
+                table.calls.remove(id);
+                let next = self.pass_on(&mut table);
+                drop(table);
+                wake(next);
             }
             Some(Waiter::Reply(_)) => {
+                // in line: nothing was sent
+                table.calls.remove(id);
                 let Table { calls, slots } = &mut *table;
                 slots.left(|&id| in_line(calls, id));
-                (false, None)
             }
-            Some(Waiter::Stream(_)) => (true, None),
-            Some(Waiter::Slot(_)) | None => (false, None),
-        };
-        drop(table);
-        wake(next);
-        // not for a call whose reply came, unread
-        let answered = matches!(
-            removed,
-            Some(Waiter::Reply(ReplySlot { reply: Some(_), .. }))
-        );
-        if sent && !answered {
-            // with the queue full the `Cancel` is dropped: the server then runs the call to
-            // its end, and its reply, for an id no longer waited for, is discarded
-            let cancel = FrameHeader::new(Kind::Cancel, 0).with_id(id);
-            let _ = self.out.try_send(cancel.encode().to_vec());
+            Some(Waiter::Stream(_)) => {
+                table.calls.remove(id);
+                drop(table);
+                // with the queue full the `Cancel` is dropped: the server then runs the
+                // call to its end, and its items and reply, for an id no longer waited
+                // for, are discarded
+                let _ = self.out.try_send(cancel_frame(id));
+            }
+            Some(Waiter::Slot(_) | Waiter::Abandoned) | None => {}
         }
     }
+}
+
+/// The `Cancel` of call `id`.
+fn cancel_frame(id: u64) -> Vec<u8> {
+    FrameHeader::new(Kind::Cancel, 0)
+        .with_id(id)
+        .encode()
+        .to_vec()
 }
 
 /// A taker of a [`Slot`] in line: dropped before its turn, it leaves the line; dropped
@@ -762,7 +796,7 @@ impl MuxSender {
 impl Drop for MuxStream {
     fn drop(&mut self) {
         if !self.ended {
-            self.mux.cancel(self.id);
+            self.mux.cancel(self.id, false);
         }
     }
 }
@@ -1102,5 +1136,118 @@ mod tests {
         assert!(waiting.as_mut().poll(&mut cx).is_pending());
         let frame = sent.next().expect("the call sent itself");
         assert_eq!((frame.kind, frame.id), (Kind::Call, first_id + 1));
+    }
+    #[test]
+    fn a_cancelled_calls_cancel_goes_before_the_call_its_slot_goes_to() {
+        let (mux, frames) = Mux::new(1);
+        let mut sent = Sent::new(frames);
+        let waker = Waker::from(Arc::new(Woken::default()));
+        let mut cx = Context::from_waker(&waker);
+        let mut first = Box::pin(mux.call(call(), waker.clone()));
+        let mut waiting = Box::pin(mux.call(call(), waker.clone()));
+        assert!(first.as_mut().poll(&mut cx).is_pending());
+        assert!(waiting.as_mut().poll(&mut cx).is_pending());
+        let first_id = sent.next().expect("the first call is sent").id;
+        drop(first);
+        let frames: Vec<_> = std::iter::from_fn(|| sent.next())
+            .map(|header| (header.kind, header.id))
+            .collect();
+        assert_eq!(
+            frames,
+            [(Kind::Cancel, first_id), (Kind::Call, first_id + 1)],
+            "the server reads the Cancel, which frees the slot, before the call that takes it"
+        );
+    }
+
+    #[test]
+    fn a_cancel_that_finds_the_queue_full_keeps_the_slot_until_the_reply() {
+        let (mux, frames) = Mux::new(1);
+        let mut sent = Sent::new(frames);
+        let waker = Waker::from(Arc::new(Woken::default()));
+        let mut cx = Context::from_waker(&waker);
+        let mut first = Box::pin(mux.call(call(), waker.clone()));
+        let mut waiting = Box::pin(mux.call(call(), waker.clone()));
+        assert!(first.as_mut().poll(&mut cx).is_pending());
+        assert!(waiting.as_mut().poll(&mut cx).is_pending());
+        let first_id = sent.next().expect("the first call is sent").id;
+        // the writer's queue (room for two frames) is full: the `Cancel` cannot go
+        assert!(mux.send(call()) && mux.send(call()));
+        drop(first);
+        assert!(sent.next().is_some() && sent.next().is_some());
+        assert!(
+            sent.next().is_none(),
+            "the server still runs the first call"
+        );
+        // its reply, which nobody waits for, gives the slot back
+        mux.deliver(reply(first_id), Received::Aligned(Bytes::new()))
+            .unwrap();
+        let next = sent.next().expect("the call in line is sent");
+        assert_eq!((next.kind, next.id), (Kind::Call, first_id + 1));
+    }
+
+    #[tokio::test]
+    async fn a_taker_whose_turn_came_and_that_is_dropped_passes_the_slot_on() {
+        let (mux, frames) = Mux::new(1);
+        let mut sent = Sent::new(frames);
+        let waker = Waker::from(Arc::new(Woken::default()));
+        let mut cx = Context::from_waker(&waker);
+        let held = mux.slot().await.unwrap();
+        let mut taker = Box::pin(mux.slot());
+        assert!(taker.as_mut().poll(&mut cx).is_pending());
+        let mut waiting = Box::pin(mux.call(call(), waker.clone()));
+        assert!(waiting.as_mut().poll(&mut cx).is_pending());
+        drop(held);
+        assert!(sent.next().is_none(), "the slot is the taker's");
+        drop(taker);
+        assert_eq!(sent.next().map(|header| header.kind), Some(Kind::Call));
+    }
+
+    #[test]
+    fn a_call_given_its_slot_after_the_writer_ended_fails_and_passes_it_on() {
+        let (mux, frames) = Mux::new(1);
+        let woken = Arc::new(Woken::default());
+        let waker = Waker::from(Arc::clone(&woken));
+        let mut cx = Context::from_waker(&waker);
+        let mut first = Box::pin(mux.call(call(), waker.clone()));
+        let mut waiting = Box::pin(mux.call(call(), waker.clone()));
+        assert!(first.as_mut().poll(&mut cx).is_pending());
+        assert!(waiting.as_mut().poll(&mut cx).is_pending());
+        // the writer ends, and the first call's reply had come before
+        let first_id = {
+            let mut sent = Sent::new(frames);
+            sent.next().expect("the first call is sent").id
+        };
+        mux.deliver(reply(first_id), Received::Aligned(Bytes::new()))
+            .unwrap();
+        woken.take();
+        assert!(matches!(first.as_mut().poll(&mut cx), Poll::Ready(Ok(_))));
+        assert!(woken.take(), "the call in line is woken to send itself");
+        assert!(matches!(
+            waiting.as_mut().poll(&mut cx),
+            Poll::Ready(Err(CallError::Transport(_)))
+        ));
+        drop(waiting);
+        assert_eq!(lock(&mux.table).slots.free(), 1);
+    }
+
+    #[test]
+    fn a_call_dropped_while_its_frame_waits_for_room_is_not_cancelled() {
+        let (mux, frames) = Mux::new(1);
+        let mut sent = Sent::new(frames);
+        let waker = Waker::from(Arc::new(Woken::default()));
+        let mut cx = Context::from_waker(&waker);
+        assert!(mux.send(call()) && mux.send(call()));
+        let mut call = Box::pin(mux.call(call(), waker.clone()));
+        assert!(call.as_mut().poll(&mut cx).is_pending());
+        drop(call);
+        let kinds: Vec<_> = std::iter::from_fn(|| sent.next())
+            .map(|header| header.kind)
+            .collect();
+        assert_eq!(
+            kinds,
+            [Kind::Call, Kind::Call],
+            "the two queued before; no Cancel"
+        );
+        assert_eq!(lock(&mux.table).slots.free(), 1);
     }
 }

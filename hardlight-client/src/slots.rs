@@ -1,12 +1,15 @@
 //! A multiplexed connection's call slots (as many as the server's `max_concurrent_calls`)
-//! and the line of calls waiting for one, first come, first served. Kept beside the call
+//! and the line of those waiting for one, first come, first served. Kept beside the call
 //! table, under its lock: a call takes its slot and its place in the table at once, and
-//! a call that ends hands its slot to the first in line, which the multiplexer then sends
-//! at once, with no task woken and nothing allocated for the wait.
+//! a call that ends hands its slot to the first in line. A call in line is then sent by
+//! the multiplexer at once, with no task woken and nothing allocated for the wait (woken
+//! only if the writer's queue is full); a taker of a slot for a call on a stream of its
+//! own is woken.
 //!
 //! Those in line are named by their ids in the call table. One that leaves before its
 //! turn (its call dropped) stays in the line until it is reached or the line is swept:
-//! when those gone are half the line, it keeps only those still waiting.
+//! once at least 32 have left, and they are half the line, it keeps only those still
+//! waiting.
 
 use std::collections::VecDeque;
 

@@ -8,10 +8,11 @@
 //! counted in flight until just before its client can have its reply (once the
 //! multiplexed writer has room for it, or as it is written to the call's own QUIC stream,
 //! whose credit bounds those), so that a client that makes its next call on a reply never
-//! finds the server still counting the last. Calls that wait are found by id for
-//! cancellation (one that completes where it arrives is never entered in the table), and
-//! calls are refused when the connection is draining, already has the id, or is at
-//! `ServerLimits::max_concurrent_calls`.
+//! finds the server still counting the last; a call cancelled by `Cancel` stops counting
+//! as the `Cancel` is read, so that the call the client sends after it finds its slot.
+//! Calls that wait are found by id for cancellation (one that completes where it arrives
+//! is never entered in the table), and calls are refused when the connection is draining,
+//! already has the id, or is at `ServerLimits::max_concurrent_calls`.
 
 use std::{
     future::Future,
@@ -56,8 +57,9 @@ pub(super) struct Calls<F> {
 #[derive(Default)]
 struct Table {
     /// Calls counted in flight: serving, or writing their reply or refusal, once beyond
-    /// their first poll ([`LocalSlot`]). A peer that does not read its replies runs into
-    /// the limits, instead of piling up tasks.
+    /// their first poll ([`LocalSlot`]), until their slot is given back or their `Cancel`
+    /// is read (their task may end later). A peer that does not read its replies runs
+    /// into the limits, instead of piling up tasks.
     in_flight: AtomicUsize,
     /// The calls being served, to be aborted.
     running: Mutex<Running>,
