@@ -924,17 +924,34 @@ mod tests {
         FrameHeader::new(Kind::ReplyOk, 0).with_id(id)
     }
 
-    #[test]
-    fn a_reply_wakes_its_call_once_and_closing_fails_the_rest() {
-        let (mux, frames) = Mux::new(4);
-        let mut sent = Sent::new(frames);
+    fn call() -> Vec<u8> {
+        FrameHeader::new(Kind::Call, 0).encode().to_vec()
+    }
+
+    /// A multiplexer of `slots` slots, the frames its writer would send, and a waker that
+    /// records being woken.
+    fn setup(slots: u32) -> (Arc<Mux>, Sent, Arc<Woken>, Waker) {
+        let (mux, frames) = Mux::new(slots);
         let woken = Arc::new(Woken::default());
         let waker = Waker::from(Arc::clone(&woken));
+        (mux, Sent::new(frames), woken, waker)
+    }
+
+    /// `N` calls on `mux`, each polled once with `waker`: sent, or in line.
+    fn calls<'a, const N: usize>(mux: &'a Mux, waker: &Waker) -> [Pin<Box<Exchanged<'a>>>; N] {
+        let mut cx = Context::from_waker(waker);
+        std::array::from_fn(|_| {
+            let mut made = Box::pin(mux.call(call(), waker.clone()));
+            assert!(made.as_mut().poll(&mut cx).is_pending());
+            made
+        })
+    }
+
+    #[test]
+    fn a_reply_wakes_its_call_once_and_closing_fails_the_rest() {
+        let (mux, mut sent, woken, waker) = setup(4);
         let mut cx = Context::from_waker(&waker);
-        let mut first = Box::pin(mux.call(call(), waker.clone()));
-        let mut second = Box::pin(mux.call(call(), waker.clone()));
-        assert!(first.as_mut().poll(&mut cx).is_pending());
-        assert!(second.as_mut().poll(&mut cx).is_pending());
+        let [mut first, mut second] = calls(&mux, &waker);
         let Some(first_id) = sent.next().map(|header| header.id) else {
             panic!("the first call was sent");
         };
@@ -965,13 +982,8 @@ mod tests {
 
     #[test]
     fn a_call_dropped_before_its_reply_is_cancelled_and_after_it_is_not() {
-        let (mux, frames) = Mux::new(4);
-        let mut sent = Sent::new(frames);
-        let waker = Waker::from(Arc::new(Woken::default()));
-        let mut cx = Context::from_waker(&waker);
-
-        let mut waiting = Box::pin(mux.call(call(), waker.clone()));
-        assert!(waiting.as_mut().poll(&mut cx).is_pending());
+        let (mux, mut sent, _, waker) = setup(4);
+        let [waiting] = calls(&mux, &waker);
         let id = sent.next().map(|header| header.id);
         drop(waiting);
         let cancel = sent.next();
@@ -980,8 +992,7 @@ mod tests {
             id.map(|id| (Kind::Cancel, id))
         );
 
-        let mut answered = Box::pin(mux.call(call(), waker.clone()));
-        assert!(answered.as_mut().poll(&mut cx).is_pending());
+        let [answered] = calls(&mux, &waker);
         let Some(id) = sent.next().map(|header| header.id) else {
             panic!("the call was sent");
         };
@@ -1002,23 +1013,11 @@ mod tests {
         assert_eq!(free(&mux), 1);
     }
 
-    fn call() -> Vec<u8> {
-        FrameHeader::new(Kind::Call, 0).encode().to_vec()
-    }
-
     #[test]
     fn calls_past_the_slots_wait_in_line_and_are_sent_by_the_calls_that_give_theirs_back() {
-        let (mux, frames) = Mux::new(2);
-        let mut sent = Sent::new(frames);
-        let woken = Arc::new(Woken::default());
-        let waker = Waker::from(Arc::clone(&woken));
+        let (mux, mut sent, woken, waker) = setup(2);
         let mut cx = Context::from_waker(&waker);
-        let mut calls: Vec<_> = (0..5)
-            .map(|_| Box::pin(mux.call(call(), waker.clone())))
-            .collect();
-        for call in &mut calls {
-            assert!(call.as_mut().poll(&mut cx).is_pending());
-        }
+        let mut made: [_; 5] = calls(&mux, &waker);
         let mut ids = std::iter::from_fn(|| sent.next().map(|header| header.id));
         let mut in_flight: std::collections::VecDeque<u64> = ids.by_ref().collect();
         assert_eq!(
@@ -1026,7 +1025,7 @@ mod tests {
             2,
             "two slots: two calls sent, three in line"
         );
-        for (answered, call) in calls.iter_mut().enumerate() {
+        for (answered, call) in made.iter_mut().enumerate() {
             let id = in_flight.pop_front().expect("a call in flight");
             mux.deliver(reply(id), Received::Aligned(Bytes::new()))
                 .unwrap();
@@ -1045,16 +1044,9 @@ mod tests {
 
     #[test]
     fn a_call_dropped_in_line_is_neither_sent_nor_cancelled() {
-        let (mux, frames) = Mux::new(1);
-        let mut sent = Sent::new(frames);
-        let waker = Waker::from(Arc::new(Woken::default()));
+        let (mux, mut sent, _, waker) = setup(1);
         let mut cx = Context::from_waker(&waker);
-        let mut first = Box::pin(mux.call(call(), waker.clone()));
-        let mut waiting = Box::pin(mux.call(call(), waker.clone()));
-        let mut last = Box::pin(mux.call(call(), waker.clone()));
-        for call in [&mut first, &mut waiting, &mut last] {
-            assert!(call.as_mut().poll(&mut cx).is_pending());
-        }
+        let [mut first, waiting, last] = calls(&mux, &waker);
         let first_id = sent.next().expect("the first call is sent").id;
         assert!(sent.next().is_none());
         drop(waiting);
@@ -1075,13 +1067,10 @@ mod tests {
 
     #[tokio::test]
     async fn slot_takers_wait_in_the_calls_line_and_closing_fails_those_in_it() {
-        let (mux, frames) = Mux::new(1);
-        let mut sent = Sent::new(frames);
-        let waker = Waker::from(Arc::new(Woken::default()));
+        let (mux, mut sent, _, waker) = setup(1);
         let mut cx = Context::from_waker(&waker);
         let held = mux.slot().await.unwrap();
-        let mut waiting_call = Box::pin(mux.call(call(), waker.clone()));
-        assert!(waiting_call.as_mut().poll(&mut cx).is_pending());
+        let [mut waiting_call] = calls(&mux, &waker);
         let mut taker = Box::pin(mux.slot());
         assert!(taker.as_mut().poll(&mut cx).is_pending());
         let mut late = Box::pin(mux.slot());
@@ -1112,15 +1101,9 @@ mod tests {
 
     #[test]
     fn a_call_given_its_slot_while_the_queue_is_full_sends_itself() {
-        let (mux, frames) = Mux::new(1);
-        let mut sent = Sent::new(frames);
-        let woken = Arc::new(Woken::default());
-        let waker = Waker::from(Arc::clone(&woken));
+        let (mux, mut sent, woken, waker) = setup(1);
         let mut cx = Context::from_waker(&waker);
-        let mut first = Box::pin(mux.call(call(), waker.clone()));
-        let mut waiting = Box::pin(mux.call(call(), waker.clone()));
-        assert!(first.as_mut().poll(&mut cx).is_pending());
-        assert!(waiting.as_mut().poll(&mut cx).is_pending());
+        let [mut first, mut waiting] = calls(&mux, &waker);
         let first_id = sent.next().expect("the first call is sent").id;
         // the writer's queue (room for two frames) fills up meanwhile
         assert!(mux.send(call()));
@@ -1139,14 +1122,8 @@ mod tests {
     }
     #[test]
     fn a_cancelled_calls_cancel_goes_before_the_call_its_slot_goes_to() {
-        let (mux, frames) = Mux::new(1);
-        let mut sent = Sent::new(frames);
-        let waker = Waker::from(Arc::new(Woken::default()));
-        let mut cx = Context::from_waker(&waker);
-        let mut first = Box::pin(mux.call(call(), waker.clone()));
-        let mut waiting = Box::pin(mux.call(call(), waker.clone()));
-        assert!(first.as_mut().poll(&mut cx).is_pending());
-        assert!(waiting.as_mut().poll(&mut cx).is_pending());
+        let (mux, mut sent, _, waker) = setup(1);
+        let [first, _waiting] = calls(&mux, &waker);
         let first_id = sent.next().expect("the first call is sent").id;
         drop(first);
         let frames: Vec<_> = std::iter::from_fn(|| sent.next())
@@ -1161,14 +1138,8 @@ mod tests {
 
     #[test]
     fn a_cancel_that_finds_the_queue_full_keeps_the_slot_until_the_reply() {
-        let (mux, frames) = Mux::new(1);
-        let mut sent = Sent::new(frames);
-        let waker = Waker::from(Arc::new(Woken::default()));
-        let mut cx = Context::from_waker(&waker);
-        let mut first = Box::pin(mux.call(call(), waker.clone()));
-        let mut waiting = Box::pin(mux.call(call(), waker.clone()));
-        assert!(first.as_mut().poll(&mut cx).is_pending());
-        assert!(waiting.as_mut().poll(&mut cx).is_pending());
+        let (mux, mut sent, _, waker) = setup(1);
+        let [first, _waiting] = calls(&mux, &waker);
         let first_id = sent.next().expect("the first call is sent").id;
         // the writer's queue (room for two frames) is full: the `Cancel` cannot go
         assert!(mux.send(call()) && mux.send(call()));
@@ -1187,15 +1158,12 @@ mod tests {
 
     #[tokio::test]
     async fn a_taker_whose_turn_came_and_that_is_dropped_passes_the_slot_on() {
-        let (mux, frames) = Mux::new(1);
-        let mut sent = Sent::new(frames);
-        let waker = Waker::from(Arc::new(Woken::default()));
+        let (mux, mut sent, _, waker) = setup(1);
         let mut cx = Context::from_waker(&waker);
         let held = mux.slot().await.unwrap();
         let mut taker = Box::pin(mux.slot());
         assert!(taker.as_mut().poll(&mut cx).is_pending());
-        let mut waiting = Box::pin(mux.call(call(), waker.clone()));
-        assert!(waiting.as_mut().poll(&mut cx).is_pending());
+        let [_waiting] = calls(&mux, &waker);
         drop(held);
         assert!(sent.next().is_none(), "the slot is the taker's");
         drop(taker);
@@ -1204,19 +1172,12 @@ mod tests {
 
     #[test]
     fn a_call_given_its_slot_after_the_writer_ended_fails_and_passes_it_on() {
-        let (mux, frames) = Mux::new(1);
-        let woken = Arc::new(Woken::default());
-        let waker = Waker::from(Arc::clone(&woken));
+        let (mux, mut sent, woken, waker) = setup(1);
         let mut cx = Context::from_waker(&waker);
-        let mut first = Box::pin(mux.call(call(), waker.clone()));
-        let mut waiting = Box::pin(mux.call(call(), waker.clone()));
-        assert!(first.as_mut().poll(&mut cx).is_pending());
-        assert!(waiting.as_mut().poll(&mut cx).is_pending());
+        let [mut first, mut waiting] = calls(&mux, &waker);
         // the writer ends, and the first call's reply had come before
-        let first_id = {
-            let mut sent = Sent::new(frames);
-            sent.next().expect("the first call is sent").id
-        };
+        let first_id = sent.next().expect("the first call is sent").id;
+        drop(sent);
         mux.deliver(reply(first_id), Received::Aligned(Bytes::new()))
             .unwrap();
         woken.take();
@@ -1232,14 +1193,10 @@ mod tests {
 
     #[test]
     fn a_call_dropped_while_its_frame_waits_for_room_is_not_cancelled() {
-        let (mux, frames) = Mux::new(1);
-        let mut sent = Sent::new(frames);
-        let waker = Waker::from(Arc::new(Woken::default()));
-        let mut cx = Context::from_waker(&waker);
+        let (mux, mut sent, _, waker) = setup(1);
         assert!(mux.send(call()) && mux.send(call()));
-        let mut call = Box::pin(mux.call(call(), waker.clone()));
-        assert!(call.as_mut().poll(&mut cx).is_pending());
-        drop(call);
+        let [sending] = calls(&mux, &waker);
+        drop(sending);
         let kinds: Vec<_> = std::iter::from_fn(|| sent.next())
             .map(|header| header.kind)
             .collect();
