@@ -2,7 +2,13 @@
 //! them. The client chooses its ids, so it chooses them to index the table: call `id`
 //! lives at `id % capacity`. An id whose place is taken (by a call still in flight from
 //! long ago) is skipped, so ids only grow and are never reused on a connection, and
-//! every lookup is one index and one comparison: no hashing, no probing.
+//! every lookup is one index and one comparison: no hashing, no probing. The table
+//! doubles as calls come (calls waiting for a slot are in it too), and gives back what a
+//! burst grew it to: after as many calls ended as it has places, if it never held more
+//! than an eighth of them meanwhile, it shrinks to four times the most it held (or more,
+//! for the calls' ids to keep different places). Calls in flight together come and go in
+//! waves (all replies of a batch taken, then as many calls made), so the most it held,
+//! not the calls at the moment, tells the room it needs.
 
 use hardlight_core::calls::CallRefused;
 
@@ -17,6 +23,10 @@ pub(crate) struct Outstanding<T> {
     /// The next id to try; ids start at 1 (0 marks a frame of no call).
     next_id: u64,
     len: usize,
+    /// The most calls in the table since the places were last looked at.
+    peak: usize,
+    /// Calls ended since the places were last looked at.
+    ended: usize,
     closed: bool,
 }
 
@@ -27,6 +37,8 @@ impl<T> Outstanding<T> {
             places: Vec::new(),
             next_id: 1,
             len: 0,
+            peak: 0,
+            ended: 0,
             closed: false,
         }
     }
@@ -48,6 +60,7 @@ impl<T> Outstanding<T> {
             if place.is_none() {
                 *place = Some((id, waiter));
                 self.len += 1;
+                self.peak = self.peak.max(self.len);
                 return Ok(id);
             }
         }
@@ -62,6 +75,41 @@ impl<T> Outstanding<T> {
         let mask = capacity as u64 - 1;
         for (id, waiter) in old.into_iter().flatten() {
             self.places[(id & mask) as usize] = Some((id, waiter));
+        }
+    }
+
+    /// As many calls ended as there are places: if the table never held more than an
+    /// eighth of them meanwhile, the places shrink to four times the most it held (a power
+    /// of two, at least [`FIRST_CAPACITY`]), or to the first size above that where no two
+    /// calls' ids share a place (a call in flight from long ago). A look costs at most a
+    /// few passes over the places, paid for by the calls that ended before it. Out of
+    /// line: the removal it follows stays small.
+    #[cold]
+    #[inline(never)]
+    fn look_at_places(&mut self) {
+        let peak = std::mem::replace(&mut self.peak, self.len);
+        self.ended = 0;
+        let mut capacity = (4 * peak).next_power_of_two().max(FIRST_CAPACITY);
+        if 8 * peak > self.places.len() || capacity >= self.places.len() {
+            return;
+        }
+        while capacity < self.places.len() {
+            let mask = capacity as u64 - 1;
+            let mut taken = vec![false; capacity];
+            let fits = self
+                .places
+                .iter()
+                .flatten()
+                .all(|(id, _)| !std::mem::replace(&mut taken[(id & mask) as usize], true));
+            if fits {
+                let old = std::mem::take(&mut self.places);
+                self.places.resize_with(capacity, || None);
+                for (id, waiter) in old.into_iter().flatten() {
+                    self.places[(id & mask) as usize] = Some((id, waiter));
+                }
+                return;
+            }
+            capacity *= 2;
         }
     }
 
@@ -96,7 +144,12 @@ impl<T> Outstanding<T> {
             return None;
         }
         self.len -= 1;
-        place.take().map(|(_, waiter)| waiter)
+        let waiter = place.take().map(|(_, waiter)| waiter);
+        self.ended += 1;
+        if self.ended >= self.places.len() {
+            self.look_at_places();
+        }
+        waiter
     }
 
     /// Whether the table is closed.
@@ -181,5 +234,67 @@ mod tests {
         }
         assert_eq!(calls.len(), 500 + 1500);
         assert!(calls.places.len() >= 2 * calls.len());
+    }
+
+    /// Calls made and ended one at a time, `n` of them, beside those in the table.
+    fn steady(calls: &mut Outstanding<u64>, n: usize) {
+        for _ in 0..n {
+            let id = calls.insert(0).unwrap();
+            assert_eq!(calls.remove(id), Some(0));
+        }
+    }
+
+    #[test]
+    fn after_a_burst_the_places_shrink_and_every_call_left_is_found() {
+        let mut calls = Outstanding::new();
+        let ids: Vec<u64> = (0..10_000).map(|n| calls.insert(n).unwrap()).collect();
+        let grown = calls.places.len();
+        assert!(grown >= 20_000);
+        // all but the last few end, and calls go on one at a time
+        for id in &ids[..9_990] {
+            assert!(calls.remove(*id).is_some());
+        }
+        assert_eq!(calls.places.len(), grown, "a burst's end is not yet quiet");
+        steady(&mut calls, 2 * grown);
+        assert!(calls.places.len() <= 64, "{} places", calls.places.len());
+        for (n, id) in ids.iter().enumerate().skip(9_990) {
+            assert_eq!(calls.get(*id), Some(&(n as u64)));
+        }
+        let next = calls.insert(0).unwrap();
+        assert!(next > *ids.last().unwrap(), "ids only grow");
+        assert!(calls.places.len() >= 2 * calls.len());
+    }
+
+    #[test]
+    fn calls_that_come_and_go_in_waves_keep_their_room() {
+        let mut calls = Outstanding::new();
+        for _ in 0..1_000 {
+            let wave: Vec<u64> = (0..64).map(|n| calls.insert(n).unwrap()).collect();
+            let places = calls.places.len();
+            wave.iter()
+                .for_each(|id| assert!(calls.remove(*id).is_some()));
+            assert_eq!(calls.places.len(), places, "no shrinking between waves");
+        }
+        assert_eq!(calls.places.len(), 128);
+    }
+
+    #[test]
+    fn the_places_do_not_shrink_onto_two_calls_of_one_place() {
+        let mut calls = Outstanding::new();
+        let ids: Vec<u64> = (0..1_000).map(|n| calls.insert(n).unwrap()).collect();
+        // the first call and one 16 ids later would share a place among 16
+        let (first, later) = (ids[0], ids[16]);
+        for id in ids.iter().filter(|&&id| id != first && id != later) {
+            assert!(calls.remove(*id).is_some());
+        }
+        steady(&mut calls, 10_000);
+        assert_eq!(calls.places.len(), 2 * FIRST_CAPACITY);
+        assert_eq!(calls.get(first), Some(&0));
+        assert_eq!(calls.get(later), Some(&16));
+        // with the later one gone, the table shrinks to its first size
+        assert!(calls.remove(later).is_some());
+        steady(&mut calls, 100);
+        assert_eq!(calls.places.len(), FIRST_CAPACITY);
+        assert_eq!(calls.get(first), Some(&0));
     }
 }
