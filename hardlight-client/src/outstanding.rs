@@ -69,7 +69,11 @@ impl<T> Outstanding<T> {
     /// Doubles the places. Calls in different places keep different places: their ids
     /// differ in the bits that chose them, which the larger mask keeps.
     fn grow(&mut self) {
-        let capacity = (2 * self.places.len()).max(FIRST_CAPACITY);
+        self.move_to((2 * self.places.len()).max(FIRST_CAPACITY));
+    }
+
+    /// Moves every call to its place among `capacity` (a power of two) places.
+    fn move_to(&mut self, capacity: usize) {
         let old = std::mem::take(&mut self.places);
         self.places.resize_with(capacity, || None);
         let mask = capacity as u64 - 1;
@@ -102,12 +106,7 @@ impl<T> Outstanding<T> {
                 .flatten()
                 .all(|(id, _)| !std::mem::replace(&mut taken[(id & mask) as usize], true));
             if fits {
-                let old = std::mem::take(&mut self.places);
-                self.places.resize_with(capacity, || None);
-                for (id, waiter) in old.into_iter().flatten() {
-                    self.places[(id & mask) as usize] = Some((id, waiter));
-                }
-                return;
+                return self.move_to(capacity);
             }
             capacity *= 2;
         }
