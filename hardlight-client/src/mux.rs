@@ -6,7 +6,7 @@
 use std::{
     future::{poll_fn, Future},
     pin::Pin,
-    sync::{Arc, Mutex, Weak},
+    sync::{Arc, Mutex, MutexGuard, Weak},
     task::{ready, Context, Poll, Waker},
 };
 
@@ -90,6 +90,14 @@ struct SlotTaker {
 struct Table {
     calls: Outstanding<Waiter>,
     slots: Slots,
+}
+
+impl Table {
+    /// A call or taker left the line before its turn.
+    fn left_line(&mut self) {
+        let Self { calls, slots } = self;
+        slots.left(|&id| in_line(calls, id));
+    }
 }
 
 /// Whether `id` is in line for a slot: a call holding none, or a taker whose turn has
@@ -218,9 +226,7 @@ impl Mux {
             }
             Some(Waiter::Abandoned) => {
                 table.calls.remove(header.id);
-                let next = self.pass_on(&mut table);
-                drop(table);
-                wake(next);
+                self.pass_on(table);
                 Ok(())
             }
             // not a call's id: a slot taker's
@@ -241,9 +247,7 @@ impl Mux {
         };
         if let Some(reply) = call.reply.take() {
             table.calls.remove(id);
-            let next = self.pass_on(&mut table);
-            drop(table);
-            wake(next);
+            self.pass_on(table);
             return Poll::Ready(Ok(Polled::Reply(reply)));
         }
         if call.slot {
@@ -258,10 +262,18 @@ impl Mux {
         Poll::Pending
     }
 
+    /// A slot given back goes to the first in line (see [`Mux::next_in_line`]); the
+    /// table's lock is let go before the one whose turn came is woken.
+    fn pass_on(&self, mut table: MutexGuard<'_, Table>) {
+        let next = self.next_in_line(&mut table);
+        drop(table);
+        wake(next);
+    }
+
     /// A slot given back goes to the first in line: a call is sent (or, with the writer's
     /// queue full or gone, woken to send itself), a taker is woken; with nobody in line
     /// it is free. Returns the waker to wake once the table's lock is let go.
-    fn pass_on(&self, table: &mut Table) -> Option<Waker> {
+    fn next_in_line(&self, table: &mut Table) -> Option<Waker> {
         let Table { calls, slots } = table;
         let next = slots.pass_on(|id| in_line(calls, id))?;
         match calls.get_mut(next)? {
@@ -288,10 +300,7 @@ impl Mux {
 
     /// A [`Slot`] is given back.
     fn give_back(&self) {
-        let mut table = lock(&self.table);
-        let next = self.pass_on(&mut table);
-        drop(table);
-        wake(next);
+        self.pass_on(lock(&self.table));
     }
 
     /// Starts streaming call `frame`: gives it an id and a slot, sends it, and returns
@@ -625,29 +634,27 @@ impl Mux {
     /// the call to its end, and the slot is given back when the reply comes.
     fn cancel(&self, id: u64, sending: bool) {
         let mut table = lock(&self.table);
-        match table.calls.get_mut(id) {
-            Some(Waiter::Reply(call)) if call.slot => {
+        let Some(waiter) = table.calls.get_mut(id) else {
+            return;
+        };
+        match waiter {
+            Waiter::Reply(call) if call.slot => {
                 // not for a call whose reply came, unread
                 if call.unsent.is_none() && !sending && call.reply.is_none() {
                     if let Err(Refused::Full(_)) = self.out.try_send(cancel_frame(id)) {
-                        if let Some(waiter) = table.calls.get_mut(id) {
-                            *waiter = Waiter::Abandoned;
-                        }
+                        *waiter = Waiter::Abandoned;
                         return;
                     }
                 }
                 table.calls.remove(id);
-                let next = self.pass_on(&mut table);
-                drop(table);
-                wake(next);
+                self.pass_on(table);
             }
-            Some(Waiter::Reply(_)) => {
+            Waiter::Reply(_) => {
                 // in line: nothing was sent
                 table.calls.remove(id);
-                let Table { calls, slots } = &mut *table;
-                slots.left(|&id| in_line(calls, id));
+                table.left_line();
             }
-            Some(Waiter::Stream(_)) => {
+            Waiter::Stream(_) => {
                 table.calls.remove(id);
                 drop(table);
                 // with the queue full the `Cancel` is dropped: the server then runs the
@@ -655,7 +662,7 @@ impl Mux {
                 // for, are discarded
                 let _ = self.out.try_send(cancel_frame(id));
             }
-            Some(Waiter::Slot(_) | Waiter::Abandoned) | None => {}
+            Waiter::Slot(_) | Waiter::Abandoned => {}
         }
     }
 }
@@ -708,13 +715,10 @@ impl Drop for InLine<'_> {
         let mut table = lock(&self.mux.table);
         match table.calls.remove(self.id) {
             Some(Waiter::Slot(SlotTaker { granted: true, .. })) => {
-                let next = self.mux.pass_on(&mut table);
-                drop(table);
-                wake(next);
+                self.mux.pass_on(table);
             }
             Some(_) => {
-                let Table { calls, slots } = &mut *table;
-                slots.left(|&id| in_line(calls, id));
+                table.left_line();
             }
             None => {}
         }
