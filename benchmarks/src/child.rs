@@ -93,20 +93,93 @@ pub fn announce(addr: SocketAddr) {
     let _ = out.flush();
 }
 
-/// Pins the calling thread (and the threads it starts afterwards) to the last core when
-/// `server` is true and to the first core otherwise, so that client and server never share
-/// a core and run-to-run variance from migration is gone. Does nothing on a single core.
-pub fn pin(server: bool) {
-    let Some(cores) = core_affinity::get_core_ids() else {
-        return;
-    };
-    if cores.len() < 2 {
-        return;
+/// Where the benchmark's processes run, from its command line: the client on the first
+/// core and every server on the last (the default), all of them on the first core
+/// (`--one-core`), or wherever the scheduler puts them (`--no-pin`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Placement {
+    /// The client on the first core, every server on the last: each side has a core of its
+    /// own, and a reply wakes a process on the other core.
+    Apart,
+    /// Client and servers share the first core: a call's wall time is the CPU both sides
+    /// spend on it, with no wake-up across cores.
+    OneCore,
+    /// No pinning.
+    Unpinned,
+}
+
+impl Placement {
+    /// The placement this process's command line asks for.
+    pub fn from_args() -> Self {
+        let args: Vec<String> = std::env::args().collect();
+        if args.iter().any(|a| a == "--no-pin") {
+            Self::Unpinned
+        } else if args.iter().any(|a| a == "--one-core") {
+            Self::OneCore
+        } else {
+            Self::Apart
+        }
     }
-    let core = if server {
-        cores[cores.len() - 1]
-    } else {
-        cores[0]
+
+    /// The flag that asks a child process for this placement.
+    pub fn flag(self) -> Option<&'static str> {
+        match self {
+            Self::Apart => None,
+            Self::OneCore => Some("--one-core"),
+            Self::Unpinned => Some("--no-pin"),
+        }
+    }
+
+    /// The core a server (`server`) or client runs on; `None` when unpinned or on a
+    /// single core.
+    pub fn core(self, server: bool) -> Option<usize> {
+        let cores = online_cores();
+        let (first, last) = (*cores.first()?, *cores.last()?);
+        match self {
+            Self::Unpinned => None,
+            _ if first == last => None,
+            Self::Apart if server => Some(last),
+            Self::Apart | Self::OneCore => Some(first),
+        }
+    }
+
+    /// Pins the calling thread (and the threads it starts afterwards) to its core.
+    pub fn pin(self, server: bool) {
+        if let Some(id) = self.core(server) {
+            core_affinity::set_for_current(core_affinity::CoreId { id });
+        }
+    }
+
+    /// Moves every thread of the server process `pid` (one this benchmark did not build,
+    /// such as `nats-server`) to the servers' core, with `taskset`.
+    pub fn place_server(self, pid: u32) {
+        if let Some(core) = self.core(true) {
+            let _ = Command::new("taskset")
+                .args(["-a", "-p", "-c", &core.to_string(), &pid.to_string()])
+                .stdout(Stdio::null())
+                .status();
+        }
+    }
+}
+
+/// The machine's online cores. Not this process's affinity: a server inherits the
+/// client's, which is the first core alone once the client has pinned itself.
+fn online_cores() -> Vec<usize> {
+    let Ok(list) = std::fs::read_to_string("/sys/devices/system/cpu/online") else {
+        return core_affinity::get_core_ids()
+            .unwrap_or_default()
+            .into_iter()
+            .map(|core| core.id)
+            .collect();
     };
-    core_affinity::set_for_current(core);
+    let mut cores = Vec::new();
+    for range in list.trim().split(',') {
+        let mut ends = range.split('-').map(|n| n.parse::<usize>().ok());
+        match (ends.next().flatten(), ends.next().flatten()) {
+            (Some(from), Some(to)) => cores.extend(from..=to),
+            (Some(one), None) => cores.push(one),
+            _ => {}
+        }
+    }
+    cores
 }

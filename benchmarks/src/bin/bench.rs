@@ -3,7 +3,7 @@
 //! ```text
 //! cargo run --release -p hardlight-benchmarks --features peers --bin bench -- [--quick]
 //!     [--rounds N] [--systems quinn,tls,hardlight-quic,...] [--only rpc,fanout,idle]
-//!     [--idle 1000,10000] [--json PATH] [--no-pin]
+//!     [--idle 1000,10000] [--json PATH] [--one-core | --no-pin]
 //! cargo run --release -p hardlight-benchmarks --bin bench -- --only instructions
 //!     [--systems ...] [--in-flight 64] [--size 64] [--profiles DIR]
 //! cargo run --release -p hardlight-benchmarks --bin bench -- --only lossy
@@ -15,7 +15,8 @@
 //!
 //! Every server runs in its own child process (`bench serve <system> <cert-dir>`); the
 //! clients run here. Client and servers each use a current-thread tokio runtime; the client
-//! is pinned to the first core and the servers to the last (`--no-pin` turns that off). Systems are
+//! is pinned to the first core and the servers to the last, or all of them to the first
+//! (`--one-core`), or none (`--no-pin`): see [`Placement`]. Systems are
 //! interleaved within each round (A B C … A B C …); tables give the median across rounds
 //! and the spread, plus ratios to the transport floor and to the peers.
 //!
@@ -48,7 +49,7 @@ use std::{collections::BTreeMap, path::Path, path::PathBuf, time::Duration};
 
 use hardlight::Transport;
 use hardlight_benchmarks::{
-    child::{self, ChildServer},
+    child::{self, ChildServer, Placement},
     report::{Run, Table},
     systems::{serve_hardlight, Connection, Serving, System},
     targets,
@@ -199,11 +200,9 @@ fn main() {
         .enable_all()
         .build()
         .expect("runtime");
-    let pinned = !argv.iter().any(|a| a == "--no-pin");
+    let placement = Placement::from_args();
     if argv.get(1).map(String::as_str) == Some("serve") {
-        if pinned {
-            child::pin(true);
-        }
+        placement.pin(true);
         child::exit_with_parent();
         runtime.block_on(serve(&argv[2..]));
         return;
@@ -211,9 +210,7 @@ fn main() {
     // 10,000 connections need more file descriptors than the usual soft limit.
     let _ = rlimit::increase_nofile_limit(u64::MAX);
     if argv.get(1).map(String::as_str) == Some("idle-client") {
-        if pinned {
-            child::pin(false);
-        }
+        placement.pin(false);
         runtime.block_on(idle_client(&argv[2..]));
         return;
     }
@@ -229,9 +226,7 @@ fn main() {
         runtime.block_on(count_stream(&argv[2..]));
         return;
     }
-    if pinned {
-        child::pin(false);
-    }
+    placement.pin(false);
     let args = parse_args();
     let cert = Certificate::generate();
     let dir = cert.write();
@@ -358,9 +353,7 @@ fn spawn(system: &str, dir: &Path, extra: &[&str]) -> ChildServer {
     let dir = dir.to_str().expect("UTF-8 temp dir");
     let mut args = vec!["serve", system, dir];
     args.extend_from_slice(extra);
-    if std::env::args().any(|a| a == "--no-pin") {
-        args.push("--no-pin");
-    }
+    args.extend(Placement::from_args().flag());
     ChildServer::spawn(&args)
 }
 
@@ -843,9 +836,7 @@ async fn idle_table(args: &Args, dir: &Path) -> Table {
             let mut command = std::process::Command::new(&exe);
             command.args(["idle-client", system.key(), &count.to_string()]);
             command.arg(dir);
-            if std::env::args().any(|a| a == "--no-pin") {
-                command.arg("--no-pin");
-            }
+            command.args(Placement::from_args().flag());
             let output = command.output().expect("run the idle client");
             let line = String::from_utf8_lossy(&output.stdout);
             let per_connection: f64 = line.trim().parse().unwrap_or_else(|_| {
