@@ -165,13 +165,18 @@ impl Placement {
 /// The machine's online cores. Not this process's affinity: a server inherits the
 /// client's, which is the first core alone once the client has pinned itself.
 fn online_cores() -> Vec<usize> {
-    let Ok(list) = std::fs::read_to_string("/sys/devices/system/cpu/online") else {
-        return core_affinity::get_core_ids()
+    match std::fs::read_to_string("/sys/devices/system/cpu/online") {
+        Ok(list) => cpu_list(&list),
+        Err(_) => core_affinity::get_core_ids()
             .unwrap_or_default()
             .into_iter()
             .map(|core| core.id)
-            .collect();
-    };
+            .collect(),
+    }
+}
+
+/// The cores of a kernel CPU list such as `0-3,8,10-11`.
+fn cpu_list(list: &str) -> Vec<usize> {
     let mut cores = Vec::new();
     for range in list.trim().split(',') {
         let mut ends = range.split('-').map(|n| n.parse::<usize>().ok());
@@ -182,4 +187,17 @@ fn online_cores() -> Vec<usize> {
         }
     }
     cores
+}
+
+#[cfg(test)]
+mod tests {
+    use super::cpu_list;
+
+    #[test]
+    fn a_cpu_list_gives_every_core_it_names() {
+        assert_eq!(cpu_list("0-1\n"), [0, 1]);
+        assert_eq!(cpu_list("0"), [0]);
+        assert_eq!(cpu_list("0-2,4,6-7"), [0, 1, 2, 4, 6, 7]);
+        assert_eq!(cpu_list(""), [] as [usize; 0]);
+    }
 }
