@@ -4,6 +4,7 @@ use std::{
     io::{BufRead, BufReader},
     net::SocketAddr,
     process::{Child, Command, Stdio},
+    sync::OnceLock,
 };
 
 /// A server running in a child process; killed on drop.
@@ -95,51 +96,77 @@ pub fn announce(addr: SocketAddr) {
 
 /// Where the benchmark's processes run, from its command line: the client on the first
 /// core and every server on the last (the default), all of them on the first core
-/// (`--one-core`), or wherever the scheduler puts them (`--no-pin`).
+/// (`--one-core`), or wherever the scheduler puts them (`--no-pin`). The cores are those
+/// the benchmark was started on; its servers are told them (`--cores=`), since each
+/// inherits the affinity of a client that has already pinned itself to one core.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Placement {
-    /// The client on the first core, every server on the last: each side has a core of its
+    /// The client on one core, every server on another: each side has a core of its
     /// own, and a reply wakes a process on the other core.
-    Apart,
-    /// Client and servers share the first core: a call's wall time is the CPU both sides
+    Apart {
+        /// The client's core.
+        client: usize,
+        /// The servers' core.
+        server: usize,
+    },
+    /// Client and servers share one core: a call's wall time is the CPU both sides
     /// spend on it, with no wake-up across cores.
-    OneCore,
-    /// No pinning.
+    OneCore(usize),
+    /// No pinning (also where there is a single core to run on).
     Unpinned,
 }
 
 impl Placement {
-    /// The placement this process's command line asks for.
-    pub fn from_args() -> Self {
+    /// The placement of this process: decided by the first call, which the benchmark
+    /// makes before it pins itself.
+    pub fn get() -> Self {
+        static PLACEMENT: OnceLock<Placement> = OnceLock::new();
+        *PLACEMENT.get_or_init(Self::from_args)
+    }
+
+    fn from_args() -> Self {
         let args: Vec<String> = std::env::args().collect();
         if args.iter().any(|a| a == "--no-pin") {
+            return Self::Unpinned;
+        }
+        let cores = match args.iter().find_map(|a| a.strip_prefix("--cores=")) {
+            Some(list) => cpu_list(list),
+            None => core_affinity::get_core_ids()
+                .unwrap_or_default()
+                .into_iter()
+                .map(|core| core.id)
+                .collect(),
+        };
+        let (Some(&first), Some(&last)) = (cores.first(), cores.last()) else {
+            return Self::Unpinned;
+        };
+        if args.iter().any(|a| a == "--one-core") {
+            Self::OneCore(first)
+        } else if first == last {
             Self::Unpinned
-        } else if args.iter().any(|a| a == "--one-core") {
-            Self::OneCore
         } else {
-            Self::Apart
+            Self::Apart {
+                client: first,
+                server: last,
+            }
         }
     }
 
-    /// The flag that asks a child process for this placement.
-    pub fn flag(self) -> Option<&'static str> {
+    /// The arguments that ask a child process for this placement.
+    pub fn args(self) -> Vec<String> {
         match self {
-            Self::Apart => None,
-            Self::OneCore => Some("--one-core"),
-            Self::Unpinned => Some("--no-pin"),
+            Self::Apart { client, server } => vec![format!("--cores={client},{server}")],
+            Self::OneCore(core) => vec!["--one-core".into(), format!("--cores={core}")],
+            Self::Unpinned => vec!["--no-pin".into()],
         }
     }
 
-    /// The core a server (`server`) or client runs on; `None` when unpinned or on a
-    /// single core.
+    /// The core a server (`server`) or the client runs on; `None` when unpinned.
     pub fn core(self, server: bool) -> Option<usize> {
-        let cores = online_cores();
-        let (first, last) = (*cores.first()?, *cores.last()?);
         match self {
+            Self::Apart { server: core, .. } if server => Some(core),
+            Self::Apart { client: core, .. } | Self::OneCore(core) => Some(core),
             Self::Unpinned => None,
-            _ if first == last => None,
-            Self::Apart if server => Some(last),
-            Self::Apart | Self::OneCore => Some(first),
         }
     }
 
@@ -162,20 +189,7 @@ impl Placement {
     }
 }
 
-/// The machine's online cores. Not this process's affinity: a server inherits the
-/// client's, which is the first core alone once the client has pinned itself.
-fn online_cores() -> Vec<usize> {
-    match std::fs::read_to_string("/sys/devices/system/cpu/online") {
-        Ok(list) => cpu_list(&list),
-        Err(_) => core_affinity::get_core_ids()
-            .unwrap_or_default()
-            .into_iter()
-            .map(|core| core.id)
-            .collect(),
-    }
-}
-
-/// The cores of a kernel CPU list such as `0-3,8,10-11`.
+/// The cores of a CPU list such as `0-3,8,10-11`, as the kernel writes them.
 fn cpu_list(list: &str) -> Vec<usize> {
     let mut cores = Vec::new();
     for range in list.trim().split(',') {

@@ -200,7 +200,7 @@ fn main() {
         .enable_all()
         .build()
         .expect("runtime");
-    let placement = Placement::from_args();
+    let placement = Placement::get();
     if argv.get(1).map(String::as_str) == Some("serve") {
         placement.pin(true);
         child::exit_with_parent();
@@ -353,7 +353,8 @@ fn spawn(system: &str, dir: &Path, extra: &[&str]) -> ChildServer {
     let dir = dir.to_str().expect("UTF-8 temp dir");
     let mut args = vec!["serve", system, dir];
     args.extend_from_slice(extra);
-    args.extend(Placement::from_args().flag());
+    let placement = Placement::get().args();
+    args.extend(placement.iter().map(String::as_str));
     ChildServer::spawn(&args)
 }
 
@@ -836,7 +837,7 @@ async fn idle_table(args: &Args, dir: &Path) -> Table {
             let mut command = std::process::Command::new(&exe);
             command.args(["idle-client", system.key(), &count.to_string()]);
             command.arg(dir);
-            command.args(Placement::from_args().flag());
+            command.args(Placement::get().args());
             let output = command.output().expect("run the idle client");
             let line = String::from_utf8_lossy(&output.stdout);
             let per_connection: f64 = line.trim().parse().unwrap_or_else(|_| {

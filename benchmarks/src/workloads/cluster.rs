@@ -58,7 +58,7 @@ impl Nats {
             return None;
         }
         let (child, addr) = nats_process::spawn(config);
-        crate::child::Placement::from_args().place_server(child.id());
+        crate::child::Placement::get().place_server(child.id());
         Some(Self {
             child,
             url: format!("nats://{addr}"),
