@@ -1124,6 +1124,7 @@ mod tests {
         let frame = sent.next().expect("the call sent itself");
         assert_eq!((frame.kind, frame.id), (Kind::Call, first_id + 1));
     }
+
     #[test]
     fn a_cancelled_calls_cancel_goes_before_the_call_its_slot_goes_to() {
         let (mux, mut sent, _, waker) = setup(1);
