@@ -113,11 +113,12 @@ impl<T> State<T> {
 /// Wakes every receiver waiting on `shared` (whose lock `state` is), a batch at a time,
 /// none while the lock is held.
 fn wake_all<'a, T>(shared: &'a Mutex<State<T>>, mut state: MutexGuard<'a, State<T>>) {
+    // most values are sent while nobody waits: no batch is made (or dropped) for them
+    if state.waiting == 0 {
+        return;
+    }
     let mut batch: [Option<Waker>; WAKE_BATCH] = Default::default();
     loop {
-        if state.waiting == 0 {
-            return;
-        }
         let more = state.take_wakers(&mut batch);
         drop(state);
         for waker in batch.iter_mut().filter_map(Option::take) {
