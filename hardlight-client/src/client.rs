@@ -620,7 +620,6 @@ impl<S: Service> Inner<S> {
             acks: Arc::clone(&inner.acks),
             session: welcome.session_id,
             unreliable_seen: AtomicU64::new(0),
-            last_topic: Mutex::default(),
         });
         inner.acks.set(welcome.session_id, connection.clone());
         let previous = lock(&inner.connection).replace((generation, connection));

@@ -3,7 +3,7 @@
 
 use std::sync::{
     atomic::{AtomicU64, Ordering},
-    Arc, Mutex,
+    Arc,
 };
 
 use hardlight_core::{
@@ -26,7 +26,6 @@ use crate::{
     mirror::{apply, mark_disconnected, Mirror},
     rt::OnEnd,
     stats::Counters,
-    sync::lock,
 };
 
 /// Where one connection's push frames go.
@@ -49,16 +48,35 @@ pub(crate) struct Pushes<S: Service> {
     pub(crate) session: [u8; 16],
     /// The highest number of an unreliable event received on this connection.
     pub(crate) unreliable_seen: AtomicU64,
-    /// The topic of the last event received, handed to the next ones of the same topic
-    /// (shared, not allocated again).
-    pub(crate) last_topic: Mutex<Topic>,
+}
+
+/// The topic of the last event a reader of pushes decoded, handed to the next events of
+/// the same topic (shared, not allocated again). Each reader of a connection's pushes
+/// (its push stream or messages, its datagrams) keeps its own: none waits on another's.
+#[derive(Default)]
+pub(crate) struct LastTopic(Topic);
+
+impl LastTopic {
+    /// The topic `archived` holds: the last one, if it is the same.
+    fn of(&mut self, archived: &ArchivedTopic) -> Topic {
+        if self.0.as_bytes() != archived.as_bytes() {
+            self.0 = Topic::from(archived.as_bytes());
+        }
+        self.0.clone()
+    }
 }
 
 impl<S: Service> Pushes<S> {
-    /// Handles one push frame; an error means the server broke the protocol.
-    /// It is decoded here, at once: a body that is part of a larger message (a WebSocket
-    /// message, a QUIC chunk) is decoded where it lies, and does not keep its message.
-    pub(crate) fn handle(&self, header: &FrameHeader, body: Received) -> Result<(), ProtocolError> {
+    /// Handles one push frame, read by the reader whose `last` topic it is; an error means
+    /// the server broke the protocol. It is decoded here, at once: a body that is part of
+    /// a larger message (a WebSocket message, a QUIC chunk) is decoded where it lies, and
+    /// does not keep its message.
+    pub(crate) fn handle(
+        &self,
+        last: &mut LastTopic,
+        header: &FrameHeader,
+        body: Received,
+    ) -> Result<(), ProtocolError> {
         let body = body.open(header, self.compressed, self.max)?;
         match header.kind {
             Kind::State => apply(
@@ -69,7 +87,7 @@ impl<S: Service> Pushes<S> {
             ),
             Kind::Event => {
                 self.received.fetch_add(1, Ordering::SeqCst);
-                let (topic, payload) = self.event(&body)?;
+                let (topic, payload) = self.event(last, &body)?;
                 self.counters
                     .events_received
                     .fetch_add(1, Ordering::Relaxed);
@@ -82,7 +100,7 @@ impl<S: Service> Pushes<S> {
                 Ok(())
             }
             Kind::Unreliable => {
-                let (topic, payload) = self.event(&body)?;
+                let (topic, payload) = self.event(last, &body)?;
                 self.unreliable(header.id);
                 self.events.send(Pushed::Event(Event {
                     topic,
@@ -134,23 +152,12 @@ impl<S: Service> Pushes<S> {
         }
     }
 
-    /// Decodes an event's topic and payload; the topic is the last event's if it is the
+    /// Decodes an event's topic and payload; the topic is the `last` one if it is the
     /// same.
-    fn event(&self, body: &[u8]) -> Result<(Topic, S::Event), ProtocolError> {
+    fn event(&self, last: &mut LastTopic, body: &[u8]) -> Result<(Topic, S::Event), ProtocolError> {
         decode_with::<(Topic, S::Event), _>(body, |archived| {
-            Ok((
-                self.topic(&archived.0),
-                deserialize::<S::Event>(&archived.1)?,
-            ))
+            Ok((last.of(&archived.0), deserialize::<S::Event>(&archived.1)?))
         })
-    }
-
-    fn topic(&self, archived: &ArchivedTopic) -> Topic {
-        let mut last = lock(&self.last_topic);
-        if last.as_bytes() != archived.as_bytes() {
-            *last = Topic::from(archived.as_bytes());
-        }
-        last.clone()
     }
 
     /// Counts unreliable event `seq` of the connection, and those its number shows lost:
@@ -169,8 +176,13 @@ impl<S: Service> Pushes<S> {
         }
     }
 
-    /// Handles one QUIC or WebTransport datagram: an `Unreliable` frame, whole.
-    pub(crate) fn datagram(&self, datagram: bytes::Bytes) -> Result<(), ProtocolError> {
+    /// Handles one QUIC or WebTransport datagram: an `Unreliable` frame, whole, read by
+    /// the reader whose `last` topic it is.
+    pub(crate) fn datagram(
+        &self,
+        last: &mut LastTopic,
+        datagram: bytes::Bytes,
+    ) -> Result<(), ProtocolError> {
         let (header, body) = FrameHeader::split(&datagram, self.max)?;
         if header.kind != Kind::Unreliable {
             return Err(ProtocolError::UnexpectedKind {
@@ -181,7 +193,7 @@ impl<S: Service> Pushes<S> {
         self.counters
             .unreliable_datagrams
             .fetch_add(1, Ordering::Relaxed);
-        self.handle(&header, Received::Shared(datagram.slice_ref(body)))
+        self.handle(last, &header, Received::Shared(datagram.slice_ref(body)))
     }
 
     /// The connection ended (`reason` says how): wake calls waiting for its state, and let

@@ -31,7 +31,7 @@ use crate::{
     error::{CallError, ConnectError, TlsConfigError, TransportError},
     handshake::{hello_frame, welcome},
     mux::{gather, Mux, Outgoing},
-    pushes::Pushes,
+    pushes::{LastTopic, Pushes},
     streaming::ItemSource,
     sync::lock,
 };
@@ -448,8 +448,9 @@ async fn push_reader<S: Service>(conn: quinn::Connection, pushes: Arc<Pushes<S>>
 /// Reads the server's datagrams, unreliable events each, until the connection ends. One
 /// that is not a valid `Unreliable` frame closes the connection.
 async fn datagram_reader<S: Service>(conn: quinn::Connection, pushes: Arc<Pushes<S>>) {
+    let mut last = LastTopic::default();
     while let Ok(datagram) = conn.read_datagram().await {
-        if let Err(error) = pushes.datagram(datagram) {
+        if let Err(error) = pushes.datagram(&mut last, datagram) {
             warn!(%error, "server sent an invalid datagram; closing");
             conn.close(CLOSE_PROTOCOL, b"protocol error in a datagram");
             return;
@@ -465,9 +466,10 @@ async fn read_pushes<S: Service>(
         return Ok(());
     };
     let mut frames = ChunkFrames::new(pushes.max);
+    let mut last = LastTopic::default();
     loop {
         match frames.next(&mut push).await {
-            Ok((header, body)) => pushes.handle(&header, body)?,
+            Ok((header, body)) => pushes.handle(&mut last, &header, body)?,
             Err(ReadError::Protocol(e)) => return Err(e),
             Err(error) => {
                 debug!(%error, "push stream ended");

@@ -32,7 +32,7 @@ use crate::{
     error::{CallError, ConnectError, TransportError},
     handshake::{hello_frame, welcome},
     mux::{CloseSwitch, Mux, Outgoing, Slot},
-    pushes::Pushes,
+    pushes::{LastTopic, Pushes},
     streaming::ItemSource,
     sync::lock,
 };
@@ -501,9 +501,10 @@ async fn read_pushes<S: Service>(
     let Ok(mut reader) = FrameStream::new(&stream, pushes.max) else {
         return Ok(());
     };
+    let mut last = LastTopic::default();
     loop {
         match reader.next().await {
-            Ok((header, body)) => pushes.handle(&header, Received::Aligned(body))?,
+            Ok((header, body)) => pushes.handle(&mut last, &header, Received::Aligned(body))?,
             Err(Unread::Protocol(error)) => return Err(error),
             Err(_) => return Ok(()),
         }
@@ -516,8 +517,9 @@ async fn datagram_reader<S: Service>(session: WebTransport, pushes: Arc<Pushes<S
     let Ok(reader) = session.datagrams_reader() else {
         return;
     };
+    let mut last = LastTopic::default();
     while let Some(datagram) = js::read_datagram(&reader).await {
-        if let Err(error) = pushes.datagram(datagram.into()) {
+        if let Err(error) = pushes.datagram(&mut last, datagram.into()) {
             tracing::warn!(%error, "server sent an invalid datagram; closing");
             session.close(Close::Protocol.quic_code(), "protocol error in a datagram");
             return;

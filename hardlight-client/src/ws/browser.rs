@@ -17,7 +17,7 @@ use crate::{
     error::{ConnectError, TransportError},
     handshake::{hello_frame, welcome},
     mux::{gather, Channel, Mux, Outgoing},
-    pushes::Pushes,
+    pushes::{LastTopic, Pushes},
     sync::lock,
 };
 
@@ -214,10 +214,11 @@ async fn read_loop<S: Service>(
     pushes: Pushes<S>,
     max: u32,
 ) {
+    let mut last = LastTopic::default();
     let ended = loop {
         match source.recv().await {
             Some(Incoming::Binary(data)) => {
-                if let Err(error) = super::route(data.into(), &mux, &pushes, max) {
+                if let Err(error) = super::route(data.into(), &mux, &pushes, &mut last, max) {
                     break TransportError::violation(&error);
                 }
             }

@@ -21,14 +21,18 @@ use hardlight_core::{
 
 use hardlight_core::received::Received;
 
-use crate::{mux::Mux, pushes::Pushes};
+use crate::{
+    mux::Mux,
+    pushes::{LastTopic, Pushes},
+};
 
 /// Routes one received message, frame by frame: replies to their calls, everything else
-/// to the pushes.
+/// to the pushes (`last`: the topic of the last event the connection's reader decoded).
 fn route<S: Service>(
     message: Shared,
     mux: &Mux,
     pushes: &Pushes<S>,
+    last: &mut LastTopic,
     max: u32,
 ) -> Result<(), ProtocolError> {
     let mut rest = message;
@@ -44,7 +48,7 @@ fn route<S: Service>(
             Kind::StreamItem => mux.deliver(header, Received::Aligned(realign(&body)))?,
             Kind::StreamCredit if body.is_empty() => mux.credit(header.id, header.seq)?,
             // a push is decoded at once, where it lies
-            _ => pushes.handle(&header, Received::Shared(body))?,
+            _ => pushes.handle(last, &header, Received::Shared(body))?,
         }
         if rest.is_empty() {
             return Ok(());

@@ -40,7 +40,7 @@ use crate::{
     error::{ConnectError, TlsConfigError, TransportError},
     handshake::{hello_frame, welcome},
     mux::{Channel, Mux, Outgoing},
-    pushes::Pushes,
+    pushes::{LastTopic, Pushes},
     quic::{resolve, tls::client_config, transport_failure},
     sync::lock,
 };
@@ -309,6 +309,7 @@ async fn read_loop<S: Service>(
     idle_timeout: std::time::Duration,
 ) {
     let mut idle = IdleLimit::new(idle_timeout);
+    let mut last = LastTopic::default();
     let ended = loop {
         let next = poll_fn(|cx| match source.poll_next(cx) {
             Poll::Ready(next) => Poll::Ready(Some(next)),
@@ -341,7 +342,7 @@ async fn read_loop<S: Service>(
             Some(Err(error)) => break TransportError::closed(None, error.to_string()),
             None => break TransportError::closed(None, "connection closed"),
         };
-        if let Err(error) = super::route(data, &mux, &pushes, max) {
+        if let Err(error) = super::route(data, &mux, &pushes, &mut last, max) {
             debug!(%error, "server broke the protocol; closing");
             break TransportError::violation(&error);
         }
