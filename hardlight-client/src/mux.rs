@@ -602,9 +602,13 @@ impl Future for MuxReply<'_> {
         }
         loop {
             if let Some(sending) = &mut this.sending {
-                ready!(sending.as_mut().poll(cx))?;
-                this.sending = None;
+                if let Poll::Ready(sent) = sending.as_mut().poll(cx) {
+                    sent?;
+                    this.sending = None;
+                }
             }
+            // also while its frame waits for room: a connection that closes fails the call
+            // then, not once its backed-up writer gives up
             match ready!(this.mux.poll_reply(this.id, cx)) {
                 Ok(Polled::Reply(reply)) => {
                     this.answered = true;
@@ -1194,6 +1198,31 @@ mod tests {
         ));
         drop(waiting);
         assert_eq!(lock(&mux.table).slots.free(), 1);
+    }
+
+    #[test]
+    fn a_call_whose_frame_waits_for_room_fails_as_the_connection_closes() {
+        let (mux, mut sent, woken, waker) = setup(1);
+        let mut cx = Context::from_waker(&waker);
+        // the writer's queue (room for two frames) is full, and the writer takes nothing
+        assert!(mux.send(call()) && mux.send(call()));
+        let [mut sending] = calls(&mux, &waker);
+        assert!(
+            sending.as_mut().poll(&mut cx).is_pending(),
+            "waiting for room"
+        );
+        woken.take();
+        mux.close(TransportError::closed(None, "gone"));
+        assert!(woken.take());
+        assert!(matches!(
+            sending.as_mut().poll(&mut cx),
+            Poll::Ready(Err(CallError::Transport(_)))
+        ));
+        drop(sending);
+        let kinds: Vec<_> = std::iter::from_fn(|| sent.next())
+            .map(|header| header.kind)
+            .collect();
+        assert_eq!(kinds, [Kind::Call, Kind::Call], "its frame never went");
     }
 
     #[test]
