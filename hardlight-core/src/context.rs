@@ -203,6 +203,7 @@ pub fn budget_to_seq(budget: Option<Duration>) -> u64 {
 }
 
 /// The time budget a `Call` header's `seq` gives; `None` for no deadline.
+#[inline]
 pub fn budget_from_seq(seq: u64) -> Option<Duration> {
     (seq != 0).then(|| Duration::from_micros(seq))
 }
@@ -236,6 +237,7 @@ pub fn append_context(args: &mut Body, context: &CallContext) -> Result<u8, Prot
 
 /// Takes the call context off the end of an opened `Call` body, leaving the arguments
 /// archive; `None` when the header has no [`FLAG_CONTEXT`].
+#[inline] // on every call, most of them without a context
 pub fn split_context(
     header: &crate::frame::FrameHeader,
     body: &mut Received,
@@ -243,6 +245,11 @@ pub fn split_context(
     if header.flags & FLAG_CONTEXT == 0 {
         return Ok(None);
     }
+    take_context(body).map(Some)
+}
+
+/// The call context off the end of `body`, which has one.
+fn take_context(body: &mut Received) -> Result<CallContext, ProtocolError> {
     let invalid = |what: &str| ProtocolError::InvalidPayload(format!("call context: {what}"));
     let end = body
         .len()
@@ -260,7 +267,7 @@ pub fn split_context(
     }
     let context = decode::<CallContext>(&body[start..end])?;
     body.truncate(args_len);
-    Ok(Some(context))
+    Ok(context)
 }
 
 fn too_large(len: usize) -> ProtocolError {

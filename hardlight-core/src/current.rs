@@ -51,6 +51,7 @@ impl CurrentCall {
     /// A call of `method` with `budget` left from now, the caller's `context`, and
     /// `span_id` naming this call's span in the caller's trace (used only if the context
     /// carries a valid `traceparent`).
+    #[inline]
     pub fn new(
         method: &'static str,
         budget: Option<Duration>,
@@ -159,6 +160,7 @@ struct Entered<'a> {
 }
 
 impl<'a> Entered<'a> {
+    #[inline]
     fn enter(slot: &'a mut Option<CurrentCall>) -> Self {
         let outer = CURRENT.with(|current| current.replace(slot.take()));
         Self { slot, outer }
@@ -166,6 +168,7 @@ impl<'a> Entered<'a> {
 }
 
 impl Drop for Entered<'_> {
+    #[inline]
     fn drop(&mut self) {
         let outer = self.outer.take();
         *self.slot = CURRENT.with(|current| current.replace(outer));

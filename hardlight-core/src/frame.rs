@@ -224,6 +224,7 @@ impl FrameHeader {
     ///     Err(ProtocolError::FrameTooLarge { len: 4096, max: 1024 })
     /// ));
     /// ```
+    #[inline]
     pub fn parse(bytes: &[u8; HEADER_LEN], max_body: u32) -> Result<Self, ProtocolError> {
         let [l0, l1, l2, l3, kind, flags, a0, a1, rest @ ..] = *bytes;
         let body_len = u32::from_le_bytes([l0, l1, l2, l3]);
@@ -285,6 +286,7 @@ impl FrameHeader {
     /// let (second, _, rest) = FrameHeader::split_first(rest, 0).unwrap();
     /// assert_eq!((first.id, second.id, rest.len()), (1, 2, 0));
     /// ```
+    #[inline]
     pub fn split_first(bytes: &[u8], max_body: u32) -> Result<(Self, &[u8], &[u8]), ProtocolError> {
         let (head, after) =
             bytes
@@ -319,6 +321,7 @@ impl FrameHeader {
     /// let (second, _) = FrameHeader::split_off_first(&mut message, 8).unwrap();
     /// assert_eq!((second.id, message.len()), (2, 0));
     /// ```
+    #[inline]
     pub fn split_off_first(
         bytes: &mut bytes::Bytes,
         max_body: u32,

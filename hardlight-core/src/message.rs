@@ -59,6 +59,7 @@ impl Body {
 
     /// The complete frame: `header` then the archive, compressed when `compression` says
     /// it pays. The header's `body_len` and compressed flag are set here.
+    #[inline]
     pub fn frame(
         mut self,
         header: FrameHeader,

@@ -70,6 +70,7 @@ pub struct Lent<'a> {
 impl Lent<'_> {
     /// Hands the units over without giving them back: whoever ends up holding them gives
     /// them back with [`Quota::give_back`] (a queue's reader, for many at once).
+    #[inline]
     pub fn into_units(mut self) -> usize {
         std::mem::take(&mut self.units)
     }
@@ -98,6 +99,7 @@ impl Quota {
     }
 
     /// [`try_take`](Quota::try_take) for a taker that borrows the quota.
+    #[inline]
     pub fn try_lend(&self, units: u32) -> Result<Option<Lent<'_>>, Closed> {
         if self.line.is_closed() {
             return Err(Closed);
@@ -159,6 +161,7 @@ impl Quota {
 
     /// Gives back `units` taken earlier (by a [`Lent`] handed over with
     /// [`Lent::into_units`]).
+    #[inline]
     pub fn give_back(&self, units: usize) {
         if units == 0 {
             return;

@@ -43,6 +43,7 @@ impl Received {
     /// The archive the body carries: decompressed into a buffer of its own (bounded by
     /// `max`) when the header says it is compressed, which is only allowed if compression
     /// was negotiated; as it is otherwise.
+    #[inline]
     pub fn open(
         self,
         header: &FrameHeader,

@@ -80,6 +80,7 @@ fn with_kept<R>(f: impl FnOnce(&mut Kept) -> R) -> R {
 
 /// Keeps `buffer` for [`with_buffer`] if it has [`CAPACITY`] bytes and fewer than
 /// [`KEPT`] are kept; frees it otherwise.
+#[inline]
 pub(crate) fn give_back(mut buffer: Vec<u8>) {
     if buffer.capacity() != CAPACITY {
         return;
