@@ -1,9 +1,9 @@
 #![doc = include_str!("../docs/crate.md")]
 
 pub use hardlight_core::{
-    context::TraceParent, durable::Position, CallContext, Codable, Compression, ConnectionState,
-    CurrentCall, ErrorCode, HandlerError, HandlerResult, Limits, Priority, ProtocolError,
-    RejectCode, Service, Streaming, Topic, TransportKind, PROTOCOL_VERSION,
+    context::TraceParent, durable::Position, Blob, CallContext, Codable, Compression,
+    ConnectionState, CurrentCall, ErrorCode, HandlerError, HandlerResult, Limits, Priority,
+    ProtocolError, RejectCode, Service, Streaming, Topic, TransportKind, PROTOCOL_VERSION,
 };
 pub use hardlight_macros::{codable, connection_state, factory, rpc, rpc_handler};
 

@@ -20,6 +20,7 @@ use hardlight_core::{
     handshake::Resume,
     message::Body,
     priority::Priority,
+    received::Received,
     Compression, ConnectionState, ProtocolError, RejectCode, Service,
 };
 use tokio::sync::watch;
@@ -408,7 +409,7 @@ impl<S: Service> Client<S> {
         let reply = async {
             let (header, body, _) = opened.next().await?;
             wait_for_version(&self.inner.mirror, generation, header.seq, limit).await?;
-            decode_reply::<T, E>(&header, &body)
+            decode_reply::<T, E>(&header, Received::Aligned(body))
         };
         // the reply may come before every item is sent (the handler failed, say): it
         // ends the call, and the sending with it
@@ -535,7 +536,7 @@ impl<S: Service> Client<S> {
                 .fetch_add((HEADER_LEN + body.len()) as u64, Ordering::Relaxed);
             let limit = self.inner.config.limits.frame_read_timeout();
             wait_for_version(&self.inner.mirror, generation, header.seq, limit).await?;
-            decode_reply(&header, &body)
+            decode_reply(&header, body)
         }
     }
 

@@ -16,6 +16,7 @@ use futures_util::{
 use hardlight_core::{
     codec::{decode, Bytes, Codable},
     frame::{FrameHeader, Kind},
+    received::Received,
     HandlerError,
 };
 
@@ -395,7 +396,7 @@ where
             return Some((Err(error.into()), None));
         }
         if header.kind != Kind::StreamItem {
-            return match decode_reply::<(), E>(&header, &body) {
+            return match decode_reply::<(), E>(&header, Received::Aligned(body)) {
                 Ok(()) => None,
                 Err(error) => Some((Err(error.past(budget.unwrap_or_default())), None)),
             };

@@ -6,6 +6,7 @@
 //! `docs/PROTOCOL.md`.
 
 pub mod addr;
+pub mod blob;
 #[cfg(feature = "io")]
 pub mod byte_stream;
 pub mod calls;
@@ -48,6 +49,7 @@ pub mod topic;
 pub mod wait;
 pub mod websocket;
 
+pub use blob::Blob;
 pub use codec::Codable;
 pub use compression::Compression;
 pub use context::CallContext;

@@ -5,7 +5,8 @@
 use std::ops::Deref;
 
 use crate::{
-    codec::{realign, Bytes},
+    blob::{Sharing, SHARED_FROM},
+    codec::{decode, realign, Bytes, Codable},
     frame::FrameHeader,
     message::open_body,
     ProtocolError,
@@ -55,6 +56,36 @@ impl Received {
         } else {
             Ok(self)
         }
+    }
+
+    /// Decodes the archive the body holds (as [`decode`] does), sharing its buffer with the
+    /// [`Blob`](crate::Blob)s in it of at least [`SHARED_FROM`] bytes instead of copying
+    /// them; the rest of the buffer is let go.
+    ///
+    /// ```
+    /// use hardlight_core::{codec::encode, received::Received, Blob};
+    /// let archive = encode(&(Blob::from(vec![3u8; 1 << 20]), 5u8)).unwrap();
+    /// let (blob, n) = Received::Aligned(archive).decode::<(Blob, u8)>().unwrap();
+    /// assert_eq!((blob.len(), n), (1 << 20, 5));
+    /// ```
+    #[inline] // on every call: most bodies are small, and decoded as `decode` does
+    pub fn decode<T: Codable>(self) -> Result<T, ProtocolError> {
+        if self.len() < SHARED_FROM {
+            return decode::<T>(&self);
+        }
+        let (source, _sharing) = self.share();
+        decode::<T>(&source)
+    }
+
+    /// The body's buffer, named as the one blobs are shared from while the returned
+    /// [`Sharing`] lives.
+    fn share(self) -> (bytes::Bytes, Sharing) {
+        let source = match self {
+            Self::Aligned(body) => bytes::Bytes::from_owner(body),
+            Self::Shared(body) => body,
+        };
+        let sharing = Sharing::new(&source);
+        (source, sharing)
     }
 
     /// Keeps the first `len` bytes.

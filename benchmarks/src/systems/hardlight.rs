@@ -68,6 +68,8 @@ pub trait Bench {
         durable: bool,
         pace_us: u64,
     ) -> HandlerResult<u64>;
+    /// Returns `data`, received and sent as a `Blob`.
+    async fn echo_blob(&self, data: Blob) -> HandlerResult<Blob>;
 }
 
 #[rpc_handler]
@@ -162,6 +164,10 @@ impl Bench for Handler {
         }
         Ok(started.elapsed().as_nanos() as u64)
     }
+
+    async fn echo_blob(&self, data: Blob) -> HandlerResult<Blob> {
+        Ok(data)
+    }
 }
 
 /// How a benchmark's HardLight server departs from the default limits (besides the
@@ -227,14 +233,19 @@ pub fn client_config(addr: SocketAddr, cert: &Certificate, transport: Transport)
         .with_transport(transport)
 }
 
+/// A connection whose calls echo their bytes as a `Vec<u8>`, or as a `Blob` with `blob`.
 pub(super) async fn connect(
     addr: SocketAddr,
     cert: &Certificate,
     transport: Transport,
+    blob: bool,
 ) -> Connection {
     let client = BenchClient::with_config(client_config(addr, cert, transport));
     client.connect().await.expect("connect");
-    Arc::new(HardLightTarget(client))
+    match blob {
+        false => Arc::new(HardLightTarget(client)),
+        true => Arc::new(BlobTarget(client)),
+    }
 }
 
 struct HardLightTarget(BenchClient);
@@ -243,5 +254,15 @@ impl Target for HardLightTarget {
     fn call(&self, data: Vec<u8>) -> BoxFuture<'static, Vec<u8>> {
         let client = self.0.clone();
         async move { client.echo(data).await.expect("echo") }.boxed()
+    }
+}
+
+/// Echoes a [`Blob`].
+struct BlobTarget(BenchClient);
+
+impl Target for BlobTarget {
+    fn call(&self, data: Vec<u8>) -> BoxFuture<'static, Vec<u8>> {
+        let client = self.0.clone();
+        async move { client.echo_blob(data.into()).await.expect("echo").into() }.boxed()
     }
 }

@@ -42,6 +42,10 @@ pub enum System {
     HardLightQuic,
     /// HardLight over WebSocket (TLS).
     HardLightWebSocket,
+    /// HardLight over QUIC, echoing a [`Blob`](::hardlight::Blob) (decoded without a copy).
+    HardLightQuicBlob,
+    /// HardLight over WebSocket, echoing a [`Blob`](::hardlight::Blob).
+    HardLightWebSocketBlob,
     /// tonic unary over TLS.
     TonicTls,
     /// tonic unary over cleartext HTTP/2.
@@ -74,6 +78,8 @@ impl System {
             Self::TlsFloor => "raw TLS/TCP (TCP floor)",
             Self::HardLightQuic => "HardLight QUIC",
             Self::HardLightWebSocket => "HardLight WebSocket",
+            Self::HardLightQuicBlob => "HardLight QUIC, Blob",
+            Self::HardLightWebSocketBlob => "HardLight WebSocket, Blob",
             Self::TonicTls => "tonic TLS",
             Self::TonicH2c => "tonic h2c",
             Self::Tarpc => "tarpc TCP",
@@ -88,6 +94,8 @@ impl System {
             Self::TlsFloor => "tls",
             Self::HardLightQuic => "hardlight-quic",
             Self::HardLightWebSocket => "hardlight-ws",
+            Self::HardLightQuicBlob => "hardlight-quic-blob",
+            Self::HardLightWebSocketBlob => "hardlight-ws-blob",
             Self::TonicTls => "tonic-tls",
             Self::TonicH2c => "tonic-h2c",
             Self::Tarpc => "tarpc",
@@ -102,6 +110,8 @@ impl System {
             Self::TlsFloor,
             Self::HardLightQuic,
             Self::HardLightWebSocket,
+            Self::HardLightQuicBlob,
+            Self::HardLightWebSocketBlob,
             Self::TonicTls,
             Self::TonicH2c,
             Self::Tarpc,
@@ -115,7 +125,10 @@ impl System {
     /// beside it, for latency).
     pub fn floor(self) -> Self {
         match self {
-            Self::QuinnFloor | Self::QuinnPipelined | Self::HardLightQuic => Self::QuinnPipelined,
+            Self::QuinnFloor
+            | Self::QuinnPipelined
+            | Self::HardLightQuic
+            | Self::HardLightQuicBlob => Self::QuinnPipelined,
             _ => Self::TlsFloor,
         }
     }
@@ -126,9 +139,10 @@ impl System {
             Self::QuinnFloor => quinn_echo::serve(cert, quinn_echo::Streams::PerRequest).await,
             Self::QuinnPipelined => quinn_echo::serve(cert, quinn_echo::Streams::Pipelined).await,
             Self::TlsFloor => tls_echo::serve(cert).await,
-            Self::HardLightQuic | Self::HardLightWebSocket => {
-                hardlight::serve(cert, Serving::default()).await
-            }
+            Self::HardLightQuic
+            | Self::HardLightWebSocket
+            | Self::HardLightQuicBlob
+            | Self::HardLightWebSocketBlob => hardlight::serve(cert, Serving::default()).await,
             #[cfg(feature = "peers")]
             Self::TonicTls => tonic_echo::serve(Some(cert)).await,
             #[cfg(feature = "peers")]
@@ -153,10 +167,16 @@ impl System {
             }
             Self::TlsFloor => tls_echo::connect(addr, cert).await,
             Self::HardLightQuic => {
-                hardlight::connect(addr, cert, ::hardlight::Transport::Quic).await
+                hardlight::connect(addr, cert, ::hardlight::Transport::Quic, false).await
             }
             Self::HardLightWebSocket => {
-                hardlight::connect(addr, cert, ::hardlight::Transport::WebSocket).await
+                hardlight::connect(addr, cert, ::hardlight::Transport::WebSocket, false).await
+            }
+            Self::HardLightQuicBlob => {
+                hardlight::connect(addr, cert, ::hardlight::Transport::Quic, true).await
+            }
+            Self::HardLightWebSocketBlob => {
+                hardlight::connect(addr, cert, ::hardlight::Transport::WebSocket, true).await
             }
             #[cfg(feature = "peers")]
             Self::TonicTls => tonic_echo::connect(addr, Some(cert)).await,

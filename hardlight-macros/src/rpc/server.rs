@@ -46,7 +46,7 @@ pub(crate) fn generate(item: &syn::ItemTrait, attr: &Attr, service: &Service) ->
         let plain: Vec<_> = m.plain_args().map(|a| &a.ident).collect();
         let types = m.plain_args().map(|a| &a.ty);
         // spanned at the user's method so a type error shows there, not at #[rpc]
-        let decode = quote_spanned! {method.span()=> #p::decode::<(#(#types,)*)>(&args) };
+        let decode = quote_spanned! {method.span()=> #p::Received::decode::<(#(#types,)*)>(args) };
         let input = m.input().map(|(arg, item)| {
             let ident = &arg.ident;
             quote_spanned! {arg.ty.span()=>
@@ -81,8 +81,6 @@ pub(crate) fn generate(item: &syn::ItemTrait, attr: &Attr, service: &Service) ->
                     #p::Ok(args) => args,
                     #p::Err(error) => return #p::Outcome::invalid_arguments(#method_name, error),
                 };
-                // the handler holds its decoded arguments, not the archive as well
-                ::core::mem::drop(args);
                 #run
             }),
         }
