@@ -19,16 +19,19 @@ use rkyv::{
 use crate::schema::{Layout, Schema};
 
 /// The size from which a decoded [`Blob`] shares the buffer it arrived in; a smaller one
-/// is copied. A shared blob keeps that buffer alive, which at this size holds little
-/// besides it: frames from 16 KiB on travel alone in their message (WebSocket) or are
-/// read into a buffer of their own (QUIC).
+/// is copied. A shared blob keeps that whole buffer alive, which may be larger than the
+/// blob: over QUIC it is the body's own buffer, over WebSocket the connection's read
+/// buffer as the messages before it grew it (at most the largest of them, within the
+/// read-ahead `read_growth` allows). A blob kept long after its call is best copied out
+/// (`Vec::<u8>::from(blob)`).
 pub const SHARED_FROM: usize = 16 * 1024;
 
 /// Bytes for large payloads: decoded without a copy where a `Vec<u8>` would be copied.
 ///
 /// Cloning a `Blob` shares its bytes (a reference count). As an argument or a return
 /// value of at least [`SHARED_FROM`] bytes, it is decoded as a slice of the buffer its
-/// frame's body was received in, which it keeps alive for as long as it lives. Sending
+/// frame's body was received in, which it keeps alive for as long as it lives (see
+/// [`SHARED_FROM`] for how large that buffer may be). Sending
 /// one copies its bytes into the frame, as a `Vec<u8>`'s are; the two are the same on the
 /// wire, so one end may take a `Blob` where the other sends a `Vec<u8>`.
 ///
@@ -41,13 +44,6 @@ pub const SHARED_FROM: usize = 16 * 1024;
 /// ```
 #[derive(Clone, Default, PartialEq, Eq, Hash, PartialOrd, Ord)]
 pub struct Blob(Bytes);
-
-impl Blob {
-    /// The bytes, shared.
-    pub fn into_bytes(self) -> Bytes {
-        self.0
-    }
-}
 
 impl Deref for Blob {
     type Target = [u8];
