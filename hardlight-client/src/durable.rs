@@ -7,9 +7,10 @@ use std::{
 };
 
 use hardlight_core::{
-    durable::Position,
+    codec::{decode, Codable},
+    durable::{ArchivedDelivery, Position},
     frame::{FrameHeader, Kind},
-    Topic,
+    ProtocolError, Topic,
 };
 
 use crate::{
@@ -129,25 +130,25 @@ impl AckHandle {
 }
 
 /// The durable event as the push reader hands it on (before its payload is typed for the
-/// application).
-pub(crate) fn durable_event<E>(
-    delivery: hardlight_core::durable::Delivery,
+/// application), read from its validated archive: the event's own archive is decoded where
+/// it lies, not copied out first.
+pub(crate) fn durable_event<E: Codable>(
+    delivery: &ArchivedDelivery,
     seq: u64,
-    payload: E,
     ack: AckHandle,
-) -> DurableEvent<E> {
-    DurableEvent {
-        topic: delivery.topic,
-        consumer: delivery.consumer,
+) -> Result<DurableEvent<E>, ProtocolError> {
+    Ok(DurableEvent {
+        topic: Topic::from(delivery.topic.as_bytes()),
+        consumer: delivery.consumer.as_str().to_owned(),
         position: Position {
-            epoch: delivery.epoch,
+            epoch: delivery.epoch.to_native(),
             seq,
         },
-        attempt: delivery.attempt,
-        id: delivery.id,
-        payload,
+        attempt: delivery.attempt.to_native(),
+        id: delivery.id.as_ref().map(|id| id.as_str().to_owned()),
+        payload: decode::<E>(&delivery.event)?,
         ack,
-    }
+    })
 }
 
 /// A stream of the durable events of the consumers the server attached to this connection

@@ -7,7 +7,7 @@ use std::sync::{
 };
 
 use hardlight_core::{
-    codec::{decode, decode_with, deserialize},
+    codec::{decode, deserialize},
     durable::Delivery,
     frame::{FrameHeader, Kind},
     received::Received,
@@ -87,7 +87,7 @@ impl<S: Service> Pushes<S> {
             ),
             Kind::Event => {
                 self.received.fetch_add(1, Ordering::SeqCst);
-                let (topic, payload) = self.event(last, &body)?;
+                let (topic, payload) = self.event(last, body)?;
                 self.counters
                     .events_received
                     .fetch_add(1, Ordering::Relaxed);
@@ -100,7 +100,7 @@ impl<S: Service> Pushes<S> {
                 Ok(())
             }
             Kind::Unreliable => {
-                let (topic, payload) = self.event(last, &body)?;
+                let (topic, payload) = self.event(last, body)?;
                 self.unreliable(header.id);
                 self.events.send(Pushed::Event(Event {
                     topic,
@@ -126,18 +126,18 @@ impl<S: Service> Pushes<S> {
             }
             Kind::Durable => {
                 self.received.fetch_add(1, Ordering::SeqCst);
-                let delivery = decode::<Delivery>(&body)?;
-                let payload = decode::<S::Event>(&delivery.event)?;
-                self.counters
-                    .durable_received
-                    .fetch_add(1, Ordering::Relaxed);
                 let ack = AckHandle {
                     route: Arc::clone(&self.acks),
                     session: self.session,
                     slot: header.aux,
                     seq: header.id,
                 };
-                let event = durable_event(delivery, header.id, payload, ack);
+                let event = body.decode_with::<Delivery, _>(|delivery| {
+                    durable_event::<S::Event>(delivery, header.id, ack)
+                })?;
+                self.counters
+                    .durable_received
+                    .fetch_add(1, Ordering::Relaxed);
                 self.events.send(Pushed::Durable(Arc::new(event)));
                 Ok(())
             }
@@ -154,8 +154,12 @@ impl<S: Service> Pushes<S> {
 
     /// Decodes an event's topic and payload; the topic is the `last` one if it is the
     /// same.
-    fn event(&self, last: &mut LastTopic, body: &[u8]) -> Result<(Topic, S::Event), ProtocolError> {
-        decode_with::<(Topic, S::Event), _>(body, |archived| {
+    fn event(
+        &self,
+        last: &mut LastTopic,
+        body: Received,
+    ) -> Result<(Topic, S::Event), ProtocolError> {
+        body.decode_with::<(Topic, S::Event), _>(|archived| {
             Ok((last.of(&archived.0), deserialize::<S::Event>(&archived.1)?))
         })
     }

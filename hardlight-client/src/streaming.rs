@@ -14,7 +14,7 @@ use futures_util::{
     Stream,
 };
 use hardlight_core::{
-    codec::{decode, Bytes, Codable},
+    codec::{Bytes, Codable},
     frame::{FrameHeader, Kind},
     received::Received,
     HandlerError,
@@ -405,7 +405,7 @@ where
             return Some((Err(error.into()), None));
         }
         flow.since_yield += body.len();
-        match decode::<T>(&body) {
+        match Received::Aligned(body).decode::<T>() {
             Ok(item) => Some((Ok(item), Some(flow))),
             Err(error) => Some((Err(error.into()), None)),
         }

@@ -2,8 +2,9 @@
 //!
 //! A `Vec<u8>` is decoded by copying its bytes out of the received frame into a new
 //! allocation. A [`Blob`] of at least [`SHARED_FROM`] bytes, decoded from a call's
-//! arguments or its reply, is instead a slice of the buffer the frame's body lies in: no
-//! copy and no allocation, however large. On the wire it is a `Vec<u8>` (the same archive
+//! arguments or its reply, a streaming call's item or an event (durable or not), is
+//! instead a slice of the buffer the frame's body lies in: no copy and no allocation,
+//! however large. On the wire it is a `Vec<u8>` (the same archive
 //! and the same schema fingerprint), so either end may use either type.
 
 use std::{cell::RefCell, fmt, ops::Deref};
@@ -28,9 +29,9 @@ pub const SHARED_FROM: usize = 16 * 1024;
 
 /// Bytes for large payloads: decoded without a copy where a `Vec<u8>` would be copied.
 ///
-/// Cloning a `Blob` shares its bytes (a reference count). As an argument or a return
-/// value of at least [`SHARED_FROM`] bytes, it is decoded as a slice of the buffer its
-/// frame's body was received in, which it keeps alive for as long as it lives (see
+/// Cloning a `Blob` shares its bytes (a reference count). As an argument, a return value,
+/// a stream's item or an event of at least [`SHARED_FROM`] bytes, it is decoded as a slice
+/// of the buffer its frame's body was received in, which it keeps alive for as long as it lives (see
 /// [`SHARED_FROM`] for how large that buffer may be). Sending
 /// one copies its bytes into the frame, as a `Vec<u8>`'s are; the two are the same on the
 /// wire, so one end may take a `Blob` where the other sends a `Vec<u8>`.
@@ -218,6 +219,21 @@ mod tests {
             .unwrap();
         assert_eq!(&blob[..], &payload[..]);
         assert!(inside(&blob, &whole), "shared, not copied");
+    }
+
+    #[test]
+    fn a_large_blob_read_out_of_an_archive_shares_its_buffer() {
+        // as an event's payload is read beside its topic
+        let payload = vec![6u8; SHARED_FROM];
+        let archive = encode(&(String::from("topic"), Blob::from(payload.clone()))).unwrap();
+        let buffer = span(&archive);
+        let blob = Received::Aligned(archive)
+            .decode_with::<(String, Blob), _>(|archived| {
+                crate::codec::deserialize::<Blob>(&archived.1)
+            })
+            .unwrap();
+        assert_eq!(&blob[..], &payload[..]);
+        assert!(inside(&blob, &buffer), "shared, not copied");
     }
 
     #[test]

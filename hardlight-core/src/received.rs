@@ -6,7 +6,7 @@ use std::ops::Deref;
 
 use crate::{
     blob::{Sharing, SHARED_FROM},
-    codec::{decode, realign, Bytes, Codable},
+    codec::{decode_with, deserialize, realign, Bytes, Codable},
     frame::FrameHeader,
     message::open_body,
     ProtocolError,
@@ -58,9 +58,9 @@ impl Received {
         }
     }
 
-    /// Decodes the archive the body holds (as [`decode`] does), sharing its buffer with the
-    /// [`Blob`](crate::Blob)s in it of at least [`SHARED_FROM`] bytes instead of copying
-    /// them; the rest of the buffer is let go.
+    /// Decodes the archive the body holds (as [`decode`](crate::codec::decode) does),
+    /// sharing its buffer with the [`Blob`](crate::Blob)s in it of at least
+    /// [`SHARED_FROM`] bytes instead of copying them; the rest of the buffer is let go.
     ///
     /// ```
     /// use hardlight_core::{codec::encode, received::Received, Blob};
@@ -70,11 +70,31 @@ impl Received {
     /// ```
     #[inline] // on every call: most bodies are small, and decoded as `decode` does
     pub fn decode<T: Codable>(self) -> Result<T, ProtocolError> {
+        self.decode_with::<T, T>(deserialize)
+    }
+
+    /// Validates the archive the body holds and hands it to `read` (as
+    /// [`decode_with`](crate::codec::decode_with) does), sharing the body's buffer with the
+    /// [`Blob`](crate::Blob)s `read` deserializes, as [`decode`](Self::decode) does.
+    ///
+    /// ```
+    /// use hardlight_core::{codec::{deserialize, encode}, received::Received, Blob};
+    /// let archive = encode(&(5u8, Blob::from(vec![3u8; 1 << 20]))).unwrap();
+    /// let blob = Received::Aligned(archive)
+    ///     .decode_with::<(u8, Blob), _>(|archived| deserialize::<Blob>(&archived.1))
+    ///     .unwrap();
+    /// assert_eq!(blob.len(), 1 << 20);
+    /// ```
+    #[inline]
+    pub fn decode_with<T: Codable, R>(
+        self,
+        read: impl FnOnce(&T::Archived) -> Result<R, ProtocolError>,
+    ) -> Result<R, ProtocolError> {
         if self.len() < SHARED_FROM {
-            return decode::<T>(&self);
+            return decode_with::<T, R>(&self, read);
         }
         let (source, _sharing) = self.share();
-        decode::<T>(&source)
+        decode_with::<T, R>(&source, read)
     }
 
     /// The body's buffer, named as the one blobs are shared from while the returned

@@ -11,9 +11,10 @@ use futures_util::{Stream, StreamExt};
 use tokio::sync::{Semaphore, TryAcquireError};
 
 use crate::{
-    codec::{decode, Bytes, Codable},
+    codec::{Bytes, Codable},
     error::{ErrorCode, ProtocolError},
     message::Body,
+    received::Received,
     schema::{Layout, Schema},
     service::Outcome,
     HandlerError,
@@ -151,9 +152,10 @@ impl<T: Codable + Send + 'static> Streaming<T> {
     pub fn decoding(inbound: Inbound) -> Self {
         Self {
             items: Box::pin(inbound.map(|item| {
-                item.and_then(|bytes| decode::<T>(&bytes)).map_err(|error| {
-                    HandlerError::new(format!("an item of the call's stream: {error}"))
-                })
+                item.and_then(|bytes| Received::Aligned(bytes).decode::<T>())
+                    .map_err(|error| {
+                        HandlerError::new(format!("an item of the call's stream: {error}"))
+                    })
             })),
         }
     }
