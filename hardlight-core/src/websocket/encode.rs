@@ -91,17 +91,26 @@ pub fn frame(out: &mut Vec<u8>, opcode: Opcode, payload: &[u8], key: Option<[u8;
 /// assert_eq!(&bytes, b"hello, websocket");
 /// ```
 pub fn mask(bytes: &mut [u8], key: [u8; 4]) {
-    // eight bytes at a time: the key repeats every four, so every word takes the same
-    let wide = u64::from_ne_bytes([
-        key[0], key[1], key[2], key[3], key[0], key[1], key[2], key[3],
+    // sixteen bytes at a time (one SSE2 register): the key repeats every four, so every
+    // block takes the same
+    let wide = u128::from_ne_bytes([
+        key[0], key[1], key[2], key[3], key[0], key[1], key[2], key[3], key[0], key[1], key[2],
+        key[3], key[0], key[1], key[2], key[3],
     ]);
-    let mut words = bytes.chunks_exact_mut(8);
+    let mut blocks = bytes.chunks_exact_mut(16);
+    for block in &mut blocks {
+        let mut value = [0u8; 16];
+        value.copy_from_slice(block);
+        block.copy_from_slice(&(u128::from_ne_bytes(value) ^ wide).to_ne_bytes());
+    }
+    // what is left starts at a multiple of sixteen, at the key's first byte: eight bytes
+    // at a time, then one
+    let mut words = blocks.into_remainder().chunks_exact_mut(8);
     for word in &mut words {
         let mut value = [0u8; 8];
         value.copy_from_slice(word);
-        word.copy_from_slice(&(u64::from_ne_bytes(value) ^ wide).to_ne_bytes());
+        word.copy_from_slice(&(u64::from_ne_bytes(value) ^ wide as u64).to_ne_bytes());
     }
-    // what is left starts at a multiple of eight: at the key's first byte
     for (byte, k) in words.into_remainder().iter_mut().zip(key.iter().cycle()) {
         *byte ^= k;
     }
@@ -122,4 +131,25 @@ pub fn close_payload(code: u16, reason: &str) -> Vec<u8> {
     payload.put_u16(code);
     payload.put_slice(reason.as_bytes());
     payload
+}
+
+#[cfg(test)]
+mod tests {
+    use super::mask;
+
+    #[test]
+    fn masking_xors_each_byte_with_the_key_byte_of_its_place() {
+        let key = [0x12, 0x34, 0x56, 0x78];
+        for len in 0..100 {
+            let plain: Vec<u8> = (0..len).map(|i| (i * 7) as u8).collect();
+            let mut masked = plain.clone();
+            mask(&mut masked, key);
+            let expected: Vec<u8> = plain
+                .iter()
+                .enumerate()
+                .map(|(i, b)| b ^ key[i % 4])
+                .collect();
+            assert_eq!(masked, expected, "{len} bytes");
+        }
+    }
 }
