@@ -18,6 +18,8 @@ mod blobs {
     pub trait Blobs {
         /// Returns `data` and its length.
         async fn echo(&self, data: Blob) -> HandlerResult<(Blob, u64)>;
+        /// Returns `pattern(0, size)`: a small call with a large reply.
+        async fn fill(&self, size: u64) -> HandlerResult<Blob>;
         /// Streams a blob of each of `sizes`, the `i`th one filled by `pattern(i, _)`.
         async fn chunks(&self, sizes: Vec<u64>) -> HandlerResult<Streaming<Blob>>;
         /// Returns the blobs the caller streamed, in order.
@@ -35,6 +37,8 @@ mod vecs {
     pub trait Blobs {
         /// Returns `data` and its length.
         async fn echo(&self, data: Vec<u8>) -> HandlerResult<(Vec<u8>, u64)>;
+        /// Returns `pattern(0, size)`: a small call with a large reply.
+        async fn fill(&self, size: u64) -> HandlerResult<Vec<u8>>;
         /// Streams a blob of each of `sizes`, the `i`th one filled by `pattern(i, _)`.
         async fn chunks(&self, sizes: Vec<u64>) -> HandlerResult<Streaming<Vec<u8>>>;
         /// Returns the blobs the caller streamed, in order.
@@ -49,6 +53,10 @@ impl blobs::Blobs for Handler {
     async fn echo(&self, data: Blob) -> HandlerResult<(Blob, u64)> {
         let len = data.len() as u64;
         Ok((data, len))
+    }
+
+    async fn fill(&self, size: u64) -> HandlerResult<Blob> {
+        Ok(Blob::from(pattern(0, size as usize)))
     }
 
     async fn chunks(&self, sizes: Vec<u64>) -> HandlerResult<Streaming<Blob>> {
@@ -77,11 +85,25 @@ fn pattern(i: usize, size: usize) -> Vec<u8> {
 const SIZES: [usize; 5] = [0, 100, SHARED_FROM - 1, SHARED_FROM, (256 << 10) + 5];
 
 fn start() -> Running<Blob> {
+    start_with(Compression::default())
+}
+
+/// A server compressing bodies as `compression` says: a large blob in a reply is sent from
+/// where it lies when it is not compressed.
+fn start_with(compression: Compression) -> Running<Blob> {
     common::run(
-        ServerConfig::new_self_signed("127.0.0.1:0"),
+        ServerConfig::new_self_signed("127.0.0.1:0").with_compression(compression),
         factory!(Handler),
     )
 }
+
+const COMPRESSIONS: [Compression; 2] = [
+    Compression::None,
+    Compression::Zstd {
+        level: 1,
+        min_size: 1024,
+    },
+];
 
 const TRANSPORTS: [Transport; 2] = [Transport::Quic, Transport::WebSocket];
 
@@ -99,24 +121,36 @@ fn payloads() -> Vec<Vec<u8>> {
 
 #[tokio::test]
 async fn blobs_of_every_size_round_trip_whichever_type_the_client_uses() {
-    let server = start();
-    for transport in TRANSPORTS {
-        let config = common::config_via(server.addr, &server.certificate_pem, transport);
-        let of_blobs = blobs::BlobsClient::with_config(config.clone());
-        let of_vecs = vecs::BlobsClient::with_config(config);
-        of_blobs.connect().await.unwrap();
-        of_vecs.connect().await.unwrap();
-        for payload in payloads() {
-            let size = payload.len();
-            let (echoed, len) = of_blobs.echo(Blob::from(payload.clone())).await.unwrap();
-            assert_eq!(len, size as u64, "{transport:?}");
-            assert!(echoed[..] == payload[..], "{transport:?}, {size} bytes");
-            let (echoed, len) = of_vecs.echo(payload.clone()).await.unwrap();
-            assert_eq!(len, size as u64, "{transport:?}");
-            assert!(
-                echoed == payload,
-                "{transport:?}, {size} bytes, as a Vec<u8>"
-            );
+    for compression in COMPRESSIONS {
+        let server = start_with(compression);
+        for transport in TRANSPORTS {
+            let config = common::config_via(server.addr, &server.certificate_pem, transport)
+                .with_compression(compression);
+            let of_blobs = blobs::BlobsClient::with_config(config.clone());
+            let of_vecs = vecs::BlobsClient::with_config(config);
+            of_blobs.connect().await.unwrap();
+            of_vecs.connect().await.unwrap();
+            let case = format!("{transport:?}, {compression:?}");
+            for payload in payloads() {
+                let size = payload.len();
+                let (echoed, len) = of_blobs.echo(Blob::from(payload.clone())).await.unwrap();
+                assert_eq!(len, size as u64, "{case}");
+                assert!(echoed[..] == payload[..], "{case}, {size} bytes");
+                let (echoed, len) = of_vecs.echo(payload.clone()).await.unwrap();
+                assert_eq!(len, size as u64, "{case}");
+                assert!(echoed == payload, "{case}, {size} bytes, as a Vec<u8>");
+            }
+            // small calls, large replies: over QUIC on the call channel, among other replies
+            for size in SIZES.into_iter().chain([4 << 20]) {
+                let expected = pattern(0, size);
+                let (blob, vec) =
+                    tokio::join!(of_blobs.fill(size as u64), of_vecs.fill(size as u64));
+                assert!(blob.unwrap()[..] == expected[..], "{case}, {size} bytes");
+                assert!(
+                    vec.unwrap() == expected,
+                    "{case}, {size} bytes, as a Vec<u8>"
+                );
+            }
         }
     }
 }

@@ -1,11 +1,14 @@
-//! Bytes that travel without being copied out of the frame they arrived in.
+//! Bytes that travel without being copied out of the frame they arrived in, nor into a
+//! handler's reply.
 //!
 //! A `Vec<u8>` is decoded by copying its bytes out of the received frame into a new
 //! allocation. A [`Blob`] of at least [`SHARED_FROM`] bytes, decoded from a call's
 //! arguments or its reply, a streaming call's item or an event (durable or not), is
 //! instead a slice of the buffer the frame's body lies in: no copy and no allocation,
-//! however large. On the wire it is a `Vec<u8>` (the same archive
-//! and the same schema fingerprint), so either end may use either type.
+//! however large. In a handler's reply that is not compressed, such a blob is sent from
+//! where it lies, beside the rest of the frame, rather than copied into it. On the wire
+//! it is a `Vec<u8>` (the same archive and the same schema fingerprint), so either end may
+//! use either type.
 
 use std::{cell::RefCell, fmt, ops::Deref};
 
@@ -19,9 +22,10 @@ use rkyv::{
 
 use crate::schema::{Layout, Schema};
 
-/// The size from which a decoded [`Blob`] shares the buffer it arrived in; a smaller one
-/// is copied. A shared blob keeps that whole buffer alive, which may be larger than the
-/// blob: over QUIC it is the body's own buffer, over WebSocket the connection's read
+/// The size from which a decoded [`Blob`] shares the buffer it arrived in, and one in a
+/// handler's reply is sent from where it lies; a smaller one is copied. A shared blob
+/// keeps that whole buffer alive, which may be larger than the blob: over QUIC it is the
+/// body's own buffer, over WebSocket the connection's read
 /// buffer as the messages before it grew it (at most the largest of them, within the
 /// read-ahead `read_growth` allows). A blob kept long after its call is best copied out
 /// (`Vec::<u8>::from(blob)`).
@@ -31,10 +35,12 @@ pub const SHARED_FROM: usize = 16 * 1024;
 ///
 /// Cloning a `Blob` shares its bytes (a reference count). As an argument, a return value,
 /// a stream's item or an event of at least [`SHARED_FROM`] bytes, it is decoded as a slice
-/// of the buffer its frame's body was received in, which it keeps alive for as long as it lives (see
-/// [`SHARED_FROM`] for how large that buffer may be). Sending
-/// one copies its bytes into the frame, as a `Vec<u8>`'s are; the two are the same on the
-/// wire, so one end may take a `Blob` where the other sends a `Vec<u8>`.
+/// of the buffer its frame's body was received in, which it keeps alive for as long as it
+/// lives (see [`SHARED_FROM`] for how large that buffer may be). Returned by a handler in
+/// a reply that is not compressed, it is sent from where it lies; elsewhere (arguments,
+/// stream items, events, a compressed reply) its bytes are copied into the frame, as a
+/// `Vec<u8>`'s are. The two are the same on the wire, so one end may take a `Blob` where
+/// the other sends a `Vec<u8>`.
 ///
 /// ```
 /// use hardlight_core::{codec::{decode, encode}, Blob};
@@ -107,6 +113,12 @@ impl Archive for Blob {
 
 impl<S: Fallible + Allocator + Writer + ?Sized> Serialize<S> for Blob {
     fn serialize(&self, serializer: &mut S) -> Result<Self::Resolver, S::Error> {
+        if self.0.len() < SHARED_FROM {
+            return ArchivedVec::serialize_from_slice(&self.0, serializer);
+        }
+        // an archiver that sends blobs from where they lie takes it when it is to write
+        // these bytes; any other copies them
+        let _offered = Offer::new(&self.0);
         ArchivedVec::serialize_from_slice(&self.0, serializer)
     }
 }
@@ -126,6 +138,41 @@ impl Schema for Blob {
 thread_local! {
     /// The buffer a frame's body lies in while it is decoded ([`Sharing`]).
     static SOURCE: RefCell<Option<Bytes>> = const { RefCell::new(None) };
+    /// The blob being serialized, while it is ([`Offer`]).
+    static OFFERED: RefCell<Option<Bytes>> = const { RefCell::new(None) };
+}
+
+/// A blob offered to the archiver serializing it, until this is dropped.
+struct Offer;
+
+impl Offer {
+    fn new(blob: &Bytes) -> Self {
+        let _ = OFFERED.try_with(|offered| offered.replace(Some(blob.clone())));
+        Self
+    }
+}
+
+impl Drop for Offer {
+    fn drop(&mut self) {
+        // gone only while the thread ends: nothing is serialized then
+        let _ = OFFERED.try_with(|offered| offered.take());
+    }
+}
+
+/// The blob being serialized, if `bytes` are its bytes: taken, so that one archiver
+/// lends it once; the archiver then leaves it out of its buffer and sends it from where
+/// it lies.
+pub(crate) fn take_offered(bytes: &[u8]) -> Option<Bytes> {
+    OFFERED
+        .try_with(|offered| {
+            let mut offered = offered.try_borrow_mut().ok()?;
+            let same = offered
+                .as_ref()
+                .is_some_and(|blob| blob.as_ptr() == bytes.as_ptr() && blob.len() == bytes.len());
+            same.then(|| offered.take()).flatten()
+        })
+        .ok()
+        .flatten()
 }
 
 /// `source` named as the buffer that blobs of at least [`SHARED_FROM`] bytes lying in it

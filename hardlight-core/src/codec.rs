@@ -16,7 +16,11 @@ use rkyv::{
     Archive, Deserialize, Serialize,
 };
 
-use crate::{error::ProtocolError, spare};
+use crate::{
+    blob::{self, SHARED_FROM},
+    error::ProtocolError,
+    spare,
+};
 
 /// Alignment HardLight guarantees for archive bodies it decodes.
 pub const ALIGN: usize = 16;
@@ -72,17 +76,45 @@ pub fn encode<T: Codable>(value: &T) -> Result<Bytes, ProtocolError> {
 /// Serializes a value after what `buffer` already holds (a frame header's room, say),
 /// as if the archive started the buffer: its positions, and so its padding, count from
 /// there.
+#[inline]
 pub(crate) fn encode_into<T, B>(value: &T, buffer: B, arena: &mut Arena) -> Result<B, ProtocolError>
 where
     T: for<'a> Serialize<HighSerializer<Archiver<B>, ArenaHandle<'a>, rancor::Error>>,
     B: Buffer,
 {
-    let start = buffer.written();
-    let archiver = Archiver { buffer, start };
+    archive(value, Archiver::new(buffer, None), arena).map(|archiver| archiver.buffer)
+}
+
+/// [`encode_into`], with the [`Blob`](crate::Blob)s of at least
+/// [`SHARED_FROM`](crate::blob::SHARED_FROM) bytes lent rather than copied: each left out
+/// of the buffer, and given with the place in it where its bytes belong.
+#[inline]
+pub(crate) fn encode_lending<T: Codable>(
+    value: &T,
+    buffer: Vec<u8>,
+    arena: &mut Arena,
+) -> Result<(Vec<u8>, Vec<Lent>), ProtocolError> {
+    let archiver = archive(value, Archiver::new(buffer, Some(Vec::new())), arena)?;
+    Ok((archiver.buffer, archiver.lent.unwrap_or_default()))
+}
+
+/// Serializes `value` with `archiver`.
+#[inline]
+fn archive<T, B>(
+    value: &T,
+    archiver: Archiver<B>,
+    arena: &mut Arena,
+) -> Result<Archiver<B>, ProtocolError>
+where
+    T: for<'a> Serialize<HighSerializer<Archiver<B>, ArenaHandle<'a>, rancor::Error>>,
+    B: Buffer,
+{
     rkyv::api::high::to_bytes_in_with_alloc::<_, _, rancor::Error>(value, archiver, arena.acquire())
-        .map(|archiver| archiver.buffer)
         .map_err(|e| ProtocolError::InvalidPayload(format!("cannot serialize: {e}")))
 }
+
+/// A blob's bytes lent to an archive, and where in the archive's buffer they belong.
+pub(crate) type Lent = (usize, bytes::Bytes);
 
 /// The buffer [`encode`] starts with: an archive this small is written without
 /// reallocating.
@@ -103,8 +135,38 @@ const GROWTH_SLACK: usize = 256;
 #[derive(Debug)]
 pub struct Archiver<B = Bytes> {
     buffer: B,
-    /// Where the archive starts in `buffer`.
+    /// Where the archive starts in `buffer`, less the bytes of the blobs lent: positions
+    /// count those as written.
     start: usize,
+    /// The blobs lent rather than copied; `None` where every blob is copied.
+    lent: Option<Vec<Lent>>,
+}
+
+impl<B: Buffer> Archiver<B> {
+    fn new(buffer: B, lent: Option<Vec<Lent>>) -> Self {
+        let start = buffer.written();
+        Self {
+            buffer,
+            start,
+            lent,
+        }
+    }
+
+    /// Takes the blob whose bytes `bytes` are in place of writing them, if it is offered
+    /// and this archiver lends.
+    #[cold]
+    #[inline(never)]
+    fn lend(&mut self, bytes: &[u8]) -> bool {
+        let Some(lent) = &mut self.lent else {
+            return false;
+        };
+        let Some(blob) = blob::take_offered(bytes) else {
+            return false;
+        };
+        self.start = self.start.wrapping_sub(blob.len());
+        lent.push((self.buffer.written(), blob));
+        true
+    }
 }
 
 /// What an [`Archiver`] writes into: an aligned [`Bytes`] or a `Vec<u8>`.
@@ -157,13 +219,16 @@ buffer!(Vec<u8>);
 impl<B: Buffer> Positional for Archiver<B> {
     #[inline]
     fn pos(&self) -> usize {
-        self.buffer.written() - self.start
+        self.buffer.written().wrapping_sub(self.start)
     }
 }
 
 impl<E, B: Buffer> Writer<E> for Archiver<B> {
     #[inline]
     fn write(&mut self, bytes: &[u8]) -> Result<(), E> {
+        if bytes.len() >= SHARED_FROM && self.lend(bytes) {
+            return Ok(());
+        }
         let buffer = &mut self.buffer;
         if buffer.spare() < bytes.len() {
             grow(buffer, bytes.len());

@@ -57,6 +57,14 @@ impl Compression {
         }
     }
 
+    /// Whether a body of `len` bytes is compressed (if that pays).
+    pub fn applies_to(&self, len: usize) -> bool {
+        match *self {
+            Self::Zstd { min_size, .. } => cfg!(feature = "zstd") && len >= min_size,
+            Self::None => false,
+        }
+    }
+
     /// Compresses `body` if this setting says so and it pays; returns `None` to send it as is.
     #[inline] // most calls compress nothing: a comparison where the frame is built
     pub fn compress(&self, body: &[u8]) -> Option<Vec<u8>> {

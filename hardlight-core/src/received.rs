@@ -73,9 +73,9 @@ impl Received {
         self.decode_with::<T, T>(deserialize)
     }
 
-    /// Validates the archive the body holds and hands it to `read` (as
-    /// [`decode_with`](crate::codec::decode_with) does), sharing the body's buffer with the
-    /// [`Blob`](crate::Blob)s `read` deserializes, as [`decode`](Self::decode) does.
+    /// Validates the archive the body holds and hands it to `read` (as [`decode_with`]
+    /// does), sharing the body's buffer with the [`Blob`](crate::Blob)s `read`
+    /// deserializes, as [`decode`](Self::decode) does.
     ///
     /// ```
     /// use hardlight_core::{codec::{deserialize, encode}, received::Received, Blob};

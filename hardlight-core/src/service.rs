@@ -147,11 +147,12 @@ impl std::fmt::Debug for Outcome {
 }
 
 impl Outcome {
-    /// Encodes a handler's result.
+    /// Encodes a handler's result, lending it the bytes of its large
+    /// [`Blob`](crate::Blob)s ([`Body::encode_lending`]).
     pub fn from_result<T: Codable, E: Codable>(result: Result<T, E>) -> Self {
         let encoded = match &result {
-            Ok(value) => Body::encode(value).map(Self::Ok),
-            Err(error) => Body::encode(error).map(Self::HandlerError),
+            Ok(value) => Body::encode_lending(value).map(Self::Ok),
+            Err(error) => Body::encode_lending(error).map(Self::HandlerError),
         };
         encoded.unwrap_or_else(|e| Self::Failure(ErrorCode::Internal, e.to_string()))
     }

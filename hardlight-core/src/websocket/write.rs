@@ -84,6 +84,32 @@ impl<W: AsyncWrite + Unpin> MessageWriter<W> {
         Ok(())
     }
 
+    /// Writes a frame given in pieces ([`Framed::Pieces`](crate::message::Framed)) as a
+    /// message of its own: a server writes large pieces from where they are, beside what
+    /// it buffered; a client copies them behind the header to mask them.
+    pub async fn pieces(&mut self, pieces: &[Bytes]) -> io::Result<()> {
+        self.seal();
+        let len = pieces.iter().map(Bytes::len).sum();
+        let key = self.key();
+        header(&mut self.out, Opcode::Binary, len, key);
+        if let Some(key) = key {
+            let payload = self.out.len();
+            pieces
+                .iter()
+                .for_each(|piece| self.out.extend_from_slice(piece));
+            mask(&mut self.out[payload..], key);
+            return self.write_if_full().await;
+        }
+        for piece in pieces {
+            if piece.len() < COPY_BELOW {
+                self.out.extend_from_slice(piece);
+            } else {
+                self.write_out(piece).await?;
+            }
+        }
+        self.write_if_full().await
+    }
+
     /// Ends the message being packed: the next frame begins another.
     pub fn seal(&mut self) {
         let Some(start) = self.open.take() else {
@@ -227,12 +253,17 @@ mod tests {
         }
         writer.message(Opcode::Ping, b"p").await.unwrap();
         writer.flush().await.unwrap();
+        read_back(role, &wire)
+    }
+
+    /// The binary messages on `wire`, written by `role`, as its peer reads them.
+    fn read_back(role: Role, wire: &[u8]) -> Vec<Vec<u8>> {
         let peer = match role {
             Role::Server => Role::Client,
             Role::Client => Role::Server,
         };
         let mut decoder = Decoder::new(peer, 1 << 20);
-        let mut read = BytesMut::from(&wire[..]);
+        let mut read = BytesMut::from(wire);
         let mut messages = Vec::new();
         while let Decoded::Message(message) = decoder.decode(&mut read).unwrap() {
             match message {
@@ -258,6 +289,30 @@ mod tests {
             let lens: Vec<usize> = messages.iter().map(Vec::len).collect();
             assert_eq!(lens, [10 + 200 + 4 * 4000, 4000 + 5, 70_000, 126]);
             assert_eq!(messages.concat(), frames.concat(), "{role:?}");
+        }
+    }
+
+    #[tokio::test]
+    async fn a_frame_in_pieces_is_one_message_between_the_others_both_ways() {
+        let pieces: Vec<Bytes> = [30, 20_000, 8, 0, 70_000, 3]
+            .iter()
+            .enumerate()
+            .map(|(i, &len)| Bytes::from(vec![i as u8 + 1; len]))
+            .collect();
+        let whole = pieces.concat();
+        for role in [Role::Server, Role::Client] {
+            let mut wire = Vec::new();
+            let mut writer = MessageWriter::new(&mut wire, role);
+            writer.frame(vec![9u8; 10]).await.unwrap();
+            writer.pieces(&pieces).await.unwrap();
+            writer.frame(vec![7u8; 10]).await.unwrap();
+            writer.flush().await.unwrap();
+            let messages = read_back(role, &wire);
+            assert_eq!(
+                messages,
+                [vec![9u8; 10], whole.clone(), vec![7u8; 10]],
+                "{role:?}"
+            );
         }
     }
 }

@@ -24,7 +24,9 @@ use std::{
 };
 
 use futures_util::FutureExt;
-use hardlight_core::{calls::CallTable, io::ReadError, service::HandlerFuture, ErrorCode, Outcome};
+use hardlight_core::{
+    calls::CallTable, io::ReadError, message::Framed, service::HandlerFuture, ErrorCode, Outcome,
+};
 use tokio::task::AbortHandle;
 use tracing::debug;
 
@@ -206,7 +208,7 @@ enum Begin<H> {
     /// Its handler waited in its first poll.
     Waiting(Waiting),
     /// Its reply, framed, waits for room.
-    Reply(Vec<u8>),
+    Reply(Framed),
 }
 
 impl<F: Future<Output = ()> + Send + 'static> Calls<F> {

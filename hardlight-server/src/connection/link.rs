@@ -4,7 +4,9 @@
 
 use std::{future::Future, ops::Deref, sync::Arc};
 
-use hardlight_core::{close::Close, codec::Bytes, frame::FrameHeader, stream::Inbound};
+use hardlight_core::{
+    close::Close, codec::Bytes, frame::FrameHeader, message::Framed, stream::Inbound,
+};
 
 use crate::session::{
     dispatch::{Call, Unread},
@@ -162,10 +164,10 @@ pub(crate) trait CallIo: Send {
     /// `Limits::send_timeout`, calling `done` just before the client can have it: a call
     /// stops counting in flight before its client, which then makes its next call, learns
     /// that it ended.
-    fn reply(self, frame: Vec<u8>, done: impl FnOnce() + Send) -> impl Future<Output = ()> + Send;
+    fn reply(self, frame: Framed, done: impl FnOnce() + Send) -> impl Future<Output = ()> + Send;
 
     /// Queues the reply frame of a call served in its first poll if the transport takes
     /// it without waiting; gives the frame back otherwise. Such a call is not counted in
     /// flight: there is nothing to end before the client can have its reply.
-    fn reply_now(&mut self, frame: Vec<u8>) -> Result<(), Vec<u8>>;
+    fn reply_now(&mut self, frame: Framed) -> Result<(), Framed>;
 }

@@ -20,6 +20,7 @@ use futures_util::future::join;
 use hardlight_core::{
     close::Close,
     frame::{FrameHeader, Kind, FLAG_STREAM, HEADER_LEN},
+    message::Framed,
     queue::{queue, Queue, Reader, Refused, Room},
     quota::Closed,
     received::Received,
@@ -52,6 +53,9 @@ pub(crate) enum Outgoing {
     /// of lower priority queued at the same time. As built: a small one is copied into
     /// its batch, never made shared.
     Frame(Vec<u8>, Priority),
+    /// A reply in pieces, its large blobs sent from where they lie ([`Framed::Pieces`]),
+    /// with the same priority as a `Frame`.
+    Pieces(Box<[Shared]>, Priority),
     /// Pushed frames (state updates and events), in order.
     Frames(Vec<Shared>),
     /// A keep-alive (WebSocket: the client, or browser, answers with a pong).
@@ -68,9 +72,17 @@ impl Outgoing {
         Self::Frame(frame, Priority::Normal)
     }
 
+    /// A reply of `priority`.
+    fn reply(frame: Framed, priority: Priority) -> Self {
+        match frame {
+            Framed::Whole(frame) => Self::Frame(frame, priority),
+            Framed::Pieces(pieces) => Self::Pieces(pieces, priority),
+        }
+    }
+
     fn priority(&self) -> Priority {
         match self {
-            Self::Frame(_, priority) => *priority,
+            Self::Frame(_, priority) | Self::Pieces(_, priority) => *priority,
             _ => Priority::Normal,
         }
     }
@@ -420,14 +432,14 @@ impl<E: Deref<Target = CallEnv>> MuxCall<E> {
     /// only `done`, if the writer is gone); gives the frame and `done` back otherwise.
     fn queue_reply<D: FnOnce()>(
         &mut self,
-        frame: Vec<u8>,
+        frame: Framed,
         done: D,
         send: impl FnOnce(Room<'_, Outgoing>, Outgoing),
-    ) -> Result<(), (Vec<u8>, D)> {
+    ) -> Result<(), (Framed, D)> {
         match self.tx.try_room() {
             Ok(Some(room)) => {
                 done();
-                send(room, Outgoing::Frame(frame, self.priority()));
+                send(room, Outgoing::reply(frame, self.priority()));
                 Ok(())
             }
             Ok(None) => Err((frame, done)),
@@ -510,7 +522,7 @@ impl<E: Deref<Target = CallEnv> + Send> CallIo for MuxCall<E> {
 
     fn reply(
         mut self,
-        frame: Vec<u8>,
+        frame: Framed,
         done: impl FnOnce() + Send,
     ) -> impl Future<Output = ()> + Send {
         // room in the writer's queue first, then `done`, then the reply: the call is still
@@ -520,7 +532,7 @@ impl<E: Deref<Target = CallEnv> + Send> CallIo for MuxCall<E> {
         let unsent = self.queue_reply(frame, done, |room, reply| room.send(reply));
         // only a writer backed up on a peer that does not read needs the deadline
         let wait = unsent.err().map(|(frame, done)| {
-            let reply = Outgoing::Frame(frame, self.priority());
+            let reply = Outgoing::reply(frame, self.priority());
             Box::pin(async move {
                 let room = timeout(self.send_timeout, self.tx.room()).await;
                 done();
@@ -536,7 +548,7 @@ impl<E: Deref<Target = CallEnv> + Send> CallIo for MuxCall<E> {
         }
     }
 
-    fn reply_now(&mut self, frame: Vec<u8>) -> Result<(), Vec<u8>> {
+    fn reply_now(&mut self, frame: Framed) -> Result<(), Framed> {
         // queued by the connection's task, which drives the writer: no need to wake it
         self.queue_reply(frame, || (), |room, reply| room.queue(reply))
             .map_err(|(frame, _)| frame)

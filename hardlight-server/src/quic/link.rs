@@ -21,6 +21,7 @@ use hardlight_core::{
     frame::{FrameHeader, Kind, HEADER_LEN},
     held_items::HeldItems,
     io::{read_frame, ReadError},
+    message::Framed,
     received::Received,
     stream::{no_items, Inbound},
     ErrorCode, Priority, ProtocolError,
@@ -419,7 +420,12 @@ impl FrameSink for ChannelSink {
     async fn feed(&mut self, out: Outgoing) -> Result<Fed, Broken> {
         match out {
             Outgoing::Frame(frame, _) => self.batch.push(frame),
+            // one stream: a frame's pieces in order are the frame
             Outgoing::Frames(frames) => frames.into_iter().for_each(|f| self.batch.push(f)),
+            Outgoing::Pieces(pieces, _) => pieces
+                .into_vec()
+                .into_iter()
+                .for_each(|p| self.batch.push(p)),
             // QUIC keeps the connection alive itself
             Outgoing::Ping | Outgoing::Pong(_) => {}
             Outgoing::Close(..) => {
@@ -526,14 +532,14 @@ impl<E: Deref<Target = CallEnv> + Send> CallIo for QuicCall<E> {
         }
     }
 
-    async fn reply(self, frame: Vec<u8>, done: impl FnOnce() + Send) {
+    async fn reply(self, frame: Framed, done: impl FnOnce() + Send) {
         match self {
             Self::Channel(call) => call.reply(frame, done).await,
             Self::Stream(call) => call.reply(frame, done).await,
         }
     }
 
-    fn reply_now(&mut self, frame: Vec<u8>) -> Result<(), Vec<u8>> {
+    fn reply_now(&mut self, frame: Framed) -> Result<(), Framed> {
         match self {
             Self::Channel(call) => call.reply_now(frame),
             Self::Stream(call) => call.reply_now(frame),
@@ -656,19 +662,31 @@ impl CallIo for StreamCall {
         held.is_empty() || self.write(held).await
     }
 
-    fn reply_now(&mut self, frame: Vec<u8>) -> Result<(), Vec<u8>> {
+    fn reply_now(&mut self, frame: Framed) -> Result<(), Framed> {
         // a stream write waits on the client's flow control
         Err(frame)
     }
 
-    async fn reply(mut self, frame: Vec<u8>, done: impl FnOnce() + Send) {
+    async fn reply(mut self, frame: Framed, done: impl FnOnce() + Send) {
         // the client's stream credit, not this count, bounds the calls on streams of
         // their own that wait for their reply to be written
         done();
-        // the items still held (the last the handler's stream had ready, or those of a
-        // call that ended at its deadline) go before the reply, in the same write
-        let bytes = self.held.then(frame);
-        if let Ok(Ok(())) = timeout(self.send_timeout, self.send.write_chunk(bytes.into())).await {
+        let written = match frame {
+            // the items still held (the last the handler's stream had ready, or those of
+            // a call that ended at its deadline) go before the reply, in the same write
+            Framed::Whole(frame) => {
+                let bytes = self.held.then(frame);
+                timeout(self.send_timeout, self.send.write_chunk(bytes.into())).await
+            }
+            Framed::Pieces(pieces) => {
+                let held = self.held.take();
+                let mut chunks: Vec<Shared> = Vec::with_capacity(pieces.len() + 1);
+                chunks.extend((!held.is_empty()).then(|| held.into()));
+                chunks.extend(pieces.into_vec());
+                timeout(self.send_timeout, self.send.write_all_chunks(&mut chunks)).await
+            }
+        };
+        if let Ok(Ok(())) = written {
             let _ = self.send.finish();
         }
     }

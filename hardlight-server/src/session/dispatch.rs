@@ -18,7 +18,7 @@ use hardlight_core::{
     current::{CurrentCall, Scoped},
     frame::{FrameHeader, Kind, FLAG_STREAM},
     io::ReadError,
-    message::Body,
+    message::{Body, Framed},
     quota::Lent,
     received::Received,
     service::HandlerFuture,
@@ -644,7 +644,7 @@ fn panic_message(panic: &(dyn std::any::Any + Send)) -> String {
 
 /// Frames an outcome as the reply to call `id`, tagged with state version `seq` (its bytes
 /// counted sent by the caller).
-pub(crate) fn reply_frame(id: u64, seq: u64, outcome: Outcome, context: &CallEnv) -> Vec<u8> {
+pub(crate) fn reply_frame(id: u64, seq: u64, outcome: Outcome, context: &CallEnv) -> Framed {
     let (header, body) = match outcome {
         Outcome::Ok(body) => (FrameHeader::new(Kind::ReplyOk, 0), body),
         Outcome::HandlerError(body) => (FrameHeader::new(Kind::ReplyHandlerError, 0), body),
@@ -653,12 +653,14 @@ pub(crate) fn reply_frame(id: u64, seq: u64, outcome: Outcome, context: &CallEnv
         Outcome::Stream(_) => failure_parts(ErrorCode::Internal, "a stream as a reply"),
     };
     let header = header.with_id(id).with_seq(seq);
-    body.frame(header, context.compression)
+    body.framed(header, context.compression)
         .unwrap_or_else(|error| {
             let (header, body) = failure_parts(ErrorCode::Internal, &error.to_string());
             // a failure frame carries a short message: it always fits a frame
-            body.frame(header.with_id(id).with_seq(seq), context.compression)
-                .unwrap_or_default()
+            Framed::Whole(
+                body.frame(header.with_id(id).with_seq(seq), context.compression)
+                    .unwrap_or_default(),
+            )
         })
 }
 

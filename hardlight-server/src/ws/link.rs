@@ -373,6 +373,7 @@ impl<W: AsyncWrite + Unpin + Send + 'static> FrameSink for WsSink<W> {
                     writer.frame(frame).await.map_err(broken)?;
                 }
             }
+            Outgoing::Pieces(pieces, _) => writer.pieces(&pieces).await.map_err(broken)?,
             Outgoing::Ping => writer.message(Opcode::Ping, &[]).await.map_err(broken)?,
             Outgoing::Pong(payload) => writer
                 .message(Opcode::Pong, &payload)
