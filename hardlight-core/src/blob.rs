@@ -25,10 +25,9 @@ use crate::schema::{Layout, Schema};
 /// The size from which a decoded [`Blob`] shares the buffer it arrived in, and one in a
 /// handler's reply is sent from where it lies; a smaller one is copied. A shared blob
 /// keeps that whole buffer alive, which may be larger than the blob: over QUIC it is the
-/// body's own buffer, over WebSocket the connection's read
-/// buffer as the messages before it grew it (at most the largest of them, within the
-/// read-ahead `read_growth` allows). A blob kept long after its call is best copied out
-/// (`Vec::<u8>::from(blob)`).
+/// body's own buffer, over WebSocket the connection's read buffer as the messages before
+/// it grew it (at most the largest of them, within the read-ahead `read_growth` allows).
+/// A blob kept long after its call is best copied out (`Vec::<u8>::from(blob)`).
 pub const SHARED_FROM: usize = 16 * 1024;
 
 /// Bytes for large payloads: decoded without a copy where a `Vec<u8>` would be copied.

@@ -201,14 +201,6 @@ impl Framed {
     pub fn is_empty(&self) -> bool {
         self.len() == 0
     }
-
-    /// The frame in one buffer: pieces copied together.
-    pub fn into_whole(self) -> Vec<u8> {
-        match self {
-            Self::Whole(frame) => frame,
-            Self::Pieces(pieces) => pieces.concat(),
-        }
-    }
 }
 
 /// An empty archive.

@@ -420,8 +420,8 @@ impl FrameSink for ChannelSink {
     async fn feed(&mut self, out: Outgoing) -> Result<Fed, Broken> {
         match out {
             Outgoing::Frame(frame, _) => self.batch.push(frame),
-            // one stream: a frame's pieces in order are the frame
             Outgoing::Frames(frames) => frames.into_iter().for_each(|f| self.batch.push(f)),
+            // one stream: a frame's pieces in order are the frame
             Outgoing::Pieces(pieces, _) => pieces
                 .into_vec()
                 .into_iter()
