@@ -93,7 +93,7 @@ pub(crate) fn encode_lending<T: Codable>(
     value: &T,
     buffer: Vec<u8>,
     arena: &mut Arena,
-) -> Result<(Vec<u8>, Vec<Lent>), ProtocolError> {
+) -> Result<(Vec<u8>, Vec<LentBlob>), ProtocolError> {
     let archiver = archive(value, Archiver::new(buffer, Some(Vec::new())), arena)?;
     Ok((archiver.buffer, archiver.lent.unwrap_or_default()))
 }
@@ -114,7 +114,7 @@ where
 }
 
 /// A blob's bytes lent to an archive, and where in the archive's buffer they belong.
-pub(crate) type Lent = (usize, bytes::Bytes);
+pub(crate) type LentBlob = (usize, bytes::Bytes);
 
 /// The buffer [`encode`] starts with: an archive this small is written without
 /// reallocating.
@@ -139,11 +139,11 @@ pub struct Archiver<B = Bytes> {
     /// count those as written.
     start: usize,
     /// The blobs lent rather than copied; `None` where every blob is copied.
-    lent: Option<Vec<Lent>>,
+    lent: Option<Vec<LentBlob>>,
 }
 
 impl<B: Buffer> Archiver<B> {
-    fn new(buffer: B, lent: Option<Vec<Lent>>) -> Self {
+    fn new(buffer: B, lent: Option<Vec<LentBlob>>) -> Self {
         let start = buffer.written();
         Self {
             buffer,

@@ -1,7 +1,7 @@
 //! Assembling frames for sending and opening received bodies.
 
 use crate::{
-    codec::{encode_into, encode_lending, realign, Bytes, Codable, Lent},
+    codec::{encode_into, encode_lending, realign, Bytes, Codable, LentBlob},
     compression::{self, Compression},
     error::ProtocolError,
     frame::{FrameHeader, FLAG_COMPRESSED, HEADER_LEN},
@@ -26,7 +26,7 @@ pub struct Body {
     frame: Vec<u8>,
     /// Blobs the archive lends rather than holds ([`Body::encode_lending`]), each with the
     /// place in `frame` where its bytes belong, in order.
-    lent: Option<Box<[Lent]>>,
+    lent: Option<Box<[LentBlob]>>,
 }
 
 impl Body {
@@ -127,7 +127,7 @@ impl Body {
     #[cold]
     fn pieces(
         mut self,
-        lent: Vec<Lent>,
+        lent: Vec<LentBlob>,
         header: FrameHeader,
         compression: Compression,
     ) -> Result<Framed, ProtocolError> {
@@ -160,7 +160,7 @@ impl Body {
     }
 
     #[cold]
-    fn take_in(&mut self, lent: &[Lent]) {
+    fn take_in(&mut self, lent: &[LentBlob]) {
         let mut whole = Vec::with_capacity(self.frame.len() + lent_len(lent));
         let mut from = 0;
         for (at, blob) in lent.iter() {
@@ -174,7 +174,7 @@ impl Body {
 }
 
 /// The bytes of the blobs `lent`.
-fn lent_len(lent: &[Lent]) -> usize {
+fn lent_len(lent: &[LentBlob]) -> usize {
     lent.iter().map(|(_, blob)| blob.len()).sum()
 }
 
