@@ -58,6 +58,7 @@ impl Compression {
     }
 
     /// Whether a body of `len` bytes is compressed (if that pays).
+    #[inline]
     pub fn applies_to(&self, len: usize) -> bool {
         match *self {
             Self::Zstd { min_size, .. } => cfg!(feature = "zstd") && len >= min_size,
@@ -69,7 +70,7 @@ impl Compression {
     #[inline] // most calls compress nothing: a comparison where the frame is built
     pub fn compress(&self, body: &[u8]) -> Option<Vec<u8>> {
         match *self {
-            Self::Zstd { level, min_size } if body.len() >= min_size => {
+            Self::Zstd { level, .. } if self.applies_to(body.len()) => {
                 compress_zstd(body, level).filter(|c| c.len() < body.len())
             }
             _ => None,

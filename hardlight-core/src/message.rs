@@ -114,31 +114,25 @@ impl Body {
     /// lends blobs and is not to be compressed (a body to compress is made whole first).
     #[inline]
     pub fn framed(
-        mut self,
+        self,
         header: FrameHeader,
         compression: Compression,
     ) -> Result<Framed, ProtocolError> {
-        match self.lent.take() {
-            None => self.frame(header, compression).map(Framed::Whole),
-            Some(lent) => self.pieces(lent.into_vec(), header, compression),
+        match self.lent {
+            Some(_) if !compression.applies_to(self.len()) => self.pieces(header),
+            _ => self.frame(header, compression).map(Framed::Whole),
         }
     }
 
+    /// The frame in pieces: the archive's own bytes cut where the blobs it lends go.
     #[cold]
-    fn pieces(
-        mut self,
-        lent: Vec<LentBlob>,
-        header: FrameHeader,
-        compression: Compression,
-    ) -> Result<Framed, ProtocolError> {
-        let len = self.frame.len() - HEADER_LEN + lent_len(&lent);
-        if compression.applies_to(len) {
-            self.lent = Some(lent.into_boxed_slice());
-            return self.frame(header, compression).map(Framed::Whole);
-        }
+    fn pieces(self, header: FrameHeader) -> Result<Framed, ProtocolError> {
+        let len = self.len();
+        let Self { mut frame, lent } = self;
+        let lent = lent.map(<[LentBlob]>::into_vec).unwrap_or_default();
         let header = header_of(header, len, header.flags & !FLAG_COMPRESSED)?;
-        self.frame[..HEADER_LEN].copy_from_slice(&header);
-        let mut own = bytes::Bytes::from(self.frame);
+        frame[..HEADER_LEN].copy_from_slice(&header);
+        let mut own = bytes::Bytes::from(frame);
         let mut pieces = Vec::with_capacity(2 * lent.len() + 1);
         let mut taken = 0;
         for (at, blob) in lent {
