@@ -1,6 +1,7 @@
 //! What the documentation says about the code is checked against the code: settings it
-//! names exist, section references point at the section they name, and the WebSocket
-//! subprotocol is never called by the ALPN id's name.
+//! names exist, section references point at the section they name, the WebSocket
+//! subprotocol is never called by the ALPN id's name, and every link of the Markdown
+//! reaches the file and the heading it names.
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
 use std::{
@@ -159,5 +160,98 @@ fn the_websocket_subprotocol_is_named_as_it_is_on_the_wire() {
         wrong.is_empty(),
         "the subprotocol is `hardlight.<version>`:\n{}",
         wrong.join("\n")
+    );
+}
+
+/// The lines of Markdown `text` outside fenced code blocks, numbered from 1.
+fn outside_code(text: &str) -> Vec<(usize, &str)> {
+    let mut fenced = false;
+    let mut lines = Vec::new();
+    for (n, line) in text.lines().enumerate() {
+        if line.trim_start().starts_with("```") {
+            fenced = !fenced;
+        } else if !fenced {
+            lines.push((n + 1, line));
+        }
+    }
+    lines
+}
+
+/// The anchors of a Markdown file's headings, as GitHub makes them: lower case, only
+/// letters, digits, `-`, `_` and spaces kept, spaces made `-`; a repeated one gets `-1`,
+/// `-2`… after it.
+fn anchors(text: &str) -> Vec<String> {
+    let (mut made, mut slugs) = (Vec::new(), Vec::<String>::new());
+    for (_, line) in outside_code(text) {
+        let Some(heading) = line.strip_prefix('#') else {
+            continue;
+        };
+        let Some(title) = heading.trim_start_matches('#').strip_prefix(' ') else {
+            continue;
+        };
+        let slug: String = title
+            .trim()
+            .to_lowercase()
+            .chars()
+            .filter(|c| c.is_alphanumeric() || matches!(c, '-' | '_' | ' '))
+            .map(|c| if c == ' ' { '-' } else { c })
+            .collect();
+        made.push(match slugs.iter().filter(|s| **s == slug).count() {
+            0 => slug.clone(),
+            n => format!("{slug}-{n}"),
+        });
+        slugs.push(slug);
+    }
+    made
+}
+
+/// The targets of the inline links (`](target)`) in `line`.
+fn link_targets(line: &str) -> Vec<&str> {
+    line.match_indices("](")
+        .filter_map(|(at, _)| {
+            let rest = &line[at + 2..];
+            rest.find(')').map(|end| &rest[..end])
+        })
+        .collect()
+}
+
+#[test]
+fn every_link_in_the_markdown_reaches_its_file_and_heading() {
+    let mut broken = Vec::new();
+    for file in documented_files() {
+        if file.extension().is_none_or(|e| e != "md") {
+            continue;
+        }
+        let text = fs::read_to_string(&file).unwrap();
+        for (line_no, line) in outside_code(&text) {
+            for target in link_targets(line) {
+                if target.contains("://") || target.starts_with("mailto:") {
+                    continue;
+                }
+                let (path, anchor) = target.split_once('#').unwrap_or((target, ""));
+                let linked = match path {
+                    "" => file.clone(),
+                    path => file.parent().unwrap().join(path),
+                };
+                let reached = match (linked.exists(), anchor) {
+                    (false, _) => false,
+                    (true, "") => true,
+                    (true, anchor) => {
+                        linked.is_file()
+                            && anchors(&fs::read_to_string(&linked).unwrap())
+                                .iter()
+                                .any(|a| a == anchor)
+                    }
+                };
+                if !reached {
+                    broken.push(format!("{}:{line_no}: ({target})", file.display()));
+                }
+            }
+        }
+    }
+    assert!(
+        broken.is_empty(),
+        "links that lead nowhere:\n{}",
+        broken.join("\n")
     );
 }
