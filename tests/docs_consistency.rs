@@ -13,6 +13,11 @@ fn root() -> &'static Path {
     Path::new(env!("CARGO_MANIFEST_DIR"))
 }
 
+/// Fails, listing `found`, if anything was: `what` says what they are.
+fn none_found(what: &str, found: &[String]) {
+    assert!(found.is_empty(), "{what}:\n{}", found.join("\n"));
+}
+
 /// Every Rust and Markdown file of the workspace, examples and tests included.
 fn documented_files() -> Vec<PathBuf> {
     fn walk(dir: &Path, out: &mut Vec<PathBuf>) {
@@ -96,11 +101,7 @@ fn every_setting_the_docs_name_exists() {
             }
         }
     }
-    assert!(
-        missing.is_empty(),
-        "settings that do not exist:\n{}",
-        missing.join("\n")
-    );
+    none_found("settings that do not exist", &missing);
 }
 
 #[test]
@@ -137,11 +138,7 @@ fn section_references_name_the_section_they_point_at() {
             }
         }
     }
-    assert!(
-        wrong.is_empty(),
-        "section references:\n{}",
-        wrong.join("\n")
-    );
+    none_found("section references", &wrong);
 }
 
 #[test]
@@ -156,11 +153,7 @@ fn the_websocket_subprotocol_is_named_as_it_is_on_the_wire() {
             }
         }
     }
-    assert!(
-        wrong.is_empty(),
-        "the subprotocol is `hardlight.<version>`:\n{}",
-        wrong.join("\n")
-    );
+    none_found("the subprotocol is `hardlight.<version>`", &wrong);
 }
 
 /// The lines of Markdown `text` outside fenced code blocks, numbered from 1.
@@ -249,9 +242,5 @@ fn every_link_in_the_markdown_reaches_its_file_and_heading() {
             }
         }
     }
-    assert!(
-        broken.is_empty(),
-        "links that lead nowhere:\n{}",
-        broken.join("\n")
-    );
+    none_found("links that lead nowhere", &broken);
 }
