@@ -4,10 +4,11 @@
 //! `valgrind --tool=callgrind`, twice: once making `small` calls and once `large`. Setup
 //! (process start, connecting, warm-up) is the same in both, so the difference divided by
 //! `large − small` is what one call costs each side; the TLS handshake, whose cost depends
-//! on whether a connection resumed a session, is not counted at all. The per-symbol difference gives the
-//! functions that cost is spent in. A fan-out is counted the same way
-//! (`bench count-fanout …`, two numbers of events): per event delivered to one subscriber;
-//! and a streaming call (`bench count-stream …`, two numbers of items): per item.
+//! on whether a connection resumed a session, is not counted at all. The per-symbol
+//! difference gives the functions that cost is spent in. A fan-out is counted the same
+//! way (`bench count-fanout …`, two numbers of events): per event delivered to one
+//! subscriber; and a streaming call (`bench count-stream …`, two numbers of items): per
+//! item.
 //!
 //! Each side's locked operations (atomic read-modify-writes: instructions with a `lock`
 //! prefix, or an `xchg` with memory, as `objdump -d` shows the executable) are counted
