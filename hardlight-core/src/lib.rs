@@ -48,6 +48,7 @@ pub mod topic;
 #[cfg(feature = "io")]
 pub mod wait;
 pub mod websocket;
+pub mod woken;
 
 pub use blob::Blob;
 pub use codec::Codable;

@@ -11,7 +11,7 @@ use std::{
 };
 
 use bytes::{Bytes, BytesMut};
-use futures_util::task::AtomicWaker;
+use futures_util::{task::AtomicWaker, FutureExt};
 use hardlight_core::{
     close::Close,
     codec::realign,
@@ -20,6 +20,7 @@ use hardlight_core::{
     memory::InMemory,
     wait::{IdleLimit, WaitLimit},
     websocket::{Decoder, Message, MessageReader, MessageWriter, Opcode, Role},
+    woken::Woken,
     Service, TransportKind,
 };
 use tokio::{
@@ -265,11 +266,19 @@ async fn write_loop(
     send_timeout: std::time::Duration,
 ) {
     let mut limit = WaitLimit::new(send_timeout);
+    // the close and the pings are looked at only once one of them has woken: not at every
+    // batch of frames
+    let mut control = Woken::new();
     loop {
         let written = tokio::select! {
             biased;
-            _ = &mut close => break,
-            payload = poll_fn(|cx| pings.poll_unanswered(cx)) => {
+            pinged = control.next(|cx| match close.poll_unpin(cx) {
+                Poll::Ready(_) => Poll::Ready(None),
+                Poll::Pending => pings.poll_unanswered(cx).map(Some),
+            }) => {
+                let Some(payload) = pinged else {
+                    break;
+                };
                 let pong = async {
                     sink.message(Opcode::Pong, &payload).await?;
                     sink.flush().await

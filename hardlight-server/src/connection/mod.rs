@@ -9,11 +9,10 @@ mod deadline;
 mod link;
 pub(crate) mod mux;
 mod streams;
-mod woken;
 
 pub(crate) use deadline::FrameDeadline;
+pub(crate) use hardlight_core::woken::Woken;
 pub(crate) use link::{CallIo, Ended, Incoming, Link, NoHello};
-pub(crate) use woken::Woken;
 
 use std::{
     fmt::Display,

@@ -1,9 +1,10 @@
-//! Futures polled only once one of them has woken. A connection's control arms (the
-//! shutdown, a takeover, the end of its push stream or of its writer) wait beside its
-//! reads; polled afresh for every frame read, each would check its state and renew its
-//! waker every time, at a few hundred instructions per call (BENCHMARKS.md, "Control arms
-//! polled when woken"). Behind a [`Woken`] they are polled when one of them has been woken
-//! since, and at first.
+//! Futures polled only once one of them has woken. A connection's control arms (on the
+//! server its shutdown, a takeover, the end of its push stream or of its writer; on the
+//! client its writer's close and the server's pings) wait beside its reads or writes;
+//! polled afresh at every frame, each would check its state and renew its waker every
+//! time, at a few hundred instructions per call (BENCHMARKS.md, "Control arms polled when
+//! woken"). Behind a [`Woken`] they are polled when one of them has been woken since, and
+//! at first.
 
 use std::{
     future::poll_fn,
@@ -21,7 +22,7 @@ use futures_util::task::AtomicWaker;
 ///
 /// The polling task's waker is registered with the arms' waker only when a wake may have
 /// taken it: polled again and again while nothing woke, the gate costs a flag's load.
-pub(crate) struct Woken {
+pub struct Woken {
     flag: Arc<Flag>,
     waker: Waker,
     /// The polling task's waker, while the flag's registration of it stands: no wake has
@@ -49,8 +50,23 @@ impl Wake for Flag {
     }
 }
 
+impl Default for Woken {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
+impl std::fmt::Debug for Woken {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Woken")
+            .field("woken", &self.is_woken())
+            .finish_non_exhaustive()
+    }
+}
+
 impl Woken {
-    pub(crate) fn new() -> Self {
+    /// A gate whose arms are polled at its first poll.
+    pub fn new() -> Self {
         let flag = Arc::new(Flag {
             woken: AtomicBool::new(false),
             task: AtomicWaker::new(),
@@ -67,7 +83,7 @@ impl Woken {
     /// polled (or they never were); otherwise `Pending` at once, the calling task to be
     /// woken when one of them is. Whatever `arms` polls must live across these calls: a
     /// future dropped after `Pending` would never wake them again.
-    pub(crate) fn poll<T>(
+    pub fn poll<T>(
         &mut self,
         cx: &mut Context<'_>,
         arms: impl FnOnce(&mut Context<'_>) -> Poll<T>,
@@ -95,19 +111,21 @@ impl Woken {
 
     /// Whether one of the arms has woken since they were last polled (or they never
     /// were): the next poll polls them.
-    pub(crate) fn is_woken(&self) -> bool {
+    #[inline]
+    pub fn is_woken(&self) -> bool {
         self.renewed || self.flag.woken.load(Ordering::Acquire)
     }
 
     /// Has the arms polled at the next turn, woken or not: what one of them looks at
     /// changed without waking it.
-    pub(crate) fn renew(&mut self) {
+    #[inline]
+    pub fn renew(&mut self) {
         self.renewed = true;
     }
 
     /// Completes with the first arm that completes; see [`Woken::poll`]. Cancel-safe when
     /// each arm is.
-    pub(crate) async fn next<T>(&mut self, mut arms: impl FnMut(&mut Context<'_>) -> Poll<T>) -> T {
+    pub async fn next<T>(&mut self, mut arms: impl FnMut(&mut Context<'_>) -> Poll<T>) -> T {
         poll_fn(|cx| self.poll(cx, &mut arms)).await
     }
 }
